@@ -1,0 +1,269 @@
+// corral: flags, config, workers, signals. No request logic lives here.
+//
+//   main thread: config -> listeners -> N workers (threads) -> admin HTTP + signals loop
+//   SIGTERM/SIGINT: workers drain (stop accepting, finish in-flight replies) -> exit 0
+//   SIGHUP: reload the file; apply log level and limits; keep the old config when invalid
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "config/logging.h"
+#include "proxy/admin/admin.h"
+#include "proxy/net/listen.h"
+#include "proxy/net/worker.h"
+
+namespace {
+
+using corral::config::Config;
+
+struct Options {
+  std::string config_path = "config/corral.yaml";
+  std::string check_path;
+  std::string log_level;
+  std::string ready_file;
+  bool version = false;
+  bool help = false;
+};
+
+constexpr const char* kUsage =
+    "usage: corral [--config FILE] [--log-level LEVEL] [--ready-file PATH]\n"
+    "       corral --check-config FILE\n"
+    "       corral --version\n"
+    "\n"
+    "  --config FILE        proxy settings (default config/corral.yaml)\n"
+    "  --check-config FILE  validate FILE, print every error, exit 0 (valid) or 1\n"
+    "  --log-level LEVEL    trace|debug|info|warn|error|critical|off (overrides log.level)\n"
+    "  --ready-file PATH    once listening, write 'listen HOST:PORT' lines to PATH\n"
+    "  --version            print the version\n";
+
+bool parseArgs(int argc, char** argv, Options& o, std::string& err) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string& dst) {
+      if (auto eq = a.find('='); eq != std::string::npos) {
+        dst = a.substr(eq + 1);
+        return true;
+      }
+      if (i + 1 >= argc) {
+        err = a + " needs a value";
+        return false;
+      }
+      dst = argv[++i];
+      return true;
+    };
+    auto is = [&](const char* flag) {
+      return a == flag || a.rfind(std::string(flag) + "=", 0) == 0;
+    };
+    if (is("--config") || a == "-c") {
+      if (!value(o.config_path)) return false;
+    } else if (is("--check-config") || a == "-t") {
+      if (!value(o.check_path)) return false;
+    } else if (is("--log-level")) {
+      if (!value(o.log_level)) return false;
+    } else if (is("--ready-file")) {
+      if (!value(o.ready_file)) return false;
+    } else if (a == "--version" || a == "-v") {
+      o.version = true;
+    } else if (a == "--help" || a == "-h") {
+      o.help = true;
+    } else {
+      err = "unknown argument: " + a;
+      return false;
+    }
+  }
+  return true;
+}
+
+int checkConfig(const std::string& path) {
+  corral::config::LoadResult r = corral::config::loadConfigFile(path);
+  if (!r.errors.empty()) {
+    for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.format().c_str());
+    std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), r.errors.size());
+    return 1;
+  }
+  std::printf("%s: ok\n", path.c_str());
+  return 0;
+}
+
+struct App {
+  Options opts;
+  Config cfg;
+  std::unique_ptr<corral::net::SharedState> shared;
+  std::vector<std::unique_ptr<corral::net::Worker>> workers;
+  event_base* base = nullptr;
+  std::shared_ptr<spdlog::logger> log;
+  uint64_t reload_failures = 0;
+  bool stopping = false;
+  event* stop_poll = nullptr;
+};
+
+void applyLogLevel(App& app, const Config& cfg) {
+  const std::string& name = app.opts.log_level.empty() ? cfg.log.level : app.opts.log_level;
+  if (auto lvl = corral::logging::parseLevel(name)) corral::logging::setLevel(*lvl);
+}
+
+void onStopPoll(evutil_socket_t, short, void* arg) {
+  auto* app = static_cast<App*>(arg);
+  for (auto& w : app->workers) {
+    if (!w->finished()) return;
+  }
+  event_base_loopbreak(app->base);
+}
+
+void onTerminate(evutil_socket_t sig, short, void* arg) {
+  auto* app = static_cast<App*>(arg);
+  if (app->stopping) {
+    app->log->warn("second signal: exiting now signal={}", sig);
+    std::_Exit(0);
+  }
+  app->stopping = true;
+  app->log->info("shutting down signal={} timeout_ms={}", sig,
+                 app->cfg.shutdown_timeout.count());
+  const int64_t deadline = corral::upstream::monotonicMs() + app->cfg.shutdown_timeout.count();
+  for (auto& w : app->workers) w->postDrain(deadline);
+  app->stop_poll = event_new(app->base, -1, EV_PERSIST, &onStopPoll, app);
+  timeval tv{0, 20 * 1000};
+  event_add(app->stop_poll, &tv);
+}
+
+void onReload(evutil_socket_t, short, void* arg) {
+  auto* app = static_cast<App*>(arg);
+  corral::config::LoadResult r = corral::config::loadConfigFile(app->opts.config_path);
+  if (!r.errors.empty()) {
+    ++app->reload_failures;
+    for (const auto& e : r.errors) app->log->error("config reload rejected: {}", e.format());
+    app->log->error("config reload failed file={} errors={}; keeping the running config",
+                    app->opts.config_path, r.errors.size());
+    return;
+  }
+  const Config& next = *r.config;
+  // Listeners, workers and upstreams are fixed for the process's life: say so, keep them.
+  if (next.workers != app->cfg.workers || next.listen.size() != app->cfg.listen.size() ||
+      next.upstream.primary.text != app->cfg.upstream.primary.text ||
+      next.upstream.replicas.size() != app->cfg.upstream.replicas.size()) {
+    app->log->warn("config reload: listen, workers and upstream changes need a restart; "
+                   "applying log level and limits only");
+  }
+  applyLogLevel(*app, next);
+  app->cfg.limits = next.limits;
+  app->cfg.log = next.log;
+  app->cfg.shutdown_timeout = next.shutdown_timeout;
+  app->shared->max_clients.store(next.limits.max_clients, std::memory_order_relaxed);
+  for (auto& w : app->workers) w->postLimits(next.limits);
+  app->log->info("config reloaded file={}", app->opts.config_path);
+}
+
+bool writeReadyFile(const std::string& path, const std::vector<std::string>& lines) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    if (!f) return false;
+    for (const auto& l : lines) f << l << '\n';
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  App app;
+  std::string err;
+  if (!parseArgs(argc, argv, app.opts, err)) {
+    std::fprintf(stderr, "corral: %s\n%s", err.c_str(), kUsage);
+    return 2;
+  }
+  if (app.opts.help) {
+    std::printf("%s", kUsage);
+    return 0;
+  }
+  if (app.opts.version) {
+    std::printf("corral %s\n", CORRAL_VERSION);
+    return 0;
+  }
+  if (!app.opts.check_path.empty()) return checkConfig(app.opts.check_path);
+  if (!app.opts.log_level.empty() && !corral::logging::parseLevel(app.opts.log_level)) {
+    std::fprintf(stderr, "corral: unknown log level '%s'\n", app.opts.log_level.c_str());
+    return 2;
+  }
+
+  app.log = corral::logging::get("main");
+  corral::config::LoadResult loaded = corral::config::loadConfigFile(app.opts.config_path);
+  if (!loaded.errors.empty()) {
+    for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.format().c_str());
+    std::fprintf(stderr, "corral: invalid config %s\n", app.opts.config_path.c_str());
+    return 1;
+  }
+  app.cfg = std::move(*loaded.config);
+  applyLogLevel(app, app.cfg);
+
+  ::signal(SIGPIPE, SIG_IGN);
+  evthread_use_pthreads();  // workers are woken from this thread with event_active()
+
+  auto sockets = corral::net::bindListeners(app.cfg.listen, app.cfg.workers, err);
+  if (sockets.empty()) {
+    app.log->error("listen failed err={}", err);
+    return 1;
+  }
+  std::vector<std::string> ready_lines;
+  for (const auto& s : sockets[0]) ready_lines.push_back("listen " + s.text);
+
+  app.shared = std::make_unique<corral::net::SharedState>();
+  app.shared->stats.resize(static_cast<size_t>(app.cfg.workers));
+  app.shared->max_clients.store(app.cfg.limits.max_clients);
+
+  app.base = event_base_new();
+  std::unique_ptr<corral::admin::AdminServer> admin;
+  if (app.cfg.admin.listen) {
+    corral::admin::ProcessInfo info{CORRAL_VERSION, corral::upstream::monotonicMs(),
+                                    [&app] { return app.reload_failures; }};
+    admin = std::make_unique<corral::admin::AdminServer>(app.base, *app.shared, info);
+    std::string bound = admin->listen(*app.cfg.admin.listen, err);
+    if (bound.empty()) {
+      app.log->error("admin listen failed addr={} err={}", app.cfg.admin.listen->text, err);
+      return 1;
+    }
+    ready_lines.push_back("admin " + bound);
+  }
+
+  for (int i = 0; i < app.cfg.workers; ++i) {
+    app.workers.push_back(std::make_unique<corral::net::Worker>(
+        i, app.cfg, *app.shared, std::move(sockets[static_cast<size_t>(i)])));
+  }
+  for (auto& w : app.workers) w->start();
+
+  event* sigterm = evsignal_new(app.base, SIGTERM, &onTerminate, &app);
+  event* sigint = evsignal_new(app.base, SIGINT, &onTerminate, &app);
+  event* sighup = evsignal_new(app.base, SIGHUP, &onReload, &app);
+  event_add(sigterm, nullptr);
+  event_add(sigint, nullptr);
+  event_add(sighup, nullptr);
+
+  for (const auto& l : ready_lines) app.log->info("listening {}", l);
+  app.log->info("corral started version={} workers={} primary={} replicas={}", CORRAL_VERSION,
+                app.cfg.workers, app.cfg.upstream.primary.text, app.cfg.upstream.replicas.size());
+  if (!app.opts.ready_file.empty() && !writeReadyFile(app.opts.ready_file, ready_lines)) {
+    app.log->error("cannot write ready file path={}", app.opts.ready_file);
+  }
+
+  event_base_dispatch(app.base);
+
+  for (auto& w : app.workers) w->join();
+  app.workers.clear();
+  admin.reset();
+  event_free(sigterm);
+  event_free(sigint);
+  event_free(sighup);
+  if (app.stop_poll != nullptr) event_free(app.stop_poll);
+  event_base_free(app.base);
+  app.log->info("corral stopped");
+  return 0;
+}

@@ -1,0 +1,113 @@
+// Typed configuration of corral, with in-class defaults. The YAML contract is
+// ../shared/POLICIES.md (listen, workers, upstream.*, admin); limits, log and shutdown are ours.
+//
+//   YAML file --> loadConfigFile() --> Config (or every error as file:line:col: key.path: rule)
+//
+// Each module receives only its own slice (UpstreamConfig, Limits, ...).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace corral::config {
+
+using Millis = std::chrono::milliseconds;
+
+// "host:port", "[::1]:port" or "unix:/path".
+struct ListenAddress {
+  enum class Kind : uint8_t { kTcp, kUnix };
+  Kind kind = Kind::kTcp;
+  std::string host;  // kTcp: numeric address or name
+  uint16_t port = 0; // kTcp: 0 = pick a free port (reported on startup)
+  std::string path;  // kUnix
+  std::string text;  // as written, for logs
+};
+
+// An upstream Redis: "host:port", "unix:/path" or "redis://[user[:password]@]host:port[/db]".
+struct UpstreamAddress {
+  ListenAddress addr;
+  std::string user;      // ACL user ("" = default user)
+  std::string password;  // never logged or shown to clients
+  int db = 0;
+  std::string text;      // as written, with any password replaced by "***", for logs and errors
+};
+
+enum class ReadFrom : uint8_t { kPrimary, kReplica, kPreferReplica };
+
+struct UpstreamConfig {
+  UpstreamAddress primary;              // required
+  std::vector<UpstreamAddress> replicas;
+  ReadFrom read_from = ReadFrom::kPrimary;
+  Millis connect_timeout{500};
+  Millis command_timeout{1000};         // from send to reply
+  int pool_size = 1;                    // pipelined connections per upstream per worker
+  // Credentials applied to every upstream that does not carry its own in the URL.
+  std::string user;
+  std::string password;                 // or from the env var named by password_env
+  std::string password_env;
+  int db = 0;
+  Millis reconnect_min{50};             // jittered exponential backoff between connect attempts
+  Millis reconnect_max{2000};
+};
+
+struct AdminConfig {
+  std::optional<ListenAddress> listen;  // unset = no admin endpoint
+};
+
+// Per-client and per-process bounds: memory is bounded by configuration, not by traffic.
+struct Limits {
+  uint32_t max_clients = 10000;              // per process; over it: -ERR max number of clients reached
+  uint64_t max_request_bytes = 64ull << 20;  // one request frame
+  uint32_t max_args = 1024 * 1024;           // elements of one request
+  uint64_t max_bulk_bytes = 512ull << 20;    // one bulk argument
+  uint32_t max_inline_bytes = 64 << 10;      // one inline command line
+  uint32_t max_pending = 1024;               // requests in flight per client before we stop reading
+  uint64_t max_output_bytes = 64ull << 20;   // queued reply bytes per client before we stop reading
+  uint32_t max_reply_depth = 128;            // nesting of upstream replies
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace, debug, info, warn, error, critical, off
+};
+
+struct Config {
+  std::string source;  // file it was loaded from
+  std::vector<ListenAddress> listen;  // default: 127.0.0.1:6380
+  int workers = 1;
+  UpstreamConfig upstream;
+  AdminConfig admin;
+  Limits limits;
+  LogConfig log;
+  Millis shutdown_timeout{5000};  // SIGTERM: how long in-flight replies may take
+};
+
+// One validation problem, already formatted as "file:line:col: key.path: rule (got x)".
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 1-based; 0 when unknown
+  int col = 0;   // 1-based
+  std::string path;  // e.g. "upstream.connect_timeout"
+  std::string message;
+  std::string format() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;        // set only when errors is empty
+  std::vector<ConfigError> errors;     // every error found, in file order
+};
+
+// Loads and validates a YAML file (or text, for tests). Never throws.
+LoadResult loadConfigFile(const std::string& path);
+LoadResult loadConfigText(const std::string& text, const std::string& source_name);
+
+// Parsers shared with later config sections. Return std::nullopt on bad input.
+std::optional<Millis> parseDuration(std::string_view s);   // "250ms", "5s", "1m", "1h", "0"
+std::optional<uint64_t> parseSize(std::string_view s);     // "512", "16KiB", "64MiB", "1GiB", "10kb"
+std::optional<ListenAddress> parseListenAddress(std::string_view s);
+std::optional<UpstreamAddress> parseUpstreamAddress(std::string_view s);
+
+}  // namespace corral::config

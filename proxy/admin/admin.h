@@ -1,0 +1,47 @@
+// The admin HTTP endpoint (libevent evhttp) on the main thread's loop:
+//   GET /health   200 while the process runs
+//   GET /ready    200 when every worker has a connected primary connection, else 503
+//   GET /metrics  Prometheus text: the per-worker counters of net::Stats, summed
+// It reads only relaxed atomics, so it never takes a lock the data path holds.
+#pragma once
+
+#include <event2/event.h>
+
+#include <functional>
+#include <string>
+
+#include "config/config.h"
+#include "proxy/net/worker.h"
+
+struct evhttp;
+
+namespace corral::admin {
+
+// Extra process-level values the admin endpoint reports (owned by main).
+struct ProcessInfo {
+  std::string version;
+  int64_t started_ms = 0;
+  std::function<uint64_t()> reload_failures;
+};
+
+class AdminServer {
+ public:
+  AdminServer(event_base* base, net::SharedState& shared, ProcessInfo info);
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // Binds addr (port 0 picks one); returns the bound "host:port" or "" with err set.
+  std::string listen(const config::ListenAddress& addr, std::string& err);
+
+  // Renders the Prometheus text (also used by tests).
+  std::string metricsText() const;
+  bool ready() const;
+
+ private:
+  net::SharedState& shared_;
+  ProcessInfo info_;
+  evhttp* http_ = nullptr;
+};
+
+}  // namespace corral::admin

@@ -1,0 +1,181 @@
+// RESP2/RESP3 framing over contiguous byte spans. No I/O, no allocation per frame.
+//
+//   client bytes --> RequestParser::parse --> Request{args as views, frame bytes}
+//   upstream bytes --> ReplyParser::parse --> {status, consumed, type}   (bytes forwarded verbatim)
+//
+// Both parsers are restartable: when a frame is incomplete they consume nothing and keep a
+// resume hint (offsets relative to the frame start), so a frame that arrives in many pieces is
+// scanned once. The caller may move the unconsumed bytes (compact or grow its buffer) between
+// calls as long as the frame start's contents are unchanged; offsets, not pointers, are kept.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace corral::codec {
+
+enum class ParseStatus : uint8_t {
+  kComplete,    // one frame parsed; `consumed` bytes belong to it
+  kIncomplete,  // need more bytes; consumed == 0 (except while discarding, see kOversize)
+  kOversize,    // request larger than limits but still well framed: see RequestParser
+  kDiscarded,   // the end of an oversize request was reached; `consumed` bytes dropped
+  kError,       // framing lost: reply the error and close the connection
+};
+
+enum class ParseError : uint8_t {
+  kNone,
+  kInvalidMultibulkLength,  // "*abc\r\n", negative beyond -1, or over max_args
+  kInvalidBulkLength,       // "$abc\r\n", negative, or over max_bulk_bytes
+  kExpectedDollar,          // an element of a request array is not a bulk string
+  kUnbalancedQuotes,        // inline command with unbalanced quotes
+  kInlineTooLong,           // inline line (no \n yet) longer than max_inline_bytes
+  kRequestTooLarge,         // whole request over max_request_bytes (reported with kOversize)
+  kTooDeep,                 // reply nesting deeper than max_depth
+  kBadReplyType,            // unknown RESP type byte in a reply
+  kBadReplyLength,          // malformed length/number line in a reply
+};
+
+// Redis-style error text for a request parse error, e.g.
+// "ERR Protocol error: invalid multibulk length" (no leading '-' and no CRLF).
+std::string_view errorText(ParseError e);
+
+struct Limits {
+  uint32_t max_args = 1024 * 1024;                 // elements in one request array
+  uint64_t max_bulk_bytes = 512ull * 1024 * 1024;  // one bulk string (Redis proto-max-bulk-len)
+  uint64_t max_request_bytes = 64ull * 1024 * 1024;  // whole request frame
+  uint32_t max_inline_bytes = 64 * 1024;           // inline command line (Redis: 64 KiB)
+  uint32_t max_depth = 128;                        // reply nesting
+};
+
+// One parsed request. `args` are views into the caller's buffer and `frame` is the whole
+// request's bytes (for inline commands, the raw line). Valid until the caller's buffer is
+// modified, i.e. for the current loop turn only.
+struct Request {
+  std::vector<std::string_view> args;  // capacity is reused across frames (no per-frame alloc)
+  std::string_view frame;
+  bool is_inline = false;
+};
+
+struct ParseResult {
+  ParseStatus status = ParseStatus::kIncomplete;
+  ParseError error = ParseError::kNone;
+  size_t consumed = 0;
+};
+
+// Frames client requests: RESP multibulk arrays of bulk strings and inline commands (a line of
+// space-separated words with Redis's quoting rules: "..." with \n \t \xHH escapes and '...').
+// An empty inline line is skipped (consumed, no request), as Redis does.
+//
+// Oversize requests: when a well-framed request's size (sum of its declared lengths) is known to
+// exceed max_request_bytes, parse() returns kOversize once, with `consumed` = bytes dropped so
+// far, and switches to discarding: following calls return kIncomplete with consumed > 0 as they
+// drop bytes, then kDiscarded with the last bytes of that request. The connection stays usable.
+class RequestParser {
+ public:
+  explicit RequestParser(const Limits& limits = Limits{}) : limits_(limits) {}
+
+  // Parses at most one request from data[0, len). On kComplete fills `out` (views into data).
+  ParseResult parse(const char* data, size_t len, Request& out);
+
+  void setLimits(const Limits& limits) { limits_ = limits; }
+  // True while a partially received frame is remembered (for buffer bookkeeping and tests).
+  bool midFrame() const { return state_ != State::kStart; }
+  void reset();
+  // Parsing work since construction: element headers parsed plus bytes searched for a line end.
+  // For tests and benchmarks: a frame fed in many pieces must cost about as much as fed whole.
+  uint64_t scanWork() const { return work_; }
+
+ private:
+  enum class State : uint8_t { kStart, kMultibulk, kInline, kDiscard };
+  ParseResult parseMultibulk(const char* data, size_t len, Request& out);
+  ParseResult suspendMultibulk(const char* data, size_t pos, uint32_t parsed, Request& out);
+  ParseResult parseInline(const char* data, size_t len, Request& out);
+  bool splitInline(const char* line, size_t n, Request& out);
+  ParseResult discard(const char* data, size_t len);
+  ParseResult fail(ParseError e);
+
+  Limits limits_;
+  State state_ = State::kStart;
+  // Resume hint for a partly received multibulk (offsets are relative to the frame start).
+  uint32_t nargs_ = 0;   // declared element count
+  uint32_t parsed_ = 0;  // elements fully parsed so far
+  size_t pos_ = 0;       // offset where parsing resumes (inline: bytes already searched for \n)
+  std::vector<std::pair<size_t, size_t>> offsets_;  // (offset, length) of args parsed earlier
+  // Discarding an oversize request (offsets relative to the caller's current data start).
+  uint64_t discard_left_ = 0;       // bytes of the current bulk (data + CRLF) still to drop
+  uint32_t discard_args_left_ = 0;  // whole elements still to drop after the current one
+  std::string scratch_;             // unescaped inline arguments (inline requests only)
+  uint64_t work_ = 0;
+};
+
+// RESP2 and RESP3 reply types, by their first byte.
+enum class ReplyType : uint8_t {
+  kSimpleString,  // +
+  kError,         // -
+  kInteger,       // :
+  kBulkString,    // $ (including the RESP2 null bulk $-1)
+  kArray,         // * (including the RESP2 null array *-1)
+  kNull,          // _
+  kBoolean,       // #
+  kDouble,        // ,
+  kBigNumber,     // (
+  kBulkError,     // !
+  kVerbatim,      // =
+  kMap,           // %
+  kSet,           // ~
+  kAttribute,     // | (an attribute is framed together with the reply that follows it)
+  kPush,          // >
+};
+
+struct ReplyResult {
+  ParseStatus status = ParseStatus::kIncomplete;  // kComplete, kIncomplete or kError
+  ParseError error = ParseError::kNone;
+  size_t consumed = 0;
+  ReplyType type = ReplyType::kSimpleString;  // of the top-level value (after any attribute)
+};
+
+// Frames one complete reply (any RESP2/RESP3 type, nested to max_depth) without decoding it.
+// Restartable: an incomplete reply consumes nothing and keeps a resume hint, so a 1 MiB bulk
+// or a 100k-element array arriving in pieces is scanned once.
+class ReplyParser {
+ public:
+  explicit ReplyParser(const Limits& limits = Limits{}) : limits_(limits) {}
+  ReplyResult parse(const char* data, size_t len);
+  void reset();
+  // True while a partially received reply is remembered.
+  bool midFrame() const { return started_; }
+  // Parsing work since construction (headers parsed plus bytes searched for a line end); tests.
+  uint64_t scanWork() const { return work_; }
+
+ private:
+  struct Level {
+    int64_t left;  // elements still expected at this nesting level
+    bool attr;     // an attribute: when done, the value it annotates still follows
+  };
+  ReplyResult suspend(size_t pos);
+  ReplyResult fail(ParseError e);
+
+  Limits limits_;
+  size_t pos_ = 0;             // resume offset relative to the frame start (an element start)
+  size_t line_scan_ = 0;       // simple line at pos_: offset from which to search for its \n
+  std::vector<Level> stack_;   // open aggregates; capacity is reused across frames
+  bool started_ = false;
+  ReplyType top_type_ = ReplyType::kSimpleString;
+  uint64_t work_ = 0;
+};
+
+// Appends the RESP encodings used by local answers and errors to `out` (not on the forward path).
+void appendSimple(std::string& out, std::string_view s);    // +s\r\n
+void appendError(std::string& out, std::string_view msg);   // -msg\r\n (msg without '-')
+void appendInteger(std::string& out, int64_t v);            // :v\r\n
+void appendBulk(std::string& out, std::string_view s);      // $len\r\ns\r\n
+void appendNullBulk(std::string& out);                      // $-1\r\n
+void appendArrayHeader(std::string& out, size_t n);         // *n\r\n
+// Encodes a command as a RESP array of bulk strings (for requests corral makes itself).
+void appendCommand(std::string& out, const std::vector<std::string_view>& args);
+
+}  // namespace corral::codec

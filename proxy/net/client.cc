@@ -1,0 +1,574 @@
+#include "proxy/net/client.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <unordered_map>
+
+#include "config/logging.h"
+#include "proxy/commands/command_table.h"
+#include "proxy/net/worker.h"
+
+namespace corral::net {
+namespace {
+
+const std::shared_ptr<spdlog::logger>& log() {
+  static const auto logger = logging::get("net");
+  return logger;
+}
+
+using commands::CommandInfo;
+
+// Commands corral answers itself or refuses; looked up only for commands whose flags say they
+// may be one (see kMaybeLocal), so GET/SET never pay for it.
+enum class Local : uint8_t {
+  kPing,
+  kEcho,
+  kQuit,
+  kHello,
+  kAuth,
+  kSelect,
+  kReset,
+  kClient,       // CLIENT container: SETINFO (unknown to Redis 7.0) is answered locally
+  kClientSetname,
+  kClientGetname,
+  kClientId,
+  kXread,        // refused only with BLOCK
+  kRefuse,       // needs a dedicated upstream connection: the next issue's work
+};
+
+constexpr uint32_t kMaybeLocal = commands::kConnState | commands::kTransaction |
+                                 commands::kBlocking | commands::kPubSub | commands::kNoKey;
+
+const std::unordered_map<const CommandInfo*, Local>& localTable() {
+  static const std::unordered_map<const CommandInfo*, Local> table = [] {
+    std::unordered_map<const CommandInfo*, Local> t;
+    auto add = [&t](std::initializer_list<std::string_view> args, Local what) {
+      std::vector<std::string_view> v(args);
+      const CommandInfo* c = commands::lookup(v);
+      if (c != nullptr) t.emplace(c, what);
+    };
+    add({"ping"}, Local::kPing);
+    add({"echo"}, Local::kEcho);
+    add({"quit"}, Local::kQuit);
+    add({"hello"}, Local::kHello);
+    add({"auth"}, Local::kAuth);
+    add({"select"}, Local::kSelect);
+    add({"reset"}, Local::kReset);
+    add({"client"}, Local::kClient);
+    add({"client", "setname"}, Local::kClientSetname);
+    add({"client", "getname"}, Local::kClientGetname);
+    add({"client", "id"}, Local::kClientId);
+    add({"xread"}, Local::kXread);
+    add({"xreadgroup"}, Local::kXread);
+    for (std::string_view name :
+         {"multi", "exec", "discard", "watch", "unwatch", "subscribe", "psubscribe", "ssubscribe",
+          "unsubscribe", "punsubscribe", "sunsubscribe", "monitor", "readonly", "readwrite",
+          "asking", "sync", "psync", "replconf", "wait", "waitaof", "blpop", "brpop", "blmove",
+          "blmpop", "bzpopmin", "bzpopmax", "bzmpop", "brpoplpush"}) {
+      add({name}, Local::kRefuse);
+    }
+    for (std::string_view sub : {"tracking", "reply", "caching", "no-evict", "no-touch",
+                                 "trackinginfo", "getredir", "pause", "unpause"}) {
+      // PAUSE/UNPAUSE would stop every client of the shared connection's server: refused too.
+      add({"client", sub}, Local::kRefuse);
+    }
+    // Any other blocking command would hold a shared connection: refuse it as well.
+    for (const CommandInfo& c : commands::allCommands()) {
+      if ((c.flags & commands::kBlocking) && !t.contains(&c)) t.emplace(&c, Local::kRefuse);
+    }
+    return t;
+  }();
+  return table;
+}
+
+bool parseInt(std::string_view s, int64_t& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::string upperName(const CommandInfo* cmd, const codec::Request& req) {
+  std::string s(req.args[0]);
+  if (cmd != nullptr && cmd->name.find('|') != std::string_view::npos && req.args.size() > 1) {
+    s.push_back(' ');
+    s.append(req.args[1]);
+  }
+  for (char& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+}  // namespace
+
+Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
+    : worker_(worker),
+      fd_(fd),
+      id_(id),
+      peer_(std::move(peer)),
+      parser_(codec::Limits{.max_args = worker.limits().max_args,
+                            .max_bulk_bytes = worker.limits().max_bulk_bytes,
+                            .max_request_bytes = worker.limits().max_request_bytes,
+                            .max_inline_bytes = worker.limits().max_inline_bytes,
+                            .max_depth = worker.limits().max_reply_depth}),
+      primary_slot_(static_cast<uint32_t>(id)) {}
+
+Client::~Client() {
+  if (rev_ != nullptr) event_free(rev_);
+  if (wev_ != nullptr) event_free(wev_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Client::start() {
+  rev_ = event_new(worker_.loop_.base, fd_, EV_READ | EV_PERSIST, &Client::onEvent, this);
+  wev_ = event_new(worker_.loop_.base, fd_, EV_WRITE | EV_PERSIST, &Client::onEvent, this);
+  setReadEnabled(true);
+}
+
+void Client::onEvent(evutil_socket_t, short what, void* arg) {
+  auto* self = static_cast<Client*>(arg);
+  if (what & EV_WRITE) {
+    self->flush();
+    if (!self->closed()) self->maybeResume();
+  } else if (what & EV_READ) {
+    self->onReadable();
+  }
+}
+
+void Client::setReadEnabled(bool on) {
+  if (on == read_enabled_ || rev_ == nullptr) return;
+  read_enabled_ = on;
+  if (on) {
+    event_add(rev_, nullptr);
+  } else {
+    event_del(rev_);
+  }
+}
+
+void Client::setWriteEnabled(bool on) {
+  if (on == write_enabled_ || wev_ == nullptr) return;
+  write_enabled_ = on;
+  if (on) {
+    event_add(wev_, nullptr);
+  } else {
+    event_del(wev_);
+  }
+}
+
+void Client::onReadable() {
+  for (int i = 0; i < 4; ++i) {
+    if (closed() || paused_ || close_after_flush_ || draining_) return;
+    const bool use_scratch = in_.empty();
+    char* buf;
+    size_t cap;
+    if (use_scratch) {
+      buf = worker_.readScratch();
+      cap = Worker::kReadScratch;
+    } else {
+      in_.reserve(16 * 1024);
+      buf = in_.writePtr();
+      cap = in_.writable();
+    }
+    ssize_t n = ::recv(fd_, buf, cap, 0);
+    if (n == 0) {
+      closeNow("eof");
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) closeNow(std::strerror(errno));
+      return;
+    }
+    const auto got = static_cast<size_t>(n);
+    if (use_scratch) {
+      size_t used = process(buf, got);
+      // Keep what is left (a partial frame, or input held back by backpressure).
+      if (!closed() && !close_after_flush_ && used < got) in_.append(buf + used, got - used);
+    } else {
+      in_.commit(got);
+      size_t used = process(in_.readPtr(), in_.readable());
+      if (closed()) return;
+      in_.consume(close_after_flush_ ? in_.readable() : used);
+    }
+    if (in_.empty()) in_.release();
+    if (got < cap) return;  // the socket is drained
+  }
+}
+
+bool Client::overLimits() const {
+  const config::Limits& l = worker_.limits();
+  return pending_.size() >= l.max_pending || out_.readable() >= l.max_output_bytes;
+}
+
+void Client::pauseReading() {
+  if (paused_) return;
+  paused_ = true;
+  setReadEnabled(false);
+  worker_.stats().backpressure_pauses.add();
+}
+
+void Client::maybeResume() {
+  if (!paused_ || closed() || close_after_flush_ || draining_) return;
+  const config::Limits& l = worker_.limits();
+  if (pending_.size() > l.max_pending / 2 || out_.readable() > l.max_output_bytes / 2) return;
+  paused_ = false;
+  setReadEnabled(true);
+  if (!in_.empty()) {
+    size_t used = process(in_.readPtr(), in_.readable());
+    if (closed()) return;
+    in_.consume(close_after_flush_ ? in_.readable() : used);
+    if (in_.empty()) in_.release();
+  }
+}
+
+size_t Client::process(const char* data, size_t len) {
+  size_t pos = 0;
+  while (pos < len && !close_after_flush_) {
+    if (overLimits()) {
+      pauseReading();
+      break;
+    }
+    codec::ParseResult r = parser_.parse(data + pos, len - pos, req_);
+    pos += r.consumed;
+    switch (r.status) {
+      case codec::ParseStatus::kIncomplete:
+        return pos;
+      case codec::ParseStatus::kComplete:
+        if (!req_.args.empty()) handleRequest(req_);
+        break;
+      case codec::ParseStatus::kOversize:
+        worker_.stats().oversize_requests.add();
+        log()->debug("request too large client={} peer={}", id_, peer_);
+        replyError(codec::errorText(r.error));
+        break;
+      case codec::ParseStatus::kDiscarded:
+        break;
+      case codec::ParseStatus::kError:
+        // Framing is lost: answer like Redis does, then close once the reply is out.
+        worker_.stats().protocol_errors.add();
+        log()->debug("protocol error client={} peer={} err={}", id_, peer_,
+                     codec::errorText(r.error));
+        replyError(codec::errorText(r.error));
+        close_after_flush_ = true;
+        setReadEnabled(false);
+        return len;
+    }
+  }
+  return pos;
+}
+
+void Client::handleRequest(const codec::Request& req) {
+  worker_.stats().requests.add();
+  const CommandInfo* cmd = commands::lookup(req.args);
+  if (cmd != nullptr && (cmd->flags & kMaybeLocal) != 0 && handleLocal(cmd, req)) return;
+  const bool read_only =
+      cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
+  forward(req, read_only);
+}
+
+void Client::forward(const codec::Request& req, bool read_only) {
+  upstream::Connection* conn = worker_.route(read_only, primary_slot_);
+  if (!conn->accepting()) {
+    worker_.stats().upstream_errors.add();
+    replyLocal(conn->unavailableError());
+    return;
+  }
+  pending_.push_back(Slot{});
+  ++next_seq_;
+  ++inflight_refs_;
+  worker_.stats().forwarded.add();
+  worker_.stats().pending.add();
+  if (req.is_inline) {
+    // Inline commands are re-encoded: the shared connection only ever carries multibulk.
+    std::string& s = worker_.scratch();
+    s.clear();
+    codec::appendCommand(s, req.args);
+    conn->enqueue(this, next_seq_ - 1, s);
+  } else {
+    conn->enqueue(this, next_seq_ - 1, req.frame);
+  }
+}
+
+bool Client::handleLocal(const CommandInfo* cmd, const codec::Request& req) {
+  const auto& table = localTable();
+  auto it = table.find(cmd);
+  if (it == table.end()) return false;
+  const Local what = it->second;
+  const auto& args = req.args;
+  const size_t n = args.size();
+  if (what != Local::kClient && what != Local::kRefuse && !commands::arityOk(*cmd, n)) {
+    std::string msg = "ERR wrong number of arguments for '";
+    msg.append(cmd->name);
+    msg.append("' command");
+    replyError(msg);
+    return true;
+  }
+  worker_.stats().local_replies.add();
+  std::string& out = worker_.scratch();
+  out.clear();
+  switch (what) {
+    case Local::kPing:
+      if (n > 2) {
+        replyError("ERR wrong number of arguments for 'ping' command");
+        return true;
+      }
+      if (n == 1) {
+        replyLocal("+PONG\r\n");
+      } else {
+        codec::appendBulk(out, args[1]);
+        replyLocal(out);
+      }
+      return true;
+    case Local::kEcho:
+      codec::appendBulk(out, args[1]);
+      replyLocal(out);
+      return true;
+    case Local::kQuit:
+      replyLocal("+OK\r\n");
+      close_after_flush_ = true;
+      setReadEnabled(false);
+      return true;
+    case Local::kAuth:
+      if (n == 2) {
+        replyError(
+            "ERR AUTH <password> called without any password configured for the default user. "
+            "Are you sure your configuration is correct?");
+      } else if (n == 3 && commands::equalsIgnoreCase(args[1], "default")) {
+        replyLocal("+OK\r\n");
+      } else if (n == 3) {
+        replyError("WRONGPASS invalid username-password pair or user is disabled.");
+      } else {
+        replyError("ERR syntax error");
+      }
+      return true;
+    case Local::kHello: {
+      if (n >= 2) {
+        int64_t ver = 0;
+        if (!parseInt(args[1], ver)) {
+          replyError("ERR Protocol version is not an integer or out of range");
+          return true;
+        }
+        if (ver != 2) {
+          // RESP3 needs per-client protocol state on a dedicated connection (next issue).
+          // NOPROTO makes clients fall back to RESP2, as they do with Redis 5.
+          replyError("NOPROTO unsupported protocol version");
+          return true;
+        }
+      }
+      std::string new_name = name_;
+      for (size_t i = 2; i < n; ++i) {
+        if (commands::equalsIgnoreCase(args[i], "AUTH") && i + 2 < n) {
+          if (!commands::equalsIgnoreCase(args[i + 1], "default")) {
+            replyError("WRONGPASS invalid username-password pair or user is disabled.");
+            return true;
+          }
+          i += 2;
+        } else if (commands::equalsIgnoreCase(args[i], "SETNAME") && i + 1 < n) {
+          new_name = std::string(args[i + 1]);
+          ++i;
+        } else {
+          std::string msg = "ERR Syntax error in HELLO option '";
+          msg.append(args[i]);
+          msg.push_back('\'');
+          replyError(msg);
+          return true;
+        }
+      }
+      name_ = std::move(new_name);
+      const std::string& version = worker_.redisVersion();
+      codec::appendArrayHeader(out, 14);
+      codec::appendBulk(out, "server");
+      codec::appendBulk(out, "redis");
+      codec::appendBulk(out, "version");
+      codec::appendBulk(out, version.empty() ? std::string_view("7.0.0") : version);
+      codec::appendBulk(out, "proto");
+      codec::appendInteger(out, 2);
+      codec::appendBulk(out, "id");
+      codec::appendInteger(out, static_cast<int64_t>(id_));
+      codec::appendBulk(out, "mode");
+      codec::appendBulk(out, "standalone");
+      codec::appendBulk(out, "role");
+      codec::appendBulk(out, "master");
+      codec::appendBulk(out, "modules");
+      codec::appendArrayHeader(out, 0);
+      replyLocal(out);
+      return true;
+    }
+    case Local::kSelect: {
+      int64_t db = 0;
+      if (!parseInt(args[1], db)) {
+        replyError("ERR value is not an integer or out of range");
+      } else if (db == worker_.upstreamConfig().primary.db) {
+        replyLocal("+OK\r\n");
+      } else {
+        worker_.stats().refused_commands.add();
+        std::string msg = "ERR corral: SELECT of a db other than the upstream's (db ";
+        msg.append(std::to_string(worker_.upstreamConfig().primary.db));
+        msg.append(") needs a dedicated upstream connection; not supported by this version yet");
+        replyError(msg);
+      }
+      return true;
+    }
+    case Local::kReset:
+      name_.clear();
+      replyLocal("+RESET\r\n");
+      return true;
+    case Local::kClientSetname:
+      for (char ch : args[2]) {
+        if (ch < '!' || ch > '~') {
+          replyError("ERR Client names cannot contain spaces, newlines or special characters.");
+          return true;
+        }
+      }
+      name_ = std::string(args[2]);
+      replyLocal("+OK\r\n");
+      return true;
+    case Local::kClientGetname:
+      if (name_.empty()) {
+        replyLocal("$-1\r\n");
+      } else {
+        codec::appendBulk(out, name_);
+        replyLocal(out);
+      }
+      return true;
+    case Local::kClientId:
+      codec::appendInteger(out, static_cast<int64_t>(id_));
+      replyLocal(out);
+      return true;
+    case Local::kClient:
+      // CLIENT SETINFO (Redis 7.2) is sent by current client libraries at connect time.
+      if (n >= 2 && commands::equalsIgnoreCase(args[1], "setinfo")) {
+        if (n != 4) {
+          replyError("ERR wrong number of arguments for 'client|setinfo' command");
+        } else if (!commands::equalsIgnoreCase(args[2], "lib-name") &&
+                   !commands::equalsIgnoreCase(args[2], "lib-ver")) {
+          std::string msg = "ERR Unrecognized option '";
+          msg.append(args[2]);
+          msg.push_back('\'');
+          replyError(msg);
+        } else {
+          replyLocal("+OK\r\n");
+        }
+        return true;
+      }
+      worker_.stats().local_replies.sub();
+      return false;
+    case Local::kXread: {
+      bool blocking = false;
+      for (size_t i = 1; i < n; ++i) {
+        if (commands::equalsIgnoreCase(args[i], "STREAMS")) break;
+        if (commands::equalsIgnoreCase(args[i], "BLOCK")) blocking = true;
+      }
+      if (!blocking) {
+        worker_.stats().local_replies.sub();
+        return false;
+      }
+      [[fallthrough]];
+    }
+    case Local::kRefuse: {
+      worker_.stats().refused_commands.add();
+      std::string msg = "ERR corral: ";
+      msg.append(upperName(cmd, req));
+      msg.append(
+          " needs a dedicated upstream connection (connection state); not supported by this "
+          "version of corral yet");
+      replyError(msg);
+      return true;
+    }
+  }
+  return false;
+}
+
+void Client::replyError(std::string_view msg) {
+  std::string s;
+  s.reserve(msg.size() + 3);
+  s.push_back('-');
+  s.append(msg);
+  s.append("\r\n");
+  replyLocal(s);
+}
+
+void Client::replyLocal(std::string_view bytes) {
+  if (pending_.empty()) {
+    deliver(bytes);
+    return;
+  }
+  pending_.push_back(Slot{true, std::string(bytes)});
+  ++next_seq_;
+}
+
+void Client::deliver(std::string_view bytes) {
+  out_.append(bytes.data(), bytes.size());
+  worker_.markDirty(this);
+}
+
+void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
+  --inflight_refs_;
+  worker_.stats().pending.sub();
+  if (closed()) {
+    if (inflight_refs_ == 0) worker_.clientClosed(this);
+    return;
+  }
+  const uint64_t idx = seq - head_seq_;
+  if (idx != 0) {
+    Slot& slot = pending_[idx];
+    slot.reply.assign(reply);
+    slot.ready = true;
+    return;
+  }
+  deliver(reply);
+  pending_.pop_front();
+  ++head_seq_;
+  while (!pending_.empty() && pending_.front().ready) {
+    deliver(pending_.front().reply);
+    pending_.pop_front();
+    ++head_seq_;
+  }
+}
+
+void Client::flush() {
+  while (!out_.empty()) {
+    ssize_t n = ::send(fd_, out_.readPtr(), out_.readable(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        setWriteEnabled(true);
+        return;
+      }
+      closeNow(std::strerror(errno));
+      return;
+    }
+    out_.consume(static_cast<size_t>(n));
+  }
+  setWriteEnabled(false);
+  if (pending_.empty()) {
+    out_.release();  // idle clients keep no buffers
+    pending_.release();
+    if (close_after_flush_ || draining_) closeNow(draining_ ? "shutdown" : "quit");
+  }
+}
+
+void Client::beginDrain() {
+  draining_ = true;
+  setReadEnabled(false);
+  if (pending_.empty() && out_.empty()) closeNow("shutdown");
+}
+
+void Client::closeNow(const char* why) {
+  if (closed()) return;
+  log()->debug("client closed id={} peer={} reason={}", id_, peer_, why);
+  event_free(rev_);
+  event_free(wev_);
+  rev_ = wev_ = nullptr;
+  ::close(fd_);
+  fd_ = -1;
+  in_.consume(in_.readable());
+  in_.release();
+  out_.consume(out_.readable());
+  out_.release();
+  worker_.clientClosed(this);
+}
+
+}  // namespace corral::net

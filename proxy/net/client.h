@@ -1,0 +1,112 @@
+// One client connection: framing, local answers, routing, and replies in request order.
+//
+//   socket ──recv──> (worker scratch | in_) ──RequestParser──> handleRequest
+//        handleRequest: local answer ─> slot ready      forward ─> Connection::enqueue(seq)
+//   onUpstreamReply(seq) ──> head slot? append to out_ : store in slot ──> flushed once a turn
+//
+// Every request takes a sequence number and a slot in pending_; replies are written only from
+// the head, so a client sees replies in request order even when they come from different
+// upstreams. Views into the input never outlive handleRequest: forwarding copies the frame into
+// the upstream's out buffer.
+//
+// Lifetime: a closed client is deleted by its worker once no upstream connection still holds
+// one of its requests (inflight_refs_ == 0).
+#pragma once
+
+#include <event2/event.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "proxy/codec/buffer.h"
+#include "proxy/codec/resp.h"
+#include "proxy/codec/ring.h"
+#include "proxy/upstream/upstream.h"
+
+namespace corral::commands {
+struct CommandInfo;
+}
+
+namespace corral::net {
+
+class Worker;
+
+class Client final : public upstream::ReplySink {
+ public:
+  Client(Worker& worker, int fd, uint64_t id, std::string peer);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  void start();  // begins reading
+
+  // upstream::ReplySink
+  void onUpstreamReply(uint64_t seq, std::string_view reply) override;
+
+  // Worker's end-of-turn write; returns false when the client closed.
+  void flush();
+  // Re-evaluates backpressure after replies drained; may parse input held while paused.
+  void maybeResume();
+  void closeNow(const char* why);
+  void applyLimits(const codec::Limits& limits) { parser_.setLimits(limits); }
+  // Drain: stop reading; close when nothing is pending.
+  void beginDrain();
+
+  bool closed() const { return fd_ < 0; }
+  uint32_t inflightRefs() const { return inflight_refs_; }
+  size_t pendingCount() const { return pending_.size(); }
+  uint64_t id() const { return id_; }
+
+  // Worker bookkeeping.
+  bool in_dirty_ = false;
+  bool in_dead_ = false;
+  size_t index_ = 0;  // position in Worker::all_clients_
+
+ private:
+  struct Slot {
+    bool ready = false;
+    std::string reply;  // filled only when the reply arrived before the head's
+  };
+  enum class LocalAnswer : uint8_t;
+
+  static void onEvent(evutil_socket_t fd, short what, void* arg);
+  void onReadable();
+  // Parses and handles requests in data[0, len); returns bytes consumed.
+  size_t process(const char* data, size_t len);
+  void handleRequest(const codec::Request& req);
+  bool handleLocal(const commands::CommandInfo* cmd, const codec::Request& req);
+  void forward(const codec::Request& req, bool read_only);
+  // Queues a reply produced by corral (an error, PONG, ...), in order with forwarded ones.
+  void replyLocal(std::string_view bytes);
+  void replyError(std::string_view msg);  // msg without '-' and CRLF
+  void deliver(std::string_view bytes);   // append to out_ and mark dirty
+  bool overLimits() const;
+  void pauseReading();
+  void setReadEnabled(bool on);
+  void setWriteEnabled(bool on);
+
+  Worker& worker_;
+  int fd_;
+  uint64_t id_;
+  std::string peer_;
+  std::string name_;  // CLIENT SETNAME
+  event* rev_ = nullptr;
+  event* wev_ = nullptr;
+  codec::Buffer in_;   // only bytes of a frame not yet complete (or held while paused)
+  codec::Buffer out_;
+  codec::RequestParser parser_;
+  codec::Request req_;
+  codec::Ring<Slot> pending_;
+  uint64_t head_seq_ = 0;      // sequence number of pending_.front()
+  uint64_t next_seq_ = 0;
+  uint32_t inflight_refs_ = 0;  // requests held by upstream connections
+  uint32_t primary_slot_ = 0;
+  bool read_enabled_ = false;
+  bool write_enabled_ = false;
+  bool paused_ = false;         // backpressure: not reading
+  bool close_after_flush_ = false;  // QUIT, protocol error or drain
+  bool draining_ = false;
+};
+
+}  // namespace corral::net

@@ -1,0 +1,324 @@
+#include "proxy/net/worker.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "config/logging.h"
+#include "proxy/net/client.h"
+
+namespace corral::net {
+namespace {
+
+const std::shared_ptr<spdlog::logger>& log() {
+  static const auto logger = logging::get("net");
+  return logger;
+}
+
+constexpr int kMaxAcceptsPerEvent = 64;
+constexpr std::string_view kMaxClientsReply = "-ERR max number of clients reached\r\n";
+
+std::string peerName(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+  char host[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+  }
+  return "unix";
+}
+
+// The tick drives timeouts and reconnects; a quarter of the shortest timeout keeps their
+// error under 25%, within [5 ms, 100 ms].
+timeval tickInterval(const config::UpstreamConfig& u) {
+  int64_t shortest = std::min({u.command_timeout.count(), u.connect_timeout.count(),
+                               u.reconnect_min.count()});
+  int64_t ms = std::clamp<int64_t>(shortest / 4, 5, 100);
+  return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+}
+
+}  // namespace
+
+Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
+               std::vector<ListenSocket> listeners)
+    : index_(index),
+      cfg_(cfg),
+      limits_(cfg.limits),
+      shared_(shared),
+      stats_(shared.stats.blocks.at(static_cast<size_t>(index)).get()),
+      listeners_(std::move(listeners)),
+      read_scratch_(new char[kReadScratch]) {
+  loop_.base = event_base_new();
+  loop_.now_ms = upstream::monotonicMs();
+  for (const ListenSocket& l : listeners_) {
+    event* ev = event_new(loop_.base, l.fd, EV_READ | EV_PERSIST, &Worker::onAccept, this);
+    event_add(ev, nullptr);
+    accept_events_.push_back(ev);
+  }
+  tick_ev_ = event_new(loop_.base, -1, EV_PERSIST, &Worker::onTick, this);
+  timeval tv = tickInterval(cfg_.upstream);
+  event_add(tick_ev_, &tv);
+  control_ev_ = event_new(loop_.base, -1, 0, &Worker::onControl, this);
+
+  const int pool = std::max(1, cfg_.upstream.pool_size);
+  auto makePool = [&](const config::UpstreamAddress& addr, bool learn_version) {
+    std::vector<std::unique_ptr<upstream::Connection>> p;
+    for (int k = 0; k < pool; ++k) {
+      p.push_back(std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, cfg_.limits,
+                                                         learn_version && k == 0));
+    }
+    return p;
+  };
+  pools_.push_back(makePool(cfg_.upstream.primary, true));
+  for (const auto& r : cfg_.upstream.replicas) pools_.push_back(makePool(r, false));
+  stats_->upstreams_total.set(static_cast<uint64_t>(pool) * pools_.size());
+}
+
+Worker::~Worker() {
+  for (Client* c : all_clients_) delete c;  // dead_clients_ is a subset of all_clients_
+  pools_.clear();
+  for (event* ev : accept_events_) event_free(ev);
+  for (const ListenSocket& l : listeners_) ::close(l.fd);
+  if (tick_ev_ != nullptr) event_free(tick_ev_);
+  if (control_ev_ != nullptr) event_free(control_ev_);
+  if (loop_.base != nullptr) event_base_free(loop_.base);
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run() {
+  loop_.now_ms = upstream::monotonicMs();
+  for (auto& pool : pools_) {
+    for (auto& c : pool) c->start();
+  }
+  while (!stop_loop_) {
+    event_base_loop(loop_.base, EVLOOP_ONCE);
+    loop_.now_ms = upstream::monotonicMs();
+    flushPhase();
+    reap();
+  }
+  // Shutdown: fail whatever is still in flight, then release every client.
+  for (Client* c : all_clients_) c->closeNow("shutdown");
+  for (auto& pool : pools_) {
+    for (auto& c : pool) c->shutdown();
+  }
+  flushPhase();
+  reap();
+  finished_.store(true, std::memory_order_release);
+}
+
+void Worker::refreshClock() { loop_.now_ms = upstream::monotonicMs(); }
+
+void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
+  static_cast<Worker*>(arg)->acceptFrom(fd);
+}
+
+void Worker::acceptFrom(int lfd) {
+  for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
+    int fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        log()->warn("accept failed worker={} err={}", index_, std::strerror(errno));
+      }
+      return;
+    }
+    const uint32_t now = shared_.clients.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (now > shared_.max_clients.load(std::memory_order_relaxed)) {
+      shared_.clients.fetch_sub(1, std::memory_order_relaxed);
+      stats_->connections_rejected.add();
+      // Best effort, like Redis: the socket is new, so the short reply fits its buffer.
+      ssize_t ignored = ::send(fd, kMaxClientsReply.data(), kMaxClientsReply.size(), MSG_NOSIGNAL);
+      (void)ignored;
+      ::close(fd);
+      log()->debug("client rejected: max clients reached limit={}",
+                   shared_.max_clients.load(std::memory_order_relaxed));
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on unix
+    const uint64_t id = shared_.next_client_id.fetch_add(1, std::memory_order_relaxed);
+    auto* c = new Client(*this, fd, id, peerName(fd));
+    c->index_ = all_clients_.size();
+    all_clients_.push_back(c);
+    stats_->connections_accepted.add();
+    stats_->clients.add();
+    c->start();
+    if (draining_) c->beginDrain();
+  }
+}
+
+upstream::Connection* Worker::route(bool read_only, uint64_t client_id) {
+  auto& primary = pools_[0];
+  upstream::Connection* prim = primary[client_id % primary.size()].get();
+  if (!read_only || pools_.size() == 1 || cfg_.upstream.read_from == config::ReadFrom::kPrimary) {
+    return prim;
+  }
+  const size_t replicas = pools_.size() - 1;
+  for (size_t i = 0; i < replicas; ++i) {
+    auto& pool = pools_[1 + (replica_rr_++ % replicas)];
+    upstream::Connection* c = pool[client_id % pool.size()].get();
+    if (c->ready()) return c;
+  }
+  return prim;  // no healthy replica: the primary serves reads too
+}
+
+void Worker::markDirty(Client* c) {
+  if (c->in_dirty_) return;
+  c->in_dirty_ = true;
+  dirty_clients_.push_back(c);
+}
+
+void Worker::clientClosed(Client* c) {
+  if (c->in_dead_ || c->inflightRefs() != 0) return;
+  c->in_dead_ = true;
+  dead_clients_.push_back(c);
+}
+
+void Worker::flushPhase() {
+  // Upstreams first so requests leave as early as possible; clients second. Resuming a paused
+  // client can queue more upstream work, so repeat until both lists are empty (finite: each
+  // client resumes only with the input it holds).
+  std::vector<upstream::Connection*> ups;
+  std::vector<Client*> cls;
+  while (!loop_.dirty.empty() || !dirty_clients_.empty()) {
+    ups.swap(loop_.dirty);
+    for (upstream::Connection* u : ups) u->flush();
+    ups.clear();
+    cls.swap(dirty_clients_);
+    for (Client* c : cls) {
+      c->in_dirty_ = false;
+      if (c->closed()) continue;
+      c->flush();
+      if (!c->closed()) c->maybeResume();
+    }
+    cls.clear();
+  }
+  // Keep the swapped vectors' capacity for the next turn.
+  if (loop_.dirty.capacity() < ups.capacity()) loop_.dirty.swap(ups);
+  if (dirty_clients_.capacity() < cls.capacity()) dirty_clients_.swap(cls);
+}
+
+void Worker::reap() {
+  if (dead_clients_.empty()) return;
+  for (Client* c : dead_clients_) {
+    // Swap-remove from all_clients_.
+    Client* last = all_clients_.back();
+    all_clients_[c->index_] = last;
+    last->index_ = c->index_;
+    all_clients_.pop_back();
+    shared_.clients.fetch_sub(1, std::memory_order_relaxed);
+    stats_->clients.sub();
+    delete c;
+  }
+  dead_clients_.clear();
+  if (draining_) checkDrain();
+}
+
+void Worker::onTick(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  self->refreshClock();
+  uint64_t ready = 0;
+  uint64_t primary_ready = 0;
+  for (size_t u = 0; u < self->pools_.size(); ++u) {
+    for (auto& c : self->pools_[u]) {
+      c->tick();
+      if (c->ready()) {
+        ++ready;
+        if (u == 0) ++primary_ready;
+      }
+    }
+  }
+  self->stats_->upstreams_ready.set(ready);
+  self->stats_->primary_ready.set(primary_ready);
+  if (self->draining_) self->checkDrain();
+}
+
+void Worker::postLimits(const config::Limits& limits) {
+  {
+    std::lock_guard<std::mutex> lock(control_mu_);
+    pending_limits_ = true;
+    new_limits_ = limits;
+  }
+  event_active(control_ev_, EV_READ, 0);
+}
+
+void Worker::postDrain(int64_t deadline_ms) {
+  {
+    std::lock_guard<std::mutex> lock(control_mu_);
+    pending_drain_deadline_ = deadline_ms;
+  }
+  event_active(control_ev_, EV_READ, 0);
+}
+
+void Worker::onControl(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  bool limits = false;
+  config::Limits l;
+  int64_t drain = -1;
+  {
+    std::lock_guard<std::mutex> lock(self->control_mu_);
+    limits = self->pending_limits_;
+    l = self->new_limits_;
+    self->pending_limits_ = false;
+    drain = self->pending_drain_deadline_;
+    self->pending_drain_deadline_ = -1;
+  }
+  if (limits) {
+    self->limits_ = l;
+    const codec::Limits cl{.max_args = l.max_args,
+                           .max_bulk_bytes = l.max_bulk_bytes,
+                           .max_request_bytes = l.max_request_bytes,
+                           .max_inline_bytes = l.max_inline_bytes,
+                           .max_depth = l.max_reply_depth};
+    for (Client* c : self->all_clients_) c->applyLimits(cl);
+    log()->info("limits reloaded worker={}", self->index_);
+  }
+  if (drain >= 0 && !self->draining_) self->beginDrain(drain);
+}
+
+void Worker::beginDrain(int64_t deadline_ms) {
+  draining_ = true;
+  drain_deadline_ms_ = deadline_ms;
+  for (event* ev : accept_events_) event_del(ev);
+  // Copy: beginDrain may close clients, which only marks them dead (no removal yet).
+  for (Client* c : all_clients_) c->beginDrain();
+  log()->info("draining worker={} clients={}", index_, all_clients_.size());
+  checkDrain();
+}
+
+void Worker::checkDrain() {
+  bool busy = false;
+  for (Client* c : all_clients_) {
+    if (!c->closed()) {
+      busy = true;
+      break;
+    }
+  }
+  if (!busy || loop_.now_ms >= drain_deadline_ms_) {
+    if (busy) log()->warn("drain deadline reached worker={}", index_);
+    stop_loop_ = true;
+  }
+}
+
+}  // namespace corral::net

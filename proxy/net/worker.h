@@ -1,0 +1,131 @@
+// One event loop per worker thread, sharing nothing on the request path.
+//
+//   listener fd ──accept──> Client ──parse──> route ──> upstream::Connection (shared, pipelined)
+//                              ^                                  │
+//                              └── reply slots, in request order ─┘
+//
+// A loop turn (event_base_loop EVLOOP_ONCE) runs every ready callback, which only parse and
+// queue bytes; then flushPhase() writes each dirty upstream once and each dirty client once, so
+// many clients' requests leave in one write and many replies arrive in one read.
+//
+// Process-wide state (client count, counters, the limits in force) is in SharedState and is
+// read with relaxed atomics or swapped whole under a mutex by the main thread.
+#pragma once
+
+#include <event2/event.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/net/stats.h"
+#include "proxy/upstream/upstream.h"
+
+namespace corral::net {
+
+class Client;
+
+// What the main thread shares with every worker.
+struct SharedState {
+  std::atomic<uint32_t> clients{0};      // connected clients, all workers
+  std::atomic<uint32_t> max_clients{10000};
+  std::atomic<uint64_t> next_client_id{1};
+  Stats stats;
+};
+
+// A listening socket handed to a worker (one per worker per TCP address via SO_REUSEPORT;
+// unix sockets are shared by all workers).
+struct ListenSocket {
+  int fd = -1;
+  std::string text;
+};
+
+class Worker {
+ public:
+  Worker(int index, const config::Config& cfg, SharedState& shared,
+         std::vector<ListenSocket> listeners);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Thread body: runs the loop until drain finishes. start() spawns the thread.
+  void start();
+  void join();
+
+  // From the main thread: apply reloadable settings (limits) / begin graceful shutdown.
+  void postLimits(const config::Limits& limits);
+  void postDrain(int64_t deadline_ms);
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+
+  // --- used by Client (same thread) ---
+  int64_t nowMs() const { return loop_.now_ms; }
+  const config::Limits& limits() const { return limits_; }
+  const config::UpstreamConfig& upstreamConfig() const { return cfg_.upstream; }
+  SharedState& shared() { return shared_; }
+  Stats::Worker& stats() { return *stats_; }
+  const std::string& redisVersion() const { return loop_.redis_version; }
+  bool draining() const { return draining_; }
+  // Scratch space for one recv: idle clients keep no input buffer of their own.
+  char* readScratch() { return read_scratch_.get(); }
+  static constexpr size_t kReadScratch = 64 * 1024;
+  // Scratch string for re-encoding inline commands and local replies.
+  std::string& scratch() { return scratch_; }
+
+  // Chooses the connection for a request; nullptr when every candidate is down.
+  upstream::Connection* route(bool read_only, uint64_t client_id);
+  void markDirty(Client* c);
+  void clientClosed(Client* c);  // fd closed; delete once no upstream holds it
+
+ private:
+  static void onAccept(evutil_socket_t fd, short what, void* arg);
+  static void onTick(evutil_socket_t fd, short what, void* arg);
+  static void onControl(evutil_socket_t fd, short what, void* arg);
+  void run();
+  void acceptFrom(int fd);
+  void flushPhase();
+  void reap();
+  void refreshClock();
+  void beginDrain(int64_t deadline_ms);
+  void checkDrain();
+
+  int index_;
+  const config::Config cfg_;  // this worker's copy (upstream settings never change at runtime)
+  config::Limits limits_;
+  SharedState& shared_;
+  Stats::Worker* stats_;
+  std::vector<ListenSocket> listeners_;
+  std::vector<event*> accept_events_;
+  upstream::LoopContext loop_;
+  event* tick_ev_ = nullptr;
+  event* control_ev_ = nullptr;
+  std::thread thread_;
+
+  // Upstreams: [0] primary pool; then one pool per replica. pools_[u][k]: k-th connection.
+  std::vector<std::vector<std::unique_ptr<upstream::Connection>>> pools_;
+  uint32_t replica_rr_ = 0;
+
+  std::vector<Client*> dirty_clients_;
+  std::vector<Client*> dead_clients_;
+  std::vector<Client*> all_clients_;  // index kept in Client for O(1) removal
+  std::unique_ptr<char[]> read_scratch_;
+  std::string scratch_;
+
+  // Control messages from the main thread.
+  std::mutex control_mu_;
+  bool pending_limits_ = false;
+  config::Limits new_limits_;
+  int64_t pending_drain_deadline_ = -1;
+  bool draining_ = false;
+  int64_t drain_deadline_ms_ = 0;
+  std::atomic<bool> finished_{false};
+  bool stop_loop_ = false;
+
+  friend class Client;
+};
+
+}  // namespace corral::net

@@ -1,0 +1,146 @@
+// Data-path connections to Redis: pipelined, shared by many clients, replies forwarded verbatim.
+//
+//   client request bytes --enqueue()--> out_ --(one write per loop turn)--> Redis
+//   Redis --> in_ --ReplyParser--> inflight_.front().sink->onUpstreamReply(seq, bytes)
+//
+// Every request enqueued here gets exactly one onUpstreamReply: Redis's reply, or a
+// `-ERR corral: upstream <addr> unavailable|timeout` when the connection fails. Replies come back
+// in the order requests were sent (Redis answers a connection in order), so the inflight FIFO
+// pairs them. The command timeout clock starts when a request's last byte is written.
+#pragma once
+
+#include <event2/event.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/codec/buffer.h"
+#include "proxy/codec/resp.h"
+#include "proxy/codec/ring.h"
+
+namespace corral::upstream {
+
+// Receives the reply to one request. Implemented by the client session; the upstream holds a
+// raw pointer until it delivers the reply, so a sink must outlive its in-flight requests (the
+// client keeps a count and defers its own deletion).
+class ReplySink {
+ public:
+  virtual void onUpstreamReply(uint64_t seq, std::string_view reply) = 0;
+
+ protected:
+  ~ReplySink() = default;
+};
+
+class Connection;
+
+// Per-worker state shared by its upstream connections: the loop, its cached clock and the list
+// of connections with bytes to write at the end of this loop turn.
+// Monotonic milliseconds (CLOCK_MONOTONIC_COARSE: a vDSO read, a few ns).
+int64_t monotonicMs();
+
+struct LoopContext {
+  event_base* base = nullptr;
+  int64_t now_ms = 0;  // monotonic, refreshed once per loop turn
+  std::vector<Connection*> dirty;
+  std::string redis_version;  // learned from the primary's INFO during the handshake
+};
+
+class Connection {
+ public:
+  enum class State : uint8_t { kIdle, kConnecting, kReady };
+
+  Connection(LoopContext& ctx, const config::UpstreamAddress& addr,
+             const config::UpstreamConfig& cfg, const config::Limits& limits,
+             bool learn_version);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Starts connecting (from kIdle). Called once at startup; later the connection reconnects
+  // by itself with jittered backoff.
+  void start();
+
+  // True when requests may be enqueued: connected, or connecting for the first time (requests
+  // wait for the connection up to connect_timeout). False while down: callers fail fast.
+  bool accepting() const { return !down_; }
+  bool ready() const { return state_ == State::kReady; }
+  const std::string& addrText() const { return addr_.text; }
+  // "-ERR corral: upstream <addr> unavailable\r\n", for callers that fail fast.
+  const std::string& unavailableError() const { return error_unavailable_; }
+
+  // Queues one request (its RESP bytes) to be written at the end of the loop turn; `sink`
+  // receives exactly one reply for `seq`. Requires accepting().
+  void enqueue(ReplySink* sink, uint64_t seq, std::string_view request);
+
+  // Writes queued bytes (called by the worker once per loop turn for each dirty connection).
+  void flush();
+
+  // Periodic check (worker tick): command and connect timeouts, reconnect when due.
+  void tick();
+
+  // Fails every in-flight request and closes; used at shutdown.
+  void shutdown();
+
+  size_t inflight() const { return inflight_.size(); }
+
+ private:
+  struct Inflight {
+    ReplySink* sink;     // nullptr: corral's own handshake command
+    uint64_t seq;        // the sink's sequence number (handshake: which step)
+    uint64_t end_offset; // cumulative out-byte offset of the request's end
+    int64_t sent_ms;     // when its last byte was written; -1 until then
+  };
+
+  static void onEvent(evutil_socket_t fd, short what, void* arg);
+  void onReadable();
+  void onWritable();
+  void onConnected();
+  void connectNow();
+  enum class Then : uint8_t { kBackoff, kReconnect, kStay };
+  // Closes the socket and fails every in-flight request with `why` ("unavailable" or
+  // "timeout"), then backs off (the server is down), reconnects at once, or stays closed.
+  void fail(std::string_view why, Then then);
+  void scheduleReconnect();
+  void enqueueInternal(uint64_t step, std::string_view request);
+  // Returns false when the reply failed the connection (the caller must stop using in_).
+  bool handleInternalReply(uint64_t step, std::string_view reply);
+  void markDirty();
+  void armWrite(bool on);
+
+  LoopContext& ctx_;
+  const config::UpstreamAddress addr_;
+  const config::UpstreamConfig& cfg_;
+  State state_ = State::kIdle;
+  bool down_ = false;        // set after a failure until the next successful connect
+  bool dirty_ = false;
+  bool write_armed_ = false;
+  bool learn_version_ = false;
+  int fd_ = -1;
+  event* rev_ = nullptr;
+  event* wev_ = nullptr;
+  codec::Buffer out_;
+  codec::Buffer in_;
+  codec::ReplyParser parser_;
+  codec::Ring<Inflight> inflight_;
+  size_t first_unsent_ = 0;       // index into inflight_ of the first request not fully written
+  uint64_t queued_bytes_ = 0;     // cumulative bytes enqueued
+  uint64_t written_bytes_ = 0;    // cumulative bytes written
+  int64_t connect_started_ms_ = 0;
+  int64_t last_progress_ms_ = 0;  // last read or write that moved bytes
+  uint64_t attempts_ = 0;
+  uint64_t rng_state_ = 1;        // xorshift state for reconnect jitter
+  int64_t next_attempt_ms_ = 0;
+  int64_t backoff_ms_ = 0;
+  uint32_t failures_ = 0;
+  std::string error_unavailable_;  // preformatted error replies
+  std::string error_timeout_;
+};
+
+// Error reply bytes for an upstream condition: "-ERR corral: upstream <addr> <why>\r\n".
+std::string upstreamError(std::string_view addr_text, std::string_view why);
+
+}  // namespace corral::upstream
