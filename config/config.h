@@ -21,10 +21,10 @@ using Millis = std::chrono::milliseconds;
 struct ListenAddress {
   enum class Kind : uint8_t { kTcp, kUnix };
   Kind kind = Kind::kTcp;
-  std::string host;  // kTcp: numeric address or name
-  uint16_t port = 0; // kTcp: 0 = pick a free port (reported on startup)
-  std::string path;  // kUnix
-  std::string text;  // as written, for logs
+  std::string host;   // kTcp: numeric address or name
+  uint16_t port = 0;  // kTcp: 0 = pick a free port (reported on startup)
+  std::string path;   // kUnix
+  std::string text;   // as written, for logs
 };
 
 // An upstream Redis: "host:port", "unix:/path" or "redis://[user[:password]@]host:port[/db]".
@@ -33,24 +33,24 @@ struct UpstreamAddress {
   std::string user;      // ACL user ("" = default user)
   std::string password;  // never logged or shown to clients
   int db = 0;
-  std::string text;      // as written, with any password replaced by "***", for logs and errors
+  std::string text;  // as written, with any password replaced by "***", for logs and errors
 };
 
 enum class ReadFrom : uint8_t { kPrimary, kReplica, kPreferReplica };
 
 struct UpstreamConfig {
-  UpstreamAddress primary;              // required
+  UpstreamAddress primary;  // required
   std::vector<UpstreamAddress> replicas;
   ReadFrom read_from = ReadFrom::kPrimary;
   Millis connect_timeout{500};
-  Millis command_timeout{1000};         // from send to reply
-  int pool_size = 1;                    // pipelined connections per upstream per worker
+  Millis command_timeout{1000};  // from send to reply
+  int pool_size = 1;             // pipelined connections per upstream per worker
   // Credentials applied to every upstream that does not carry its own in the URL.
   std::string user;
-  std::string password;                 // or from the env var named by password_env
+  std::string password;  // or from the env var named by password_env
   std::string password_env;
   int db = 0;
-  Millis reconnect_min{50};             // jittered exponential backoff between connect attempts
+  Millis reconnect_min{50};  // jittered exponential backoff between connect attempts
   Millis reconnect_max{2000};
 };
 
@@ -60,7 +60,7 @@ struct AdminConfig {
 
 // Per-client and per-process bounds: memory is bounded by configuration, not by traffic.
 struct Limits {
-  uint32_t max_clients = 10000;              // per process; over it: -ERR max number of clients reached
+  uint32_t max_clients = 10000;  // per process; over it: -ERR max number of clients reached
   uint64_t max_request_bytes = 64ull << 20;  // one request frame
   uint32_t max_args = 1024 * 1024;           // elements of one request
   uint64_t max_bulk_bytes = 512ull << 20;    // one bulk argument
@@ -75,7 +75,7 @@ struct LogConfig {
 };
 
 struct Config {
-  std::string source;  // file it was loaded from
+  std::string source;                 // file it was loaded from
   std::vector<ListenAddress> listen;  // default: 127.0.0.1:6380
   int workers = 1;
   UpstreamConfig upstream;
@@ -88,16 +88,16 @@ struct Config {
 // One validation problem, already formatted as "file:line:col: key.path: rule (got x)".
 struct ConfigError {
   std::string file;
-  int line = 0;  // 1-based; 0 when unknown
-  int col = 0;   // 1-based
+  int line = 0;      // 1-based; 0 when unknown
+  int col = 0;       // 1-based
   std::string path;  // e.g. "upstream.connect_timeout"
   std::string message;
   std::string format() const;
 };
 
 struct LoadResult {
-  std::optional<Config> config;        // set only when errors is empty
-  std::vector<ConfigError> errors;     // every error found, in file order
+  std::optional<Config> config;     // set only when errors is empty
+  std::vector<ConfigError> errors;  // every error found, in file order
 };
 
 // Loads and validates a YAML file (or text, for tests). Never throws.
@@ -105,8 +105,8 @@ LoadResult loadConfigFile(const std::string& path);
 LoadResult loadConfigText(const std::string& text, const std::string& source_name);
 
 // Parsers shared with later config sections. Return std::nullopt on bad input.
-std::optional<Millis> parseDuration(std::string_view s);   // "250ms", "5s", "1m", "1h", "0"
-std::optional<uint64_t> parseSize(std::string_view s);     // "512", "16KiB", "64MiB", "1GiB", "10kb"
+std::optional<Millis> parseDuration(std::string_view s);  // "250ms", "5s", "1m", "1h", "0"
+std::optional<uint64_t> parseSize(std::string_view s);    // "512", "16KiB", "64MiB", "1GiB", "10kb"
 std::optional<ListenAddress> parseListenAddress(std::string_view s);
 std::optional<UpstreamAddress> parseUpstreamAddress(std::string_view s);
 

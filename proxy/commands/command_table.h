@@ -15,53 +15,53 @@ namespace corral::commands {
 
 // Flags, as a bit set. Mirrors the Redis flags that matter to a proxy.
 enum CommandFlag : uint32_t {
-  kRead = 1u << 0,         // "readonly": may be served by a replica
-  kWrite = 1u << 1,        // "write"
-  kAdmin = 1u << 2,        // "admin"
-  kBlocking = 1u << 3,     // "blocking" (may block: BLPOP, XREAD, WAIT, ...)
-  kPubSub = 1u << 4,       // "pubsub" (SUBSCRIBE, PUBLISH, ...)
-  kTransaction = 1u << 5,  // MULTI, EXEC, DISCARD, WATCH, UNWATCH
-  kNoKey = 1u << 6,        // takes no key arguments
-  kConnState = 1u << 7,    // creates or changes state on the connection (corral's own flag:
-                           // SELECT, HELLO, AUTH, CLIENT TRACKING/REPLY, MONITOR, RESET, ...)
-  kNoScript = 1u << 8,     // "noscript"
-  kLoading = 1u << 9,      // "loading"
-  kStale = 1u << 10,       // "stale"
-  kFast = 1u << 11,        // "fast"
-  kMovableKeys = 1u << 12, // key positions depend on arguments (numkeys, keyword search)
-  kScript = 1u << 13,      // EVAL/EVALSHA/FCALL and their _RO forms (for routing later)
+  kRead = 1u << 0,          // "readonly": may be served by a replica
+  kWrite = 1u << 1,         // "write"
+  kAdmin = 1u << 2,         // "admin"
+  kBlocking = 1u << 3,      // "blocking" (may block: BLPOP, XREAD, WAIT, ...)
+  kPubSub = 1u << 4,        // "pubsub" (SUBSCRIBE, PUBLISH, ...)
+  kTransaction = 1u << 5,   // MULTI, EXEC, DISCARD, WATCH, UNWATCH
+  kNoKey = 1u << 6,         // takes no key arguments
+  kConnState = 1u << 7,     // creates or changes state on the connection (corral's own flag:
+                            // SELECT, HELLO, AUTH, CLIENT TRACKING/REPLY, MONITOR, RESET, ...)
+  kNoScript = 1u << 8,      // "noscript"
+  kLoading = 1u << 9,       // "loading"
+  kStale = 1u << 10,        // "stale"
+  kFast = 1u << 11,         // "fast"
+  kMovableKeys = 1u << 12,  // key positions depend on arguments (numkeys, keyword search)
+  kScript = 1u << 13,       // EVAL/EVALSHA/FCALL and their _RO forms (for routing later)
 };
 
 // How to find the keys of a command (Redis 7 key specs reduced to what Redis 7.0 uses).
 enum class KeySearch : uint8_t {
-  kNone,      // no keys
-  kRange,     // first..last step (last < 0 counts from the end; -1 = last arg)
-  kKeynum,    // numkeys at arg index `first`, keys start at `first + key_offset`, step
-  kKeyword,   // keys follow a keyword (e.g. STREAMS for XREAD/XREADGROUP, to the end, half);
-              // the keyword is searched from `keyword_start_from` on, first match wins, and
-              // a missing keyword makes the arguments malformed. `last`, `step` and `limit`
-              // then apply as in Redis' range find_keys, counted from the arg after the keyword.
-  kSpecial,   // hand-written extractor (MIGRATE, SORT STORE, GEORADIUS STORE, ...)
+  kNone,     // no keys
+  kRange,    // first..last step (last < 0 counts from the end; -1 = last arg)
+  kKeynum,   // numkeys at arg index `first`, keys start at `first + key_offset`, step
+  kKeyword,  // keys follow a keyword (e.g. STREAMS for XREAD/XREADGROUP, to the end, half);
+             // the keyword is searched from `keyword_start_from` on, first match wins, and
+             // a missing keyword makes the arguments malformed. `last`, `step` and `limit`
+             // then apply as in Redis' range find_keys, counted from the arg after the keyword.
+  kSpecial,  // hand-written extractor (MIGRATE, SORT STORE, GEORADIUS STORE, ...)
 };
 
 struct KeySpec {
   KeySearch search = KeySearch::kNone;
-  int16_t first = 0;     // kRange: first key index; kKeynum: index of numkeys argument
-  int16_t last = 0;      // kRange: last key index (negative: from the end)
+  int16_t first = 0;  // kRange: first key index; kKeynum: index of numkeys argument
+  int16_t last = 0;   // kRange: last key index (negative: from the end)
   int16_t step = 1;
-  int16_t key_offset = 1;             // kKeynum: keys start at numkeys index + key_offset
-  std::string_view keyword;           // kKeyword: e.g. "STREAMS" (matched case-insensitively)
-  int16_t keyword_start_from = 1;     // kKeyword: index where to start looking
+  int16_t key_offset = 1;          // kKeynum: keys start at numkeys index + key_offset
+  std::string_view keyword{};      // kKeyword: e.g. "STREAMS" (matched case-insensitively)
+  int16_t keyword_start_from = 1;  // kKeyword: index where to start looking
   // Added by the commands module: kKeyword with last < 0 only; 0 = keys run to `last` from the
   // end, N = keys are the first 1/N of the args after the keyword (XREAD: 2, keys then IDs).
   int16_t limit = 0;
 };
 
 struct CommandInfo {
-  std::string_view name;        // lower case, e.g. "get" or for a subcommand "client|setname"
-  int32_t arity = 0;            // Redis arity: >0 exact, <0 at least -arity (includes the name)
-  uint32_t flags = 0;           // CommandFlag bits
-  KeySpec keys[2];              // most commands need one; a few need two (e.g. SORT ... STORE)
+  std::string_view name;  // lower case, e.g. "get" or for a subcommand "client|setname"
+  int32_t arity = 0;      // Redis arity: >0 exact, <0 at least -arity (includes the name)
+  uint32_t flags = 0;     // CommandFlag bits
+  KeySpec keys[2] = {};   // most commands need one; a few need two (e.g. SORT ... STORE)
   uint8_t nkeyspecs = 0;
   const CommandInfo* subcommands = nullptr;  // container commands (CLIENT, CONFIG, XGROUP, ...)
   uint16_t nsubcommands = 0;
@@ -76,6 +76,8 @@ bool arityOk(const CommandInfo& cmd, size_t nargs);
 
 // Appends the indexes (into args) of every key argument to `out` (cleared first). Returns false
 // when the arguments are malformed for key extraction (e.g. numkeys larger than the args).
+// Expects arityOk() to hold. Keys come in Redis' key-spec order, as COMMAND GETKEYS of Redis
+// 7.0.15 reports them; the few deliberate differences are listed in proxy/commands/README.md.
 bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
                  std::vector<uint32_t>& out);
 

@@ -1,0 +1,836 @@
+// Tests for the config loader: the scalar parsers, every key, every error with its exact
+// position, and the shipped config/corral.yaml.
+#include "config/config.h"
+
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#ifndef CORRAL_SOURCE_DIR
+#error "config_test needs CORRAL_SOURCE_DIR (set in config/CMakeLists.txt)"
+#endif
+
+// Lets doctest print error lists when a comparison fails.
+namespace doctest {
+template <>
+struct StringMaker<std::vector<std::string>> {
+  static String convert(const std::vector<std::string>& v) {
+    std::string out = "{";
+    for (const std::string& s : v) out += "\n  \"" + s + "\"";
+    out += v.empty() ? "}" : "\n}";
+    return String(out.c_str());
+  }
+};
+}  // namespace doctest
+
+namespace corral::config {
+namespace {
+
+// The smallest valid file; appended to snippets that test something else.
+constexpr const char* kPrimary = "upstream: {primary: 127.0.0.1:6379}\n";
+
+std::vector<std::string> errorsOf(const std::string& yaml) {
+  LoadResult r = loadConfigText(yaml, "t.yaml");
+  std::vector<std::string> out;
+  for (const ConfigError& e : r.errors) out.push_back(e.format());
+  CHECK(r.config.has_value() == out.empty());
+  return out;
+}
+
+// All errors on one line, so a failing REQUIRE shows them.
+std::string joined(const LoadResult& r) {
+  std::string out;
+  for (const ConfigError& e : r.errors) out += e.format() + "\n";
+  return out;
+}
+
+Config mustLoad(const std::string& yaml) {
+  LoadResult r = loadConfigText(yaml, "t.yaml");
+  INFO(joined(r));
+  REQUIRE(r.errors.empty());
+  REQUIRE(r.config.has_value());
+  return *r.config;
+}
+
+// Sets an environment variable for the lifetime of one test.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (value == nullptr) {
+      ::unsetenv(name);
+    } else {
+      ::setenv(name, value, 1);
+    }
+  }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+TEST_CASE("parseDuration accepts an integer with ms, s, m or h, and a bare 0") {
+  struct Case {
+    const char* in;
+    int64_t ms;
+  };
+  for (const Case& c :
+       {Case{"0", 0}, Case{"00", 0}, Case{"0ms", 0}, Case{"250ms", 250}, Case{"5s", 5000},
+        Case{"2m", 120000}, Case{"1h", 3600000}, Case{"9223372036854775807ms", INT64_MAX},
+        Case{"2562047788015h", 2562047788015 * 3600000}}) {
+    const std::string in = c.in;
+    CAPTURE(in);
+    auto d = parseDuration(c.in);
+    REQUIRE(d.has_value());
+    CHECK(d->count() == c.ms);
+  }
+  for (const char* bad :
+       {"", "5", "500", "1.5s", "-1s", "5 s", "5S", "5sec", "s", "ms", "+5s", "0x10s", "1d", "5us",
+        "9223372036854775808ms", "2562047788016h", "99999999999999999999h"}) {
+    const std::string text = bad;
+    CAPTURE(text);
+    CHECK_FALSE(parseDuration(bad).has_value());
+  }
+}
+
+TEST_CASE("parseSize accepts bytes, binary units and 1000-based kb/mb/gb") {
+  struct Case {
+    const char* in;
+    uint64_t bytes;
+  };
+  for (const Case& c :
+       {Case{"0", 0}, Case{"512", 512}, Case{"512B", 512}, Case{"16KiB", 16384},
+        Case{"64MiB", 64ull << 20}, Case{"1GiB", 1ull << 30}, Case{"2TiB", 2ull << 40},
+        Case{"10kb", 10000}, Case{"10kB", 10000}, Case{"10KB", 10000}, Case{"3mb", 3000000},
+        Case{"3MB", 3000000}, Case{"2gb", 2000000000}, Case{"2GB", 2000000000},
+        Case{"18446744073709551615", UINT64_MAX}}) {
+    const std::string in = c.in;
+    CAPTURE(in);
+    auto s = parseSize(c.in);
+    REQUIRE(s.has_value());
+    CHECK(*s == c.bytes);
+  }
+  for (const char* bad : {"", "-1", "1.5MiB", "16 MiB", "16mib", "16k", "16M", "KiB", "16KIB",
+                          "0x10", "18446744073709551616", "16777216TiB", "1e6"}) {
+    const std::string text = bad;
+    CAPTURE(text);
+    CHECK_FALSE(parseSize(bad).has_value());
+  }
+}
+
+TEST_CASE("parseListenAddress: host:port, [v6]:port, unix:/path") {
+  auto a = parseListenAddress("127.0.0.1:6380");
+  REQUIRE(a);
+  CHECK(a->kind == ListenAddress::Kind::kTcp);
+  CHECK(a->host == "127.0.0.1");
+  CHECK(a->port == 6380);
+  CHECK(a->text == "127.0.0.1:6380");
+
+  auto v6 = parseListenAddress("[::1]:7000");
+  REQUIRE(v6);
+  CHECK(v6->host == "::1");
+  CHECK(v6->port == 7000);
+  CHECK(v6->text == "[::1]:7000");
+
+  auto zone = parseListenAddress("[fe80::1%eth0]:1");
+  REQUIRE(zone);
+  CHECK(zone->host == "fe80::1%eth0");
+
+  auto any = parseListenAddress("0.0.0.0:0");  // port 0: the kernel picks one
+  REQUIRE(any);
+  CHECK(any->port == 0);
+
+  auto name = parseListenAddress("redis-cache.default.svc:6379");
+  REQUIRE(name);
+  CHECK(name->host == "redis-cache.default.svc");
+
+  auto u = parseListenAddress("unix:/run/corral.sock");
+  REQUIRE(u);
+  CHECK(u->kind == ListenAddress::Kind::kUnix);
+  CHECK(u->path == "/run/corral.sock");
+  CHECK(u->text == "unix:/run/corral.sock");
+
+  CHECK(parseListenAddress("unix:/" + std::string(106, 'a')));  // 107 bytes: the limit
+  for (const std::string& bad : {std::string(""),
+                                 std::string("127.0.0.1"),
+                                 std::string(":6380"),
+                                 std::string("h:"),
+                                 std::string("h:65536"),
+                                 std::string("h:-1"),
+                                 std::string("h:x"),
+                                 std::string("::1:6380"),
+                                 std::string("[::1]"),
+                                 std::string("[::1]6380"),
+                                 std::string("[::1:6380"),
+                                 std::string("[zz::1]:1"),
+                                 std::string("300.1.1.1:1"),
+                                 std::string("1.2.3.4.5:1"),
+                                 std::string("bad host:1"),
+                                 std::string("unix:"),
+                                 std::string("unix:relative.sock"),
+                                 std::string("unix:/" + std::string(107, 'a')),
+                                 std::string("redis://h:1"),
+                                 std::string("unix:/a\0b", 9)}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parseListenAddress(bad).has_value());
+  }
+}
+
+TEST_CASE("parseUpstreamAddress: plain, unix and redis:// URLs") {
+  auto plain = parseUpstreamAddress("10.0.0.5:6379");
+  REQUIRE(plain);
+  CHECK(plain->addr.host == "10.0.0.5");
+  CHECK(plain->addr.port == 6379);
+  CHECK(plain->text == "10.0.0.5:6379");
+  CHECK(plain->user.empty());
+  CHECK(plain->password.empty());
+  CHECK(plain->db == 0);
+
+  CHECK_FALSE(parseUpstreamAddress("10.0.0.5:0"));  // an upstream needs a real port
+
+  auto u = parseUpstreamAddress("unix:/var/run/redis.sock");
+  REQUIRE(u);
+  CHECK(u->addr.kind == ListenAddress::Kind::kUnix);
+  CHECK(u->addr.path == "/var/run/redis.sock");
+
+  auto full = parseUpstreamAddress("redis://alice:s3cret@cache:6390/2");
+  REQUIRE(full);
+  CHECK(full->addr.host == "cache");
+  CHECK(full->addr.port == 6390);
+  CHECK(full->user == "alice");
+  CHECK(full->password == "s3cret");
+  CHECK(full->db == 2);
+  CHECK(full->text == "redis://alice:***@cache:6390/2");
+  CHECK(full->addr.text == "redis://alice:***@cache:6390/2");
+
+  // Percent-encoding in user and password; '@' and ':' inside the password.
+  auto enc = parseUpstreamAddress("redis://us%65r:p%40ss%3Aw%2Fd@[::1]:7000");
+  REQUIRE(enc);
+  CHECK(enc->user == "user");
+  CHECK(enc->password == "p@ss:w/d");
+  CHECK(enc->addr.host == "::1");
+  CHECK(enc->text == "redis://us%65r:***@[::1]:7000");
+
+  auto no_port = parseUpstreamAddress("REDIS://cache");
+  REQUIRE(no_port);
+  CHECK(no_port->addr.port == 6379);
+  CHECK(no_port->db == 0);
+
+  auto pw_only = parseUpstreamAddress("redis://:pw@h:1/");
+  REQUIRE(pw_only);
+  CHECK(pw_only->user.empty());
+  CHECK(pw_only->password == "pw");
+  CHECK(pw_only->text == "redis://:***@h:1/");
+
+  auto user_only = parseUpstreamAddress("redis://bob@h:1/1000000");
+  REQUIRE(user_only);
+  CHECK(user_only->user == "bob");
+  CHECK(user_only->password.empty());
+  CHECK(user_only->db == 1000000);
+  CHECK(user_only->text == "redis://bob@h:1/1000000");
+
+  for (const char* bad :
+       {"rediss://h:1", "http://h:1", "redis://", "redis://u:p@", "redis://h:1/1000001",
+        "redis://h:1/-1", "redis://h:1/x", "redis://h:1?db=2", "redis://h:1/2#x",
+        "redis://u:p%zz@h:1", "redis://u%4@h:1", "redis://h:0", "redis://::1:7000", ""}) {
+    const std::string text = bad;
+    CAPTURE(text);
+    CHECK_FALSE(parseUpstreamAddress(bad).has_value());
+  }
+}
+
+TEST_CASE("defaults when keys are absent") {
+  Config c = mustLoad(kPrimary);
+  CHECK(c.source == "t.yaml");
+  REQUIRE(c.listen.size() == 1);
+  CHECK(c.listen[0].kind == ListenAddress::Kind::kTcp);
+  CHECK(c.listen[0].host == "127.0.0.1");
+  CHECK(c.listen[0].port == 6380);
+  CHECK(c.listen[0].text == "127.0.0.1:6380");
+  CHECK(c.workers == 1);
+  CHECK(c.upstream.primary.addr.host == "127.0.0.1");
+  CHECK(c.upstream.primary.addr.port == 6379);
+  CHECK(c.upstream.primary.text == "127.0.0.1:6379");
+  CHECK(c.upstream.replicas.empty());
+  CHECK(c.upstream.read_from == ReadFrom::kPrimary);
+  CHECK(c.upstream.connect_timeout == Millis{500});
+  CHECK(c.upstream.command_timeout == Millis{1000});
+  CHECK(c.upstream.pool_size == 1);
+  CHECK(c.upstream.user.empty());
+  CHECK(c.upstream.password.empty());
+  CHECK(c.upstream.password_env.empty());
+  CHECK(c.upstream.db == 0);
+  CHECK(c.upstream.reconnect_min == Millis{50});
+  CHECK(c.upstream.reconnect_max == Millis{2000});
+  CHECK_FALSE(c.admin.listen.has_value());
+  CHECK(c.limits.max_clients == 10000);
+  CHECK(c.limits.max_request_bytes == 64ull << 20);
+  CHECK(c.limits.max_args == 1048576);
+  CHECK(c.limits.max_bulk_bytes == 512ull << 20);
+  CHECK(c.limits.max_inline_bytes == 64u << 10);
+  CHECK(c.limits.max_pending == 1024);
+  CHECK(c.limits.max_output_bytes == 64ull << 20);
+  CHECK(c.limits.max_reply_depth == 128);
+  CHECK(c.log.level == "info");
+  CHECK(c.shutdown_timeout == Millis{5000});
+
+  // Empty sections are empty mappings.
+  Config e = mustLoad("admin:\nlimits:\nlog:\nupstream:\n  primary: h:1\n  reconnect_backoff:\n");
+  CHECK_FALSE(e.admin.listen.has_value());
+  CHECK(e.upstream.reconnect_max == Millis{2000});
+}
+
+TEST_CASE("every key is parsed") {
+  Config c = mustLoad(R"(
+listen: ["0.0.0.0:7000", "[::1]:7001", "unix:/tmp/corral.sock", "127.0.0.1:0", "127.0.0.1:0"]
+workers: 8
+upstream:
+  primary: 10.0.0.1:6379
+  replicas: [10.0.0.2:6379, "unix:/run/r.sock"]
+  read_from: prefer_replica
+  connect_timeout: 250ms
+  command_timeout: 2m
+  pool_size: 4
+  user: corral
+  password: hunter2
+  db: 3
+  reconnect_backoff: {min: 10ms, max: 1h}
+admin: {listen: "[::]:9121"}
+limits:
+  max_clients: 5
+  max_request_bytes: 1KiB
+  max_args: 3
+  max_bulk_bytes: 10kb
+  max_inline_bytes: 4096
+  max_pending: 1
+  max_output_bytes: 2GiB
+  max_reply_depth: 1024
+log: {level: debug}
+shutdown_timeout: 0
+)");
+  REQUIRE(c.listen.size() == 5);
+  CHECK(c.listen[0].host == "0.0.0.0");
+  CHECK(c.listen[0].port == 7000);
+  CHECK(c.listen[1].host == "::1");
+  CHECK(c.listen[2].kind == ListenAddress::Kind::kUnix);
+  CHECK(c.listen[2].path == "/tmp/corral.sock");
+  CHECK(c.listen[3].port == 0);
+  CHECK(c.workers == 8);
+  CHECK(c.upstream.primary.text == "10.0.0.1:6379");
+  REQUIRE(c.upstream.replicas.size() == 2);
+  CHECK(c.upstream.replicas[0].addr.host == "10.0.0.2");
+  CHECK(c.upstream.replicas[1].addr.path == "/run/r.sock");
+  CHECK(c.upstream.read_from == ReadFrom::kPreferReplica);
+  CHECK(c.upstream.connect_timeout == Millis{250});
+  CHECK(c.upstream.command_timeout == Millis{120000});
+  CHECK(c.upstream.pool_size == 4);
+  CHECK(c.upstream.user == "corral");
+  CHECK(c.upstream.password == "hunter2");
+  CHECK(c.upstream.db == 3);
+  CHECK(c.upstream.reconnect_min == Millis{10});
+  CHECK(c.upstream.reconnect_max == Millis{3600000});
+  REQUIRE(c.admin.listen.has_value());
+  CHECK(c.admin.listen->host == "::");
+  CHECK(c.admin.listen->port == 9121);
+  CHECK(c.limits.max_clients == 5);
+  CHECK(c.limits.max_request_bytes == 1024);
+  CHECK(c.limits.max_args == 3);
+  CHECK(c.limits.max_bulk_bytes == 10000);
+  CHECK(c.limits.max_inline_bytes == 4096);
+  CHECK(c.limits.max_pending == 1);
+  CHECK(c.limits.max_output_bytes == 2ull << 30);
+  CHECK(c.limits.max_reply_depth == 1024);
+  CHECK(c.log.level == "debug");
+  CHECK(c.shutdown_timeout == Millis{0});
+
+  // A single string for listen and replicas; read_from replica.
+  Config s = mustLoad(
+      "listen: unix:/tmp/c.sock\nupstream: {primary: h:1, replicas: h:2, read_from: replica}\n");
+  REQUIRE(s.listen.size() == 1);
+  CHECK(s.listen[0].path == "/tmp/c.sock");
+  REQUIRE(s.upstream.replicas.size() == 1);
+  CHECK(s.upstream.replicas[0].addr.port == 2);
+  CHECK(s.upstream.read_from == ReadFrom::kReplica);
+
+  for (const char* level : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+    const std::string name = level;
+    CAPTURE(name);
+    CHECK(mustLoad(std::string("log: {level: ") + level + "}\n" + kPrimary).log.level == level);
+  }
+}
+
+TEST_CASE("credentials: URL fields win one by one, upstream.* fills in the rest") {
+  Config c = mustLoad(R"(
+upstream:
+  primary: "redis://alice:p%40ss@h:7/5"
+  replicas: ["h2:8", "redis://:only@h3:9", "redis://carol@h4:1", "redis://h5:1/0"]
+  user: bob
+  password: base
+  db: 2
+)");
+  const UpstreamConfig& u = c.upstream;
+  CHECK(u.primary.user == "alice");
+  CHECK(u.primary.password == "p@ss");
+  CHECK(u.primary.db == 5);
+  CHECK(u.primary.text == "redis://alice:***@h:7/5");
+  REQUIRE(u.replicas.size() == 4);
+  CHECK(u.replicas[0].user == "bob");
+  CHECK(u.replicas[0].password == "base");
+  CHECK(u.replicas[0].db == 2);
+  CHECK(u.replicas[1].user == "bob");  // the URL names no user
+  CHECK(u.replicas[1].password == "only");
+  CHECK(u.replicas[1].db == 2);
+  CHECK(u.replicas[1].text == "redis://:***@h3:9");
+  CHECK(u.replicas[2].user == "carol");
+  CHECK(u.replicas[2].password == "base");
+  CHECK(u.replicas[3].db == 0);  // an explicit /0 wins over upstream.db
+  CHECK(u.replicas[3].user == "bob");
+}
+
+TEST_CASE("password_env is read at load time") {
+  const std::string yaml =
+      "upstream:\n  primary: h:1\n  replicas: [h:2]\n"
+      "  password_env: CORRAL_TEST_PASSWORD\n";
+  SUBCASE("set") {
+    ScopedEnv env("CORRAL_TEST_PASSWORD", "from-env");
+    Config c = mustLoad(yaml);
+    CHECK(c.upstream.password_env == "CORRAL_TEST_PASSWORD");
+    CHECK(c.upstream.password == "from-env");
+    CHECK(c.upstream.primary.password == "from-env");
+    CHECK(c.upstream.replicas[0].password == "from-env");
+  }
+  SUBCASE("unset") {
+    ScopedEnv env("CORRAL_TEST_PASSWORD", nullptr);
+    CHECK(errorsOf(yaml) ==
+          std::vector<std::string>{"t.yaml:4:17: upstream.password_env: environment variable "
+                                   "CORRAL_TEST_PASSWORD is not set"});
+  }
+  SUBCASE("empty") {
+    ScopedEnv env("CORRAL_TEST_PASSWORD", "");
+    CHECK(errorsOf(yaml) ==
+          std::vector<std::string>{"t.yaml:4:17: upstream.password_env: environment variable "
+                                   "CORRAL_TEST_PASSWORD is empty"});
+  }
+  SUBCASE("together with password") {
+    ScopedEnv env("CORRAL_TEST_PASSWORD", "from-env");
+    CHECK(errorsOf(yaml + "  password: x\n") ==
+          std::vector<std::string>{"t.yaml:4:17: upstream.password_env: cannot be used together "
+                                   "with upstream.password"});
+  }
+}
+
+// One bad snippet -> the exact errors it must produce.
+struct ErrorCase {
+  std::string yaml;
+  std::vector<std::string> errors;
+};
+
+TEST_CASE("each error names file:line:col, the key path, the rule and the value") {
+  const std::string p = kPrimary;
+  const std::string up = "upstream:\n  primary: h:1\n";  // line 3 is the first free line
+  const std::vector<ErrorCase> cases = {
+      // workers
+      {"workers: 0\n" + p, {"t.yaml:1:10: workers: must be an integer from 1 to 64 (got 0)"}},
+      {"workers: 65\n" + p, {"t.yaml:1:10: workers: must be an integer from 1 to 64 (got 65)"}},
+      {"workers: two\n" + p, {"t.yaml:1:10: workers: must be an integer from 1 to 64 (got two)"}},
+      {"workers: 1.5\n" + p, {"t.yaml:1:10: workers: must be an integer from 1 to 64 (got 1.5)"}},
+      {"workers: 0x10\n" + p, {"t.yaml:1:10: workers: must be an integer from 1 to 64 (got 0x10)"}},
+      {"workers:\n" + p, {"t.yaml:1:1: workers: must be an integer from 1 to 64 (got nothing)"}},
+      {"workers: [1]\n" + p,
+       {"t.yaml:1:10: workers: must be an integer from 1 to 64 (got a list)"}},
+      {"workers: \"\"\n" + p, {"t.yaml:1:10: workers: must be an integer from 1 to 64 (got \"\")"}},
+      // listen
+      {"listen: 127.0.0.1\n" + p,
+       {"t.yaml:1:9: listen: needs a port, as in host:port (got 127.0.0.1)"}},
+      {"listen: [127.0.0.1:6380, 'localhost:99999']\n" + p,
+       {"t.yaml:1:26: listen[1]: port must be a number from 0 to 65535 (got localhost:99999)"}},
+      {"listen: []\n" + p, {"t.yaml:1:9: listen: must list at least one address (got [])"}},
+      {"listen: {a: 1}\n" + p,
+       {"t.yaml:1:9: listen: must be an address or a list of addresses (got a mapping)"}},
+      {"listen: ['::1:6380']\n" + p,
+       {"t.yaml:1:10: listen[0]: IPv6 addresses need brackets, as in [::1]:port (got ::1:6380)"}},
+      {"listen: '[::g]:6380'\n" + p,
+       {"t.yaml:1:9: listen: is not a valid IPv6 address (got [::g]:6380)"}},
+      {"listen: unix:run/c.sock\n" + p,
+       {"t.yaml:1:9: listen: unix socket path must be absolute, like unix:/run/corral.sock "
+        "(got unix:run/c.sock)"}},
+      {"listen: 300.1.1.1:80\n" + p,
+       {"t.yaml:1:9: listen: is not a valid host name or IP address (got 300.1.1.1:80)"}},
+      {"listen: redis://x:1\n" + p,
+       {"t.yaml:1:9: listen: must be host:port, [ipv6]:port or unix:/path, not a URL "
+        "(got redis://x:1)"}},
+      {"listen: [a:1, a:1, b:0, b:0]\n" + p,
+       {"t.yaml:1:15: listen[1]: duplicate of listen[0] (got a:1)"}},
+      // upstream addresses
+      {"upstream:\n  replicas: []\n",
+       {"t.yaml:2:3: upstream.primary: is required: the Redis server to proxy to, like "
+        "127.0.0.1:6379"}},
+      {"workers: 1\n",
+       {"t.yaml:1:1: upstream.primary: is required: the Redis server to proxy to, like "
+        "127.0.0.1:6379"}},
+      {"",
+       {"t.yaml:0:0: upstream.primary: is required: the Redis server to proxy to, like "
+        "127.0.0.1:6379"}},
+      {"upstream: [h:1]\n", {"t.yaml:1:11: upstream: must be a mapping (got a list)"}},
+      {"upstream:\n  primary: 127.0.0.1\n",
+       {"t.yaml:2:12: upstream.primary: needs a port, as in host:port (got 127.0.0.1)"}},
+      {"upstream:\n  primary: h:0\n",
+       {"t.yaml:2:12: upstream.primary: port must be a number from 1 to 65535 (got h:0)"}},
+      {"upstream:\n  primary:\n",
+       {"t.yaml:2:3: upstream.primary: must be host:port, unix:/path or "
+        "redis://[user[:password]@]host:port[/db] (got nothing)"}},
+      {"upstream:\n  primary: redis://u:s3cret@h:1/99999999\n",
+       {"t.yaml:2:12: upstream.primary: database must be a number from 0 to 1000000, as in "
+        "redis://host:port/2 (got redis://u:***@h:1/99999999)"}},
+      {"upstream:\n  primary: 'redis://u:p%zz@h:1'\n",
+       {"t.yaml:2:12: upstream.primary: bad percent-encoding in the user or password (use %XX) "
+        "(got redis://u:***@h:1)"}},
+      {"upstream:\n  primary: rediss://h:1\n",
+       {"t.yaml:2:12: upstream.primary: rediss:// (TLS) is not supported by this version of "
+        "corral (got rediss://h:1)"}},
+      {"upstream:\n  primary: http://h:1\n",
+       {"t.yaml:2:12: upstream.primary: must be host:port, unix:/path or "
+        "redis://[user[:password]@]host:port[/db] (got http://h:1)"}},
+      {up + "  replicas: [h:2, H:1, h:2]\n",
+       {"t.yaml:3:19: upstream.replicas[1]: is the same server as upstream.primary (got H:1)",
+        "t.yaml:3:24: upstream.replicas[2]: is the same server as upstream.replicas[0] "
+        "(got h:2)"}},
+      {up + "  replicas: {a: 1}\n",
+       {"t.yaml:3:13: upstream.replicas: must be an address or a list of addresses "
+        "(got a mapping)"}},
+      {"upstream: {primary: 127.0.0.1:6380}\n",
+       {"t.yaml:1:21: upstream.primary: is corral's own address listen (default); corral would "
+        "proxy to itself (got 127.0.0.1:6380)"}},
+      {"listen: [a:1, unix:/s]\nupstream: {primary: h:1, replicas: ['unix:/s']}\n",
+       {"t.yaml:2:37: upstream.replicas[0]: is corral's own address listen[1]; corral would "
+        "proxy to itself (got unix:/s)"}},
+      // upstream scalars
+      {up + "  read_from: replicas\n",
+       {"t.yaml:3:14: upstream.read_from: must be one of primary, replica, prefer_replica "
+        "(got replicas)"}},
+      {up + "  read_from: replica\n",
+       {"t.yaml:3:14: upstream.read_from: needs at least one upstream.replicas entry "
+        "(got replica)"}},
+      {up + "  connect_timeout: 5 parsecs\n",
+       {"t.yaml:3:20: upstream.connect_timeout: must be a duration like 250ms or 5s "
+        "(got 5 parsecs)"}},
+      {up + "  command_timeout: 0\n",
+       {"t.yaml:3:20: upstream.command_timeout: must be greater than 0 (got 0)"}},
+      {up + "  command_timeout: 500\n",
+       {"t.yaml:3:20: upstream.command_timeout: must have a unit (ms, s, m or h), like 250ms or "
+        "5s (got 500)"}},
+      {up + "  connect_timeout: -1s\n",
+       {"t.yaml:3:20: upstream.connect_timeout: must not be negative (got -1s)"}},
+      {up + "  connect_timeout: 99999999999999999999h\n",
+       {"t.yaml:3:20: upstream.connect_timeout: is too large (got 99999999999999999999h)"}},
+      {up + "  pool_size: 0\n",
+       {"t.yaml:3:14: upstream.pool_size: must be an integer from 1 to 64 (got 0)"}},
+      {up + "  db: -1\n",
+       {"t.yaml:3:7: upstream.db: must be an integer from 0 to 1000000 (got -1)"}},
+      {up + "  user: {a: 1}\n", {"t.yaml:3:9: upstream.user: must be a string (got a mapping)"}},
+      {up + "  password: [a]\n", {"t.yaml:3:13: upstream.password: must be a string (got a list)"}},
+      {up + "  password_env: 1BAD\n",
+       {"t.yaml:3:17: upstream.password_env: must be the name of an environment variable, like "
+        "REDIS_PASSWORD (got 1BAD)"}},
+      {up + "  reconnect_backoff: {min: 3s, max: 1s}\n",
+       {"t.yaml:3:37: upstream.reconnect_backoff.max: must not be less than "
+        "reconnect_backoff.min (3000ms) (got 1s)"}},
+      {up + "  reconnect_backoff: {min: 5s}\n",
+       {"t.yaml:3:28: upstream.reconnect_backoff.min: must not be more than "
+        "reconnect_backoff.max (2000ms) (got 5s)"}},
+      {up + "  reconnect_backoff: {max: 10ms}\n",
+       {"t.yaml:3:28: upstream.reconnect_backoff.max: must not be less than "
+        "reconnect_backoff.min (50ms) (got 10ms)"}},
+      {up + "  reconnect_backoff: {min: 0, max: 0}\n",
+       {"t.yaml:3:28: upstream.reconnect_backoff.min: must be greater than 0 (got 0)",
+        "t.yaml:3:36: upstream.reconnect_backoff.max: must be greater than 0 (got 0)"}},
+      {up + "  reconnect_backoff: 1s\n",
+       {"t.yaml:3:22: upstream.reconnect_backoff: must be a mapping (got 1s)"}},
+      // admin
+      {"admin: {listen: }\n" + p,
+       {"t.yaml:1:9: admin.listen: must be host:port, [ipv6]:port or unix:/path (got nothing)"}},
+      {"admin: {listen: 'h'}\n" + p,
+       {"t.yaml:1:17: admin.listen: needs a port, as in host:port (got h)"}},
+      {"admin: {listen: 127.0.0.1:6380}\n" + p,
+       {"t.yaml:1:17: admin.listen: is the same address as listen (default) "
+        "(got 127.0.0.1:6380)"}},
+      {"listen: [x:5]\nadmin: {listen: X:5}\n" + p,
+       {"t.yaml:2:17: admin.listen: is the same address as listen[0] (got X:5)"}},
+      {"admin: 9121\n" + p, {"t.yaml:1:8: admin: must be a mapping (got 9121)"}},
+      // limits
+      {"limits: {max_clients: 0}\n" + p,
+       {"t.yaml:1:23: limits.max_clients: must be an integer from 1 to 4294967295 (got 0)"}},
+      {"limits: {max_args: 4294967296}\n" + p,
+       {"t.yaml:1:20: limits.max_args: must be an integer from 1 to 4294967295 "
+        "(got 4294967296)"}},
+      {"limits: {max_request_bytes: 64}\n" + p,
+       {"t.yaml:1:29: limits.max_request_bytes: must be at least 1KiB (is a unit missing?) "
+        "(got 64)"}},
+      {"limits: {max_request_bytes: 64Mb}\n" + p,
+       {"t.yaml:1:29: limits.max_request_bytes: must be a size like 4096, 64KiB or 16MiB "
+        "(got 64Mb)"}},
+      {"limits: {max_bulk_bytes: -5}\n" + p,
+       {"t.yaml:1:26: limits.max_bulk_bytes: must not be negative (got -5)"}},
+      {"limits: {max_output_bytes: 99999999999999999999}\n" + p,
+       {"t.yaml:1:28: limits.max_output_bytes: is too large (got 99999999999999999999)"}},
+      {"limits: {max_inline_bytes: 4GiB}\n" + p,
+       {"t.yaml:1:28: limits.max_inline_bytes: must be at most 4294967295 bytes (got 4GiB)"}},
+      {"limits: {max_pending: 0}\n" + p,
+       {"t.yaml:1:23: limits.max_pending: must be an integer from 1 to 4294967295 (got 0)"}},
+      {"limits: {max_reply_depth: 2000}\n" + p,
+       {"t.yaml:1:27: limits.max_reply_depth: must be an integer from 1 to 1024 (got 2000)"}},
+      // log, shutdown_timeout
+      {"log: {level: verbose}\n" + p,
+       {"t.yaml:1:14: log.level: must be one of trace, debug, info, warn, error, critical, off "
+        "(got verbose)"}},
+      {"shutdown_timeout: 5\n" + p,
+       {"t.yaml:1:19: shutdown_timeout: must have a unit (ms, s, m or h), like 250ms or 5s "
+        "(got 5)"}},
+      // structure
+      {"- a\n", {"t.yaml:1:1: (root): the file must be a mapping of settings (got a list)"}},
+      {"just text\n",
+       {"t.yaml:1:1: (root): the file must be a mapping of settings (got just text)"}},
+      {"workers: 1\nworkers: 2\n" + p,
+       {"t.yaml:2:1: workers: duplicate key (first set at line 1)"}},
+      {"? [a]\n: 1\n" + p, {"t.yaml:1:3: (root): keys must be plain names (got a list)"}},
+      {"---\nworkers: 1\n---\nworkers: 2\n",
+       {"t.yaml:4:1: (yaml): the file holds more than one YAML document; corral reads one"}},
+      // syntax errors: one error, where yaml-cpp puts it
+      {"workers: [1\nupstream: 2\n", {"t.yaml:2:9: (yaml): end of sequence flow not found"}},
+      {"workers: b: c\n", {"t.yaml:1:11: (yaml): illegal map value"}},
+  };
+  for (const ErrorCase& c : cases) {
+    CAPTURE(c.yaml);
+    CHECK(errorsOf(c.yaml) == c.errors);
+  }
+}
+
+TEST_CASE("unknown keys are errors, with a suggestion for a near miss") {
+  const std::string p = kPrimary;
+  const std::vector<ErrorCase> cases = {
+      {"wrkers: 2\n" + p, {"t.yaml:1:1: wrkers: unknown key (did you mean workers?)"}},
+      {"Workers: 2\n" + p, {"t.yaml:1:1: Workers: unknown key (did you mean workers?)"}},
+      {"lsiten: a:1\n" + p, {"t.yaml:1:1: lsiten: unknown key (did you mean listen?)"}},
+      {"foo: 1\n" + p, {"t.yaml:1:1: foo: unknown key"}},
+      {"x: 1\n" + p, {"t.yaml:1:1: x: unknown key"}},
+      {"upstream:\n  primary: h:1\n  conect_timeout: 1s\n",
+       {"t.yaml:3:3: upstream.conect_timeout: unknown key (did you mean connect_timeout?)"}},
+      {"upstream:\n  primary: h:1\n  replica: [h:2]\n",
+       {"t.yaml:3:3: upstream.replica: unknown key (did you mean replicas?)"}},
+      {"upstream:\n  primary: h:1\n  reconnect_backoff: {mn: 1s}\n",
+       {"t.yaml:3:23: upstream.reconnect_backoff.mn: unknown key (did you mean min?)"}},
+      {"limits: {max_client: 5}\n" + p,
+       {"t.yaml:1:10: limits.max_client: unknown key (did you mean max_clients?)"}},
+      {"log: {levle: info, file: x}\n" + p,
+       {"t.yaml:1:7: log.levle: unknown key (did you mean level?)",
+        "t.yaml:1:20: log.file: unknown key"}},
+      {"admin: {listen: 'h:1', port: 2}\n" + p, {"t.yaml:1:24: admin.port: unknown key"}},
+      {"polices: []\n" + p, {"t.yaml:1:1: polices: unknown key (did you mean policies?)"}},
+  };
+  for (const ErrorCase& c : cases) {
+    CAPTURE(c.yaml);
+    CHECK(errorsOf(c.yaml) == c.errors);
+  }
+}
+
+TEST_CASE("keys of later versions are rejected clearly, not ignored") {
+  std::string yaml = R"(policies: [{name: a, match: "a:<id:int>"}]
+policy_files: [policies/]
+origins: {users: {base_url: "http://127.0.0.1:8080"}}
+global: {unmatched_keys: allow}
+defaults: {ttl: {jitter: 10%}}
+auth: {}
+)";
+  yaml += kPrimary;
+  CHECK(errorsOf(yaml) ==
+        std::vector<std::string>{
+            "t.yaml:1:1: policies: not supported by this version of corral yet",
+            "t.yaml:2:1: policy_files: not supported by this version of corral yet",
+            "t.yaml:3:1: origins: not supported by this version of corral yet",
+            "t.yaml:4:1: global: not supported by this version of corral yet",
+            "t.yaml:5:1: defaults: not supported by this version of corral yet",
+            "t.yaml:6:1: auth: not supported by this version of corral yet",
+        });
+}
+
+TEST_CASE("every error is reported, in file order, and no config is returned") {
+  // The duplicate replica (line 4) is found by a check that runs after the walk.
+  LoadResult r = loadConfigText(R"(workers: 0
+upstream:
+  primary: h:1
+  replicas: [h:1]
+  connect_timeout: x
+limits: {max_pending: 0}
+bogus: 1
+)",
+                                "t.yaml");
+  CHECK_FALSE(r.config.has_value());
+  std::vector<std::string> got;
+  for (const ConfigError& e : r.errors) got.push_back(e.format());
+  CHECK(got == std::vector<std::string>{
+                   "t.yaml:1:10: workers: must be an integer from 1 to 64 (got 0)",
+                   "t.yaml:4:14: upstream.replicas[0]: is the same server as upstream.primary "
+                   "(got h:1)",
+                   "t.yaml:5:20: upstream.connect_timeout: must be a duration like 250ms or 5s "
+                   "(got x)",
+                   "t.yaml:6:23: limits.max_pending: must be an integer from 1 to 4294967295 "
+                   "(got 0)",
+                   "t.yaml:7:1: bogus: unknown key",
+               });
+  REQUIRE(r.errors.size() == 5);
+  // The structured fields agree with the formatted text.
+  CHECK(r.errors[2].file == "t.yaml");
+  CHECK(r.errors[2].line == 5);
+  CHECK(r.errors[2].col == 20);
+  CHECK(r.errors[2].path == "upstream.connect_timeout");
+  CHECK(r.errors[2].message == "must be a duration like 250ms or 5s (got x)");
+}
+
+TEST_CASE("values quoted in errors are escaped and capped") {
+  CHECK(errorsOf(std::string("workers: \"a\\tb\\x01\\nc\\x7f\"\n") + kPrimary) ==
+        std::vector<std::string>{
+            "t.yaml:1:10: workers: must be an integer from 1 to 64 (got a\\tb\\x01\\nc\\x7f)"});
+  const std::string long_value(200, 'x');
+  std::vector<std::string> errors = errorsOf("workers: " + long_value + "\n" + kPrimary);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] == "t.yaml:1:10: workers: must be an integer from 1 to 64 (got " +
+                         std::string(80, 'x') + "...)");
+  // A multi-byte character is not cut in half at the cap.
+  std::string utf8 = std::string(79, 'x');
+  for (int i = 0; i < 10; ++i) utf8 += "\xc3\xa9";  // é
+  errors = errorsOf("workers: " + utf8 + "\n" + kPrimary);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] == "t.yaml:1:10: workers: must be an integer from 1 to 64 (got " +
+                         std::string(79, 'x') + "\xc3\xa9...)");
+}
+
+TEST_CASE("a password never appears in errors or in text") {
+  for (const char* primary :
+       {"redis://u:SECRETPW@h:1/x", "redis://u:SECRETPW@h:0", "redis://u:SECRETPW@",
+        "redis://:SECRETPW@h:1?x", "redis://u:SEC/RETPW@h:1/99999999", "redis://u:SEC@RETPW@h:1/x",
+        "rediss://u:SECRETPW@h:1"}) {
+    const std::string text = primary;
+    CAPTURE(text);
+    std::vector<std::string> errors =
+        errorsOf(std::string("upstream: {primary: '") + primary + "'}\n");
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find("SEC") == std::string::npos);
+    CHECK(errors[0].find("***") != std::string::npos);
+  }
+  CHECK(errorsOf("upstream: {primary: h:1, password: {SECRETPW: 1}}\n")[0].find("SECRET") ==
+        std::string::npos);
+  Config c = mustLoad(
+      "upstream: {primary: 'redis://u:SECRETPW@h:1', replicas: ['redis://u:SECRETPW@h:2']}\n");
+  CHECK(c.upstream.primary.text.find("SECRET") == std::string::npos);
+  CHECK(c.upstream.primary.addr.text.find("SECRET") == std::string::npos);
+  CHECK(c.upstream.replicas[0].text == "redis://u:***@h:2");
+}
+
+TEST_CASE("yaml-cpp's own errors are made readable") {
+  CHECK(errorsOf(std::string(100000, '[')) ==
+        std::vector<std::string>{"t.yaml:1:1: (yaml): nested too deeply for the YAML parser"});
+  CHECK(errorsOf(std::string("workers: \"\\\0\"", 13)) ==
+        std::vector<std::string>{"t.yaml:1:13: (yaml): unknown escape character: \\x00"});
+}
+
+TEST_CASE("garbage never throws and gives an error") {
+  const std::vector<std::string> inputs = {
+      std::string(100000, '['),
+      std::string(100000, '{'),
+      "&a [*a]",
+      "upstream: &a {primary: h:1, reconnect_backoff: *a}",
+      "listen: *nope",
+      "\t\tworkers: 1",
+      std::string("workers: 1\0\0\0", 13),
+      std::string("\xff\xfe\x00\x01", 4),  // a UTF-16 byte order mark
+      "!!binary AAAA",
+      "workers: !!int nope",
+      "%YAML 9.9\n---\nworkers: 1",
+      "'unterminated",
+  };
+  for (const std::string& in : inputs) {
+    CAPTURE(in.substr(0, 40));
+    LoadResult r;
+    CHECK_NOTHROW(r = loadConfigText(in, "g.yaml"));
+    CHECK_FALSE(r.errors.empty());
+    CHECK_FALSE(r.config.has_value());
+  }
+}
+
+TEST_CASE("loadConfigFile reads a file, and reports one it cannot read") {
+  char name[] = "/tmp/corral_config_test_XXXXXX";
+  int fd = ::mkstemp(name);
+  REQUIRE(fd >= 0);
+  const std::string yaml = "workers: 3\nupstream:\n  primary: h:1\n  connect_timeout: 5 parsecs\n";
+  REQUIRE(::write(fd, yaml.data(), yaml.size()) == static_cast<ssize_t>(yaml.size()));
+  ::close(fd);
+  LoadResult bad = loadConfigFile(name);
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].format() == std::string(name) +
+                                      ":4:20: upstream.connect_timeout: must be a duration like "
+                                      "250ms or 5s (got 5 parsecs)");
+
+  std::FILE* f = std::fopen(name, "w");
+  REQUIRE(f != nullptr);
+  std::fputs("workers: 3\nupstream: {primary: h:1}\n", f);
+  std::fclose(f);
+  LoadResult good = loadConfigFile(name);
+  CHECK(good.errors.empty());
+  REQUIRE(good.config.has_value());
+  CHECK(good.config->workers == 3);
+  CHECK(good.config->source == name);
+  ::unlink(name);
+
+  LoadResult missing = loadConfigFile("/nonexistent/corral.yaml");
+  CHECK_FALSE(missing.config.has_value());
+  REQUIRE(missing.errors.size() == 1);
+  CHECK(missing.errors[0].format() ==
+        "/nonexistent/corral.yaml:0:0: (file): cannot read (No such file or directory)");
+
+  LoadResult dir = loadConfigFile("/tmp");
+  REQUIRE(dir.errors.size() == 1);
+  CHECK(dir.errors[0].format() == "/tmp:0:0: (file): cannot read (Is a directory)");
+}
+
+TEST_CASE("the shipped config/corral.yaml loads and states the built-in defaults") {
+  LoadResult r = loadConfigFile(std::string(CORRAL_SOURCE_DIR) + "/config/corral.yaml");
+  INFO(joined(r));
+  REQUIRE(r.errors.empty());
+  REQUIRE(r.config.has_value());
+  const Config& c = *r.config;
+  const Config defaults;  // in-class defaults from config.h
+  REQUIRE(c.listen.size() == 1);
+  CHECK(c.listen[0].text == "127.0.0.1:6380");
+  CHECK(c.workers == defaults.workers);
+  CHECK(c.upstream.primary.text == "127.0.0.1:6379");
+  CHECK(c.upstream.replicas.empty());
+  CHECK(c.upstream.read_from == defaults.upstream.read_from);
+  CHECK(c.upstream.connect_timeout == defaults.upstream.connect_timeout);
+  CHECK(c.upstream.command_timeout == defaults.upstream.command_timeout);
+  CHECK(c.upstream.pool_size == defaults.upstream.pool_size);
+  CHECK(c.upstream.user.empty());
+  CHECK(c.upstream.password.empty());
+  CHECK(c.upstream.db == defaults.upstream.db);
+  CHECK(c.upstream.reconnect_min == defaults.upstream.reconnect_min);
+  CHECK(c.upstream.reconnect_max == defaults.upstream.reconnect_max);
+  REQUIRE(c.admin.listen.has_value());
+  CHECK(c.admin.listen->text == "127.0.0.1:9121");
+  CHECK(c.limits.max_clients == defaults.limits.max_clients);
+  CHECK(c.limits.max_request_bytes == defaults.limits.max_request_bytes);
+  CHECK(c.limits.max_args == defaults.limits.max_args);
+  CHECK(c.limits.max_bulk_bytes == defaults.limits.max_bulk_bytes);
+  CHECK(c.limits.max_inline_bytes == defaults.limits.max_inline_bytes);
+  CHECK(c.limits.max_pending == defaults.limits.max_pending);
+  CHECK(c.limits.max_output_bytes == defaults.limits.max_output_bytes);
+  CHECK(c.limits.max_reply_depth == defaults.limits.max_reply_depth);
+  CHECK(c.log.level == defaults.log.level);
+  CHECK(c.shutdown_timeout == defaults.shutdown_timeout);
+}
+
+}  // namespace
+}  // namespace corral::config
