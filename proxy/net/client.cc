@@ -495,7 +495,7 @@ void Client::replyLocal(std::string_view bytes) {
     deliver(bytes);
     return;
   }
-  pending_.push_back(Slot{true, std::string(bytes)});
+  pending_.push_back(Slot{std::make_unique<std::string>(bytes)});
   ++next_seq_;
 }
 
@@ -513,16 +513,14 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
   }
   const uint64_t idx = seq - head_seq_;
   if (idx != 0) {
-    Slot& slot = pending_[idx];
-    slot.reply.assign(reply);
-    slot.ready = true;
+    pending_[idx].reply = std::make_unique<std::string>(reply);
     return;
   }
   deliver(reply);
   pending_.pop_front();
   ++head_seq_;
-  while (!pending_.empty() && pending_.front().ready) {
-    deliver(pending_.front().reply);
+  while (!pending_.empty() && pending_.front().reply) {
+    deliver(*pending_.front().reply);
     pending_.pop_front();
     ++head_seq_;
   }

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -64,9 +65,10 @@ class Client final : public upstream::ReplySink {
   size_t index_ = 0;  // position in Worker::all_clients_
 
  private:
+  // A request's place in the reply order. Empty while waiting: a reply for the head slot goes
+  // straight to out_, so only a reply that overtakes the head is stored (one allocation).
   struct Slot {
-    bool ready = false;
-    std::string reply;  // filled only when the reply arrived before the head's
+    std::unique_ptr<std::string> reply;
   };
   enum class LocalAnswer : uint8_t;
 
