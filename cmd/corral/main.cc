@@ -126,8 +126,7 @@ void onTerminate(evutil_socket_t sig, short, void* arg) {
     std::_Exit(0);
   }
   app->stopping = true;
-  app->log->info("shutting down signal={} timeout_ms={}", sig,
-                 app->cfg.shutdown_timeout.count());
+  app->log->info("shutting down signal={} timeout_ms={}", sig, app->cfg.shutdown_timeout.count());
   const int64_t deadline = corral::upstream::monotonicMs() + app->cfg.shutdown_timeout.count();
   for (auto& w : app->workers) w->postDrain(deadline);
   app->stop_poll = event_new(app->base, -1, EV_PERSIST, &onStopPoll, app);
@@ -150,8 +149,9 @@ void onReload(evutil_socket_t, short, void* arg) {
   if (next.workers != app->cfg.workers || next.listen.size() != app->cfg.listen.size() ||
       next.upstream.primary.text != app->cfg.upstream.primary.text ||
       next.upstream.replicas.size() != app->cfg.upstream.replicas.size()) {
-    app->log->warn("config reload: listen, workers and upstream changes need a restart; "
-                   "applying log level and limits only");
+    app->log->warn(
+        "config reload: listen, workers and upstream changes need a restart; "
+        "applying log level and limits only");
   }
   applyLogLevel(*app, next);
   app->cfg.limits = next.limits;

@@ -1,9 +1,10 @@
 // Buffer and Ring: the containers under every connection.
+#include "proxy/codec/buffer.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
 
-#include "proxy/codec/buffer.h"
 #include "proxy/codec/ring.h"
 
 using corral::codec::Buffer;

@@ -44,11 +44,11 @@ enum class ParseError : uint8_t {
 std::string_view errorText(ParseError e);
 
 struct Limits {
-  uint32_t max_args = 1024 * 1024;                 // elements in one request array
-  uint64_t max_bulk_bytes = 512ull * 1024 * 1024;  // one bulk string (Redis proto-max-bulk-len)
+  uint32_t max_args = 1024 * 1024;                   // elements in one request array
+  uint64_t max_bulk_bytes = 512ull * 1024 * 1024;    // one bulk string (Redis proto-max-bulk-len)
   uint64_t max_request_bytes = 64ull * 1024 * 1024;  // whole request frame
-  uint32_t max_inline_bytes = 64 * 1024;           // inline command line (Redis: 64 KiB)
-  uint32_t max_depth = 128;                        // reply nesting
+  uint32_t max_inline_bytes = 64 * 1024;             // inline command line (Redis: 64 KiB)
+  uint32_t max_depth = 128;                          // reply nesting
 };
 
 // One parsed request. `args` are views into the caller's buffer and `frame` is the whole
@@ -74,6 +74,12 @@ struct ParseResult {
 // exceed max_request_bytes, parse() returns kOversize once, with `consumed` = bytes dropped so
 // far, and switches to discarding: following calls return kIncomplete with consumed > 0 as they
 // drop bytes, then kDiscarded with the last bytes of that request. The connection stays usable.
+//
+// Details: "*0" and "*-1" give kComplete with no args (skip them, as Redis does). An inline
+// `frame` includes its '\n'; inline args are views into a scratch buffer inside the parser
+// (valid until the next parse call), and like Redis's sdssplitargs they end at an embedded NUL,
+// so re-encode inline commands (appendCommand) rather than forward their raw line. kError
+// consumes nothing and resets the parser. Not thread-safe; one parser per connection.
 class RequestParser {
  public:
   explicit RequestParser(const Limits& limits = Limits{}) : limits_(limits) {}
@@ -82,7 +88,8 @@ class RequestParser {
   ParseResult parse(const char* data, size_t len, Request& out);
 
   void setLimits(const Limits& limits) { limits_ = limits; }
-  // True while a partially received frame is remembered (for buffer bookkeeping and tests).
+  // True while a partially received frame is remembered (for buffer bookkeeping and tests):
+  // a multibulk past its count line, an inline line without its '\n', or a discard.
   bool midFrame() const { return state_ != State::kStart; }
   void reset();
   // Parsing work since construction: element headers parsed plus bytes searched for a line end.
@@ -91,7 +98,8 @@ class RequestParser {
 
  private:
   enum class State : uint8_t { kStart, kMultibulk, kInline, kDiscard };
-  ParseResult parseMultibulk(const char* data, size_t len, Request& out);
+  ParseResult parseOther(const char* data, size_t len, Request& out);
+  ParseResult emptyMultibulk(const char* data, size_t frame_len, Request& out);
   ParseResult suspendMultibulk(const char* data, size_t pos, uint32_t parsed, Request& out);
   ParseResult parseInline(const char* data, size_t len, Request& out);
   bool splitInline(const char* line, size_t n, Request& out);
@@ -140,7 +148,9 @@ struct ReplyResult {
 
 // Frames one complete reply (any RESP2/RESP3 type, nested to max_depth) without decoding it.
 // Restartable: an incomplete reply consumes nothing and keeps a resume hint, so a 1 MiB bulk
-// or a 100k-element array arriving in pieces is scanned once.
+// or a 100k-element array arriving in pieces is scanned once. Streamed RESP3 values ("$?",
+// "*?") are rejected (kBadReplyLength): Redis 7 does not send them. Only "$-1" and "*-1" may
+// have a negative length. kError consumes nothing and resets the parser.
 class ReplyParser {
  public:
   explicit ReplyParser(const Limits& limits = Limits{}) : limits_(limits) {}
@@ -160,21 +170,21 @@ class ReplyParser {
   ReplyResult fail(ParseError e);
 
   Limits limits_;
-  size_t pos_ = 0;             // resume offset relative to the frame start (an element start)
-  size_t line_scan_ = 0;       // simple line at pos_: offset from which to search for its \n
-  std::vector<Level> stack_;   // open aggregates; capacity is reused across frames
+  size_t pos_ = 0;            // resume offset relative to the frame start (an element start)
+  size_t line_scan_ = 0;      // simple line at pos_: offset from which to search for its \n
+  std::vector<Level> stack_;  // open aggregates; capacity is reused across frames
   bool started_ = false;
   ReplyType top_type_ = ReplyType::kSimpleString;
   uint64_t work_ = 0;
 };
 
 // Appends the RESP encodings used by local answers and errors to `out` (not on the forward path).
-void appendSimple(std::string& out, std::string_view s);    // +s\r\n
-void appendError(std::string& out, std::string_view msg);   // -msg\r\n (msg without '-')
-void appendInteger(std::string& out, int64_t v);            // :v\r\n
-void appendBulk(std::string& out, std::string_view s);      // $len\r\ns\r\n
-void appendNullBulk(std::string& out);                      // $-1\r\n
-void appendArrayHeader(std::string& out, size_t n);         // *n\r\n
+void appendSimple(std::string& out, std::string_view s);   // +s\r\n
+void appendError(std::string& out, std::string_view msg);  // -msg\r\n (msg without '-')
+void appendInteger(std::string& out, int64_t v);           // :v\r\n
+void appendBulk(std::string& out, std::string_view s);     // $len\r\ns\r\n
+void appendNullBulk(std::string& out);                     // $-1\r\n
+void appendArrayHeader(std::string& out, size_t n);        // *n\r\n
 // Encodes a command as a RESP array of bulk strings (for requests corral makes itself).
 void appendCommand(std::string& out, const std::vector<std::string_view>& args);
 

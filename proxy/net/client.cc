@@ -32,12 +32,12 @@ enum class Local : uint8_t {
   kAuth,
   kSelect,
   kReset,
-  kClient,       // CLIENT container: SETINFO (unknown to Redis 7.0) is answered locally
+  kClient,  // CLIENT container: SETINFO (unknown to Redis 7.0) is answered locally
   kClientSetname,
   kClientGetname,
   kClientId,
-  kXread,        // refused only with BLOCK
-  kRefuse,       // needs a dedicated upstream connection: the next issue's work
+  kXread,   // refused only with BLOCK
+  kRefuse,  // needs a dedicated upstream connection: the next issue's work
 };
 
 constexpr uint32_t kMaybeLocal = commands::kConnState | commands::kTransaction |
@@ -65,10 +65,11 @@ const std::unordered_map<const CommandInfo*, Local>& localTable() {
     add({"xread"}, Local::kXread);
     add({"xreadgroup"}, Local::kXread);
     for (std::string_view name :
-         {"multi", "exec", "discard", "watch", "unwatch", "subscribe", "psubscribe", "ssubscribe",
-          "unsubscribe", "punsubscribe", "sunsubscribe", "monitor", "readonly", "readwrite",
-          "asking", "sync", "psync", "replconf", "wait", "waitaof", "blpop", "brpop", "blmove",
-          "blmpop", "bzpopmin", "bzpopmax", "bzmpop", "brpoplpush"}) {
+         {"multi",      "exec",       "discard",     "watch",        "unwatch",      "subscribe",
+          "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "monitor",
+          "readonly",   "readwrite",  "asking",      "sync",         "psync",        "replconf",
+          "wait",       "waitaof",    "blpop",       "brpop",        "blmove",       "blmpop",
+          "bzpopmin",   "bzpopmax",   "bzmpop",      "brpoplpush"}) {
       add({name}, Local::kRefuse);
     }
     for (std::string_view sub : {"tracking", "reply", "caching", "no-evict", "no-touch",

@@ -95,18 +95,18 @@ class Client final : public upstream::ReplySink {
   std::string name_;  // CLIENT SETNAME
   event* rev_ = nullptr;
   event* wev_ = nullptr;
-  codec::Buffer in_;   // only bytes of a frame not yet complete (or held while paused)
+  codec::Buffer in_;  // only bytes of a frame not yet complete (or held while paused)
   codec::Buffer out_;
   codec::RequestParser parser_;
   codec::Request req_;
   codec::Ring<Slot> pending_;
-  uint64_t head_seq_ = 0;      // sequence number of pending_.front()
+  uint64_t head_seq_ = 0;  // sequence number of pending_.front()
   uint64_t next_seq_ = 0;
   uint32_t inflight_refs_ = 0;  // requests held by upstream connections
   uint32_t primary_slot_ = 0;
   bool read_enabled_ = false;
   bool write_enabled_ = false;
-  bool paused_ = false;         // backpressure: not reading
+  bool paused_ = false;             // backpressure: not reading
   bool close_after_flush_ = false;  // QUIT, protocol error or drain
   bool draining_ = false;
 };

@@ -13,8 +13,12 @@ namespace corral::net {
 // A counter written by one thread and read by others: a relaxed load+store, not a locked RMW.
 class Counter {
  public:
-  void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void sub(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  void add(uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
   void set(uint64_t n) { v_.store(n, std::memory_order_relaxed); }
   uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
@@ -25,24 +29,27 @@ class Counter {
 struct Stats {
   struct alignas(64) Worker {
     Counter connections_accepted;
-    Counter connections_rejected;   // over max_clients
-    Counter requests;               // requests parsed (forwarded or answered locally)
-    Counter forwarded;              // requests sent upstream
-    Counter local_replies;          // answered by corral itself
-    Counter upstream_errors;        // -ERR corral: upstream ... replies
-    Counter protocol_errors;        // malformed requests (connection closed)
-    Counter oversize_requests;      // over max_request_bytes (discarded, connection kept)
-    Counter refused_commands;       // connection-state commands not supported yet
-    Counter backpressure_pauses;    // times a client's reading was paused
-    Counter pending;                // gauge: requests waiting for a reply
-    Counter clients;                // gauge: this worker's clients
-    Counter upstreams_ready;        // gauge: connected upstream connections
-    Counter upstreams_total;        // gauge: upstream connections configured
-    Counter primary_ready;          // gauge: connected primary connections
+    Counter connections_rejected;  // over max_clients
+    Counter requests;              // requests parsed (forwarded or answered locally)
+    Counter forwarded;             // requests sent upstream
+    Counter local_replies;         // answered by corral itself
+    Counter upstream_errors;       // -ERR corral: upstream ... replies
+    Counter protocol_errors;       // malformed requests (connection closed)
+    Counter oversize_requests;     // over max_request_bytes (discarded, connection kept)
+    Counter refused_commands;      // connection-state commands not supported yet
+    Counter backpressure_pauses;   // times a client's reading was paused
+    Counter pending;               // gauge: requests waiting for a reply
+    Counter clients;               // gauge: this worker's clients
+    Counter upstreams_ready;       // gauge: connected upstream connections
+    Counter upstreams_total;       // gauge: upstream connections configured
+    Counter primary_ready;         // gauge: connected primary connections
   };
 
   explicit Stats(size_t workers = 1) { resize(workers); }
-  void resize(size_t workers) { blocks = std::vector<std::unique_ptr<Worker>>(workers); for (auto& b : blocks) b = std::make_unique<Worker>(); }
+  void resize(size_t workers) {
+    blocks = std::vector<std::unique_ptr<Worker>>(workers);
+    for (auto& b : blocks) b = std::make_unique<Worker>();
+  }
   std::vector<std::unique_ptr<Worker>> blocks;
 };
 

@@ -45,8 +45,8 @@ std::string peerName(int fd) {
 // The tick drives timeouts and reconnects; a quarter of the shortest timeout keeps their
 // error under 25%, within [5 ms, 100 ms].
 timeval tickInterval(const config::UpstreamConfig& u) {
-  int64_t shortest = std::min({u.command_timeout.count(), u.connect_timeout.count(),
-                               u.reconnect_min.count()});
+  int64_t shortest =
+      std::min({u.command_timeout.count(), u.connect_timeout.count(), u.reconnect_min.count()});
   int64_t ms = std::clamp<int64_t>(shortest / 4, 5, 100);
   return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
 }

@@ -32,7 +32,7 @@ class Client;
 
 // What the main thread shares with every worker.
 struct SharedState {
-  std::atomic<uint32_t> clients{0};      // connected clients, all workers
+  std::atomic<uint32_t> clients{0};  // connected clients, all workers
   std::atomic<uint32_t> max_clients{10000};
   std::atomic<uint64_t> next_client_id{1};
   Stats stats;

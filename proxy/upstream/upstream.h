@@ -54,8 +54,7 @@ class Connection {
   enum class State : uint8_t { kIdle, kConnecting, kReady };
 
   Connection(LoopContext& ctx, const config::UpstreamAddress& addr,
-             const config::UpstreamConfig& cfg, const config::Limits& limits,
-             bool learn_version);
+             const config::UpstreamConfig& cfg, const config::Limits& limits, bool learn_version);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -89,10 +88,10 @@ class Connection {
 
  private:
   struct Inflight {
-    ReplySink* sink;     // nullptr: corral's own handshake command
-    uint64_t seq;        // the sink's sequence number (handshake: which step)
-    uint64_t end_offset; // cumulative out-byte offset of the request's end
-    int64_t sent_ms;     // when its last byte was written; -1 until then
+    ReplySink* sink;      // nullptr: corral's own handshake command
+    uint64_t seq;         // the sink's sequence number (handshake: which step)
+    uint64_t end_offset;  // cumulative out-byte offset of the request's end
+    int64_t sent_ms;      // when its last byte was written; -1 until then
   };
 
   static void onEvent(evutil_socket_t fd, short what, void* arg);
@@ -115,7 +114,7 @@ class Connection {
   const config::UpstreamAddress addr_;
   const config::UpstreamConfig& cfg_;
   State state_ = State::kIdle;
-  bool down_ = false;        // set after a failure until the next successful connect
+  bool down_ = false;  // set after a failure until the next successful connect
   bool dirty_ = false;
   bool write_armed_ = false;
   bool learn_version_ = false;
@@ -126,13 +125,13 @@ class Connection {
   codec::Buffer in_;
   codec::ReplyParser parser_;
   codec::Ring<Inflight> inflight_;
-  size_t first_unsent_ = 0;       // index into inflight_ of the first request not fully written
-  uint64_t queued_bytes_ = 0;     // cumulative bytes enqueued
-  uint64_t written_bytes_ = 0;    // cumulative bytes written
+  size_t first_unsent_ = 0;     // index into inflight_ of the first request not fully written
+  uint64_t queued_bytes_ = 0;   // cumulative bytes enqueued
+  uint64_t written_bytes_ = 0;  // cumulative bytes written
   int64_t connect_started_ms_ = 0;
   int64_t last_progress_ms_ = 0;  // last read or write that moved bytes
   uint64_t attempts_ = 0;
-  uint64_t rng_state_ = 1;        // xorshift state for reconnect jitter
+  uint64_t rng_state_ = 1;  // xorshift state for reconnect jitter
   int64_t next_attempt_ms_ = 0;
   int64_t backoff_ms_ = 0;
   uint32_t failures_ = 0;
