@@ -45,7 +45,8 @@ class Buffer {
       end_ = used;
       if (cap_ - end_ >= n) return;
     }
-    size_t want = cap_ ? cap_ : 4096;
+    // Start small: an idle client's buffer that held one short reply stays cheap.
+    size_t want = cap_ ? cap_ : 512;
     while (want - end_ < n) want *= 2;
     char* p = static_cast<char*>(std::realloc(data_, want));
     if (p == nullptr) throw std::bad_alloc();

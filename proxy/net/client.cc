@@ -22,6 +22,9 @@ const std::shared_ptr<spdlog::logger>& log() {
 
 using commands::CommandInfo;
 
+// An idle client's output buffer up to this size is kept between bursts.
+constexpr size_t kKeepOutputBytes = 16 * 1024;
+
 // Commands corral answers itself or refuses; looked up only for commands whose flags say they
 // may be one (see kMaybeLocal), so GET/SET never pay for it.
 enum class Local : uint8_t {
@@ -262,7 +265,15 @@ size_t Client::process(const char* data, size_t len) {
 
 void Client::handleRequest(const codec::Request& req) {
   worker_.stats().requests.add();
-  const CommandInfo* cmd = commands::lookup(req.args);
+  // Clients repeat commands: checking the previous one first skips the table's hashing.
+  const CommandInfo* cmd = last_cmd_;
+  if (cmd == nullptr || !commands::equalsIgnoreCase(req.args[0], cmd->name)) {
+    cmd = commands::lookup(req.args);
+    last_cmd_ =
+        (cmd != nullptr && cmd->nsubcommands == 0 && cmd->name.find('|') == std::string_view::npos)
+            ? cmd
+            : nullptr;
+  }
   if (cmd != nullptr && (cmd->flags & kMaybeLocal) != 0 && handleLocal(cmd, req)) return;
   const bool read_only =
       cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
@@ -543,8 +554,8 @@ void Client::flush() {
   }
   setWriteEnabled(false);
   if (pending_.empty()) {
-    out_.release();  // idle clients keep no buffers
-    pending_.release();
+    // Keep a small buffer for the next burst (no malloc per turn); give back a large one.
+    out_.shrinkIfEmpty(kKeepOutputBytes);
     if (close_after_flush_ || draining_) closeNow(draining_ ? "shutdown" : "quit");
   }
 }

@@ -100,7 +100,8 @@ class Client final : public upstream::ReplySink {
   codec::RequestParser parser_;
   codec::Request req_;
   codec::Ring<Slot> pending_;
-  uint64_t head_seq_ = 0;  // sequence number of pending_.front()
+  const commands::CommandInfo* last_cmd_ = nullptr;  // lookup cache (plain commands only)
+  uint64_t head_seq_ = 0;                            // sequence number of pending_.front()
   uint64_t next_seq_ = 0;
   uint32_t inflight_refs_ = 0;  // requests held by upstream connections
   uint32_t primary_slot_ = 0;
