@@ -8,16 +8,17 @@ N = 1000
 RSS_BOUND_KIB = 10 * 1024
 
 
-def _asan_instrumented():
+def _sanitized():
     with open(corral_bin(), "rb") as f:
-        return b"__asan_init" in f.read()
+        data = f.read()
+    return b"__asan_init" in data or b"__tsan_init" in data
 
 
 def test_thousand_idle_clients_rss(redis_server, corral_factory):
-    if _asan_instrumented():
-        # ASan's shadow memory alone is over the bound; the debug stage of scripts/test.sh
-        # runs this test on an uninstrumented build of the same tree.
-        pytest.skip("RSS bound applies to uninstrumented builds; this corral has ASan")
+    if _sanitized():
+        # A sanitizer's shadow memory alone is over the bound; the debug stage of
+        # scripts/test.sh runs this test on an uninstrumented build of the same tree.
+        pytest.skip("RSS bound applies to uninstrumented builds; this corral has a sanitizer")
     c = corral_factory(corral_config(redis_server.port))
     rss0 = c.rss_kib()
     conns = []
