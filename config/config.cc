@@ -831,6 +831,10 @@ bool Loader::walkUpstream(const YAML::Node& node, const std::string& prefix) {
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
          integer(k, v, p, 1, kMaxPoolSize, [&](int64_t n) { u.pool_size = static_cast<int>(n); });
        }},
+      {"max_dedicated",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         integer(k, v, p, 1, 100000, [&](int64_t n) { u.max_dedicated = static_cast<int>(n); });
+       }},
       {"user", [&](const YAML::Node& k, const YAML::Node& v,
                    const std::string& p) { string(k, v, p, &u.user); }},
       {"password",

@@ -44,7 +44,10 @@ struct UpstreamConfig {
   ReadFrom read_from = ReadFrom::kPrimary;
   Millis connect_timeout{500};
   Millis command_timeout{1000};  // from send to reply
-  int pool_size = 1;             // pipelined connections per upstream per worker
+  int pool_size = 1;
+  // Dedicated connections per worker for clients whose commands hold state on the connection
+  // (MULTI/EXEC, WATCH, blocking commands); one more is refused with an error.
+  int max_dedicated = 256;  // pipelined connections per upstream per worker
   // Credentials applied to every upstream that does not carry its own in the URL.
   std::string user;
   std::string password;  // or from the env var named by password_env

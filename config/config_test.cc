@@ -296,6 +296,7 @@ upstream:
   connect_timeout: 250ms
   command_timeout: 2m
   pool_size: 4
+  max_dedicated: 9
   user: corral
   password: hunter2
   db: 3
@@ -329,6 +330,7 @@ shutdown_timeout: 0
   CHECK(c.upstream.connect_timeout == Millis{250});
   CHECK(c.upstream.command_timeout == Millis{120000});
   CHECK(c.upstream.pool_size == 4);
+  CHECK(c.upstream.max_dedicated == 9);
   CHECK(c.upstream.user == "corral");
   CHECK(c.upstream.password == "hunter2");
   CHECK(c.upstream.db == 3);

@@ -120,6 +120,9 @@ std::string AdminServer::metricsText() const {
        &W::upstreams_ready},
       {"corral_upstream_connections", "gauge", "Upstream connections configured.",
        &W::upstreams_total},
+      {"corral_dedicated_connections", "gauge",
+       "Dedicated upstream connections held by clients (MULTI/WATCH, blocking commands).",
+       &W::dedicated},
   };
   std::string out;
   out.reserve(4096);

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -13,21 +14,10 @@
 #include "proxy/net/worker.h"
 
 namespace corral::net {
-namespace {
-
-const std::shared_ptr<spdlog::logger>& log() {
-  static const auto logger = logging::get("net");
-  return logger;
-}
-
-using commands::CommandInfo;
-
-// An idle client's output buffer up to this size is kept between bursts.
-constexpr size_t kKeepOutputBytes = 16 * 1024;
 
 // Commands corral answers itself or refuses; looked up only for commands whose flags say they
 // may be one (see kMaybeLocal), so GET/SET never pay for it.
-enum class Local : uint8_t {
+enum class Client::Local : uint8_t {
   kPing,
   kEcho,
   kQuit,
@@ -39,9 +29,29 @@ enum class Local : uint8_t {
   kClientSetname,
   kClientGetname,
   kClientId,
-  kXread,   // refused only with BLOCK
-  kRefuse,  // needs a dedicated upstream connection: the next issue's work
+  kXread,  // blocking only with BLOCK
+  kMulti,  // the following are served on a dedicated connection
+  kExecDiscard,
+  kWatch,
+  kUnwatch,
+  kBlocking,
+  kRefuse,   // needs connection state this version does not carry yet (pub/sub, RESP3, ...)
+  kForward,  // not in the table: forwarded
 };
+
+namespace {
+
+using Local = Client::Local;
+
+const std::shared_ptr<spdlog::logger>& log() {
+  static const auto logger = logging::get("net");
+  return logger;
+}
+
+using commands::CommandInfo;
+
+// An idle client's output buffer up to this size is kept between bursts.
+constexpr size_t kKeepOutputBytes = 16 * 1024;
 
 constexpr uint32_t kMaybeLocal = commands::kConnState | commands::kTransaction |
                                  commands::kBlocking | commands::kPubSub | commands::kNoKey;
@@ -67,12 +77,18 @@ const std::unordered_map<const CommandInfo*, Local>& localTable() {
     add({"client", "id"}, Local::kClientId);
     add({"xread"}, Local::kXread);
     add({"xreadgroup"}, Local::kXread);
+    add({"multi"}, Local::kMulti);
+    add({"exec"}, Local::kExecDiscard);
+    add({"discard"}, Local::kExecDiscard);
+    add({"watch"}, Local::kWatch);
+    add({"unwatch"}, Local::kUnwatch);
+    for (std::string_view name : {"blpop", "brpop", "blmove", "blmpop", "bzpopmin", "bzpopmax",
+                                  "bzmpop", "brpoplpush", "wait", "waitaof"}) {
+      add({name}, Local::kBlocking);
+    }
     for (std::string_view name :
-         {"multi",      "exec",       "discard",     "watch",        "unwatch",      "subscribe",
-          "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "monitor",
-          "readonly",   "readwrite",  "asking",      "sync",         "psync",        "replconf",
-          "wait",       "waitaof",    "blpop",       "brpop",        "blmove",       "blmpop",
-          "bzpopmin",   "bzpopmax",   "bzmpop",      "brpoplpush"}) {
+         {"subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe",
+          "monitor", "readonly", "readwrite", "asking", "sync", "psync", "replconf"}) {
       add({name}, Local::kRefuse);
     }
     for (std::string_view sub : {"tracking", "reply", "caching", "no-evict", "no-touch",
@@ -87,6 +103,35 @@ const std::unordered_map<const CommandInfo*, Local>& localTable() {
     return t;
   }();
   return table;
+}
+
+// How long a blocking command may block, in ms: -1 for ever (a zero timeout), 0 when the
+// argument is not a number (Redis will answer at once with an error).
+int64_t blockMs(std::string_view name, const std::vector<std::string_view>& args) {
+  auto seconds = [](std::string_view s) -> int64_t {
+    double v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || v < 0) return 0;
+    return v == 0 ? -1 : static_cast<int64_t>(v * 1000.0) + 1;
+  };
+  auto millis = [](std::string_view s) -> int64_t {
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || v < 0) return 0;
+    return v == 0 ? -1 : v;
+  };
+  const size_t n = args.size();
+  if (name == "blmpop" || name == "bzmpop") return n > 1 ? seconds(args[1]) : 0;
+  if (name == "wait") return n > 2 ? millis(args[2]) : 0;
+  if (name == "waitaof") return n > 3 ? millis(args[3]) : 0;
+  if (name == "xread" || name == "xreadgroup") {
+    for (size_t i = 1; i + 1 < n; ++i) {
+      if (commands::equalsIgnoreCase(args[i], "STREAMS")) break;
+      if (commands::equalsIgnoreCase(args[i], "BLOCK")) return millis(args[i + 1]);
+    }
+    return 0;
+  }
+  return n > 1 ? seconds(args[n - 1]) : 0;  // BLPOP, BRPOP, BZPOP*, BLMOVE, BRPOPLPUSH
 }
 
 bool parseInt(std::string_view s, int64_t& out) {
@@ -117,7 +162,8 @@ Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
                             .max_request_bytes = worker.limits().max_request_bytes,
                             .max_inline_bytes = worker.limits().max_inline_bytes,
                             .max_depth = worker.limits().max_reply_depth}),
-      primary_slot_(static_cast<uint32_t>(id)) {}
+      primary_slot_(static_cast<uint32_t>(id)),
+      db_(worker.defaultDb()) {}
 
 Client::~Client() {
   if (rev_ != nullptr) event_free(rev_);
@@ -215,6 +261,10 @@ void Client::pauseReading() {
 
 void Client::maybeResume() {
   if (!paused_ || closed() || close_after_flush_ || draining_) return;
+  if (waiting_idle_) {
+    if (inflight_refs_ > 0) return;
+    waiting_idle_ = false;
+  }
   const config::Limits& l = worker_.limits();
   if (pending_.size() > l.max_pending / 2 || out_.readable() > l.max_output_bytes / 2) return;
   paused_ = false;
@@ -240,7 +290,13 @@ size_t Client::process(const char* data, size_t len) {
       case codec::ParseStatus::kIncomplete:
         return pos;
       case codec::ParseStatus::kComplete:
-        if (!req_.args.empty()) handleRequest(req_);
+        if (!req_.args.empty() && !handleRequest(req_)) {
+          // It must wait for this client's replies in flight; parse it again then.
+          pos -= r.consumed;
+          waiting_idle_ = true;
+          pauseReading();
+          return pos;
+        }
         break;
       case codec::ParseStatus::kOversize:
         worker_.stats().oversize_requests.add();
@@ -263,8 +319,7 @@ size_t Client::process(const char* data, size_t len) {
   return pos;
 }
 
-void Client::handleRequest(const codec::Request& req) {
-  worker_.stats().requests.add();
+bool Client::handleRequest(const codec::Request& req) {
   // Clients repeat commands: checking the previous one first skips the table's hashing.
   const CommandInfo* cmd = last_cmd_;
   if (cmd == nullptr || !commands::equalsIgnoreCase(req.args[0], cmd->name)) {
@@ -274,17 +329,163 @@ void Client::handleRequest(const codec::Request& req) {
             ? cmd
             : nullptr;
   }
-  if (cmd != nullptr && (cmd->flags & kMaybeLocal) != 0 && handleLocal(cmd, req)) return;
-  const bool read_only =
-      cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
-  forward(req, read_only);
+  Local what = Local::kForward;
+  if (cmd != nullptr && (cmd->flags & kMaybeLocal) != 0) {
+    const auto& table = localTable();
+    if (auto it = table.find(cmd); it != table.end()) what = it->second;
+  }
+  if (what == Local::kXread) {
+    what = blockMs(cmd->name, req.args) != 0 ? Local::kBlocking : Local::kForward;
+  }
+  if (dedicated_ != nullptr) {
+    worker_.stats().requests.add();
+    handlePinned(cmd, what, req);
+    return true;
+  }
+  switch (what) {
+    case Local::kMulti:
+    case Local::kWatch:
+    case Local::kBlocking:
+      // State that lives on the connection: move to a dedicated one, once the requests already
+      // sent on the shared connection are answered (so that they run before this one).
+      if (inflight_refs_ > 0) return false;
+      worker_.stats().requests.add();
+      if (!commands::arityOk(*cmd, req.args.size())) {
+        replyArity(cmd);
+        return true;
+      }
+      dedicated_ = worker_.acquireDedicated(db_);
+      if (dedicated_ == nullptr) {
+        worker_.stats().upstream_errors.add();
+        replyError("ERR corral: too many dedicated upstream connections (upstream.max_dedicated)");
+        return true;
+      }
+      handlePinned(cmd, what, req);
+      return true;
+    case Local::kExecDiscard:
+      worker_.stats().requests.add();
+      replyError(cmd->name == "exec" ? "ERR EXEC without MULTI" : "ERR DISCARD without MULTI");
+      return true;
+    case Local::kUnwatch:
+      worker_.stats().requests.add();
+      replyLocal("+OK\r\n");
+      return true;
+    case Local::kSelect:
+      if (req.args.size() == 2) {
+        int64_t db = 0;
+        // A switch waits for the old db's replies, so requests keep their order.
+        if (parseInt(req.args[1], db) && db != db_ && inflight_refs_ > 0) return false;
+      }
+      break;
+    case Local::kForward: {
+      worker_.stats().requests.add();
+      const bool read_only =
+          cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
+      forward(worker_.route(read_only, primary_slot_, db_), req, 0);
+      return true;
+    }
+    default:
+      break;
+  }
+  worker_.stats().requests.add();
+  if (!handleLocal(cmd, what, req)) forward(worker_.route(false, primary_slot_, db_), req, 0);
+  return true;
 }
 
-void Client::forward(const codec::Request& req, bool read_only) {
-  upstream::Connection* conn = worker_.route(read_only, primary_slot_);
+void Client::handlePinned(const CommandInfo* cmd, Local what, const codec::Request& req) {
+  // On a dedicated connection everything goes upstream (inside MULTI, Redis queues it) but
+  // what belongs to the client's session with corral: QUIT, HELLO, AUTH, RESET and CLIENT
+  // SETNAME/GETNAME/ID/SETINFO, and what stays refused.
+  switch (what) {
+    case Local::kQuit:
+    case Local::kHello:
+    case Local::kAuth:
+    case Local::kClient:
+    case Local::kClientSetname:
+    case Local::kClientGetname:
+    case Local::kClientId:
+    case Local::kRefuse:
+      if (!handleLocal(cmd, what, req)) forward(dedicated_.get(), req, 0);
+      return;
+    case Local::kReset:
+      in_multi_ = watching_ = false;
+      handleLocal(cmd, what, req);
+      maybeUnpin();
+      return;
+    case Local::kSelect: {
+      if (in_multi_) {
+        worker_.stats().refused_commands.add();
+        replyError("ERR corral: SELECT inside MULTI is not supported by this version yet");
+        return;
+      }
+      int64_t db = 0;
+      if (req.args.size() == 2 && parseInt(req.args[1], db) && db >= 0 &&
+          (worker_.databases() < 0 || db < worker_.databases())) {
+        db_ = static_cast<int>(db);  // Redis switches this connection; later shared use follows
+      }
+      forward(dedicated_.get(), req, 0);
+      return;
+    }
+    case Local::kMulti:
+      forward(dedicated_.get(), req, 0);
+      in_multi_ = true;  // a nested MULTI is an error in Redis and leaves MULTI on
+      return;
+    case Local::kExecDiscard:
+      forward(dedicated_.get(), req, 0);
+      if (in_multi_) in_multi_ = watching_ = false;  // without MULTI: an error, WATCH stays
+      return;
+    case Local::kWatch:
+      forward(dedicated_.get(), req, 0);
+      if (!in_multi_) watching_ = true;  // inside MULTI it is an error
+      return;
+    case Local::kUnwatch:
+      forward(dedicated_.get(), req, 0);
+      if (!in_multi_) watching_ = false;
+      return;
+    case Local::kBlocking: {
+      // Inside MULTI nothing blocks; otherwise the command's own time plus a margin, or none.
+      int64_t timeout = 0;
+      if (!in_multi_) {
+        const int64_t block = blockMs(cmd->name, req.args);
+        if (block < 0) {
+          timeout = -1;
+        } else if (block > 0) {
+          // Redis times blocked clients out from its cron (hz 10 by default), so the reply
+          // can trail the block time by 100 ms or more: allow at least a second on top.
+          timeout =
+              block + std::max<int64_t>(worker_.upstreamConfig().command_timeout.count(), 1000);
+        }
+      }
+      forward(dedicated_.get(), req, timeout);
+      return;
+    }
+    default:
+      forward(dedicated_.get(), req, 0);
+      return;
+  }
+}
+
+void Client::maybeUnpin() {
+  if (dedicated_ == nullptr || in_multi_ || watching_ || dedicated_->inflight() != 0) return;
+  worker_.releaseDedicated(std::move(dedicated_));
+}
+
+void Client::replyArity(const CommandInfo* cmd) {
+  std::string msg = "ERR wrong number of arguments for '";
+  msg.append(cmd->name);
+  msg.append("' command");
+  replyError(msg);
+}
+
+void Client::forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms) {
   if (!conn->accepting()) {
     worker_.stats().upstream_errors.add();
     replyLocal(conn->unavailableError());
+    if (conn == dedicated_.get()) {
+      // The dedicated connection died and its state with it: back to shared connections.
+      in_multi_ = watching_ = false;
+      maybeUnpin();
+    }
     return;
   }
   pending_.push_back(Slot{});
@@ -297,24 +498,18 @@ void Client::forward(const codec::Request& req, bool read_only) {
     std::string& s = worker_.scratch();
     s.clear();
     codec::appendCommand(s, req.args);
-    conn->enqueue(this, next_seq_ - 1, s);
+    conn->enqueue(this, next_seq_ - 1, s, timeout_ms);
   } else {
-    conn->enqueue(this, next_seq_ - 1, req.frame);
+    conn->enqueue(this, next_seq_ - 1, req.frame, timeout_ms);
   }
 }
 
-bool Client::handleLocal(const CommandInfo* cmd, const codec::Request& req) {
-  const auto& table = localTable();
-  auto it = table.find(cmd);
-  if (it == table.end()) return false;
-  const Local what = it->second;
+bool Client::handleLocal(const CommandInfo* cmd, Local what, const codec::Request& req) {
+  if (what == Local::kForward) return false;
   const auto& args = req.args;
   const size_t n = args.size();
   if (what != Local::kClient && what != Local::kRefuse && !commands::arityOk(*cmd, n)) {
-    std::string msg = "ERR wrong number of arguments for '";
-    msg.append(cmd->name);
-    msg.append("' command");
-    replyError(msg);
+    replyArity(cmd);
     return true;
   }
   worker_.stats().local_replies.add();
@@ -409,22 +604,22 @@ bool Client::handleLocal(const CommandInfo* cmd, const codec::Request& req) {
       return true;
     }
     case Local::kSelect: {
+      // Each db has its own shared connections, so a client's db is corral's to track.
       int64_t db = 0;
       if (!parseInt(args[1], db)) {
         replyError("ERR value is not an integer or out of range");
-      } else if (db == worker_.upstreamConfig().primary.db) {
-        replyLocal("+OK\r\n");
+      } else if (db < 0 || (worker_.databases() > 0 && db >= worker_.databases()) ||
+                 db > INT32_MAX) {
+        replyError("ERR DB index is out of range");
       } else {
-        worker_.stats().refused_commands.add();
-        std::string msg = "ERR corral: SELECT of a db other than the upstream's (db ";
-        msg.append(std::to_string(worker_.upstreamConfig().primary.db));
-        msg.append(") needs a dedicated upstream connection; not supported by this version yet");
-        replyError(msg);
+        db_ = static_cast<int>(db);
+        replyLocal("+OK\r\n");
       }
       return true;
     }
     case Local::kReset:
       name_.clear();
+      db_ = worker_.defaultDb();
       replyLocal("+RESET\r\n");
       return true;
     case Local::kClientSetname:
@@ -479,6 +674,14 @@ bool Client::handleLocal(const CommandInfo* cmd, const codec::Request& req) {
       }
       [[fallthrough]];
     }
+    case Local::kForward:
+    case Local::kMulti:
+    case Local::kExecDiscard:
+    case Local::kWatch:
+    case Local::kUnwatch:
+    case Local::kBlocking:
+      worker_.stats().local_replies.sub();
+      return false;  // handled by handleRequest/handlePinned
     case Local::kRefuse: {
       worker_.stats().refused_commands.add();
       std::string msg = "ERR corral: ";
@@ -536,6 +739,7 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
     pending_.pop_front();
     ++head_seq_;
   }
+  if (dedicated_ != nullptr) maybeUnpin();
 }
 
 void Client::flush() {
@@ -578,6 +782,8 @@ void Client::closeNow(const char* why) {
   in_.release();
   out_.consume(out_.readable());
   out_.release();
+  // Closing a dedicated connection is what ends a blocked command or a transaction upstream.
+  if (dedicated_ != nullptr) worker_.releaseDedicated(std::move(dedicated_));
   worker_.clientClosed(this);
 }
 

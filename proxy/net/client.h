@@ -40,6 +40,9 @@ class Client final : public upstream::ReplySink {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
+  // What corral does with a command itself (defined in client.cc).
+  enum class Local : uint8_t;
+
   void start();  // begins reading
 
   // upstream::ReplySink
@@ -70,15 +73,19 @@ class Client final : public upstream::ReplySink {
   struct Slot {
     std::unique_ptr<std::string> reply;
   };
-  enum class LocalAnswer : uint8_t;
 
   static void onEvent(evutil_socket_t fd, short what, void* arg);
   void onReadable();
   // Parses and handles requests in data[0, len); returns bytes consumed.
   size_t process(const char* data, size_t len);
-  void handleRequest(const codec::Request& req);
-  bool handleLocal(const commands::CommandInfo* cmd, const codec::Request& req);
-  void forward(const codec::Request& req, bool read_only);
+  // Returns false when the request must wait until this client's requests in flight are
+  // answered (moving to or from a dedicated connection keeps their order that way).
+  bool handleRequest(const codec::Request& req);
+  void handlePinned(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
+  bool handleLocal(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
+  void forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms);
+  void maybeUnpin();  // gives the dedicated connection back once no state needs it
+  void replyArity(const commands::CommandInfo* cmd);
   // Queues a reply produced by corral (an error, PONG, ...), in order with forwarded ones.
   void replyLocal(std::string_view bytes);
   void replyError(std::string_view msg);  // msg without '-' and CRLF
@@ -105,6 +112,13 @@ class Client final : public upstream::ReplySink {
   uint64_t next_seq_ = 0;
   uint32_t inflight_refs_ = 0;  // requests held by upstream connections
   uint32_t primary_slot_ = 0;
+  int db_ = 0;  // the client's SELECTed db
+  // A dedicated primary connection while the client holds state on it (MULTI, WATCH, a
+  // blocking command); every command goes there meanwhile.
+  std::unique_ptr<upstream::Connection> dedicated_;
+  bool in_multi_ = false;
+  bool watching_ = false;
+  bool waiting_idle_ = false;  // paused until inflight_refs_ == 0
   bool read_enabled_ = false;
   bool write_enabled_ = false;
   bool paused_ = false;             // backpressure: not reading

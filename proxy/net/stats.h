@@ -43,6 +43,7 @@ struct Stats {
     Counter upstreams_ready;       // gauge: connected upstream connections
     Counter upstreams_total;       // gauge: upstream connections configured
     Counter primary_ready;         // gauge: connected primary connections
+    Counter dedicated;             // gauge: dedicated connections held by clients
   };
 
   explicit Stats(size_t workers = 1) { resize(workers); }

@@ -91,6 +91,8 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
 Worker::~Worker() {
   for (Client* c : all_clients_) delete c;  // dead_clients_ is a subset of all_clients_
   pools_.clear();
+  db_pools_.clear();
+  retired_.clear();
   for (event* ev : accept_events_) event_free(ev);
   for (const ListenSocket& l : listeners_) ::close(l.fd);
   if (tick_ev_ != nullptr) event_free(tick_ev_);
@@ -121,6 +123,9 @@ void Worker::run() {
   for (Client* c : all_clients_) c->closeNow("shutdown");
   for (auto& pool : pools_) {
     for (auto& c : pool) c->shutdown();
+  }
+  for (auto& entry : db_pools_) {
+    for (auto& c : entry.second) c->shutdown();
   }
   flushPhase();
   reap();
@@ -168,7 +173,24 @@ void Worker::acceptFrom(int lfd) {
   }
 }
 
-upstream::Connection* Worker::route(bool read_only, uint64_t client_id) {
+upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db) {
+  if (db != cfg_.upstream.primary.db) {
+    for (auto& [d, pool] : db_pools_) {
+      if (d == db) return pool[client_id % pool.size()].get();
+    }
+    // First client on this db: a pool like the primary's, whose handshake SELECTs it.
+    config::UpstreamAddress addr = cfg_.upstream.primary;
+    addr.db = db;
+    std::vector<std::unique_ptr<upstream::Connection>> pool;
+    for (int k = 0; k < std::max(1, cfg_.upstream.pool_size); ++k) {
+      pool.push_back(
+          std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false));
+      pool.back()->start();
+    }
+    db_pools_.emplace_back(db, std::move(pool));
+    auto& p = db_pools_.back().second;
+    return p[client_id % p.size()].get();
+  }
   auto& primary = pools_[0];
   upstream::Connection* prim = primary[client_id % primary.size()].get();
   if (!read_only || pools_.size() == 1 || cfg_.upstream.read_from == config::ReadFrom::kPrimary) {
@@ -181,6 +203,28 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id) {
     if (c->ready()) return c;
   }
   return prim;  // no healthy replica: the primary serves reads too
+}
+
+std::unique_ptr<upstream::Connection> Worker::acquireDedicated(int db) {
+  if (dedicated_live_.size() >= static_cast<size_t>(std::max(1, cfg_.upstream.max_dedicated))) {
+    return nullptr;
+  }
+  config::UpstreamAddress addr = cfg_.upstream.primary;
+  addr.db = db;
+  auto conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
+                                                     /*reconnect=*/false);
+  conn->start();
+  dedicated_live_.push_back(conn.get());
+  stats_->dedicated.set(dedicated_live_.size());
+  return conn;
+}
+
+void Worker::releaseDedicated(std::unique_ptr<upstream::Connection> conn) {
+  if (conn == nullptr) return;
+  auto it = std::find(dedicated_live_.begin(), dedicated_live_.end(), conn.get());
+  if (it != dedicated_live_.end()) dedicated_live_.erase(it);
+  stats_->dedicated.set(dedicated_live_.size());
+  retired_.push_back(std::move(conn));
 }
 
 void Worker::markDirty(Client* c) {
@@ -220,6 +264,13 @@ void Worker::flushPhase() {
 }
 
 void Worker::reap() {
+  // Retired dedicated connections first: closing one fails what it still holds, which can
+  // make its (closed) client dead.
+  while (!retired_.empty()) {
+    std::vector<std::unique_ptr<upstream::Connection>> batch;
+    batch.swap(retired_);
+    for (auto& c : batch) c->shutdown();
+  }
   if (dead_clients_.empty()) return;
   for (Client* c : dead_clients_) {
     // Swap-remove from all_clients_.
@@ -240,6 +291,10 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
   self->refreshClock();
   uint64_t ready = 0;
   uint64_t primary_ready = 0;
+  for (upstream::Connection* c : self->dedicated_live_) c->tick();
+  for (auto& entry : self->db_pools_) {
+    for (auto& c : entry.second) c->tick();
+  }
   for (size_t u = 0; u < self->pools_.size(); ++u) {
     for (auto& c : self->pools_[u]) {
       c->tick();

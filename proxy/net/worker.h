@@ -76,8 +76,18 @@ class Worker {
   // Scratch string for re-encoding inline commands and local replies.
   std::string& scratch() { return scratch_; }
 
-  // Chooses the connection for a request; nullptr when every candidate is down.
-  upstream::Connection* route(bool read_only, uint64_t client_id);
+  // Chooses the shared connection for a request of a client on `db`. Reads may go to a
+  // replica only on the configured db (replica pools exist for it alone).
+  upstream::Connection* route(bool read_only, uint64_t client_id, int db);
+  // The db count learned from the primary (-1 when unknown: any db >= 0 is tried).
+  int64_t databases() const { return loop_.databases; }
+  int defaultDb() const { return cfg_.upstream.primary.db; }
+
+  // A dedicated primary connection on `db` for one client (MULTI/WATCH, blocking commands);
+  // nullptr past upstream.max_dedicated. Give it back with releaseDedicated(), which closes it
+  // at the end of the loop turn (never from inside one of its own callbacks).
+  std::unique_ptr<upstream::Connection> acquireDedicated(int db);
+  void releaseDedicated(std::unique_ptr<upstream::Connection> conn);
   void markDirty(Client* c);
   void clientClosed(Client* c);  // fd closed; delete once no upstream holds it
 
@@ -108,6 +118,10 @@ class Worker {
   // Upstreams: [0] primary pool; then one pool per replica. pools_[u][k]: k-th connection.
   std::vector<std::vector<std::unique_ptr<upstream::Connection>>> pools_;
   uint32_t replica_rr_ = 0;
+  // Shared primary pools for dbs other than the configured one, made on first use.
+  std::vector<std::pair<int, std::vector<std::unique_ptr<upstream::Connection>>>> db_pools_;
+  std::vector<upstream::Connection*> dedicated_live_;  // for tick(); owned by their clients
+  std::vector<std::unique_ptr<upstream::Connection>> retired_;
 
   std::vector<Client*> dirty_clients_;
   std::vector<Client*> dead_clients_;

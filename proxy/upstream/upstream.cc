@@ -22,6 +22,7 @@ namespace {
 constexpr uint64_t kStepAuth = 1;
 constexpr uint64_t kStepSelect = 2;
 constexpr uint64_t kStepInfo = 3;
+constexpr uint64_t kStepDatabases = 4;
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kMaxReadsPerEvent = 16;
@@ -88,11 +89,12 @@ std::string upstreamError(std::string_view addr_text, std::string_view why) {
 
 Connection::Connection(LoopContext& ctx, const config::UpstreamAddress& addr,
                        const config::UpstreamConfig& cfg, const config::Limits& limits,
-                       bool learn_version)
+                       bool learn_version, bool reconnect)
     : ctx_(ctx),
       addr_(addr),
       cfg_(cfg),
       learn_version_(learn_version),
+      reconnect_(reconnect),
       parser_(codec::Limits{.max_depth = limits.max_reply_depth}),
       error_unavailable_(upstreamError(addr.text, "unavailable")),
       error_timeout_(upstreamError(addr.text, "timeout")) {
@@ -166,19 +168,23 @@ void Connection::connectNow() {
     cmd.clear();
     codec::appendCommand(cmd, {"INFO", "server"});
     enqueueInternal(kStepInfo, cmd);
+    cmd.clear();
+    codec::appendCommand(cmd, {"CONFIG", "GET", "databases"});
+    enqueueInternal(kStepDatabases, cmd);
   }
 }
 
 void Connection::enqueueInternal(uint64_t step, std::string_view request) {
   out_.append(request.data(), request.size());
   queued_bytes_ += request.size();
-  inflight_.push_back(Inflight{nullptr, step, queued_bytes_, -1});
+  inflight_.push_back(Inflight{nullptr, step, queued_bytes_, -1, 0});
 }
 
-void Connection::enqueue(ReplySink* sink, uint64_t seq, std::string_view request) {
+void Connection::enqueue(ReplySink* sink, uint64_t seq, std::string_view request,
+                         int64_t timeout_ms) {
   out_.append(request.data(), request.size());
   queued_bytes_ += request.size();
-  inflight_.push_back(Inflight{sink, seq, queued_bytes_, -1});
+  inflight_.push_back(Inflight{sink, seq, queued_bytes_, -1, timeout_ms});
   markDirty();
 }
 
@@ -319,11 +325,29 @@ bool Connection::handleInternalReply(uint64_t step, std::string_view reply) {
   if (!reply.empty() && reply[0] == '-') {
     std::string_view msg = reply.substr(1);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.remove_suffix(1);
-    if (step == kStepInfo) return true;  // version is cosmetic; INFO may be denied by ACL
+    // The version and db count are optional: INFO or CONFIG may be denied by an ACL.
+    if (step == kStepInfo || step == kStepDatabases) return true;
     log()->error("upstream handshake failed addr={} step={} err={}", addr_.text,
                  step == kStepAuth ? "auth" : "select", msg);
     fail("unavailable", Then::kBackoff);
     return false;
+  }
+  if (step == kStepDatabases) {
+    // *2\r\n$9\r\ndatabases\r\n$N\r\n<count>\r\n: the count is the last line.
+    std::string_view body = reply;
+    while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.remove_suffix(1);
+    const size_t nl = body.rfind('\n');
+    if (nl != std::string_view::npos) {
+      int64_t n = 0;
+      const std::string_view digits = body.substr(nl + 1);
+      bool ok = !digits.empty() && digits.size() < 10;
+      for (char ch : digits) {
+        if (ch < '0' || ch > '9') ok = false;
+        if (ok) n = n * 10 + (ch - '0');
+      }
+      if (ok && n > 0) ctx_.databases = n;
+    }
+    return true;
   }
   if (step == kStepInfo) {
     constexpr std::string_view kKey = "redis_version:";
@@ -361,6 +385,10 @@ void Connection::fail(std::string_view why, Then then) {
   parser_.reset();
   first_unsent_ = 0;
   queued_bytes_ = written_bytes_ = 0;
+  if (!reconnect_) {
+    down_ = true;  // a dedicated connection is never reconnected: its state is gone
+    return;
+  }
   if (then == Then::kBackoff) {
     if (!down_) {
       log()->warn("upstream unavailable addr={} reason={}", addr_.text,
@@ -408,7 +436,8 @@ void Connection::tick() {
   if (inflight_.empty()) return;
   const int64_t limit = cfg_.command_timeout.count();
   const Inflight& oldest = inflight_.front();
-  const bool reply_late = oldest.sent_ms >= 0 && now - oldest.sent_ms >= limit;
+  const int64_t own = oldest.timeout_ms == 0 ? limit : oldest.timeout_ms;
+  const bool reply_late = own > 0 && oldest.sent_ms >= 0 && now - oldest.sent_ms >= own;
   // A request stuck in our out buffer (Redis not reading) has no send time; no write progress
   // for a whole timeout counts the same.
   const bool write_stuck = !out_.empty() && now - last_progress_ms_ >= limit;

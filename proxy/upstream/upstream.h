@@ -46,6 +46,7 @@ struct LoopContext {
   event_base* base = nullptr;
   int64_t now_ms = 0;  // monotonic, refreshed once per loop turn
   std::vector<Connection*> dirty;
+  int64_t databases = -1;     // CONFIG GET databases at the handshake; -1 when not known
   std::string redis_version;  // learned from the primary's INFO during the handshake
 };
 
@@ -53,8 +54,12 @@ class Connection {
  public:
   enum class State : uint8_t { kIdle, kConnecting, kReady };
 
+  // learn_version: ask INFO/CONFIG for the version and db count (one primary connection).
+  // reconnect: false for a client's dedicated connection, whose server-side state (MULTI, a
+  // blocked pop) dies with the socket: it stays down and its owner lets it go.
   Connection(LoopContext& ctx, const config::UpstreamAddress& addr,
-             const config::UpstreamConfig& cfg, const config::Limits& limits, bool learn_version);
+             const config::UpstreamConfig& cfg, const config::Limits& limits, bool learn_version,
+             bool reconnect = true);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -72,8 +77,9 @@ class Connection {
   const std::string& unavailableError() const { return error_unavailable_; }
 
   // Queues one request (its RESP bytes) to be written at the end of the loop turn; `sink`
-  // receives exactly one reply for `seq`. Requires accepting().
-  void enqueue(ReplySink* sink, uint64_t seq, std::string_view request);
+  // receives exactly one reply for `seq`. Requires accepting(). timeout_ms: 0 = the configured
+  // command_timeout; > 0 its own (a blocking command's block time plus a margin); < 0 none.
+  void enqueue(ReplySink* sink, uint64_t seq, std::string_view request, int64_t timeout_ms = 0);
 
   // Writes queued bytes (called by the worker once per loop turn for each dirty connection).
   void flush();
@@ -92,6 +98,7 @@ class Connection {
     uint64_t seq;         // the sink's sequence number (handshake: which step)
     uint64_t end_offset;  // cumulative out-byte offset of the request's end
     int64_t sent_ms;      // when its last byte was written; -1 until then
+    int64_t timeout_ms;   // as given to enqueue()
   };
 
   static void onEvent(evutil_socket_t fd, short what, void* arg);
@@ -118,6 +125,7 @@ class Connection {
   bool dirty_ = false;
   bool write_armed_ = false;
   bool learn_version_ = false;
+  bool reconnect_ = true;
   int fd_ = -1;
   event* rev_ = nullptr;
   event* wev_ = nullptr;
