@@ -35,6 +35,7 @@ enum class Client::Local : uint8_t {
   kWatch,
   kUnwatch,
   kBlocking,
+  kPipe,     // from here on the client talks to its own upstream connection, as a pipe
   kRefuse,   // needs connection state this version does not carry yet (pub/sub, RESP3, ...)
   kForward,  // not in the table: forwarded
 };
@@ -86,13 +87,22 @@ const std::unordered_map<const CommandInfo*, Local>& localTable() {
                                   "bzmpop", "brpoplpush", "wait", "waitaof"}) {
       add({name}, Local::kBlocking);
     }
-    for (std::string_view name :
-         {"subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe",
-          "monitor", "readonly", "readwrite", "asking", "sync", "psync", "replconf"}) {
+    for (std::string_view name : {"subscribe", "psubscribe", "ssubscribe", "monitor"}) {
+      add({name}, Local::kPipe);
+    }
+    // Unsubscribing while not subscribed: Redis answers on the connection itself, which is
+    // what a pipe gives too (the reply says "0 subscriptions").
+    for (std::string_view name : {"unsubscribe", "punsubscribe", "sunsubscribe"}) {
+      add({name}, Local::kPipe);
+    }
+    for (std::string_view name : {"readonly", "readwrite", "asking", "sync", "psync", "replconf"}) {
       add({name}, Local::kRefuse);
     }
-    for (std::string_view sub : {"tracking", "reply", "caching", "no-evict", "no-touch",
-                                 "trackinginfo", "getredir", "pause", "unpause"}) {
+    for (std::string_view sub : {"tracking", "reply", "caching"}) {
+      add({"client", sub}, Local::kPipe);
+    }
+    for (std::string_view sub :
+         {"no-evict", "no-touch", "trackinginfo", "getredir", "pause", "unpause"}) {
       // PAUSE/UNPAUSE would stop every client of the shared connection's server: refused too.
       add({"client", sub}, Local::kRefuse);
     }
@@ -337,6 +347,35 @@ bool Client::handleRequest(const codec::Request& req) {
   if (what == Local::kXread) {
     what = blockMs(cmd->name, req.args) != 0 ? Local::kBlocking : Local::kForward;
   }
+  if (pipe_) {
+    worker_.stats().requests.add();
+    forwardRaw(req);
+    return true;
+  }
+  // HELLO 3: the client speaks RESP3 from now on; its own connection carries that.
+  if (what == Local::kHello && req.args.size() >= 2 && req.args[1] == "3") what = Local::kPipe;
+  if (what == Local::kPipe) {
+    if (in_multi_) {
+      worker_.stats().requests.add();
+      forward(dedicated_.get(), req, 0);  // queued by Redis inside the transaction
+      return true;
+    }
+    if (inflight_refs_ > 0) return false;  // earlier replies first
+    worker_.stats().requests.add();
+    if (dedicated_ == nullptr) {
+      dedicated_ = worker_.acquireDedicated(db_);
+      if (dedicated_ == nullptr) {
+        worker_.stats().upstream_errors.add();
+        replyError("ERR corral: too many dedicated upstream connections (upstream.max_dedicated)");
+        return true;
+      }
+    }
+    pipe_ = true;
+    watching_ = false;  // WATCH state lives on upstream; a pipe never unpins anyway
+    dedicated_->setPipe(this);
+    forwardRaw(req);
+    return true;
+  }
   if (dedicated_ != nullptr) {
     worker_.stats().requests.add();
     handlePinned(cmd, what, req);
@@ -465,8 +504,26 @@ void Client::handlePinned(const CommandInfo* cmd, Local what, const codec::Reque
   }
 }
 
+void Client::forwardRaw(const codec::Request& req) {
+  if (!dedicated_->accepting()) {
+    closeNow("dedicated upstream connection lost");
+    return;
+  }
+  if (req.is_inline) {
+    std::string& s = worker_.scratch();
+    s.clear();
+    codec::appendCommand(s, req.args);
+    dedicated_->enqueueRaw(s);
+  } else {
+    dedicated_->enqueueRaw(req.frame);
+  }
+  worker_.stats().forwarded.add();
+}
+
 void Client::maybeUnpin() {
-  if (dedicated_ == nullptr || in_multi_ || watching_ || dedicated_->inflight() != 0) return;
+  if (dedicated_ == nullptr || pipe_ || in_multi_ || watching_ || dedicated_->inflight() != 0) {
+    return;
+  }
   worker_.releaseDedicated(std::move(dedicated_));
 }
 
@@ -680,6 +737,7 @@ bool Client::handleLocal(const CommandInfo* cmd, Local what, const codec::Reques
     case Local::kWatch:
     case Local::kUnwatch:
     case Local::kBlocking:
+    case Local::kPipe:
       worker_.stats().local_replies.sub();
       return false;  // handled by handleRequest/handlePinned
     case Local::kRefuse: {
@@ -720,6 +778,10 @@ void Client::deliver(std::string_view bytes) {
 }
 
 void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
+  if (seq == upstream::kPipeFrame || seq == upstream::kPipeClosed) {
+    onPipe(seq, reply);
+    return;
+  }
   --inflight_refs_;
   worker_.stats().pending.sub();
   if (closed()) {
@@ -742,6 +804,26 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
   if (dedicated_ != nullptr) maybeUnpin();
 }
 
+void Client::onPipe(uint64_t seq, std::string_view frame) {
+  if (closed()) return;
+  if (seq == upstream::kPipeClosed) {
+    // Redis closed the connection (QUIT, or it went away): so does corral, after the output.
+    close_after_flush_ = true;
+    setReadEnabled(false);
+    worker_.markDirty(this);
+    return;
+  }
+  deliver(frame);
+  // A subscriber that does not read must not grow corral's memory: past max_output_bytes it is
+  // disconnected, like Redis's client-output-buffer-limit for pub/sub.
+  if (out_.readable() > worker_.limits().max_output_bytes) {
+    worker_.stats().slow_consumers.add();
+    log()->warn("slow subscriber disconnected client={} peer={} queued_bytes={}", id_, peer_,
+                out_.readable());
+    closeNow("output buffer limit");
+  }
+}
+
 void Client::flush() {
   while (!out_.empty()) {
     ssize_t n = ::send(fd_, out_.readPtr(), out_.readable(), MSG_NOSIGNAL);
@@ -757,7 +839,7 @@ void Client::flush() {
     out_.consume(static_cast<size_t>(n));
   }
   setWriteEnabled(false);
-  if (pending_.empty()) {
+  if (pending_.empty() && (!pipe_ || close_after_flush_)) {
     // Keep a small buffer for the next burst (no malloc per turn); give back a large one.
     out_.shrinkIfEmpty(kKeepOutputBytes);
     if (close_after_flush_ || draining_) closeNow(draining_ ? "shutdown" : "quit");

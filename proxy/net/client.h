@@ -85,6 +85,8 @@ class Client final : public upstream::ReplySink {
   bool handleLocal(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
   void forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms);
   void maybeUnpin();  // gives the dedicated connection back once no state needs it
+  void forwardRaw(const codec::Request& req);  // pipe mode: bytes to the dedicated connection
+  void onPipe(uint64_t seq, std::string_view frame);
   void replyArity(const commands::CommandInfo* cmd);
   // Queues a reply produced by corral (an error, PONG, ...), in order with forwarded ones.
   void replyLocal(std::string_view bytes);
@@ -119,6 +121,9 @@ class Client final : public upstream::ReplySink {
   bool in_multi_ = false;
   bool watching_ = false;
   bool waiting_idle_ = false;  // paused until inflight_refs_ == 0
+  // Pipe mode (pub/sub, MONITOR, CLIENT TRACKING/REPLY, RESP3): for the rest of its life the
+  // client talks to its dedicated connection byte for byte; Redis's frames come back in order.
+  bool pipe_ = false;
   bool read_enabled_ = false;
   bool write_enabled_ = false;
   bool paused_ = false;             // backpressure: not reading

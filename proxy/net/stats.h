@@ -44,6 +44,7 @@ struct Stats {
     Counter upstreams_total;       // gauge: upstream connections configured
     Counter primary_ready;         // gauge: connected primary connections
     Counter dedicated;             // gauge: dedicated connections held by clients
+    Counter slow_consumers;        // pipe-mode clients cut off at max_output_bytes
   };
 
   explicit Stats(size_t workers = 1) { resize(workers); }

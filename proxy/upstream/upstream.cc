@@ -188,6 +188,12 @@ void Connection::enqueue(ReplySink* sink, uint64_t seq, std::string_view request
   markDirty();
 }
 
+void Connection::enqueueRaw(std::string_view request) {
+  out_.append(request.data(), request.size());
+  queued_bytes_ += request.size();
+  markDirty();
+}
+
 void Connection::markDirty() {
   if (!dirty_ && state_ == State::kReady) {
     dirty_ = true;
@@ -299,6 +305,12 @@ void Connection::onReadable() {
     while (!in_.empty()) {
       codec::ReplyResult r = parser_.parse(in_.readPtr(), in_.readable());
       if (r.status == codec::ParseStatus::kIncomplete) break;
+      if (r.status == codec::ParseStatus::kComplete && inflight_.empty() && pipe_sink_ != nullptr) {
+        pipe_sink_->onUpstreamReply(kPipeFrame, std::string_view(in_.readPtr(), r.consumed));
+        if (fd_ < 0) return;  // the sink gave up on this connection
+        in_.consume(r.consumed);
+        continue;
+      }
       if (r.status != codec::ParseStatus::kComplete || inflight_.empty()) {
         log()->error("upstream protocol desync addr={} parse_error={} inflight={}", addr_.text,
                      static_cast<int>(r.error), inflight_.size());
@@ -387,6 +399,10 @@ void Connection::fail(std::string_view why, Then then) {
   queued_bytes_ = written_bytes_ = 0;
   if (!reconnect_) {
     down_ = true;  // a dedicated connection is never reconnected: its state is gone
+    if (ReplySink* sink = pipe_sink_; sink != nullptr) {
+      pipe_sink_ = nullptr;
+      sink->onUpstreamReply(kPipeClosed, {});
+    }
     return;
   }
   if (then == Then::kBackoff) {

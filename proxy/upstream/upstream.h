@@ -37,6 +37,10 @@ class ReplySink {
 
 class Connection;
 
+// Sequence numbers of what a pipe-mode connection delivers (see Connection::setPipe).
+inline constexpr uint64_t kPipeFrame = UINT64_MAX;       // a frame, in arrival order
+inline constexpr uint64_t kPipeClosed = UINT64_MAX - 1;  // the connection is gone (empty view)
+
 // Per-worker state shared by its upstream connections: the loop, its cached clock and the list
 // of connections with bytes to write at the end of this loop turn.
 // Monotonic milliseconds (CLOCK_MONOTONIC_COARSE: a vDSO read, a few ns).
@@ -80,6 +84,14 @@ class Connection {
   // receives exactly one reply for `seq`. Requires accepting(). timeout_ms: 0 = the configured
   // command_timeout; > 0 its own (a blocking command's block time plus a margin); < 0 none.
   void enqueue(ReplySink* sink, uint64_t seq, std::string_view request, int64_t timeout_ms = 0);
+
+  // Pipe mode, for a client's dedicated connection once it holds state that makes Redis send
+  // unsolicited frames (pub/sub, MONITOR, CLIENT TRACKING, RESP3): after corral's own handshake
+  // replies, every frame goes to `sink` as onUpstreamReply(kPipeFrame, frame) in arrival
+  // order, and the end of the connection as onUpstreamReply(kPipeClosed, {}). Requests are
+  // queued with enqueueRaw(): no pairing, no command timeout.
+  void setPipe(ReplySink* sink) { pipe_sink_ = sink; }
+  void enqueueRaw(std::string_view request);
 
   // Writes queued bytes (called by the worker once per loop turn for each dirty connection).
   void flush();
@@ -126,6 +138,7 @@ class Connection {
   bool write_armed_ = false;
   bool learn_version_ = false;
   bool reconnect_ = true;
+  ReplySink* pipe_sink_ = nullptr;
   int fd_ = -1;
   event* rev_ = nullptr;
   event* wev_ = nullptr;

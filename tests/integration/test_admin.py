@@ -12,7 +12,7 @@ def test_health_ready_and_metrics(redis_server, corral_factory):
     with c.client() as cl:
         assert cl.pipeline([("SET", "a", "1"), ("GET", "a"), ("PING",), ("ECHO", "x")]) == \
             ["OK", b"1", "PONG", b"x"]
-        r = cl.cmd("SUBSCRIBE", "ch")
+        r = cl.cmd("CLIENT", "NO-EVICT", "on")
         assert isinstance(r, RespError)
         m = c.metrics()
         assert m["corral_clients"] == 1, m

@@ -98,24 +98,31 @@ def test_wrong_arity(target, args, name):
         assert c.cmd("PING") == "PONG"
 
 
-def test_hello_3_is_noproto(target, corral_only):
-    with target.client() as c:
-        r = c.cmd("HELLO", "3")
+def test_hello_3_speaks_resp3_beside_resp2(target, corral_only):
+    with target.client() as c3, target.client() as c2:
+        r = c3.cmd("HELLO", "3")
+        assert isinstance(r, dict) and r[b"proto"] == 3 and r[b"server"] == b"redis", r
+        # RESP3 types for this client, RESP2 for the other, on the same corral
+        assert c3.cmd("HGETALL", "hello3:none") == {}
+        assert c2.cmd("HGETALL", "hello3:none") == []
+        assert c3.cmd("SET", "hello3:k", "v") == "OK"
+        assert c2.cmd("GET", "hello3:k") == b"v"
+        assert c2.cmd("PING") == "PONG"
+        # protocol versions Redis does not have
+        r = c2.cmd("HELLO", "4")
         assert isinstance(r, RespError) and r.startswith("NOPROTO"), r
-        # still RESP2 afterwards
-        assert c.cmd("HELLO", "2")[0::2][:3] == [b"server", b"version", b"proto"]
-        assert c.cmd("PING") == "PONG"
 
 
-# Still refused by this version (transactions, blocking commands and SELECT work: see
-# test_state.py).
+# Refused by corral (README: "Commands corral refuses"): replication and cluster handshakes,
+# and connection flags that would act on a shared upstream connection. Transactions, blocking
+# commands, SELECT, pub/sub, MONITOR and CLIENT TRACKING work: test_state.py, test_pubsub.py.
 UNSUPPORTED = [
-    ("SUBSCRIBE", "ch"),
-    ("PSUBSCRIBE", "ch*"),
-    ("SSUBSCRIBE", "ch"),
-    ("CLIENT", "TRACKING", "on"),
-    ("CLIENT", "REPLY", "OFF"),
-    ("MONITOR",),
+    ("SYNC",),
+    ("PSYNC", "?", "-1"),
+    ("REPLCONF", "listening-port", "7000"),
+    ("READONLY",),
+    ("CLIENT", "NO-EVICT", "on"),
+    ("CLIENT", "PAUSE", "10"),
 ]
 
 
