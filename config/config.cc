@@ -2,6 +2,7 @@
 //
 //   file --readFile--> text --YAML::LoadAll--> node tree
 //     --Loader::walk: one handler per known key, visited in file order--> Config slices + errors
+//                     (auth.users: each user checked as a whole, its password_env read, here)
 //     --Loader::crossCheck: rules that need several keys (primary vs replicas, backoff min/max,
 //                           password_env, listen clashes), credentials copied into addresses
 //     --stable sort by position--> LoadResult {config or every error}
@@ -471,6 +472,32 @@ bool isValidEnvName(std::string_view s) {
   });
 }
 
+// Decodes 64 hex digits (either case) into a SHA-256 digest; false on any other input.
+bool decodeSha256Hex(std::string_view s, std::array<uint8_t, 32>* out) {
+  if (s.size() != 64) return false;
+  auto nibble = [](char c) -> int {
+    if (isDigit(c)) return c - '0';
+    char l = lowerAscii(c);
+    if (l >= 'a' && l <= 'f') return l - 'a' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < 32; ++i) {
+    int hi = nibble(s[2 * i]);
+    int lo = nibble(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    (*out)[i] = static_cast<uint8_t>((hi << 4) | lo);
+  }
+  return true;
+}
+
+// An auth user name is one AUTH argument and appears in logs: printable, no spaces.
+bool isValidUserName(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u != 0x7f;
+  });
+}
+
 std::string joinPath(const std::string& prefix, std::string_view name) {
   return prefix.empty() ? std::string(name) : prefix + "." + std::string(name);
 }
@@ -517,6 +544,8 @@ class Loader {
     return value.IsNull() ? key.Mark() : value.Mark();
   }
   static std::string describe(const YAML::Node& v);
+  // Like describe(), but a scalar is described by its size only: the value is a secret.
+  static std::string describeSecret(const YAML::Node& v);
   void failValue(const YAML::Node& key, const YAML::Node& value, const std::string& path,
                  std::string rule) {
     fail(where(key, value), path, std::move(rule), describe(value));
@@ -548,6 +577,9 @@ class Loader {
   void walkListen(const YAML::Node& key, const YAML::Node& value, const std::string& path);
   bool walkUpstream(const YAML::Node& value, const std::string& path);
   void walkLimits(const YAML::Node& value, const std::string& path);
+  void walkAuth(const YAML::Node& value, const std::string& path);
+  void walkAuthUser(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                    std::map<std::string, std::string>* names);
   void crossCheck();
 
   std::string file_;
@@ -599,6 +631,12 @@ std::string Loader::describe(const YAML::Node& v) {
       break;
   }
   return "nothing";
+}
+
+std::string Loader::describeSecret(const YAML::Node& v) {
+  if (!v.IsScalar()) return describe(v);
+  if (v.Scalar().empty()) return "an empty string";
+  return "a string of " + std::to_string(v.Scalar().size()) + " bytes";
 }
 
 bool Loader::walkMap(const YAML::Node& node, const std::string& prefix,
@@ -918,6 +956,116 @@ void Loader::walkLimits(const YAML::Node& node, const std::string& prefix) {
   walkMap(node, prefix, keys);
 }
 
+void Loader::walkAuth(const YAML::Node& node, const std::string& prefix) {
+  std::vector<Key> keys = {
+      {"users",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         // An empty list is how auth is switched off explicitly; `users:` alone is more likely
+         // a half-written section, so it is an error rather than a silent "off".
+         if (!v.IsSequence()) return failValue(k, v, p, "must be a list of users");
+         std::map<std::string, std::string> names;  // name -> path of its first user
+         size_t i = 0;
+         for (auto it = v.begin(); it != v.end(); ++it, ++i) {
+           walkAuthUser(k, *it, indexPath(p, i), &names);
+         }
+       }},
+  };
+  walkMap(node, prefix, keys);
+}
+
+void Loader::walkAuthUser(const YAML::Node& key, const YAML::Node& node, const std::string& path,
+                          std::map<std::string, std::string>* names) {
+  static constexpr const char* kUserRule =
+      "must be a mapping like {name: app, password_env: APP_REDIS_PASSWORD}";
+  // Not a mapping: the text may hold a password, so only its shape is shown.
+  if (!node.IsMap()) return fail(where(key, node), path, kUserRule, describeSecret(node));
+  AuthUser user;
+  bool name_ok = false;
+  bool name_seen = false;
+  bool secret_ok = true;  // false once a password key was written but is unusable
+  // The password keys written, in file order, so "more than one" is reported at the second.
+  std::vector<std::pair<std::string_view, YAML::Mark>> sources;
+  std::optional<Located<std::string>> env;
+  std::vector<Key> keys = {
+      {"name",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         static constexpr const char* kRule = "must be a non-empty name without spaces";
+         name_seen = true;
+         const std::string* s = scalar(k, v, p, kRule);
+         if (s == nullptr) return;
+         if (!isValidUserName(*s)) return failValue(k, v, p, kRule);
+         auto [first, inserted] = names->emplace(*s, p);
+         if (!inserted) return failValue(k, v, p, "duplicate of " + first->second);
+         user.name = *s;
+         name_ok = true;
+       }},
+      {"password",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         sources.emplace_back("password", k.Mark());
+         if (!v.IsScalar() || v.Scalar().empty()) {
+           secret_ok = false;
+           return fail(where(k, v), p, "must be a non-empty string", describeSecret(v));
+         }
+         user.password = v.Scalar();
+       }},
+      {"password_sha256",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         sources.emplace_back("password_sha256", k.Mark());
+         if (!v.IsScalar() || !decodeSha256Hex(v.Scalar(), &user.sha256)) {
+           secret_ok = false;
+           std::string got = describeSecret(v);
+           if (v.IsScalar() && v.Scalar().size() == 64) got += " with a non-hex character";
+           return fail(where(k, v), p, "must be 64 hex digits, the SHA-256 of the password", got);
+         }
+         user.has_sha = true;
+       }},
+      {"password_env",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         static constexpr const char* kRule =
+             "must be the name of an environment variable, like APP_REDIS_PASSWORD";
+         sources.emplace_back("password_env", k.Mark());
+         const std::string* s = scalar(k, v, p, kRule);
+         if (s == nullptr || !isValidEnvName(*s)) {
+           secret_ok = false;
+           if (s != nullptr) failValue(k, v, p, kRule);
+           return;
+         }
+         env = Located<std::string>{*s, v.Mark(), p};
+       }},
+  };
+  walkMap(node, path, keys);
+
+  bool ok = name_ok && secret_ok;
+  if (!name_seen) {
+    ok = false;
+    fail(node.Mark(), path + ".name", "is required");
+  }
+  if (sources.empty()) {
+    ok = false;
+    fail(node.Mark(), path, "needs one of password, password_sha256 or password_env");
+  }
+  for (size_t i = 1; i < sources.size(); ++i) {
+    ok = false;
+    fail(sources[i].second, joinPath(path, sources[i].first),
+         "cannot be used together with " + std::string(sources[0].first));
+  }
+  // Read the variable only for an otherwise valid user, so one mistake gives one error.
+  if (ok && env) {
+    const char* value = std::getenv(env->value.c_str());
+    if (value == nullptr) {
+      ok = false;
+      fail(env->mark, env->path, "environment variable " + env->value + " is not set");
+    } else if (*value == '\0') {
+      ok = false;
+      fail(env->mark, env->path, "environment variable " + env->value + " is empty");
+    } else {
+      user.password = value;
+      user.password_env = env->value;
+    }
+  }
+  if (ok) cfg_.auth.users.push_back(std::move(user));
+}
+
 void Loader::walkRoot(const YAML::Node& root) {
   root_mark_ = root.Mark();
   std::vector<Key> keys = {
@@ -942,6 +1090,8 @@ void Loader::walkRoot(const YAML::Node& root) {
        }},
       {"limits",
        [&](const YAML::Node&, const YAML::Node& v, const std::string& p) { walkLimits(v, p); }},
+      {"auth",
+       [&](const YAML::Node&, const YAML::Node& v, const std::string& p) { walkAuth(v, p); }},
       {"log",
        [&](const YAML::Node&, const YAML::Node& v, const std::string& p) {
          std::vector<Key> log = {
@@ -968,7 +1118,7 @@ void Loader::walkRoot(const YAML::Node& root) {
   };
   // Sections that later versions of corral read: a clear error beats silently ignoring them.
   static const std::vector<std::string_view> kLater = {"policies", "policy_files", "origins",
-                                                       "global",   "defaults",     "auth"};
+                                                       "global", "defaults"};
   if (!walkMap(root, "", keys, kLater)) upstream_unusable_ = true;
 }
 

@@ -6,6 +6,7 @@
 // Each module receives only its own slice (UpstreamConfig, Limits, ...).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -73,6 +74,23 @@ struct Limits {
   uint32_t max_reply_depth = 128;            // nesting of upstream replies
 };
 
+// One client login, from auth.users[i]. Exactly one of password, password_sha256 and
+// password_env was written. The loader does no hashing (config/ depends on no other corral
+// module): a plain password stays in `password` and the authenticator (proxy/net/auth.h) hashes
+// it once at startup. Secrets here are never logged or echoed in errors.
+struct AuthUser {
+  std::string name;                  // non-empty, no spaces or control bytes; "default" = AUTH <pw>
+  std::string password;              // from `password` or the env var; empty when has_sha
+  std::array<uint8_t, 32> sha256{};  // decoded `password_sha256`, valid when has_sha
+  bool has_sha = false;
+  std::string password_env;  // name of the variable the password came from ("" = none), for logs
+};
+
+// Client authentication. No users (the default) = auth off: clients are not asked to AUTH.
+struct AuthConfig {
+  std::vector<AuthUser> users;  // names unique, in file order
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
 };
@@ -83,6 +101,7 @@ struct Config {
   int workers = 1;
   UpstreamConfig upstream;
   AdminConfig admin;
+  AuthConfig auth;
   Limits limits;
   LogConfig log;
   Millis shutdown_timeout{5000};  // SIGTERM: how long in-flight replies may take

@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <array>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -278,10 +280,13 @@ TEST_CASE("defaults when keys are absent") {
   CHECK(c.limits.max_reply_depth == 128);
   CHECK(c.log.level == "info");
   CHECK(c.shutdown_timeout == Millis{5000});
+  CHECK(c.auth.users.empty());  // auth off
 
   // Empty sections are empty mappings.
-  Config e = mustLoad("admin:\nlimits:\nlog:\nupstream:\n  primary: h:1\n  reconnect_backoff:\n");
+  Config e =
+      mustLoad("admin:\nlimits:\nlog:\nauth:\nupstream:\n  primary: h:1\n  reconnect_backoff:\n");
   CHECK_FALSE(e.admin.listen.has_value());
+  CHECK(e.auth.users.empty());
   CHECK(e.upstream.reconnect_max == Millis{2000});
 }
 
@@ -612,6 +617,163 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
   }
 }
 
+// SHA-256("abc") (FIPS 180-4, appendix B.1), as config.h's AuthUser::sha256 must hold it.
+constexpr const char* kAbcSha256Hex =
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+constexpr std::array<uint8_t, 32> kAbcSha256 = {
+    0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+    0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+
+TEST_CASE("auth.users: a plain password, a SHA-256 or an environment variable") {
+  ScopedEnv env("CORRAL_TEST_AUTH_PASSWORD", "from-env");
+  std::string upper = kAbcSha256Hex;
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  Config c = mustLoad(std::string(kPrimary) + R"(auth:
+  users:
+    - {name: app, password: "s3cret"}
+    - {name: ops, password_sha256: )" +
+                      kAbcSha256Hex + R"(}
+    - {name: OPS, password_sha256: )" +
+                      upper + R"(}
+    - {name: default, password_env: CORRAL_TEST_AUTH_PASSWORD}
+    - name: "x@y:z"
+      password: "with spaces and \r\n"
+)");
+  REQUIRE(c.auth.users.size() == 5);
+  const AuthUser& app = c.auth.users[0];
+  CHECK(app.name == "app");
+  CHECK(app.password == "s3cret");
+  CHECK_FALSE(app.has_sha);
+  CHECK(app.password_env.empty());
+  const AuthUser& ops = c.auth.users[1];
+  CHECK(ops.name == "ops");
+  CHECK(ops.password.empty());
+  CHECK(ops.has_sha);
+  CHECK(ops.sha256 == kAbcSha256);
+  const AuthUser& ops_upper = c.auth.users[2];
+  CHECK(ops_upper.name == "OPS");  // names are case-sensitive, as in Redis ACLs
+  CHECK(ops_upper.has_sha);
+  CHECK(ops_upper.sha256 == kAbcSha256);
+  const AuthUser& def = c.auth.users[3];
+  CHECK(def.name == "default");
+  CHECK(def.password == "from-env");
+  CHECK(def.password_env == "CORRAL_TEST_AUTH_PASSWORD");
+  CHECK_FALSE(def.has_sha);
+  CHECK(c.auth.users[4].name == "x@y:z");
+  CHECK(c.auth.users[4].password == "with spaces and \r\n");
+
+  // An empty list, or an empty section, switches auth off.
+  CHECK(mustLoad(std::string(kPrimary) + "auth: {users: []}\n").auth.users.empty());
+  CHECK(mustLoad(std::string(kPrimary) + "auth: {}\n").auth.users.empty());
+}
+
+TEST_CASE("auth.users errors: exact positions, and secrets are never echoed") {
+  const std::string p = kPrimary;                     // line 1; auth starts on line 2
+  const std::string users = p + "auth:\n  users:\n";  // line 4 is the first user
+  ScopedEnv unset("CORRAL_TEST_AUTH_UNSET", nullptr);
+  ScopedEnv empty("CORRAL_TEST_AUTH_EMPTY", "");
+  const std::vector<ErrorCase> cases = {
+      {p + "auth: [a]\n", {"t.yaml:2:7: auth: must be a mapping (got a list)"}},
+      {p + "auth: {users: }\n", {"t.yaml:2:8: auth.users: must be a list of users (got nothing)"}},
+      {p + "auth: {users: {name: a}}\n",
+       {"t.yaml:2:15: auth.users: must be a list of users (got a mapping)"}},
+      {p + "auth: {user: []}\n", {"t.yaml:2:8: auth.user: unknown key (did you mean users?)"}},
+      {p + "auht: {}\n", {"t.yaml:2:1: auht: unknown key (did you mean auth?)"}},
+      {users + "    - app\n",
+       {"t.yaml:4:7: auth.users[0]: must be a mapping like {name: app, password_env: "
+        "APP_REDIS_PASSWORD} (got a string of 3 bytes)"}},
+      // name
+      {users + "    - {password: s3cret}\n", {"t.yaml:4:7: auth.users[0].name: is required"}},
+      {users + "    - {name: '', password: s3cret}\n",
+       {"t.yaml:4:14: auth.users[0].name: must be a non-empty name without spaces (got \"\")"}},
+      {users + "    - {name: 'a b', password: s3cret}\n",
+       {"t.yaml:4:14: auth.users[0].name: must be a non-empty name without spaces (got a b)"}},
+      {users + "    - {name: \"a\\tb\", password: s3cret}\n",
+       {"t.yaml:4:14: auth.users[0].name: must be a non-empty name without spaces (got a\\tb)"}},
+      {users + "    - {name: [a], password: s3cret}\n",
+       {"t.yaml:4:14: auth.users[0].name: must be a non-empty name without spaces "
+        "(got a list)"}},
+      {users + "    - {name: app, password: a}\n    - {name: b, password: b}\n"
+               "    - {name: app, password: c}\n",
+       {"t.yaml:6:14: auth.users[2].name: duplicate of auth.users[0].name (got app)"}},
+      // which password
+      {users + "    - {name: app}\n",
+       {"t.yaml:4:7: auth.users[0]: needs one of password, password_sha256 or password_env"}},
+      {users + "    - {name: app, password: s3cret, password_env: APP_PW}\n",
+       {"t.yaml:4:37: auth.users[0].password_env: cannot be used together with password"}},
+      {users + "    - name: app\n      password_sha256: " + kAbcSha256Hex +
+           "\n      password: s3cret\n      password_env: X\n",
+       {"t.yaml:6:7: auth.users[0].password: cannot be used together with password_sha256",
+        "t.yaml:7:7: auth.users[0].password_env: cannot be used together with password_sha256"}},
+      {users + "    - {name: app, pasword: s3cret}\n",
+       {"t.yaml:4:7: auth.users[0]: needs one of password, password_sha256 or password_env",
+        "t.yaml:4:19: auth.users[0].pasword: unknown key (did you mean password?)"}},
+      // password
+      {users + "    - {name: app, password: ''}\n",
+       {"t.yaml:4:29: auth.users[0].password: must be a non-empty string (got an empty "
+        "string)"}},
+      {users + "    - {name: app, password: }\n",
+       {"t.yaml:4:19: auth.users[0].password: must be a non-empty string (got nothing)"}},
+      {users + "    - {name: app, password: [s3cret]}\n",
+       {"t.yaml:4:29: auth.users[0].password: must be a non-empty string (got a list)"}},
+      // password_sha256
+      {users + "    - {name: app, password_sha256: abc123}\n",
+       {"t.yaml:4:36: auth.users[0].password_sha256: must be 64 hex digits, the SHA-256 of the "
+        "password (got a string of 6 bytes)"}},
+      {users + "    - {name: app, password_sha256: " + std::string(63, 'a') + "g}\n",
+       {"t.yaml:4:36: auth.users[0].password_sha256: must be 64 hex digits, the SHA-256 of the "
+        "password (got a string of 64 bytes with a non-hex character)"}},
+      {users + "    - {name: app, password_sha256: " + std::string(65, 'a') + "}\n",
+       {"t.yaml:4:36: auth.users[0].password_sha256: must be 64 hex digits, the SHA-256 of the "
+        "password (got a string of 65 bytes)"}},
+      {users + "    - {name: app, password_sha256: {a: 1}}\n",
+       {"t.yaml:4:36: auth.users[0].password_sha256: must be 64 hex digits, the SHA-256 of the "
+        "password (got a mapping)"}},
+      // password_env
+      {users + "    - {name: app, password_env: CORRAL_TEST_AUTH_UNSET}\n",
+       {"t.yaml:4:33: auth.users[0].password_env: environment variable CORRAL_TEST_AUTH_UNSET "
+        "is not set"}},
+      {users + "    - {name: app, password_env: CORRAL_TEST_AUTH_EMPTY}\n",
+       {"t.yaml:4:33: auth.users[0].password_env: environment variable CORRAL_TEST_AUTH_EMPTY "
+        "is empty"}},
+      {users + "    - {name: app, password_env: 'APP PW'}\n",
+       {"t.yaml:4:33: auth.users[0].password_env: must be the name of an environment variable, "
+        "like APP_REDIS_PASSWORD (got APP PW)"}},
+      // several users, several errors, in file order
+      {users + "    - {name: a, password: x}\n    - {name: 'b c', password_env: 9}\n",
+       {"t.yaml:5:14: auth.users[1].name: must be a non-empty name without spaces (got b c)",
+        "t.yaml:5:35: auth.users[1].password_env: must be the name of an environment variable, "
+        "like APP_REDIS_PASSWORD (got 9)"}},
+  };
+  for (const ErrorCase& c : cases) {
+    CAPTURE(c.yaml);
+    CHECK(errorsOf(c.yaml) == c.errors);
+  }
+
+  // No error shows a password or a hash, whatever else is wrong with the user.
+  const std::string hash = "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdeF";
+  for (const std::string& user :
+       {std::string("{name: app, password: SECRETPW, password_sha256: ") + hash + "}",
+        std::string("{name: app, password_sha256: ") + hash + ", password: SECRETPW}",
+        std::string("{name: app, password_sha256: ") + hash + "0}",
+        std::string("{name: app, password_sha256: ") + hash.substr(0, 63) + "x}",
+        std::string("{name: 'a b', password: SECRETPW}"),
+        std::string("{name: app, password: SECRETPW, password: SECRETPW}"),
+        std::string("{name: app, password: SECRETPW, paswd: SECRETPW}"),
+        std::string("{name: app, password: {SECRETPW: 1}}")}) {
+    CAPTURE(user);
+    std::string yaml = users;
+    yaml += "    - " + user + "\n";
+    std::vector<std::string> errors = errorsOf(yaml);
+    REQUIRE_FALSE(errors.empty());
+    for (const std::string& e : errors) {
+      CAPTURE(e);
+      CHECK(e.find("SECRET") == std::string::npos);
+      CHECK(e.find("0123456789") == std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("unknown keys are errors, with a suggestion for a near miss") {
   const std::string p = kPrimary;
   const std::vector<ErrorCase> cases = {
@@ -656,8 +818,7 @@ auth: {}
             "t.yaml:3:1: origins: not supported by this version of corral yet",
             "t.yaml:4:1: global: not supported by this version of corral yet",
             "t.yaml:5:1: defaults: not supported by this version of corral yet",
-            "t.yaml:6:1: auth: not supported by this version of corral yet",
-        });
+        });  // auth (line 6) is read since client authentication came in
 }
 
 TEST_CASE("every error is reported, in file order, and no config is returned") {
@@ -832,6 +993,7 @@ TEST_CASE("the shipped config/corral.yaml loads and states the built-in defaults
   CHECK(c.limits.max_reply_depth == defaults.limits.max_reply_depth);
   CHECK(c.log.level == defaults.log.level);
   CHECK(c.shutdown_timeout == defaults.shutdown_timeout);
+  CHECK(c.auth.users.empty());  // the example users are commented out: auth stays off
 }
 
 }  // namespace

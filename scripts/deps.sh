@@ -4,7 +4,8 @@
 #   build  compile corral (cmake, ninja, g++, hiredis, libevent, spdlog/fmt, yaml-cpp, doctest)
 #   run    build + redis-server/redis-cli (scripts/run.sh starts a local Redis when none answers)
 #   test   build + everything scripts/test.sh uses (Redis, twemproxy, pytest with redis-py and
-#          PyYAML for Debian's python3, clang/libFuzzer, clang-format 14)
+#          PyYAML for Debian's python3, clang/libFuzzer, clang-format 14, node/npm for the Node
+#          client tests)
 #   bench  build + everything tests/bench/bench.sh uses (Redis, twemproxy, valgrind, taskset)
 #   all    the union of the above
 #
@@ -19,7 +20,7 @@ redis_pkgs=(redis-server redis-tools)
 # libclang-rt-14-dev holds libFuzzer and the sanitizer runtimes; clang only recommends it, and we
 # install without recommends.
 test_pkgs=(nutcracker python3 python3-redis python3-pytest python3-yaml clang libclang-rt-14-dev
-  clang-format util-linux)
+  clang-format util-linux nodejs npm)
 bench_pkgs=(nutcracker valgrind util-linux python3)
 
 usage() {
@@ -39,6 +40,11 @@ esac
 
 missing=()
 for p in "${want[@]}"; do
+  # A NodeSource nodejs bundles npm and conflicts with Debian's npm: it counts as npm installed.
+  if [[ $p == npm && "$(dpkg-query -W -f='${Status} ${Provides}' nodejs 2>/dev/null || true)" == \
+    "install ok installed"*npm* ]]; then
+    continue
+  fi
   # "install ok installed" is the only state in which a package is really usable.
   if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" != "install ok installed" ]]; then
     # The lists overlap (nutcracker, python3, util-linux); name each package once.

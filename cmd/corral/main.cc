@@ -219,6 +219,8 @@ int main(int argc, char** argv) {
   app.shared = std::make_unique<corral::net::SharedState>();
   app.shared->stats.resize(static_cast<size_t>(app.cfg.workers));
   app.shared->max_clients.store(app.cfg.limits.max_clients);
+  app.shared->started_ms = corral::upstream::monotonicMs();
+  app.shared->auth = std::make_unique<corral::net::Authenticator>(app.cfg.auth);
 
   app.base = event_base_new();
   std::unique_ptr<corral::admin::AdminServer> admin;

@@ -120,6 +120,8 @@ std::string AdminServer::metricsText() const {
        &W::upstreams_ready},
       {"corral_upstream_connections", "gauge", "Upstream connections configured.",
        &W::upstreams_total},
+      {"corral_auth_failures_total", "counter", "AUTH attempts with wrong credentials.",
+       &W::auth_failures},
       {"corral_slow_consumers_disconnected_total", "counter",
        "Subscribers (pipe-mode clients) disconnected at limits.max_output_bytes.",
        &W::slow_consumers},

@@ -11,6 +11,7 @@
 
 #include "config/logging.h"
 #include "proxy/commands/command_table.h"
+#include "proxy/net/redact.h"
 #include "proxy/net/worker.h"
 
 namespace corral::net {
@@ -35,9 +36,12 @@ enum class Client::Local : uint8_t {
   kWatch,
   kUnwatch,
   kBlocking,
-  kPipe,     // from here on the client talks to its own upstream connection, as a pipe
-  kRefuse,   // needs connection state this version does not carry yet (pub/sub, RESP3, ...)
-  kForward,  // not in the table: forwarded
+  kInfo,       // forwarded; the reply gets corral's "# Proxy" section
+  kConfigGet,  // forwarded; corral's upstream credentials are blanked in the reply
+  kKeyspace,   // keyspace-wide reads: always the primary (SCAN, KEYS, DBSIZE, RANDOMKEY)
+  kPipe,       // from here on the client talks to its own upstream connection, as a pipe
+  kRefuse,     // needs connection state this version does not carry yet (pub/sub, RESP3, ...)
+  kForward,    // not in the table: forwarded
 };
 
 namespace {
@@ -73,6 +77,11 @@ const std::unordered_map<const CommandInfo*, Local>& localTable() {
     add({"select"}, Local::kSelect);
     add({"reset"}, Local::kReset);
     add({"client"}, Local::kClient);
+    add({"info"}, Local::kInfo);
+    add({"config", "get"}, Local::kConfigGet);
+    for (std::string_view name : {"scan", "keys", "dbsize", "randomkey"}) {
+      add({name}, Local::kKeyspace);
+    }
     add({"client", "setname"}, Local::kClientSetname);
     add({"client", "getname"}, Local::kClientGetname);
     add({"client", "id"}, Local::kClientId);
@@ -339,6 +348,13 @@ bool Client::handleRequest(const codec::Request& req) {
             ? cmd
             : nullptr;
   }
+  if (cmd != nullptr) {
+    const auto all = commands::allCommands();
+    const auto idx = static_cast<size_t>(cmd - all.data());  // top-level commands only
+    if (cmd >= all.data() && idx < all.size() && idx < Stats::kCommandSlots) {
+      worker_.stats().per_command[idx].add();
+    }
+  }
   Local what = Local::kForward;
   if (cmd != nullptr && (cmd->flags & kMaybeLocal) != 0) {
     const auto& table = localTable();
@@ -347,13 +363,23 @@ bool Client::handleRequest(const codec::Request& req) {
   if (what == Local::kXread) {
     what = blockMs(cmd->name, req.args) != 0 ? Local::kBlocking : Local::kForward;
   }
+  if (!authenticated_ && gateAuth(cmd, what, req)) return true;
   if (pipe_) {
     worker_.stats().requests.add();
+    // Credentials are corral's business, never the upstream's, in pipe mode too.
+    if (what == Local::kAuth) {
+      handleLocal(cmd, what, req);
+      return true;
+    }
     forwardRaw(req);
     return true;
   }
   // HELLO 3: the client speaks RESP3 from now on; its own connection carries that.
-  if (what == Local::kHello && req.args.size() >= 2 && req.args[1] == "3") what = Local::kPipe;
+  if (what == Local::kHello && req.args.size() >= 2 && req.args[1] == "3") {
+    // Check HELLO's own options here; what goes upstream is HELLO 3 [SETNAME name].
+    if (!helloOptionsOk(req)) return true;
+    what = Local::kPipe;
+  }
   if (what == Local::kPipe) {
     if (in_multi_) {
       worker_.stats().requests.add();
@@ -416,6 +442,26 @@ bool Client::handleRequest(const codec::Request& req) {
         if (parseInt(req.args[1], db) && db != db_ && inflight_refs_ > 0) return false;
       }
       break;
+    case Local::kInfo:
+    case Local::kConfigGet: {
+      worker_.stats().requests.add();
+      Rewrite rw = Rewrite::kConfigGet;
+      if (what == Local::kInfo) {
+        // The Proxy section joins what Redis shows by default, "all", "everything" or "proxy".
+        rw = req.args.size() == 1 ? Rewrite::kInfo : Rewrite::kNone;
+        for (size_t i = 1; i < req.args.size(); ++i) {
+          for (std::string_view s : {"all", "everything", "default", "proxy"}) {
+            if (commands::equalsIgnoreCase(req.args[i], s)) rw = Rewrite::kInfo;
+          }
+        }
+      }
+      forward(worker_.route(false, primary_slot_, db_), req, 0, rw);
+      return true;
+    }
+    case Local::kKeyspace:
+      worker_.stats().requests.add();
+      forward(worker_.route(false, primary_slot_, db_), req, 0);
+      return true;
     case Local::kForward: {
       worker_.stats().requests.add();
       const bool read_only =
@@ -509,6 +555,23 @@ void Client::forwardRaw(const codec::Request& req) {
     closeNow("dedicated upstream connection lost");
     return;
   }
+  if (req.args.size() > 2 && commands::equalsIgnoreCase(req.args[0], "hello")) {
+    // HELLO <ver> [AUTH u p] [SETNAME n]: the client's credentials stay with corral.
+    std::vector<std::string_view> args{req.args[0], req.args[1]};
+    for (size_t i = 2; i < req.args.size(); ++i) {
+      if (commands::equalsIgnoreCase(req.args[i], "AUTH") && i + 2 < req.args.size()) {
+        i += 2;
+      } else {
+        args.push_back(req.args[i]);
+      }
+    }
+    std::string& s = worker_.scratch();
+    s.clear();
+    codec::appendCommand(s, args);
+    dedicated_->enqueueRaw(s);
+    worker_.stats().forwarded.add();
+    return;
+  }
   if (req.is_inline) {
     std::string& s = worker_.scratch();
     s.clear();
@@ -534,7 +597,8 @@ void Client::replyArity(const CommandInfo* cmd) {
   replyError(msg);
 }
 
-void Client::forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms) {
+void Client::forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
+                     Rewrite rewrite) {
   if (!conn->accepting()) {
     worker_.stats().upstream_errors.add();
     replyLocal(conn->unavailableError());
@@ -545,7 +609,7 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
     }
     return;
   }
-  pending_.push_back(Slot{});
+  pending_.push_back(Slot{nullptr, rewrite});
   ++next_seq_;
   ++inflight_refs_;
   worker_.stats().forwarded.add();
@@ -595,16 +659,16 @@ bool Client::handleLocal(const CommandInfo* cmd, Local what, const codec::Reques
       setReadEnabled(false);
       return true;
     case Local::kAuth:
-      if (n == 2) {
-        replyError(
-            "ERR AUTH <password> called without any password configured for the default user. "
-            "Are you sure your configuration is correct?");
-      } else if (n == 3 && commands::equalsIgnoreCase(args[1], "default")) {
-        replyLocal("+OK\r\n");
-      } else if (n == 3) {
-        replyError("WRONGPASS invalid username-password pair or user is disabled.");
-      } else {
+      if (n > 3) {
         replyError("ERR syntax error");
+      } else if (worker_.shared().auth->enabled()) {
+        if (authenticate(n == 2 ? kDefaultUser : args[1], args[n - 1])) replyLocal("+OK\r\n");
+      } else if (n == 2) {
+        replyError(kNoPasswordConfiguredError);
+      } else if (commands::equalsIgnoreCase(args[1], kDefaultUser)) {
+        replyLocal("+OK\r\n");  // like Redis's nopass default user: any password
+      } else {
+        replyError(kWrongPassError);
       }
       return true;
     case Local::kHello: {
@@ -621,26 +685,14 @@ bool Client::handleLocal(const CommandInfo* cmd, Local what, const codec::Reques
           return true;
         }
       }
-      std::string new_name = name_;
-      for (size_t i = 2; i < n; ++i) {
-        if (commands::equalsIgnoreCase(args[i], "AUTH") && i + 2 < n) {
-          if (!commands::equalsIgnoreCase(args[i + 1], "default")) {
-            replyError("WRONGPASS invalid username-password pair or user is disabled.");
-            return true;
-          }
+      if (!helloOptionsOk(req)) return true;
+      for (size_t i = 2; i + 1 < n; ++i) {
+        if (commands::equalsIgnoreCase(args[i], "AUTH")) {
           i += 2;
-        } else if (commands::equalsIgnoreCase(args[i], "SETNAME") && i + 1 < n) {
-          new_name = std::string(args[i + 1]);
-          ++i;
-        } else {
-          std::string msg = "ERR Syntax error in HELLO option '";
-          msg.append(args[i]);
-          msg.push_back('\'');
-          replyError(msg);
-          return true;
+        } else if (commands::equalsIgnoreCase(args[i], "SETNAME")) {
+          name_ = std::string(args[++i]);
         }
       }
-      name_ = std::move(new_name);
       const std::string& version = worker_.redisVersion();
       codec::appendArrayHeader(out, 14);
       codec::appendBulk(out, "server");
@@ -677,6 +729,7 @@ bool Client::handleLocal(const CommandInfo* cmd, Local what, const codec::Reques
     case Local::kReset:
       name_.clear();
       db_ = worker_.defaultDb();
+      authenticated_ = !worker_.shared().auth->enabled();
       replyLocal("+RESET\r\n");
       return true;
     case Local::kClientSetname:
@@ -737,6 +790,9 @@ bool Client::handleLocal(const CommandInfo* cmd, Local what, const codec::Reques
     case Local::kWatch:
     case Local::kUnwatch:
     case Local::kBlocking:
+    case Local::kInfo:
+    case Local::kConfigGet:
+    case Local::kKeyspace:
     case Local::kPipe:
       worker_.stats().local_replies.sub();
       return false;  // handled by handleRequest/handlePinned
@@ -789,6 +845,11 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
     return;
   }
   const uint64_t idx = seq - head_seq_;
+  std::string rewritten;
+  if (pending_[idx].rewrite != Rewrite::kNone) {
+    rewritten = rewriteReply(pending_[idx].rewrite, reply);
+    reply = rewritten;
+  }
   if (idx != 0) {
     pending_[idx].reply = std::make_unique<std::string>(reply);
     return;
@@ -821,6 +882,140 @@ void Client::onPipe(uint64_t seq, std::string_view frame) {
     log()->warn("slow subscriber disconnected client={} peer={} queued_bytes={}", id_, peer_,
                 out_.readable());
     closeNow("output buffer limit");
+  }
+}
+
+bool Client::authenticate(std::string_view user, std::string_view password) {
+  const Authenticator& auth = *worker_.shared().auth;
+  if (auth.check(user, password)) {
+    authenticated_ = true;
+    return true;
+  }
+  worker_.stats().auth_failures.add();
+  log()->debug("auth failed client={} peer={}", id_, peer_);  // never the credentials
+  replyError(kWrongPassError);
+  return false;
+}
+
+bool Client::gateAuth(const CommandInfo* cmd, Local what, const codec::Request& req) {
+  if (!worker_.shared().auth->enabled()) {
+    authenticated_ = true;  // nothing to check: stop asking
+    return false;
+  }
+  switch (what) {
+    case Local::kAuth:
+    case Local::kQuit:
+    case Local::kReset:
+      return false;  // handleLocal answers these
+    case Local::kHello: {
+      for (size_t i = 2; i + 2 < req.args.size(); ++i) {
+        if (commands::equalsIgnoreCase(req.args[i], "AUTH")) return false;
+      }
+      worker_.stats().requests.add();
+      replyError(kHelloNoAuthError);
+      return true;
+    }
+    default:
+      (void)cmd;
+      worker_.stats().requests.add();
+      replyError(kNoAuthError);
+      return true;
+  }
+}
+
+bool Client::helloOptionsOk(const codec::Request& req) {
+  const auto& args = req.args;
+  for (size_t i = 2; i < args.size(); ++i) {
+    if (commands::equalsIgnoreCase(args[i], "AUTH") && i + 2 < args.size()) {
+      if (worker_.shared().auth->enabled()) {
+        if (!authenticate(args[i + 1], args[i + 2])) return false;
+      } else if (!commands::equalsIgnoreCase(args[i + 1], kDefaultUser)) {
+        replyError(kWrongPassError);
+        return false;
+      }
+      i += 2;
+    } else if (commands::equalsIgnoreCase(args[i], "SETNAME") && i + 1 < args.size()) {
+      ++i;
+    } else {
+      std::string msg = "ERR Syntax error in HELLO option '";
+      msg.append(args[i]);
+      msg.push_back('\'');
+      replyError(msg);
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string Client::rewriteReply(Rewrite rewrite, std::string_view reply) {
+  std::string out;
+  if (rewrite == Rewrite::kConfigGet) {
+    if (!redactConfigGetReply(reply, out)) out.assign(reply);
+    return out;
+  }
+  // INFO: a bulk string "$<len>\r\n<text>\r\n" (RESP3 may send a verbatim "=<len>\r\ntxt:").
+  if (reply.empty() || (reply[0] != '$' && reply[0] != '=')) return std::string(reply);
+  const size_t hdr = reply.find("\r\n");
+  if (hdr == std::string_view::npos || reply.size() < hdr + 4) return std::string(reply);
+  std::string text(reply.substr(hdr + 2, reply.size() - hdr - 4));
+  if (!text.empty()) {
+    if (text.back() != '\n') text.append("\r\n");
+    text.append("\r\n");
+  }
+  appendProxyInfo(text);
+  out.push_back(reply[0]);
+  out.append(std::to_string(text.size()));
+  out.append("\r\n");
+  out.append(text);
+  out.append("\r\n");
+  return out;
+}
+
+void Client::appendProxyInfo(std::string& text) {
+  const SharedState& sh = worker_.shared();
+  uint64_t requests = 0, forwarded = 0, local = 0, upstream_errors = 0, refused = 0;
+  uint64_t dedicated = 0, ready = 0, total = 0, primary_ready = 0;
+  for (const auto& b : sh.stats.blocks) {
+    requests += b->requests.get();
+    forwarded += b->forwarded.get();
+    local += b->local_replies.get();
+    upstream_errors += b->upstream_errors.get();
+    refused += b->refused_commands.get();
+    dedicated += b->dedicated.get();
+    ready += b->upstreams_ready.get();
+    total += b->upstreams_total.get();
+    primary_ready += b->primary_ready.get();
+  }
+  auto line = [&text](std::string_view k, const std::string& v) {
+    text.append(k);
+    text.push_back(':');
+    text.append(v);
+    text.append("\r\n");
+  };
+  text.append("# Proxy\r\n");
+  line("corral_version", CORRAL_VERSION);
+  line("corral_uptime_in_seconds",
+       std::to_string((upstream::monotonicMs() - sh.started_ms) / 1000));
+  line("corral_connected_clients", std::to_string(sh.clients.load(std::memory_order_relaxed)));
+  line("corral_dedicated_connections", std::to_string(dedicated));
+  line("corral_upstream_primary", worker_.upstreamConfig().primary.text);
+  line("corral_upstream_primary_status", primary_ready > 0 ? "up" : "down");
+  line("corral_upstream_replicas", std::to_string(worker_.upstreamConfig().replicas.size()));
+  line("corral_upstream_connections_ready", std::to_string(ready) + "/" + std::to_string(total));
+  line("corral_requests", std::to_string(requests));
+  line("corral_requests_forwarded", std::to_string(forwarded));
+  line("corral_local_replies", std::to_string(local));
+  line("corral_upstream_errors", std::to_string(upstream_errors));
+  line("corral_refused_commands", std::to_string(refused));
+  // Per-command calls, like Redis's "# Commandstats" (top-level commands only).
+  const auto all = commands::allCommands();
+  for (size_t i = 0; i < all.size() && i < Stats::kCommandSlots; ++i) {
+    uint64_t calls = 0;
+    for (const auto& b : sh.stats.blocks) calls += b->per_command[i].get();
+    if (calls == 0) continue;
+    std::string k = "corral_cmdstat_";
+    k.append(all[i].name);
+    line(k, "calls=" + std::to_string(calls));
   }
 }
 

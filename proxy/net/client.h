@@ -42,6 +42,8 @@ class Client final : public upstream::ReplySink {
 
   // What corral does with a command itself (defined in client.cc).
   enum class Local : uint8_t;
+  // Replies corral changes on the way back (rare commands only; never GET/SET).
+  enum class Rewrite : uint8_t { kNone, kInfo, kConfigGet };
 
   void start();  // begins reading
 
@@ -72,6 +74,7 @@ class Client final : public upstream::ReplySink {
   // straight to out_, so only a reply that overtakes the head is stored (one allocation).
   struct Slot {
     std::unique_ptr<std::string> reply;
+    Rewrite rewrite = Rewrite::kNone;  // applied to the reply when it arrives
   };
 
   static void onEvent(evutil_socket_t fd, short what, void* arg);
@@ -83,7 +86,11 @@ class Client final : public upstream::ReplySink {
   bool handleRequest(const codec::Request& req);
   void handlePinned(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
   bool handleLocal(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
-  void forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms);
+  void forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
+               Rewrite rewrite = Rewrite::kNone);
+  // INFO plus corral's "# Proxy" section; CONFIG GET without corral's upstream secrets.
+  std::string rewriteReply(Rewrite rewrite, std::string_view reply);
+  void appendProxyInfo(std::string& text);
   void maybeUnpin();  // gives the dedicated connection back once no state needs it
   void forwardRaw(const codec::Request& req);  // pipe mode: bytes to the dedicated connection
   void onPipe(uint64_t seq, std::string_view frame);
@@ -101,7 +108,14 @@ class Client final : public upstream::ReplySink {
   int fd_;
   uint64_t id_;
   std::string peer_;
-  std::string name_;  // CLIENT SETNAME
+  std::string name_;            // CLIENT SETNAME
+  bool authenticated_ = false;  // meaningful only when auth.users is configured
+  // Answers an unauthenticated client (auth enabled); true when the request was handled.
+  bool gateAuth(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
+  // AUTH / HELLO ... AUTH credentials: replies WRONGPASS and counts on failure.
+  bool authenticate(std::string_view user, std::string_view password);
+  // HELLO's AUTH and SETNAME options: false (and an error replied) when they are wrong.
+  bool helloOptionsOk(const codec::Request& req);
   event* rev_ = nullptr;
   event* wev_ = nullptr;
   codec::Buffer in_;  // only bytes of a frame not yet complete (or held while paused)

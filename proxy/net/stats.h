@@ -27,24 +27,27 @@ class Counter {
 };
 
 struct Stats {
+  static constexpr size_t kCommandSlots = 256;  // Redis 7.0 has 240 top-level commands
   struct alignas(64) Worker {
     Counter connections_accepted;
-    Counter connections_rejected;  // over max_clients
-    Counter requests;              // requests parsed (forwarded or answered locally)
-    Counter forwarded;             // requests sent upstream
-    Counter local_replies;         // answered by corral itself
-    Counter upstream_errors;       // -ERR corral: upstream ... replies
-    Counter protocol_errors;       // malformed requests (connection closed)
-    Counter oversize_requests;     // over max_request_bytes (discarded, connection kept)
-    Counter refused_commands;      // connection-state commands not supported yet
-    Counter backpressure_pauses;   // times a client's reading was paused
-    Counter pending;               // gauge: requests waiting for a reply
-    Counter clients;               // gauge: this worker's clients
-    Counter upstreams_ready;       // gauge: connected upstream connections
-    Counter upstreams_total;       // gauge: upstream connections configured
-    Counter primary_ready;         // gauge: connected primary connections
-    Counter dedicated;             // gauge: dedicated connections held by clients
-    Counter slow_consumers;        // pipe-mode clients cut off at max_output_bytes
+    Counter connections_rejected;        // over max_clients
+    Counter requests;                    // requests parsed (forwarded or answered locally)
+    Counter forwarded;                   // requests sent upstream
+    Counter local_replies;               // answered by corral itself
+    Counter upstream_errors;             // -ERR corral: upstream ... replies
+    Counter protocol_errors;             // malformed requests (connection closed)
+    Counter oversize_requests;           // over max_request_bytes (discarded, connection kept)
+    Counter refused_commands;            // connection-state commands not supported yet
+    Counter backpressure_pauses;         // times a client's reading was paused
+    Counter pending;                     // gauge: requests waiting for a reply
+    Counter clients;                     // gauge: this worker's clients
+    Counter upstreams_ready;             // gauge: connected upstream connections
+    Counter upstreams_total;             // gauge: upstream connections configured
+    Counter primary_ready;               // gauge: connected primary connections
+    Counter dedicated;                   // gauge: dedicated connections held by clients
+    Counter auth_failures;               // AUTH / HELLO AUTH with wrong credentials
+    Counter slow_consumers;              // pipe-mode clients cut off at max_output_bytes
+    Counter per_command[kCommandSlots];  // calls, indexed like commands::allCommands()
   };
 
   explicit Stats(size_t workers = 1) { resize(workers); }

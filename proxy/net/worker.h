@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "proxy/net/auth.h"
 #include "proxy/net/stats.h"
 #include "proxy/upstream/upstream.h"
 
@@ -35,7 +36,9 @@ struct SharedState {
   std::atomic<uint32_t> clients{0};  // connected clients, all workers
   std::atomic<uint32_t> max_clients{10000};
   std::atomic<uint64_t> next_client_id{1};
+  int64_t started_ms = 0;  // monotonic, set before the workers start
   Stats stats;
+  std::unique_ptr<const Authenticator> auth;  // client AUTH (auth.users); set before start
 };
 
 // A listening socket handed to a worker (one per worker per TCP address via SO_REUSEPORT;

@@ -80,3 +80,67 @@ def test_redis_py(target):
     finally:
         r.close()
         r.connection_pool.disconnect()  # redis-py 4.3's close() leaves pooled sockets open
+
+
+def test_redis_py_state(target):
+    """redis-py's transactions, WATCH, pub/sub, blocking pop and Lua (both modes)."""
+    import threading
+    import time
+
+    r = redis.Redis(host="127.0.0.1", port=target.port, socket_timeout=5,
+                    socket_connect_timeout=5)
+    other = redis.Redis(host="127.0.0.1", port=target.port, socket_timeout=5)
+    try:
+        # MULTI/EXEC through the pipeline API
+        p = r.pipeline(transaction=True)
+        p.set("pys:a", 1).incr("pys:a").get("pys:a")
+        assert p.execute() == [True, 2, b"2"]
+        # WATCH aborted by another connection's write
+        with r.pipeline() as p:
+            p.watch("pys:w")
+            other.set("pys:w", "theirs")
+            p.multi()
+            p.set("pys:w", "mine")
+            try:
+                p.execute()
+                raised = False
+            except redis.WatchError:
+                raised = True
+        assert raised and r.get("pys:w") == b"theirs"
+        # pub/sub: a subscriber sees messages in order, unsubscribe confirms
+        ps = r.pubsub()
+        ps.subscribe("pys:ch")
+        assert ps.get_message(timeout=2)["type"] == "subscribe"
+        for i in range(5):
+            assert other.publish("pys:ch", f"m{i}") == 1
+        got = [ps.get_message(timeout=2)["data"] for _ in range(5)]
+        assert got == [f"m{i}".encode() for i in range(5)]
+        ps.unsubscribe("pys:ch")
+        assert ps.get_message(timeout=2)["type"] == "unsubscribe"
+        ps.close()
+        # blocking pop with a producer 200 ms later
+        def produce():
+            time.sleep(0.2)
+            other.rpush("pys:q", "job")
+        t = threading.Thread(target=produce, daemon=True)
+        t.start()
+        assert r.blpop(["pys:q"], timeout=3) == (b"pys:q", b"job")
+        t.join(3)
+        # Lua: a two-key script, then EVALSHA of a loaded one
+        script = "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('INCRBY', KEYS[2], ARGV[2])"
+        assert r.eval(script, 2, "pys:s1", "pys:s2", "v", 5) == 5
+        sha = r.script_load("return redis.call('GET', KEYS[1])")
+        assert r.evalsha(sha, 1, "pys:s1") == b"v"
+        # a different db through the same corral
+        r3 = redis.Redis(host="127.0.0.1", port=target.port, db=3, socket_timeout=5)
+        assert r3.set("pys:db", "three") is True
+        assert r.get("pys:db") is None
+        assert r3.get("pys:db") == b"three"
+        r3.delete("pys:db")
+        r3.close()
+    finally:
+        r.delete("pys:a", "pys:w", "pys:q", "pys:s1", "pys:s2")
+        r.close()
+        other.close()
+        r.connection_pool.disconnect()
+        other.connection_pool.disconnect()

@@ -478,8 +478,16 @@ def _yaml_scalar(v) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _yaml_flow(v) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_yaml_flow(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_yaml_flow(x) for x in v) + "]"
+    return _yaml_scalar(v)
+
+
 def to_yaml(d: Any, indent: int = 0) -> str:
-    """A deliberately plain YAML emitter (block maps, flow lists of scalars)."""
+    """A deliberately plain YAML emitter (block maps; lists in flow style)."""
     pad = "  " * indent
     lines = []
     for k, v in d.items():
@@ -487,7 +495,7 @@ def to_yaml(d: Any, indent: int = 0) -> str:
             lines.append(f"{pad}{k}:")
             lines.append(to_yaml(v, indent + 1))
         elif isinstance(v, (list, tuple)):
-            lines.append(f"{pad}{k}: [" + ", ".join(_yaml_scalar(x) for x in v) + "]")
+            lines.append(f"{pad}{k}: {_yaml_flow(v)}")
         else:
             lines.append(f"{pad}{k}: {_yaml_scalar(v)}")
     return "\n".join(lines)
