@@ -277,6 +277,9 @@ TEST_CASE("defaults when keys are absent") {
   CHECK(c.limits.max_inline_bytes == 64u << 10);
   CHECK(c.limits.max_pending == 1024);
   CHECK(c.limits.max_output_bytes == 64ull << 20);
+  CHECK(c.limits.pubsub_hard_bytes == 32ull << 20);
+  CHECK(c.limits.pubsub_soft_bytes == 8ull << 20);
+  CHECK(c.limits.pubsub_soft_time == std::chrono::seconds(60));
   CHECK(c.limits.max_reply_depth == 128);
   CHECK(c.log.level == "info");
   CHECK(c.shutdown_timeout == Millis{5000});
@@ -315,6 +318,9 @@ limits:
   max_inline_bytes: 4096
   max_pending: 1
   max_output_bytes: 2GiB
+  pubsub_hard_bytes: 3MiB
+  pubsub_soft_bytes: 2MiB
+  pubsub_soft_time: 5s
   max_reply_depth: 1024
 log: {level: debug}
 shutdown_timeout: 0
@@ -351,6 +357,9 @@ shutdown_timeout: 0
   CHECK(c.limits.max_inline_bytes == 4096);
   CHECK(c.limits.max_pending == 1);
   CHECK(c.limits.max_output_bytes == 2ull << 30);
+  CHECK(c.limits.pubsub_hard_bytes == 3ull << 20);
+  CHECK(c.limits.pubsub_soft_bytes == 2ull << 20);
+  CHECK(c.limits.pubsub_soft_time == std::chrono::seconds(5));
   CHECK(c.limits.max_reply_depth == 1024);
   CHECK(c.log.level == "debug");
   CHECK(c.shutdown_timeout == Millis{0});

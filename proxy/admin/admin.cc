@@ -123,7 +123,7 @@ std::string AdminServer::metricsText() const {
       {"corral_auth_failures_total", "counter", "AUTH attempts with wrong credentials.",
        &W::auth_failures},
       {"corral_slow_consumers_disconnected_total", "counter",
-       "Subscribers (pipe-mode clients) disconnected at limits.max_output_bytes.",
+       "Subscribers (clients on their own connection) cut off at the limits.pubsub_* limits.",
        &W::slow_consumers},
       {"corral_dedicated_connections", "gauge",
        "Dedicated upstream connections held by clients (MULTI/WATCH, blocking commands).",

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <set>
 #include <unordered_map>
 
 #include "config/logging.h"
@@ -371,6 +372,7 @@ bool Client::handleRequest(const codec::Request& req) {
       handleLocal(cmd, what, req);
       return true;
     }
+    if (pubsub_only_) trackPubsubRequest(req);
     forwardRaw(req);
     return true;
   }
@@ -398,7 +400,14 @@ bool Client::handleRequest(const codec::Request& req) {
     }
     pipe_ = true;
     watching_ = false;  // WATCH state lives on upstream; a pipe never unpins anyway
+    // Pub/sub alone (RESP2) ends with the last unsubscribe; MONITOR, tracking, CLIENT REPLY and
+    // RESP3 keep the pipe for the client's life.
+    const std::string_view n = cmd != nullptr ? cmd->name : std::string_view();
+    pubsub_only_ = n == "subscribe" || n == "psubscribe" || n == "ssubscribe" ||
+                   n == "unsubscribe" || n == "punsubscribe" || n == "sunsubscribe";
+    pubsub_expected_ = 0;
     dedicated_->setPipe(this);
+    if (pubsub_only_) trackPubsubRequest(req);
     forwardRaw(req);
     return true;
   }
@@ -875,13 +884,109 @@ void Client::onPipe(uint64_t seq, std::string_view frame) {
     return;
   }
   deliver(frame);
-  // A subscriber that does not read must not grow corral's memory: past max_output_bytes it is
-  // disconnected, like Redis's client-output-buffer-limit for pub/sub.
-  if (out_.readable() > worker_.limits().max_output_bytes) {
-    worker_.stats().slow_consumers.add();
-    log()->warn("slow subscriber disconnected client={} peer={} queued_bytes={}", id_, peer_,
-                out_.readable());
-    closeNow("output buffer limit");
+  if (overSubscriberLimits()) return;
+  if (pubsub_only_) trackPubsubReply(frame);
+}
+
+bool Client::overSubscriberLimits() {
+  // A subscriber that does not read must not grow corral's memory: like Redis's
+  // client-output-buffer-limit pubsub, a hard limit, and a soft one with a grace time
+  // (checked as frames arrive and as the client's socket drains).
+  const config::Limits& l = worker_.limits();
+  const size_t queued = out_.readable();
+  bool cut = queued > l.pubsub_hard_bytes;
+  if (queued > l.pubsub_soft_bytes) {
+    if (soft_since_ms_ < 0) soft_since_ms_ = worker_.nowMs();
+    cut = cut || worker_.nowMs() - soft_since_ms_ >= l.pubsub_soft_time.count();
+  } else {
+    soft_since_ms_ = -1;
+  }
+  if (!cut) return false;
+  worker_.stats().slow_consumers.add();
+  log()->warn("slow subscriber disconnected client={} peer={} queued_bytes={}", id_, peer_, queued);
+  closeNow("output buffer limit");
+  return true;
+}
+
+namespace {
+
+// The first element of an array/push frame ("message", "subscribe", ...) and, for the
+// (un)subscribe confirmations, the count that ends them; false for other frames.
+bool pubsubKind(std::string_view f, std::string_view& kind) {
+  if (f.size() < 4 || (f[0] != '*' && f[0] != '>')) return false;
+  size_t p = f.find("\r\n");
+  if (p == std::string_view::npos || p + 1 >= f.size() || f[p + 2] != '$') return false;
+  size_t q = f.find("\r\n", p + 2);
+  if (q == std::string_view::npos) return false;
+  int64_t len = 0;
+  for (size_t i = p + 3; i < q; ++i) {
+    if (f[i] < '0' || f[i] > '9') return false;
+    len = len * 10 + (f[i] - '0');
+  }
+  if (q + 2 + static_cast<size_t>(len) > f.size()) return false;
+  kind = f.substr(q + 2, static_cast<size_t>(len));
+  return true;
+}
+
+}  // namespace
+
+void Client::trackPubsubReply(std::string_view frame) {
+  std::string_view kind;
+  const bool typed = pubsubKind(frame, kind);
+  if (typed && (kind == "message" || kind == "pmessage" || kind == "smessage")) return;
+  if (pubsub_expected_ > 0) --pubsub_expected_;
+  // Back to the shared connection once nothing is subscribed and every reply is in: the
+  // issue's "until the last unsubscribe". The dedicated connection is closed.
+  if (pubsub_expected_ == 0 && channels_.empty() && patterns_.empty() && shard_channels_.empty()) {
+    pipe_ = false;
+    pubsub_only_ = false;
+    soft_since_ms_ = -1;
+    dedicated_->setPipe(nullptr);
+    worker_.releaseDedicated(std::move(dedicated_));
+  }
+}
+
+void Client::trackPubsubRequest(const codec::Request& req) {
+  const auto& a = req.args;
+  auto sub = [&](std::set<std::string>& set) {
+    for (size_t i = 1; i < a.size(); ++i) set.emplace(a[i]);
+    pubsub_expected_ += a.size() - 1;
+  };
+  auto unsub = [&](std::set<std::string>& set) {
+    if (a.size() == 1) {
+      pubsub_expected_ += std::max<size_t>(set.size(), 1);  // one reply per channel, or one
+      set.clear();
+    } else {
+      for (size_t i = 1; i < a.size(); ++i) set.erase(std::string(a[i]));
+      pubsub_expected_ += a.size() - 1;
+    }
+  };
+  const std::string_view n = a[0];
+  if (commands::equalsIgnoreCase(n, "subscribe")) {
+    sub(channels_);
+  } else if (commands::equalsIgnoreCase(n, "psubscribe")) {
+    sub(patterns_);
+  } else if (commands::equalsIgnoreCase(n, "ssubscribe")) {
+    sub(shard_channels_);
+  } else if (commands::equalsIgnoreCase(n, "unsubscribe")) {
+    unsub(channels_);
+  } else if (commands::equalsIgnoreCase(n, "punsubscribe")) {
+    unsub(patterns_);
+  } else if (commands::equalsIgnoreCase(n, "sunsubscribe")) {
+    unsub(shard_channels_);
+  } else if (commands::equalsIgnoreCase(n, "reset")) {
+    channels_.clear();
+    patterns_.clear();
+    shard_channels_.clear();
+    pubsub_expected_ += 1;
+  } else if (commands::equalsIgnoreCase(n, "quit")) {
+    pubsub_expected_ += 1;
+  } else if (commands::equalsIgnoreCase(n, "hello") || commands::equalsIgnoreCase(n, "monitor") ||
+             commands::equalsIgnoreCase(n, "client")) {
+    // RESP3, MONITOR, tracking or reply modes keep the pipe for the client's life.
+    pubsub_only_ = false;
+  } else {
+    pubsub_expected_ += 1;  // PING, or a command Redis refuses in this context: one reply
   }
 }
 
@@ -1026,6 +1131,7 @@ void Client::flush() {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         setWriteEnabled(true);
+        if (pipe_) overSubscriberLimits();
         return;
       }
       closeNow(std::strerror(errno));

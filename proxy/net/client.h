@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -94,6 +95,9 @@ class Client final : public upstream::ReplySink {
   void maybeUnpin();  // gives the dedicated connection back once no state needs it
   void forwardRaw(const codec::Request& req);  // pipe mode: bytes to the dedicated connection
   void onPipe(uint64_t seq, std::string_view frame);
+  void trackPubsubRequest(const codec::Request& req);
+  bool overSubscriberLimits();  // closes the client and returns true past the limits
+  void trackPubsubReply(std::string_view frame);
   void replyArity(const commands::CommandInfo* cmd);
   // Queues a reply produced by corral (an error, PONG, ...), in order with forwarded ones.
   void replyLocal(std::string_view bytes);
@@ -138,6 +142,12 @@ class Client final : public upstream::ReplySink {
   // Pipe mode (pub/sub, MONITOR, CLIENT TRACKING/REPLY, RESP3): for the rest of its life the
   // client talks to its dedicated connection byte for byte; Redis's frames come back in order.
   bool pipe_ = false;
+  // Pipe entered for RESP2 pub/sub only: corral follows the subscriptions (as sent) and the
+  // replies still due, and leaves the pipe after the last unsubscribe is answered.
+  bool pubsub_only_ = false;
+  size_t pubsub_expected_ = 0;
+  std::set<std::string> channels_, patterns_, shard_channels_;
+  int64_t soft_since_ms_ = -1;  // since when the output is above limits.pubsub_soft_bytes
   bool read_enabled_ = false;
   bool write_enabled_ = false;
   bool paused_ = false;             // backpressure: not reading
