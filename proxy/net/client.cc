@@ -391,7 +391,7 @@ bool Client::handleRequest(const codec::Request& req) {
     if (inflight_refs_ > 0) return false;  // earlier replies first
     worker_.stats().requests.add();
     if (dedicated_ == nullptr) {
-      dedicated_ = worker_.acquireDedicated(db_);
+      dedicated_ = worker_.acquireDedicated(db_, id_);
       if (dedicated_ == nullptr) {
         worker_.stats().upstream_errors.add();
         replyError("ERR corral: too many dedicated upstream connections (upstream.max_dedicated)");
@@ -428,7 +428,7 @@ bool Client::handleRequest(const codec::Request& req) {
         replyArity(cmd);
         return true;
       }
-      dedicated_ = worker_.acquireDedicated(db_);
+      dedicated_ = worker_.acquireDedicated(db_, id_);
       if (dedicated_ == nullptr) {
         worker_.stats().upstream_errors.add();
         replyError("ERR corral: too many dedicated upstream connections (upstream.max_dedicated)");
@@ -562,6 +562,28 @@ void Client::handlePinned(const CommandInfo* cmd, Local what, const codec::Reque
 void Client::forwardRaw(const codec::Request& req) {
   if (!dedicated_->accepting()) {
     closeNow("dedicated upstream connection lost");
+    return;
+  }
+  if (req.args.size() > 3 && commands::equalsIgnoreCase(req.args[0], "client") &&
+      commands::equalsIgnoreCase(req.args[1], "tracking")) {
+    // REDIRECT <id>: corral's id of the target becomes its dedicated connection's upstream id.
+    std::vector<std::string_view> args(req.args.begin(), req.args.end());
+    std::string translated;
+    for (size_t i = 2; i + 1 < args.size(); ++i) {
+      if (!commands::equalsIgnoreCase(args[i], "REDIRECT")) continue;
+      int64_t target = 0;
+      uint64_t upstream_id = 0;
+      if (parseInt(args[i + 1], target) && target > 0 &&
+          worker_.shared().ids.get(static_cast<uint64_t>(target), upstream_id)) {
+        translated = std::to_string(upstream_id);
+        args[i + 1] = translated;
+      }
+    }
+    std::string& s = worker_.scratch();
+    s.clear();
+    codec::appendCommand(s, args);
+    dedicated_->enqueueRaw(s);
+    worker_.stats().forwarded.add();
     return;
   }
   if (req.args.size() > 2 && commands::equalsIgnoreCase(req.args[0], "hello")) {

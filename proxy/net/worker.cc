@@ -63,6 +63,7 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
       listeners_(std::move(listeners)),
       read_scratch_(new char[kReadScratch]) {
   loop_.base = event_base_new();
+  loop_.ids = &shared.ids;
   loop_.now_ms = upstream::monotonicMs();
   for (const ListenSocket& l : listeners_) {
     event* ev = event_new(loop_.base, l.fd, EV_READ | EV_PERSIST, &Worker::onAccept, this);
@@ -205,14 +206,14 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db) 
   return prim;  // no healthy replica: the primary serves reads too
 }
 
-std::unique_ptr<upstream::Connection> Worker::acquireDedicated(int db) {
+std::unique_ptr<upstream::Connection> Worker::acquireDedicated(int db, uint64_t owner_id) {
   if (dedicated_live_.size() >= static_cast<size_t>(std::max(1, cfg_.upstream.max_dedicated))) {
     return nullptr;
   }
   config::UpstreamAddress addr = cfg_.upstream.primary;
   addr.db = db;
   auto conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
-                                                     /*reconnect=*/false);
+                                                     /*reconnect=*/false, owner_id);
   conn->start();
   dedicated_live_.push_back(conn.get());
   stats_->dedicated.set(dedicated_live_.size());

@@ -35,7 +35,11 @@ class Client;
 struct SharedState {
   std::atomic<uint32_t> clients{0};  // connected clients, all workers
   std::atomic<uint32_t> max_clients{10000};
-  std::atomic<uint64_t> next_client_id{1};
+  // corral's client ids start far above any Redis client id, so an id in CLIENT TRACKING
+  // REDIRECT can be told apart (and translated) without doubt.
+  static constexpr uint64_t kFirstClientId = 1000000000000;
+  std::atomic<uint64_t> next_client_id{kFirstClientId};
+  upstream::IdRegistry ids;
   int64_t started_ms = 0;  // monotonic, set before the workers start
   Stats stats;
   std::unique_ptr<const Authenticator> auth;  // client AUTH (auth.users); set before start
@@ -89,7 +93,7 @@ class Worker {
   // A dedicated primary connection on `db` for one client (MULTI/WATCH, blocking commands);
   // nullptr past upstream.max_dedicated. Give it back with releaseDedicated(), which closes it
   // at the end of the loop turn (never from inside one of its own callbacks).
-  std::unique_ptr<upstream::Connection> acquireDedicated(int db);
+  std::unique_ptr<upstream::Connection> acquireDedicated(int db, uint64_t owner_id);
   void releaseDedicated(std::unique_ptr<upstream::Connection> conn);
   void markDirty(Client* c);
   void clientClosed(Client* c);  // fd closed; delete once no upstream holds it

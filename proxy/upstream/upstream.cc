@@ -23,6 +23,7 @@ constexpr uint64_t kStepAuth = 1;
 constexpr uint64_t kStepSelect = 2;
 constexpr uint64_t kStepInfo = 3;
 constexpr uint64_t kStepDatabases = 4;
+constexpr uint64_t kStepClientId = 5;
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kMaxReadsPerEvent = 16;
@@ -89,12 +90,13 @@ std::string upstreamError(std::string_view addr_text, std::string_view why) {
 
 Connection::Connection(LoopContext& ctx, const config::UpstreamAddress& addr,
                        const config::UpstreamConfig& cfg, const config::Limits& limits,
-                       bool learn_version, bool reconnect)
+                       bool learn_version, bool reconnect, uint64_t owner_id)
     : ctx_(ctx),
       addr_(addr),
       cfg_(cfg),
       learn_version_(learn_version),
       reconnect_(reconnect),
+      owner_id_(owner_id),
       parser_(codec::Limits{.max_depth = limits.max_reply_depth}),
       error_unavailable_(upstreamError(addr.text, "unavailable")),
       error_timeout_(upstreamError(addr.text, "timeout")) {
@@ -102,6 +104,7 @@ Connection::Connection(LoopContext& ctx, const config::UpstreamAddress& addr,
 }
 
 Connection::~Connection() {
+  if (owner_id_ != 0 && ctx_.ids != nullptr) ctx_.ids->erase(owner_id_);
   if (fd_ >= 0) {
     event_free(rev_);
     event_free(wev_);
@@ -163,6 +166,11 @@ void Connection::connectNow() {
     std::string db = std::to_string(addr_.db);
     codec::appendCommand(cmd, {"SELECT", db});
     enqueueInternal(kStepSelect, cmd);
+  }
+  if (owner_id_ != 0) {
+    cmd.clear();
+    codec::appendCommand(cmd, {"CLIENT", "ID"});
+    enqueueInternal(kStepClientId, cmd);
   }
   if (learn_version_) {
     cmd.clear();
@@ -338,11 +346,22 @@ bool Connection::handleInternalReply(uint64_t step, std::string_view reply) {
     std::string_view msg = reply.substr(1);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.remove_suffix(1);
     // The version and db count are optional: INFO or CONFIG may be denied by an ACL.
-    if (step == kStepInfo || step == kStepDatabases) return true;
+    if (step == kStepInfo || step == kStepDatabases || step == kStepClientId) return true;
     log()->error("upstream handshake failed addr={} step={} err={}", addr_.text,
                  step == kStepAuth ? "auth" : "select", msg);
     fail("unavailable", Then::kBackoff);
     return false;
+  }
+  if (step == kStepClientId) {
+    // ":<id>\r\n"
+    uint64_t id = 0;
+    bool ok = reply.size() > 3 && reply[0] == ':';
+    for (size_t i = 1; ok && i < reply.size() && reply[i] != '\r'; ++i) {
+      if (reply[i] < '0' || reply[i] > '9') ok = false;
+      id = id * 10 + static_cast<uint64_t>(reply[i] - '0');
+    }
+    if (ok && ctx_.ids != nullptr) ctx_.ids->set(owner_id_, id);
+    return true;
   }
   if (step == kStepDatabases) {
     // *2\r\n$9\r\ndatabases\r\n$N\r\n<count>\r\n: the count is the last line.

@@ -13,8 +13,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "config/config.h"
@@ -46,10 +48,37 @@ inline constexpr uint64_t kPipeClosed = UINT64_MAX - 1;  // the connection is go
 // Monotonic milliseconds (CLOCK_MONOTONIC_COARSE: a vDSO read, a few ns).
 int64_t monotonicMs();
 
+// corral client id -> the upstream client id of that client's dedicated connection, for every
+// worker (CLIENT TRACKING ... REDIRECT names a client by the id corral gave it). Locked: used
+// only when a dedicated connection starts or ends and on a REDIRECT.
+class IdRegistry {
+ public:
+  void set(uint64_t corral_id, uint64_t upstream_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    map_[corral_id] = upstream_id;
+  }
+  void erase(uint64_t corral_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    map_.erase(corral_id);
+  }
+  bool get(uint64_t corral_id, uint64_t& upstream_id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(corral_id);
+    if (it == map_.end()) return false;
+    upstream_id = it->second;
+    return true;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, uint64_t> map_;
+};
+
 struct LoopContext {
   event_base* base = nullptr;
   int64_t now_ms = 0;  // monotonic, refreshed once per loop turn
   std::vector<Connection*> dirty;
+  IdRegistry* ids = nullptr;  // process-wide; set by the worker
   int64_t databases = -1;     // CONFIG GET databases at the handshake; -1 when not known
   std::string redis_version;  // learned from the primary's INFO during the handshake
 };
@@ -63,7 +92,7 @@ class Connection {
   // blocked pop) dies with the socket: it stays down and its owner lets it go.
   Connection(LoopContext& ctx, const config::UpstreamAddress& addr,
              const config::UpstreamConfig& cfg, const config::Limits& limits, bool learn_version,
-             bool reconnect = true);
+             bool reconnect = true, uint64_t owner_id = 0);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -138,6 +167,7 @@ class Connection {
   bool write_armed_ = false;
   bool learn_version_ = false;
   bool reconnect_ = true;
+  uint64_t owner_id_ = 0;  // a dedicated connection's client: its upstream id is registered
   ReplySink* pipe_sink_ = nullptr;
   int fd_ = -1;
   event* rev_ = nullptr;

@@ -149,3 +149,22 @@ def test_unsubscribe_without_subscriptions_and_errors(redis_server, corral_facto
         assert cl.cmd("SUBSCRIBE", "x") == [b"subscribe", b"x", 1]
         r = cl.cmd("GET", "k")
         assert isinstance(r, RespError) and "only (P|S)SUBSCRIBE" in str(r), r
+
+
+def test_client_tracking_redirect_to_a_subscriber(redis_server, corral_factory):
+    c = _corral(redis_server, corral_factory)
+    with c.client() as inv, c.client() as app, c.client() as w:
+        inv_id = inv.cmd("CLIENT", "ID")
+        assert isinstance(inv_id, int)
+        assert inv.cmd("SUBSCRIBE", "__redis__:invalidate") == \
+            [b"subscribe", b"__redis__:invalidate", 1]
+        # the id corral gave the subscriber is translated to its upstream connection's id
+        assert app.cmd("CLIENT", "TRACKING", "on", "REDIRECT", str(inv_id)) == "OK"
+        assert w.cmd("SET", "redir:k", "1") == "OK"
+        assert app.cmd("GET", "redir:k") == b"1"
+        assert w.cmd("SET", "redir:k", "2") == "OK"
+        assert inv.read_reply() == [b"message", b"__redis__:invalidate", [b"redir:k"]]
+        # an id that names no such client gets Redis's own refusal
+        with c.client() as other:
+            r = other.cmd("CLIENT", "TRACKING", "on", "REDIRECT", "123456789")
+            assert isinstance(r, RespError) and "does not exist" in str(r), r
