@@ -187,3 +187,31 @@ def test_disconnect_inside_multi_discards_it(redis_server, corral_factory):
     with c.client() as p:
         assert p.cmd("GET", "tx:lost") is None
         assert p.cmd("EXEC") == RespError("ERR EXEC without MULTI")
+
+
+def test_functions_and_read_only_scripts(redis_server, corral_factory):
+    c = _corral(redis_server, corral_factory)
+    lib = ("#!lua name=corrallib\n"
+           "redis.register_function('setk', function(keys, args) "
+           "return redis.call('SET', keys[1], args[1]) end)\n"
+           "redis.register_function{function_name='getro', callback=function(keys, args) "
+           "return redis.call('GET', keys[1]) end, flags={'no-writes'}}")
+    with c.client() as cl:
+        assert cl.cmd("FUNCTION", "LOAD", "REPLACE", lib) == b"corrallib"
+        assert cl.cmd("FCALL", "setk", "1", "fn:k", "v1") == "OK"
+        assert cl.cmd("FCALL_RO", "getro", "1", "fn:k") == b"v1"
+        assert cl.cmd("EVAL_RO", "return redis.call('GET', KEYS[1])", "1", "fn:k") == b"v1"
+        sha = cl.cmd("SCRIPT", "LOAD", "return redis.call('GET', KEYS[1])")
+        assert cl.cmd("SCRIPT", "EXISTS", sha) == [1]
+        assert cl.cmd("EVALSHA_RO", sha, "1", "fn:k") == b"v1"
+        assert cl.cmd("FUNCTION", "DELETE", "corrallib") == "OK"
+
+
+def test_client_reply_off_and_on(redis_server, corral_factory):
+    c = _corral(redis_server, corral_factory)
+    with c.client() as cl:
+        cl.send_cmd("CLIENT", "REPLY", "OFF")
+        cl.send_cmd("SET", "quiet", "1")
+        cl.send_cmd("INCR", "quiet")
+        assert cl.cmd("CLIENT", "REPLY", "ON") == "OK"  # the first reply since OFF
+        assert cl.cmd("GET", "quiet") == b"2"

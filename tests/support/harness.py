@@ -453,8 +453,24 @@ class RedisServer:
 
     def close(self):
         if self.proc is not None:
+            self._dump_commandstats()
             self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _dump_commandstats(self):
+        """With CORRAL_IT_CMDSTATS=DIR, keep this server's INFO commandstats (which commands the
+        tests made Redis run) in DIR, for tests/integration/commands_exercised.py."""
+        out_dir = os.environ.get("CORRAL_IT_CMDSTATS")
+        if not out_dir or not self.running():
+            return
+        try:
+            stats = self.cmd("INFO", "commandstats")
+        except Exception:  # noqa: BLE001 - a server that cannot answer has nothing to add
+            return
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, f"{os.getpid()}-{self.port}-{time.monotonic_ns()}.txt")
+        with open(path, "wb") as f:
+            f.write(stats if isinstance(stats, bytes) else str(stats).encode())
 
     def __enter__(self):
         return self

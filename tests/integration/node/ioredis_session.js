@@ -236,6 +236,22 @@ async function main() {
     return `popped after ${waited} ms; empty BLPOP 0.2 -> nil after ${timedOut} ms`;
   });
 
+  await check('pub/sub: subscriber receives in order, unsubscribe', async () => {
+    const sub = client({ connectionName: 'it-ioredis-sub', commandTimeout: undefined });
+    await sub.connect();
+    const got = [];
+    sub.on('message', (ch, msg) => got.push(`${ch}:${msg}`));
+    assert.equal(await sub.subscribe(P + 'ch'), 1);
+    for (let i = 0; i < 5; i++) assert.equal(await other.publish(P + 'ch', `m${i}`), 1);
+    for (let t = 0; t < 100 && got.length < 5; t++) await sleep(20);
+    assert.deepEqual(got, [0, 1, 2, 3, 4].map((i) => `${P}ch:m${i}`));
+    assert.equal(await sub.unsubscribe(P + 'ch'), 0);
+    // out of subscriber mode the same connection runs commands again
+    assert.equal(await sub.ping(), 'PONG');
+    await sub.quit();
+    return `${got.length} messages, then PING on the same connection`;
+  });
+
   await check('eval (token bucket, 2 keys)', async () => {
     const keys = [P + 'bucket:tokens', P + 'bucket:ts'];
     const now = 1700000000000;

@@ -246,6 +246,20 @@ async function main() {
     return `popped after ${waited} ms; empty BLPOP 0.2 -> nil after ${timedOut} ms`;
   });
 
+  await check('pub/sub: subscriber receives in order, unsubscribe', async () => {
+    const sub = c.duplicate({ name: 'it-node-redis-sub' });
+    await sub.connect();
+    const got = [];
+    await sub.subscribe(P + 'ch', (msg, ch) => got.push(`${ch}:${msg}`));
+    for (let i = 0; i < 5; i++) assert.equal(await c.publish(P + 'ch', `m${i}`), 1);
+    for (let t = 0; t < 100 && got.length < 5; t++) await sleep(20);
+    assert.deepEqual(got, [0, 1, 2, 3, 4].map((i) => `${P}ch:m${i}`));
+    await sub.unsubscribe(P + 'ch');
+    assert.equal(await sub.ping(), 'PONG');
+    await sub.quit();
+    return `${got.length} messages, then PING on the same connection`;
+  });
+
   await check('eval (token bucket, 2 keys)', async () => {
     const keys = [P + 'bucket:tokens', P + 'bucket:ts'];
     const now = 1700000000000;
