@@ -350,10 +350,14 @@ bool Client::handleRequest(const codec::Request& req) {
             : nullptr;
   }
   if (cmd != nullptr) {
+    // Top-level commands only: a subcommand lives in another array (compared as addresses,
+    // since subtracting pointers into different arrays is undefined).
     const auto all = commands::allCommands();
-    const auto idx = static_cast<size_t>(cmd - all.data());  // top-level commands only
-    if (cmd >= all.data() && idx < all.size() && idx < Stats::kCommandSlots) {
-      worker_.stats().per_command[idx].add();
+    const auto at = reinterpret_cast<uintptr_t>(cmd);
+    const auto base = reinterpret_cast<uintptr_t>(all.data());
+    if (at >= base && at < base + all.size() * sizeof(CommandInfo)) {
+      const size_t idx = (at - base) / sizeof(CommandInfo);
+      if (idx < Stats::kCommandSlots) worker_.stats().per_command[idx].add();
     }
   }
   Local what = Local::kForward;
@@ -1126,7 +1130,9 @@ void Client::appendProxyInfo(std::string& text) {
   line("corral_connected_clients", std::to_string(sh.clients.load(std::memory_order_relaxed)));
   line("corral_dedicated_connections", std::to_string(dedicated));
   line("corral_upstream_primary", worker_.upstreamConfig().primary.text);
-  line("corral_upstream_primary_status", primary_ready > 0 ? "up" : "down");
+  // This worker's view, live (the counters are refreshed by the worker's tick only).
+  line("corral_upstream_primary_status",
+       worker_.primaryReady() || primary_ready > 0 ? "up" : "down");
   line("corral_upstream_replicas", std::to_string(worker_.upstreamConfig().replicas.size()));
   line("corral_upstream_connections_ready", std::to_string(ready) + "/" + std::to_string(total));
   line("corral_requests", std::to_string(requests));

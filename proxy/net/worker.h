@@ -89,6 +89,13 @@ class Worker {
   // The db count learned from the primary (-1 when unknown: any db >= 0 is tried).
   int64_t databases() const { return loop_.databases; }
   int defaultDb() const { return cfg_.upstream.primary.db; }
+  // True when one of this worker's primary connections is connected right now.
+  bool primaryReady() const {
+    for (const auto& c : pools_[0]) {
+      if (c->ready()) return true;
+    }
+    return false;
+  }
 
   // A dedicated primary connection on `db` for one client (MULTI/WATCH, blocking commands);
   // nullptr past upstream.max_dedicated. Give it back with releaseDedicated(), which closes it
