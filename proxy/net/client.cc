@@ -568,6 +568,7 @@ void Client::forwardRaw(const codec::Request& req) {
     closeNow("dedicated upstream connection lost");
     return;
   }
+  worker_.stats().forwarded.add();
   if (req.args.size() > 3 && commands::equalsIgnoreCase(req.args[0], "client") &&
       commands::equalsIgnoreCase(req.args[1], "tracking")) {
     // REDIRECT <id>: corral's id of the target becomes its dedicated connection's upstream id.
@@ -583,14 +584,8 @@ void Client::forwardRaw(const codec::Request& req) {
         args[i + 1] = translated;
       }
     }
-    std::string& s = worker_.scratch();
-    s.clear();
-    codec::appendCommand(s, args);
-    dedicated_->enqueueRaw(s);
-    worker_.stats().forwarded.add();
-    return;
-  }
-  if (req.args.size() > 2 && commands::equalsIgnoreCase(req.args[0], "hello")) {
+    dedicated_->enqueueRaw(encode(args));
+  } else if (req.args.size() > 2 && commands::equalsIgnoreCase(req.args[0], "hello")) {
     // HELLO <ver> [AUTH u p] [SETNAME n]: the client's credentials stay with corral.
     std::vector<std::string_view> args{req.args[0], req.args[1]};
     for (size_t i = 2; i < req.args.size(); ++i) {
@@ -600,22 +595,22 @@ void Client::forwardRaw(const codec::Request& req) {
         args.push_back(req.args[i]);
       }
     }
-    std::string& s = worker_.scratch();
-    s.clear();
-    codec::appendCommand(s, args);
-    dedicated_->enqueueRaw(s);
-    worker_.stats().forwarded.add();
-    return;
-  }
-  if (req.is_inline) {
-    std::string& s = worker_.scratch();
-    s.clear();
-    codec::appendCommand(s, req.args);
-    dedicated_->enqueueRaw(s);
+    dedicated_->enqueueRaw(encode(args));
   } else {
-    dedicated_->enqueueRaw(req.frame);
+    dedicated_->enqueueRaw(wireBytes(req));
   }
-  worker_.stats().forwarded.add();
+}
+
+std::string_view Client::encode(const std::vector<std::string_view>& args) {
+  std::string& s = worker_.scratch();
+  s.clear();
+  codec::appendCommand(s, args);
+  return s;
+}
+
+std::string_view Client::wireBytes(const codec::Request& req) {
+  // Inline commands are re-encoded: upstream connections only ever carry multibulk.
+  return req.is_inline ? encode(req.args) : req.frame;
 }
 
 void Client::maybeUnpin() {
@@ -649,15 +644,7 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
   ++inflight_refs_;
   worker_.stats().forwarded.add();
   worker_.stats().pending.add();
-  if (req.is_inline) {
-    // Inline commands are re-encoded: the shared connection only ever carries multibulk.
-    std::string& s = worker_.scratch();
-    s.clear();
-    codec::appendCommand(s, req.args);
-    conn->enqueue(this, next_seq_ - 1, s, timeout_ms);
-  } else {
-    conn->enqueue(this, next_seq_ - 1, req.frame, timeout_ms);
-  }
+  conn->enqueue(this, next_seq_ - 1, wireBytes(req), timeout_ms);
 }
 
 bool Client::handleLocal(const CommandInfo* cmd, Local what, const codec::Request& req) {

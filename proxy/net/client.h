@@ -94,6 +94,10 @@ class Client final : public upstream::ReplySink {
   void appendProxyInfo(std::string& text);
   void maybeUnpin();  // gives the dedicated connection back once no state needs it
   void forwardRaw(const codec::Request& req);  // pipe mode: bytes to the dedicated connection
+  // RESP bytes of args, in the worker's scratch string (valid until the next use of it).
+  std::string_view encode(const std::vector<std::string_view>& args);
+  // What to send upstream for req: its own bytes, or a multibulk for an inline command.
+  std::string_view wireBytes(const codec::Request& req);
   void onPipe(uint64_t seq, std::string_view frame);
   void trackPubsubRequest(const codec::Request& req);
   bool overSubscriberLimits();  // closes the client and returns true past the limits
