@@ -867,11 +867,17 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
     return;
   }
   const uint64_t idx = seq - head_seq_;
-  std::string rewritten;
-  if (pending_[idx].rewrite != Rewrite::kNone) {
-    rewritten = rewriteReply(pending_[idx].rewrite, reply);
-    reply = rewritten;
+  if (pending_[idx].rewrite != Rewrite::kNone) [[unlikely]] {
+    const Rewrite rw = pending_[idx].rewrite;
+    pending_[idx].rewrite = Rewrite::kNone;
+    const std::string rewritten = rewriteReply(rw, reply);
+    place(idx, rewritten);
+    return;
   }
+  place(idx, reply);
+}
+
+void Client::place(uint64_t idx, std::string_view reply) {
   if (idx != 0) {
     pending_[idx].reply = std::make_unique<std::string>(reply);
     return;

@@ -107,6 +107,9 @@ class Client final : public upstream::ReplySink {
   void replyLocal(std::string_view bytes);
   void replyError(std::string_view msg);  // msg without '-' and CRLF
   void deliver(std::string_view bytes);   // append to out_ and mark dirty
+  // A reply for pending_[idx]: out now if it is the head (then any ready ones behind it),
+  // else kept in its slot.
+  void place(uint64_t idx, std::string_view reply);
   bool overLimits() const;
   void pauseReading();
   void setReadEnabled(bool on);
