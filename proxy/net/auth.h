@@ -7,7 +7,8 @@
 // Redis semantics the client session follows when enabled() (checked against redis-server
 // 7.0.15 with requirepass):
 //   - Before a successful AUTH, only AUTH, HELLO, QUIT and RESET run; every other command,
-//     PING and CLIENT included, is answered kNoAuthError.
+//     PING and CLIENT included, is answered kNoAuthError. corral deviates for PING, which it
+//     answers before AUTH too (health checks; the policy contract lists it).
 //   - AUTH <password> logs in as user "default"; AUTH <user> <password> as that user; more
 //     arguments: -ERR syntax error. A failed AUTH answers kWrongPassError and leaves the client
 //     as it was (an authenticated client stays authenticated as its previous user).

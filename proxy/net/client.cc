@@ -1030,6 +1030,9 @@ bool Client::gateAuth(const CommandInfo* cmd, Local what, const codec::Request& 
     case Local::kAuth:
     case Local::kQuit:
     case Local::kReset:
+    case Local::kPing:
+      // PING too, unlike Redis with requirepass: health checks must not need the app's
+      // password (the corral contract lists AUTH, HELLO, PING and QUIT).
       return false;  // handleLocal answers these
     case Local::kHello: {
       for (size_t i = 2; i + 2 < req.args.size(); ++i) {

@@ -20,9 +20,10 @@ def _corral(redis_server, corral_factory, **extra):
 def test_refused_before_auth_accepted_after(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as cl:
-        for args in (("GET", "k"), ("PING",), ("CLIENT", "ID"), ("SUBSCRIBE", "ch"),
-                     ("MULTI",)):
+        for args in (("GET", "k"), ("CLIENT", "ID"), ("SUBSCRIBE", "ch"), ("MULTI",),
+                     ("ECHO", "x")):
             assert cl.cmd(*args) == RespError("NOAUTH Authentication required."), args
+        assert cl.cmd("PING") == "PONG"  # health checks work before AUTH
         r = cl.cmd("HELLO", "2")
         assert isinstance(r, RespError) and r.startswith("NOAUTH HELLO must be called"), r
         before = c.metrics()["corral_auth_failures_total"]
