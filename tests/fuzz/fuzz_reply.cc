@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "proxy/codec/resp.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
@@ -33,14 +34,6 @@ using corral::codec::ParseStatus;
 using corral::codec::ReplyParser;
 using corral::codec::ReplyResult;
 using corral::codec::ReplyType;
-
-#define FUZZ_CHECK(cond)                                                                  \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      std::fprintf(stderr, "invariant failed: %s at %s:%d\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                       \
-    }                                                                                     \
-  } while (0)
 
 struct Event {
   ParseStatus status;
@@ -251,30 +244,8 @@ std::vector<Event> reference(std::string_view s, const Limits& limits) {
   }
 }
 
-// The parser may see a malformed line before its CRLF arrives, where the reference still waits:
-// then everything before the end must agree, and the parser ends in an error.
-bool agrees(const std::vector<Event>& got, const std::vector<Event>& want) {
-  if (got == want) return true;
-  if (got.size() != want.size() || want.back().status != ParseStatus::kIncomplete ||
-      got.back().status != ParseStatus::kError) {
-    return false;
-  }
-  return std::equal(got.begin(), got.end() - 1, want.begin());
-}
-
 void runWith(const uint8_t* data, size_t size, const Limits& limits) {
-  const std::vector<Event> whole = drive(data, size, size, size, limits);
-  FUZZ_CHECK(agrees(
-      whole, reference(std::string_view(reinterpret_cast<const char*>(data), size), limits)));
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 16777619u;
-  const size_t k = size == 0 ? 0 : h % (size + 1);
-  FUZZ_CHECK(drive(data, size, k, size, limits) == whole);
-  if (size <= 256) {
-    FUZZ_CHECK(drive(data, size, 1, 1, limits) == whole);
-  } else {
-    FUZZ_CHECK(drive(data, size, k, 1 + h % 61, limits) == whole);
-  }
+  corral::fuzz::checkSplits(data, size, limits, drive, reference);
 }
 
 }  // namespace
