@@ -34,6 +34,8 @@ using corral::codec::ParseStatus;
 using corral::codec::ReplyParser;
 using corral::codec::ReplyResult;
 using corral::codec::ReplyType;
+using corral::fuzz::Ref;
+using corral::fuzz::refNumber;
 
 struct Event {
   ParseStatus status;
@@ -103,31 +105,6 @@ std::vector<Event> drive(const uint8_t* input, size_t size, size_t first, size_t
 
 // --- reference model ----------------------------------------------------------------------
 
-enum class Ref : uint8_t { kOk, kMore, kBad };
-
-// A decimal line at s[p] ending in CRLF: optional '-', no leading zeros, no "-0", fits int64.
-// Judged only once its CRLF is there (kMore before that).
-Ref refNumber(std::string_view s, size_t p, int64_t& value, size_t& end) {
-  const size_t cr = s.find('\r', p);
-  if (cr == std::string_view::npos || cr + 1 == s.size()) return Ref::kMore;
-  if (s[cr + 1] != '\n') return Ref::kBad;
-  std::string_view digits = s.substr(p, cr - p);
-  const bool negative = !digits.empty() && digits[0] == '-';
-  if (negative) digits.remove_prefix(1);
-  if (digits.empty() || digits.size() > 19) return Ref::kBad;
-  if (digits[0] == '0' && (digits.size() > 1 || negative)) return Ref::kBad;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return Ref::kBad;
-  }
-  uint64_t u = 0;
-  std::from_chars(digits.data(), digits.data() + digits.size(), u);
-  const uint64_t max = uint64_t{1} << 63;
-  if (negative ? u > max : u >= max) return Ref::kBad;
-  value = negative ? static_cast<int64_t>(0 - u) : static_cast<int64_t>(u);
-  end = cr + 2;
-  return Ref::kOk;
-}
-
 struct RefResult {
   Ref status;
   ParseError error;
@@ -174,7 +151,7 @@ top:  // an attribute loops back here for the value it annotates
     case '~':
     case '>':
     case '|':
-      switch (refNumber(s, p + 1, n, next)) {
+      switch (refNumber(s, p + 1, true, n, next)) {
         case Ref::kMore:
           return more;
         case Ref::kBad:

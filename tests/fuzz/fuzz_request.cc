@@ -37,6 +37,8 @@ using corral::codec::ParseResult;
 using corral::codec::ParseStatus;
 using corral::codec::Request;
 using corral::codec::RequestParser;
+using corral::fuzz::Ref;
+using corral::fuzz::refNumber;
 
 struct Event {
   ParseStatus status;
@@ -165,31 +167,6 @@ std::vector<Event> drive(const uint8_t* input, size_t size, size_t first, size_t
 }
 
 // --- reference model ----------------------------------------------------------------------
-
-enum class Ref : uint8_t { kOk, kMore, kBad };
-
-// A decimal line at s[p] ending in CRLF: optional '-' if `negative_ok`, no leading zeros, no
-// "-0", fits int64. Judged only once its CRLF is there (kMore before that).
-Ref refNumber(std::string_view s, size_t p, bool negative_ok, int64_t& value, size_t& end) {
-  const size_t cr = s.find('\r', p);
-  if (cr == std::string_view::npos || cr + 1 == s.size()) return Ref::kMore;
-  if (s[cr + 1] != '\n') return Ref::kBad;
-  std::string_view digits = s.substr(p, cr - p);
-  const bool negative = negative_ok && !digits.empty() && digits[0] == '-';
-  if (negative) digits.remove_prefix(1);
-  if (digits.empty() || digits.size() > 19) return Ref::kBad;
-  if (digits[0] == '0' && (digits.size() > 1 || negative)) return Ref::kBad;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return Ref::kBad;
-  }
-  uint64_t u = 0;
-  std::from_chars(digits.data(), digits.data() + digits.size(), u);
-  const uint64_t max = uint64_t{1} << 63;
-  if (negative ? u > max : u >= max) return Ref::kBad;
-  value = negative ? static_cast<int64_t>(0 - u) : static_cast<int64_t>(u);
-  end = cr + 2;
-  return Ref::kOk;
-}
 
 bool isCSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 
