@@ -75,18 +75,19 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   event_add(tick_ev_, &tv);
   control_ev_ = event_new(loop_.base, -1, 0, &Worker::onControl, this);
 
-  const int pool = std::max(1, cfg_.upstream.pool_size);
-  auto makePool = [&](const config::UpstreamAddress& addr, bool learn_version) {
-    std::vector<std::unique_ptr<upstream::Connection>> p;
-    for (int k = 0; k < pool; ++k) {
-      p.push_back(std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, cfg_.limits,
-                                                         learn_version && k == 0));
-    }
-    return p;
-  };
   pools_.push_back(makePool(cfg_.upstream.primary, true));
   for (const auto& r : cfg_.upstream.replicas) pools_.push_back(makePool(r, false));
-  stats_->upstreams_total.set(static_cast<uint64_t>(pool) * pools_.size());
+  stats_->upstreams_total.set(static_cast<uint64_t>(pools_[0].size()) * pools_.size());
+}
+
+std::vector<std::unique_ptr<upstream::Connection>> Worker::makePool(
+    const config::UpstreamAddress& addr, bool learn_version) {
+  std::vector<std::unique_ptr<upstream::Connection>> p;
+  for (int k = 0; k < std::max(1, cfg_.upstream.pool_size); ++k) {
+    p.push_back(std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_,
+                                                       learn_version && k == 0));
+  }
+  return p;
 }
 
 Worker::~Worker() {
@@ -182,13 +183,8 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db) 
     // First client on this db: a pool like the primary's, whose handshake SELECTs it.
     config::UpstreamAddress addr = cfg_.upstream.primary;
     addr.db = db;
-    std::vector<std::unique_ptr<upstream::Connection>> pool;
-    for (int k = 0; k < std::max(1, cfg_.upstream.pool_size); ++k) {
-      pool.push_back(
-          std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false));
-      pool.back()->start();
-    }
-    db_pools_.emplace_back(db, std::move(pool));
+    db_pools_.emplace_back(db, makePool(addr, false));
+    for (auto& c : db_pools_.back().second) c->start();
     auto& p = db_pools_.back().second;
     return p[client_id % p.size()].get();
   }

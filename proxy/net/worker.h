@@ -110,6 +110,9 @@ class Worker {
   static void onTick(evutil_socket_t fd, short what, void* arg);
   static void onControl(evutil_socket_t fd, short what, void* arg);
   void run();
+  // pool_size connections to addr; the first asks for the version when learn_version.
+  std::vector<std::unique_ptr<upstream::Connection>> makePool(const config::UpstreamAddress& addr,
+                                                              bool learn_version);
   void acceptFrom(int fd);
   void flushPhase();
   void reap();
