@@ -14,9 +14,9 @@
 #include <string_view>
 #include <vector>
 
-namespace corral::config {
+#include "config/policy_config.h"
 
-using Millis = std::chrono::milliseconds;
+namespace corral::config {
 
 // "host:port", "[::1]:port" or "unix:/path".
 struct ListenAddress {
@@ -111,6 +111,8 @@ struct Config {
   Limits limits;
   LogConfig log;
   Millis shutdown_timeout{5000};  // SIGTERM: how long in-flight replies may take
+  // origins, global, defaults (merged), policies and the files of policy_files: reloadable.
+  PolicyConfig policy;
 };
 
 // One validation problem, already formatted as "file:line:col: key.path: rule (got x)".

@@ -54,11 +54,12 @@ REDIS_FLAGS = {
     "stale": "kStale",
     "fast": "kFast",
     "movablekeys": "kMovableKeys",
+    "denyoom": "kDenyOom",
 }
 # Output order of the flags in the generated expressions (the enum's bit order).
 FLAG_ORDER = [
     "kRead", "kWrite", "kAdmin", "kBlocking", "kPubSub", "kTransaction", "kNoKey", "kConnState",
-    "kNoScript", "kLoading", "kStale", "kFast", "kMovableKeys", "kScript",
+    "kNoScript", "kLoading", "kStale", "kFast", "kMovableKeys", "kScript", "kDenyOom",
 ]
 
 TRANSACTION = {"multi", "exec", "discard", "watch", "unwatch"}

@@ -30,6 +30,7 @@ enum CommandFlag : uint32_t {
   kFast = 1u << 11,         // "fast"
   kMovableKeys = 1u << 12,  // key positions depend on arguments (numkeys, keyword search)
   kScript = 1u << 13,       // EVAL/EVALSHA/FCALL and their _RO forms (for routing later)
+  kDenyOom = 1u << 14,      // "denyoom": may grow memory (creates or extends a key)
 };
 
 // How to find the keys of a command (Redis 7 key specs reduced to what Redis 7.0 uses).

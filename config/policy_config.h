@@ -1,0 +1,140 @@
+// Typed policy configuration: the `origins`, `global`, `defaults`, `policies` and
+// `policy_files` sections of ../shared/POLICIES.md, as the loader produces them.
+//
+//   corral.yaml (+ policy_files: files or dirs of *.yaml) --loader--> PolicyConfig
+//       --policies::compile--> policies::PolicySet (matcher, limits, counters)
+//
+// Defaults (`defaults:`) are already merged into every PolicySpec here; the compiler never sees
+// them. Every spec keeps the place it was written (file:line:col) so that the compiler's own
+// errors (ambiguous templates, duplicate names) point at the YAML like the loader's do.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace corral::config {
+
+using Millis = std::chrono::milliseconds;
+
+// Where a value was written, for errors found after loading (by the policy compiler).
+struct Where {
+  std::string file;
+  int line = 0;  // 1-based; 0 = unknown
+  int col = 0;
+};
+
+enum class PolicyMode : uint8_t { kEnforce, kAudit, kOff };
+enum class TtlOnViolation : uint8_t { kFix, kReject, kAudit };
+enum class UnmatchedKeys : uint8_t { kAllow, kAudit, kReject };
+enum class OnLimit : uint8_t { kReject, kShadow };
+enum class LimitScope : uint8_t { kLocal, kGlobal };  // kGlobal is refused at load (a later issue)
+enum class SingleFlight : uint8_t { kOff, kLocal, kDistributed };
+enum class FillOnError : uint8_t { kNil, kError };
+// Same meaning as ReadFrom in config.h (declared there); repeated here to keep this header
+// free-standing: primary | replica | prefer_replica.
+enum class PolicyReadFrom : uint8_t { kPrimary, kReplica, kPreferReplica };
+
+// One part of a rate limit's bucket key.
+struct KeyByPart {
+  enum class Kind : uint8_t { kClient, kPolicy, kCommand, kKey, kCapture };
+  Kind kind = Kind::kClient;
+  std::string capture;  // kCapture: placeholder name of the policy's template
+};
+
+// rate_limits[i]: {name, rate: "100/s", burst, commands, key_by, scope, on_limit}.
+struct RateLimitSpec {
+  std::string name;      // unique across global and every policy
+  uint64_t count = 0;    // rate = count per period ("100/s": 100 per 1000 ms); count >= 1
+  Millis period{1000};   // > 0
+  uint64_t burst = 0;    // requests admitted at once; 0 in YAML is an error; default = count
+  // Lower-case command names ("get") and categories ("@read", "@write"); empty = every command.
+  std::vector<std::string> commands;
+  std::vector<KeyByPart> key_by;  // empty = one bucket for the whole limit
+  LimitScope scope = LimitScope::kLocal;
+  OnLimit on_limit = OnLimit::kReject;
+  Where where;  // of the limit's mapping
+};
+
+struct TtlSpec {
+  std::optional<Millis> default_ttl;  // ttl.default
+  std::optional<Millis> min;
+  std::optional<Millis> max;
+  bool require = false;
+  TtlOnViolation on_violation = TtlOnViolation::kFix;
+  double jitter = 0.10;  // fraction in [0, 1): ttl * (1 - U(0, jitter)); "10%" or 0.1
+  bool jitter_client = false;
+};
+
+struct FillSpec {
+  std::string origin;  // "" = no fill
+  std::string path;    // e.g. "/v1/users/<id>"
+  std::vector<std::string> commands{"get"};  // lower case
+  FillOnError on_error = FillOnError::kNil;
+  std::optional<uint64_t> max_value_bytes;  // larger origin bodies are served but not stored
+};
+
+struct StampedeSpec {
+  std::optional<SingleFlight> single_flight;  // unset: local with fill, else off
+  std::optional<Millis> lock_ttl;             // unset: 2 x origin timeout
+  std::optional<Millis> wait;                 // unset: lock_ttl
+};
+
+struct FreshnessSpec {
+  Millis stale_while_revalidate{0};
+  Millis stale_if_error{0};
+  bool xfetch = false;  // early_refresh: xfetch | off
+  double beta = 1.0;    // early_refresh_beta
+};
+
+struct RoutingSpec {
+  std::optional<PolicyReadFrom> read_from;  // unset: upstream.read_from
+  Millis read_your_writes{0};
+};
+
+// One entry of `policies:` (inline or from a policy file), defaults merged in.
+struct PolicySpec {
+  std::string name;
+  std::string match;  // template text, or "glob:..." as written
+  PolicyMode mode = PolicyMode::kEnforce;
+  int priority = 0;  // higher wins over the longest-literal-prefix rule
+  uint32_t max_key_bytes = 512;  // naming.max_key_bytes
+  TtlSpec ttl;
+  FillSpec fill;
+  Millis negative_ttl{0};  // negative.ttl
+  StampedeSpec stampede;
+  FreshnessSpec freshness;
+  RoutingSpec routing;
+  std::vector<RateLimitSpec> rate_limits;
+  Where where;        // of the policy's mapping
+  Where match_where;  // of its `match` value
+};
+
+struct OriginSpec {
+  std::string name;
+  std::string base_url;  // http://host[:port][/prefix]; https is refused at load
+  Millis timeout{1000};
+  uint32_t max_in_flight = 64;
+  Where where;
+};
+
+// `global:` section.
+struct GlobalSpec {
+  UnmatchedKeys unmatched_keys = UnmatchedKeys::kAllow;
+  std::vector<std::string> deny_commands;   // commands.deny, lower case
+  std::vector<std::string> audit_commands;  // commands.audit, lower case
+  std::vector<RateLimitSpec> rate_limits;
+};
+
+// Everything a policy reload replaces, in one value.
+struct PolicyConfig {
+  std::vector<OriginSpec> origins;
+  GlobalSpec global;
+  std::vector<PolicySpec> policies;  // inline ones first, then files in sorted path order
+  // Files read for this config (the expanded policy_files), watched for changes.
+  std::vector<std::string> files;
+};
+
+}  // namespace corral::config
