@@ -130,9 +130,17 @@ struct LoadResult {
   std::vector<ConfigError> errors;  // every error found, in file order
 };
 
-// Loads and validates a YAML file (or text, for tests). Never throws.
+// Loads and validates a YAML file (or text, for tests), and the files its policy_files name
+// (relative paths are relative to the directory of path / source_name). Never throws.
 LoadResult loadConfigFile(const std::string& path);
 LoadResult loadConfigText(const std::string& text, const std::string& source_name);
+
+// An error at a recorded position, formatted like the loader's own, for checks that run after
+// loading (the policy compiler): configError(spec.match_where, "policies[2].match", "overlaps ...",
+// spec.match).format() == "file:line:col: policies[2].match: overlaps ... (got user:<id>)".
+// got is the offending value as written: it is escaped and capped at 80 bytes, as the loader does.
+ConfigError configError(const Where& where, std::string path, std::string rule,
+                        std::optional<std::string> got = std::nullopt);
 
 // Parsers shared with later config sections. Return std::nullopt on bad input.
 std::optional<Millis> parseDuration(std::string_view s);  // "250ms", "5s", "1m", "1h", "0"

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -811,23 +812,862 @@ TEST_CASE("unknown keys are errors, with a suggestion for a near miss") {
   }
 }
 
-TEST_CASE("keys of later versions are rejected clearly, not ignored") {
-  std::string yaml = R"(policies: [{name: a, match: "a:<id:int>"}]
-policy_files: [policies/]
-origins: {users: {base_url: "http://127.0.0.1:8080"}}
-global: {unmatched_keys: allow}
+// ---- policies: origins, global, defaults, policies, policy_files --------------------------
+
+// The example of POLICIES.md, with two policies and every policy field written once.
+constexpr const char* kPolicyExample = R"(listen: [127.0.0.1:6380]
+workers: 1
+upstream:
+  primary: 127.0.0.1:6379
+  replicas: [127.0.0.1:6381]
+  read_from: primary
+admin: {listen: 127.0.0.1:9121}
+origins:
+  users: {base_url: "http://127.0.0.1:8080", timeout: 300ms, max_in_flight: 64}
+  catalog: {base_url: "HTTP://catalog.internal/api/v2/"}
+global:
+  unmatched_keys: audit
+  commands: {deny: [FLUSHALL, FLUSHDB, KEYS, DEBUG], audit: [SCAN, config|set]}
+  rate_limits:
+    - {name: per_client, rate: 1000/s, key_by: [client, key]}
 defaults: {ttl: {jitter: 10%}}
-auth: {}
+policies:
+  - name: users
+    match: "user:<id:int>"
+    mode: enforce
+    priority: 5
+    naming: {max_key_bytes: 1KiB}
+    ttl: {default: 10m, min: 1m, max: 1h, require: true, on_violation: fix, jitter: 0.2,
+          jitter_client: true}
+    fill: {origin: users, path: "/v1/users/<id>", commands: [GET, mget], on_error: error,
+           max_value_bytes: 1MiB}
+    negative: {ttl: 30s}
+    stampede: {single_flight: distributed, lock_ttl: 2s, wait: 500ms}
+    freshness: {stale_while_revalidate: 30s, stale_if_error: 5m, early_refresh: xfetch,
+                early_refresh_beta: 1.5}
+    routing: {read_from: prefer_replica, read_your_writes: 2s}
+    rate_limits:
+      - name: user_writes
+        rate: 5/250ms
+        burst: 20
+        commands: [SET, "@write", CLIENT|KILL]
+        key_by: [client, "capture:id", policy, command]
+        scope: local
+        on_limit: shadow
+  - {name: sessions, match: "glob:sess:*", mode: audit}
 )";
-  yaml += kPrimary;
-  CHECK(errorsOf(yaml) ==
+
+TEST_CASE("policies: the POLICIES.md example parses into exact values") {
+  Config c = mustLoad(kPolicyExample);
+  const PolicyConfig& pc = c.policy;
+  CHECK(pc.files.empty());  // the main file is not listed
+
+  REQUIRE(pc.origins.size() == 2);
+  CHECK(pc.origins[0].name == "users");
+  CHECK(pc.origins[0].base_url == "http://127.0.0.1:8080");
+  CHECK(pc.origins[0].timeout == Millis{300});
+  CHECK(pc.origins[0].max_in_flight == 64);
+  CHECK(pc.origins[0].where.file == "t.yaml");
+  CHECK(pc.origins[0].where.line == 9);
+  CHECK(pc.origins[0].where.col == 10);
+  CHECK(pc.origins[1].name == "catalog");
+  CHECK(pc.origins[1].base_url == "http://catalog.internal/api/v2");  // scheme lowered, no '/'
+  CHECK(pc.origins[1].timeout == Millis{1000});                       // defaults
+  CHECK(pc.origins[1].max_in_flight == 64);
+
+  CHECK(pc.global.unmatched_keys == UnmatchedKeys::kAudit);
+  CHECK(pc.global.deny_commands ==
+        std::vector<std::string>{"flushall", "flushdb", "keys", "debug"});
+  CHECK(pc.global.audit_commands == std::vector<std::string>{"scan", "config|set"});
+  REQUIRE(pc.global.rate_limits.size() == 1);
+  const RateLimitSpec& g = pc.global.rate_limits[0];
+  CHECK(g.name == "per_client");
+  CHECK(g.count == 1000);
+  CHECK(g.period == Millis{1000});
+  CHECK(g.burst == 1000);  // default: the count
+  CHECK(g.commands.empty());
+  REQUIRE(g.key_by.size() == 2);
+  CHECK(g.key_by[0].kind == KeyByPart::Kind::kClient);
+  CHECK(g.key_by[1].kind == KeyByPart::Kind::kKey);
+  CHECK(g.scope == LimitScope::kLocal);
+  CHECK(g.on_limit == OnLimit::kReject);
+  CHECK(g.where.line == 15);
+  CHECK(g.where.col == 7);
+
+  REQUIRE(pc.policies.size() == 2);
+  const PolicySpec& u = pc.policies[0];
+  CHECK(u.name == "users");
+  CHECK(u.match == "user:<id:int>");
+  CHECK(u.where.file == "t.yaml");
+  CHECK(u.where.line == 18);
+  CHECK(u.where.col == 5);
+  CHECK(u.match_where.file == "t.yaml");
+  CHECK(u.match_where.line == 19);
+  CHECK(u.match_where.col == 12);
+  CHECK(u.mode == PolicyMode::kEnforce);
+  CHECK(u.priority == 5);
+  CHECK(u.max_key_bytes == 1024);
+  REQUIRE(u.ttl.default_ttl.has_value());
+  CHECK(*u.ttl.default_ttl == Millis{600000});
+  CHECK(u.ttl.min == Millis{60000});
+  CHECK(u.ttl.max == Millis{3600000});
+  CHECK(u.ttl.require);
+  CHECK(u.ttl.on_violation == TtlOnViolation::kFix);
+  CHECK(u.ttl.jitter == doctest::Approx(0.2));  // the policy's own, over the defaults' 10%
+  CHECK(u.ttl.jitter_client);
+  CHECK(u.fill.origin == "users");
+  CHECK(u.fill.path == "/v1/users/<id>");
+  CHECK(u.fill.commands == std::vector<std::string>{"get", "mget"});
+  CHECK(u.fill.on_error == FillOnError::kError);
+  CHECK(u.fill.max_value_bytes == uint64_t{1} << 20);
+  CHECK(u.negative_ttl == Millis{30000});
+  CHECK(u.stampede.single_flight == SingleFlight::kDistributed);
+  CHECK(u.stampede.lock_ttl == Millis{2000});
+  CHECK(u.stampede.wait == Millis{500});
+  CHECK(u.freshness.stale_while_revalidate == Millis{30000});
+  CHECK(u.freshness.stale_if_error == Millis{300000});
+  CHECK(u.freshness.xfetch);
+  CHECK(u.freshness.beta == doctest::Approx(1.5));
+  CHECK(u.routing.read_from == PolicyReadFrom::kPreferReplica);
+  CHECK(u.routing.read_your_writes == Millis{2000});
+  REQUIRE(u.rate_limits.size() == 1);
+  const RateLimitSpec& l = u.rate_limits[0];
+  CHECK(l.name == "user_writes");
+  CHECK(l.count == 5);
+  CHECK(l.period == Millis{250});
+  CHECK(l.burst == 20);
+  CHECK(l.commands == std::vector<std::string>{"set", "@write", "client|kill"});
+  REQUIRE(l.key_by.size() == 4);
+  CHECK(l.key_by[0].kind == KeyByPart::Kind::kClient);
+  CHECK(l.key_by[1].kind == KeyByPart::Kind::kCapture);
+  CHECK(l.key_by[1].capture == "id");
+  CHECK(l.key_by[2].kind == KeyByPart::Kind::kPolicy);
+  CHECK(l.key_by[3].kind == KeyByPart::Kind::kCommand);
+  CHECK(l.scope == LimitScope::kLocal);
+  CHECK(l.on_limit == OnLimit::kShadow);
+  CHECK(l.where.line == 33);
+  CHECK(l.where.col == 9);
+
+  // The second policy: everything it does not write is a built-in default (or defaults:).
+  const PolicySpec& s = pc.policies[1];
+  const PolicySpec none;
+  CHECK(s.name == "sessions");
+  CHECK(s.match == "glob:sess:*");
+  CHECK(s.where.line == 40);
+  CHECK(s.where.col == 5);
+  CHECK(s.match_where.col == 29);
+  CHECK(s.mode == PolicyMode::kAudit);
+  CHECK(s.priority == 0);
+  CHECK(s.max_key_bytes == 512);
+  CHECK_FALSE(s.ttl.default_ttl.has_value());
+  CHECK_FALSE(s.ttl.min.has_value());
+  CHECK_FALSE(s.ttl.max.has_value());
+  CHECK_FALSE(s.ttl.require);
+  CHECK(s.ttl.on_violation == TtlOnViolation::kFix);
+  CHECK(s.ttl.jitter == doctest::Approx(0.1));
+  CHECK_FALSE(s.ttl.jitter_client);
+  CHECK(s.fill.origin.empty());
+  CHECK(s.fill.path.empty());
+  CHECK(s.fill.commands == std::vector<std::string>{"get"});
+  CHECK(s.fill.on_error == FillOnError::kNil);
+  CHECK_FALSE(s.fill.max_value_bytes.has_value());
+  CHECK(s.negative_ttl == Millis{0});
+  CHECK_FALSE(s.stampede.single_flight.has_value());
+  CHECK_FALSE(s.stampede.lock_ttl.has_value());
+  CHECK_FALSE(s.stampede.wait.has_value());
+  CHECK(s.freshness.stale_while_revalidate == Millis{0});
+  CHECK(s.freshness.stale_if_error == Millis{0});
+  CHECK_FALSE(s.freshness.xfetch);
+  CHECK(s.freshness.beta == doctest::Approx(none.freshness.beta));
+  CHECK_FALSE(s.routing.read_from.has_value());
+  CHECK(s.routing.read_your_writes == Millis{0});
+  CHECK(s.rate_limits.empty());
+}
+
+TEST_CASE("policies: no policy sections at all gives an empty PolicyConfig") {
+  Config c = mustLoad(kPrimary);
+  CHECK(c.policy.origins.empty());
+  CHECK(c.policy.global.unmatched_keys == UnmatchedKeys::kAllow);
+  CHECK(c.policy.global.deny_commands.empty());
+  CHECK(c.policy.global.audit_commands.empty());
+  CHECK(c.policy.global.rate_limits.empty());
+  CHECK(c.policy.policies.empty());
+  CHECK(c.policy.files.empty());
+  // Empty sections are allowed where they are mappings.
+  Config e = mustLoad(
+      std::string("origins:\nglobal:\ndefaults:\npolicies: []\npolicy_files: []\n") + kPrimary);
+  CHECK(e.policy.policies.empty());
+}
+
+TEST_CASE(
+    "defaults merge into every policy: nested mappings key by key, policy wins, lists "
+    "replace") {
+  Config c = mustLoad(std::string(R"(origins: {o: {base_url: "http://o:80"}}
+defaults:
+  mode: audit
+  priority: 3
+  ttl: {default: 5m, max: 1h, jitter: 25%}
+  fill: {origin: o, path: /d, commands: [GET, MGET]}
+  routing: {read_your_writes: 1s}
+policies:
+  - {name: a, match: "a:<id>"}
+  - name: b
+    match: "b:<id>"
+    mode: enforce
+    ttl: {default: 1m, jitter_client: true}
+    fill: {commands: [HGETALL]}
+    routing: {read_your_writes: 0}
+)") + kPrimary);
+  REQUIRE(c.policy.policies.size() == 2);
+  const PolicySpec& a = c.policy.policies[0];
+  CHECK(a.mode == PolicyMode::kAudit);
+  CHECK(a.priority == 3);
+  CHECK(a.ttl.default_ttl == Millis{300000});
+  CHECK(a.ttl.max == Millis{3600000});
+  CHECK(a.ttl.jitter == doctest::Approx(0.25));
+  CHECK(a.fill.origin == "o");
+  CHECK(a.fill.path == "/d");
+  CHECK(a.fill.commands == std::vector<std::string>{"get", "mget"});
+  CHECK(a.routing.read_your_writes == Millis{1000});
+  CHECK(a.where.line == 9);  // the policy's own position, not the defaults'
+
+  const PolicySpec& b = c.policy.policies[1];
+  CHECK(b.mode == PolicyMode::kEnforce);                          // policy wins
+  CHECK(b.priority == 3);                                         // from defaults
+  CHECK(b.ttl.default_ttl == Millis{60000});                      // policy wins inside ttl
+  CHECK(b.ttl.max == Millis{3600000});                            // ... the rest of ttl merges
+  CHECK(b.ttl.jitter == doctest::Approx(0.25));                   // ... from defaults
+  CHECK(b.ttl.jitter_client);                                     // policy only
+  CHECK(b.fill.origin == "o");                                    // fill merges too
+  CHECK(b.fill.commands == std::vector<std::string>{"hgetall"});  // lists replace
+  CHECK(b.routing.read_your_writes == Millis{0});                 // an explicit 0 wins too
+}
+
+TEST_CASE("defaults: errors are reported once, at their own position") {
+  const std::string p = kPrimary;
+  // Two policies inherit the bad jitter; it is reported once, under defaults.
+  CHECK(errorsOf("defaults: {ttl: {jitter: 100%, min: 1h, max: 1m}}\n"
+                 "policies: [{name: a, match: a}, {name: b, match: b}]\n" +
+                 p) ==
         std::vector<std::string>{
-            "t.yaml:1:1: policies: not supported by this version of corral yet",
-            "t.yaml:2:1: policy_files: not supported by this version of corral yet",
-            "t.yaml:3:1: origins: not supported by this version of corral yet",
-            "t.yaml:4:1: global: not supported by this version of corral yet",
-            "t.yaml:5:1: defaults: not supported by this version of corral yet",
-        });  // auth (line 6) is read since client authentication came in
+            "t.yaml:1:26: defaults.ttl.jitter: must be less than 100% (as a fraction, less than "
+            "1) (got 100%)",
+            "t.yaml:1:46: defaults.ttl.max: must not be less than ttl.min (1h) (got 1m)"});
+  // A policy that breaks a rule with a value from defaults is told where that value came from.
+  CHECK(errorsOf("defaults: {ttl: {max: 1m}}\n"
+                 "policies: [{name: a, match: a, ttl: {min: 1h}}]\n" +
+                 p) ==
+        std::vector<std::string>{
+            "t.yaml:2:43: policies[0].ttl.min: must not be more than ttl.max (1m from "
+            "defaults.ttl.max at t.yaml:1:23) (got 1h)"});
+  // Fields that only a policy has are refused in defaults.
+  CHECK(errorsOf("defaults: {name: x, match: y, priority: 1,\n"
+                 "           rate_limits: [{name: l, rate: 1/s}]}\n" +
+                 p) ==
+        std::vector<std::string>{
+            "t.yaml:1:12: defaults.name: is not allowed in defaults: each policy has its own name",
+            "t.yaml:1:21: defaults.match: is not allowed in defaults: each policy has its own "
+            "match",
+            "t.yaml:2:12: defaults.rate_limits: is not allowed in defaults: limit names are "
+            "unique, so a limit for every key belongs in global.rate_limits"});
+  CHECK(errorsOf("defaults: [ttl]\n" + p) ==
+        std::vector<std::string>{"t.yaml:1:11: defaults: must be a mapping of policy fields, like "
+                                 "{ttl: {jitter: 10%}} (got a list)"});
+  CHECK(errorsOf("defaults: {tll: {}}\n" + p) ==
+        std::vector<std::string>{"t.yaml:1:12: defaults.tll: unknown key (did you mean ttl?)"});
+  // ttl.require from defaults: every policy without a default is told, at the policy.
+  CHECK(errorsOf("defaults: {ttl: {require: true}}\n"
+                 "policies:\n"
+                 "  - {name: a, match: a, ttl: {default: 1m}}\n"
+                 "  - {name: b, match: b}\n" +
+                 p) ==
+        std::vector<std::string>{
+            "t.yaml:4:5: policies[1]: ttl.require with on_violation fix needs ttl.default"});
+}
+
+TEST_CASE("policy fields: every rule, with its exact error") {
+  const std::string p = kPrimary;
+  // pol(x): one policy whose extra fields x start at line 2, column 32.
+  auto pol = [&](const std::string& fields) {
+    return "policies:\n  - {name: a, match: \"a:<id>\", " + fields + "}\n" + p;
+  };
+  const std::string orig = "origins: {o: {base_url: \"http://h:1\"}}\n";
+  const std::vector<ErrorCase> cases = {
+      // policies itself
+      {"policies:\n" + p, {"t.yaml:1:1: policies: must be a list of policies (got nothing)"}},
+      {"policies: {a: 1}\n" + p,
+       {"t.yaml:1:11: policies: must be a list of policies (got a mapping)"}},
+      {"policies: [x]\n" + p,
+       {"t.yaml:1:12: policies[0]: must be a mapping like {name: users, match: "
+        "\"user:<id:int>\"} (got x)"}},
+      // name, match
+      {"policies: [{match: a}]\n" + p, {"t.yaml:1:12: policies[0].name: is required"}},
+      {"policies: [{name: a}]\n" + p,
+       {"t.yaml:1:12: policies[0].match: is required, like \"user:<id:int>\""}},
+      {"policies: [{name: 'a b', match: a}]\n" + p,
+       {"t.yaml:1:19: policies[0].name: must be 1 to 128 characters of A-Z a-z 0-9 _ . : - "
+        "(got a b)"}},
+      {"policies: [{name: " + std::string(129, 'n') + ", match: a}]\n" + p,
+       {"t.yaml:1:19: policies[0].name: must be 1 to 128 characters of A-Z a-z 0-9 _ . : - "
+        "(got " +
+        std::string(80, 'n') + "...)"}},
+      {"policies: [{name: a, match: ''}]\n" + p,
+       {"t.yaml:1:29: policies[0].match: must be a key template like \"user:<id:int>\" (got "
+        "\"\")"}},
+      {"policies: [{name: a, match: [x]}]\n" + p,
+       {"t.yaml:1:29: policies[0].match: must be a key template like \"user:<id:int>\" (got a "
+        "list)"}},
+      // mode, priority, naming
+      {pol("mode: strict"),
+       {"t.yaml:2:38: policies[0].mode: must be one of enforce, audit, off (got strict)"}},
+      {pol("priority: 1.5"),
+       {"t.yaml:2:42: policies[0].priority: must be an integer from -1000000 to 1000000 (got "
+        "1.5)"}},
+      {pol("naming: {max_key_bytes: 0}"),
+       {"t.yaml:2:56: policies[0].naming.max_key_bytes: must be at least 1 (got 0)"}},
+      {pol("naming: {max_key_bytes: 65537}"),
+       {"t.yaml:2:56: policies[0].naming.max_key_bytes: must be at most 65536 bytes (got "
+        "65537)"}},
+      {pol("naming: 5"), {"t.yaml:2:40: policies[0].naming: must be a mapping (got 5)"}},
+      // ttl
+      {pol("ttl: {default: 0}"),
+       {"t.yaml:2:47: policies[0].ttl.default: must be greater than 0 (got 0)"}},
+      {pol("ttl: {min: 5}"),
+       {"t.yaml:2:43: policies[0].ttl.min: must have a unit (ms, s, m or h), like 250ms or 5s "
+        "(got 5)"}},
+      {pol("ttl: {require: yes}"),
+       {"t.yaml:2:47: policies[0].ttl.require: must be true or false (got yes)"}},
+      {pol("ttl: {jitter_client: 1}"),
+       {"t.yaml:2:53: policies[0].ttl.jitter_client: must be true or false (got 1)"}},
+      {pol("ttl: {on_violation: clamp}"),
+       {"t.yaml:2:52: policies[0].ttl.on_violation: must be one of fix, reject, audit (got "
+        "clamp)"}},
+      {pol("ttl: {min: 1h, max: 1m}"),
+       {"t.yaml:2:52: policies[0].ttl.max: must not be less than ttl.min (1h) (got 1m)"}},
+      {pol("ttl: {default: 1s, min: 1m}"),
+       {"t.yaml:2:47: policies[0].ttl.default: must not be less than ttl.min (1m) (got 1s)"}},
+      {pol("ttl: {default: 2h, max: 1h}"),
+       {"t.yaml:2:47: policies[0].ttl.default: must not be more than ttl.max (1h) (got 2h)"}},
+      {pol("ttl: {require: true}"),
+       {"t.yaml:2:47: policies[0]: ttl.require with on_violation fix needs ttl.default"}},
+      // fill
+      {pol("fill: {origin: nope, path: /x}"),
+       {"t.yaml:2:47: policies[0].fill.origin: must name an entry of origins (got nope)"}},
+      {orig + pol("fill: {origin: o}"),
+       {"t.yaml:3:47: policies[0].fill.path: is required with fill.origin"}},
+      {orig + pol("fill: {origin: o, path: v1/<id>}"),
+       {"t.yaml:3:56: policies[0].fill.path: must be a path starting with /, like "
+        "/v1/users/<id> (got v1/<id>)"}},
+      {pol("fill: {path: /x}"), {"t.yaml:2:45: policies[0].fill.path: needs fill.origin (got /x)"}},
+      {orig + pol("fill: {origin: o, path: /x, commands: [GET, SET]}"),
+       {"t.yaml:3:76: policies[0].fill.commands[1]: must be one of GET, MGET, GETEX, HGETALL "
+        "(got SET)"}},
+      {orig + pol("fill: {origin: o, path: /x, commands: []}"),
+       {"t.yaml:3:70: policies[0].fill.commands: must list at least one command (got [])"}},
+      {orig + pol("fill: {origin: o, path: /x, commands: [get, GET]}"),
+       {"t.yaml:3:76: policies[0].fill.commands[1]: duplicate of policies[0].fill.commands[0] "
+        "(got GET)"}},
+      {orig + pol("fill: {origin: o, path: /x, on_error: fail}"),
+       {"t.yaml:3:70: policies[0].fill.on_error: must be one of nil, error (got fail)"}},
+      {orig + pol("fill: {origin: o, path: /x, max_value_bytes: 100}"),
+       {"t.yaml:3:77: policies[0].fill.max_value_bytes: must be at least 1KiB (is a unit "
+        "missing?) (got 100)"}},
+      // negative, stampede, freshness, routing
+      {pol("negative: {ttl: -1s}"),
+       {"t.yaml:2:48: policies[0].negative.ttl: must not be negative (got -1s)"}},
+      {pol("stampede: {single_flight: global}"),
+       {"t.yaml:2:58: policies[0].stampede.single_flight: must be one of off, local, "
+        "distributed (got global)"}},
+      {pol("stampede: {lock_ttl: 0}"),
+       {"t.yaml:2:53: policies[0].stampede.lock_ttl: must be greater than 0 (got 0)"}},
+      {pol("stampede: {wait: 1.5s}"),
+       {"t.yaml:2:49: policies[0].stampede.wait: must be a duration like 250ms or 5s (got "
+        "1.5s)"}},
+      {pol("freshness: {stale_if_error: 5}"),
+       {"t.yaml:2:60: policies[0].freshness.stale_if_error: must have a unit (ms, s, m or h), "
+        "like 250ms or 5s (got 5)"}},
+      {pol("freshness: {early_refresh: on}"),
+       {"t.yaml:2:59: policies[0].freshness.early_refresh: must be one of off, xfetch (got on)"}},
+      {pol("freshness: {early_refresh_beta: 0}"),
+       {"t.yaml:2:64: policies[0].freshness.early_refresh_beta: must be a number greater than "
+        "0, like 1.0 (got 0)"}},
+      {pol("freshness: {early_refresh_beta: -1}"),
+       {"t.yaml:2:64: policies[0].freshness.early_refresh_beta: must be a number greater than "
+        "0, like 1.0 (got -1)"}},
+      {pol("routing: {read_from: any}"),
+       {"t.yaml:2:53: policies[0].routing.read_from: must be one of primary, replica, "
+        "prefer_replica (got any)"}},
+      {pol("routing: {read_from: replica}"),
+       {"t.yaml:2:53: policies[0].routing.read_from: needs at least one upstream.replicas "
+        "entry (got replica)"}},
+      {pol("routing: {read_your_writes: 1d}"),
+       {"t.yaml:2:60: policies[0].routing.read_your_writes: must be a duration like 250ms or "
+        "5s (got 1d)"}},
+      // unknown keys, in a policy and in its sections
+      {pol("tll: {}"), {"t.yaml:2:32: policies[0].tll: unknown key (did you mean ttl?)"}},
+      {pol("ttl: {defualt: 1s}"),
+       {"t.yaml:2:38: policies[0].ttl.defualt: unknown key (did you mean default?)"}},
+      {pol("fill: {origins: o}"),
+       {"t.yaml:2:39: policies[0].fill.origins: unknown key (did you mean origin?)"}},
+      {pol("cache: true"), {"t.yaml:2:32: policies[0].cache: unknown key"}},
+  };
+  for (const ErrorCase& c : cases) {
+    CAPTURE(c.yaml);
+    CHECK(errorsOf(c.yaml) == c.errors);
+  }
+}
+
+TEST_CASE("ttl.jitter: a percentage or a fraction, at least 0 and below 1") {
+  struct Case {
+    const char* in;
+    double value;
+  };
+  for (const Case& c :
+       {Case{"0", 0}, Case{"0%", 0}, Case{"10%", 0.1}, Case{"12.5%", 0.125}, Case{"99%", 0.99},
+        Case{"0.1", 0.1}, Case{"0.25", 0.25}, Case{"0.9", 0.9}, Case{"0.999", 0.999}}) {
+    const std::string in = c.in;
+    CAPTURE(in);
+    Config cfg =
+        mustLoad("policies: [{name: a, match: a, ttl: {jitter: '" + in + "'}}]\n" + kPrimary);
+    CHECK(cfg.policy.policies[0].ttl.jitter == doctest::Approx(c.value));
+  }
+  struct Bad {
+    const char* in;
+    const char* why;
+  };
+  for (const Bad& b : {Bad{"100%", "must be less than 100% (as a fraction, less than 1)"},
+                       Bad{"1", "must be less than 100% (as a fraction, less than 1)"},
+                       Bad{"1.0", "must be less than 100% (as a fraction, less than 1)"},
+                       Bad{"150%", "must be less than 100% (as a fraction, less than 1)"},
+                       Bad{"-0.1", "must not be negative"}, Bad{"-5%", "must not be negative"},
+                       Bad{"10 %", "must be a fraction like 0.1 or a percentage like 10%"},
+                       Bad{".1", "must be a fraction like 0.1 or a percentage like 10%"},
+                       Bad{"1e-1", "must be a fraction like 0.1 or a percentage like 10%"},
+                       Bad{"%", "must be a fraction like 0.1 or a percentage like 10%"},
+                       Bad{"ten", "must be a fraction like 0.1 or a percentage like 10%"}}) {
+    const std::string in = b.in;
+    CAPTURE(in);
+    CHECK(errorsOf("policies: [{name: a, match: a, ttl: {jitter: '" + in + "'}}]\n" + kPrimary) ==
+          std::vector<std::string>{"t.yaml:1:46: policies[0].ttl.jitter: " + std::string(b.why) +
+                                   " (got " + in + ")"});
+  }
+}
+
+TEST_CASE("rate limits: rate forms, burst, commands, key_by") {
+  struct Case {
+    const char* in;
+    uint64_t count;
+    int64_t period_ms;
+  };
+  for (const Case& c :
+       {Case{"100/s", 100, 1000}, Case{"6000/m", 6000, 60000}, Case{"5/250ms", 5, 250},
+        Case{"1000/h", 1000, 3600000}, Case{"1/ms", 1, 1}, Case{"10/5s", 10, 5000},
+        Case{"1/24h", 1, 86400000}, Case{"1000000/s", 1000000, 1000}}) {
+    const std::string in = c.in;
+    CAPTURE(in);
+    Config cfg = mustLoad("global: {rate_limits: [{name: l, rate: '" + in + "'}]}\n" + kPrimary);
+    const RateLimitSpec& l = cfg.policy.global.rate_limits[0];
+    CHECK(l.count == c.count);
+    CHECK(l.period == Millis{c.period_ms});
+    CHECK(l.burst == c.count);
+  }
+  struct Bad {
+    const char* in;
+    const char* why;
+  };
+  for (const Bad& b :
+       {Bad{"100", "must be a rate like 100/s, 6000/m or 5/250ms"},
+        Bad{"100/sec", "must be a rate like 100/s, 6000/m or 5/250ms"},
+        Bad{"/s", "must be a rate like 100/s, 6000/m or 5/250ms"},
+        Bad{"1.5/s", "must be a rate like 100/s, 6000/m or 5/250ms"},
+        Bad{"100 / s", "must be a rate like 100/s, 6000/m or 5/250ms"},
+        Bad{"5/250", "must be a rate like 100/s, 6000/m or 5/250ms"},
+        Bad{"-1/s", "must be a rate like 100/s, 6000/m or 5/250ms"},
+        Bad{"0/s", "must allow at least 1 request per period"},
+        Bad{"5/0ms", "period must be greater than 0"}, Bad{"1/25h", "period must be at most 24h"},
+        Bad{"1000001/s", "must be at most 1000000 per second"},
+        Bad{"2000000000/h", "count must be at most 1000000000"},
+        Bad{"99999999999999999999/s", "count is too large"}}) {
+    const std::string in = b.in;
+    CAPTURE(in);
+    CHECK(errorsOf("global: {rate_limits: [{name: l, rate: '" + in + "'}]}\n" + kPrimary) ==
+          std::vector<std::string>{"t.yaml:1:40: global.rate_limits[0].rate: " +
+                                   std::string(b.why) + " (got " + in + ")"});
+  }
+
+  const std::string p = kPrimary;
+  // lim(x): a policy limit whose extra fields x start at line 2, column 60.
+  auto lim = [&](const std::string& fields) {
+    return "policies:\n  - {name: a, match: a, rate_limits: [{name: l, rate: 1/s, " + fields +
+           "}]}\n" + p;
+  };
+  const std::vector<ErrorCase> cases = {
+      {lim("burst: 0"),
+       {"t.yaml:2:67: policies[0].rate_limits[0].burst: must be an integer from 1 to "
+        "1000000000 (got 0)"}},
+      {lim("commands: GET"),
+       {"t.yaml:2:70: policies[0].rate_limits[0].commands: must be a list of command names "
+        "(GET, CONFIG|SET) or @read, @write (got GET)"}},
+      {lim("commands: [\"config set\", \"@admin\", \"|get\", GET, get]"),
+       {"t.yaml:2:71: policies[0].rate_limits[0].commands[0]: must be a command name like GET "
+        "or CONFIG|SET, or @read or @write (got config set)",
+        "t.yaml:2:85: policies[0].rate_limits[0].commands[1]: must be a command name like GET "
+        "or CONFIG|SET, or @read or @write (got @admin)",
+        "t.yaml:2:95: policies[0].rate_limits[0].commands[2]: must be a command name like GET "
+        "or CONFIG|SET, or @read or @write (got |get)",
+        "t.yaml:2:108: policies[0].rate_limits[0].commands[4]: duplicate of "
+        "policies[0].rate_limits[0].commands[3] (got get)"}},
+      {lim("key_by: [client, ip, 'capture:1d', client]"),
+       {"t.yaml:2:77: policies[0].rate_limits[0].key_by[1]: must be one of client, policy, "
+        "command, key or capture:<name> (got ip)",
+        "t.yaml:2:81: policies[0].rate_limits[0].key_by[2]: capture needs a placeholder name of "
+        "the template, like capture:id (got capture:1d)",
+        "t.yaml:2:95: policies[0].rate_limits[0].key_by[3]: duplicate of "
+        "policies[0].rate_limits[0].key_by[0] (got client)"}},
+      {lim("key_by: client"),
+       {"t.yaml:2:68: policies[0].rate_limits[0].key_by: must be a list of client, policy, "
+        "command, key or capture:<name> (got client)"}},
+      {lim("scope: global"),
+       {"t.yaml:2:67: policies[0].rate_limits[0].scope: scope global (a limit shared by every "
+        "corral) is not supported by this version of corral yet; use local (got global)"}},
+      {lim("scope: region"),
+       {"t.yaml:2:67: policies[0].rate_limits[0].scope: must be one of local, global (got "
+        "region)"}},
+      {lim("on_limit: drop"),
+       {"t.yaml:2:70: policies[0].rate_limits[0].on_limit: must be one of reject, shadow (got "
+        "drop)"}},
+      {lim("brust: 5"),
+       {"t.yaml:2:60: policies[0].rate_limits[0].brust: unknown key (did you mean burst?)"}},
+      {lim("key: client"), {"t.yaml:2:60: policies[0].rate_limits[0].key: unknown key"}},
+      {"policies: [{name: a, match: a, rate_limits: [{burst: 2}]}]\n" + p,
+       {"t.yaml:1:46: policies[0].rate_limits[0].name: is required",
+        "t.yaml:1:46: policies[0].rate_limits[0].rate: is required, like 100/s"}},
+      {"policies: [{name: a, match: a, rate_limits: [l]}]\n" + p,
+       {"t.yaml:1:46: policies[0].rate_limits[0]: must be a mapping like {name: per_client, "
+        "rate: 100/s} (got l)"}},
+      {"policies: [{name: a, match: a, rate_limits: }]\n" + p,
+       {"t.yaml:1:32: policies[0].rate_limits: must be a list of rate limits (got nothing)"}},
+      // Global limits: no captures, since no template is known there.
+      {"global: {rate_limits: [{name: g, rate: 1/s, key_by: [key, 'capture:id']}]}\n" + p,
+       {"t.yaml:1:59: global.rate_limits[0].key_by[1]: captures come from a policy's template, "
+        "so global.rate_limits cannot use them; use client, policy, command or key (got "
+        "capture:id)"}},
+      {"global: {rate_limits: [{name: g, rate: 1/s, scope: global}]}\n" + p,
+       {"t.yaml:1:52: global.rate_limits[0].scope: scope global (a limit shared by every "
+        "corral) is not supported by this version of corral yet; use local (got global)"}},
+  };
+  for (const ErrorCase& c : cases) {
+    CAPTURE(c.yaml);
+    CHECK(errorsOf(c.yaml) == c.errors);
+  }
+}
+
+TEST_CASE("names are unique: policies across all of them, limits across global and policies") {
+  const std::string p = kPrimary;
+  CHECK(errorsOf("policies:\n"
+                 "  - {name: users, match: a}\n"
+                 "  - {name: users, match: b}\n" +
+                 p) ==
+        std::vector<std::string>{
+            "t.yaml:3:12: policies[1].name: duplicate of policies[0].name at t.yaml:2:12 (got "
+            "users)"});
+  CHECK(errorsOf("global: {rate_limits: [{name: l1, rate: 1/s}]}\n"
+                 "policies:\n"
+                 "  - {name: a, match: a, rate_limits: [{name: l2, rate: 1/s}]}\n"
+                 "  - {name: b, match: b, rate_limits: [{name: l1, rate: 1/s}, {name: l2, rate: "
+                 "1/s}]}\n" +
+                 p) ==
+        std::vector<std::string>{"t.yaml:4:46: policies[1].rate_limits[0].name: duplicate of "
+                                 "global.rate_limits[0].name at t.yaml:1:31 (got l1)",
+                                 "t.yaml:4:69: policies[1].rate_limits[1].name: duplicate of "
+                                 "policies[0].rate_limits[0].name at t.yaml:3:46 (got l2)"});
+}
+
+TEST_CASE("origins and global: every rule, with its exact error") {
+  const std::string p = kPrimary;
+  const std::vector<ErrorCase> cases = {
+      {"origins: [a]\n" + p,
+       {"t.yaml:1:10: origins: must be a mapping of origin names to {base_url, timeout, "
+        "max_in_flight} (got a list)"}},
+      {"origins: {a: {timeout: 1s}}\n" + p,
+       {"t.yaml:1:14: origins.a.base_url: is required, like "
+        "http://127.0.0.1:8080"}},
+      {"origins: {a: 'http://h'}\n" + p,
+       {"t.yaml:1:14: origins.a: must be a mapping like {base_url: \"http://127.0.0.1:8080\", "
+        "timeout: 1s} (got http://h)"}},
+      {"origins: {'a b': {base_url: 'http://h'}}\n" + p,
+       {"t.yaml:1:11: origins.a b: origin names must be 1 to 128 characters of A-Z a-z 0-9 _ . "
+        ": - (got a b)"}},
+      {"origins: {a: {base_url: 'https://h'}}\n" + p,
+       {"t.yaml:1:25: origins.a.base_url: https origins are not supported by this version of "
+        "corral (got https://h)"}},
+      {"origins: {a: {base_url: 'h:80'}}\n" + p,
+       {"t.yaml:1:25: origins.a.base_url: must be an http:// URL like http://127.0.0.1:8080 (got "
+        "h:80)"}},
+      {"origins: {a: {base_url: 'ftp://h'}}\n" + p,
+       {"t.yaml:1:25: origins.a.base_url: must be an http:// URL like http://127.0.0.1:8080 (got "
+        "ftp://h)"}},
+      {"origins: {a: {base_url: 'http://h:0'}}\n" + p,
+       {"t.yaml:1:25: origins.a.base_url: port must be a number from 1 to 65535 (got "
+        "http://h:0)"}},
+      {"origins: {a: {base_url: 'http://'}}\n" + p,
+       {"t.yaml:1:25: origins.a.base_url: needs a host, as in http://host:port (got http://)"}},
+      {"origins: {a: {base_url: 'http://u:p@h'}}\n" + p,
+       {"t.yaml:1:25: origins.a.base_url: user info (user@host) is not supported in origin URLs "
+        "(got http://u:p@h)"}},
+      {"origins: {a: {base_url: 'http://h/x?y=1'}}\n" + p,
+       {"t.yaml:1:25: origins.a.base_url: query strings and fragments are not supported in "
+        "origin URLs (got http://h/x?y=1)"}},
+      {"origins: {a: {base_url: 'http://h/a b'}}\n" + p,
+       {"t.yaml:1:25: origins.a.base_url: must not contain spaces or control characters (got "
+        "http://h/a b)"}},
+      {"origins: {a: {base_url: 'http://h', timeout: 0}}\n" + p,
+       {"t.yaml:1:46: origins.a.timeout: must be greater than 0 (got 0)"}},
+      {"origins: {a: {base_url: 'http://h', max_in_flight: 0}}\n" + p,
+       {"t.yaml:1:52: origins.a.max_in_flight: must be an integer from 1 to 1000000 (got 0)"}},
+      {"origins: {a: {base_url: 'http://h', timout: 1s}}\n" + p,
+       {"t.yaml:1:37: origins.a.timout: unknown key (did you mean timeout?)"}},
+      {"origins: {a: {base_url: 'http://h'}, a: {base_url: 'http://g'}}\n" + p,
+       {"t.yaml:1:38: origins.a: duplicate key (first set at line 1)"}},
+      // global
+      {"global: {unmatched_keys: deny}\n" + p,
+       {"t.yaml:1:26: global.unmatched_keys: must be one of allow, audit, reject (got deny)"}},
+      {"global: {commands: {deny: FLUSHALL}}\n" + p,
+       {"t.yaml:1:27: global.commands.deny: must be a list of command names like GET or "
+        "CONFIG|SET (got FLUSHALL)"}},
+      {"global: {commands: {deny: ['@write', 'config set']}}\n" + p,
+       {"t.yaml:1:28: global.commands.deny[0]: must be a command name like GET or CONFIG|SET "
+        "(got @write)",
+        "t.yaml:1:38: global.commands.deny[1]: must be a command name like GET or CONFIG|SET "
+        "(got config set)"}},
+      {"global: {commands: {deny: [KEYS], audit: [SCAN, keys]}}\n" + p,
+       {"t.yaml:1:49: global.commands.audit[1]: is also denied by global.commands.deny[0]; a "
+        "command is denied or audited (got keys)"}},
+      {"global: {commands: {aduit: [GET], allow: [GET]}}\n" + p,
+       {"t.yaml:1:21: global.commands.aduit: unknown key (did you mean audit?)",
+        "t.yaml:1:35: global.commands.allow: unknown key"}},
+      {"global: {rate_limit: []}\n" + p,
+       {"t.yaml:1:10: global.rate_limit: unknown key (did you mean rate_limits?)"}},
+      {"global: {rate_limits: {}}\n" + p,
+       {"t.yaml:1:23: global.rate_limits: must be a list of rate limits (got a mapping)"}},
+  };
+  for (const ErrorCase& c : cases) {
+    CAPTURE(c.yaml);
+    CHECK(errorsOf(c.yaml) == c.errors);
+  }
+}
+
+// A temporary directory, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    char name[] = "/tmp/corral_policy_test_XXXXXX";
+    REQUIRE(::mkdtemp(name) != nullptr);
+    path_ = name;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  // Writes path()/name (creating directories on the way) and returns its full name.
+  std::string write(const std::string& name, const std::string& text) const {
+    std::string full = path_ + "/" + name;
+    std::filesystem::create_directories(std::filesystem::path(full).parent_path());
+    std::FILE* f = std::fopen(full.c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    return full;
+  }
+
+ private:
+  std::string path_;
+};
+
+std::vector<std::string> fileErrorsOf(const std::string& file) {
+  LoadResult r = loadConfigFile(file);
+  std::vector<std::string> out;
+  for (const ConfigError& e : r.errors) out.push_back(e.format());
+  CHECK(r.config.has_value() == out.empty());
+  return out;
+}
+
+TEST_CASE("policy_files: files and directories, relative to the main file, in order") {
+  TempDir dir;
+  const std::string& d = dir.path();
+  dir.write("extra.yaml", R"(policies:
+  - {name: extra, match: "extra:<id>"}
+)");
+  // A directory: *.yaml and *.yml by name; other files, hidden files and subdirectories are not
+  // read.
+  dir.write("p/b.yml", "policies: [{name: b, match: b}]\n");
+  dir.write("p/a.yaml", R"(defaults: {ttl: {max: 2h}, mode: audit}
+policies:
+  - {name: a1, match: a1, ttl: {min: 1s}}
+  - {name: a2, match: a2, mode: enforce}
+)");
+  dir.write("p/notes.txt", "not yaml: [\n");
+  dir.write("p/.hidden.yaml", "nonsense: 1\n");
+  dir.write("p/sub/c.yaml", "nonsense: 1\n");
+  dir.write("p/empty.yaml", "");
+  const std::string main = dir.write("conf/corral.yaml", R"(upstream: {primary: h:1}
+defaults: {ttl: {min: 5s, max: 1h, jitter: 20%}}
+policies: [{name: inline, match: "in:<id>"}]
+policy_files: [../p/, ../extra.yaml]
+)");
+  LoadResult r = loadConfigFile(main);
+  INFO(joined(r));
+  REQUIRE(r.config.has_value());
+  const PolicyConfig& pc = r.config->policy;
+  CHECK(pc.files == std::vector<std::string>{d + "/p/a.yaml", d + "/p/b.yml", d + "/p/empty.yaml",
+                                             d + "/extra.yaml"});
+  REQUIRE(pc.policies.size() == 5);
+  CHECK(pc.policies[0].name == "inline");
+  CHECK(pc.policies[0].where.file == main);
+  CHECK(pc.policies[1].name == "a1");
+  CHECK(pc.policies[2].name == "a2");
+  CHECK(pc.policies[3].name == "b");
+  CHECK(pc.policies[4].name == "extra");
+  // where: the file each policy came from.
+  CHECK(pc.policies[1].where.file == d + "/p/a.yaml");
+  CHECK(pc.policies[1].where.line == 3);
+  CHECK(pc.policies[1].where.col == 5);
+  CHECK(pc.policies[1].match_where.file == d + "/p/a.yaml");
+  CHECK(pc.policies[1].match_where.col == 23);
+  CHECK(pc.policies[4].where.file == d + "/extra.yaml");
+  // Main defaults everywhere; a file's defaults on top of them, for that file only.
+  CHECK(pc.policies[0].ttl.min == Millis{5000});
+  CHECK(pc.policies[0].ttl.max == Millis{3600000});
+  CHECK(pc.policies[0].mode == PolicyMode::kEnforce);
+  CHECK(pc.policies[1].ttl.min == Millis{1000});             // its own
+  CHECK(pc.policies[1].ttl.max == Millis{7200000});          // its file's defaults
+  CHECK(pc.policies[1].ttl.jitter == doctest::Approx(0.2));  // main defaults
+  CHECK(pc.policies[1].mode == PolicyMode::kAudit);
+  CHECK(pc.policies[2].mode == PolicyMode::kEnforce);
+  CHECK(pc.policies[3].ttl.max == Millis{3600000});  // b.yml has no defaults of its own
+  CHECK(pc.policies[3].mode == PolicyMode::kEnforce);
+  CHECK(pc.policies[4].ttl.min == Millis{5000});
+
+  // A single path instead of a list; an absolute path.
+  const std::string single =
+      dir.write("single.yaml", "upstream: {primary: h:1}\npolicy_files: " + d + "/extra.yaml\n");
+  LoadResult s = loadConfigFile(single);
+  INFO(joined(s));
+  REQUIRE(s.config.has_value());
+  REQUIRE(s.config->policy.policies.size() == 1);
+  CHECK(s.config->policy.files == std::vector<std::string>{d + "/extra.yaml"});
+}
+
+TEST_CASE("policy_files: errors carry the policy file's name and position") {
+  TempDir dir;
+  const std::string& d = dir.path();
+  dir.write("p/a.yaml", R"(policies:
+  - name: a
+    match: a
+    ttl: {jitter: 1.5}
+  - {name: main, match: b}
+upstream: {}
+)");
+  dir.write("p/b.yaml", "defaults: {fill: {origin: nope}}\npolicies: [{name: b, match: '[x'}\n");
+  dir.write("p/c.yaml",
+            "policies:\n  - {name: a, match: c, rate_limits: [{name: l, rate: 1/s}]}\n");
+  const std::string main = dir.write("corral.yaml", R"(upstream: {primary: h:1}
+global: {rate_limits: [{name: l, rate: 1/s}]}
+policies: [{name: main, match: m}]
+policy_files: [p, missing.yaml, p/a.yaml, corral.yaml]
+)");
+  CHECK(fileErrorsOf(main) ==
+        std::vector<std::string>{
+            // Entries of policy_files that cannot be read: in the main file, at the entry.
+            main + ":4:19: policy_files[1]: cannot read " + d +
+                "/missing.yaml (No such file or directory)",
+            main + ":4:33: policy_files[2]: " + d + "/p/a.yaml is already read by policy_files[0]",
+            main + ":4:43: policy_files[3]: names the main config file itself (got " + main + ")",
+            // Then each policy file, in the order read.
+            d + "/p/a.yaml:4:19: policies[0].ttl.jitter: must be less than 100% (as a fraction, "
+                "less than 1) (got 1.5)",
+            d + "/p/a.yaml:5:12: policies[1].name: duplicate of policies[0].name at " + main +
+                ":3:19 (got main)",
+            d + "/p/a.yaml:6:1: upstream: unknown key",
+            d + "/p/b.yaml:3:1: (yaml): end of sequence flow not found",
+            d + "/p/c.yaml:2:12: policies[0].name: duplicate of policies[0].name at " + d +
+                "/p/a.yaml:2:11 (got a)",
+            d +
+                "/p/c.yaml:2:46: policies[0].rate_limits[0].name: duplicate of "
+                "global.rate_limits[0].name at " +
+                main + ":2:31 (got l)",
+        });
+
+  // A file's defaults are checked in that file.
+  dir.write("q/d.yaml",
+            "defaults: {fill: {origin: nope}, ttl: {max: 1m}}\n"
+            "policies: [{name: d, match: d, ttl: {min: 1h}}]\n");
+  const std::string main2 = dir.write("corral2.yaml",
+                                      "upstream: {primary: h:1}\ndefaults: {ttl: {min: 1h}}\n"
+                                      "policy_files: [q/]\n");
+  CHECK(fileErrorsOf(main2) ==
+        std::vector<std::string>{
+            d + "/q/d.yaml:1:27: defaults.fill.origin: must name an entry of origins (got nope)",
+            d +
+                "/q/d.yaml:1:45: defaults.ttl.max: must not be less than ttl.min (1h from "
+                "defaults.ttl.min at " +
+                main2 + ":2:23) (got 1m)",
+            // It inherits fill.origin from its file's defaults, without a path.
+            d + "/q/d.yaml:2:12: policies[0].fill.path: is required with fill.origin",
+            // The policy's own min breaks its file's max: reported at the policy's value.
+            d +
+                "/q/d.yaml:2:43: policies[0].ttl.min: must not be more than ttl.max (1m from "
+                "defaults.ttl.max at " +
+                d + "/q/d.yaml:1:45) (got 1h)",
+        });
+
+  // Shapes.
+  const std::vector<ErrorCase> cases = {
+      {"policy_files: {a: 1}\n" + std::string(kPrimary),
+       {"t.yaml:1:15: policy_files: must be a path or a list of paths (files or directories) "
+        "(got a mapping)"}},
+      {"policy_files: ['', [a]]\n" + std::string(kPrimary),
+       {"t.yaml:1:16: policy_files[0]: must be a path to a file or to a directory of *.yaml "
+        "files (got \"\")",
+        "t.yaml:1:20: policy_files[1]: must be a path to a file or to a directory of *.yaml "
+        "files (got a list)"}},
+      {"policy_files: [/dev/null]\n" + std::string(kPrimary),
+       {"t.yaml:1:16: policy_files[0]: is neither a file nor a directory (got /dev/null)"}},
+  };
+  for (const ErrorCase& c : cases) {
+    CAPTURE(c.yaml);
+    CHECK(errorsOf(c.yaml) == c.errors);
+  }
+}
+
+TEST_CASE("policy files: only policies and defaults at the top") {
+  TempDir dir;
+  dir.write("p.yaml", "polices: []\nworkers: 2\n");
+  dir.write("q.yaml", "- {name: a, match: a}\n");
+  const std::string main =
+      dir.write("c.yaml", "upstream: {primary: h:1}\npolicy_files: [p.yaml, q.yaml]\n");
+  CHECK(fileErrorsOf(main) ==
+        std::vector<std::string>{
+            dir.path() + "/p.yaml:1:1: polices: unknown key (did you mean policies?)",
+            dir.path() + "/p.yaml:2:1: workers: unknown key",
+            dir.path() + "/q.yaml:1:1: (root): the file must be a mapping of settings (got a "
+                         "list)",
+        });
+}
+
+TEST_CASE("configError formats an error like the loader's") {
+  Where w{"p/users.yaml", 12, 9};
+  ConfigError e = configError(w, "policies[2].match", "overlaps policies[0] (users)", "user:<id>");
+  CHECK(e.file == "p/users.yaml");
+  CHECK(e.line == 12);
+  CHECK(e.col == 9);
+  CHECK(e.path == "policies[2].match");
+  CHECK(e.format() ==
+        "p/users.yaml:12:9: policies[2].match: overlaps policies[0] (users) (got user:<id>)");
+  CHECK(configError(w, "x", "bad").format() == "p/users.yaml:12:9: x: bad");
+  CHECK(configError(w, "x", "bad", std::string(100, 'a') + "\n").format() ==
+        "p/users.yaml:12:9: x: bad (got " + std::string(80, 'a') + "...)");
 }
 
 TEST_CASE("every error is reported, in file order, and no config is returned") {
@@ -1003,6 +1843,15 @@ TEST_CASE("the shipped config/corral.yaml loads and states the built-in defaults
   CHECK(c.log.level == defaults.log.level);
   CHECK(c.shutdown_timeout == defaults.shutdown_timeout);
   CHECK(c.auth.users.empty());  // the example users are commented out: auth stays off
+  // No policies: the policy sections state their defaults.
+  const PolicyConfig& pc = c.policy;
+  CHECK(pc.origins.empty());
+  CHECK(pc.global.unmatched_keys == defaults.policy.global.unmatched_keys);
+  CHECK(pc.global.deny_commands.empty());
+  CHECK(pc.global.audit_commands.empty());
+  CHECK(pc.global.rate_limits.empty());
+  CHECK(pc.policies.empty());
+  CHECK(pc.files.empty());
 }
 
 }  // namespace

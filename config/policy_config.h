@@ -46,10 +46,10 @@ struct KeyByPart {
 
 // rate_limits[i]: {name, rate: "100/s", burst, commands, key_by, scope, on_limit}.
 struct RateLimitSpec {
-  std::string name;      // unique across global and every policy
-  uint64_t count = 0;    // rate = count per period ("100/s": 100 per 1000 ms); count >= 1
-  Millis period{1000};   // > 0
-  uint64_t burst = 0;    // requests admitted at once; 0 in YAML is an error; default = count
+  std::string name;     // unique across global and every policy
+  uint64_t count = 0;   // rate = count per period ("100/s": 100 per 1000 ms); count >= 1
+  Millis period{1000};  // > 0
+  uint64_t burst = 0;   // requests admitted at once; 0 in YAML is an error; default = count
   // Lower-case command names ("get") and categories ("@read", "@write"); empty = every command.
   std::vector<std::string> commands;
   std::vector<KeyByPart> key_by;  // empty = one bucket for the whole limit
@@ -69,8 +69,8 @@ struct TtlSpec {
 };
 
 struct FillSpec {
-  std::string origin;  // "" = no fill
-  std::string path;    // e.g. "/v1/users/<id>"
+  std::string origin;                        // "" = no fill
+  std::string path;                          // e.g. "/v1/users/<id>"
   std::vector<std::string> commands{"get"};  // lower case
   FillOnError on_error = FillOnError::kNil;
   std::optional<uint64_t> max_value_bytes;  // larger origin bodies are served but not stored
@@ -99,7 +99,7 @@ struct PolicySpec {
   std::string name;
   std::string match;  // template text, or "glob:..." as written
   PolicyMode mode = PolicyMode::kEnforce;
-  int priority = 0;  // higher wins over the longest-literal-prefix rule
+  int priority = 0;              // higher wins over the longest-literal-prefix rule
   uint32_t max_key_bytes = 512;  // naming.max_key_bytes
   TtlSpec ttl;
   FillSpec fill;
@@ -132,7 +132,8 @@ struct GlobalSpec {
 struct PolicyConfig {
   std::vector<OriginSpec> origins;
   GlobalSpec global;
-  std::vector<PolicySpec> policies;  // inline ones first, then files in sorted path order
+  // Inline ones first, then each policy_files entry in order (a directory's files by name).
+  std::vector<PolicySpec> policies;
   // Files read for this config (the expanded policy_files), watched for changes.
   std::vector<std::string> files;
 };

@@ -1,1 +1,802 @@
-// placeholder: filled in by the policy engine work
+// The policy engine (see engine.h for the flow). Everything here runs either on the main thread
+// (compile) or on a worker for one request (decide); decide() reads only immutable state plus
+// the Registry's atomics and the rate limiter's sharded buckets.
+#include "policies/engine.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "proxy/commands/command_table.h"
+
+namespace corral::policies {
+
+namespace {
+
+using commands::CommandInfo;
+
+constexpr size_t kMaxKeyInError = 64;
+
+// A key (or any client bytes) for an error line: capped, non-printables as \xNN, quotes
+// escaped, so a reply stays one line whatever the key holds.
+void appendEscaped(std::string& out, std::string_view s) {
+  const size_t n = std::min(s.size(), kMaxKeyInError);
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c >= 0x7f || c == '\'' || c == '\\') {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out.append(buf);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (s.size() > n) out.append("...");
+}
+
+void appendJsonString(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out.append(buf);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
+}
+
+const char* modeName(config::PolicyMode m) {
+  switch (m) {
+    case config::PolicyMode::kEnforce:
+      return "enforce";
+    case config::PolicyMode::kAudit:
+      return "audit";
+    case config::PolicyMode::kOff:
+      return "off";
+  }
+  return "?";
+}
+
+const char* readFromName(config::PolicyReadFrom r) {
+  switch (r) {
+    case config::PolicyReadFrom::kPrimary:
+      return "primary";
+    case config::PolicyReadFrom::kReplica:
+      return "replica";
+    case config::PolicyReadFrom::kPreferReplica:
+      return "prefer_replica";
+  }
+  return "?";
+}
+
+const char* onViolationName(config::TtlOnViolation v) {
+  switch (v) {
+    case config::TtlOnViolation::kFix:
+      return "fix";
+    case config::TtlOnViolation::kReject:
+      return "reject";
+    case config::TtlOnViolation::kAudit:
+      return "audit";
+  }
+  return "?";
+}
+
+const char* unmatchedName(config::UnmatchedKeys u) {
+  switch (u) {
+    case config::UnmatchedKeys::kAllow:
+      return "allow";
+    case config::UnmatchedKeys::kAudit:
+      return "audit";
+    case config::UnmatchedKeys::kReject:
+      return "reject";
+  }
+  return "?";
+}
+
+// "config|set" -> the table's entry for CONFIG SET; nullptr when unknown.
+const CommandInfo* resolveCommand(const std::string& name) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t bar = name.find('|', start);
+    parts.emplace_back(std::string_view(name).substr(start, bar - start));
+    if (bar == std::string::npos) break;
+    start = bar + 1;
+  }
+  const CommandInfo* c = commands::lookup(parts);
+  if (c == nullptr) return nullptr;
+  // lookup() answers the container for an unknown subcommand: require the exact name.
+  return c->name == name ? c : nullptr;
+}
+
+// Single-key reads whose reply tells a cache hit from a miss (nil or an empty collection).
+bool isHitMissRead(const CommandInfo* cmd) {
+  static const CommandInfo* const kReads[] = {
+      resolveCommand("get"),     resolveCommand("getex"),    resolveCommand("getdel"),
+      resolveCommand("hget"),    resolveCommand("hgetall"),  resolveCommand("smembers"),
+      resolveCommand("lrange"),  resolveCommand("zrange"),   resolveCommand("json.get"),
+  };
+  for (const CommandInfo* c : kReads) {
+    if (c == cmd && c != nullptr) return true;
+  }
+  return false;
+}
+
+// True when cmd is `listed` or a subcommand of it (deny "config" covers CONFIG SET).
+bool sameOrChild(const CommandInfo* listed, const CommandInfo* cmd) {
+  if (listed == cmd) return true;
+  const std::string_view n = cmd->name;
+  return n.size() > listed->name.size() && n[listed->name.size()] == '|' &&
+         n.substr(0, listed->name.size()) == listed->name;
+}
+
+config::ConfigError errorAt(const config::Where& w, std::string path, std::string message) {
+  config::ConfigError e;
+  e.file = w.file;
+  e.line = w.line;
+  e.col = w.col;
+  e.path = std::move(path);
+  e.message = std::move(message);
+  return e;
+}
+
+std::string whereText(const config::Where& w) {
+  return w.file + ":" + std::to_string(w.line) + ":" + std::to_string(w.col);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Registry
+
+PolicyCounters* Registry::policy(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& p : policies_) {
+    if (p.name == name) return &p;
+  }
+  policies_.emplace_back();
+  policies_.back().name = name;
+  return &policies_.back();
+}
+
+LimitCounters* Registry::limit(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& l : limits_) {
+    if (l.name == name) return &l;
+  }
+  limits_.emplace_back();
+  limits_.back().name = name;
+  limits_.back().id = static_cast<uint32_t>(limits_.size());
+  return &limits_.back();
+}
+
+void Registry::appendMetrics(std::string& out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto head = [&out](const char* name, const char* type, const char* help) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+  };
+  auto line = [&out](const char* name, std::string_view labels, uint64_t v) {
+    out += name;
+    out += '{';
+    out += labels;
+    out += "} ";
+    out += std::to_string(v);
+    out += '\n';
+  };
+  auto plabel = [](const std::string& policy, const char* extra_key, const char* extra) {
+    std::string l = "policy=\"" + policy + "\"";
+    if (extra_key != nullptr) l += std::string(",") + extra_key + "=\"" + extra + "\"";
+    return l;
+  };
+  head("corral_policy_requests_total", "counter", "Requests with at least one key of the policy.");
+  for (const auto& p : policies_) line("corral_policy_requests_total", plabel(p.name, nullptr, nullptr), p.requests.get());
+  head("corral_policy_naming_violations_total", "counter",
+       "Keys that broke the policy's template or length (rejected, or audited only).");
+  for (const auto& p : policies_) {
+    line("corral_policy_naming_violations_total", plabel(p.name, "action", "rejected"),
+         p.naming_rejected.get());
+    line("corral_policy_naming_violations_total", plabel(p.name, "action", "audited"),
+         p.naming_audited.get());
+  }
+  head("corral_policy_ttl_total", "counter",
+       "TTL rule outcomes: fixed (default added or clamped), rejected, audited.");
+  for (const auto& p : policies_) {
+    line("corral_policy_ttl_total", plabel(p.name, "action", "fixed"), p.ttl_fixed.get());
+    line("corral_policy_ttl_total", plabel(p.name, "action", "rejected"), p.ttl_rejected.get());
+    line("corral_policy_ttl_total", plabel(p.name, "action", "audited"), p.ttl_audited.get());
+  }
+  head("corral_policy_reads_total", "counter",
+       "GET-like single-key reads of the policy's keys by result (keyspace hit ratio).");
+  for (const auto& p : policies_) {
+    line("corral_policy_reads_total", plabel(p.name, "result", "hit"), p.hits.get());
+    line("corral_policy_reads_total", plabel(p.name, "result", "miss"), p.misses.get());
+  }
+  head("corral_ratelimit_requests_total", "counter",
+       "Rate-limit checks by result: admitted, rejected (-RATELIMITED), shadowed (over, let through).");
+  for (const auto& l : limits_) {
+    const std::string lab = "limit=\"" + l.name + "\"";
+    line("corral_ratelimit_requests_total", lab + ",result=\"admitted\"", l.admitted.get());
+    line("corral_ratelimit_requests_total", lab + ",result=\"rejected\"", l.rejected.get());
+    line("corral_ratelimit_requests_total", lab + ",result=\"shadowed\"", l.shadowed.get());
+  }
+  head("corral_ratelimit_buckets", "gauge", "Rate-limit buckets held in memory.");
+  out += "corral_ratelimit_buckets " + std::to_string(limiter_.buckets()) + "\n";
+  head("corral_unmatched_keys_total", "counter",
+       "Keys no policy covers, by action (global.unmatched_keys).");
+  line("corral_unmatched_keys_total", "action=\"rejected\"", unmatched_rejected.get());
+  line("corral_unmatched_keys_total", "action=\"audited\"", unmatched_audited.get());
+  head("corral_commands_denied_total", "counter", "Commands refused by global.commands.deny.");
+  out += "corral_commands_denied_total " + std::to_string(denied.get()) + "\n";
+  head("corral_commands_audited_total", "counter", "Commands counted by global.commands.audit.");
+  out += "corral_commands_audited_total " + std::to_string(command_audit.get()) + "\n";
+  head("corral_ttl_followup_errors_total", "counter",
+       "Follow-up PEXPIRE ... NX that Redis answered with an error.");
+  out += "corral_ttl_followup_errors_total " + std::to_string(followup_errors.get()) + "\n";
+  head("corral_ttl_followups_skipped_total", "counter",
+       "Follow-up PEXPIREs not sent because the client's connection is in pipe mode.");
+  out += "corral_ttl_followups_skipped_total " + std::to_string(followups_skipped.get()) + "\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decision
+
+void Decision::clear() {
+  verdict = Verdict::kForward;
+  error.clear();
+  args.clear();
+  followups.clear();
+  has_read_from = false;
+  read_your_writes_ms = 0;
+  ryw_key = {};
+  hitmiss = nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PolicySet
+
+PolicySet::PolicySet() = default;
+PolicySet::~PolicySet() = default;
+
+std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& cfg, Registry& reg,
+                                                    std::vector<config::ConfigError>* errors) {
+  std::shared_ptr<PolicySet> set(new PolicySet());
+  set->config_ = cfg;
+  const config::PolicyConfig& c = set->config_;
+  const size_t errors_before = errors->size();
+
+  std::vector<Matcher::Entry> entries;
+  entries.reserve(c.policies.size());
+  std::vector<size_t> entry_policy;  // entry index -> policy index
+  for (size_t i = 0; i < c.policies.size(); ++i) {
+    const config::PolicySpec& p = c.policies[i];
+    const std::string path = "policies." + p.name;
+    std::string why;
+    std::optional<Template> t = Template::compile(p.match, &why);
+    if (!t) {
+      errors->push_back(errorAt(p.match_where, path + ".match", why + " (got '" + p.match + "')"));
+      continue;
+    }
+    CompiledPolicy cp;
+    cp.spec = &p;
+    cp.counters = reg.policy(p.name);
+    const config::TtlSpec& ttl = p.ttl;
+    cp.has_ttl_rules =
+        ttl.default_ttl || ttl.min || ttl.max || ttl.require || ttl.jitter_client;
+    if (!p.fill.origin.empty()) {
+      errors->push_back(errorAt(p.where, path + ".fill",
+                                "cache-aside fill is not supported by this version of corral yet"));
+    }
+    for (size_t li = 0; li < p.rate_limits.size(); ++li) {
+      const config::RateLimitSpec& ls = p.rate_limits[li];
+      CompiledLimit cl;
+      cl.spec = &ls;
+      cl.params = GcraParams::from(ls.count, std::chrono::nanoseconds(ls.period).count(), ls.burst);
+      cl.counters = reg.limit(ls.name);
+      cl.all_commands = ls.commands.empty();
+      for (const std::string& name : ls.commands) {
+        if (name == "@read") {
+          cl.reads = true;
+        } else if (name == "@write") {
+          cl.writes = true;
+        } else if (const CommandInfo* ci = resolveCommand(name)) {
+          cl.commands.push_back(ci);
+        } else {
+          errors->push_back(errorAt(ls.where, path + ".rate_limits." + ls.name + ".commands",
+                                    "unknown command '" + name + "'"));
+        }
+      }
+      for (const config::KeyByPart& part : ls.key_by) {
+        int idx = -1;
+        if (part.kind == config::KeyByPart::Kind::kCapture) {
+          const auto& names = t->captureNames();
+          auto it = std::find(names.begin(), names.end(), part.capture);
+          if (it == names.end()) {
+            errors->push_back(errorAt(ls.where, path + ".rate_limits." + ls.name + ".key_by",
+                                      "capture '" + part.capture + "' is not a placeholder of " +
+                                          p.match));
+          } else {
+            idx = static_cast<int>(it - names.begin());
+          }
+        }
+        cl.capture_index.push_back(idx);
+      }
+      cp.limits.push_back(std::move(cl));
+    }
+    set->policies_.push_back(std::move(cp));
+    entries.push_back(Matcher::Entry{std::move(*t), p.priority});
+    entry_policy.push_back(i);
+  }
+  // Entries may have been skipped for bad templates: keep policies_ parallel to the entries.
+  std::vector<Matcher::Clash> clashes;
+  std::optional<Matcher> m = Matcher::build(std::move(entries), &clashes);
+  for (const Matcher::Clash& cl : clashes) {
+    const config::PolicySpec& a = c.policies[entry_policy[cl.a]];
+    const config::PolicySpec& b = c.policies[entry_policy[cl.b]];
+    errors->push_back(errorAt(
+        b.match_where, "policies." + b.name + ".match",
+        "ambiguous: '" + b.match + "' and '" + a.match + "' (policy " + a.name + " at " +
+            whereText(a.match_where) +
+            ") can match the same key at equal precedence; give one of them a priority"));
+  }
+  for (const config::RateLimitSpec& ls : c.global.rate_limits) {
+    CompiledLimit cl;
+    cl.spec = &ls;
+    cl.params = GcraParams::from(ls.count, std::chrono::nanoseconds(ls.period).count(), ls.burst);
+    cl.counters = reg.limit(ls.name);
+    cl.all_commands = ls.commands.empty();
+    for (const std::string& name : ls.commands) {
+      if (name == "@read") {
+        cl.reads = true;
+      } else if (name == "@write") {
+        cl.writes = true;
+      } else if (const CommandInfo* ci = resolveCommand(name)) {
+        cl.commands.push_back(ci);
+      } else {
+        errors->push_back(errorAt(ls.where, "global.rate_limits." + ls.name + ".commands",
+                                  "unknown command '" + name + "'"));
+      }
+    }
+    for (const config::KeyByPart& part : ls.key_by) {
+      if (part.kind == config::KeyByPart::Kind::kCapture) {
+        errors->push_back(errorAt(ls.where, "global.rate_limits." + ls.name + ".key_by",
+                                  "capture:" + part.capture +
+                                      " needs a policy's template; use it in a policy's limit"));
+      }
+      cl.capture_index.push_back(-1);
+    }
+    set->global_limits_.push_back(std::move(cl));
+  }
+  for (const std::string& name : c.global.deny_commands) {
+    if (const CommandInfo* ci = resolveCommand(name)) set->deny_.push_back(ci);
+  }
+  for (const std::string& name : c.global.audit_commands) {
+    if (const CommandInfo* ci = resolveCommand(name)) set->audit_.push_back(ci);
+  }
+  if (errors->size() != errors_before) return nullptr;
+  set->matcher_ = std::move(m);
+  set->trivial_ = c.policies.empty() && c.global.rate_limits.empty() &&
+                  c.global.deny_commands.empty() && c.global.audit_commands.empty() &&
+                  c.global.unmatched_keys == config::UnmatchedKeys::kAllow;
+  return set;
+}
+
+bool PolicySet::commandListed(const std::vector<std::string>& names,
+                              const std::vector<const CommandInfo*>& cmds, const CommandInfo* cmd,
+                              std::string_view name) const {
+  if (cmd != nullptr) {
+    for (const CommandInfo* c : cmds) {
+      if (sameOrChild(c, cmd)) return true;
+    }
+    return false;
+  }
+  // A command the table does not know (a module's): compare the names as written.
+  for (const std::string& n : names) {
+    if (commands::equalsIgnoreCase(n, name)) return true;
+  }
+  return false;
+}
+
+bool PolicySet::limitApplies(const CompiledLimit& l, const CommandInfo* cmd) const {
+  if (l.all_commands) return true;
+  if (cmd == nullptr) return false;
+  if (l.writes && (cmd->flags & commands::kWrite)) return true;
+  if (l.reads && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite)) return true;
+  for (const CommandInfo* c : l.commands) {
+    if (sameOrChild(c, cmd)) return true;
+  }
+  return false;
+}
+
+void PolicySet::bucketKey(const CompiledLimit& l, const CompiledPolicy* p, const CommandInfo* cmd,
+                          std::string_view key, std::span<const Capture> caps,
+                          const RequestContext& ctx, std::string& out) const {
+  out.clear();
+  const auto& parts = l.spec->key_by;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    // Parts are separated by a byte that the lengths make unambiguous: "<len>:<bytes>".
+    std::string_view v;
+    switch (parts[i].kind) {
+      case config::KeyByPart::Kind::kClient:
+        v = ctx.client;
+        break;
+      case config::KeyByPart::Kind::kPolicy:
+        v = p != nullptr ? std::string_view(p->spec->name) : std::string_view();
+        break;
+      case config::KeyByPart::Kind::kCommand:
+        v = cmd != nullptr ? cmd->name : std::string_view();
+        break;
+      case config::KeyByPart::Kind::kKey:
+        v = key;
+        break;
+      case config::KeyByPart::Kind::kCapture: {
+        const int ci = l.capture_index[i];
+        if (ci >= 0 && static_cast<size_t>(ci) < caps.size()) v = caps[ci].value;
+        break;
+      }
+    }
+    out += std::to_string(v.size());
+    out.push_back(':');
+    out.append(v);
+  }
+}
+
+bool PolicySet::checkLimit(const CompiledLimit& l, bool shadow, std::string& bucket,
+                           const RequestContext& ctx, Registry& reg, Decision& out) const {
+  if (ctx.replay) return true;  // admitted the first time
+  const GcraVerdict v = reg.limiter().admit(l.counters->id, bucket, ctx.clock->monoNs(), l.params);
+  if (v.allowed) {
+    l.counters->admitted.add();
+    return true;
+  }
+  if (shadow || l.spec->on_limit == config::OnLimit::kShadow) {
+    l.counters->shadowed.add();
+    return true;
+  }
+  l.counters->rejected.add();
+  out.verdict = Decision::Verdict::kReject;
+  out.error = "RATELIMITED ";
+  out.error += l.spec->name;
+  out.error += " retry_after_ms=";
+  out.error += std::to_string(std::max<int64_t>(1, (v.retry_after_ns + 999999) / 1000000));
+  return false;
+}
+
+void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view> args,
+                       const RequestContext& ctx, Registry& reg, Decision& out) const {
+  out.clear();
+  const config::GlobalSpec& g = config_.global;
+  const bool count = !ctx.replay;
+  auto bump = [count](AtomicCounter& c) {
+    if (count) c.add();
+  };
+  // 1. Command rules.
+  if (!g.deny_commands.empty() && commandListed(g.deny_commands, deny_, cmd, args[0])) {
+    bump(reg.denied);
+    out.verdict = Decision::Verdict::kReject;
+    out.error = "DENIED command '";
+    if (cmd != nullptr) {
+      out.error.append(cmd->name);
+    } else {
+      appendEscaped(out.error, args[0]);
+    }
+    out.error += "' is denied by global.commands.deny";
+    return;
+  }
+  if (!g.audit_commands.empty() && commandListed(g.audit_commands, audit_, cmd, args[0])) {
+    bump(reg.command_audit);
+  }
+
+  // 2. Keys and their policies.
+  out.keys.clear();
+  out.key_policy.clear();
+  if (cmd != nullptr && !(cmd->flags & (commands::kNoKey | commands::kPubSub)) &&
+      commands::arityOk(*cmd, args.size())) {
+    if (!commands::extractKeys(*cmd, args, out.keys)) out.keys.clear();  // Redis will refuse it
+  }
+  const bool have_policies = matcher_.has_value() && !policies_.empty();
+  for (uint32_t idx : out.keys) {
+    const std::string_view key = args[idx];
+    const CompiledPolicy* p = nullptr;
+    bool violation = false;
+    if (have_policies) {
+      const MatchResult r = matcher_->match(key, nullptr);
+      if (r.entry >= 0) {
+        p = &policies_[static_cast<size_t>(r.entry)];
+        violation = r.violation;
+      }
+    }
+    if (p == nullptr) {
+      out.key_policy.push_back(nullptr);
+      if (g.unmatched_keys == config::UnmatchedKeys::kReject) {
+        bump(reg.unmatched_rejected);
+        out.verdict = Decision::Verdict::kReject;
+        out.error = "KEYNAME key '";
+        appendEscaped(out.error, key);
+        out.error += "' matches no policy (global.unmatched_keys: reject)";
+        return;
+      }
+      if (g.unmatched_keys == config::UnmatchedKeys::kAudit) bump(reg.unmatched_audited);
+      continue;
+    }
+    const config::PolicySpec& spec = *p->spec;
+    if (spec.mode == config::PolicyMode::kOff) {
+      out.key_policy.push_back(nullptr);
+      continue;
+    }
+    out.key_policy.push_back(p);
+    const bool too_long = key.size() > spec.max_key_bytes;
+    if (violation || too_long) {
+      if (spec.mode == config::PolicyMode::kAudit) {
+        bump(p->counters->naming_audited);
+        continue;
+      }
+      bump(p->counters->naming_rejected);
+      out.verdict = Decision::Verdict::kReject;
+      out.error = "KEYNAME ";
+      out.error += spec.name;
+      out.error += ": key '";
+      appendEscaped(out.error, key);
+      if (too_long) {
+        out.error += "' is longer than naming.max_key_bytes (";
+        out.error += std::to_string(spec.max_key_bytes);
+        out.error += ")";
+      } else {
+        out.error += "' does not match ";
+        out.error += spec.match;
+      }
+      return;
+    }
+  }
+  // Each policy counts a request once, however many of its keys the request has.
+  for (size_t i = 0; i < out.key_policy.size(); ++i) {
+    const CompiledPolicy* p = out.key_policy[i];
+    if (p == nullptr) continue;
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; ++j) seen = out.key_policy[j] == p;
+    if (!seen) bump(p->counters->requests);
+  }
+
+  // 3. Rate limits: global ones, then each policy's.
+  for (const CompiledLimit& l : global_limits_) {
+    if (!limitApplies(l, cmd)) continue;
+    bool per_key = false;
+    for (const auto& part : l.spec->key_by) per_key |= part.kind == config::KeyByPart::Kind::kKey;
+    const CompiledPolicy* first = out.key_policy.empty() ? nullptr : out.key_policy[0];
+    if (per_key && !out.keys.empty()) {
+      for (size_t k = 0; k < out.keys.size(); ++k) {
+        bucketKey(l, out.key_policy[k], cmd, args[out.keys[k]], {}, ctx, out.bucket);
+        if (!checkLimit(l, false, out.bucket, ctx, reg, out)) return;
+      }
+    } else {
+      bucketKey(l, first, cmd, {}, {}, ctx, out.bucket);
+      if (!checkLimit(l, false, out.bucket, ctx, reg, out)) return;
+    }
+  }
+  for (size_t i = 0; i < out.key_policy.size(); ++i) {
+    const CompiledPolicy* p = out.key_policy[i];
+    if (p == nullptr || p->limits.empty()) continue;
+    const bool audit = p->spec->mode == config::PolicyMode::kAudit;
+    for (const CompiledLimit& l : p->limits) {
+      if (!limitApplies(l, cmd)) continue;
+      bool per_key = false;
+      bool needs_caps = false;
+      for (const auto& part : l.spec->key_by) {
+        per_key |= part.kind == config::KeyByPart::Kind::kKey ||
+                   part.kind == config::KeyByPart::Kind::kCapture;
+        needs_caps |= part.kind == config::KeyByPart::Kind::kCapture;
+      }
+      if (!per_key) {
+        // Once per request: only at the policy's first key.
+        bool first_of_policy = true;
+        for (size_t j = 0; j < i && first_of_policy; ++j) first_of_policy = out.key_policy[j] != p;
+        if (!first_of_policy) continue;
+        bucketKey(l, p, cmd, {}, {}, ctx, out.bucket);
+      } else {
+        const std::string_view key = args[out.keys[i]];
+        out.caps.clear();
+        if (needs_caps) matcher_->match(key, &out.caps);
+        bucketKey(l, p, cmd, key, out.caps, ctx, out.bucket);
+      }
+      if (!checkLimit(l, audit, out.bucket, ctx, reg, out)) return;
+    }
+  }
+
+  // 4. TTL rules (writes only; decideTtl leaves every other command alone).
+  if (cmd != nullptr && (cmd->flags & commands::kWrite)) {
+    bool any = false;
+    out.ttl_rules.clear();
+    for (const CompiledPolicy* p : out.key_policy) {
+      KeyTtlRules r;
+      if (p != nullptr && p->has_ttl_rules) {
+        r.ttl = &p->spec->ttl;
+        r.policy = p->spec->name;
+        r.audit = p->spec->mode == config::PolicyMode::kAudit;
+        any = true;
+      }
+      out.ttl_rules.push_back(r);
+    }
+    if (any) {
+      out.ttl.clear();
+      TtlInput in;
+      in.command = cmd->name;
+      in.args = args;
+      in.keys = out.keys;
+      in.rules = out.ttl_rules;
+      in.now_unix_ms = ctx.clock->unixMs();
+      decideTtl(in, *ctx.random, out.ttl);
+      for (const TtlEvent& e : out.ttl.events) {
+        const CompiledPolicy* p = out.key_policy[e.key];
+        if (p == nullptr) continue;
+        switch (e.kind) {
+          case TtlEvent::Kind::kFixed:
+            bump(p->counters->ttl_fixed);
+            break;
+          case TtlEvent::Kind::kRejected:
+            bump(p->counters->ttl_rejected);
+            break;
+          case TtlEvent::Kind::kAudited:
+            bump(p->counters->ttl_audited);
+            break;
+        }
+      }
+      if (out.ttl.verdict == TtlDecision::Verdict::kReject) {
+        out.verdict = Decision::Verdict::kReject;
+        out.error.swap(out.ttl.error);
+        return;
+      }
+      if (out.ttl.verdict == TtlDecision::Verdict::kRewrite) {
+        out.verdict = Decision::Verdict::kRewrite;
+        out.args.swap(out.ttl.args);
+      }
+      for (const TtlFollowup& f : out.ttl.followups) {
+        out.followups.emplace_back(args[out.keys[f.key]], f.ttl_ms);
+      }
+    }
+  }
+
+  // 5. Routing and accounting, from the first key's policy.
+  if (!out.key_policy.empty() && out.key_policy[0] != nullptr) {
+    const CompiledPolicy* p = out.key_policy[0];
+    const config::RoutingSpec& r = p->spec->routing;
+    const bool read_only =
+        cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
+    if (read_only && r.read_from) {
+      out.has_read_from = true;
+      out.read_from = *r.read_from;
+    }
+    if (r.read_your_writes.count() > 0) {
+      out.read_your_writes_ms = r.read_your_writes.count();
+      out.ryw_key = args[out.keys[0]];
+    }
+    if (out.keys.size() == 1 && isHitMissRead(cmd)) out.hitmiss = p->counters;
+  }
+}
+
+std::string PolicySet::describeJson() const {
+  std::string o;
+  o += "{\"global\":{\"unmatched_keys\":\"";
+  o += unmatchedName(config_.global.unmatched_keys);
+  o += "\",\"commands\":{\"deny\":[";
+  for (size_t i = 0; i < config_.global.deny_commands.size(); ++i) {
+    if (i) o += ',';
+    appendJsonString(o, config_.global.deny_commands[i]);
+  }
+  o += "],\"audit\":[";
+  for (size_t i = 0; i < config_.global.audit_commands.size(); ++i) {
+    if (i) o += ',';
+    appendJsonString(o, config_.global.audit_commands[i]);
+  }
+  o += "]},\"rate_limits\":[";
+  auto limit_json = [&o](const config::RateLimitSpec& l) {
+    o += "{\"name\":";
+    appendJsonString(o, l.name);
+    o += ",\"rate\":\"" + std::to_string(l.count) + "/" + std::to_string(l.period.count()) + "ms\"";
+    o += ",\"burst\":" + std::to_string(l.burst);
+    o += ",\"on_limit\":\"";
+    o += l.on_limit == config::OnLimit::kReject ? "reject" : "shadow";
+    o += "\",\"commands\":[";
+    for (size_t i = 0; i < l.commands.size(); ++i) {
+      if (i) o += ',';
+      appendJsonString(o, l.commands[i]);
+    }
+    o += "],\"key_by\":[";
+    for (size_t i = 0; i < l.key_by.size(); ++i) {
+      if (i) o += ',';
+      switch (l.key_by[i].kind) {
+        case config::KeyByPart::Kind::kClient:
+          o += "\"client\"";
+          break;
+        case config::KeyByPart::Kind::kPolicy:
+          o += "\"policy\"";
+          break;
+        case config::KeyByPart::Kind::kCommand:
+          o += "\"command\"";
+          break;
+        case config::KeyByPart::Kind::kKey:
+          o += "\"key\"";
+          break;
+        case config::KeyByPart::Kind::kCapture:
+          appendJsonString(o, "capture:" + l.key_by[i].capture);
+          break;
+      }
+    }
+    o += "]}";
+  };
+  for (size_t i = 0; i < config_.global.rate_limits.size(); ++i) {
+    if (i) o += ',';
+    limit_json(config_.global.rate_limits[i]);
+  }
+  o += "]},\"policies\":[";
+  for (size_t i = 0; i < policies_.size(); ++i) {
+    const config::PolicySpec& p = *policies_[i].spec;
+    if (i) o += ',';
+    o += "{\"name\":";
+    appendJsonString(o, p.name);
+    o += ",\"match\":";
+    appendJsonString(o, p.match);
+    o += ",\"literal_prefix\":";
+    appendJsonString(o, matcher_ ? matcher_->tmpl(i).literalPrefix() : std::string_view());
+    o += ",\"mode\":\"";
+    o += modeName(p.mode);
+    o += "\",\"priority\":" + std::to_string(p.priority);
+    o += ",\"source\":";
+    appendJsonString(o, whereText(p.where));
+    o += ",\"naming\":{\"max_key_bytes\":" + std::to_string(p.max_key_bytes) + "}";
+    o += ",\"ttl\":{";
+    auto opt_ms = [&o](const char* name, const std::optional<config::Millis>& v) {
+      o += '"';
+      o += name;
+      o += "\":";
+      o += v ? std::to_string(v->count()) : std::string("null");
+      o += ',';
+    };
+    opt_ms("default_ms", p.ttl.default_ttl);
+    opt_ms("min_ms", p.ttl.min);
+    opt_ms("max_ms", p.ttl.max);
+    o += "\"require\":";
+    o += p.ttl.require ? "true" : "false";
+    o += ",\"on_violation\":\"";
+    o += onViolationName(p.ttl.on_violation);
+    o += "\",\"jitter\":" + std::to_string(p.ttl.jitter);
+    o += ",\"jitter_client\":";
+    o += p.ttl.jitter_client ? "true" : "false";
+    o += "},\"routing\":{\"read_from\":";
+    if (p.routing.read_from) {
+      o += '"';
+      o += readFromName(*p.routing.read_from);
+      o += '"';
+    } else {
+      o += "null";
+    }
+    o += ",\"read_your_writes_ms\":" + std::to_string(p.routing.read_your_writes.count());
+    o += "},\"rate_limits\":[";
+    for (size_t j = 0; j < p.rate_limits.size(); ++j) {
+      if (j) o += ',';
+      limit_json(p.rate_limits[j]);
+    }
+    o += "]}";
+  }
+  o += "],\"files\":[";
+  for (size_t i = 0; i < config_.files.size(); ++i) {
+    if (i) o += ',';
+    appendJsonString(o, config_.files[i]);
+  }
+  o += "]}";
+  return o;
+}
+
+}  // namespace corral::policies

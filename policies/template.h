@@ -59,6 +59,7 @@ class Template {
   ~Template();
 
  private:
+  friend class Matcher;  // walks the compiled segments, skipping the prefix it already checked
   Template();
   std::unique_ptr<Impl> impl_;
 };

@@ -2,10 +2,12 @@
 //
 //   main thread: config -> listeners -> N workers (threads) -> admin HTTP + signals loop
 //   SIGTERM/SIGINT: workers drain (stop accepting, finish in-flight replies) -> exit 0
-//   SIGHUP: reload the file; apply log level and limits; keep the old config when invalid
+//   SIGHUP, or a change on disk of the config or a policy file (polled every second): reload;
+//   apply log level, limits and policies; keep the old config and policies when invalid
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -83,8 +85,28 @@ bool parseArgs(int argc, char** argv, Options& o, std::string& err) {
   return true;
 }
 
-int checkConfig(const std::string& path) {
+// Loads the file and compiles its policies (templates, ambiguity, captures): the checks a
+// reload makes, so --check-config says yes exactly when a reload would.
+corral::config::LoadResult loadAndCompile(const std::string& path,
+                                          corral::policies::Registry& registry,
+                                          std::shared_ptr<const corral::policies::PolicySet>* out) {
   corral::config::LoadResult r = corral::config::loadConfigFile(path);
+  if (!r.errors.empty()) return r;
+  // Validate against a scratch registry first, so that a rejected file leaves no counters of
+  // policies that never ran in /metrics.
+  corral::policies::Registry scratch;
+  if (corral::policies::PolicySet::compile(r.config->policy, scratch, &r.errors) == nullptr) {
+    r.config.reset();
+    return r;
+  }
+  auto set = corral::policies::PolicySet::compile(r.config->policy, registry, &r.errors);
+  if (out != nullptr) *out = std::move(set);
+  return r;
+}
+
+int checkConfig(const std::string& path) {
+  corral::policies::Registry registry;
+  corral::config::LoadResult r = loadAndCompile(path, registry, nullptr);
   if (!r.errors.empty()) {
     for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.format().c_str());
     std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), r.errors.size());
@@ -104,7 +126,31 @@ struct App {
   uint64_t reload_failures = 0;
   bool stopping = false;
   event* stop_poll = nullptr;
+  event* watch = nullptr;
+  std::string watch_signature;  // of the files a reload reads (see fileSignature)
 };
+
+// mtime, size and inode of the config file, every policy file and their directories (a
+// directory changes when a file appears in it, or when Kubernetes swaps a ConfigMap's link).
+std::string fileSignature(const Config& cfg, const std::string& config_path) {
+  std::vector<std::string> paths{config_path};
+  for (const std::string& f : cfg.policy.files) {
+    paths.push_back(f);
+    const size_t slash = f.rfind('/');
+    paths.push_back(slash == std::string::npos ? "." : f.substr(0, slash + 1));
+  }
+  std::string sig;
+  for (const std::string& p : paths) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) {
+      sig += p + ":missing;";
+      continue;
+    }
+    sig += p + ":" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
+           ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_ino) + ";";
+  }
+  return sig;
+}
 
 void applyLogLevel(App& app, const Config& cfg) {
   const std::string& name = app.opts.log_level.empty() ? cfg.log.level : app.opts.log_level;
@@ -126,6 +172,7 @@ void onTerminate(evutil_socket_t sig, short, void* arg) {
     std::_Exit(0);
   }
   app->stopping = true;
+  if (app->watch != nullptr) event_del(app->watch);
   app->log->info("shutting down signal={} timeout_ms={}", sig, app->cfg.shutdown_timeout.count());
   const int64_t deadline = corral::upstream::monotonicMs() + app->cfg.shutdown_timeout.count();
   for (auto& w : app->workers) w->postDrain(deadline);
@@ -134,9 +181,10 @@ void onTerminate(evutil_socket_t sig, short, void* arg) {
   event_add(app->stop_poll, &tv);
 }
 
-void onReload(evutil_socket_t, short, void* arg) {
-  auto* app = static_cast<App*>(arg);
-  corral::config::LoadResult r = corral::config::loadConfigFile(app->opts.config_path);
+void reload(App* app, const char* why) {
+  std::shared_ptr<const corral::policies::PolicySet> policies;
+  corral::config::LoadResult r =
+      loadAndCompile(app->opts.config_path, app->shared->policy_registry, &policies);
   if (!r.errors.empty()) {
     ++app->reload_failures;
     for (const auto& e : r.errors) app->log->error("config reload rejected: {}", e.format());
@@ -159,7 +207,24 @@ void onReload(evutil_socket_t, short, void* arg) {
   app->cfg.shutdown_timeout = next.shutdown_timeout;
   app->shared->max_clients.store(next.limits.max_clients, std::memory_order_relaxed);
   for (auto& w : app->workers) w->postLimits(next.limits);
-  app->log->info("config reloaded file={}", app->opts.config_path);
+  app->cfg.policy = next.policy;
+  app->shared->setPolicies(std::move(policies));
+  app->watch_signature = fileSignature(app->cfg, app->opts.config_path);
+  app->log->info("config reloaded file={} reason={} policies={} policy_files={}",
+                 app->opts.config_path, why, next.policy.policies.size(),
+                 next.policy.files.size());
+}
+
+void onReload(evutil_socket_t, short, void* arg) { reload(static_cast<App*>(arg), "SIGHUP"); }
+
+void onWatch(evutil_socket_t, short, void* arg) {
+  auto* app = static_cast<App*>(arg);
+  if (app->stopping) return;
+  std::string sig = fileSignature(app->cfg, app->opts.config_path);
+  if (sig == app->watch_signature) return;
+  // Remember it first: a broken edit is reported once, not every second until fixed.
+  app->watch_signature = std::move(sig);
+  reload(app, "file changed");
 }
 
 bool writeReadyFile(const std::string& path, const std::vector<std::string>& lines) {
@@ -196,7 +261,10 @@ int main(int argc, char** argv) {
   }
 
   app.log = corral::logging::get("main");
-  corral::config::LoadResult loaded = corral::config::loadConfigFile(app.opts.config_path);
+  app.shared = std::make_unique<corral::net::SharedState>();
+  std::shared_ptr<const corral::policies::PolicySet> policies;
+  corral::config::LoadResult loaded =
+      loadAndCompile(app.opts.config_path, app.shared->policy_registry, &policies);
   if (!loaded.errors.empty()) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.format().c_str());
     std::fprintf(stderr, "corral: invalid config %s\n", app.opts.config_path.c_str());
@@ -216,7 +284,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> ready_lines;
   for (const auto& s : sockets[0]) ready_lines.push_back("listen " + s.text);
 
-  app.shared = std::make_unique<corral::net::SharedState>();
+  app.shared->setPolicies(std::move(policies));
   app.shared->stats.resize(static_cast<size_t>(app.cfg.workers));
   app.shared->max_clients.store(app.cfg.limits.max_clients);
   app.shared->started_ms = corral::upstream::monotonicMs();
@@ -248,6 +316,10 @@ int main(int argc, char** argv) {
   event_add(sigterm, nullptr);
   event_add(sigint, nullptr);
   event_add(sighup, nullptr);
+  app.watch_signature = fileSignature(app.cfg, app.opts.config_path);
+  app.watch = event_new(app.base, -1, EV_PERSIST, &onWatch, &app);
+  timeval watch_every{1, 0};
+  event_add(app.watch, &watch_every);
 
   for (const auto& l : ready_lines) app.log->info("listening {}", l);
   app.log->info("corral started version={} workers={} primary={} replicas={}", CORRAL_VERSION,
@@ -264,6 +336,7 @@ int main(int argc, char** argv) {
   event_free(sigterm);
   event_free(sigint);
   event_free(sighup);
+  event_free(app.watch);
   if (app.stop_poll != nullptr) event_free(app.stop_poll);
   event_base_free(app.base);
   app.log->info("corral stopped");

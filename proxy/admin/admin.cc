@@ -7,8 +7,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstdio>
 #include <cstring>
 
+#include "proxy/commands/command_table.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::admin {
@@ -41,6 +43,8 @@ void onRequest(evhttp_request* req, void* arg) {
     }
   } else if (path == "/metrics") {
     reply(req, 200, "OK", self->metricsText(), "text/plain; version=0.0.4");
+  } else if (path == "/policies") {
+    reply(req, 200, "OK", self->policiesJson(), "application/json");
   } else {
     reply(req, 404, "Not Found", "not found\n", "text/plain");
   }
@@ -52,6 +56,12 @@ AdminServer::AdminServer(event_base* base, net::SharedState& shared, ProcessInfo
     : shared_(shared), info_(std::move(info)), http_(evhttp_new(base)) {
   evhttp_set_gencb(http_, &onRequest, this);
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+}
+
+std::string AdminServer::policiesJson() const {
+  std::shared_ptr<const policies::PolicySet> set = shared_.policies();
+  if (set == nullptr) return "{\"global\":null,\"policies\":[],\"files\":[]}\n";
+  return set->describeJson() + "\n";
 }
 
 AdminServer::~AdminServer() {
@@ -148,6 +158,51 @@ std::string AdminServer::metricsText() const {
     out += std::to_string(sum);
     out += '\n';
   }
+  // Per command: calls and error replies (commands never called are left out).
+  const auto cmds = commands::allCommands();
+  std::string calls, errors;
+  for (size_t i = 0; i < cmds.size() && i < net::Stats::kCommandSlots; ++i) {
+    uint64_t n = 0;
+    uint64_t e = 0;
+    for (const auto& b : shared_.stats.blocks) {
+      n += b->per_command[i].get();
+      e += b->per_command_errors[i].get();
+    }
+    if (n == 0 && e == 0) continue;
+    const std::string label = "{command=\"" + std::string(cmds[i].name) + "\"} ";
+    calls += "corral_command_requests_total" + label + std::to_string(n) + "\n";
+    errors += "corral_command_errors_total" + label + std::to_string(e) + "\n";
+  }
+  out += "# HELP corral_command_requests_total Requests by command.\n";
+  out += "# TYPE corral_command_requests_total counter\n" + calls;
+  out += "# HELP corral_command_errors_total Error replies by command (Redis's and corral's).\n";
+  out += "# TYPE corral_command_errors_total counter\n" + errors;
+  out += "# HELP corral_request_duration_seconds Forwarded requests, from read to reply.\n";
+  out += "# TYPE corral_request_duration_seconds histogram\n";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i <= net::Stats::kLatencyBuckets; ++i) {
+    for (const auto& b : shared_.stats.blocks) cumulative += b->latency_bucket[i].get();
+    std::string le = "+Inf";
+    if (i < net::Stats::kLatencyBuckets) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%g",
+                    static_cast<double>(net::Stats::kLatencyBoundsUs[i]) / 1e6);
+      le = buf;
+    }
+    out += "corral_request_duration_seconds_bucket{le=\"" + le + "\"} " +
+           std::to_string(cumulative) + "\n";
+  }
+  uint64_t sum_us = 0;
+  uint64_t count = 0;
+  for (const auto& b : shared_.stats.blocks) {
+    sum_us += b->latency_sum_us.get();
+    count += b->latency_count.get();
+  }
+  char sum[48];
+  std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(sum_us) / 1e6);
+  out += std::string("corral_request_duration_seconds_sum ") + sum + "\n";
+  out += "corral_request_duration_seconds_count " + std::to_string(count) + "\n";
+  shared_.policy_registry.appendMetrics(out);
   out += "# HELP corral_config_reload_failures_total Config reloads rejected.\n";
   out += "# TYPE corral_config_reload_failures_total counter\n";
   out += "corral_config_reload_failures_total " +

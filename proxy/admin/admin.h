@@ -1,7 +1,9 @@
 // The admin HTTP endpoint (libevent evhttp) on the main thread's loop:
 //   GET /health   200 while the process runs
 //   GET /ready    200 when every worker has a connected primary connection, else 503
-//   GET /metrics  Prometheus text: the per-worker counters of net::Stats, summed
+//   GET /metrics  Prometheus text: the per-worker counters of net::Stats, summed, and the
+//                 policy counters (policies::Registry)
+//   GET /policies the policies in force, as JSON
 // It reads only relaxed atomics, so it never takes a lock the data path holds.
 #pragma once
 
@@ -36,6 +38,7 @@ class AdminServer {
 
   // Renders the Prometheus text (also used by tests).
   std::string metricsText() const;
+  std::string policiesJson() const;
   bool ready() const;
 
  private:

@@ -170,6 +170,18 @@ std::string upperName(const CommandInfo* cmd, const codec::Request& req) {
   return s;
 }
 
+// A GET-like reply: nil (RESP2 "$-1"/"*-1", RESP3 "_") or an empty collection is a miss,
+// an error neither, anything else a hit.
+void countHitMiss(policies::PolicyCounters& c, std::string_view reply) {
+  if (reply.empty() || reply[0] == '-' || reply[0] == '!') return;
+  if (reply[0] == '_' || reply.starts_with("$-1") || reply.starts_with("*-1") ||
+      reply.starts_with("*0\r") || reply.starts_with("%0\r") || reply.starts_with("~0\r")) {
+    c.misses.add();
+  } else {
+    c.hits.add();
+  }
+}
+
 }  // namespace
 
 Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
@@ -183,7 +195,14 @@ Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
                             .max_inline_bytes = worker.limits().max_inline_bytes,
                             .max_depth = worker.limits().max_reply_depth}),
       primary_slot_(static_cast<uint32_t>(id)),
-      db_(worker.defaultDb()) {}
+      db_(worker.defaultDb()) {
+  // "1.2.3.4:5678" or "[::1]:5678" -> the address alone (rate limits key clients by it).
+  if (!peer_.empty() && peer_[0] == '[') {
+    peer_ip_ = peer_.substr(1, peer_.find(']') - 1);
+  } else {
+    peer_ip_ = peer_.substr(0, peer_.rfind(':'));
+  }
+}
 
 Client::~Client() {
   if (rev_ != nullptr) event_free(rev_);
@@ -203,6 +222,7 @@ void Client::onEvent(evutil_socket_t, short what, void* arg) {
     self->flush();
     if (!self->closed()) self->maybeResume();
   } else if (what & EV_READ) {
+    self->worker_.loop_.now_us = upstream::monotonicUs();  // requests' latency starts here
     self->onReadable();
   }
 }
@@ -339,11 +359,23 @@ size_t Client::process(const char* data, size_t len) {
   return pos;
 }
 
-bool Client::handleRequest(const codec::Request& req) {
+bool Client::handleRequest(const codec::Request& request) {
+  const bool done = dispatch(request);
+  // A request that must wait is parsed and decided again later: that second decision must not
+  // count or take rate-limit tokens twice. Nothing armed for this request outlives it.
+  policy_replay_ = !done;
+  followups_ = nullptr;
+  next_hitmiss_ = nullptr;
+  policy_route_ = kRouteDefault;
+  cur_cmd_ = kNoCommand;
+  return done;
+}
+
+bool Client::dispatch(const codec::Request& request) {
   // Clients repeat commands: checking the previous one first skips the table's hashing.
   const CommandInfo* cmd = last_cmd_;
-  if (cmd == nullptr || !commands::equalsIgnoreCase(req.args[0], cmd->name)) {
-    cmd = commands::lookup(req.args);
+  if (cmd == nullptr || !commands::equalsIgnoreCase(request.args[0], cmd->name)) {
+    cmd = commands::lookup(request.args);
     last_cmd_ =
         (cmd != nullptr && cmd->nsubcommands == 0 && cmd->name.find('|') == std::string_view::npos)
             ? cmd
@@ -357,7 +389,10 @@ bool Client::handleRequest(const codec::Request& req) {
     const auto base = reinterpret_cast<uintptr_t>(all.data());
     if (at >= base && at < base + all.size() * sizeof(CommandInfo)) {
       const size_t idx = (at - base) / sizeof(CommandInfo);
-      if (idx < Stats::kCommandSlots) worker_.stats().per_command[idx].add();
+      if (idx < Stats::kCommandSlots) {
+        worker_.stats().per_command[idx].add();
+        cur_cmd_ = static_cast<uint16_t>(idx);
+      }
     }
   }
   Local what = Local::kForward;
@@ -366,9 +401,16 @@ bool Client::handleRequest(const codec::Request& req) {
     if (auto it = table.find(cmd); it != table.end()) what = it->second;
   }
   if (what == Local::kXread) {
-    what = blockMs(cmd->name, req.args) != 0 ? Local::kBlocking : Local::kForward;
+    what = blockMs(cmd->name, request.args) != 0 ? Local::kBlocking : Local::kForward;
   }
-  if (!authenticated_ && gateAuth(cmd, what, req)) return true;
+  if (!authenticated_ && gateAuth(cmd, what, request)) return true;
+  // Policies see every request but credentials (AUTH, and HELLO which may carry them).
+  const codec::Request* use = &request;
+  if (!worker_.policySet().trivial() && what != Local::kAuth && what != Local::kHello &&
+      !applyPolicies(cmd, request, &use)) {
+    return true;
+  }
+  const codec::Request& req = *use;
   if (pipe_) {
     worker_.stats().requests.add();
     // Credentials are corral's business, never the upstream's, in pipe mode too.
@@ -378,6 +420,11 @@ bool Client::handleRequest(const codec::Request& req) {
     }
     if (pubsub_only_) trackPubsubRequest(req);
     forwardRaw(req);
+    if (followups_ != nullptr) {
+      // A pipe has no reply slots to hide a follow-up's reply in (see README, policies).
+      worker_.shared().policy_registry.followups_skipped.add(followups_->size());
+      followups_ = nullptr;
+    }
     return true;
   }
   // HELLO 3: the client speaks RESP3 from now on; its own connection carries that.
@@ -479,7 +526,16 @@ bool Client::handleRequest(const codec::Request& req) {
       worker_.stats().requests.add();
       const bool read_only =
           cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
-      forward(worker_.route(read_only, primary_slot_, db_), req, 0);
+      upstream::Connection* conn = nullptr;
+      if (policy_route_ == kRouteDefault) [[likely]] {
+        conn = worker_.route(read_only, primary_slot_, db_);
+      } else if (policy_route_ == kRoutePrimary) {
+        conn = worker_.route(false, primary_slot_, db_);
+      } else {
+        conn = worker_.route(read_only, primary_slot_, db_,
+                             static_cast<config::ReadFrom>(policy_route_));
+      }
+      forward(conn, req, 0);
       return true;
     }
     default:
@@ -507,6 +563,8 @@ void Client::handlePinned(const CommandInfo* cmd, Local what, const codec::Reque
       return;
     case Local::kReset:
       in_multi_ = watching_ = false;
+      multi_dirty_ = false;
+      multi_followups_.clear();
       handleLocal(cmd, what, req);
       maybeUnpin();
       return;
@@ -528,10 +586,32 @@ void Client::handlePinned(const CommandInfo* cmd, Local what, const codec::Reque
       forward(dedicated_.get(), req, 0);
       in_multi_ = true;  // a nested MULTI is an error in Redis and leaves MULTI on
       return;
-    case Local::kExecDiscard:
-      forward(dedicated_.get(), req, 0);
-      if (in_multi_) in_multi_ = watching_ = false;  // without MULTI: an error, WATCH stays
+    case Local::kExecDiscard: {
+      const bool exec = cmd->name == "exec";
+      if (exec && in_multi_ && multi_dirty_) {
+        // corral refused a command of this transaction (Redis would have refused it at queue
+        // time): Redis discards, the client sees EXECABORT as it would from Redis.
+        codec::Request discard;
+        discard.args = {"DISCARD"};
+        discard.is_inline = true;
+        forward(dedicated_.get(), discard, 0, Rewrite::kExecAbort);
+      } else {
+        forward(dedicated_.get(), req, 0);
+      }
+      if (in_multi_) {
+        in_multi_ = watching_ = false;  // without MULTI: an error, WATCH stays
+        if (exec && !multi_dirty_ && !multi_followups_.empty()) {
+          // TTL follow-ups of the queued writes, after the transaction, unseen by the client.
+          std::vector<std::pair<std::string_view, int64_t>> views;
+          for (const auto& [k, ms] : multi_followups_) views.emplace_back(k, ms);
+          followups_ = &views;
+          sendFollowups(dedicated_.get());
+        }
+        multi_followups_.clear();
+        multi_dirty_ = false;
+      }
       return;
+    }
     case Local::kWatch:
       forward(dedicated_.get(), req, 0);
       if (!in_multi_) watching_ = true;  // inside MULTI it is an error
@@ -635,16 +715,123 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
     if (conn == dedicated_.get()) {
       // The dedicated connection died and its state with it: back to shared connections.
       in_multi_ = watching_ = false;
+      multi_dirty_ = false;
+      multi_followups_.clear();
       maybeUnpin();
     }
     return;
   }
-  pending_.push_back(Slot{nullptr, rewrite});
+  pending_.push_back(Slot{nullptr, rewrite, next_hitmiss_, worker_.loop_.now_us, cur_cmd_});
+  next_hitmiss_ = nullptr;
   ++next_seq_;
   ++inflight_refs_;
   worker_.stats().forwarded.add();
   worker_.stats().pending.add();
   conn->enqueue(this, next_seq_ - 1, wireBytes(req), timeout_ms);
+  if (followups_ != nullptr) [[unlikely]] {
+    sendFollowups(conn);
+  }
+}
+
+bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
+                           const codec::Request** use) {
+  policies::Decision& d = worker_.decision();
+  policies::RequestContext ctx = worker_.policyContext(identity());
+  ctx.replay = policy_replay_;
+  worker_.policySet().decide(cmd, req.args, ctx, worker_.shared().policy_registry, d);
+  if (d.verdict == policies::Decision::Verdict::kReject) {
+    worker_.stats().requests.add();
+    log()->debug("refused by policy client={} err={}", id_, d.error);
+    rejectByPolicy(d.error);
+    return false;
+  }
+  if (d.verdict == policies::Decision::Verdict::kRewrite) {
+    // Re-encoded from the new args by wireBytes() (an "inline" request is sent as multibulk).
+    rewritten_.args.assign(d.args.begin(), d.args.end());
+    rewritten_.is_inline = true;
+    rewritten_.frame = {};
+    *use = &rewritten_;
+  }
+  if (!d.followups.empty()) followups_ = &d.followups;
+  next_hitmiss_ = d.hitmiss;
+  if (d.read_your_writes_ms > 0 && cmd != nullptr) {
+    if (cmd->flags & commands::kWrite) {
+      noteWrite(d.ryw_key, d.read_your_writes_ms);
+    } else if (recentlyWritten(d.ryw_key)) {
+      policy_route_ = kRoutePrimary;
+    }
+  }
+  if (d.has_read_from && policy_route_ == kRouteDefault) {
+    policy_route_ = static_cast<int8_t>(d.read_from);
+  }
+  return true;
+}
+
+void Client::rejectByPolicy(std::string_view error) {
+  if (pipe_) {
+    // In pipe mode replies come from Redis in arrival order: let Redis return the error in its
+    // turn, so it cannot overtake the replies still due.
+    if (!dedicated_->accepting()) {
+      closeNow("dedicated upstream connection lost");
+      return;
+    }
+    dedicated_->enqueueRaw(encode({"EVAL", "return redis.error_reply(ARGV[1])", "0", error}));
+    return;
+  }
+  if (in_multi_) multi_dirty_ = true;  // Redis would abort the transaction at EXEC
+  replyError(error);
+}
+
+void Client::sendFollowups(upstream::Connection* conn) {
+  const auto* list = followups_;
+  followups_ = nullptr;
+  if (list == nullptr || list->empty()) return;
+  if (in_multi_ && conn == dedicated_.get()) {
+    for (const auto& [k, ms] : *list) multi_followups_.emplace_back(std::string(k), ms);
+    return;
+  }
+  for (const auto& [k, ms] : *list) {
+    char num[24];
+    const auto r = std::to_chars(num, num + sizeof num, ms);
+    conn->enqueue(worker_.followupSink(), 0,
+                  encode({"PEXPIRE", k, std::string_view(num, static_cast<size_t>(r.ptr - num)),
+                          "NX"}),
+                  0);
+  }
+}
+
+std::string_view Client::identity() const {
+  if (!user_.empty()) return user_;
+  if (!name_.empty()) return name_;
+  return peer_ip_;
+}
+
+void Client::noteWrite(std::string_view key, int64_t window_ms) {
+  constexpr size_t kMaxRecentWrites = 1024;
+  const int64_t now = worker_.nowMs();
+  if (ryw_.size() >= kMaxRecentWrites) {
+    int64_t latest = now + window_ms;
+    std::erase_if(ryw_, [now, &latest](const auto& e) {
+      latest = std::max(latest, e.second);
+      return e.second <= now;
+    });
+    if (ryw_.size() >= kMaxRecentWrites) {
+      // Too many live keys to follow one by one: every read goes to the primary for a while.
+      ryw_.clear();
+      ryw_all_until_ = std::max(ryw_all_until_, latest);
+      return;
+    }
+  }
+  auto [it, inserted] = ryw_.try_emplace(std::string(key), now + window_ms);
+  if (!inserted) it->second = now + window_ms;
+}
+
+bool Client::recentlyWritten(std::string_view key) const {
+  const int64_t now = worker_.nowMs();
+  if (now < ryw_all_until_) return true;
+  if (ryw_.empty()) return false;
+  auto it = ryw_.find(std::string(key));
+  return it != ryw_.end() && it->second > now;
 }
 
 bool Client::handleLocal(const CommandInfo* cmd, Local what, const codec::Request& req) {
@@ -750,6 +937,9 @@ bool Client::handleLocal(const CommandInfo* cmd, Local what, const codec::Reques
     }
     case Local::kReset:
       name_.clear();
+      user_.clear();
+      ryw_.clear();
+      ryw_all_until_ = 0;
       db_ = worker_.defaultDb();
       authenticated_ = !worker_.shared().auth->enabled();
       replyLocal("+RESET\r\n");
@@ -833,6 +1023,7 @@ bool Client::handleLocal(const CommandInfo* cmd, Local what, const codec::Reques
 }
 
 void Client::replyError(std::string_view msg) {
+  if (cur_cmd_ != kNoCommand) worker_.stats().per_command_errors[cur_cmd_].add();
   std::string s;
   s.reserve(msg.size() + 3);
   s.push_back('-');
@@ -867,6 +1058,17 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
     return;
   }
   const uint64_t idx = seq - head_seq_;
+  {
+    const Slot& slot = pending_[idx];
+    if (slot.cmd != kNoCommand) {
+      Stats::Worker& st = worker_.stats();
+      if (!reply.empty() && reply[0] == '-') st.per_command_errors[slot.cmd].add();
+      st.observeLatency(worker_.loop_.now_us - slot.start_us);
+    }
+  }
+  if (pending_[idx].hitmiss != nullptr) [[unlikely]] {
+    countHitMiss(*pending_[idx].hitmiss, reply);
+  }
   if (pending_[idx].rewrite != Rewrite::kNone) [[unlikely]] {
     const Rewrite rw = pending_[idx].rewrite;
     pending_[idx].rewrite = Rewrite::kNone;
@@ -1013,6 +1215,7 @@ bool Client::authenticate(std::string_view user, std::string_view password) {
   const Authenticator& auth = *worker_.shared().auth;
   if (auth.check(user, password)) {
     authenticated_ = true;
+    user_.assign(user);
     return true;
   }
   worker_.stats().auth_failures.add();
@@ -1076,6 +1279,10 @@ bool Client::helloOptionsOk(const codec::Request& req) {
 
 std::string Client::rewriteReply(Rewrite rewrite, std::string_view reply) {
   std::string out;
+  if (rewrite == Rewrite::kExecAbort) {
+    if (!reply.empty() && reply[0] == '-') return std::string(reply);  // DISCARD failed: say so
+    return "-EXECABORT Transaction discarded because of previous errors.\r\n";
+  }
   if (rewrite == Rewrite::kConfigGet) {
     if (!redactConfigGetReply(reply, out)) out.assign(reply);
     return out;

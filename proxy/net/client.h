@@ -20,6 +20,9 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "proxy/codec/buffer.h"
 #include "proxy/codec/resp.h"
@@ -28,6 +31,9 @@
 
 namespace corral::commands {
 struct CommandInfo;
+}
+namespace corral::policies {
+struct PolicyCounters;
 }
 
 namespace corral::net {
@@ -44,7 +50,9 @@ class Client final : public upstream::ReplySink {
   // What corral does with a command itself (defined in client.cc).
   enum class Local : uint8_t;
   // Replies corral changes on the way back (rare commands only; never GET/SET).
-  enum class Rewrite : uint8_t { kNone, kInfo, kConfigGet };
+  // kExecAbort: EXEC of a transaction in which corral refused a command (a policy spoke) was
+  // sent as DISCARD; the client sees Redis's EXECABORT.
+  enum class Rewrite : uint8_t { kNone, kInfo, kConfigGet, kExecAbort };
 
   void start();  // begins reading
 
@@ -76,7 +84,13 @@ class Client final : public upstream::ReplySink {
   struct Slot {
     std::unique_ptr<std::string> reply;
     Rewrite rewrite = Rewrite::kNone;  // applied to the reply when it arrives
+    // A GET-like read of a policy key: its reply counts as the policy's hit or miss.
+    policies::PolicyCounters* hitmiss = nullptr;
+    int64_t start_us = 0;               // for the latency histogram
+    uint16_t cmd = kNoCommand;          // index into the command table, for per-command errors
   };
+  static constexpr uint16_t kNoCommand = UINT16_MAX;
+  uint16_t cur_cmd_ = kNoCommand;  // the request being handled
 
   static void onEvent(evutil_socket_t fd, short what, void* arg);
   void onReadable();
@@ -85,7 +99,21 @@ class Client final : public upstream::ReplySink {
   // Returns false when the request must wait until this client's requests in flight are
   // answered (moving to or from a dedicated connection keeps their order that way).
   bool handleRequest(const codec::Request& req);
+  bool dispatch(const codec::Request& req);  // handleRequest's body
   void handlePinned(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
+  // Runs the policy engine on a request. Returns false when a policy refused it (the error is
+  // already queued); otherwise *use is the request to send (req, or rewritten_) and the
+  // decision's follow-ups and routing hints are armed for forward().
+  bool applyPolicies(const commands::CommandInfo* cmd, const codec::Request& req,
+                     const codec::Request** use);
+  void rejectByPolicy(std::string_view error);
+  // Sends the armed follow-ups (PEXPIRE ... NX) right behind a request on conn.
+  void sendFollowups(upstream::Connection* conn);
+  // Who the client is for rate limits: AUTH user, else CLIENT SETNAME name, else peer IP.
+  std::string_view identity() const;
+  // read_your_writes: remembers a write / tells whether a read must go to the primary.
+  void noteWrite(std::string_view key, int64_t window_ms);
+  bool recentlyWritten(std::string_view key) const;
   bool handleLocal(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
   void forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
                Rewrite rewrite = Rewrite::kNone);
@@ -120,6 +148,8 @@ class Client final : public upstream::ReplySink {
   uint64_t id_;
   std::string peer_;
   std::string name_;            // CLIENT SETNAME
+  std::string user_;            // AUTH user ("default" for AUTH <password>), when auth is on
+  std::string peer_ip_;         // peer_ without the port
   bool authenticated_ = false;  // meaningful only when auth.users is configured
   // Answers an unauthenticated client (auth enabled); true when the request was handled.
   bool gateAuth(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
@@ -160,6 +190,24 @@ class Client final : public upstream::ReplySink {
   bool paused_ = false;             // backpressure: not reading
   bool close_after_flush_ = false;  // QUIT, protocol error or drain
   bool draining_ = false;
+
+  // Policies (see applyPolicies).
+  codec::Request rewritten_;  // a request whose args a policy changed (views into decision)
+  const std::vector<std::pair<std::string_view, int64_t>>* followups_ = nullptr;
+  policies::PolicyCounters* next_hitmiss_ = nullptr;
+  bool policy_replay_ = false;  // the request being handled was decided once already
+  // Routing a policy asked for: default, the primary (read-your-writes), or a ReadFrom value.
+  static constexpr int8_t kRouteDefault = -1;
+  static constexpr int8_t kRoutePrimary = -2;
+  int8_t policy_route_ = kRouteDefault;
+  bool multi_dirty_ = false;    // a policy refused a command inside MULTI: EXEC aborts
+  // Follow-ups of commands queued inside MULTI: sent after EXEC (not inside the transaction,
+  // whose reply array the client must see unchanged).
+  std::vector<std::pair<std::string, int64_t>> multi_followups_;
+  // read_your_writes: key -> until (loop ms). Bounded; when full of live entries, every read
+  // goes to the primary until ryw_all_until_.
+  std::unordered_map<std::string, int64_t> ryw_;
+  int64_t ryw_all_until_ = 0;
 };
 
 }  // namespace corral::net

@@ -28,6 +28,9 @@ class Counter {
 
 struct Stats {
   static constexpr size_t kCommandSlots = 256;  // Redis 7.0 has 240 top-level commands
+  static constexpr size_t kLatencyBuckets = 12;
+  static constexpr int64_t kLatencyBoundsUs[kLatencyBuckets] = {
+      100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
   struct alignas(64) Worker {
     Counter connections_accepted;
     Counter connections_rejected;        // over max_clients
@@ -48,6 +51,19 @@ struct Stats {
     Counter auth_failures;               // AUTH / HELLO AUTH with wrong credentials
     Counter slow_consumers;              // pipe-mode clients cut off at max_output_bytes
     Counter per_command[kCommandSlots];  // calls, indexed like commands::allCommands()
+    Counter per_command_errors[kCommandSlots];  // error replies (Redis's or corral's)
+    // Request latency, from the read that brought the request to the read that brought its
+    // reply (what corral adds plus Redis's time), as a Prometheus histogram.
+    Counter latency_bucket[kLatencyBuckets + 1];  // last: +Inf
+    Counter latency_sum_us;
+    Counter latency_count;
+    void observeLatency(int64_t us) {
+      size_t i = 0;
+      while (i < kLatencyBuckets && us > kLatencyBoundsUs[i]) ++i;
+      latency_bucket[i].add();
+      latency_sum_us.add(static_cast<uint64_t>(us < 0 ? 0 : us));
+      latency_count.add();
+    }
   };
 
   explicit Stats(size_t workers = 1) { resize(workers); }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "config/logging.h"
 #include "proxy/net/client.h"
@@ -74,6 +75,12 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   timeval tv = tickInterval(cfg_.upstream);
   event_add(tick_ev_, &tv);
   control_ev_ = event_new(loop_.base, -1, 0, &Worker::onControl, this);
+  policy_ctx_.clock = &clock_;
+  policy_ctx_.random = &random_;
+  random_.state ^= static_cast<uint64_t>(index) * 0xbf58476d1ce4e5b9ull ^
+                   static_cast<uint64_t>(clock_.monoNs());
+  followup_sink_.registry = &shared.policy_registry;
+  syncPolicies();
 
   pools_.push_back(makePool(cfg_.upstream.primary, true));
   for (const auto& r : cfg_.upstream.replicas) pools_.push_back(makePool(r, false));
@@ -116,6 +123,7 @@ void Worker::run() {
     for (auto& c : pool) c->start();
   }
   while (!stop_loop_) {
+    syncPolicies();
     event_base_loop(loop_.base, EVLOOP_ONCE);
     loop_.now_ms = upstream::monotonicMs();
     flushPhase();
@@ -132,6 +140,44 @@ void Worker::run() {
   flushPhase();
   reap();
   finished_.store(true, std::memory_order_release);
+}
+
+void Worker::syncPolicies() {
+  const uint64_t gen = shared_.policyGeneration();
+  if (gen == policy_gen_seen_ && policy_set_ != nullptr) return;
+  policy_gen_seen_ = gen;
+  std::shared_ptr<const policies::PolicySet> set = shared_.policies();
+  if (set == nullptr) {
+    // No policies configured (or none loaded yet): an empty set, which decides nothing.
+    std::vector<config::ConfigError> errors;
+    set = policies::PolicySet::compile(config::PolicyConfig{}, shared_.policy_registry, &errors);
+  }
+  policy_set_ = std::move(set);
+}
+
+int64_t Worker::SystemClock::monoNs() const {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+int64_t Worker::SystemClock::unixMs() const {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+double Worker::FastRandom::uniform() {
+  // splitmix64: statistically fine for TTL jitter, and per worker (no locks, no syscalls).
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
+}
+
+void Worker::FollowupSink::onUpstreamReply(uint64_t, std::string_view reply) {
+  if (!reply.empty() && reply[0] == '-') registry->followup_errors.add();
 }
 
 void Worker::refreshClock() { loop_.now_ms = upstream::monotonicMs(); }
@@ -176,6 +222,11 @@ void Worker::acceptFrom(int lfd) {
 }
 
 upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db) {
+  return route(read_only, client_id, db, cfg_.upstream.read_from);
+}
+
+upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db,
+                                    config::ReadFrom read_from) {
   if (db != cfg_.upstream.primary.db) {
     for (auto& [d, pool] : db_pools_) {
       if (d == db) return pool[client_id % pool.size()].get();
@@ -190,7 +241,7 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db) 
   }
   auto& primary = pools_[0];
   upstream::Connection* prim = primary[client_id % primary.size()].get();
-  if (!read_only || pools_.size() == 1 || cfg_.upstream.read_from == config::ReadFrom::kPrimary) {
+  if (!read_only || pools_.size() == 1 || read_from == config::ReadFrom::kPrimary) {
     return prim;
   }
   const size_t replicas = pools_.size() - 1;

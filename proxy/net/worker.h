@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "policies/engine.h"
 #include "proxy/net/auth.h"
 #include "proxy/net/stats.h"
 #include "proxy/upstream/upstream.h"
@@ -43,6 +44,26 @@ struct SharedState {
   int64_t started_ms = 0;  // monotonic, set before the workers start
   Stats stats;
   std::unique_ptr<const Authenticator> auth;  // client AUTH (auth.users); set before start
+
+  // Policies: counters and rate-limit buckets for the process's life, and the compiled set in
+  // force. The main thread swaps the set whole (setPolicies); each worker picks it up at the
+  // start of its next loop turn, so a request is decided by one set from start to end.
+  policies::Registry policy_registry;
+  void setPolicies(std::shared_ptr<const policies::PolicySet> set) {
+    std::lock_guard<std::mutex> lock(policy_mu_);
+    policy_set_ = std::move(set);
+    policy_gen_.fetch_add(1, std::memory_order_release);
+  }
+  std::shared_ptr<const policies::PolicySet> policies() const {
+    std::lock_guard<std::mutex> lock(policy_mu_);
+    return policy_set_;
+  }
+  uint64_t policyGeneration() const { return policy_gen_.load(std::memory_order_acquire); }
+
+ private:
+  mutable std::mutex policy_mu_;
+  std::shared_ptr<const policies::PolicySet> policy_set_;
+  std::atomic<uint64_t> policy_gen_{0};
 };
 
 // A listening socket handed to a worker (one per worker per TCP address via SO_REUSEPORT;
@@ -83,9 +104,22 @@ class Worker {
   // Scratch string for re-encoding inline commands and local replies.
   std::string& scratch() { return scratch_; }
 
+  // The policy set of this loop turn (never null: an empty set when none is configured), the
+  // decision object reused by every request, and the clock/random the engine reads.
+  const policies::PolicySet& policySet() const { return *policy_set_; }
+  policies::Decision& decision() { return decision_; }
+  const policies::RequestContext& policyContext(std::string_view client) {
+    policy_ctx_.client = client;
+    return policy_ctx_;
+  }
+  // Receives the replies of follow-up commands that clients do not see (PEXPIRE ... NX).
+  upstream::ReplySink* followupSink() { return &followup_sink_; }
+
   // Chooses the shared connection for a request of a client on `db`. Reads may go to a
   // replica only on the configured db (replica pools exist for it alone).
   upstream::Connection* route(bool read_only, uint64_t client_id, int db);
+  // The same with a policy's read_from instead of upstream.read_from.
+  upstream::Connection* route(bool read_only, uint64_t client_id, int db, config::ReadFrom from);
   // The db count learned from the primary (-1 when unknown: any db >= 0 is tried).
   int64_t databases() const { return loop_.databases; }
   int defaultDb() const { return cfg_.upstream.primary.db; }
@@ -145,6 +179,25 @@ class Worker {
   std::vector<Client*> all_clients_;  // index kept in Client for O(1) removal
   std::unique_ptr<char[]> read_scratch_;
   std::string scratch_;
+
+  // Policies (see SharedState): picked up between loop turns.
+  void syncPolicies();
+  std::shared_ptr<const policies::PolicySet> policy_set_;
+  uint64_t policy_gen_seen_ = UINT64_MAX;
+  policies::Decision decision_;
+  struct SystemClock final : policies::Clock {
+    int64_t monoNs() const override;
+    int64_t unixMs() const override;
+  } clock_;
+  struct FastRandom final : policies::Random {
+    uint64_t state = 0x9e3779b97f4a7c15ull;
+    double uniform() override;
+  } random_;
+  policies::RequestContext policy_ctx_;
+  struct FollowupSink final : upstream::ReplySink {
+    policies::Registry* registry = nullptr;
+    void onUpstreamReply(uint64_t seq, std::string_view reply) override;
+  } followup_sink_;
 
   // Control messages from the main thread.
   std::mutex control_mu_;

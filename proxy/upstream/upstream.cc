@@ -79,6 +79,12 @@ int64_t monotonicMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t monotonicUs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
 std::string upstreamError(std::string_view addr_text, std::string_view why) {
   std::string s = "-ERR corral: upstream ";
   s.append(addr_text);
@@ -222,6 +228,7 @@ void Connection::armWrite(bool on) {
 void Connection::onEvent(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<Connection*>(arg);
   self->ctx_.now_ms = monotonicMs();  // the turn's clock predates the wait that ended here
+  self->ctx_.now_us = monotonicUs();
   if (what & EV_READ) {
     self->onReadable();
   } else if (what & EV_WRITE) {

@@ -47,6 +47,7 @@ inline constexpr uint64_t kPipeClosed = UINT64_MAX - 1;  // the connection is go
 // of connections with bytes to write at the end of this loop turn.
 // Monotonic milliseconds (CLOCK_MONOTONIC_COARSE: a vDSO read, a few ns).
 int64_t monotonicMs();
+int64_t monotonicUs();  // precise (not coarse): request latency
 
 // corral client id -> the upstream client id of that client's dedicated connection, for every
 // worker (CLIENT TRACKING ... REDIRECT names a client by the id corral gave it). Locked: used
@@ -77,6 +78,7 @@ class IdRegistry {
 struct LoopContext {
   event_base* base = nullptr;
   int64_t now_ms = 0;  // monotonic, refreshed once per loop turn
+  int64_t now_us = 0;  // precise monotonic, refreshed when a socket becomes readable
   std::vector<Connection*> dirty;
   IdRegistry* ids = nullptr;  // process-wide; set by the worker
   int64_t databases = -1;     // CONFIG GET databases at the handshake; -1 when not known

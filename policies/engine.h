@@ -1,0 +1,193 @@
+// The policy engine: a compiled, immutable PolicySet and the per-request decision.
+//
+//   PolicyConfig --compile (main thread, off the request path)--> shared_ptr<const PolicySet>
+//        workers pick up a new set between loop turns; requests in flight keep the old one
+//
+//   request --decide--> deny?  --> keys (command table) --> Matcher: policy per key
+//       --> naming (-KEYNAME) --> rate limits (-RATELIMITED) --> TTL rules (rewrite / -TTL)
+//       --> routing hints, follow-up PEXPIREs, hit/miss accounting
+//
+// Counters and rate-limit buckets live in a Registry that outlives every PolicySet: a policy
+// or limit keeps its counters (and its buckets) across reloads as long as it keeps its name.
+// PolicySets are read by every worker thread at once and never change after compile().
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "config/policy_config.h"
+#include "policies/clock.h"
+#include "policies/rate_limiter.h"
+#include "policies/template.h"
+#include "policies/ttl.h"
+
+namespace corral::commands {
+struct CommandInfo;
+}
+
+namespace corral::policies {
+
+// A counter bumped by any worker thread (relaxed: metrics only).
+struct AtomicCounter {
+  std::atomic<uint64_t> v{0};
+  void add(uint64_t n = 1) { v.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
+// What a policy did, for /metrics. "audited" = would have acted (mode audit or
+// on_violation audit) but changed nothing.
+struct PolicyCounters {
+  std::string name;
+  AtomicCounter requests;  // requests with at least one key of the policy
+  AtomicCounter naming_rejected;
+  AtomicCounter naming_audited;
+  AtomicCounter ttl_fixed;
+  AtomicCounter ttl_rejected;
+  AtomicCounter ttl_audited;
+  AtomicCounter hits;    // GET-like reads answered with a value
+  AtomicCounter misses;  // ... answered with nil / an empty collection
+};
+
+struct LimitCounters {
+  std::string name;
+  uint32_t id = 0;  // bucket namespace in the RateLimiter
+  AtomicCounter admitted;
+  AtomicCounter rejected;  // answered -RATELIMITED
+  AtomicCounter shadowed;  // over the limit but let through (on_limit shadow, or mode audit)
+};
+
+// Process-wide: counters by name and the rate-limit buckets. Entries are never removed (a
+// policy that disappears keeps its last values, as Prometheus counters must), so pointers into
+// it stay valid for the life of the process.
+class Registry {
+ public:
+  PolicyCounters* policy(const std::string& name);  // get or create; thread-safe
+  LimitCounters* limit(const std::string& name);
+  RateLimiter& limiter() { return limiter_; }
+
+  AtomicCounter unmatched_rejected;  // keys no policy covers, refused (unmatched_keys: reject)
+  AtomicCounter unmatched_audited;
+  AtomicCounter denied;         // global.commands.deny
+  AtomicCounter command_audit;  // global.commands.audit
+  AtomicCounter followup_errors;  // follow-up PEXPIREs that Redis answered with an error
+  AtomicCounter followups_skipped;  // follow-ups not sent (client in pipe mode)
+
+  // Prometheus text of every counter above (corral_policy_*).
+  void appendMetrics(std::string& out) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::deque<PolicyCounters> policies_;  // deque: stable addresses
+  std::deque<LimitCounters> limits_;
+  RateLimiter limiter_;
+};
+
+struct CompiledLimit {
+  const config::RateLimitSpec* spec = nullptr;  // into PolicySet::config_
+  GcraParams params;
+  LimitCounters* counters = nullptr;
+  bool all_commands = true;
+  bool reads = false;   // "@read"
+  bool writes = false;  // "@write"
+  std::vector<const commands::CommandInfo*> commands;
+  std::vector<int> capture_index;  // per key_by part: index into the policy's captures, or -1
+};
+
+struct CompiledPolicy {
+  const config::PolicySpec* spec = nullptr;  // into PolicySet::config_
+  PolicyCounters* counters = nullptr;
+  std::vector<CompiledLimit> limits;
+  bool has_ttl_rules = false;
+};
+
+// The outcome of decide(), reused by one worker for every request (clear() keeps capacity).
+struct Decision {
+  enum class Verdict : uint8_t { kForward, kRewrite, kReject };
+  Verdict verdict = Verdict::kForward;
+  std::string error;              // kReject: e.g. "KEYNAME user: key 'x' ..." (no '-', no CRLF)
+  std::vector<std::string> args;  // kRewrite: the whole new argv
+  // PEXPIRE <key> <ms> NX to send right behind the command; keys are views into the request.
+  std::vector<std::pair<std::string_view, int64_t>> followups;
+  // Routing of a read: the policy's read_from (has_read_from) and whether read-your-writes
+  // sends it to the primary is for the proxy to check (it holds each client's recent writes).
+  bool has_read_from = false;
+  config::PolicyReadFrom read_from = config::PolicyReadFrom::kPrimary;
+  int64_t read_your_writes_ms = 0;  // of the key's policy (reads and writes)
+  std::string_view ryw_key;         // the key that read_your_writes applies to
+  // GET-like single-key read of a policy key: the reply says hit or miss.
+  PolicyCounters* hitmiss = nullptr;
+
+  // Scratch, reused.
+  std::vector<uint32_t> keys;
+  std::vector<Capture> caps;
+  std::vector<KeyTtlRules> ttl_rules;
+  std::vector<const CompiledPolicy*> key_policy;
+  std::string bucket;
+  TtlDecision ttl;
+  void clear();
+};
+
+// Who is asking, for rate limits keyed by client.
+struct RequestContext {
+  std::string_view client;  // AUTH user, else CLIENT SETNAME name, else peer IP
+  const Clock* clock = nullptr;
+  Random* random = nullptr;
+  // The same request decided again (the proxy parsed it twice because it had to wait): decide
+  // identically but count nothing and take no rate-limit tokens a second time.
+  bool replay = false;
+};
+
+class PolicySet {
+ public:
+  // Compiles templates (errors: bad template, ambiguous templates, unknown capture in key_by,
+  // ...), each as file:line:col like the loader's. Returns nullptr when there are errors.
+  static std::shared_ptr<const PolicySet> compile(const config::PolicyConfig& cfg, Registry& reg,
+                                                  std::vector<config::ConfigError>* errors);
+
+  // True when no rule could ever act: the proxy then skips decide() altogether.
+  bool trivial() const { return trivial_; }
+  size_t size() const { return policies_.size(); }
+
+  // Decides one request. cmd may be nullptr (unknown command: only the deny list applies).
+  void decide(const commands::CommandInfo* cmd, std::span<const std::string_view> args,
+              const RequestContext& ctx, Registry& reg, Decision& out) const;
+
+  // The policies in force, as JSON (for the admin endpoint /policies).
+  std::string describeJson() const;
+
+  PolicySet(const PolicySet&) = delete;
+  PolicySet& operator=(const PolicySet&) = delete;
+  ~PolicySet();
+
+ private:
+  PolicySet();
+  bool commandListed(const std::vector<std::string>& names,
+                     const std::vector<const commands::CommandInfo*>& cmds,
+                     const commands::CommandInfo* cmd, std::string_view name) const;
+  bool limitApplies(const CompiledLimit& l, const commands::CommandInfo* cmd) const;
+  // Builds the bucket key of l for this request into out.bucket; false when the limit does not
+  // apply (e.g. keyed by a capture the key lacks).
+  void bucketKey(const CompiledLimit& l, const CompiledPolicy* p, const commands::CommandInfo* cmd,
+                 std::string_view key, std::span<const Capture> caps, const RequestContext& ctx,
+                 std::string& out) const;
+  // Applies one limit; false (and out.error set) when the request must be refused.
+  bool checkLimit(const CompiledLimit& l, bool shadow, std::string& bucket, const RequestContext& ctx,
+                  Registry& reg, Decision& out) const;
+
+  config::PolicyConfig config_;
+  std::optional<Matcher> matcher_;
+  std::vector<CompiledPolicy> policies_;  // parallel to config_.policies
+  std::vector<CompiledLimit> global_limits_;
+  std::vector<const commands::CommandInfo*> deny_, audit_;
+  bool trivial_ = true;
+};
+
+}  // namespace corral::policies
