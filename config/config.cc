@@ -3,9 +3,15 @@
 //   file --readFile--> text --YAML::LoadAll--> node tree
 //     --Loader::walk: one handler per known key, visited in file order--> Config slices + errors
 //                     (auth.users: each user checked as a whole, its password_env read, here)
+//                     (origins, global, defaults and policies: each policy field once, from
+//                      the table in Loader::policyFields())
+//     --Loader::readPolicyFiles: each policy_files entry (file or directory of *.yaml) walked
+//                                the same way, its marks reported in its own name
+//     --Loader::finishPolicies: defaults merged field by field into each policy, rules between
+//                               fields, origin names, required fields -> Config::policy
 //     --Loader::crossCheck: rules that need several keys (primary vs replicas, backoff min/max,
 //                           password_env, listen clashes), credentials copied into addresses
-//     --stable sort by position--> LoadResult {config or every error}
+//     --stable sort by file, then position--> LoadResult {config or every error}
 //
 // yaml-cpp throws (syntax errors, its depth guard, bad_alloc); every throw is caught in this file
 // and becomes a ConfigError, so the public API never throws. Scalars are parsed by our own strict
@@ -193,10 +199,12 @@ std::optional<Millis> durationWithReason(std::string_view s, std::string* why) {
     mult = int64_t{60} * 1000;
   } else if (unit == "h") {
     mult = int64_t{60} * 60 * 1000;
+  } else if (unit == "d") {
+    mult = int64_t{24} * 60 * 60 * 1000;  // TTLs of cached objects are often days
   } else if (unit.empty()) {
     // "0" needs no unit; any other bare number is ambiguous (500 what?).
     if (s.find_first_not_of('0') == std::string_view::npos) return Millis{0};
-    return fail("must have a unit (ms, s, m or h), like 250ms or 5s");
+    return fail("must have a unit (ms, s, m, h or d), like 250ms or 5s");
   } else {
     return fail(kDurationRule);
   }
@@ -2209,8 +2217,8 @@ void Loader::checkLayer(const PolicyBody& body, const std::set<std::string, std:
 // from defaults, the check of the defaults themselves has reported it already.
 void Loader::checkConsistency(const PolicyBody& merged, const PolicyBody& top) {
   const TtlSpec& t = merged.spec.ttl;
-  auto lessEq = [&](std::string_view lo, const std::optional<Millis>& lo_value, std::string_view hi,
-                    const std::optional<Millis>& hi_value, bool prefer_hi) {
+  auto less_eq = [&](std::string_view lo, const std::optional<Millis>& lo_value,
+                     std::string_view hi, const std::optional<Millis>& hi_value, bool prefer_hi) {
     auto a = merged.set.find(lo);
     auto b = merged.set.find(hi);
     if (a == merged.set.end() || b == merged.set.end() || !lo_value || !hi_value) return;
@@ -2227,9 +2235,9 @@ void Loader::checkConsistency(const PolicyBody& merged, const PolicyBody& top) {
     rule += ")";
     failAt(at.where, at.path, rule, quoteForError(at.text));
   };
-  lessEq("ttl.min", t.min, "ttl.max", t.max, /*prefer_hi=*/true);
-  lessEq("ttl.min", t.min, "ttl.default", t.default_ttl, /*prefer_hi=*/true);
-  lessEq("ttl.default", t.default_ttl, "ttl.max", t.max, /*prefer_hi=*/false);
+  less_eq("ttl.min", t.min, "ttl.max", t.max, /*prefer_hi=*/true);
+  less_eq("ttl.min", t.min, "ttl.default", t.default_ttl, /*prefer_hi=*/true);
+  less_eq("ttl.default", t.default_ttl, "ttl.max", t.max, /*prefer_hi=*/false);
 }
 
 // Rules for a whole policy, defaults merged: required fields and fields that need others.

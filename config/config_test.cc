@@ -77,15 +77,15 @@ class ScopedEnv {
   const char* name_;
 };
 
-TEST_CASE("parseDuration accepts an integer with ms, s, m or h, and a bare 0") {
+TEST_CASE("parseDuration accepts an integer with ms, s, m, h or d, and a bare 0") {
   struct Case {
     const char* in;
     int64_t ms;
   };
-  for (const Case& c :
-       {Case{"0", 0}, Case{"00", 0}, Case{"0ms", 0}, Case{"250ms", 250}, Case{"5s", 5000},
-        Case{"2m", 120000}, Case{"1h", 3600000}, Case{"9223372036854775807ms", INT64_MAX},
-        Case{"2562047788015h", 2562047788015 * 3600000}}) {
+  for (const Case& c : {Case{"0", 0}, Case{"00", 0}, Case{"0ms", 0}, Case{"250ms", 250},
+                        Case{"5s", 5000}, Case{"2m", 120000}, Case{"1h", 3600000},
+                        Case{"7d", 604800000}, Case{"9223372036854775807ms", INT64_MAX},
+                        Case{"2562047788015h", 2562047788015 * 3600000}}) {
     const std::string in = c.in;
     CAPTURE(in);
     auto d = parseDuration(c.in);
@@ -93,7 +93,7 @@ TEST_CASE("parseDuration accepts an integer with ms, s, m or h, and a bare 0") {
     CHECK(d->count() == c.ms);
   }
   for (const char* bad :
-       {"", "5", "500", "1.5s", "-1s", "5 s", "5S", "5sec", "s", "ms", "+5s", "0x10s", "1d", "5us",
+       {"", "5", "500", "1.5s", "-1s", "5 s", "5S", "5sec", "s", "ms", "+5s", "0x10s", "1w", "5us",
         "9223372036854775808ms", "2562047788016h", "99999999999999999999h"}) {
     const std::string text = bad;
     CAPTURE(text);
@@ -539,7 +539,7 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
       {up + "  command_timeout: 0\n",
        {"t.yaml:3:20: upstream.command_timeout: must be greater than 0 (got 0)"}},
       {up + "  command_timeout: 500\n",
-       {"t.yaml:3:20: upstream.command_timeout: must have a unit (ms, s, m or h), like 250ms or "
+       {"t.yaml:3:20: upstream.command_timeout: must have a unit (ms, s, m, h or d), like 250ms or "
         "5s (got 500)"}},
       {up + "  connect_timeout: -1s\n",
        {"t.yaml:3:20: upstream.connect_timeout: must not be negative (got -1s)"}},
@@ -606,7 +606,7 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
        {"t.yaml:1:14: log.level: must be one of trace, debug, info, warn, error, critical, off "
         "(got verbose)"}},
       {"shutdown_timeout: 5\n" + p,
-       {"t.yaml:1:19: shutdown_timeout: must have a unit (ms, s, m or h), like 250ms or 5s "
+       {"t.yaml:1:19: shutdown_timeout: must have a unit (ms, s, m, h or d), like 250ms or 5s "
         "(got 5)"}},
       // structure
       {"- a\n", {"t.yaml:1:1: (root): the file must be a mapping of settings (got a list)"}},
@@ -1133,7 +1133,7 @@ TEST_CASE("policy fields: every rule, with its exact error") {
       {pol("ttl: {default: 0}"),
        {"t.yaml:2:47: policies[0].ttl.default: must be greater than 0 (got 0)"}},
       {pol("ttl: {min: 5}"),
-       {"t.yaml:2:43: policies[0].ttl.min: must have a unit (ms, s, m or h), like 250ms or 5s "
+       {"t.yaml:2:43: policies[0].ttl.min: must have a unit (ms, s, m, h or d), like 250ms or 5s "
         "(got 5)"}},
       {pol("ttl: {require: yes}"),
        {"t.yaml:2:47: policies[0].ttl.require: must be true or false (got yes)"}},
@@ -1184,7 +1184,7 @@ TEST_CASE("policy fields: every rule, with its exact error") {
        {"t.yaml:2:49: policies[0].stampede.wait: must be a duration like 250ms or 5s (got "
         "1.5s)"}},
       {pol("freshness: {stale_if_error: 5}"),
-       {"t.yaml:2:60: policies[0].freshness.stale_if_error: must have a unit (ms, s, m or h), "
+       {"t.yaml:2:60: policies[0].freshness.stale_if_error: must have a unit (ms, s, m, h or d), "
         "like 250ms or 5s (got 5)"}},
       {pol("freshness: {early_refresh: on}"),
        {"t.yaml:2:59: policies[0].freshness.early_refresh: must be one of off, xfetch (got on)"}},
@@ -1200,9 +1200,9 @@ TEST_CASE("policy fields: every rule, with its exact error") {
       {pol("routing: {read_from: replica}"),
        {"t.yaml:2:53: policies[0].routing.read_from: needs at least one upstream.replicas "
         "entry (got replica)"}},
-      {pol("routing: {read_your_writes: 1d}"),
+      {pol("routing: {read_your_writes: 1w}"),
        {"t.yaml:2:60: policies[0].routing.read_your_writes: must be a duration like 250ms or "
-        "5s (got 1d)"}},
+        "5s (got 1w)"}},
       // unknown keys, in a policy and in its sections
       {pol("tll: {}"), {"t.yaml:2:32: policies[0].tll: unknown key (did you mean ttl?)"}},
       {pol("ttl: {defualt: 1s}"),
@@ -1308,7 +1308,7 @@ TEST_CASE("rate limits: rate forms, burst, commands, key_by") {
       {lim("commands: GET"),
        {"t.yaml:2:70: policies[0].rate_limits[0].commands: must be a list of command names "
         "(GET, CONFIG|SET) or @read, @write (got GET)"}},
-      {lim("commands: [\"config set\", \"@admin\", \"|get\", GET, get]"),
+      {lim("commands: ['config set', '@admin', '|get', GET, get]"),
        {"t.yaml:2:71: policies[0].rate_limits[0].commands[0]: must be a command name like GET "
         "or CONFIG|SET, or @read or @write (got config set)",
         "t.yaml:2:85: policies[0].rate_limits[0].commands[1]: must be a command name like GET "

@@ -118,9 +118,9 @@ const CommandInfo* resolveCommand(const std::string& name) {
 // Single-key reads whose reply tells a cache hit from a miss (nil or an empty collection).
 bool isHitMissRead(const CommandInfo* cmd) {
   static const CommandInfo* const kReads[] = {
-      resolveCommand("get"),     resolveCommand("getex"),    resolveCommand("getdel"),
-      resolveCommand("hget"),    resolveCommand("hgetall"),  resolveCommand("smembers"),
-      resolveCommand("lrange"),  resolveCommand("zrange"),   resolveCommand("json.get"),
+      resolveCommand("get"),    resolveCommand("getex"),   resolveCommand("getdel"),
+      resolveCommand("hget"),   resolveCommand("hgetall"), resolveCommand("smembers"),
+      resolveCommand("lrange"), resolveCommand("zrange"),  resolveCommand("json.get"),
   };
   for (const CommandInfo* c : kReads) {
     if (c == cmd && c != nullptr) return true;
@@ -203,7 +203,8 @@ void Registry::appendMetrics(std::string& out) const {
     return l;
   };
   head("corral_policy_requests_total", "counter", "Requests with at least one key of the policy.");
-  for (const auto& p : policies_) line("corral_policy_requests_total", plabel(p.name, nullptr, nullptr), p.requests.get());
+  for (const auto& p : policies_)
+    line("corral_policy_requests_total", plabel(p.name, nullptr, nullptr), p.requests.get());
   head("corral_policy_naming_violations_total", "counter",
        "Keys that broke the policy's template or length (rejected, or audited only).");
   for (const auto& p : policies_) {
@@ -226,7 +227,8 @@ void Registry::appendMetrics(std::string& out) const {
     line("corral_policy_reads_total", plabel(p.name, "result", "miss"), p.misses.get());
   }
   head("corral_ratelimit_requests_total", "counter",
-       "Rate-limit checks by result: admitted, rejected (-RATELIMITED), shadowed (over, let through).");
+       "Rate-limit checks by result: admitted, rejected (-RATELIMITED), shadowed (over, let "
+       "through).");
   for (const auto& l : limits_) {
     const std::string lab = "limit=\"" + l.name + "\"";
     line("corral_ratelimit_requests_total", lab + ",result=\"admitted\"", l.admitted.get());
@@ -294,8 +296,7 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
     cp.spec = &p;
     cp.counters = reg.policy(p.name);
     const config::TtlSpec& ttl = p.ttl;
-    cp.has_ttl_rules =
-        ttl.default_ttl || ttl.min || ttl.max || ttl.require || ttl.jitter_client;
+    cp.has_ttl_rules = ttl.default_ttl || ttl.min || ttl.max || ttl.require || ttl.jitter_client;
     if (!p.fill.origin.empty()) {
       errors->push_back(errorAt(p.where, path + ".fill",
                                 "cache-aside fill is not supported by this version of corral yet"));
@@ -325,9 +326,9 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
           const auto& names = t->captureNames();
           auto it = std::find(names.begin(), names.end(), part.capture);
           if (it == names.end()) {
-            errors->push_back(errorAt(ls.where, path + ".rate_limits." + ls.name + ".key_by",
-                                      "capture '" + part.capture + "' is not a placeholder of " +
-                                          p.match));
+            errors->push_back(
+                errorAt(ls.where, path + ".rate_limits." + ls.name + ".key_by",
+                        "capture '" + part.capture + "' is not a placeholder of " + p.match));
           } else {
             idx = static_cast<int>(it - names.begin());
           }
@@ -346,11 +347,11 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
   for (const Matcher::Clash& cl : clashes) {
     const config::PolicySpec& a = c.policies[entry_policy[cl.a]];
     const config::PolicySpec& b = c.policies[entry_policy[cl.b]];
-    errors->push_back(errorAt(
-        b.match_where, "policies." + b.name + ".match",
-        "ambiguous: '" + b.match + "' and '" + a.match + "' (policy " + a.name + " at " +
-            whereText(a.match_where) +
-            ") can match the same key at equal precedence; give one of them a priority"));
+    errors->push_back(
+        errorAt(b.match_where, "policies." + b.name + ".match",
+                "ambiguous: '" + b.match + "' and '" + a.match + "' (policy " + a.name + " at " +
+                    whereText(a.match_where) +
+                    ") can match the same key at equal precedence; give one of them a priority"));
   }
   for (const config::RateLimitSpec& ls : c.global.rate_limits) {
     CompiledLimit cl;
@@ -372,9 +373,9 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
     }
     for (const config::KeyByPart& part : ls.key_by) {
       if (part.kind == config::KeyByPart::Kind::kCapture) {
-        errors->push_back(errorAt(ls.where, "global.rate_limits." + ls.name + ".key_by",
-                                  "capture:" + part.capture +
-                                      " needs a policy's template; use it in a policy's limit"));
+        errors->push_back(errorAt(
+            ls.where, "global.rate_limits." + ls.name + ".key_by",
+            "capture:" + part.capture + " needs a policy's template; use it in a policy's limit"));
       }
       cl.capture_index.push_back(-1);
     }

@@ -75,9 +75,9 @@ class Registry {
 
   AtomicCounter unmatched_rejected;  // keys no policy covers, refused (unmatched_keys: reject)
   AtomicCounter unmatched_audited;
-  AtomicCounter denied;         // global.commands.deny
-  AtomicCounter command_audit;  // global.commands.audit
-  AtomicCounter followup_errors;  // follow-up PEXPIREs that Redis answered with an error
+  AtomicCounter denied;             // global.commands.deny
+  AtomicCounter command_audit;      // global.commands.audit
+  AtomicCounter followup_errors;    // follow-up PEXPIREs that Redis answered with an error
   AtomicCounter followups_skipped;  // follow-ups not sent (client in pipe mode)
 
   // Prometheus text of every counter above (corral_policy_*).
@@ -179,8 +179,8 @@ class PolicySet {
                  std::string_view key, std::span<const Capture> caps, const RequestContext& ctx,
                  std::string& out) const;
   // Applies one limit; false (and out.error set) when the request must be refused.
-  bool checkLimit(const CompiledLimit& l, bool shadow, std::string& bucket, const RequestContext& ctx,
-                  Registry& reg, Decision& out) const;
+  bool checkLimit(const CompiledLimit& l, bool shadow, std::string& bucket,
+                  const RequestContext& ctx, Registry& reg, Decision& out) const;
 
   config::PolicyConfig config_;
   std::optional<Matcher> matcher_;

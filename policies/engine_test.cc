@@ -248,7 +248,8 @@ TEST_CASE("engine: TTL rules rewrite SET, add follow-ups and refuse") {
   CHECK(f.d.args == std::vector<std::string>{"SET", "cache:1", "v", "PX", "57000"});
   CHECK(f.reg.policy("cache")->ttl_fixed.get() == 1);
   CHECK(f.run({"SET", "cache:1", "v", "EX", "99999"}) == Verdict::kRewrite);
-  CHECK(f.d.args == std::vector<std::string>{"SET", "cache:1", "v", "PX", "3600000"});
+  // clamped to max, then jittered (5%): 3420000
+  CHECK(f.d.args == std::vector<std::string>{"SET", "cache:1", "v", "PX", "3420000"});
   CHECK(f.run({"GET", "cache:1"}) == Verdict::kForward);
   CHECK(f.d.hitmiss == f.reg.policy("cache"));
 

@@ -31,8 +31,8 @@ constexpr size_t kKeys = 100'000;
 constexpr int kRuns = 5;
 constexpr int kPassesPerRun = 5;
 
-const char* const kGlobs[] = {"glob:tmp:*", "glob:lock:*:owner", "glob:debug:[a-z]*",
-                              "glob:q:?:*", "glob:legacy*"};
+const char* const kGlobs[] = {"glob:tmp:*", "glob:lock:*:owner", "glob:debug:[a-z]*", "glob:q:?:*",
+                              "glob:legacy*"};
 
 std::string templateText(int i) {
   const int svc = i / kShapes;
@@ -95,8 +95,8 @@ std::string keyFor(int i, bool violation, std::mt19937_64& rng) {
     case 3:
       return svc + std::string("cart:{") + (violation ? bad : id) + "}:items";
     case 4:
-      return svc + std::string("org:acme-") + std::to_string(rng() % 1000) + ":member:" +
-             (violation ? hex(rng, 36) : uuid(rng));
+      return svc + std::string("org:acme-") + std::to_string(rng() % 1000) +
+             ":member:" + (violation ? hex(rng, 36) : uuid(rng));
     case 5:
       return svc + std::string("feed:") + (violation ? "old" : "trending") + ":" + id;
     case 6:
@@ -184,8 +184,8 @@ Row bench(int templates) {
     for (int pass = 0; pass < kPassesPerRun; ++pass) {
       for (const auto& k : keys) {
         const MatchResult r = matcher->match(k, &caps);
-        checksum = checksum * 31 + static_cast<uint64_t>(r.entry + 1) * 2 +
-                   (r.violation ? 1 : 0) + caps.size();
+        checksum = checksum * 31 + static_cast<uint64_t>(r.entry + 1) * 2 + (r.violation ? 1 : 0) +
+                   caps.size();
       }
     }
     const double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
@@ -202,9 +202,10 @@ Row bench(int templates) {
 int main() {
   std::vector<Row> rows;
   for (int templates : {10, 100, 1000}) rows.push_back(bench(templates));
-  std::printf("| templates | globs | keys | build ms | ns/key (median of %d) | matched | "
-              "violations | unmatched |\n",
-              kRuns);
+  std::printf(
+      "| templates | globs | keys | build ms | ns/key (median of %d) | matched | "
+      "violations | unmatched |\n",
+      kRuns);
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   uint64_t checksum = 0;
   for (const auto& r : rows) {

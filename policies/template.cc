@@ -15,6 +15,17 @@
 // leftmost-longest. Each placeholder, in template order, takes the longest value that still
 // lets the rest of the template match (a = "x-y", b = "z"). Unambiguous templates have exactly
 // one split, so the policy never changes their captures.
+//
+// Limits and deviations, on purpose:
+// - Matching is O(segments * key) time. It allocates nothing, except that the general path
+//   (ambiguous templates only) takes its bitmap from the heap once (segments + 1) * (key + 1)
+//   bits exceed kStackWords words (about 4 KB keys for 3 segments).
+// - overlaps() ignores typed value checks (u64 range, canonical digits) and widens counters
+//   above kNfaCounterCap, so it may say "overlap" for templates that are in fact disjoint; for
+//   globs it is exact (a glob is a small NFA too), not just a prefix comparison.
+// - Globs follow Redis's stringmatchlen() (classes, backwards ranges compared as signed char,
+//   an unterminated '[' running to the end), except that a pattern of only '*' matches the
+//   empty key, as `KEYS *` and `SCAN MATCH *` do in Redis (stringmatchlen itself says no).
 
 #include "policies/template.h"
 
@@ -165,9 +176,9 @@ struct Segment {
   uint32_t max_len = 0;
   uint8_t first_mask = 0;  // class bits (kByteClass) of first and tail; 0 for enum and uuid
   uint8_t tail_mask = 0;
-  ByteSet first;   // bytes allowed at the placeholder's first byte
-  ByteSet tail;    // bytes allowed after it
-  ByteSet follow;  // bytes the next segment may start with (empty for the last one)
+  ByteSet first;                  // bytes allowed at the placeholder's first byte
+  ByteSet tail;                   // bytes allowed after it
+  ByteSet follow;                 // bytes the next segment may start with (empty for the last one)
   std::string lit;                // kLiteral
   std::vector<std::string> alts;  // kEnum, longest first
 };
@@ -333,8 +344,7 @@ GlobPattern parseGlob(std::string_view pat) {
       }
       i = closed ? i + 1 : m;
       if (negate) set.invert();
-      g.toks.push_back(
-          GlobToken{GlobToken::kClass, 0, static_cast<uint32_t>(g.classes.size())});
+      g.toks.push_back(GlobToken{GlobToken::kClass, 0, static_cast<uint32_t>(g.classes.size())});
       g.classes.push_back(set);
     } else if (c == '\\' && m - i >= 2) {
       byteTok(pat[i + 1]);
@@ -450,9 +460,7 @@ bool nfaIntersect(const Nfa& a, const Nfa& b) {
 inline bool bitGet(const uint64_t* row, size_t i) { return ((row[i >> 6] >> (i & 63)) & 1) != 0; }
 inline void bitSet(uint64_t* row, size_t i) { row[i >> 6] |= uint64_t{1} << (i & 63); }
 
-bool isNameStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+bool isNameStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool isNameChar(char c) { return isNameStart(c) || (c >= '0' && c <= '9'); }
 
 }  // namespace
@@ -598,8 +606,9 @@ class TemplateParser {
     }
     std::sort(alts->begin(), alts->end());
     alts->erase(std::unique(alts->begin(), alts->end()), alts->end());
-    std::stable_sort(alts->begin(), alts->end(),
-                     [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+    std::stable_sort(alts->begin(), alts->end(), [](const std::string& a, const std::string& b) {
+      return a.size() > b.size();
+    });
     return true;
   }
 
@@ -828,8 +837,8 @@ bool Template::Impl::matchFrom(std::string_view key, size_t s0, size_t pos,
                                std::vector<Capture>* caps) const {
   if (caps != nullptr) caps->clear();
   if (key.size() < min_total || key.size() > max_total) return false;
-  const bool ok = all_deterministic ? matchFast(key, s0, pos, caps)
-                                    : matchGeneral(key, s0, pos, caps);
+  const bool ok =
+      all_deterministic ? matchFast(key, s0, pos, caps) : matchGeneral(key, s0, pos, caps);
   if (!ok && caps != nullptr) caps->clear();  // the fast path may have captured a few
   return ok;
 }
@@ -952,8 +961,8 @@ bool Template::Impl::matchGeneral(std::string_view key, size_t s0, size_t pos,
         break;
       default: {
         // run(p): length of the longest prefix of key[p..] in the placeholder's classes.
-        size_t tail_run = 0;  // tail-class run starting at p + 1
-        size_t x = n + 1;     // window start, moves down with p
+        size_t tail_run = 0;                                  // tail-class run starting at p + 1
+        size_t x = n + 1;                                     // window start, moves down with p
         size_t nearest = std::numeric_limits<size_t>::max();  // least set bit of next >= x
         for (size_t p = n; p-- > 0;) {
           const size_t run = s.first.has(k[p]) ? 1 + tail_run : 0;
@@ -1012,8 +1021,7 @@ bool Template::Impl::matchGeneral(std::string_view key, size_t s0, size_t pos,
           while (run < limit && s.tail.has(k[p + run])) ++run;
         }
         for (len = run; len >= s.min_len; --len) {
-          if (bitGet(next, p + len) &&
-              (!hasValueCheck(s.kind) || valueOk(s.kind, k + p, len))) {
+          if (bitGet(next, p + len) && (!hasValueCheck(s.kind) || valueOk(s.kind, k + p, len))) {
             break;
           }
         }
@@ -1077,7 +1085,8 @@ Nfa Template::Impl::buildNfa() const {
           nfa.appendRun(s.tail, s.min_len, s.max_len);
         } else {
           nfa.appendRun(s.first, 1, 1);
-          nfa.appendRun(s.tail, s.min_len - 1, s.max_len == kUnbounded ? kUnbounded : s.max_len - 1);
+          nfa.appendRun(s.tail, s.min_len - 1,
+                        s.max_len == kUnbounded ? kUnbounded : s.max_len - 1);
         }
         break;
     }
@@ -1333,8 +1342,8 @@ MatchResult Matcher::match(std::string_view key, std::vector<Capture>* caps) con
     nd = &m.nodes[nd->child_base + nd->rank[b >> 6] +
                   static_cast<uint32_t>(std::popcount(word & (bit - 1)))];
     ++pos;
-    if (n - pos < nd->label_len || !bytesEqual(k + pos, m.labels.data() + nd->label_off,
-                                               nd->label_len)) {
+    if (n - pos < nd->label_len ||
+        !bytesEqual(k + pos, m.labels.data() + nd->label_off, nd->label_len)) {
       break;
     }
     pos += nd->label_len;
@@ -1354,8 +1363,8 @@ MatchResult Matcher::match(std::string_view key, std::vector<Capture>* caps) con
       break;
     }
   }
-  if (glob != nullptr && (best == nullptr || glob->priority > best->top_priority ||
-                          glob->prefix.size() > best_len)) {
+  if (glob != nullptr &&
+      (best == nullptr || glob->priority > best->top_priority || glob->prefix.size() > best_len)) {
     return {static_cast<int32_t>(glob->entry), false};
   }
   if (best == nullptr) return {};

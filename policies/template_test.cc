@@ -416,12 +416,12 @@ void checkMatches(const Matcher& m, const std::vector<Want>& wants) {
 
 TEST_CASE("matcher: longest literal prefix, violations and non-overlapping groups") {
   const Matcher m = buildOk({
-      {"user:<id:u64>", 0},             // 0
-      {"user:<id:u64>:profile", 0},     // 1: same group as 0, disjoint
-      {"user:admin:<name:seg>", 0},     // 2: longer prefix
-      {"glob:tmp:*", 0},                // 3
-      {"<any:rest>", -1},               // 4: catch-all with the empty prefix
-      {"cart:{<uid:u64>}:items", 0},    // 5
+      {"user:<id:u64>", 0},           // 0
+      {"user:<id:u64>:profile", 0},   // 1: same group as 0, disjoint
+      {"user:admin:<name:seg>", 0},   // 2: longer prefix
+      {"glob:tmp:*", 0},              // 3
+      {"<any:rest>", -1},             // 4: catch-all with the empty prefix
+      {"cart:{<uid:u64>}:items", 0},  // 5
   });
   CHECK(m.size() == 6);
   CHECK(m.tmpl(2).text() == "user:admin:<name:seg>");
@@ -490,14 +490,14 @@ TEST_CASE("matcher: globs take part in precedence") {
 TEST_CASE("matcher: clashes are reported, all of them") {
   std::vector<Matcher::Clash> clashes{{99, 100}};  // appended to, not replaced
   auto m = Matcher::build(entriesOf({
-                              {"user:<id:u64>", 0},   // 0
-                              {"user:<n:alnum>", 0},  // 1 overlaps 0 (digits are alnum)
-                              {"user:<id:u64>", 0},   // 2 duplicate of 0
-                              {"user:<id:u64>", 1},   // 3 other priority: no clash
-                              {"glob:user:1*", 0},    // 4 other prefix: no clash
-                              {"glob:user:*", 0},     // 5 same group as 0, 1, 2
-                              {"post:<id:u64>", 0},   // 6
-                              {"post:<id:u64>:x", 0}, // 7 disjoint from 6
+                              {"user:<id:u64>", 0},    // 0
+                              {"user:<n:alnum>", 0},   // 1 overlaps 0 (digits are alnum)
+                              {"user:<id:u64>", 0},    // 2 duplicate of 0
+                              {"user:<id:u64>", 1},    // 3 other priority: no clash
+                              {"glob:user:1*", 0},     // 4 other prefix: no clash
+                              {"glob:user:*", 0},      // 5 same group as 0, 1, 2
+                              {"post:<id:u64>", 0},    // 6
+                              {"post:<id:u64>:x", 0},  // 7 disjoint from 6
                           }),
                           &clashes);
   CHECK(!m.has_value());

@@ -498,10 +498,13 @@ void Decider::clientTtl(uint32_t slot, int64_t ms, Form form, size_t value_index
     event(slot, Kind::kFixed);
   }
   bool jittered = false;
-  if (t.jitter_client && !r.audit) {
+  // A TTL clamped down to max is one corral chose, and many clients asking for "a long time"
+  // would all land on exactly max and expire together: jitter it like a default. Client TTLs
+  // inside the bounds only with jitter_client.
+  if ((t.jitter_client || high) && !r.audit) {
     // Jitter only shortens a TTL, so max still holds; keep min too.
     ms = std::max(jitterMs(ms, t.jitter, rnd_), t.min ? min : int64_t{1});
-    jittered = ms != given;  // jitter 0 (or U = 0) changes nothing: forward as is
+    jittered = ms != (high ? max : given);  // jitter 0 (or U = 0) changes nothing
   }
   if (!clamped && !jittered) return;
   writeTtl(form, value_index, first_option, ms, jittered, low, t);

@@ -211,8 +211,7 @@ void reload(App* app, const char* why) {
   app->shared->setPolicies(std::move(policies));
   app->watch_signature = fileSignature(app->cfg, app->opts.config_path);
   app->log->info("config reloaded file={} reason={} policies={} policy_files={}",
-                 app->opts.config_path, why, next.policy.policies.size(),
-                 next.policy.files.size());
+                 app->opts.config_path, why, next.policy.policies.size(), next.policy.files.size());
 }
 
 void onReload(evutil_socket_t, short, void* arg) { reload(static_cast<App*>(arg), "SIGHUP"); }

@@ -793,10 +793,9 @@ void Client::sendFollowups(upstream::Connection* conn) {
   for (const auto& [k, ms] : *list) {
     char num[24];
     const auto r = std::to_chars(num, num + sizeof num, ms);
-    conn->enqueue(worker_.followupSink(), 0,
-                  encode({"PEXPIRE", k, std::string_view(num, static_cast<size_t>(r.ptr - num)),
-                          "NX"}),
-                  0);
+    conn->enqueue(
+        worker_.followupSink(), 0,
+        encode({"PEXPIRE", k, std::string_view(num, static_cast<size_t>(r.ptr - num)), "NX"}), 0);
   }
 }
 

@@ -86,8 +86,8 @@ class Client final : public upstream::ReplySink {
     Rewrite rewrite = Rewrite::kNone;  // applied to the reply when it arrives
     // A GET-like read of a policy key: its reply counts as the policy's hit or miss.
     policies::PolicyCounters* hitmiss = nullptr;
-    int64_t start_us = 0;               // for the latency histogram
-    uint16_t cmd = kNoCommand;          // index into the command table, for per-command errors
+    int64_t start_us = 0;       // for the latency histogram
+    uint16_t cmd = kNoCommand;  // index into the command table, for per-command errors
   };
   static constexpr uint16_t kNoCommand = UINT16_MAX;
   uint16_t cur_cmd_ = kNoCommand;  // the request being handled
@@ -200,7 +200,7 @@ class Client final : public upstream::ReplySink {
   static constexpr int8_t kRouteDefault = -1;
   static constexpr int8_t kRoutePrimary = -2;
   int8_t policy_route_ = kRouteDefault;
-  bool multi_dirty_ = false;    // a policy refused a command inside MULTI: EXEC aborts
+  bool multi_dirty_ = false;  // a policy refused a command inside MULTI: EXEC aborts
   // Follow-ups of commands queued inside MULTI: sent after EXEC (not inside the transaction,
   // whose reply array the client must see unchanged).
   std::vector<std::pair<std::string, int64_t>> multi_followups_;

@@ -77,8 +77,8 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   control_ev_ = event_new(loop_.base, -1, 0, &Worker::onControl, this);
   policy_ctx_.clock = &clock_;
   policy_ctx_.random = &random_;
-  random_.state ^= static_cast<uint64_t>(index) * 0xbf58476d1ce4e5b9ull ^
-                   static_cast<uint64_t>(clock_.monoNs());
+  random_.state ^=
+      static_cast<uint64_t>(index) * 0xbf58476d1ce4e5b9ull ^ static_cast<uint64_t>(clock_.monoNs());
   followup_sink_.registry = &shared.policy_registry;
   syncPolicies();
 

@@ -5,15 +5,17 @@
 #   build corral (release preset) --> start redis-server, corral, nutcracker (CPU 0)
 #     --> throughput: ROUNDS rounds; in each, every scenario runs against every system in turn
 #         (the order rotates per round); redis-benchmark alone on CPU 1, GET+SET, 32-byte values,
-#         random keys; scenarios: c=50 P=1, c=50 P=16, c=200 P=1
+#         random keys; scenarios: c=50 P=1, c=50 P=16, c=200 P=1; corral_pol is corral with
+#         tests/bench/policies20.yaml (20 policies: naming enforced, SETs rewritten with a TTL,
+#         a rate limit that never trips on every request)
 #     --> memory: fresh proxy, then IDLE_CONNS idle clients (PING/PONG each): VmRSS
 #     --> instructions: proxy under callgrind, warm-up, zero, CG_GETS GETs (c=50 P=16), dump
 #     --> report.py prints the tables (raw data stays in OUT_DIR)
 #
 # Environment (defaults in brackets):
 #   ROUNDS [5]  REQUESTS [200000] per redis-benchmark test  SCENARIOS ["50:1 50:16 200:1"]
-#   SYSTEMS ["redis corral twemproxy"]  CG_GETS [200000]  IDLE_CONNS [1000]
-#   PORT_BASE [17400] (uses PORT_BASE..PORT_BASE+3)  CORRAL_BIN [build/release/cmd/corral/corral]
+#   SYSTEMS ["redis corral corral_pol twemproxy"]  POLICY_FILE [tests/bench/policies20.yaml]  CG_GETS [200000]  IDLE_CONNS [1000]
+#   PORT_BASE [17400] (uses PORT_BASE..PORT_BASE+4)  CORRAL_BIN [build/release/cmd/corral/corral]
 #   BENCH_BUILD [1]: build the release preset first  OUT_DIR [build/bench/<time>]
 #   PHASES ["throughput memory instructions"]
 # The default run takes about 3 minutes on 2 cores.
@@ -27,7 +29,8 @@ py=/usr/bin/python3
 rounds=${ROUNDS:-5}
 requests=${REQUESTS:-200000}
 scenarios=${SCENARIOS:-"50:1 50:16 200:1"}
-systems=${SYSTEMS:-"redis corral twemproxy"}
+systems=${SYSTEMS:-"redis corral corral_pol twemproxy"}
+policy_file=${POLICY_FILE:-$root/tests/bench/policies20.yaml}
 cg_gets=${CG_GETS:-200000}
 idle_conns=${IDLE_CONNS:-1000}
 port_base=${PORT_BASE:-17400}
@@ -36,16 +39,18 @@ phases=${PHASES:-"throughput memory instructions"}
 out=${OUT_DIR:-$root/build/bench/$(date +%Y%m%d-%H%M%S)}
 
 redis_port=$port_base
-declare -A port=([redis]=$port_base [corral]=$((port_base + 1)) [twemproxy]=$((port_base + 2)))
+declare -A port=([redis]=$port_base [corral]=$((port_base + 1)) [twemproxy]=$((port_base + 2))
+  [corral_pol]=$((port_base + 4)))
 nc_stats_port=$((port_base + 3))
 
 mkdir -p "$out"
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # Our servers must not be mistaken for something already listening there.
-for p in "$redis_port" "${port[corral]}" "${port[twemproxy]}" "$nc_stats_port"; do
+for p in "$redis_port" "${port[corral]}" "${port[twemproxy]}" "$nc_stats_port" \
+  "${port[corral_pol]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-    log "port $p is in use: choose other ports with PORT_BASE (uses PORT_BASE..PORT_BASE+3)"
+    log "port $p is in use: choose other ports with PORT_BASE (uses PORT_BASE..PORT_BASE+4)"
     exit 1
   fi
 done
@@ -60,7 +65,7 @@ if [[ ${BENCH_BUILD:-1} == 1 && $systems == *corral* ]]; then
 fi
 if [[ $systems == *corral* ]] && ! "$corral_bin" --version >/dev/null 2>&1; then
   log "corral is not available ($corral_bin --version failed): benchmarking without it"
-  systems=$(tr ' ' '\n' <<<"$systems" | grep -vx corral | xargs)
+  systems=$(tr ' ' '\n' <<<"$systems" | grep -vx 'corral\|corral_pol' | xargs)
 fi
 
 # CPU 0: redis-server and the proxy under test; CPU 1: the client alone.
@@ -121,6 +126,18 @@ upstream:
 EOF
 }
 
+# corral_pol_config PORT: the same plus the benchmark's policy file.
+corral_pol_config() {
+  corral_config "$1"
+  mv "$out/corral.yaml" "$out/corral_pol.yaml"
+  cat >>"$out/corral_pol.yaml" <<EOF
+global:
+  unmatched_keys: reject
+  commands: {deny: [FLUSHALL, FLUSHDB, DEBUG], audit: [KEYS]}
+policy_files: [$policy_file]
+EOF
+}
+
 # One-server pool, like corral's one upstream. -v 4 is passed on the command line: the default
 # verbosity 5 spends about a third of nutcracker's instructions on log calls it then drops.
 nutcracker_config() {
@@ -147,6 +164,11 @@ start_proxy() {
     corral)
       corral_config "$p"
       "${server_cpu[@]}" "$@" "$corral_bin" --config "$out/corral.yaml" >>"$out/corral.log" 2>&1 &
+      ;;
+    corral_pol)
+      corral_pol_config "$p"
+      "${server_cpu[@]}" "$@" "$corral_bin" --config "$out/corral_pol.yaml" \
+        >>"$out/corral_pol.log" 2>&1 &
       ;;
     twemproxy)
       nutcracker_config "$p"

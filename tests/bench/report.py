@@ -9,7 +9,8 @@ Reads from RESULTS_DIR (all written by bench.sh):
   instr.csv       system,gets,ir      (callgrind: user-space instructions over `gets` GETs)
   rss.csv         system,conns,rss_before_kib,rss_after_kib
 Missing files are skipped. Medians are over rounds; the ratio is a proxy's median ops/s divided
-by direct Redis's median ops/s in the same scenario and test.
+by direct Redis's median ops/s in the same scenario and test; "x corral" divides by corral's
+(corral_pol: corral with tests/bench/policies20.yaml).
 """
 
 import csv
@@ -17,7 +18,7 @@ import os
 import statistics
 import sys
 
-SYSTEM_ORDER = ["redis", "corral", "twemproxy"]
+SYSTEM_ORDER = ["redis", "corral", "corral_pol", "twemproxy"]
 
 
 def read_csv(path):
@@ -60,6 +61,8 @@ def throughput(rows):
         for test in tests:
             base = groups.get((clients, pipeline, test, "redis"))
             base_rps = statistics.median(float(r["rps"]) for r in base) if base else None
+            cor = groups.get((clients, pipeline, test, "corral"))
+            corral_rps = statistics.median(float(r["rps"]) for r in cor) if cor else None
             for system in systems:
                 g = groups.get((clients, pipeline, test, system))
                 if not g:
@@ -69,10 +72,12 @@ def throughput(rows):
                 p99 = statistics.median(float(r["p99"]) for r in g)
                 spread = f"{min(float(r['rps']) for r in g):,.0f}-{max(float(r['rps']) for r in g):,.0f}"
                 ratio = f"{rps / base_rps:.2f}" if base_rps else "-"
+                vs_corral = f"{rps / corral_rps:.2f}" if corral_rps and system != "redis" else "-"
                 out.append([f"c={clients} P={pipeline}", test, system, len(g), f"{rps:,.0f}",
-                            spread, f"{p50:.3f}", f"{p99:.3f}", ratio])
+                            spread, f"{p50:.3f}", f"{p99:.3f}", ratio, vs_corral])
     return table(["scenario", "test", "system", "rounds", "median ops/s", "range ops/s",
-                  "p50 ms", "p99 ms", "x redis"], out, right={3, 4, 5, 6, 7, 8})
+                  "p50 ms", "p99 ms", "x redis", "x corral"], out,
+                 right={3, 4, 5, 6, 7, 8, 9})
 
 
 def main():

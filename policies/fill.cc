@@ -1,0 +1,1 @@
+// placeholder: the fill engine (see fill.h)

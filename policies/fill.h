@@ -1,0 +1,209 @@
+// Cache-aside fill with single-flight: the decisions, over interfaces the proxy implements.
+//
+//   GET k -> Redis: nil --> FillEngine::onMiss(k)
+//     local flight for k exists?  yes: attach (coalesced waiter)
+//     no: Store::lookup(k)  [one script on the primary: value? negative? else take the lease]
+//        value     -> every waiter gets it (someone filled it meanwhile)
+//        negative  -> every waiter gets nil (origin said 404 recently)
+//        lease won -> Origin::fetch(path) -> 200: Store::commit (token-checked) -> waiters
+//                                          404: Store::commitNegative -> waiters get nil
+//                                          error: Store::release; stale value or on_error
+//        lease held (another corral fills) -> poll Store::lookup with backoff until the value
+//                     appears or stampede.wait passes; then take over if the lease expired
+//   a client write/delete of k -> revoke(k): the flight's commit must not store its value
+//
+//   GET k -> Redis: value, PTTL p --> onHit(k, p): stale (p < window)? or xfetch says so?
+//        -> one background refresh (a flight without waiters), lease-gated like any other
+//
+// One FillEngine per worker thread (no locks); "local" single-flight is per engine. Every
+// callback runs on that thread. Time comes from Clock; sleeping from Timer; randomness from
+// Random (lease tokens, xfetch), so every branch is testable with fakes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/policy_config.h"
+#include "policies/clock.h"
+#include "policies/template.h"
+
+namespace corral::policies {
+
+// Keys a fill uses besides the data key. Both share the data key's Redis Cluster hash slot
+// (the data key's hash tag, or the whole key as the tag) and live under kInternalPrefix,
+// which clients cannot read or write through corral.
+inline constexpr std::string_view kInternalPrefix = "__corral:";
+struct FillKeys {
+  std::string data;      // the client's key
+  std::string lease;     // "__corral:lease:{tag}..." holds the winner's token, PX lock_ttl
+  std::string negative;  // "__corral:neg:{tag}..." present while a 404 is remembered
+};
+FillKeys fillKeys(std::string_view key);
+
+// fill.path with "<name>" replaced by the key's capture of that name, percent-encoded
+// (RFC 3986 unreserved bytes kept). nullopt when the path names a capture the template lacks.
+std::optional<std::string> buildFillPath(std::string_view path_template,
+                                         std::span<const Capture> caps);
+// True when every <name> in path_template is a placeholder of the template (for load checks);
+// otherwise sets *missing to the first unknown name.
+bool fillPathValid(std::string_view path_template, const std::vector<std::string>& capture_names,
+                   std::string* missing);
+
+// What an origin answered.
+struct OriginResult {
+  enum class Kind : uint8_t { kValue, kNotFound, kError };
+  Kind kind = Kind::kError;
+  std::string body;   // kValue
+  std::string error;  // kError: one short reason: "timeout", "status 503", "overloaded", ...
+};
+
+// An HTTP origin (proxy/origin implements it with evhttp).
+class Origin {
+ public:
+  virtual ~Origin() = default;
+  // GET base_url + path. done runs exactly once on the caller's thread, possibly before
+  // fetch returns (e.g. "overloaded" when max_in_flight requests are already running).
+  virtual void fetch(const std::string& path, std::function<void(OriginResult)> done) = 0;
+};
+
+// What the store's lookup script found.
+struct LookupResult {
+  enum class Kind : uint8_t {
+    kValue,      // the data key holds a value (value, pttl set)
+    kNegative,   // the negative entry is present
+    kLeaseWon,   // we hold the lease now (take_lease was true)
+    kLeaseHeld,  // another token holds it (pttl: the lease's remaining time)
+    kMissing,    // no value, no negative, no lease taken (take_lease was false)
+    kError,      // Redis unreachable or an error reply (error set)
+  };
+  Kind kind = Kind::kError;
+  std::string value;
+  int64_t pttl = -1;
+  std::string error;
+};
+
+// Redis, for fills (the proxy runs these as scripts on the primary).
+class Store {
+ public:
+  virtual ~Store() = default;
+  // One atomic step: value present -> kValue; negative present -> kNegative; else when
+  // take_lease: SET lease token NX PX lock_ttl_ms -> kLeaseWon or kLeaseHeld; else kMissing.
+  virtual void lookup(const FillKeys& keys, const std::string& token, int64_t lock_ttl_ms,
+                      bool take_lease, std::function<void(LookupResult)> done) = 0;
+  // Stores value with PX ttl_ms and deletes the lease, only if the lease still holds token
+  // (token empty: only if the data key does not exist, SET NX). done(true) when written.
+  virtual void commit(const FillKeys& keys, const std::string& token, const std::string& value,
+                      int64_t ttl_ms, std::function<void(bool written)> done) = 0;
+  // Sets the negative entry for ttl_ms (when ttl_ms > 0) and deletes the lease, under the same
+  // token rule as commit.
+  virtual void commitNegative(const FillKeys& keys, const std::string& token, int64_t ttl_ms,
+                              std::function<void(bool written)> done) = 0;
+  // Deletes the lease if it still holds token (after an origin error).
+  virtual void release(const FillKeys& keys, const std::string& token) = 0;
+};
+
+// Deferred calls on the worker's loop.
+class Timer {
+ public:
+  virtual ~Timer() = default;
+  // Runs cb once after delay_ms (>= 0). The returned id cancels it (cancel of a fired or
+  // unknown id does nothing).
+  virtual uint64_t after(int64_t delay_ms, std::function<void()> cb) = 0;
+  virtual void cancel(uint64_t id) = 0;
+};
+
+// The fill settings of one policy, resolved at compile time (defaults applied).
+struct FillPolicy {
+  std::string name;  // policy name (metrics, errors)
+  Origin* origin = nullptr;
+  std::string origin_name;
+  int64_t origin_timeout_ms = 1000;
+  int64_t ttl_ms = 0;   // ttl.default (required with fill)
+  double jitter = 0.1;  // ttl.jitter
+  int64_t negative_ttl_ms = 0;
+  config::SingleFlight single_flight = config::SingleFlight::kLocal;
+  int64_t lock_ttl_ms = 2000;  // stampede.lock_ttl (default 2 x origin timeout)
+  int64_t wait_ms = 2000;      // stampede.wait (default lock_ttl)
+  int64_t swr_ms = 0;          // freshness.stale_while_revalidate
+  int64_t sie_ms = 0;          // freshness.stale_if_error
+  bool xfetch = false;
+  double beta = 1.0;
+  config::FillOnError on_error = config::FillOnError::kNil;
+  uint64_t max_value_bytes = 0;  // 0 = no limit; larger bodies are served, not stored
+  bool audit = false;            // mode audit: count the fill it would make, never fill
+  // The TTL to store: ttl_ms jittered, plus the freshness window (physical = soft + window).
+  int64_t window_ms() const { return swr_ms > sie_ms ? swr_ms : sie_ms; }
+};
+
+// What the waiting client gets.
+struct FillOutcome {
+  enum class Kind : uint8_t { kValue, kNil, kError };
+  Kind kind = Kind::kNil;
+  std::string value;  // kValue (shared by every waiter: copied into each reply)
+  std::string error;  // kError: "FILLERR <origin> <reason>" (no '-', no CRLF)
+};
+
+// Per-policy fill counters (process-wide atomics live in the Registry; the engine bumps them
+// through this struct of pointers so tests can read plain values).
+struct FillCounters {
+  uint64_t fills = 0;        // origin calls made
+  uint64_t fill_errors = 0;  // origin errors and timeouts
+  uint64_t coalesced = 0;    // waiters that joined an existing local flight
+  uint64_t lease_wins = 0;
+  uint64_t lease_losses = 0;   // lookups that found another corral's lease
+  uint64_t stale_served = 0;   // stale values served (SWR or stale-if-error)
+  uint64_t negative_hits = 0;  // misses answered by a remembered 404
+  uint64_t would_fill = 0;     // audit mode
+  uint64_t not_stored = 0;     // bodies over max_value_bytes, or commits refused by token
+  uint64_t refreshes = 0;      // background refreshes started (SWR / xfetch)
+};
+
+class FillEngine {
+ public:
+  FillEngine(Store& store, Timer& timer, const Clock& clock, Random& random);
+  ~FillEngine();
+
+  using Done = std::function<void(const FillOutcome&)>;
+
+  // A GET of `key` under policy p came back nil (stale == nullptr), or with a value past its
+  // soft expiry that may only be served if the refresh fails (stale != nullptr, see onHit).
+  // `path` is the origin path (buildFillPath). done runs exactly once (maybe synchronously,
+  // e.g. in audit mode) unless the waiter detaches first. Returns a waiter id for detach().
+  uint64_t onMiss(const FillPolicy& p, std::string_view key, const std::string& path,
+                  const std::string* stale, Done done);
+  // The client went away: it will not be called; the flight goes on for the others.
+  void detach(uint64_t waiter);
+
+  // A GET hit of key with remaining physical PTTL pttl_ms (-1: no TTL). Decides:
+  enum class HitAction : uint8_t {
+    kServe,        // fresh (or xfetch did not draw): serve it
+    kServeStale,   // past soft expiry within stale_while_revalidate, or xfetch drew a refresh:
+                   // serve it; one background refresh (a flight without waiters) is running
+    kWaitRefresh,  // past soft expiry, no stale_while_revalidate but stale_if_error: call
+                   // onMiss(..., &value, ...) and serve what it gives (the value if it fails)
+  };
+  HitAction onHit(const FillPolicy& p, std::string_view key, const std::string& path,
+                  int64_t pttl_ms);
+  // A client wrote or deleted key through this corral: an in-flight fill of it must not store
+  // its value (its waiters still get it). The proxy also deletes the lease in Redis.
+  void revoke(std::string_view key);
+
+  FillCounters& counters(const std::string& policy);  // created on first use
+  size_t inflight() const;                            // flights in progress (for tests, metrics)
+  // Fill latency moving average of a policy (xfetch's delta), ms; 0 before the first fill.
+  double deltaMs(const std::string& policy) const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace corral::policies

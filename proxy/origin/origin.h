@@ -1,0 +1,44 @@
+// HTTP origins for cache-aside fills: policies::Origin over libevent's evhttp client.
+//
+//   FillEngine --fetch(path)--> HttpOrigin --(free keep-alive connection | new one, up to
+//   max_in_flight)--> GET base_url+path --> 200 body | 404 | error/timeout --> done(result)
+//
+// One HttpOrigin per origin per worker thread, on that worker's event_base; not thread-safe.
+#pragma once
+
+#include <event2/event.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "config/policy_config.h"
+#include "policies/fill.h"
+
+namespace corral::origin {
+
+class HttpOrigin final : public policies::Origin {
+ public:
+  // spec.base_url was validated by the config loader (http://host[:port][/prefix]).
+  HttpOrigin(event_base* base, const config::OriginSpec& spec);
+  ~HttpOrigin() override;
+  HttpOrigin(const HttpOrigin&) = delete;
+  HttpOrigin& operator=(const HttpOrigin&) = delete;
+
+  // GET base_url + path with spec.timeout; at most spec.max_in_flight at once, more get
+  // OriginResult{kError, "overloaded"} at once (a bulkhead: a slow origin cannot absorb every
+  // worker's memory). 200 -> kValue, 404 -> kNotFound, anything else -> kError ("status 503",
+  // "timeout", "connect failed", "body too large"). done runs on this loop's thread.
+  void fetch(const std::string& path, std::function<void(policies::OriginResult)> done) override;
+
+  size_t inFlight() const;
+  size_t connections() const;  // open connections kept for reuse
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace corral::origin
