@@ -265,6 +265,7 @@ void Decision::clear() {
   read_your_writes_ms = 0;
   ryw_key = {};
   hitmiss = nullptr;
+  audit.clear();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -465,6 +466,11 @@ bool PolicySet::checkLimit(const CompiledLimit& l, bool shadow, std::string& buc
   }
   if (shadow || l.spec->on_limit == config::OnLimit::kShadow) {
     l.counters->shadowed.add();
+    if (out.audit.empty()) {
+      out.audit = "rate limit ";
+      out.audit += l.spec->name;
+      out.audit += " is over (shadow): request let through";
+    }
     return true;
   }
   l.counters->rejected.add();
@@ -499,6 +505,11 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
   }
   if (!g.audit_commands.empty() && commandListed(g.audit_commands, audit_, cmd, args[0])) {
     bump(reg.command_audit);
+    if (out.audit.empty()) {
+      out.audit = "command '";
+      appendEscaped(out.audit, args[0]);
+      out.audit += "' (global.commands.audit)";
+    }
   }
 
   // 2. Keys and their policies.
@@ -530,7 +541,14 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
         out.error += "' matches no policy (global.unmatched_keys: reject)";
         return;
       }
-      if (g.unmatched_keys == config::UnmatchedKeys::kAudit) bump(reg.unmatched_audited);
+      if (g.unmatched_keys == config::UnmatchedKeys::kAudit) {
+        bump(reg.unmatched_audited);
+        if (out.audit.empty()) {
+          out.audit = "key '";
+          appendEscaped(out.audit, key);
+          out.audit += "' matches no policy (global.unmatched_keys: audit)";
+        }
+      }
       continue;
     }
     const config::PolicySpec& spec = *p->spec;
@@ -543,6 +561,14 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
     if (violation || too_long) {
       if (spec.mode == config::PolicyMode::kAudit) {
         bump(p->counters->naming_audited);
+        if (out.audit.empty()) {
+          out.audit = "policy ";
+          out.audit += spec.name;
+          out.audit += " (mode audit) would refuse key '";
+          appendEscaped(out.audit, key);
+          out.audit += too_long ? "': longer than naming.max_key_bytes" : "': does not match ";
+          if (!too_long) out.audit += spec.match;
+        }
         continue;
       }
       bump(p->counters->naming_rejected);
@@ -651,6 +677,13 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
             break;
           case TtlEvent::Kind::kAudited:
             bump(p->counters->ttl_audited);
+            if (out.audit.empty()) {
+              out.audit = "policy ";
+              out.audit += p->spec->name;
+              out.audit += " would fix or refuse the TTL of key '";
+              appendEscaped(out.audit, args[out.keys[e.key]]);
+              out.audit += "' (audit)";
+            }
             break;
         }
       }

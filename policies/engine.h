@@ -124,6 +124,9 @@ struct Decision {
   std::string_view ryw_key;         // the key that read_your_writes applies to
   // GET-like single-key read of a policy key: the reply says hit or miss.
   PolicyCounters* hitmiss = nullptr;
+  // What an audit rule (mode audit, on_violation audit, shadow limits, unmatched_keys audit,
+  // commands.audit) saw in this request, first one only; "" = nothing. The proxy logs a sample.
+  std::string audit;
 
   // Scratch, reused.
   std::vector<uint32_t> keys;

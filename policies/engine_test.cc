@@ -99,6 +99,7 @@ TEST_CASE("engine: naming violations are refused in enforce and counted in audit
   Fixture f(namingConfig());
   CHECK_FALSE(f.set->trivial());
   CHECK(f.run({"GET", "user:42"}) == Verdict::kForward);
+  CHECK(f.d.audit.empty());
   CHECK(f.run({"GET", "user:abc"}) == Verdict::kReject);
   CHECK(f.d.error == "KEYNAME user: key 'user:abc' does not match user:<id:u64>");
   // Every key of a multi-key command is checked: the second one breaks the template.
@@ -112,6 +113,9 @@ TEST_CASE("engine: naming violations are refused in enforce and counted in audit
   // audit: forwarded unchanged, counted.
   CHECK(f.run({"GET", "sess:nothex"}) == Verdict::kForward);
   CHECK(f.reg.policy("sess")->naming_audited.get() == 1);
+  CHECK(f.d.audit ==
+        "policy sess (mode audit) would refuse key 'sess:nothex': does not match "
+        "sess:<sid:hex{32,64}>");
   CHECK(f.reg.policy("sess")->naming_rejected.get() == 0);
   // off: nothing at all.
   CHECK(f.run({"GET", "legacy:whatever"}) == Verdict::kForward);

@@ -1,1 +1,620 @@
-// placeholder: the fill engine (see fill.h)
+// The fill engine: cache-aside fills with single-flight, over Store / Origin / Timer / Clock /
+// Random (see fill.h for the flow and the interfaces).
+//
+//   onMiss ──(audit)──> done(nil), would_fill++
+//     │ (local | distributed: a flight for the key exists) ──> attach waiter, coalesced++
+//     v
+//   Flight ──> [lookup] ──value──> answer all            ┐
+//     ^           │ ──negative──> nil to all             │ every step carries (flight id,
+//     │ poll      │ ──error──> stale or on_error         │ step); a reply for a flight that
+//     │ (5..50ms) │ ──lease held──> [wait] ──────────────┤ ended, or for an older step, is
+//     └───────────┘ ──won / missing──> [origin]          │ dropped
+//                      ──200──> commit (async), answer   │
+//                      ──404──> commitNegative, nil      │
+//                      ──error──> release, stale/on_error┘
+//   Each flight has its own deadline timer (lookup/wait phase: wait_ms + margin; origin phase:
+//   origin timeout + margin), so it ends even if neither the store nor the origin answers.
+//
+// Re-entrancy: Store, Origin and waiter callbacks may run synchronously (inside the call that
+// started them) and may call back into the engine. So a flight is held by shared_ptr across
+// every outgoing call, removed from every index before its waiters are called, and found again
+// by id (never by a saved pointer) when a reply comes back.
+#include "policies/fill.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "policies/ttl.h"
+
+namespace corral::policies {
+
+namespace {
+
+constexpr int64_t kNsPerMs = 1'000'000;
+// Slack past the origin timeout (the origin's own timer should fire first and report
+// "timeout") and past the last lease lookup (the store's command timeout should answer).
+constexpr int64_t kDeadlineMarginMs = 100;
+constexpr int64_t kPollFirstMs = 5;  // lease-wait polling backoff: 5, 10, 20, 40, 50, 50, ...
+constexpr int64_t kPollMaxMs = 50;
+constexpr double kDeltaAlpha = 0.2;  // weight of the newest sample in the latency average
+
+bool unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+void percentEncode(std::string_view v, std::string& out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (unreserved(c)) {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+}
+
+// Walks a path template: literal runs go to lit(text), "<name>" to ph(name), which returns
+// false to stop. A '<' without a closing '>' is literal text. Returns false when ph did.
+template <class Lit, class Ph>
+bool walkPath(std::string_view t, Lit&& lit, Ph&& ph) {
+  size_t i = 0;
+  while (i < t.size()) {
+    const size_t open = t.find('<', i);
+    const size_t close = open == std::string_view::npos ? open : t.find('>', open + 1);
+    if (close == std::string_view::npos) {
+      lit(t.substr(i));
+      return true;
+    }
+    lit(t.substr(i, open - i));
+    if (!ph(t.substr(open + 1, close - open - 1))) return false;
+    i = close + 1;
+  }
+  return true;
+}
+
+// Reasons end up in a one-line error reply: no CR or LF.
+std::string oneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\r' || c == '\n') c = ' ';
+  }
+  return s;
+}
+
+}  // namespace
+
+FillKeys fillKeys(std::string_view key) {
+  std::string x;
+  x.reserve(key.size() * 2 + 3);
+  const size_t open = key.find('{');
+  const size_t close = open == std::string_view::npos ? open : key.find('}', open + 1);
+  if (close != std::string_view::npos && close > open + 1) {
+    // The Redis rule: the tag is between the first '{' and the first '}' after it. Repeating
+    // it in front keeps the slot and the whole key after it keeps the fill keys distinct.
+    x.append("{").append(key.substr(open + 1, close - open - 1)).append("}:").append(key);
+  } else {
+    // No tag: Redis hashes the whole key, so the whole key becomes the tag. Exact only when the
+    // key has no brace at all (see fill.h for the keys that lose their slot).
+    x.append("{").append(key).append("}");
+  }
+  FillKeys k;
+  k.data = std::string(key);
+  k.lease = std::string(kInternalPrefix) + "lease:" + x;
+  k.negative = std::string(kInternalPrefix) + "neg:" + x;
+  return k;
+}
+
+std::optional<std::string> buildFillPath(std::string_view path_template,
+                                         std::span<const Capture> caps) {
+  std::string out;
+  out.reserve(path_template.size() + 16);
+  const bool ok = walkPath(
+      path_template, [&](std::string_view lit) { out.append(lit); },
+      [&](std::string_view name) {
+        for (const Capture& c : caps) {
+          if (c.name == name) {
+            percentEncode(c.value, out);
+            return true;
+          }
+        }
+        return false;
+      });
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+bool fillPathValid(std::string_view path_template, const std::vector<std::string>& capture_names,
+                   std::string* missing) {
+  return walkPath(
+      path_template, [](std::string_view) {},
+      [&](std::string_view name) {
+        if (std::find(capture_names.begin(), capture_names.end(), name) != capture_names.end()) {
+          return true;
+        }
+        if (missing != nullptr) *missing = std::string(name);
+        return false;
+      });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+struct PolicyState {
+  FillCounters counters;
+  double delta_ms = 0;  // fill latency moving average
+  bool has_delta = false;
+};
+
+struct Waiter {
+  uint64_t id = 0;
+  FillEngine::Done done;
+  std::optional<std::string> stale;  // served if the fill fails (stale-if-error)
+};
+
+enum class Phase : uint8_t {
+  kLookup,  // a store lookup is outstanding
+  kWait,    // another corral holds the lease; a poll timer is armed
+  kOrigin,  // the origin call is outstanding
+};
+
+struct Flight {
+  uint64_t id = 0;
+  uint64_t step = 0;  // bumped by every lookup / poll / origin call; older replies are dropped
+  Phase phase = Phase::kLookup;
+  FillPolicy policy;  // a copy: a policy reload does not change a running flight
+  PolicyState* state = nullptr;
+  std::string path;
+  FillKeys keys;
+  std::string token;  // empty: no lease, commit with SET NX semantics (off / local fills)
+  bool joinable = false;
+  bool refresh = false;  // the data key may hold the value being replaced: refreshLookup
+  int64_t fresh_above_ms = 0;
+  bool revoked = false;
+  std::vector<Waiter> waiters;
+  int64_t wait_deadline_ns = 0;
+  int64_t backoff_ms = kPollFirstMs;
+  int64_t origin_start_ns = 0;
+  std::optional<uint64_t> deadline_timer;
+  std::optional<uint64_t> poll_timer;
+};
+
+}  // namespace
+
+struct FillEngine::Impl {
+  Impl(Store& s, Timer& t, const Clock& c, Random& r) : store(s), timer(t), clock(c), random(r) {}
+
+  Store& store;
+  Timer& timer;
+  const Clock& clock;
+  Random& random;
+  // Callbacks hold a weak_ptr to this: once the engine is gone they do nothing.
+  std::shared_ptr<int> alive = std::make_shared<int>(0);
+
+  std::unordered_map<std::string, PolicyState> policies;  // never erased: pointers stay valid
+  std::unordered_map<uint64_t, std::shared_ptr<Flight>> flights;
+  std::unordered_map<std::string, std::vector<uint64_t>> by_key;  // data key -> flight ids
+  std::unordered_map<uint64_t, uint64_t> waiter_flight;           // attached waiter -> flight
+  uint64_t next_flight = 1;
+  uint64_t next_waiter = 1;
+
+  PolicyState& state(const std::string& name) { return policies[name]; }
+
+  std::shared_ptr<Flight> find(uint64_t id) const {
+    auto it = flights.find(id);
+    return it == flights.end() ? nullptr : it->second;
+  }
+
+  bool anyFlight(std::string_view key) const {
+    return by_key.find(std::string(key)) != by_key.end();
+  }
+
+  Flight* joinable(std::string_view key) const {
+    auto it = by_key.find(std::string(key));
+    if (it == by_key.end()) return nullptr;
+    for (uint64_t id : it->second) {
+      auto f = flights.find(id);
+      if (f != flights.end() && f->second->joinable) return f->second.get();
+    }
+    return nullptr;
+  }
+
+  // A fleet-unique lease token: 16 random bytes as 32 hex digits (4 draws of 32 bits).
+  std::string newToken() {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string t;
+    t.reserve(32);
+    for (int i = 0; i < 4; ++i) {
+      double u = random.uniform();
+      if (!(u >= 0.0 && u < 1.0)) u = 0.0;  // a broken Random must not overflow the cast
+      auto v = static_cast<uint32_t>(u * 4294967296.0);
+      for (int s = 28; s >= 0; s -= 4) t.push_back(kHex[(v >> s) & 0xF]);
+    }
+    return t;
+  }
+
+  template <class F>
+  auto guarded(F f) {
+    return [w = std::weak_ptr<int>(alive), f = std::move(f)](auto&&... args) mutable {
+      if (w.expired()) return;
+      f(std::forward<decltype(args)>(args)...);
+    };
+  }
+
+  void cancelTimers(Flight& f) {
+    if (f.deadline_timer) timer.cancel(*f.deadline_timer);
+    if (f.poll_timer) timer.cancel(*f.poll_timer);
+    f.deadline_timer.reset();
+    f.poll_timer.reset();
+  }
+
+  void armDeadline(Flight& f, int64_t delay_ms) {
+    if (f.deadline_timer) timer.cancel(*f.deadline_timer);
+    f.deadline_timer = timer.after(std::max<int64_t>(delay_ms, 0),
+                                   guarded([this, id = f.id] { onDeadline(id); }));
+  }
+
+  // Creates a flight (with its first waiter, if any) and starts its lookup.
+  void startFlight(const FillPolicy& p, std::string_view key, const std::string& path,
+                   bool refresh, int64_t fresh_above_ms, std::optional<Waiter> waiter) {
+    auto f = std::make_shared<Flight>();
+    f->id = next_flight++;
+    f->policy = p;
+    f->state = &state(p.name);
+    f->path = path;
+    f->keys = fillKeys(key);
+    f->joinable = p.single_flight != config::SingleFlight::kOff;
+    f->refresh = refresh;
+    f->fresh_above_ms = fresh_above_ms;
+    if (refresh || p.single_flight == config::SingleFlight::kDistributed) f->token = newToken();
+    f->wait_deadline_ns = clock.monoNs() + p.wait_ms * kNsPerMs;
+    if (waiter) {
+      waiter_flight[waiter->id] = f->id;
+      f->waiters.push_back(std::move(*waiter));
+    }
+    flights[f->id] = f;
+    by_key[f->keys.data].push_back(f->id);
+    // The lookup / lease-wait phase ends at wait_ms; the margin covers the last lookup.
+    armDeadline(*f, p.wait_ms + kDeadlineMarginMs);
+    issueLookup(f);
+  }
+
+  void issueLookup(const std::shared_ptr<Flight>& f) {
+    f->phase = Phase::kLookup;
+    const uint64_t step = ++f->step;
+    auto cb = guarded([this, id = f->id, step](LookupResult r) { onLookup(id, step, r); });
+    if (f->refresh) {
+      store.refreshLookup(f->keys, f->token, f->policy.lock_ttl_ms, f->fresh_above_ms,
+                          std::move(cb));
+    } else {
+      store.lookup(f->keys, f->token, f->policy.lock_ttl_ms,
+                   f->policy.single_flight == config::SingleFlight::kDistributed, std::move(cb));
+    }
+  }
+
+  void onLookup(uint64_t id, uint64_t step, const LookupResult& r) {
+    std::shared_ptr<Flight> f = find(id);
+    if (!f || f->step != step || f->phase != Phase::kLookup) return;
+    FillCounters& c = f->state->counters;
+    switch (r.kind) {
+      case LookupResult::Kind::kValue: {
+        FillOutcome o;
+        o.kind = FillOutcome::Kind::kValue;
+        o.value = r.value;
+        answer(id, &o, {});
+        return;
+      }
+      case LookupResult::Kind::kNegative: {
+        c.negative_hits += countAttached(*f);
+        FillOutcome o;  // nil
+        answer(id, &o, {});
+        return;
+      }
+      case LookupResult::Kind::kLeaseWon:
+        ++c.lease_wins;
+        callOrigin(f);
+        return;
+      case LookupResult::Kind::kMissing:
+        callOrigin(f);
+        return;
+      case LookupResult::Kind::kLeaseHeld:
+        ++c.lease_losses;
+        if (f->waiters.empty()) {
+          // A refresh (or a flight whose clients all left): another corral is filling the key;
+          // nobody here needs the value, so end quietly.
+          answer(id, nullptr, {});
+          return;
+        }
+        if (clock.monoNs() >= f->wait_deadline_ns) {
+          ++c.wait_timeouts;
+          answer(id, nullptr, "lease wait timed out");
+          return;
+        }
+        schedulePoll(*f);
+        return;
+      case LookupResult::Kind::kError:
+        ++c.store_errors;
+        answer(id, nullptr, "store " + (r.error.empty() ? std::string("error") : r.error));
+        return;
+    }
+  }
+
+  void schedulePoll(Flight& f) {
+    f.phase = Phase::kWait;
+    const uint64_t step = ++f.step;
+    const int64_t left_ns = f.wait_deadline_ns - clock.monoNs();
+    const int64_t left_ms = (left_ns + kNsPerMs - 1) / kNsPerMs;  // poll at or after the deadline
+    const int64_t delay = std::min(f.backoff_ms, left_ms);
+    f.backoff_ms = std::min(f.backoff_ms * 2, kPollMaxMs);
+    f.poll_timer = timer.after(delay, guarded([this, id = f.id, step] { onPoll(id, step); }));
+  }
+
+  void onPoll(uint64_t id, uint64_t step) {
+    std::shared_ptr<Flight> f = find(id);
+    if (!f || f->step != step || f->phase != Phase::kWait) return;
+    f->poll_timer.reset();
+    // The poll at the wait deadline is the last one: if it does not win the lease either,
+    // onLookup sees the deadline has passed and gives up.
+    issueLookup(f);
+  }
+
+  void callOrigin(const std::shared_ptr<Flight>& f) {
+    f->phase = Phase::kOrigin;
+    const uint64_t step = ++f->step;
+    ++f->state->counters.fills;
+    f->origin_start_ns = clock.monoNs();
+    armDeadline(*f, f->policy.origin_timeout_ms + kDeadlineMarginMs);
+    if (f->policy.origin == nullptr) {
+      onOrigin(f->id, step, OriginResult{OriginResult::Kind::kError, {}, "no origin"});
+      return;
+    }
+    f->policy.origin->fetch(f->path, guarded([this, id = f->id, step](OriginResult r) {
+                              onOrigin(id, step, std::move(r));
+                            }));
+  }
+
+  void recordLatency(Flight& f) {
+    const double sample =
+        static_cast<double>(clock.monoNs() - f.origin_start_ns) / static_cast<double>(kNsPerMs);
+    PolicyState& s = *f.state;
+    s.delta_ms = s.has_delta ? (1.0 - kDeltaAlpha) * s.delta_ms + kDeltaAlpha * sample : sample;
+    s.has_delta = true;
+  }
+
+  void releaseLease(const Flight& f) {
+    if (!f.token.empty()) store.release(f.keys, f.token);
+  }
+
+  void onOrigin(uint64_t id, uint64_t step, OriginResult r) {
+    std::shared_ptr<Flight> f = find(id);
+    if (!f || f->step != step || f->phase != Phase::kOrigin) return;
+    FillCounters& c = f->state->counters;
+    const FillPolicy& p = f->policy;
+    switch (r.kind) {
+      case OriginResult::Kind::kValue: {
+        recordLatency(*f);
+        FillOutcome o;
+        o.kind = FillOutcome::Kind::kValue;
+        o.value = std::move(r.body);
+        if ((p.max_value_bytes > 0 && o.value.size() > p.max_value_bytes) || f->revoked) {
+          ++c.not_stored;
+          releaseLease(*f);
+        } else {
+          const int64_t ttl = jitterMs(p.ttl_ms, p.jitter, random) + p.window_ms();
+          store.commit(f->keys, f->token, o.value, ttl, commitDone(f->state));
+        }
+        // Waiters are answered now, not when the commit is acknowledged. A later lookup on
+        // the same connection runs after the commit in Redis, so it sees the value.
+        answer(id, &o, {});
+        return;
+      }
+      case OriginResult::Kind::kNotFound: {
+        recordLatency(*f);
+        if (!f->revoked && p.negative_ttl_ms > 0) {
+          store.commitNegative(f->keys, f->token, p.negative_ttl_ms, commitDone(f->state));
+        } else {
+          releaseLease(*f);
+        }
+        FillOutcome o;  // nil
+        answer(id, &o, {});
+        return;
+      }
+      case OriginResult::Kind::kError:
+        // Not recorded in delta: an immediate "overloaded" would pull it toward zero.
+        ++c.fill_errors;
+        releaseLease(*f);
+        answer(id, nullptr, r.error.empty() ? std::string("error") : r.error);
+        return;
+    }
+  }
+
+  std::function<void(bool)> commitDone(PolicyState* s) {
+    return guarded([s](bool written) {
+      if (!written) ++s->counters.not_stored;
+    });
+  }
+
+  void onDeadline(uint64_t id) {
+    std::shared_ptr<Flight> f = find(id);
+    if (!f) return;
+    f->deadline_timer.reset();
+    FillCounters& c = f->state->counters;
+    // A lease our lookup may still take, or the one the origin call holds: give it back.
+    releaseLease(*f);
+    if (f->phase == Phase::kOrigin) {
+      ++c.fill_errors;
+      answer(id, nullptr, "timeout");
+    } else {
+      ++c.store_errors;
+      answer(id, nullptr, "store timeout");
+    }
+  }
+
+  size_t countAttached(const Flight& f) const {
+    size_t n = 0;
+    for (const Waiter& w : f.waiters) n += waiter_flight.count(w.id);
+    return n;
+  }
+
+  // Ends flight id and answers its waiters: with *o when o is set, else each waiter with its
+  // stale value if it has one (stale_served++) or by on_error with `reason`.
+  void answer(uint64_t id, const FillOutcome* o, const std::string& reason) {
+    auto it = flights.find(id);
+    if (it == flights.end()) return;
+    std::shared_ptr<Flight> f = std::move(it->second);
+    flights.erase(it);
+    auto k = by_key.find(f->keys.data);
+    if (k != by_key.end()) {
+      std::erase(k->second, id);
+      if (k->second.empty()) by_key.erase(k);
+    }
+    cancelTimers(*f);
+
+    FillOutcome failed;
+    if (o == nullptr && f->policy.on_error == config::FillOnError::kError) {
+      failed.kind = FillOutcome::Kind::kError;
+      failed.error = oneLine("FILLERR " + f->policy.origin_name + " " + reason);
+    }
+    std::weak_ptr<int> w = alive;
+    for (Waiter& waiter : f->waiters) {
+      // A waiter that detached (maybe from an earlier waiter's callback) is not called.
+      if (w.expired() || waiter_flight.erase(waiter.id) == 0) continue;
+      if (o != nullptr) {
+        waiter.done(*o);
+      } else if (waiter.stale) {
+        ++f->state->counters.stale_served;
+        FillOutcome s;
+        s.kind = FillOutcome::Kind::kValue;
+        s.value = std::move(*waiter.stale);
+        waiter.done(s);
+      } else {
+        waiter.done(failed);
+      }
+    }
+  }
+};
+
+FillEngine::FillEngine(Store& store, Timer& timer, const Clock& clock, Random& random)
+    : impl_(std::make_unique<Impl>(store, timer, clock, random)) {}
+
+FillEngine::~FillEngine() {
+  // Pending waiters are dropped without a call (the worker is shutting down); replies and
+  // timers that still arrive find the engine gone (weak_ptr) and do nothing.
+  for (auto& [id, f] : impl_->flights) impl_->cancelTimers(*f);
+}
+
+uint64_t FillEngine::onMiss(const FillPolicy& p, std::string_view key, const std::string& path,
+                            const std::string* stale, Done done) {
+  Impl& m = *impl_;
+  const uint64_t wid = m.next_waiter++;
+  if (p.audit) {
+    // Audit decides and counts but never fills: the client gets what Redis gave.
+    ++m.state(p.name).counters.would_fill;
+    FillOutcome o;
+    if (stale != nullptr) {
+      o.kind = FillOutcome::Kind::kValue;
+      o.value = *stale;
+    }
+    done(o);
+    return wid;
+  }
+  Waiter w;
+  w.id = wid;
+  w.done = std::move(done);
+  if (stale != nullptr) w.stale = *stale;
+  if (p.single_flight != config::SingleFlight::kOff) {
+    if (Flight* f = m.joinable(key)) {
+      ++f->state->counters.coalesced;
+      m.waiter_flight[wid] = f->id;
+      f->waiters.push_back(std::move(w));
+      return wid;
+    }
+  }
+  // With a stale value the data key still exists: it must be replaced, not SET NX.
+  const bool refresh = stale != nullptr;
+  m.startFlight(p, key, path, refresh, p.window_ms(), std::move(w));
+  return wid;
+}
+
+void FillEngine::detach(uint64_t waiter) {
+  Impl& m = *impl_;
+  auto it = m.waiter_flight.find(waiter);
+  if (it == m.waiter_flight.end()) return;
+  const uint64_t fid = it->second;
+  m.waiter_flight.erase(it);
+  if (std::shared_ptr<Flight> f = m.find(fid)) {
+    std::erase_if(f->waiters, [waiter](const Waiter& w) { return w.id == waiter; });
+  }
+}
+
+FillEngine::HitAction FillEngine::onHit(const FillPolicy& p, std::string_view key,
+                                        const std::string& path, int64_t pttl_ms) {
+  Impl& m = *impl_;
+  if (pttl_ms < 0) return HitAction::kServe;  // no TTL: nothing to refresh
+  PolicyState& s = m.state(p.name);
+  const int64_t soft_remaining = pttl_ms - p.window_ms();
+  HitAction action = HitAction::kServe;
+  bool start = false;
+  if (soft_remaining <= 0) {
+    if (p.swr_ms > 0 && -soft_remaining <= p.swr_ms) {
+      action = HitAction::kServeStale;
+      start = !m.anyFlight(key);
+    } else if (p.sie_ms > 0 && -soft_remaining <= p.sie_ms) {
+      action = HitAction::kWaitRefresh;
+    }
+  } else if (p.xfetch && p.beta > 0 && s.delta_ms > 0 && !m.anyFlight(key)) {
+    // XFetch (Vattani et al.): refresh when -delta * beta * ln(U) >= remaining, written as
+    // U <= exp(-remaining / (delta * beta)) so that U = 0 needs no log.
+    const double u = m.random.uniform();
+    if (u <= std::exp(-static_cast<double>(soft_remaining) / (s.delta_ms * p.beta))) {
+      action = HitAction::kServeStale;
+      start = true;
+    }
+  }
+  if (p.audit) {
+    // Audit never fills: count the refresh it would start and serve as Redis gave it.
+    if (action != HitAction::kServe) ++s.counters.would_fill;
+    return HitAction::kServe;
+  }
+  if (action == HitAction::kServeStale && soft_remaining <= 0) ++s.counters.stale_served;
+  if (start) {
+    ++s.counters.refreshes;
+    // A value newer than the one seen here has a longer PTTL than pttl_ms has left.
+    m.startFlight(p, key, path, /*refresh=*/true, pttl_ms, std::nullopt);
+  }
+  return action;
+}
+
+void FillEngine::revoke(std::string_view key) {
+  Impl& m = *impl_;
+  auto it = m.by_key.find(std::string(key));
+  if (it == m.by_key.end()) return;
+  for (uint64_t id : it->second) {
+    if (std::shared_ptr<Flight> f = m.find(id)) f->revoked = true;
+  }
+}
+
+FillCounters& FillEngine::counters(const std::string& policy) {
+  return impl_->state(policy).counters;
+}
+
+size_t FillEngine::inflight() const { return impl_->flights.size(); }
+
+double FillEngine::deltaMs(const std::string& policy) const {
+  auto it = impl_->policies.find(policy);
+  return it == impl_->policies.end() ? 0.0 : it->second.delta_ms;
+}
+
+}  // namespace corral::policies

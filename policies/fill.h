@@ -36,9 +36,14 @@
 
 namespace corral::policies {
 
-// Keys a fill uses besides the data key. Both share the data key's Redis Cluster hash slot
-// (the data key's hash tag, or the whole key as the tag) and live under kInternalPrefix,
-// which clients cannot read or write through corral.
+// Keys a fill uses besides the data key. They live under kInternalPrefix, which clients cannot
+// read or write through corral, and share the data key's Redis Cluster hash slot (so the
+// lookup and commit scripts touch one slot):
+//   key with a hash tag ("cart:{42}:items")       -> "__corral:lease:{42}:cart:{42}:items"
+//   key without any brace ("user:42")             -> "__corral:lease:{user:42}"
+// Limit: a key with braces but no valid tag ("a}b", "a{}b") is wrapped the same way,
+// "{a}b}", whose tag is no longer the whole key: its fill keys may hash to another slot (a
+// CROSSSLOT error under Redis Cluster). Such keys should not be filled in cluster mode.
 inline constexpr std::string_view kInternalPrefix = "__corral:";
 struct FillKeys {
   std::string data;      // the client's key
@@ -107,6 +112,14 @@ class Store {
                               std::function<void(bool written)> done) = 0;
   // Deletes the lease if it still holds token (after an origin error).
   virtual void release(const FillKeys& keys, const std::string& token) = 0;
+  // lookup() for a refresh (onHit's background refresh, onMiss with a stale value): the data
+  // key may still hold the very value being refreshed, which lookup() would report as kValue.
+  // One atomic step: a value whose PTTL is above fresh_above_ms, or that has no TTL (someone
+  // refreshed it already) -> kValue; else SET lease token NX PX lock_ttl_ms -> kLeaseWon or
+  // kLeaseHeld. The negative entry is not consulted. A refresh always holds a lease: its
+  // commit must overwrite the existing value, which only the token-checked commit does.
+  virtual void refreshLookup(const FillKeys& keys, const std::string& token, int64_t lock_ttl_ms,
+                             int64_t fresh_above_ms, std::function<void(LookupResult)> done) = 0;
 };
 
 // Deferred calls on the worker's loop.
@@ -163,6 +176,8 @@ struct FillCounters {
   uint64_t would_fill = 0;     // audit mode
   uint64_t not_stored = 0;     // bodies over max_value_bytes, or commits refused by token
   uint64_t refreshes = 0;      // background refreshes started (SWR / xfetch)
+  uint64_t store_errors = 0;   // lookups that failed or never answered (waiters: on_error)
+  uint64_t wait_timeouts = 0;  // lease waits that ended without a value (waiters: on_error)
 };
 
 class FillEngine {

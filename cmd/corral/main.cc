@@ -321,8 +321,11 @@ int main(int argc, char** argv) {
   event_add(app.watch, &watch_every);
 
   for (const auto& l : ready_lines) app.log->info("listening {}", l);
-  app.log->info("corral started version={} workers={} primary={} replicas={}", CORRAL_VERSION,
-                app.cfg.workers, app.cfg.upstream.primary.text, app.cfg.upstream.replicas.size());
+  app.log->info(
+      "corral started version={} workers={} primary={} replicas={} policies={} policy_files={}",
+      CORRAL_VERSION, app.cfg.workers, app.cfg.upstream.primary.text,
+      app.cfg.upstream.replicas.size(), app.cfg.policy.policies.size(),
+      app.cfg.policy.files.size());
   if (!app.opts.ready_file.empty() && !writeReadyFile(app.opts.ready_file, ready_lines)) {
     app.log->error("cannot write ready file path={}", app.opts.ready_file);
   }

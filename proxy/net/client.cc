@@ -739,6 +739,9 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
   policies::RequestContext ctx = worker_.policyContext(identity());
   ctx.replay = policy_replay_;
   worker_.policySet().decide(cmd, req.args, ctx, worker_.shared().policy_registry, d);
+  if (!d.audit.empty() && !policy_replay_) [[unlikely]] {
+    worker_.logAudit(id_, d.audit);
+  }
   if (d.verdict == policies::Decision::Verdict::kReject) {
     worker_.stats().requests.add();
     log()->debug("refused by policy client={} err={}", id_, d.error);

@@ -176,6 +176,17 @@ double Worker::FastRandom::uniform() {
   return static_cast<double>(z >> 11) * 0x1.0p-53;
 }
 
+void Worker::logAudit(uint64_t client_id, std::string_view what) {
+  if (loop_.now_ms - audit_logged_ms_ < 1000) {
+    ++audit_suppressed_;
+    return;
+  }
+  audit_logged_ms_ = loop_.now_ms;
+  log()->info("policy audit client={} {} (+{} more since the last line)", client_id, what,
+              audit_suppressed_);
+  audit_suppressed_ = 0;
+}
+
 void Worker::FollowupSink::onUpstreamReply(uint64_t, std::string_view reply) {
   if (!reply.empty() && reply[0] == '-') registry->followup_errors.add();
 }

@@ -112,6 +112,9 @@ class Worker {
     policy_ctx_.client = client;
     return policy_ctx_;
   }
+  // Logs what an audit rule saw, at most once a second per worker (the rest are counted in
+  // /metrics and summed up in the next line logged).
+  void logAudit(uint64_t client_id, std::string_view what);
   // Receives the replies of follow-up commands that clients do not see (PEXPIRE ... NX).
   upstream::ReplySink* followupSink() { return &followup_sink_; }
 
@@ -194,6 +197,8 @@ class Worker {
     double uniform() override;
   } random_;
   policies::RequestContext policy_ctx_;
+  int64_t audit_logged_ms_ = -1000000;
+  uint64_t audit_suppressed_ = 0;
   struct FollowupSink final : upstream::ReplySink {
     policies::Registry* registry = nullptr;
     void onUpstreamReply(uint64_t seq, std::string_view reply) override;

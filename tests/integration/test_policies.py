@@ -73,6 +73,8 @@ def test_key_naming_errors_and_audit(redis_server, corral_factory):
     assert m['corral_policy_naming_violations_total{policy="user",action="rejected"}'] == 2
     assert m['corral_policy_naming_violations_total{policy="sess",action="rejected"}'] == 1
     assert m['corral_policy_naming_violations_total{policy="trial",action="audited"}'] == 1
+    assert "policy audit client=" in c.stderr_text()
+    assert "policy trial (mode audit) would refuse key 'trial:x'" in c.stderr_text()
 
 
 def test_unmatched_keys_reject(redis_server, corral_factory):
