@@ -456,6 +456,9 @@ struct FillEngine::Impl {
     if (f->phase == Phase::kOrigin) {
       ++c.fill_errors;
       answer(id, nullptr, "timeout");
+    } else if (f->phase == Phase::kWait) {
+      ++c.wait_timeouts;  // not expected: the last poll is due before this deadline
+      answer(id, nullptr, "lease wait timed out");
     } else {
       ++c.store_errors;
       answer(id, nullptr, "store timeout");

@@ -137,3 +137,37 @@ def test_round_robin_over_two_replicas_and_recovery(redis_server, corral_factory
     finally:
         r1.close()
         r2.close()
+
+
+def test_policy_routing_overrides_upstream_read_from(primary_and_replica, corral_factory):
+    """routing.read_from of a policy beats upstream.read_from; read_your_writes sends a client's
+    reads of a key it just wrote to the primary for the window."""
+    primary, replica = primary_and_replica
+    for k in ("who:1", "mine:1"):
+        assert primary.cmd("SET", k, "primary") == "OK"
+        wait_until(lambda k=k: replica.cmd("GET", k) == b"primary", 5, what=f"{k} replicated")
+        assert replica.cmd("SET", k, "replica") == "OK"
+    cfg = _replica_config(primary, replica, "primary")
+    cfg["policies"] = [
+        {"name": "who", "match": "who:<id:u64>", "routing": {"read_from": "replica"}},
+        {"name": "mine", "match": "mine:<id:u64>",
+         "routing": {"read_from": "replica", "read_your_writes": "1s"}},
+    ]
+    c = corral_factory(cfg)
+    with c.client() as cl:
+        wait_until(lambda: cl.cmd("GET", "who:1") == b"replica", 5,
+                   what="GET who:1 served by the replica (policy read_from)")
+        assert cl.cmd("GET", "who") == b"primary"  # no policy: upstream.read_from primary
+        assert cl.cmd("GET", "mine:1") == b"replica"
+        # Cut replication so each server keeps its own value and a reply says who answered.
+        assert replica.cmd("REPLICAOF", "NO", "ONE") == "OK"
+        # SET goes to the primary; for 1 s this client's reads of mine:1 follow it there
+        assert cl.cmd("SET", "mine:1", "written", "KEEPTTL") == "OK"
+        assert primary.cmd("GET", "mine:1") == b"written"
+        assert replica.cmd("GET", "mine:1") == b"replica"
+        assert [cl.cmd("GET", "mine:1") for _ in range(5)] == [b"written"] * 5
+        assert cl.cmd("GET", "who:1") == b"replica"  # other keys: not affected
+        with c.client() as other:  # another client wrote nothing: the replica answers
+            assert other.cmd("GET", "mine:1") == b"replica"
+        time.sleep(1.2)
+        assert cl.cmd("GET", "mine:1") == b"replica"  # the window is over
