@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <tuple>
+#include <utility>
 
 #include "proxy/commands/command_table.h"
 
@@ -176,6 +178,16 @@ LimitCounters* Registry::limit(const std::string& name) {
   return &limits_.back();
 }
 
+FillCounters* Registry::fill(const std::string& policy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [name, c] : fills_) {
+    if (name == policy) return &c;
+  }
+  fills_.emplace_back(std::piecewise_construct, std::forward_as_tuple(policy),
+                      std::forward_as_tuple());
+  return &fills_.back().second;
+}
+
 void Registry::appendMetrics(std::string& out) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto head = [&out](const char* name, const char* type, const char* help) {
@@ -237,6 +249,50 @@ void Registry::appendMetrics(std::string& out) const {
   }
   head("corral_ratelimit_buckets", "gauge", "Rate-limit buckets held in memory.");
   out += "corral_ratelimit_buckets " + std::to_string(limiter_.buckets()) + "\n";
+  head("corral_fill_events_total", "counter",
+       "Cache-aside fill events per policy: fills (origin calls), fill_errors, coalesced "
+       "waiters, lease_wins, lease_losses, stale_served, negative_hits, would_fill (audit), "
+       "not_stored, refreshes, store_errors, wait_timeouts.");
+  for (const auto& [name, c] : fills_) {
+    const std::pair<const char*, const FillCount*> rows[] = {
+        {"fills", &c.fills},
+        {"fill_errors", &c.fill_errors},
+        {"coalesced", &c.coalesced},
+        {"lease_wins", &c.lease_wins},
+        {"lease_losses", &c.lease_losses},
+        {"stale_served", &c.stale_served},
+        {"negative_hits", &c.negative_hits},
+        {"would_fill", &c.would_fill},
+        {"not_stored", &c.not_stored},
+        {"refreshes", &c.refreshes},
+        {"store_errors", &c.store_errors},
+        {"wait_timeouts", &c.wait_timeouts},
+    };
+    for (const auto& [event, v] : rows) {
+      line("corral_fill_events_total", plabel(name, "event", event), *v);
+    }
+  }
+  head("corral_fill_origin_duration_seconds", "histogram",
+       "Origin latency of fills (answers 200 and 404) per policy.");
+  for (const auto& [name, c] : fills_) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i <= FillCounters::kLatencyBuckets; ++i) {
+      cumulative += c.latency_bucket[i];
+      char le[32];
+      if (i < FillCounters::kLatencyBuckets) {
+        std::snprintf(le, sizeof le, "%g",
+                      static_cast<double>(FillCounters::kLatencyBoundsMs[i]) / 1000.0);
+      } else {
+        std::snprintf(le, sizeof le, "+Inf");
+      }
+      line("corral_fill_origin_duration_seconds_bucket", plabel(name, "le", le), cumulative);
+    }
+    char sum[48];
+    std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(c.latency_sum_us) / 1e6);
+    out += "corral_fill_origin_duration_seconds_sum{policy=\"" + name + "\"} " + sum + "\n";
+    line("corral_fill_origin_duration_seconds_count", plabel(name, nullptr, nullptr),
+         c.latency_count);
+  }
   head("corral_unmatched_keys_total", "counter",
        "Keys no policy covers, by action (global.unmatched_keys).");
   line("corral_unmatched_keys_total", "action=\"rejected\"", unmatched_rejected.get());
@@ -266,6 +322,11 @@ void Decision::clear() {
   ryw_key = {};
   hitmiss = nullptr;
   audit.clear();
+  fill = nullptr;
+  fill_path.clear();
+  fill_key = {};
+  fill_fresh = false;
+  revoke.clear();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -299,8 +360,45 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
     const config::TtlSpec& ttl = p.ttl;
     cp.has_ttl_rules = ttl.default_ttl || ttl.min || ttl.max || ttl.require || ttl.jitter_client;
     if (!p.fill.origin.empty()) {
-      errors->push_back(errorAt(p.where, path + ".fill",
-                                "cache-aside fill is not supported by this version of corral yet"));
+      const config::OriginSpec* origin = nullptr;
+      for (const auto& o : c.origins) {
+        if (o.name == p.fill.origin) origin = &o;
+      }
+      std::string missing;
+      if (origin == nullptr) {
+        errors->push_back(errorAt(p.where, path + ".fill.origin",
+                                  "no origin named '" + p.fill.origin + "' in origins"));
+      } else if (!ttl.default_ttl) {
+        errors->push_back(
+            errorAt(p.where, path + ".fill",
+                    "a policy with fill needs ttl.default (the TTL of filled values)"));
+      } else if (!fillPathValid(p.fill.path, t->captureNames(), &missing)) {
+        errors->push_back(errorAt(p.where, path + ".fill.path",
+                                  "<" + missing + "> is not a placeholder of " + p.match));
+      } else {
+        auto f = std::make_unique<FillPolicy>();
+        f->name = p.name;
+        f->origin_name = origin->name;
+        f->origin_timeout_ms = origin->timeout.count();
+        f->ttl_ms = ttl.default_ttl->count();
+        f->jitter = ttl.jitter;
+        f->negative_ttl_ms = p.negative_ttl.count();
+        f->single_flight = p.stampede.single_flight.value_or(config::SingleFlight::kLocal);
+        f->lock_ttl_ms =
+            p.stampede.lock_ttl ? p.stampede.lock_ttl->count() : 2 * origin->timeout.count();
+        f->wait_ms = p.stampede.wait ? p.stampede.wait->count() : f->lock_ttl_ms;
+        f->swr_ms = p.freshness.stale_while_revalidate.count();
+        f->sie_ms = p.freshness.stale_if_error.count();
+        f->xfetch = p.freshness.xfetch;
+        f->beta = p.freshness.beta;
+        f->on_error = p.fill.on_error;
+        f->max_value_bytes = p.fill.max_value_bytes.value_or(0);
+        f->audit = p.mode == config::PolicyMode::kAudit;
+        cp.fill_get = std::find(p.fill.commands.begin(), p.fill.commands.end(), "get") !=
+                      p.fill.commands.end();
+        cp.distributed = f->single_flight == config::SingleFlight::kDistributed;
+        cp.fill = std::move(f);
+      }
     }
     for (size_t li = 0; li < p.rate_limits.size(); ++li) {
       const config::RateLimitSpec& ls = p.rate_limits[li];
@@ -522,6 +620,15 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
   const bool have_policies = matcher_.has_value() && !policies_.empty();
   for (uint32_t idx : out.keys) {
     const std::string_view key = args[idx];
+    if (key.starts_with(kInternalPrefix)) [[unlikely]] {
+      // Leases and negative entries of fills: corral's own, never a client's to read or write.
+      out.verdict = Decision::Verdict::kReject;
+      out.error = "KEYNAME key '";
+      appendEscaped(out.error, key);
+      out.error += "' is in corral's reserved prefix ";
+      out.error += kInternalPrefix;
+      return;
+    }
     const CompiledPolicy* p = nullptr;
     bool violation = false;
     if (have_policies) {
@@ -717,6 +824,23 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
       out.ryw_key = args[out.keys[0]];
     }
     if (out.keys.size() == 1 && isHitMissRead(cmd)) out.hitmiss = p->counters;
+    if (p->fill != nullptr && p->fill_get && out.keys.size() == 1 && cmd->name == "get") {
+      out.fill = p->fill.get();
+      out.fill_key = args[out.keys[0]];
+      out.caps.clear();
+      matcher_->match(out.fill_key, &out.caps);
+      out.fill_path = buildFillPath(p->spec->fill.path, out.caps).value_or(std::string());
+      out.fill_fresh = p->fill->window_ms() > 0 || p->fill->xfetch;
+    }
+  }
+  // 6. Writes of keys that fills may be filling: revoke those fills (stale-set protection).
+  if (cmd != nullptr && (cmd->flags & commands::kWrite)) {
+    for (size_t i = 0; i < out.key_policy.size(); ++i) {
+      const CompiledPolicy* p = out.key_policy[i];
+      if (p != nullptr && p->fill != nullptr && !p->fill->audit) {
+        out.revoke.emplace_back(args[out.keys[i]], p->distributed);
+      }
+    }
   }
 }
 

@@ -25,6 +25,7 @@
 #include "config/config.h"
 #include "config/policy_config.h"
 #include "policies/clock.h"
+#include "policies/fill.h"
 #include "policies/rate_limiter.h"
 #include "policies/template.h"
 #include "policies/ttl.h"
@@ -71,6 +72,7 @@ class Registry {
  public:
   PolicyCounters* policy(const std::string& name);  // get or create; thread-safe
   LimitCounters* limit(const std::string& name);
+  FillCounters* fill(const std::string& policy);  // shared by every worker's FillEngine
   RateLimiter& limiter() { return limiter_; }
 
   AtomicCounter unmatched_rejected;  // keys no policy covers, refused (unmatched_keys: reject)
@@ -87,6 +89,7 @@ class Registry {
   mutable std::mutex mu_;
   std::deque<PolicyCounters> policies_;  // deque: stable addresses
   std::deque<LimitCounters> limits_;
+  std::deque<std::pair<std::string, FillCounters>> fills_;
   RateLimiter limiter_;
 };
 
@@ -106,6 +109,11 @@ struct CompiledPolicy {
   PolicyCounters* counters = nullptr;
   std::vector<CompiledLimit> limits;
   bool has_ttl_rules = false;
+  // Cache-aside fill settings (fill.origin set), defaults resolved; origin pointer left null:
+  // origins are per worker (the proxy looks them up by origin_name).
+  std::unique_ptr<FillPolicy> fill;
+  bool fill_get = false;  // fill.commands has GET
+  bool distributed = false;
 };
 
 // The outcome of decide(), reused by one worker for every request (clear() keeps capacity).
@@ -124,6 +132,14 @@ struct Decision {
   std::string_view ryw_key;         // the key that read_your_writes applies to
   // GET-like single-key read of a policy key: the reply says hit or miss.
   PolicyCounters* hitmiss = nullptr;
+  // GET of a key whose policy fills from an origin: the proxy watches the reply for a miss.
+  const FillPolicy* fill = nullptr;
+  std::string fill_path;      // origin path for this key (captures percent-encoded)
+  std::string_view fill_key;  // the key (view into the request)
+  bool fill_fresh = false;    // the policy needs the value's PTTL too (freshness, xfetch)
+  // Writes of keys of fill policies: in-flight fills of these keys must not store their values
+  // (the proxy revokes local flights and, for distributed policies, deletes the lease).
+  std::vector<std::pair<std::string_view, bool>> revoke;  // key, distributed
   // What an audit rule (mode audit, on_violation audit, shadow limits, unmatched_keys audit,
   // commands.audit) saw in this request, first one only; "" = nothing. The proxy logs a sample.
   std::string audit;
@@ -165,6 +181,8 @@ class PolicySet {
 
   // The policies in force, as JSON (for the admin endpoint /policies).
   std::string describeJson() const;
+  // Origins the policies use (spec by name), for the proxy to create per worker.
+  const std::vector<config::OriginSpec>& origins() const { return config_.origins; }
 
   PolicySet(const PolicySet&) = delete;
   PolicySet& operator=(const PolicySet&) = delete;

@@ -7,7 +7,7 @@
 //   Flight ──> [lookup] ──value──> answer all            ┐
 //     ^           │ ──negative──> nil to all             │ every step carries (flight id,
 //     │ poll      │ ──error──> stale or on_error         │ step); a reply for a flight that
-//     │ (5..50ms) │ ──lease held──> [wait] ──────────────┤ ended, or for an older step, is
+//     │ (2..10ms) │ ──lease held──> [wait] ──────────────┤ ended, or for an older step, is
 //     └───────────┘ ──won / missing──> [origin]          │ dropped
 //                      ──200──> commit (async), answer   │
 //                      ──404──> commitNegative, nil      │
@@ -43,8 +43,10 @@ constexpr int64_t kNsPerMs = 1'000'000;
 // Slack past the origin timeout (the origin's own timer should fire first and report
 // "timeout") and past the last lease lookup (the store's command timeout should answer).
 constexpr int64_t kDeadlineMarginMs = 100;
-constexpr int64_t kPollFirstMs = 5;  // lease-wait polling backoff: 5, 10, 20, 40, 50, 50, ...
-constexpr int64_t kPollMaxMs = 50;
+constexpr int64_t kPollFirstMs = 2;  // lease-wait polling backoff: 2, 4, 8, 10, 10, ...
+// Small on purpose: a loser learns of the winner's value at most this late (p99 target: origin
+// latency + 20 ms), and a poll is one cheap script call on the primary.
+constexpr int64_t kPollMaxMs = 10;
 constexpr double kDeltaAlpha = 0.2;  // weight of the newest sample in the latency average
 
 bool unreserved(unsigned char c) {
@@ -153,8 +155,9 @@ bool fillPathValid(std::string_view path_template, const std::vector<std::string
 namespace {
 
 struct PolicyState {
-  FillCounters counters;
-  double delta_ms = 0;  // fill latency moving average
+  FillCounters own;               // used when the engine has no counter source
+  FillCounters* counters = &own;  // never null
+  double delta_ms = 0;            // fill latency moving average
   bool has_delta = false;
 };
 
@@ -210,7 +213,14 @@ struct FillEngine::Impl {
   uint64_t next_flight = 1;
   uint64_t next_waiter = 1;
 
-  PolicyState& state(const std::string& name) { return policies[name]; }
+  PolicyState& state(const std::string& name) {
+    auto [it, inserted] = policies.try_emplace(name);
+    if (inserted && source) {
+      if (FillCounters* c = source(name)) it->second.counters = c;
+    }
+    return it->second;
+  }
+  std::function<FillCounters*(const std::string&)> source;
 
   std::shared_ptr<Flight> find(uint64_t id) const {
     auto it = flights.find(id);
@@ -262,13 +272,13 @@ struct FillEngine::Impl {
 
   void armDeadline(Flight& f, int64_t delay_ms) {
     if (f.deadline_timer) timer.cancel(*f.deadline_timer);
-    f.deadline_timer = timer.after(std::max<int64_t>(delay_ms, 0),
-                                   guarded([this, id = f.id] { onDeadline(id); }));
+    f.deadline_timer =
+        timer.after(std::max<int64_t>(delay_ms, 0), guarded([this, id = f.id] { onDeadline(id); }));
   }
 
   // Creates a flight (with its first waiter, if any) and starts its lookup.
-  void startFlight(const FillPolicy& p, std::string_view key, const std::string& path,
-                   bool refresh, int64_t fresh_above_ms, std::optional<Waiter> waiter) {
+  void startFlight(const FillPolicy& p, std::string_view key, const std::string& path, bool refresh,
+                   int64_t fresh_above_ms, std::optional<Waiter> waiter) {
     auto f = std::make_shared<Flight>();
     f->id = next_flight++;
     f->policy = p;
@@ -307,7 +317,7 @@ struct FillEngine::Impl {
   void onLookup(uint64_t id, uint64_t step, const LookupResult& r) {
     std::shared_ptr<Flight> f = find(id);
     if (!f || f->step != step || f->phase != Phase::kLookup) return;
-    FillCounters& c = f->state->counters;
+    FillCounters& c = *f->state->counters;
     switch (r.kind) {
       case LookupResult::Kind::kValue: {
         FillOutcome o;
@@ -373,7 +383,7 @@ struct FillEngine::Impl {
   void callOrigin(const std::shared_ptr<Flight>& f) {
     f->phase = Phase::kOrigin;
     const uint64_t step = ++f->step;
-    ++f->state->counters.fills;
+    ++f->state->counters->fills;
     f->origin_start_ns = clock.monoNs();
     armDeadline(*f, f->policy.origin_timeout_ms + kDeadlineMarginMs);
     if (f->policy.origin == nullptr) {
@@ -391,6 +401,7 @@ struct FillEngine::Impl {
     PolicyState& s = *f.state;
     s.delta_ms = s.has_delta ? (1.0 - kDeltaAlpha) * s.delta_ms + kDeltaAlpha * sample : sample;
     s.has_delta = true;
+    s.counters->observeLatency(static_cast<int64_t>(sample * 1000.0));
   }
 
   void releaseLease(const Flight& f) {
@@ -400,7 +411,7 @@ struct FillEngine::Impl {
   void onOrigin(uint64_t id, uint64_t step, OriginResult r) {
     std::shared_ptr<Flight> f = find(id);
     if (!f || f->step != step || f->phase != Phase::kOrigin) return;
-    FillCounters& c = f->state->counters;
+    FillCounters& c = *f->state->counters;
     const FillPolicy& p = f->policy;
     switch (r.kind) {
       case OriginResult::Kind::kValue: {
@@ -442,7 +453,7 @@ struct FillEngine::Impl {
 
   std::function<void(bool)> commitDone(PolicyState* s) {
     return guarded([s](bool written) {
-      if (!written) ++s->counters.not_stored;
+      if (!written) ++s->counters->not_stored;
     });
   }
 
@@ -450,7 +461,7 @@ struct FillEngine::Impl {
     std::shared_ptr<Flight> f = find(id);
     if (!f) return;
     f->deadline_timer.reset();
-    FillCounters& c = f->state->counters;
+    FillCounters& c = *f->state->counters;
     // A lease our lookup may still take, or the one the origin call holds: give it back.
     releaseLease(*f);
     if (f->phase == Phase::kOrigin) {
@@ -497,7 +508,7 @@ struct FillEngine::Impl {
       if (o != nullptr) {
         waiter.done(*o);
       } else if (waiter.stale) {
-        ++f->state->counters.stale_served;
+        ++f->state->counters->stale_served;
         FillOutcome s;
         s.kind = FillOutcome::Kind::kValue;
         s.value = std::move(*waiter.stale);
@@ -524,7 +535,7 @@ uint64_t FillEngine::onMiss(const FillPolicy& p, std::string_view key, const std
   const uint64_t wid = m.next_waiter++;
   if (p.audit) {
     // Audit decides and counts but never fills: the client gets what Redis gave.
-    ++m.state(p.name).counters.would_fill;
+    ++m.state(p.name).counters->would_fill;
     FillOutcome o;
     if (stale != nullptr) {
       o.kind = FillOutcome::Kind::kValue;
@@ -539,7 +550,7 @@ uint64_t FillEngine::onMiss(const FillPolicy& p, std::string_view key, const std
   if (stale != nullptr) w.stale = *stale;
   if (p.single_flight != config::SingleFlight::kOff) {
     if (Flight* f = m.joinable(key)) {
-      ++f->state->counters.coalesced;
+      ++f->state->counters->coalesced;
       m.waiter_flight[wid] = f->id;
       f->waiters.push_back(std::move(w));
       return wid;
@@ -588,12 +599,12 @@ FillEngine::HitAction FillEngine::onHit(const FillPolicy& p, std::string_view ke
   }
   if (p.audit) {
     // Audit never fills: count the refresh it would start and serve as Redis gave it.
-    if (action != HitAction::kServe) ++s.counters.would_fill;
+    if (action != HitAction::kServe) ++s.counters->would_fill;
     return HitAction::kServe;
   }
-  if (action == HitAction::kServeStale && soft_remaining <= 0) ++s.counters.stale_served;
+  if (action == HitAction::kServeStale && soft_remaining <= 0) ++s.counters->stale_served;
   if (start) {
-    ++s.counters.refreshes;
+    ++s.counters->refreshes;
     // A value newer than the one seen here has a longer PTTL than pttl_ms has left.
     m.startFlight(p, key, path, /*refresh=*/true, pttl_ms, std::nullopt);
   }
@@ -609,8 +620,12 @@ void FillEngine::revoke(std::string_view key) {
   }
 }
 
+void FillEngine::setCounterSource(std::function<FillCounters*(const std::string&)> source) {
+  impl_->source = std::move(source);
+}
+
 FillCounters& FillEngine::counters(const std::string& policy) {
-  return impl_->state(policy).counters;
+  return *impl_->state(policy).counters;
 }
 
 size_t FillEngine::inflight() const { return impl_->flights.size(); }

@@ -20,6 +20,7 @@
 // Random (lease tokens, xfetch), so every branch is testable with fakes.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -165,19 +166,49 @@ struct FillOutcome {
 
 // Per-policy fill counters (process-wide atomics live in the Registry; the engine bumps them
 // through this struct of pointers so tests can read plain values).
+// A counter bumped by whichever worker's engine runs the fill and read by the admin thread.
+struct FillCount {
+  std::atomic<uint64_t> v{0};
+  FillCount& operator++() {
+    v.fetch_add(1, std::memory_order_relaxed);
+    return *this;
+  }
+  FillCount& operator+=(uint64_t n) {
+    v.fetch_add(n, std::memory_order_relaxed);
+    return *this;
+  }
+  operator uint64_t() const { return v.load(std::memory_order_relaxed); }  // NOLINT: a count
+};
+
+// Per policy. The proxy points every worker's engine at one process-wide set per policy name
+// (FillEngine::setCounterSource); without a source each engine keeps its own (tests).
 struct FillCounters {
-  uint64_t fills = 0;        // origin calls made
-  uint64_t fill_errors = 0;  // origin errors and timeouts
-  uint64_t coalesced = 0;    // waiters that joined an existing local flight
-  uint64_t lease_wins = 0;
-  uint64_t lease_losses = 0;   // lookups that found another corral's lease
-  uint64_t stale_served = 0;   // stale values served (SWR or stale-if-error)
-  uint64_t negative_hits = 0;  // misses answered by a remembered 404
-  uint64_t would_fill = 0;     // audit mode
-  uint64_t not_stored = 0;     // bodies over max_value_bytes, or commits refused by token
-  uint64_t refreshes = 0;      // background refreshes started (SWR / xfetch)
-  uint64_t store_errors = 0;   // lookups that failed or never answered (waiters: on_error)
-  uint64_t wait_timeouts = 0;  // lease waits that ended without a value (waiters: on_error)
+  FillCount fills;        // origin calls made
+  FillCount fill_errors;  // origin errors and timeouts
+  FillCount coalesced;    // waiters that joined an existing local flight
+  FillCount lease_wins;
+  FillCount lease_losses;   // lookups that found another corral's lease
+  FillCount stale_served;   // stale values served (SWR or stale-if-error)
+  FillCount negative_hits;  // misses answered by a remembered 404
+  FillCount would_fill;     // audit mode
+  FillCount not_stored;     // bodies over max_value_bytes, or commits refused by token
+  FillCount refreshes;      // background refreshes started (SWR / xfetch)
+  FillCount store_errors;   // lookups that failed or never answered (waiters: on_error)
+  FillCount wait_timeouts;  // lease waits that ended without a value (waiters: on_error)
+  // Origin latency of fills (200 and 404 answers), a Prometheus histogram.
+  static constexpr size_t kLatencyBuckets = 10;
+  static constexpr int64_t kLatencyBoundsMs[kLatencyBuckets] = {5,   10,  25,   50,   100,
+                                                                250, 500, 1000, 2500, 5000};
+  FillCount latency_bucket[kLatencyBuckets + 1];  // last: +Inf
+  FillCount latency_sum_us;
+  FillCount latency_count;
+  void observeLatency(int64_t us) {
+    size_t i = 0;
+    while (i < kLatencyBuckets && us > kLatencyBoundsMs[i] * 1000) ++i;
+    ++latency_bucket[i];
+    latency_sum_us += static_cast<uint64_t>(us < 0 ? 0 : us);
+    ++latency_count;
+  }
 };
 
 class FillEngine {
@@ -191,6 +222,9 @@ class FillEngine {
   // soft expiry that may only be served if the refresh fails (stale != nullptr, see onHit).
   // `path` is the origin path (buildFillPath). done runs exactly once (maybe synchronously,
   // e.g. in audit mode) unless the waiter detaches first. Returns a waiter id for detach().
+  // The flight copies p; p.origin must outlive it. Every flight ends by its own deadline:
+  // wait_ms + 100 ms for the lookup / lease-wait phase, origin_timeout_ms + 100 ms once the
+  // origin is called. Destroying the engine drops pending waiters without calling them.
   uint64_t onMiss(const FillPolicy& p, std::string_view key, const std::string& path,
                   const std::string* stale, Done done);
   // The client went away: it will not be called; the flight goes on for the others.
@@ -211,7 +245,10 @@ class FillEngine {
   void revoke(std::string_view key);
 
   FillCounters& counters(const std::string& policy);  // created on first use
-  size_t inflight() const;                            // flights in progress (for tests, metrics)
+  // Where a policy's counters live (called once per policy name, on first use); the pointer
+  // must outlive the engine.
+  void setCounterSource(std::function<FillCounters*(const std::string&)> source);
+  size_t inflight() const;  // flights in progress (for tests, metrics)
   // Fill latency moving average of a policy (xfetch's delta), ms; 0 before the first fill.
   double deltaMs(const std::string& policy) const;
 

@@ -51,7 +51,7 @@ struct TtlEvent {
 };
 
 struct TtlFollowup {
-  uint32_t key = 0;   // position in TtlInput::keys
+  uint32_t key = 0;    // position in TtlInput::keys
   int64_t ttl_ms = 0;  // PEXPIRE <key> <ttl_ms> NX
 };
 
@@ -60,8 +60,8 @@ struct TtlFollowup {
 struct TtlDecision {
   enum class Verdict : uint8_t { kForward, kRewrite, kReject };
   Verdict verdict = Verdict::kForward;
-  std::string error;               // kReject: "TTL <policy>: ..." (no leading '-', no CRLF)
-  std::vector<std::string> args;   // kRewrite: the whole new argv, args[0] included
+  std::string error;              // kReject: "TTL <policy>: ..." (no leading '-', no CRLF)
+  std::vector<std::string> args;  // kRewrite: the whole new argv, args[0] included
   std::vector<TtlFollowup> followups;
   std::vector<TtlEvent> events;
   void clear();

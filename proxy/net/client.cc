@@ -170,6 +170,10 @@ std::string upperName(const CommandInfo* cmd, const codec::Request& req) {
   return s;
 }
 
+// GET k and PTTL k in one step, for fill policies with freshness rules.
+constexpr std::string_view kGetWithPttl =
+    "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
+
 // A GET-like reply: nil (RESP2 "$-1"/"*-1", RESP3 "_") or an empty collection is a miss,
 // an error neither, anything else a hit.
 void countHitMiss(policies::PolicyCounters& c, std::string_view reply) {
@@ -366,6 +370,8 @@ bool Client::handleRequest(const codec::Request& request) {
   policy_replay_ = !done;
   followups_ = nullptr;
   next_hitmiss_ = nullptr;
+  next_fill_.reset();
+  hidden_.clear();
   policy_route_ = kRouteDefault;
   cur_cmd_ = kNoCommand;
   return done;
@@ -721,7 +727,8 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
     }
     return;
   }
-  pending_.push_back(Slot{nullptr, rewrite, next_hitmiss_, worker_.loop_.now_us, cur_cmd_});
+  pending_.push_back(
+      Slot{nullptr, rewrite, next_hitmiss_, std::move(next_fill_), worker_.loop_.now_us, cur_cmd_});
   next_hitmiss_ = nullptr;
   ++next_seq_;
   ++inflight_refs_;
@@ -730,6 +737,10 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
   conn->enqueue(this, next_seq_ - 1, wireBytes(req), timeout_ms);
   if (followups_ != nullptr) [[unlikely]] {
     sendFollowups(conn);
+  }
+  if (!hidden_.empty()) [[unlikely]] {
+    for (const std::string& h : hidden_) conn->enqueue(worker_.followupSink(), 0, h, 0);
+    hidden_.clear();
   }
 }
 
@@ -757,6 +768,32 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
   }
   if (!d.followups.empty()) followups_ = &d.followups;
   next_hitmiss_ = d.hitmiss;
+  for (const auto& [key, distributed] : d.revoke) {
+    // A write of a key that may be being filled: the fill must not store its (older) value.
+    worker_.fillEngine().revoke(key);
+    if (distributed && !in_multi_ && !pipe_) {
+      // Other corrals' fills too: their commit needs the lease, which this DEL takes away.
+      hidden_.push_back(std::string());
+      codec::appendCommand(hidden_.back(), {"DEL", policies::fillKeys(key).lease});
+    }
+  }
+  if (d.fill != nullptr && db_ == worker_.defaultDb() && !pipe_ && dedicated_ == nullptr)
+      [[unlikely]] {
+    auto f = std::make_unique<FillReq>();
+    f->set = worker_.policySetPtr();
+    f->policy = d.fill;
+    f->key.assign(d.fill_key);
+    f->path = d.fill_path;
+    f->fresh = d.fill_fresh;
+    if (f->fresh) {
+      // One atomic read of the value and its remaining TTL (freshness needs both).
+      rewritten_.args = {"EVAL", kGetWithPttl, "1", f->key};
+      rewritten_.is_inline = true;
+      rewritten_.frame = {};
+      *use = &rewritten_;
+    }
+    next_fill_ = std::move(f);
+  }
   if (d.read_your_writes_ms > 0 && cmd != nullptr) {
     if (cmd->flags & commands::kWrite) {
       noteWrite(d.ryw_key, d.read_your_writes_ms);
@@ -768,6 +805,83 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
     policy_route_ = static_cast<int8_t>(d.read_from);
   }
   return true;
+}
+
+void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
+  std::unique_ptr<FillReq> f = std::move(pending_[idx].fill);
+  // Every answer below goes through onUpstreamReply again (now without a fill): one path for
+  // ordering, stats and closed clients. It gives back the reference taken here.
+  ++inflight_refs_;
+  worker_.stats().pending.add();
+  if (!f->fresh) {
+    if (reply == "$-1\r\n") {
+      startFill(seq, std::move(f), nullptr);
+    } else {
+      onUpstreamReply(seq, reply);
+    }
+    return;
+  }
+  // {value, pttl}: "*2\r\n$<n>\r\n<value>\r\n:<pttl>\r\n" or "*2\r\n$-1\r\n:-2\r\n".
+  std::string_view bulk;
+  int64_t pttl = -1;
+  bool shaped = false;
+  if (reply.starts_with("*2\r\n$")) {
+    const size_t len_end = reply.find("\r\n", 4);
+    int64_t n = 0;
+    if (len_end != std::string_view::npos && parseInt(reply.substr(5, len_end - 5), n)) {
+      const size_t after = n < 0 ? len_end + 2 : len_end + 2 + static_cast<size_t>(n) + 2;
+      if (after < reply.size() && reply[after] == ':' &&
+          parseInt(reply.substr(after + 1, reply.size() - after - 3), pttl)) {
+        bulk = reply.substr(4, after - 4);  // "$<n>\r\n<value>\r\n" or "$-1\r\n"
+        shaped = true;
+      }
+    }
+  }
+  if (!shaped) {
+    onUpstreamReply(seq, reply);  // an error (e.g. WRONGTYPE, NOSCRIPT): the client sees it
+    return;
+  }
+  if (bulk == "$-1\r\n") {
+    startFill(seq, std::move(f), nullptr);
+    return;
+  }
+  policies::FillPolicy p = worker_.localFillPolicy(*f->policy);
+  switch (worker_.fillEngine().onHit(p, f->key, f->path, pttl)) {
+    case policies::FillEngine::HitAction::kServe:
+    case policies::FillEngine::HitAction::kServeStale:
+      onUpstreamReply(seq, bulk);
+      return;
+    case policies::FillEngine::HitAction::kWaitRefresh: {
+      const size_t start = bulk.find("\r\n") + 2;
+      const std::string stale(bulk.substr(start, bulk.size() - start - 2));
+      startFill(seq, std::move(f), &stale);
+      return;
+    }
+  }
+}
+
+void Client::startFill(uint64_t seq, std::unique_ptr<FillReq> f, const std::string* stale) {
+  policies::FillPolicy p = worker_.localFillPolicy(*f->policy);
+  worker_.fillEngine().onMiss(p, f->key, f->path, stale,
+                              [this, seq](const policies::FillOutcome& o) { onFillDone(seq, o); });
+}
+
+void Client::onFillDone(uint64_t seq, const policies::FillOutcome& o) {
+  std::string reply;
+  switch (o.kind) {
+    case policies::FillOutcome::Kind::kValue:
+      reply = "$" + std::to_string(o.value.size()) + "\r\n";
+      reply += o.value;
+      reply += "\r\n";
+      break;
+    case policies::FillOutcome::Kind::kNil:
+      reply = "$-1\r\n";
+      break;
+    case policies::FillOutcome::Kind::kError:
+      reply = "-" + o.error + "\r\n";
+      break;
+  }
+  onUpstreamReply(seq, reply);
 }
 
 void Client::rejectByPolicy(std::string_view error) {
@@ -1060,6 +1174,10 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
     return;
   }
   const uint64_t idx = seq - head_seq_;
+  if (pending_[idx].fill != nullptr) [[unlikely]] {
+    onFillReply(idx, seq, reply);
+    return;
+  }
   {
     const Slot& slot = pending_[idx];
     if (slot.cmd != kNoCommand) {

@@ -34,11 +34,23 @@ struct CommandInfo;
 }
 namespace corral::policies {
 struct PolicyCounters;
-}
+struct FillPolicy;
+struct FillOutcome;
+class PolicySet;
+}  // namespace corral::policies
 
 namespace corral::net {
 
 class Worker;
+
+// What a GET of a fill policy's key needs once its reply is back (see Client::onFillReply).
+struct FillReq {
+  std::shared_ptr<const policies::PolicySet> set;  // keeps `policy` alive across a reload
+  const policies::FillPolicy* policy = nullptr;
+  std::string key;
+  std::string path;
+  bool fresh = false;  // sent as GET+PTTL: the reply is {value, pttl}
+};
 
 class Client final : public upstream::ReplySink {
  public:
@@ -86,6 +98,8 @@ class Client final : public upstream::ReplySink {
     Rewrite rewrite = Rewrite::kNone;  // applied to the reply when it arrives
     // A GET-like read of a policy key: its reply counts as the policy's hit or miss.
     policies::PolicyCounters* hitmiss = nullptr;
+    // A GET of a fill policy's key: its reply is looked at (miss -> fill; stale -> refresh).
+    std::unique_ptr<struct FillReq> fill{};
     int64_t start_us = 0;       // for the latency histogram
     uint16_t cmd = kNoCommand;  // index into the command table, for per-command errors
   };
@@ -107,6 +121,11 @@ class Client final : public upstream::ReplySink {
   bool applyPolicies(const commands::CommandInfo* cmd, const codec::Request& req,
                      const codec::Request** use);
   void rejectByPolicy(std::string_view error);
+  // The reply of a GET with a fill attached (Slot::fill): a hit is answered, a miss starts or
+  // joins a fill; the slot stays pending until the fill answers.
+  void onFillReply(uint64_t idx, uint64_t seq, std::string_view reply);
+  void startFill(uint64_t seq, std::unique_ptr<FillReq> f, const std::string* stale);
+  void onFillDone(uint64_t seq, const policies::FillOutcome& o);
   // Sends the armed follow-ups (PEXPIRE ... NX) right behind a request on conn.
   void sendFollowups(upstream::Connection* conn);
   // Who the client is for rate limits: AUTH user, else CLIENT SETNAME name, else peer IP.
@@ -195,7 +214,9 @@ class Client final : public upstream::ReplySink {
   codec::Request rewritten_;  // a request whose args a policy changed (views into decision)
   const std::vector<std::pair<std::string_view, int64_t>>* followups_ = nullptr;
   policies::PolicyCounters* next_hitmiss_ = nullptr;
-  bool policy_replay_ = false;  // the request being handled was decided once already
+  std::unique_ptr<FillReq> next_fill_;  // armed by applyPolicies for forward()
+  std::vector<std::string> hidden_;     // commands sent right behind the request, replies unseen
+  bool policy_replay_ = false;          // the request being handled was decided once already
   // Routing a policy asked for: default, the primary (read-your-writes), or a ReadFrom value.
   static constexpr int8_t kRouteDefault = -1;
   static constexpr int8_t kRoutePrimary = -2;

@@ -13,6 +13,7 @@
 
 #include "config/logging.h"
 #include "proxy/net/client.h"
+#include "proxy/origin/origin.h"
 
 namespace corral::net {
 namespace {
@@ -81,6 +82,13 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
       static_cast<uint64_t>(index) * 0xbf58476d1ce4e5b9ull ^ static_cast<uint64_t>(clock_.monoNs());
   followup_sink_.registry = &shared.policy_registry;
   syncPolicies();
+  fill_timer_ = std::make_unique<upstream::LoopTimer>(loop_.base);
+  fill_store_ = std::make_unique<upstream::FillStore>(
+      [this] { return route(false, 0, cfg_.upstream.primary.db); }, *fill_timer_);
+  fill_engine_ =
+      std::make_unique<policies::FillEngine>(*fill_store_, *fill_timer_, clock_, random_);
+  fill_engine_->setCounterSource(
+      [&shared](const std::string& policy) { return shared.policy_registry.fill(policy); });
 
   pools_.push_back(makePool(cfg_.upstream.primary, true));
   for (const auto& r : cfg_.upstream.replicas) pools_.push_back(makePool(r, false));
@@ -98,6 +106,11 @@ std::vector<std::unique_ptr<upstream::Connection>> Worker::makePool(
 }
 
 Worker::~Worker() {
+  // Fills first: their pending callbacks point at clients and use the loop's timers.
+  fill_engine_.reset();
+  fill_store_.reset();
+  fill_timer_.reset();
+  origins_.clear();
   for (Client* c : all_clients_) delete c;  // dead_clients_ is a subset of all_clients_
   pools_.clear();
   db_pools_.clear();
@@ -174,6 +187,24 @@ double Worker::FastRandom::uniform() {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   z ^= z >> 31;
   return static_cast<double>(z >> 11) * 0x1.0p-53;
+}
+
+policies::FillPolicy Worker::localFillPolicy(const policies::FillPolicy& shared) {
+  policies::FillPolicy p = shared;
+  const config::OriginSpec* spec = nullptr;
+  for (const auto& o : policy_set_->origins()) {
+    if (o.name == shared.origin_name) spec = &o;
+  }
+  if (spec == nullptr) return p;  // cannot happen: compile() checked the name
+  std::string id = spec->name + " " + spec->base_url + " " + std::to_string(spec->timeout.count()) +
+                   " " + std::to_string(spec->max_in_flight);
+  auto it = origins_.find(id);
+  if (it == origins_.end()) {
+    it = origins_.emplace(std::move(id), std::make_unique<origin::HttpOrigin>(loop_.base, *spec))
+             .first;
+  }
+  p.origin = it->second.get();
+  return p;
 }
 
 void Worker::logAudit(uint64_t client_id, std::string_view what) {

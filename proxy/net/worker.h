@@ -20,12 +20,14 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "config/config.h"
 #include "policies/engine.h"
 #include "proxy/net/auth.h"
 #include "proxy/net/stats.h"
+#include "proxy/upstream/fill_store.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::net {
@@ -115,6 +117,11 @@ class Worker {
   // Logs what an audit rule saw, at most once a second per worker (the rest are counted in
   // /metrics and summed up in the next line logged).
   void logAudit(uint64_t client_id, std::string_view what);
+  // Fills: the engine of this worker, the policy set in force (shared, for requests that wait
+  // on a fill across a reload), and a policy's fill settings with this worker's origin.
+  policies::FillEngine& fillEngine() { return *fill_engine_; }
+  const std::shared_ptr<const policies::PolicySet>& policySetPtr() const { return policy_set_; }
+  policies::FillPolicy localFillPolicy(const policies::FillPolicy& shared);
   // Receives the replies of follow-up commands that clients do not see (PEXPIRE ... NX).
   upstream::ReplySink* followupSink() { return &followup_sink_; }
 
@@ -197,6 +204,12 @@ class Worker {
     double uniform() override;
   } random_;
   policies::RequestContext policy_ctx_;
+  std::unique_ptr<upstream::LoopTimer> fill_timer_;
+  std::unique_ptr<upstream::FillStore> fill_store_;
+  std::unique_ptr<policies::FillEngine> fill_engine_;
+  // HTTP origins of this worker, by "name base_url timeout max_in_flight": an origin whose
+  // settings change on reload gets a new object; old ones stay (flights may still use them).
+  std::unordered_map<std::string, std::unique_ptr<policies::Origin>> origins_;
   int64_t audit_logged_ms_ = -1000000;
   uint64_t audit_suppressed_ = 0;
   struct FollowupSink final : upstream::ReplySink {

@@ -31,10 +31,10 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <strings.h>
 
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <vector>
 
 #include "config/logging.h"
@@ -90,8 +90,7 @@ struct BaseUrl {
 
 bool parseBaseUrl(std::string_view url, BaseUrl& out, std::string& why) {
   constexpr std::string_view kScheme = "http://";
-  if (url.size() < kScheme.size() ||
-      strncasecmp(url.data(), kScheme.data(), kScheme.size()) != 0) {
+  if (url.size() < kScheme.size() || strncasecmp(url.data(), kScheme.data(), kScheme.size()) != 0) {
     why = "not an http:// URL";
     return false;
   }
@@ -181,23 +180,23 @@ OriginResult errorResult(std::string reason) {
 
 }  // namespace
 
-// One evhttp_connection and at most one request on it (libevent queues further requests on a
-// connection behind the first; we never do, so a slow response cannot delay another fill).
-struct Conn {
-  HttpOrigin::Impl* owner = nullptr;
-  evhttp_connection* evcon = nullptr;
-  event* deadline = nullptr;  // evtimer, armed while busy
-  bool busy = false;
-  // The request in progress (valid while busy).
-  std::function<void(OriginResult)> done;
-  int64_t started_ms = 0;
-  bool headers_seen = false;
-  bool have_error = false;
-  evhttp_request_error error = EVREQ_HTTP_EOF;
-  int error_errno = 0;
-};
-
 struct HttpOrigin::Impl {
+  // One evhttp_connection and at most one request on it (libevent queues further requests on a
+  // connection behind the first; we never do, so a slow response cannot delay another fill).
+  struct Conn {
+    Impl* owner = nullptr;
+    evhttp_connection* evcon = nullptr;
+    event* deadline = nullptr;  // evtimer, armed while busy
+    bool busy = false;
+    // The request in progress (valid while busy).
+    std::function<void(OriginResult)> done;
+    int64_t started_ms = 0;
+    bool headers_seen = false;
+    bool have_error = false;
+    evhttp_request_error error = EVREQ_HTTP_EOF;
+    int error_errno = 0;
+  };
+
   event_base* base = nullptr;
   std::string name;
   std::chrono::milliseconds timeout{1000};
@@ -222,7 +221,7 @@ struct HttpOrigin::Impl {
   Conn* newConn();
   void finish(Conn* c, OriginResult result, bool keep);
   void retire(Conn* c, bool free_now);
-  void warn(const std::string& target, const std::string& reason);
+  void warn(const std::string& elapsed, const std::string& reason);
 
   static void onResponse(evhttp_request* req, void* arg);
   static void onError(evhttp_request_error err, void* arg);
@@ -233,7 +232,7 @@ struct HttpOrigin::Impl {
 
 namespace {
 
-void freeConn(Conn& c) {
+void freeConn(HttpOrigin::Impl::Conn& c) {
   if (c.deadline != nullptr) {
     event_free(c.deadline);
     c.deadline = nullptr;
@@ -255,7 +254,7 @@ HttpOrigin::Impl::~Impl() {
   if (reaper != nullptr) event_free(reaper);
 }
 
-Conn* HttpOrigin::Impl::newConn() {
+HttpOrigin::Impl::Conn* HttpOrigin::Impl::newConn() {
   evhttp_connection* evcon = evhttp_connection_base_new(base, nullptr, url.host.c_str(), url.port);
   if (evcon == nullptr) return nullptr;
   auto c = std::make_unique<Conn>();
@@ -326,7 +325,6 @@ void HttpOrigin::Impl::fetch(const std::string& path, std::function<void(OriginR
 // Ends the request on c: stops the deadline, returns c to the idle list (keep) or retires it,
 // then calls done last.
 void HttpOrigin::Impl::finish(Conn* c, OriginResult result, bool keep) {
-  CORRAL_ASSERT_BUSY:
   if (!c->busy) return;  // already finished (the deadline won; see onDeadline)
   c->busy = false;
   --in_flight;
@@ -439,8 +437,8 @@ void HttpOrigin::Impl::onResponse(evhttp_request* req, void* arg) {
           }
       }
     }
-    // libevent has reset the connection; free it rather than reconnect it (STYLE: a failed
-    // connection is not reused), from the reaper since we are inside its callback.
+    // libevent has reset the connection; free it rather than reconnect it (a new one starts
+    // from a known state), from the reaper since we are inside its callback.
     self->finish(c, errorResult(std::move(reason)), /*keep=*/false);
     return;
   }
@@ -500,8 +498,7 @@ HttpOrigin::HttpOrigin(event_base* base, const config::OriginSpec& spec)
 
 HttpOrigin::~HttpOrigin() = default;
 
-void HttpOrigin::fetch(const std::string& path,
-                       std::function<void(policies::OriginResult)> done) {
+void HttpOrigin::fetch(const std::string& path, std::function<void(policies::OriginResult)> done) {
   impl_->fetch(path, std::move(done));
 }
 

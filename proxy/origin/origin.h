@@ -21,7 +21,11 @@ namespace corral::origin {
 class HttpOrigin final : public policies::Origin {
  public:
   // spec.base_url was validated by the config loader (http://host[:port][/prefix]).
+  // A base_url that does not parse is logged and every fetch then fails with "bad base_url".
   HttpOrigin(event_base* base, const config::OriginSpec& spec);
+  // Frees every connection. Requests in flight are dropped silently: their done never runs
+  // (calling it would hand a fill a result while the worker is being torn down). So destroy an
+  // origin only at worker shutdown, after the fill engine, and never from inside a done.
   ~HttpOrigin() override;
   HttpOrigin(const HttpOrigin&) = delete;
   HttpOrigin& operator=(const HttpOrigin&) = delete;
@@ -32,8 +36,9 @@ class HttpOrigin final : public policies::Origin {
   // "timeout", "connect failed", "body too large"). done runs on this loop's thread.
   void fetch(const std::string& path, std::function<void(policies::OriginResult)> done) override;
 
-  size_t inFlight() const;
-  size_t connections() const;  // open connections kept for reuse
+  size_t inFlight() const;     // requests started and not yet answered
+  size_t connections() const;  // connection objects kept for reuse, busy or idle (an idle one
+                               // the origin closed reconnects on its next request)
 
   struct Impl;
 

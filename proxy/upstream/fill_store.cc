@@ -1,0 +1,283 @@
+#include "proxy/upstream/fill_store.h"
+
+#include <charconv>
+#include <vector>
+
+#include "proxy/codec/resp.h"
+
+namespace corral::upstream {
+
+namespace {
+
+// KEYS: data, negative, lease. ARGV: token, lock_ttl_ms, take_lease ("1"/"0").
+// {1, value, pttl} value | {2} negative | {3} lease won | {4, pttl} lease held | {5} missing
+constexpr std::string_view kLookup = R"lua(
+local v = redis.call('GET', KEYS[1])
+if v then return {1, v, redis.call('PTTL', KEYS[1])} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
+if ARGV[3] == '1' then
+  if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return {3} end
+  return {4, redis.call('PTTL', KEYS[3])}
+end
+return {5})lua";
+
+// KEYS: data, lease. ARGV: token, value, ttl_ms. Writes only while token holds the lease; an
+// empty token (a miss under single_flight local/off: no lease) writes only if the key is still
+// missing, so a value a client wrote meanwhile is never overwritten. 1 = written.
+constexpr std::string_view kCommit = R"lua(
+if ARGV[1] == '' then
+  if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+  return 0
+end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1)lua";
+
+// KEYS: data, lease. ARGV: token, lock_ttl_ms, fresh_above_ms. For a refresh: a value that is
+// fresh again (PTTL above fresh_above_ms, or no TTL) -> {1, value, pttl}; else take the lease.
+constexpr std::string_view kRefreshLookup = R"lua(
+local v = redis.call('GET', KEYS[1])
+if v then
+  local t = redis.call('PTTL', KEYS[1])
+  if t == -1 or t > tonumber(ARGV[3]) then return {1, v, t} end
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {3} end
+return {4, redis.call('PTTL', KEYS[2])})lua";
+
+// KEYS: negative, lease. ARGV: token, ttl_ms (0: nothing to remember, just release).
+constexpr std::string_view kNegative = R"lua(
+if ARGV[1] ~= '' then
+  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+  redis.call('DEL', KEYS[2])
+end
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], '1', 'PX', ARGV[2]) end
+return 1)lua";
+
+// KEYS: lease. ARGV: token.
+constexpr std::string_view kRelease = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0)lua";
+
+// A reader over one complete RESP2 reply frame (our upstream connections speak RESP2).
+struct Reader {
+  std::string_view s;
+  size_t pos = 0;
+  bool ok = true;
+
+  char type() {
+    if (pos >= s.size()) {
+      ok = false;
+      return 0;
+    }
+    return s[pos++];
+  }
+  std::string_view line() {
+    const size_t end = s.find("\r\n", pos);
+    if (end == std::string_view::npos) {
+      ok = false;
+      return {};
+    }
+    std::string_view l = s.substr(pos, end - pos);
+    pos = end + 2;
+    return l;
+  }
+  int64_t integer() {
+    std::string_view l = line();
+    int64_t v = 0;
+    auto r = std::from_chars(l.data(), l.data() + l.size(), v);
+    if (r.ec != std::errc() || r.ptr != l.data() + l.size()) ok = false;
+    return v;
+  }
+  // A bulk string's bytes (after its '$'); nil gives ok=true and *nil=true.
+  std::string_view bulk(bool* nil) {
+    const int64_t n = integer();
+    *nil = n < 0;
+    if (!ok || n < 0) return {};
+    if (pos + static_cast<size_t>(n) + 2 > s.size()) {
+      ok = false;
+      return {};
+    }
+    std::string_view b = s.substr(pos, static_cast<size_t>(n));
+    pos += static_cast<size_t>(n) + 2;
+    return b;
+  }
+};
+
+std::string_view errorText(std::string_view reply) {
+  std::string_view e = reply.substr(1);
+  if (e.size() >= 2 && e.substr(e.size() - 2) == "\r\n") e.remove_suffix(2);
+  return e;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// LoopTimer
+
+struct LoopTimer::Pending {
+  LoopTimer* owner;
+  uint64_t id;
+  event* ev;
+  std::function<void()> cb;
+};
+
+LoopTimer::~LoopTimer() {
+  for (auto& [id, p] : pending_) {
+    event_free(p->ev);
+    delete p;
+  }
+}
+
+uint64_t LoopTimer::after(int64_t delay_ms, std::function<void()> cb) {
+  auto* p = new Pending{this, next_id_++, nullptr, std::move(cb)};
+  p->ev = evtimer_new(base_, &LoopTimer::onFire, p);
+  const int64_t ms = delay_ms < 0 ? 0 : delay_ms;
+  timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+  evtimer_add(p->ev, &tv);
+  pending_.emplace(p->id, p);
+  return p->id;
+}
+
+void LoopTimer::cancel(uint64_t id) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  event_free(it->second->ev);
+  delete it->second;
+  pending_.erase(it);
+}
+
+void LoopTimer::onFire(evutil_socket_t, short, void* arg) {
+  auto* p = static_cast<Pending*>(arg);
+  p->owner->pending_.erase(p->id);
+  std::function<void()> cb = std::move(p->cb);
+  event_free(p->ev);
+  delete p;
+  cb();  // may schedule or cancel other timers: this one is gone already
+}
+
+// ---------------------------------------------------------------------------------------------
+// FillStore
+
+namespace {
+
+// One script call in flight: receives exactly one reply, then deletes itself.
+struct Call final : ReplySink {
+  std::function<void(std::string_view)> done;
+  void onUpstreamReply(uint64_t, std::string_view reply) override {
+    std::function<void(std::string_view)> d = std::move(done);
+    delete this;
+    d(reply);
+  }
+};
+
+}  // namespace
+
+void FillStore::eval(std::string_view script, std::initializer_list<std::string_view> keys,
+                     std::initializer_list<std::string_view> args,
+                     std::function<void(std::string_view)> done) {
+  Connection* conn = primary_();
+  if (conn == nullptr || !conn->accepting()) {
+    // Never answer from inside the caller: the engine may be in the middle of its own update.
+    std::string err = conn != nullptr ? conn->unavailableError()
+                                      : std::string("-ERR corral: no primary connection\r\n");
+    timer_.after(0, [done = std::move(done), err = std::move(err)] { done(err); });
+    return;
+  }
+  std::vector<std::string_view> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.push_back("EVAL");
+  argv.push_back(script);
+  char n[8];
+  auto r = std::to_chars(n, n + sizeof n, keys.size());
+  argv.emplace_back(n, static_cast<size_t>(r.ptr - n));
+  for (std::string_view k : keys) argv.push_back(k);
+  for (std::string_view a : args) argv.push_back(a);
+  scratch_.clear();
+  codec::appendCommand(scratch_, argv);
+  auto* call = new Call;
+  call->done = std::move(done);
+  conn->enqueue(call, 0, scratch_, 0);
+}
+
+policies::LookupResult FillStore::decodeLookup(std::string_view reply) {
+  using Kind = policies::LookupResult::Kind;
+  policies::LookupResult out;
+  if (reply.empty() || reply[0] == '-') {
+    out.kind = Kind::kError;
+    out.error = std::string(reply.empty() ? std::string_view("empty reply") : errorText(reply));
+    return out;
+  }
+  Reader rd{reply};
+  bool nil = false;
+  if (rd.type() != '*') rd.ok = false;
+  const int64_t n = rd.integer();
+  int64_t code = 0;
+  if (rd.ok && n >= 1 && rd.type() == ':') code = rd.integer();
+  switch (code) {
+    case 1:
+      if (n == 3 && rd.type() == '$') out.value = std::string(rd.bulk(&nil));
+      if (rd.type() == ':') out.pttl = rd.integer();
+      out.kind = Kind::kValue;
+      break;
+    case 2:
+      out.kind = Kind::kNegative;
+      break;
+    case 3:
+      out.kind = Kind::kLeaseWon;
+      break;
+    case 4:
+      if (n == 2 && rd.type() == ':') out.pttl = rd.integer();
+      out.kind = Kind::kLeaseHeld;
+      break;
+    case 5:
+      out.kind = Kind::kMissing;
+      break;
+    default:
+      rd.ok = false;
+  }
+  if (!rd.ok || nil) {
+    out = policies::LookupResult{};
+    out.kind = Kind::kError;
+    out.error = "unexpected reply to the fill lookup script";
+  }
+  return out;
+}
+
+void FillStore::lookup(const policies::FillKeys& keys, const std::string& token,
+                       int64_t lock_ttl_ms, bool take_lease,
+                       std::function<void(policies::LookupResult)> done) {
+  const std::string ttl = std::to_string(lock_ttl_ms > 0 ? lock_ttl_ms : 1);
+  eval(kLookup, {keys.data, keys.negative, keys.lease}, {token, ttl, take_lease ? "1" : "0"},
+       [done = std::move(done)](std::string_view reply) { done(decodeLookup(reply)); });
+}
+
+void FillStore::refreshLookup(const policies::FillKeys& keys, const std::string& token,
+                              int64_t lock_ttl_ms, int64_t fresh_above_ms,
+                              std::function<void(policies::LookupResult)> done) {
+  const std::string ttl = std::to_string(lock_ttl_ms > 0 ? lock_ttl_ms : 1);
+  const std::string fresh = std::to_string(fresh_above_ms);
+  eval(kRefreshLookup, {keys.data, keys.lease}, {token, ttl, fresh},
+       [done = std::move(done)](std::string_view reply) { done(decodeLookup(reply)); });
+}
+
+void FillStore::commit(const policies::FillKeys& keys, const std::string& token,
+                       const std::string& value, int64_t ttl_ms, std::function<void(bool)> done) {
+  const std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 1);
+  eval(kCommit, {keys.data, keys.lease}, {token, value, ttl},
+       [done = std::move(done)](std::string_view reply) { done(reply == ":1\r\n"); });
+}
+
+void FillStore::commitNegative(const policies::FillKeys& keys, const std::string& token,
+                               int64_t ttl_ms, std::function<void(bool)> done) {
+  const std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 0);
+  eval(kNegative, {keys.negative, keys.lease}, {token, ttl},
+       [done = std::move(done)](std::string_view reply) { done(reply == ":1\r\n"); });
+}
+
+void FillStore::release(const policies::FillKeys& keys, const std::string& token) {
+  if (token.empty()) return;  // no lease was taken
+  eval(kRelease, {keys.lease}, {token}, [](std::string_view) {});
+}
+
+}  // namespace corral::upstream

@@ -1,0 +1,78 @@
+// The control plane of fills: policies::Store as Lua scripts on the primary, and
+// policies::Timer on the worker's event loop.
+//
+//   FillEngine --lookup/commit/commitNegative/release--> FillStore --EVAL on a shared primary
+//   connection (pipelined with the data path, our codec)--> one reply --> decoded --> callback
+//
+// Each script is one atomic step in Redis, so two corrals can never both win a lease, and a
+// commit whose token no longer holds the lease (it expired, or a client write revoked it)
+// stores nothing. Not thread-safe: one FillStore and one LoopTimer per worker.
+#pragma once
+
+#include <event2/event.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "policies/fill.h"
+#include "proxy/upstream/upstream.h"
+
+namespace corral::upstream {
+
+// policies::Timer over evtimers of one event_base.
+class LoopTimer final : public policies::Timer {
+ public:
+  explicit LoopTimer(event_base* base) : base_(base) {}
+  ~LoopTimer() override;  // pending callbacks are dropped, never run
+  LoopTimer(const LoopTimer&) = delete;
+  LoopTimer& operator=(const LoopTimer&) = delete;
+
+  uint64_t after(int64_t delay_ms, std::function<void()> cb) override;
+  void cancel(uint64_t id) override;
+  size_t pending() const { return pending_.size(); }
+
+ private:
+  struct Pending;
+  static void onFire(evutil_socket_t, short, void* arg);
+  event_base* base_;
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, Pending*> pending_;
+};
+
+class FillStore final : public policies::Store {
+ public:
+  // primary() returns the connection to run scripts on (the worker's shared primary connection
+  // of the configured db); called for every script.
+  FillStore(std::function<Connection*()> primary, policies::Timer& timer)
+      : primary_(std::move(primary)), timer_(timer) {}
+
+  void lookup(const policies::FillKeys& keys, const std::string& token, int64_t lock_ttl_ms,
+              bool take_lease, std::function<void(policies::LookupResult)> done) override;
+  void commit(const policies::FillKeys& keys, const std::string& token, const std::string& value,
+              int64_t ttl_ms, std::function<void(bool)> done) override;
+  void commitNegative(const policies::FillKeys& keys, const std::string& token, int64_t ttl_ms,
+                      std::function<void(bool)> done) override;
+  void release(const policies::FillKeys& keys, const std::string& token) override;
+  void refreshLookup(const policies::FillKeys& keys, const std::string& token, int64_t lock_ttl_ms,
+                     int64_t fresh_above_ms,
+                     std::function<void(policies::LookupResult)> done) override;
+
+  // Decodes the lookup script's reply (exposed for tests).
+  static policies::LookupResult decodeLookup(std::string_view reply);
+
+ private:
+  // EVAL script with keys and args; done gets the reply frame (or an error frame when the
+  // primary is unavailable: then on the next loop turn, never from inside the call).
+  void eval(std::string_view script, std::initializer_list<std::string_view> keys,
+            std::initializer_list<std::string_view> args,
+            std::function<void(std::string_view)> done);
+
+  std::function<Connection*()> primary_;
+  policies::Timer& timer_;
+  std::string scratch_;
+};
+
+}  // namespace corral::upstream
