@@ -375,3 +375,86 @@ TEST_CASE("engine: metrics text names every policy and limit") {
 
 }  // namespace
 }  // namespace corral::policies
+
+namespace corral::policies {
+namespace {
+
+PolicyConfig fillConfig() {
+  PolicyConfig cfg;
+  config::OriginSpec o;
+  o.name = "users";
+  o.base_url = "http://127.0.0.1:8080";
+  o.timeout = config::Millis(300);
+  cfg.origins.push_back(o);
+  auto p = policy("user", "user:<id:u64>:<part:enum(card|full)>");
+  p.ttl.default_ttl = config::Millis(60000);
+  p.fill.origin = "users";
+  p.fill.path = "/v1/users/<id>?view=<part>";
+  p.negative_ttl = config::Millis(5000);
+  p.stampede.single_flight = config::SingleFlight::kDistributed;
+  cfg.policies.push_back(p);
+  return cfg;
+}
+
+TEST_CASE("engine: fill policies resolve their defaults and mark GETs") {
+  Fixture f(fillConfig());
+  CHECK(f.run({"GET", "user:7:card"}) == Verdict::kForward);
+  REQUIRE(f.d.fill != nullptr);
+  CHECK(f.d.fill->origin_name == "users");
+  CHECK(f.d.fill->ttl_ms == 60000);
+  CHECK(f.d.fill->negative_ttl_ms == 5000);
+  CHECK(f.d.fill->single_flight == config::SingleFlight::kDistributed);
+  CHECK(f.d.fill->lock_ttl_ms == 600);  // 2 x origin timeout
+  CHECK(f.d.fill->wait_ms == 600);      // = lock_ttl
+  CHECK(f.d.fill_key == "user:7:card");
+  CHECK(f.d.fill_path == "/v1/users/7?view=card");
+  CHECK_FALSE(f.d.fill_fresh);
+  CHECK(f.d.revoke.empty());
+  // Only GET fills (fill.commands defaults to [GET]); MGET does not.
+  CHECK(f.run({"MGET", "user:7:card"}) == Verdict::kForward);
+  CHECK(f.d.fill == nullptr);
+  // A write revokes fills of its keys; distributed: the proxy also deletes the lease.
+  CHECK(f.run({"SET", "user:7:card", "v"}) == Verdict::kRewrite);
+  REQUIRE(f.d.revoke.size() == 1);
+  CHECK(f.d.revoke[0].first == "user:7:card");
+  CHECK(f.d.revoke[0].second);
+  CHECK(f.run({"DEL", "user:7:card", "other"}) == Verdict::kForward);
+  CHECK(f.d.revoke.size() == 1);
+}
+
+TEST_CASE("engine: corral's internal keys are out of reach") {
+  Fixture f(fillConfig());
+  CHECK(f.run({"GET", "__corral:lease:{user:1:card}"}) == Verdict::kReject);
+  CHECK(f.d.error ==
+        "KEYNAME key '__corral:lease:{user:1:card}' is in corral's reserved prefix __corral:");
+  CHECK(f.run({"DEL", "a", "__corral:neg:{a}"}) == Verdict::kReject);
+  CHECK(f.run({"GET", "__corral"}) == Verdict::kForward);  // not the prefix
+}
+
+TEST_CASE("engine: fill compile errors") {
+  Registry reg;
+  std::vector<config::ConfigError> errors;
+  PolicyConfig no_origin = fillConfig();
+  no_origin.policies[0].fill.origin = "nope";
+  CHECK(PolicySet::compile(no_origin, reg, &errors) == nullptr);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].format() ==
+        "test.yaml:10:3: policies.user.fill.origin: no origin named 'nope' in origins");
+
+  errors.clear();
+  PolicyConfig no_ttl = fillConfig();
+  no_ttl.policies[0].ttl.default_ttl.reset();
+  CHECK(PolicySet::compile(no_ttl, reg, &errors) == nullptr);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message == "a policy with fill needs ttl.default (the TTL of filled values)");
+
+  errors.clear();
+  PolicyConfig bad_path = fillConfig();
+  bad_path.policies[0].fill.path = "/v1/users/<uid>";
+  CHECK(PolicySet::compile(bad_path, reg, &errors) == nullptr);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message == "<uid> is not a placeholder of user:<id:u64>:<part:enum(card|full)>");
+}
+
+}  // namespace
+}  // namespace corral::policies

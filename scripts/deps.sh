@@ -17,6 +17,8 @@ set -euo pipefail
 build_pkgs=(cmake ninja-build g++ pkg-config libhiredis-dev libevent-dev libspdlog-dev libfmt-dev
   libyaml-cpp-dev doctest-dev)
 redis_pkgs=(redis-server redis-tools)
+# The stampede demo of scripts/run.sh (CORRAL_DEMO=1): the sample origin and a way to read it.
+demo_pkgs=(python3 curl)
 # libclang-rt-14-dev holds libFuzzer and the sanitizer runtimes; clang only recommends it, and we
 # install without recommends.
 test_pkgs=(nutcracker python3 python3-redis python3-pytest python3-yaml clang libclang-rt-14-dev
@@ -31,7 +33,7 @@ usage() {
 [[ $# -eq 1 ]] || usage
 case "$1" in
   build) want=("${build_pkgs[@]}") ;;
-  run) want=("${build_pkgs[@]}" "${redis_pkgs[@]}") ;;
+  run) want=("${build_pkgs[@]}" "${redis_pkgs[@]}" "${demo_pkgs[@]}") ;;
   test) want=("${build_pkgs[@]}" "${redis_pkgs[@]}" "${test_pkgs[@]}") ;;
   bench) want=("${build_pkgs[@]}" "${redis_pkgs[@]}" "${bench_pkgs[@]}") ;;
   all) want=("${build_pkgs[@]}" "${redis_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;

@@ -8,10 +8,17 @@
 #       --> print how to connect --> run corral in the foreground (Ctrl-C stops both)
 #
 # Environment: CORRAL_CONFIG (default config/corral.yaml). Extra arguments go to corral.
+# CORRAL_DEMO=1: the stampede demo: config/demo.yaml, plus tests/support/sample_origin.py on
+# 127.0.0.1:8080 (50 ms per request) as the origin of its fill policy, stopped when we exit.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-config=${CORRAL_CONFIG:-config/corral.yaml}
+demo=${CORRAL_DEMO:-0}
+if [[ $demo == 1 ]]; then
+  config=${CORRAL_CONFIG:-config/demo.yaml}
+else
+  config=${CORRAL_CONFIG:-config/corral.yaml}
+fi
 bin=build/release/cmd/corral/corral
 
 scripts/deps.sh run
@@ -83,8 +90,14 @@ ping_upstream() {
 }
 
 redis_pid=''
+origin_pid=''
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
+  if [[ -n $origin_pid ]]; then
+    kill "$origin_pid" 2>/dev/null || true
+    wait "$origin_pid" 2>/dev/null || true
+    echo "run.sh: stopped the sample origin"
+  fi
   if [[ -n $redis_pid ]]; then
     kill "$redis_pid" 2>/dev/null || true
     wait "$redis_pid" 2>/dev/null || true
@@ -131,6 +144,18 @@ else
     127.0.0.1 | localhost | 0.0.0.0 | '' | '*') connect="redis-cli -p $l_port" ;;
     *) connect="redis-cli -h $l_host -p $l_port" ;;
   esac
+fi
+if [[ $demo == 1 ]]; then
+  /usr/bin/python3 tests/support/sample_origin.py --port 8080 --latency-ms 50 --quiet &
+  origin_pid=$!
+  for _ in $(seq 50); do
+    curl -sf http://127.0.0.1:8080/_stats >/dev/null 2>&1 && break
+    kill -0 "$origin_pid" 2>/dev/null || { echo "run.sh: the sample origin exited" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "run.sh: sample origin on http://127.0.0.1:8080 (50 ms per request; calls: /_stats)"
+  echo "run.sh: try:  redis-benchmark -p 6380 -c 500 -n 500 GET user:42"
+  echo "run.sh:  then: curl -s 127.0.0.1:8080/_stats   (one call for 500 concurrent misses)"
 fi
 echo "run.sh: starting corral with $config (upstream $shown)"
 echo "run.sh: connect with:  $connect      (Ctrl-C stops corral)"
