@@ -4,6 +4,8 @@
 #
 #   docker build -t corral .
 #   docker run --rm -v "$PWD/my-corral.yaml:/etc/corral/corral.yaml:ro" -p 6380:6380 corral
+# Policy files: mount them too (e.g. -v "$PWD/policies:/etc/corral/policies:ro") and name them
+# in the config (policy_files: [/etc/corral/policies]); corral reloads them when they change.
 
 FROM debian:bookworm AS build
 WORKDIR /src
