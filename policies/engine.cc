@@ -250,7 +250,8 @@ void Registry::appendMetrics(std::string& out) const {
   head("corral_ratelimit_buckets", "gauge", "Rate-limit buckets held in memory.");
   out += "corral_ratelimit_buckets " + std::to_string(limiter_.buckets()) + "\n";
   head("corral_fill_events_total", "counter",
-       "Cache-aside fill events per policy: fills (origin calls), fill_errors, coalesced "
+       "Cache-aside fill events per policy: fills (origin calls attempted, including those "
+       "refused at once by max_in_flight), fill_errors, coalesced "
        "waiters, lease_wins, lease_losses, stale_served, negative_hits, would_fill (audit), "
        "not_stored, refreshes, store_errors, wait_timeouts.");
   for (const auto& [name, c] : fills_) {
