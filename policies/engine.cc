@@ -340,6 +340,12 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
                                                     std::vector<config::ConfigError>* errors) {
   std::shared_ptr<PolicySet> set(new PolicySet());
   set->config_ = cfg;
+  for (config::PolicySpec& p : set->config_.policies) {
+    if (!p.fill.origin.empty()) {
+      p.ttl.default_extra_ms =
+          std::max(p.freshness.stale_while_revalidate.count(), p.freshness.stale_if_error.count());
+    }
+  }
   const config::PolicyConfig& c = set->config_;
   const size_t errors_before = errors->size();
 
@@ -835,7 +841,11 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
     }
   }
   // 6. Writes of keys that fills may be filling: revoke those fills (stale-set protection).
-  if (cmd != nullptr && (cmd->flags & commands::kWrite)) {
+  // Scripts and functions may write any key they are given (only the _RO forms cannot).
+  const bool may_write =
+      cmd != nullptr && ((cmd->flags & commands::kWrite) ||
+                         ((cmd->flags & commands::kScript) && !cmd->name.ends_with("_ro")));
+  if (may_write) {
     for (size_t i = 0; i < out.key_policy.size(); ++i) {
       const CompiledPolicy* p = out.key_policy[i];
       if (p != nullptr && p->fill != nullptr && !p->fill->audit) {

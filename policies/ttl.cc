@@ -436,7 +436,7 @@ void Decider::missingTtl(uint32_t slot, bool string_write, bool append_px) {
     case Act::kFix:
       break;
   }
-  const int64_t ttl = jitterMs(t.default_ttl->count(), t.jitter, rnd_);
+  const int64_t ttl = jitterMs(t.default_ttl->count(), t.jitter, rnd_) + t.default_extra_ms;
   if (append_px) {
     arg(0);  // starts the rewrite
     out_.args.emplace_back("PX");

@@ -571,6 +571,7 @@ void Client::handlePinned(const CommandInfo* cmd, Local what, const codec::Reque
       in_multi_ = watching_ = false;
       multi_dirty_ = false;
       multi_followups_.clear();
+      multi_hidden_.clear();
       handleLocal(cmd, what, req);
       maybeUnpin();
       return;
@@ -613,7 +614,13 @@ void Client::handlePinned(const CommandInfo* cmd, Local what, const codec::Reque
           followups_ = &views;
           sendFollowups(dedicated_.get());
         }
+        if (exec && !multi_dirty_) {
+          for (const std::string& h : multi_hidden_) {
+            dedicated_->enqueue(worker_.followupSink(), 0, h, 0);
+          }
+        }
         multi_followups_.clear();
+        multi_hidden_.clear();
         multi_dirty_ = false;
       }
       return;
@@ -723,6 +730,7 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
       in_multi_ = watching_ = false;
       multi_dirty_ = false;
       multi_followups_.clear();
+      multi_hidden_.clear();
       maybeUnpin();
     }
     return;
@@ -771,10 +779,20 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
   for (const auto& [key, distributed] : d.revoke) {
     // A write of a key that may be being filled: the fill must not store its (older) value.
     worker_.fillEngine().revoke(key);
-    if (distributed && !in_multi_ && !pipe_) {
+    if (distributed) {
       // Other corrals' fills too: their commit needs the lease, which this DEL takes away.
-      hidden_.push_back(std::string());
-      codec::appendCommand(hidden_.back(), {"DEL", policies::fillKeys(key).lease});
+      std::string del;
+      codec::appendCommand(del, {"DEL", policies::fillKeys(key).lease});
+      if (in_multi_ || pipe_) {
+        // The client's own connection cannot carry a hidden command (a transaction's reply
+        // or a pipe's frames would show it): delete the lease now on a shared connection, and
+        // for a transaction once more right after EXEC, when its writes have happened.
+        upstream::Connection* shared = worker_.route(false, primary_slot_, db_);
+        if (shared->accepting()) shared->enqueue(worker_.followupSink(), 0, del, 0);
+        if (in_multi_) multi_hidden_.push_back(std::move(del));
+      } else {
+        hidden_.push_back(std::move(del));
+      }
     }
   }
   if (d.fill != nullptr && db_ == worker_.defaultDb() && !pipe_ && dedicated_ == nullptr)
@@ -809,11 +827,16 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
 
 void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
   std::unique_ptr<FillReq> f = std::move(pending_[idx].fill);
+  // The keyspace hit ratio is Redis's: a miss that a fill answers is still a miss. The final
+  // answer must not count again.
+  policies::PolicyCounters* hitmiss = pending_[idx].hitmiss;
+  pending_[idx].hitmiss = nullptr;
   // Every answer below goes through onUpstreamReply again (now without a fill): one path for
   // ordering, stats and closed clients. It gives back the reference taken here.
   ++inflight_refs_;
   worker_.stats().pending.add();
   if (!f->fresh) {
+    if (hitmiss != nullptr) countHitMiss(*hitmiss, reply);
     if (reply == "$-1\r\n") {
       startFill(seq, std::move(f), nullptr);
     } else {
@@ -838,9 +861,19 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
     }
   }
   if (!shaped) {
-    onUpstreamReply(seq, reply);  // an error (e.g. WRONGTYPE, NOSCRIPT): the client sees it
+    // An error (e.g. WRONGTYPE): the client sees Redis's text without the script's suffix
+    // (" script: <sha>, on @user_script:1."), as if it had sent GET itself.
+    const size_t cut = reply.find(" script: ");
+    if (!reply.empty() && reply[0] == '-' && cut != std::string_view::npos) {
+      std::string plain(reply.substr(0, cut));
+      plain += "\r\n";
+      onUpstreamReply(seq, plain);
+    } else {
+      onUpstreamReply(seq, reply);
+    }
     return;
   }
+  if (hitmiss != nullptr) countHitMiss(*hitmiss, bulk);
   if (bulk == "$-1\r\n") {
     startFill(seq, std::move(f), nullptr);
     return;
@@ -1175,7 +1208,7 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
   }
   const uint64_t idx = seq - head_seq_;
   if (pending_[idx].fill != nullptr) [[unlikely]] {
-    onFillReply(idx, seq, reply);
+    onFillReply(idx, seq, reply);  // counts the hit or miss itself (what Redis answered)
     return;
   }
   {

@@ -225,6 +225,7 @@ class Client final : public upstream::ReplySink {
   // Follow-ups of commands queued inside MULTI: sent after EXEC (not inside the transaction,
   // whose reply array the client must see unchanged).
   std::vector<std::pair<std::string, int64_t>> multi_followups_;
+  std::vector<std::string> multi_hidden_;  // lease DELs of the transaction's writes
   // read_your_writes: key -> until (loop ms). Bounded; when full of live entries, every read
   // goes to the primary until ryw_all_until_.
   std::unordered_map<std::string, int64_t> ryw_;
