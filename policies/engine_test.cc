@@ -458,3 +458,26 @@ TEST_CASE("engine: fill compile errors") {
 
 }  // namespace
 }  // namespace corral::policies
+
+namespace corral::policies {
+namespace {
+
+TEST_CASE("engine: a client SET under a fill policy with a freshness window gets the window") {
+  PolicyConfig cfg = fillConfig();
+  cfg.policies[0].ttl.jitter = 0;
+  cfg.policies[0].freshness.stale_while_revalidate = config::Millis(30000);
+  cfg.policies[0].freshness.stale_if_error = config::Millis(10000);
+  Fixture f(cfg);
+  CHECK(f.run({"SET", "user:1:full", "v"}) == Verdict::kRewrite);
+  CHECK(f.d.args == std::vector<std::string>{"SET", "user:1:full", "v", "PX", "90000"});
+  CHECK(f.run({"GET", "user:1:full"}) == Verdict::kForward);
+  CHECK(f.d.fill_fresh);
+  // EVAL naming the key revokes its fills; EVAL_RO cannot write and does not.
+  CHECK(f.run({"EVAL", "return 1", "1", "user:1:full"}) == Verdict::kForward);
+  CHECK(f.d.revoke.size() == 1);
+  CHECK(f.run({"EVAL_RO", "return 1", "1", "user:1:full"}) == Verdict::kForward);
+  CHECK(f.d.revoke.empty());
+}
+
+}  // namespace
+}  // namespace corral::policies
