@@ -4,6 +4,7 @@
 #include "policies/engine.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <tuple>
 #include <utility>
@@ -128,6 +129,24 @@ bool isHitMissRead(const CommandInfo* cmd) {
     if (c == cmd && c != nullptr) return true;
   }
   return false;
+}
+
+// cmd's index in commands::allCommands(), or -1 for a subcommand (compared as addresses:
+// subcommands live in other arrays).
+int64_t topIndex(const CommandInfo* cmd) {
+  const auto all = commands::allCommands();
+  const auto at = reinterpret_cast<uintptr_t>(cmd);
+  const auto base = reinterpret_cast<uintptr_t>(all.data());
+  if (at < base || at >= base + all.size() * sizeof(CommandInfo)) return -1;
+  return static_cast<int64_t>((at - base) / sizeof(CommandInfo));
+}
+
+// Appends "<len>:" for a bucket-key part.
+void appendLength(std::string& out, size_t n) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, static_cast<size_t>(r.ptr - buf));
+  out.push_back(':');
 }
 
 // True when cmd is `listed` or a subcommand of it (deny "config" covers CONFIG SET).
@@ -321,6 +340,7 @@ void Decision::clear() {
   has_read_from = false;
   read_your_writes_ms = 0;
   ryw_key = {};
+  append_from = 0;
   hitmiss = nullptr;
   audit.clear();
   fill = nullptr;
@@ -487,11 +507,20 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
     }
     set->global_limits_.push_back(std::move(cl));
   }
+  const size_t ncmds = commands::allCommands().size();
+  set->deny_top_.assign(ncmds, 0);
+  set->audit_top_.assign(ncmds, 0);
   for (const std::string& name : c.global.deny_commands) {
-    if (const CommandInfo* ci = resolveCommand(name)) set->deny_.push_back(ci);
+    if (const CommandInfo* ci = resolveCommand(name)) {
+      set->deny_.push_back(ci);
+      if (const int64_t i = topIndex(ci); i >= 0) set->deny_top_[static_cast<size_t>(i)] = 1;
+    }
   }
   for (const std::string& name : c.global.audit_commands) {
-    if (const CommandInfo* ci = resolveCommand(name)) set->audit_.push_back(ci);
+    if (const CommandInfo* ci = resolveCommand(name)) {
+      set->audit_.push_back(ci);
+      if (const int64_t i = topIndex(ci); i >= 0) set->audit_top_[static_cast<size_t>(i)] = 1;
+    }
   }
   if (errors->size() != errors_before) return nullptr;
   set->matcher_ = std::move(m);
@@ -555,8 +584,7 @@ void PolicySet::bucketKey(const CompiledLimit& l, const CompiledPolicy* p, const
         break;
       }
     }
-    out += std::to_string(v.size());
-    out.push_back(':');
+    appendLength(out, v.size());
     out.append(v);
   }
 }
@@ -592,11 +620,20 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
   out.clear();
   const config::GlobalSpec& g = config_.global;
   const bool count = !ctx.replay;
+  // A top-level command is on a list exactly when its bit is set; subcommands and commands the
+  // table does not know take the slow path.
+  const int64_t top = cmd != nullptr ? topIndex(cmd) : -1;
+  const bool denied =
+      top >= 0 ? deny_top_[static_cast<size_t>(top)] != 0
+               : !g.deny_commands.empty() && commandListed(g.deny_commands, deny_, cmd, args[0]);
+  const bool audited =
+      top >= 0 ? audit_top_[static_cast<size_t>(top)] != 0
+               : !g.audit_commands.empty() && commandListed(g.audit_commands, audit_, cmd, args[0]);
   auto bump = [count](AtomicCounter& c) {
     if (count) c.add();
   };
   // 1. Command rules.
-  if (!g.deny_commands.empty() && commandListed(g.deny_commands, deny_, cmd, args[0])) {
+  if (denied) {
     bump(reg.denied);
     out.verdict = Decision::Verdict::kReject;
     out.error = "DENIED command '";
@@ -608,7 +645,7 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
     out.error += "' is denied by global.commands.deny";
     return;
   }
-  if (!g.audit_commands.empty() && commandListed(g.audit_commands, audit_, cmd, args[0])) {
+  if (audited) {
     bump(reg.command_audit);
     if (out.audit.empty()) {
       out.audit = "command '";
@@ -808,7 +845,9 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
       }
       if (out.ttl.verdict == TtlDecision::Verdict::kRewrite) {
         out.verdict = Decision::Verdict::kRewrite;
-        out.args.swap(out.ttl.args);
+        const auto argv = out.ttl.argv();
+        out.args.assign(argv.begin(), argv.end());
+        out.append_from = out.ttl.append_from;
       }
       for (const TtlFollowup& f : out.ttl.followups) {
         out.followups.emplace_back(args[out.keys[f.key]], f.ttl_ms);

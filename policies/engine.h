@@ -120,8 +120,9 @@ struct CompiledPolicy {
 struct Decision {
   enum class Verdict : uint8_t { kForward, kRewrite, kReject };
   Verdict verdict = Verdict::kForward;
-  std::string error;              // kReject: e.g. "KEYNAME user: key 'x' ..." (no '-', no CRLF)
-  std::vector<std::string> args;  // kRewrite: the whole new argv
+  std::string error;  // kReject: e.g. "KEYNAME user: key 'x' ..." (no '-', no CRLF)
+  std::vector<std::string_view> args;  // kRewrite: the whole new argv (views into `ttl`)
+  size_t append_from = 0;  // kRewrite: args[0, append_from) are the request's own (see ttl.h)
   // PEXPIRE <key> <ms> NX to send right behind the command; keys are views into the request.
   std::vector<std::pair<std::string_view, int64_t>> followups;
   // Routing of a read: the policy's read_from (has_read_from) and whether read-your-writes
@@ -208,6 +209,8 @@ class PolicySet {
   std::vector<CompiledPolicy> policies_;  // parallel to config_.policies
   std::vector<CompiledLimit> global_limits_;
   std::vector<const commands::CommandInfo*> deny_, audit_;
+  // The same for top-level commands, indexed like commands::allCommands(): one load per request.
+  std::vector<uint8_t> deny_top_, audit_top_;
   bool trivial_ = true;
 };
 

@@ -249,11 +249,11 @@ TEST_CASE("engine: TTL rules rewrite SET, add follow-ups and refuse") {
   Fixture f(cfg);
   f.random.value = 0.5;  // jitter takes 5%: 57000 ms
   CHECK(f.run({"SET", "cache:1", "v"}) == Verdict::kRewrite);
-  CHECK(f.d.args == std::vector<std::string>{"SET", "cache:1", "v", "PX", "57000"});
+  CHECK(f.d.args == std::vector<std::string_view>{"SET", "cache:1", "v", "PX", "57000"});
   CHECK(f.reg.policy("cache")->ttl_fixed.get() == 1);
   CHECK(f.run({"SET", "cache:1", "v", "EX", "99999"}) == Verdict::kRewrite);
   // clamped to max, then jittered (5%): 3420000
-  CHECK(f.d.args == std::vector<std::string>{"SET", "cache:1", "v", "PX", "3420000"});
+  CHECK(f.d.args == std::vector<std::string_view>{"SET", "cache:1", "v", "PX", "3420000"});
   CHECK(f.run({"GET", "cache:1"}) == Verdict::kForward);
   CHECK(f.d.hitmiss == f.reg.policy("cache"));
 
@@ -469,7 +469,7 @@ TEST_CASE("engine: a client SET under a fill policy with a freshness window gets
   cfg.policies[0].freshness.stale_if_error = config::Millis(10000);
   Fixture f(cfg);
   CHECK(f.run({"SET", "user:1:full", "v"}) == Verdict::kRewrite);
-  CHECK(f.d.args == std::vector<std::string>{"SET", "user:1:full", "v", "PX", "90000"});
+  CHECK(f.d.args == std::vector<std::string_view>{"SET", "user:1:full", "v", "PX", "90000"});
   CHECK(f.run({"GET", "user:1:full"}) == Verdict::kForward);
   CHECK(f.d.fill_fresh);
   // EVAL naming the key revokes its fills; EVAL_RO cannot write and does not.

@@ -38,7 +38,8 @@ int64_t jitterMs(int64_t ttl_ms, double jitter, Random& rnd) {
 void TtlDecision::clear() {
   verdict = Verdict::kForward;
   error.clear();
-  args.clear();  // keeps the vector's capacity; rewrites are rare, so their strings may allocate
+  nargs = 0;  // the strings stay, with their capacity, for the next rewrite
+  append_from = 0;
   followups.clear();
   events.clear();
 }
@@ -219,13 +220,17 @@ class Decider {
   std::string& arg(size_t i) {
     if (!rewritten_) {
       rewritten_ = true;
-      out_.args.reserve(in_.args.size() + 2);
-      for (std::string_view a : in_.args) out_.args.emplace_back(a);
+      out_.nargs = 0;
+      for (std::string_view a : in_.args) out_.pushArg(a);
     }
     return out_.args[i];
   }
-  void setArg(size_t i, std::string_view v) { arg(i).assign(v); }
+  void setArg(size_t i, std::string_view v) {
+    changed_in_place_ = true;
+    arg(i).assign(v);
+  }
   void setArg(size_t i, int64_t v) {
+    changed_in_place_ = true;
     std::string& s = arg(i);
     s.clear();
     appendInt(s, v);
@@ -249,6 +254,7 @@ class Decider {
   TtlDecision& out_;
   bool rejected_ = false;
   bool rewritten_ = false;
+  bool changed_in_place_ = false;  // an original argument was changed (not only appended to)
 };
 
 void Decider::run() {
@@ -439,9 +445,8 @@ void Decider::missingTtl(uint32_t slot, bool string_write, bool append_px) {
   const int64_t ttl = jitterMs(t.default_ttl->count(), t.jitter, rnd_) + t.default_extra_ms;
   if (append_px) {
     arg(0);  // starts the rewrite
-    out_.args.emplace_back("PX");
-    out_.args.emplace_back();
-    appendInt(out_.args.back(), ttl);
+    out_.pushArg("PX");
+    appendInt(out_.pushArg({}), ttl);
   } else {
     out_.followups.push_back(TtlFollowup{slot, ttl});
   }
@@ -554,11 +559,12 @@ void Decider::writeTtl(Form form, size_t value_index, size_t first_option, int64
 void Decider::finish() {
   if (rejected_) {
     out_.verdict = TtlDecision::Verdict::kReject;
-    out_.args.clear();
+    out_.nargs = 0;
     out_.followups.clear();
     std::erase_if(out_.events, [](const TtlEvent& e) { return e.kind == Kind::kFixed; });
   } else if (rewritten_) {
     out_.verdict = TtlDecision::Verdict::kRewrite;
+    if (!changed_in_place_) out_.append_from = in_.args.size();
   } else {
     out_.verdict = TtlDecision::Verdict::kForward;
   }

@@ -60,8 +60,24 @@ struct TtlFollowup {
 struct TtlDecision {
   enum class Verdict : uint8_t { kForward, kRewrite, kReject };
   Verdict verdict = Verdict::kForward;
-  std::string error;              // kReject: "TTL <policy>: ..." (no leading '-', no CRLF)
-  std::vector<std::string> args;  // kRewrite: the whole new argv, args[0] included
+  std::string error;  // kReject: "TTL <policy>: ..." (no leading '-', no CRLF)
+  // kRewrite: the whole new argv is args[0, nargs). The strings past nargs are kept (with their
+  // capacity) for the next rewrite, so a warm worker rewrites without allocating.
+  std::vector<std::string> args;
+  size_t nargs = 0;
+  // kRewrite that only appended arguments (SET ... PX n): the original args are argv()[0,
+  // append_from) unchanged, so the proxy can reuse the request's own bytes. 0 = not so.
+  size_t append_from = 0;
+  std::span<const std::string> argv() const { return {args.data(), nargs}; }
+  std::vector<std::string> argvCopy() const { return {args.begin(), args.begin() + nargs}; }
+  std::string& pushArg(std::string_view a) {
+    if (nargs < args.size()) {
+      args[nargs].assign(a);
+    } else {
+      args.emplace_back(a);
+    }
+    return args[nargs++];
+  }
   std::vector<TtlFollowup> followups;
   std::vector<TtlEvent> events;
   void clear();

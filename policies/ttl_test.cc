@@ -86,7 +86,7 @@ TtlSpec bounds(std::optional<int64_t> min, std::optional<int64_t> max,
 
 void checkForward(const TtlDecision& d) {
   CHECK(d.verdict == Verdict::kForward);
-  CHECK(d.args.empty());
+  CHECK(d.argvCopy().empty());
   CHECK(d.error.empty());
   CHECK(d.followups.empty());
   CHECK(d.events.empty());
@@ -118,18 +118,18 @@ TEST_CASE("ttl: SET without a TTL gets PX <jittered default> under fix") {
   const TtlSpec t = withDefault(60000);
   Call c({"SET", "user:1", "v"}, {rules(t)}, 0.5);
   CHECK(c.d.verdict == Verdict::kRewrite);
-  CHECK(c.d.args == Args{"SET", "user:1", "v", "PX", "57000"});
+  CHECK(c.d.argvCopy() == Args{"SET", "user:1", "v", "PX", "57000"});
   CHECK(c.d.followups.empty());
   checkOneEvent(c.d, Kind::kFixed);
 
   // Other options stay where they are; PX goes at the end.
   Call nx({"set", "user:1", "v", "nx", "GET"}, {rules(t)});
-  CHECK(nx.d.args == Args{"set", "user:1", "v", "nx", "GET", "PX", "60000"});
+  CHECK(nx.d.argvCopy() == Args{"set", "user:1", "v", "nx", "GET", "PX", "60000"});
 
   // The same with `require`.
   const TtlSpec req = withDefault(60000, TtlOnViolation::kFix, true);
   Call r({"SET", "user:1", "v"}, {rules(req)}, 0.9999999);
-  CHECK(r.d.args == Args{"SET", "user:1", "v", "PX", "54000"});
+  CHECK(r.d.argvCopy() == Args{"SET", "user:1", "v", "PX", "54000"});
 }
 
 TEST_CASE("ttl: SET without a TTL under reject, audit, and require without a default") {
@@ -138,7 +138,7 @@ TEST_CASE("ttl: SET without a TTL under reject, audit, and require without a def
     Call c({"SET", "user:1", "v"}, {rules(t)});
     CHECK(c.d.verdict == Verdict::kReject);
     CHECK(c.d.error == "TTL users: key 'user:1' needs a TTL (ttl.require)");
-    CHECK(c.d.args.empty());
+    CHECK(c.d.argvCopy().empty());
     checkOneEvent(c.d, Kind::kRejected);
   }
   SUBCASE("require without a default under fix is a rejection") {
@@ -156,7 +156,7 @@ TEST_CASE("ttl: SET without a TTL under reject, audit, and require without a def
     const TtlSpec t = withDefault(60000, TtlOnViolation::kAudit, true);
     Call c({"SET", "user:1", "v"}, {rules(t)});
     CHECK(c.d.verdict == Verdict::kForward);
-    CHECK(c.d.args.empty());
+    CHECK(c.d.argvCopy().empty());
     checkOneEvent(c.d, Kind::kAudited);
   }
   SUBCASE("no default, no require: nothing to do") {
@@ -191,21 +191,21 @@ TEST_CASE("ttl: SET EX|PX|EXAT|PXAT outside [min, max] is clamped to PX under fi
   Call ex({"SET", "k", "v", "EX", "99999"}, {rules(t)}, 0.5);
   CHECK(ex.d.verdict == Verdict::kRewrite);
   // Clamped down to max, then jittered like a TTL corral chose (10% x U=0.5): max still holds.
-  CHECK(ex.d.args == Args{"SET", "k", "v", "PX", "3420000"});
+  CHECK(ex.d.argvCopy() == Args{"SET", "k", "v", "PX", "3420000"});
   checkOneEvent(ex.d, Kind::kFixed);
 
   Call px({"set", "k", "v", "px", "50", "NX"}, {rules(t)});
-  CHECK(px.d.args == Args{"set", "k", "v", "PX", "10000", "NX"});
+  CHECK(px.d.argvCopy() == Args{"set", "k", "v", "PX", "10000", "NX"});
 
   Call exat({"SET", "k", "v", "EXAT", "1700000005", "GET"}, {rules(t)});  // 5 s from now
-  CHECK(exat.d.args == Args{"SET", "k", "v", "PX", "10000", "GET"});
+  CHECK(exat.d.argvCopy() == Args{"SET", "k", "v", "PX", "10000", "GET"});
 
   Call pxat({"SET", "k", "v", "PXAT", "1700007200000"}, {rules(t)});  // 2 h from now
-  CHECK(pxat.d.args == Args{"SET", "k", "v", "PX", "3600000"});
+  CHECK(pxat.d.argvCopy() == Args{"SET", "k", "v", "PX", "3600000"});
 
   // A repeated option: Redis uses the last; every occurrence is rewritten to stay consistent.
   Call rep({"SET", "k", "v", "EX", "20", "ex", "99999"}, {rules(t)});
-  CHECK(rep.d.args == Args{"SET", "k", "v", "PX", "3600000", "PX", "3600000"});
+  CHECK(rep.d.argvCopy() == Args{"SET", "k", "v", "PX", "3600000", "PX", "3600000"});
 
   // Inside the bounds, and an absolute time in the past (the key is deleted): untouched.
   checkForward(Call({"SET", "k", "v", "EX", "60"}, {rules(t)}).d);
@@ -234,23 +234,25 @@ TEST_CASE("ttl: an out-of-bounds TTL under reject and audit") {
   const TtlSpec audit = bounds(10000, 3600000, TtlOnViolation::kAudit);
   Call a({"SET", "k", "v", "EX", "99999"}, {rules(audit)});
   CHECK(a.d.verdict == Verdict::kForward);
-  CHECK(a.d.args.empty());
+  CHECK(a.d.argvCopy().empty());
   checkOneEvent(a.d, Kind::kAudited);
 }
 
 TEST_CASE("ttl: SETEX keeps whole seconds inside the bounds, else becomes PSETEX") {
   const TtlSpec t = bounds(1500, 3600500);
   Call hi({"SETEX", "k", "99999", "v"}, {rules(t)});
-  CHECK(hi.d.args == Args{"SETEX", "k", "3600", "v"});  // floor(3600.5 s)
+  CHECK(hi.d.argvCopy() == Args{"SETEX", "k", "3600", "v"});  // floor(3600.5 s)
   checkOneEvent(hi.d, Kind::kFixed);
   Call lo({"setex", "k", "1", "v"}, {rules(t)});
-  CHECK(lo.d.args == Args{"setex", "k", "2", "v"});  // ceil(1.5 s)
+  CHECK(lo.d.argvCopy() == Args{"setex", "k", "2", "v"});  // ceil(1.5 s)
 
   const TtlSpec narrow = bounds(1500, 1800);  // no whole second fits
-  CHECK(Call({"SETEX", "k", "1", "v"}, {rules(narrow)}).d.args == Args{"PSETEX", "k", "1500", "v"});
-  CHECK(Call({"SETEX", "k", "5", "v"}, {rules(narrow)}).d.args == Args{"PSETEX", "k", "1800", "v"});
+  CHECK(Call({"SETEX", "k", "1", "v"}, {rules(narrow)}).d.argvCopy() ==
+        Args{"PSETEX", "k", "1500", "v"});
+  CHECK(Call({"SETEX", "k", "5", "v"}, {rules(narrow)}).d.argvCopy() ==
+        Args{"PSETEX", "k", "1800", "v"});
   const TtlSpec sub_second = bounds(std::nullopt, 500);
-  CHECK(Call({"SETEX", "k", "5", "v"}, {rules(sub_second)}).d.args ==
+  CHECK(Call({"SETEX", "k", "5", "v"}, {rules(sub_second)}).d.argvCopy() ==
         Args{"PSETEX", "k", "500", "v"});
 
   checkForward(Call({"SETEX", "k", "60", "v"}, {rules(t)}).d);
@@ -270,20 +272,21 @@ TEST_CASE("ttl: PSETEX is clamped in milliseconds") {
   const TtlSpec t = bounds(1000, 60000);
   Call lo({"PSETEX", "k", "100", "v"}, {rules(t)});
   CHECK(lo.d.verdict == Verdict::kRewrite);
-  CHECK(lo.d.args == Args{"PSETEX", "k", "1000", "v"});
-  CHECK(Call({"PSETEX", "k", "60001", "v"}, {rules(t)}).d.args ==
+  CHECK(lo.d.argvCopy() == Args{"PSETEX", "k", "1000", "v"});
+  CHECK(Call({"PSETEX", "k", "60001", "v"}, {rules(t)}).d.argvCopy() ==
         Args{"PSETEX", "k", "60000", "v"});
   checkForward(Call({"PSETEX", "k", "60000", "v"}, {rules(t)}).d);
 }
 
 TEST_CASE("ttl: GETEX options are clamped to PX; GETEX PERSIST on require is refused") {
   const TtlSpec t = bounds(10000, 3600000);
-  CHECK(Call({"GETEX", "k", "EX", "99999"}, {rules(t)}).d.args ==
+  CHECK(Call({"GETEX", "k", "EX", "99999"}, {rules(t)}).d.argvCopy() ==
         Args{"GETEX", "k", "PX", "3600000"});
-  CHECK(Call({"GETEX", "k", "px", "5"}, {rules(t)}).d.args == Args{"GETEX", "k", "PX", "10000"});
-  CHECK(Call({"GETEX", "k", "EXAT", "1700000001"}, {rules(t)}).d.args ==
+  CHECK(Call({"GETEX", "k", "px", "5"}, {rules(t)}).d.argvCopy() ==
         Args{"GETEX", "k", "PX", "10000"});
-  CHECK(Call({"GETEX", "k", "PXAT", "1700099999999"}, {rules(t)}).d.args ==
+  CHECK(Call({"GETEX", "k", "EXAT", "1700000001"}, {rules(t)}).d.argvCopy() ==
+        Args{"GETEX", "k", "PX", "10000"});
+  CHECK(Call({"GETEX", "k", "PXAT", "1700099999999"}, {rules(t)}).d.argvCopy() ==
         Args{"GETEX", "k", "PX", "3600000"});
   checkForward(Call({"GETEX", "k"}, {rules(t)}).d);
   checkForward(Call({"GETEX", "k", "EX", "60"}, {rules(t)}).d);
@@ -303,17 +306,17 @@ TEST_CASE("ttl: EXPIRE and PEXPIRE are clamped in their unit, flags kept") {
   const TtlSpec t = bounds(10000, 3600000);
   Call lo({"EXPIRE", "k", "5"}, {rules(t)});
   CHECK(lo.d.verdict == Verdict::kRewrite);
-  CHECK(lo.d.args == Args{"EXPIRE", "k", "10"});
+  CHECK(lo.d.argvCopy() == Args{"EXPIRE", "k", "10"});
   checkOneEvent(lo.d, Kind::kFixed);
-  CHECK(Call({"expire", "k", "99999", "nx"}, {rules(t)}).d.args ==
+  CHECK(Call({"expire", "k", "99999", "nx"}, {rules(t)}).d.argvCopy() ==
         Args{"expire", "k", "3600", "nx"});
-  CHECK(Call({"PEXPIRE", "k", "10", "GT"}, {rules(t)}).d.args ==
+  CHECK(Call({"PEXPIRE", "k", "10", "GT"}, {rules(t)}).d.argvCopy() ==
         Args{"PEXPIRE", "k", "10000", "GT"});
-  CHECK(Call({"PEXPIRE", "k", "3600001", "XX"}, {rules(t)}).d.args ==
+  CHECK(Call({"PEXPIRE", "k", "3600001", "XX"}, {rules(t)}).d.argvCopy() ==
         Args{"PEXPIRE", "k", "3600000", "XX"});
 
   const TtlSpec narrow = bounds(10500, 10900);  // no whole second: switch to PEXPIRE
-  CHECK(Call({"EXPIRE", "k", "5", "LT"}, {rules(narrow)}).d.args ==
+  CHECK(Call({"EXPIRE", "k", "5", "LT"}, {rules(narrow)}).d.argvCopy() ==
         Args{"PEXPIRE", "k", "10500", "LT"});
 
   // Zero or negative deletes the key; malformed numbers and options are Redis' to refuse.
@@ -330,11 +333,11 @@ TEST_CASE("ttl: EXPIRE and PEXPIRE are clamped in their unit, flags kept") {
 TEST_CASE("ttl: EXPIREAT and PEXPIREAT become PEXPIRE with the ms remaining") {
   const TtlSpec t = bounds(10000, 3600000);
   Call lo({"EXPIREAT", "k", "1700000005"}, {rules(t)});
-  CHECK(lo.d.args == Args{"PEXPIRE", "k", "10000"});
+  CHECK(lo.d.argvCopy() == Args{"PEXPIRE", "k", "10000"});
   checkOneEvent(lo.d, Kind::kFixed);
-  CHECK(Call({"PEXPIREAT", "k", "1700099999999", "XX"}, {rules(t)}).d.args ==
+  CHECK(Call({"PEXPIREAT", "k", "1700099999999", "XX"}, {rules(t)}).d.argvCopy() ==
         Args{"PEXPIRE", "k", "3600000", "XX"});
-  CHECK(Call({"pexpireat", "k", "1700000000001", "GT"}, {rules(t)}).d.args ==
+  CHECK(Call({"pexpireat", "k", "1700000000001", "GT"}, {rules(t)}).d.argvCopy() ==
         Args{"PEXPIRE", "k", "10000", "GT"});
   // In range, in the past (a delete) and now itself: untouched.
   checkForward(Call({"EXPIREAT", "k", "1700000060"}, {rules(t)}).d);
@@ -376,7 +379,7 @@ TEST_CASE("ttl: type writes get PEXPIRE NX follow-ups on require only") {
   const TtlSpec req = withDefault(60000, TtlOnViolation::kFix, true);
   Call h({"HSET", "user:1", "f", "v"}, {rules(req)}, 0.5);
   CHECK(h.d.verdict == Verdict::kForward);
-  CHECK(h.d.args.empty());
+  CHECK(h.d.argvCopy().empty());
   REQUIRE(h.d.followups.size() == 1);
   CHECK(h.d.followups[0].key == 0);
   CHECK(h.d.followups[0].ttl_ms == 57000);
@@ -484,7 +487,7 @@ TEST_CASE("ttl: SETNX, GETSET, MSET and MSETNX follow up per key whenever a defa
   Call m({"MSET", "a", "1", "b", "2", "c", "3", "d", "4"},
          {rules(def), rules(shorter), KeyTtlRules{}, auditRules(def)});
   CHECK(m.d.verdict == Verdict::kForward);
-  CHECK(m.d.args.empty());
+  CHECK(m.d.argvCopy().empty());
   REQUIRE(m.d.followups.size() == 2);
   CHECK(m.d.followups[0].key == 0);
   CHECK(m.d.followups[0].ttl_ms == 60000);
@@ -535,7 +538,7 @@ TEST_CASE("ttl: keys without rules and audit-mode policies are never changed") {
     TtlDecision d;
     decideTtl(TtlInput{cmd, argv, keys, rs, kNowMs}, rnd, d);
     CHECK(d.verdict == Verdict::kForward);
-    CHECK(d.args.empty());
+    CHECK(d.argvCopy().empty());
     CHECK(d.followups.empty());
     checkOneEvent(d, Kind::kAudited);
   }
@@ -549,23 +552,23 @@ TEST_CASE("ttl: jitter_client jitters client TTLs into the ms form without an ev
   t.jitter_client = true;
   Call set({"SET", "k", "v", "EX", "100"}, {rules(t)}, 0.5);
   CHECK(set.d.verdict == Verdict::kRewrite);
-  CHECK(set.d.args == Args{"SET", "k", "v", "PX", "95000"});
+  CHECK(set.d.argvCopy() == Args{"SET", "k", "v", "PX", "95000"});
   CHECK(set.d.events.empty());
-  CHECK(Call({"SETEX", "k", "100", "v"}, {rules(t)}, 0.5).d.args ==
+  CHECK(Call({"SETEX", "k", "100", "v"}, {rules(t)}, 0.5).d.argvCopy() ==
         Args{"PSETEX", "k", "95000", "v"});
-  CHECK(Call({"EXPIRE", "k", "100", "NX"}, {rules(t)}, 0.5).d.args ==
+  CHECK(Call({"EXPIRE", "k", "100", "NX"}, {rules(t)}, 0.5).d.argvCopy() ==
         Args{"PEXPIRE", "k", "95000", "NX"});
-  CHECK(Call({"EXPIREAT", "k", "1700000100"}, {rules(t)}, 0.5).d.args ==
+  CHECK(Call({"EXPIREAT", "k", "1700000100"}, {rules(t)}, 0.5).d.argvCopy() ==
         Args{"PEXPIRE", "k", "95000"});
-  CHECK(Call({"GETEX", "k", "EX", "100"}, {rules(t)}, 0.5).d.args ==
+  CHECK(Call({"GETEX", "k", "EX", "100"}, {rules(t)}, 0.5).d.argvCopy() ==
         Args{"GETEX", "k", "PX", "95000"});
 
   // Clamped, then jittered: still a fix.
   Call both({"SET", "k", "v", "EX", "99999"}, {rules(t)}, 0.5);
-  CHECK(both.d.args == Args{"SET", "k", "v", "PX", "3420000"});
+  CHECK(both.d.argvCopy() == Args{"SET", "k", "v", "PX", "3420000"});
   checkOneEvent(both.d, Kind::kFixed);
   // Jitter never takes a TTL below min.
-  CHECK(Call({"SET", "k", "v", "PX", "10200"}, {rules(t)}, 0.5).d.args ==
+  CHECK(Call({"SET", "k", "v", "PX", "10200"}, {rules(t)}, 0.5).d.argvCopy() ==
         Args{"SET", "k", "v", "PX", "10000"});
   // ...and when that leaves the TTL as the client gave it, nothing is rewritten.
   checkForward(Call({"SET", "k", "v", "EX", "10"}, {rules(t)}, 0.5).d);
@@ -604,11 +607,38 @@ TEST_CASE("ttl: a reused TtlDecision carries nothing over") {
   decideTtl(TtlInput{"set", set, keys, rf, kNowMs}, rnd, d);
   CHECK(d.verdict == Verdict::kRewrite);
   CHECK(d.error.empty());
-  CHECK(d.args == Args{"SET", "k", "v", "PX", "60000"});
+  CHECK(d.argvCopy() == Args{"SET", "k", "v", "PX", "60000"});
   CHECK(d.events.size() == 1);
   decideTtl(TtlInput{"get", get, keys, rf, kNowMs}, rnd, d);
   checkForward(d);
   CHECK(rnd.calls == 1);  // only the fix drew a random number
+}
+
+}  // namespace
+}  // namespace corral::policies
+
+namespace corral::policies {
+namespace {
+
+TEST_CASE("ttl: a rewrite that only appends says so (the proxy reuses the request's bytes)") {
+  const TtlSpec def = withDefault(60000);
+  Call set({"SET", "k", "v"}, {rules(def)});
+  CHECK(set.d.verdict == TtlDecision::Verdict::kRewrite);
+  CHECK(set.d.append_from == 3);
+  CHECK(set.d.argvCopy() == Args{"SET", "k", "v", "PX", "60000"});
+  const TtlSpec b = bounds(10000, 3600000);
+  Call clamp({"SET", "k", "v", "EX", "99999"}, {rules(b)});
+  CHECK(clamp.d.verdict == TtlDecision::Verdict::kRewrite);
+  CHECK(clamp.d.append_from == 0);  // changed in place
+  // A decision object reused for a second request starts from scratch.
+  TtlDecision reused = std::move(clamp.d);
+  FakeRandom rnd(0.0);
+  std::vector<std::string_view> args{"SET", "k", "v"};
+  std::vector<uint32_t> keys{1};
+  std::vector<KeyTtlRules> r{rules(def)};
+  decideTtl(TtlInput{"set", args, keys, r, kNowMs}, rnd, reused);
+  CHECK(reused.append_from == 3);
+  CHECK(reused.argvCopy() == Args{"SET", "k", "v", "PX", "60000"});
 }
 
 }  // namespace

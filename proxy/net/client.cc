@@ -177,6 +177,10 @@ constexpr std::string_view kGetWithPttl =
 // A GET-like reply: nil (RESP2 "$-1"/"*-1", RESP3 "_") or an empty collection is a miss,
 // an error neither, anything else a hit.
 void countHitMiss(policies::PolicyCounters& c, std::string_view reply) {
+  if (reply.size() > 1 && reply[0] == '$' && reply[1] != '-') {  // the common case: a value
+    c.hits.add();
+    return;
+  }
   if (reply.empty() || reply[0] == '-' || reply[0] == '!') return;
   if (reply[0] == '_' || reply.starts_with("$-1") || reply.starts_with("*-1") ||
       reply.starts_with("*0\r") || reply.starts_with("%0\r") || reply.starts_with("~0\r")) {
@@ -768,10 +772,23 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
     return false;
   }
   if (d.verdict == policies::Decision::Verdict::kRewrite) {
-    // Re-encoded from the new args by wireBytes() (an "inline" request is sent as multibulk).
     rewritten_.args.assign(d.args.begin(), d.args.end());
-    rewritten_.is_inline = true;
-    rewritten_.frame = {};
+    if (d.append_from == req.args.size() && !req.is_inline) {
+      // Only arguments appended (SET k v -> SET k v PX n): the request's own bytes with a new
+      // count, then the new arguments; nothing re-encoded.
+      std::string& b = rewrite_buf_;
+      b.clear();
+      codec::appendArrayHeader(b, d.args.size());
+      const size_t first_line = req.frame.find('\n') + 1;
+      b.append(req.frame.substr(first_line));
+      for (size_t i = d.append_from; i < d.args.size(); ++i) codec::appendBulk(b, d.args[i]);
+      rewritten_.frame = b;
+      rewritten_.is_inline = false;
+    } else {
+      // Re-encoded from the new args by wireBytes() (an "inline" request goes as multibulk).
+      rewritten_.is_inline = true;
+      rewritten_.frame = {};
+    }
     *use = &rewritten_;
   }
   if (!d.followups.empty()) followups_ = &d.followups;

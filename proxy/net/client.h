@@ -212,6 +212,7 @@ class Client final : public upstream::ReplySink {
 
   // Policies (see applyPolicies).
   codec::Request rewritten_;  // a request whose args a policy changed (views into decision)
+  std::string rewrite_buf_;   // rewritten_.frame when only arguments were appended
   const std::vector<std::pair<std::string_view, int64_t>>* followups_ = nullptr;
   policies::PolicyCounters* next_hitmiss_ = nullptr;
   std::unique_ptr<FillReq> next_fill_;  // armed by applyPolicies for forward()
