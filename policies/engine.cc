@@ -347,6 +347,7 @@ void Decision::clear() {
   fill_path.clear();
   fill_key = {};
   fill_fresh = false;
+  mget_count = 0;
   revoke.clear();
 }
 
@@ -423,6 +424,16 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
         f->audit = p.mode == config::PolicyMode::kAudit;
         cp.fill_get = std::find(p.fill.commands.begin(), p.fill.commands.end(), "get") !=
                       p.fill.commands.end();
+        cp.fill_mget = std::find(p.fill.commands.begin(), p.fill.commands.end(), "mget") !=
+                       p.fill.commands.end();
+        for (const std::string& fc : p.fill.commands) {
+          if (fc != "get" && fc != "mget") {
+            errors->push_back(errorAt(p.where, path + ".fill.commands",
+                                      "filling on " + fc +
+                                          " is not supported by this version of corral yet "
+                                          "(GET and MGET are)"));
+          }
+        }
         cp.distributed = f->single_flight == config::SingleFlight::kDistributed;
         cp.fill = std::move(f);
       }
@@ -877,6 +888,21 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
       matcher_->match(out.fill_key, &out.caps);
       out.fill_path = buildFillPath(p->spec->fill.path, out.caps).value_or(std::string());
       out.fill_fresh = p->fill->window_ms() > 0 || p->fill->xfetch;
+    }
+  }
+  // MGET of keys whose policies fill on MGET: each missing one is filled on its own.
+  if (cmd != nullptr && cmd->name == "mget") [[unlikely]] {
+    for (size_t i = 0; i < out.key_policy.size(); ++i) {
+      const CompiledPolicy* p = out.key_policy[i];
+      if (p == nullptr || p->fill == nullptr || !p->fill_mget) continue;
+      if (out.mget_count == out.mget_fills.size()) out.mget_fills.emplace_back();
+      Decision::MgetFill& m = out.mget_fills[out.mget_count++];
+      m.pos = static_cast<uint32_t>(i);
+      m.policy = p->fill.get();
+      m.key = args[out.keys[i]];
+      out.caps.clear();
+      matcher_->match(m.key, &out.caps);
+      m.path = buildFillPath(p->spec->fill.path, out.caps).value_or(std::string());
     }
   }
   // 6. Writes of keys that fills may be filling: revoke those fills (stale-set protection).

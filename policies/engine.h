@@ -112,7 +112,8 @@ struct CompiledPolicy {
   // Cache-aside fill settings (fill.origin set), defaults resolved; origin pointer left null:
   // origins are per worker (the proxy looks them up by origin_name).
   std::unique_ptr<FillPolicy> fill;
-  bool fill_get = false;  // fill.commands has GET
+  bool fill_get = false;   // fill.commands has GET
+  bool fill_mget = false;  // fill.commands has MGET
   bool distributed = false;
 };
 
@@ -138,6 +139,15 @@ struct Decision {
   std::string fill_path;      // origin path for this key (captures percent-encoded)
   std::string_view fill_key;  // the key (view into the request)
   bool fill_fresh = false;    // the policy needs the value's PTTL too (freshness, xfetch)
+  // MGET: the keys whose policy fills on MGET (position in the reply array, policy, key, path).
+  struct MgetFill {
+    uint32_t pos = 0;
+    const FillPolicy* policy = nullptr;
+    std::string_view key;
+    std::string path;
+  };
+  std::vector<MgetFill> mget_fills;  // entries past mget_count are kept for reuse
+  size_t mget_count = 0;
   // Writes of keys of fill policies: in-flight fills of these keys must not store their values
   // (the proxy revokes local flights and, for distributed policies, deletes the lease).
   std::vector<std::pair<std::string_view, bool>> revoke;  // key, distributed

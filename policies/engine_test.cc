@@ -481,3 +481,45 @@ TEST_CASE("engine: a client SET under a fill policy with a freshness window gets
 
 }  // namespace
 }  // namespace corral::policies
+
+namespace corral::policies {
+namespace {
+
+TEST_CASE("engine: MGET lists the keys whose policies fill on MGET") {
+  PolicyConfig cfg = fillConfig();
+  Fixture get_only(cfg);
+  CHECK(get_only.run({"MGET", "user:1:card", "user:2:full"}) == Verdict::kForward);
+  CHECK(get_only.d.mget_count == 0);
+  cfg.policies[0].fill.commands = {"get", "mget"};
+  Fixture f(cfg);
+  CHECK(f.run({"MGET", "x", "user:1:card", "user:2:full"}) == Verdict::kForward);
+  REQUIRE(f.d.mget_count == 2);
+  CHECK(f.d.mget_fills[0].pos == 1);
+  CHECK(f.d.mget_fills[0].key == "user:1:card");
+  CHECK(f.d.mget_fills[0].path == "/v1/users/1?view=card");
+  CHECK(f.d.mget_fills[1].pos == 2);
+  CHECK(f.d.mget_fills[1].path == "/v1/users/2?view=full");
+  CHECK(f.run({"GET", "user:1:card"}) == Verdict::kForward);
+  CHECK(f.d.mget_count == 0);
+  CHECK(f.d.fill != nullptr);
+}
+
+}  // namespace
+}  // namespace corral::policies
+
+namespace corral::policies {
+namespace {
+
+TEST_CASE("engine: fill.commands beyond GET and MGET are refused") {
+  PolicyConfig cfg = fillConfig();
+  cfg.policies[0].fill.commands = {"get", "hgetall"};
+  Registry reg;
+  std::vector<config::ConfigError> errors;
+  CHECK(PolicySet::compile(cfg, reg, &errors) == nullptr);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message ==
+        "filling on hgetall is not supported by this version of corral yet (GET and MGET are)");
+}
+
+}  // namespace
+}  // namespace corral::policies

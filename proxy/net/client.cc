@@ -828,6 +828,15 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
       *use = &rewritten_;
     }
     next_fill_ = std::move(f);
+  } else if (d.mget_count > 0 && db_ == worker_.defaultDb() && !pipe_ && dedicated_ == nullptr)
+      [[unlikely]] {
+    auto f = std::make_unique<FillReq>();
+    f->set = worker_.policySetPtr();
+    for (size_t i = 0; i < d.mget_count; ++i) {
+      const auto& m = d.mget_fills[i];
+      f->mget.push_back(FillReq::Item{m.pos, m.policy, std::string(m.key), m.path});
+    }
+    next_fill_ = std::move(f);
   }
   if (d.read_your_writes_ms > 0 && cmd != nullptr) {
     if (cmd->flags & commands::kWrite) {
@@ -852,6 +861,10 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
   // ordering, stats and closed clients. It gives back the reference taken here.
   ++inflight_refs_;
   worker_.stats().pending.add();
+  if (!f->mget.empty()) {
+    onMgetFillReply(seq, std::move(f), reply);
+    return;
+  }
   if (!f->fresh) {
     if (hitmiss != nullptr) countHitMiss(*hitmiss, reply);
     if (reply == "$-1\r\n") {
@@ -907,6 +920,73 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
       startFill(seq, std::move(f), &stale);
       return;
     }
+  }
+}
+
+void Client::onMgetFillReply(uint64_t seq, std::unique_ptr<FillReq> f, std::string_view reply) {
+  // Split "*<n>\r\n" + n bulk strings into elements; anything else goes back as it is.
+  std::vector<std::string_view> elems;
+  bool ok = reply.starts_with("*");
+  size_t pos = reply.find("\r\n");
+  int64_t n = 0;
+  ok = ok && pos != std::string_view::npos && parseInt(reply.substr(1, pos - 1), n) && n >= 0;
+  pos += 2;
+  for (int64_t i = 0; ok && i < n; ++i) {
+    const size_t eol = reply.find("\r\n", pos);
+    int64_t len = 0;
+    ok = eol != std::string_view::npos && reply[pos] == '$' &&
+         parseInt(reply.substr(pos + 1, eol - pos - 1), len);
+    if (!ok) break;
+    const size_t end = len < 0 ? eol + 2 : eol + 2 + static_cast<size_t>(len) + 2;
+    ok = end <= reply.size();
+    if (ok) elems.push_back(reply.substr(pos, end - pos));
+    pos = end;
+  }
+  auto job = std::make_shared<MgetJob>();
+  if (ok) {
+    for (auto& item : f->mget) {
+      if (item.pos < elems.size() && elems[item.pos] == "$-1\r\n") job->todo.push_back(item);
+    }
+  }
+  if (!ok || job->todo.empty()) {
+    onUpstreamReply(seq, reply);
+    return;
+  }
+  job->seq = seq;
+  job->set = f->set;
+  job->elems.assign(elems.begin(), elems.end());
+  pumpMget(job);
+}
+
+void Client::pumpMget(const std::shared_ptr<MgetJob>& job) {
+  // At most kParallel fills of one MGET at a time: a 1,000-key MGET must not take every origin
+  // slot (max_in_flight) of the worker.
+  constexpr size_t kParallel = 8;
+  while (job->running < kParallel && job->next < job->todo.size()) {
+    const FillReq::Item& item = job->todo[job->next++];
+    ++job->running;
+    policies::FillPolicy p = worker_.localFillPolicy(*item.policy);
+    const uint32_t at = item.pos;
+    worker_.fillEngine().onMiss(p, item.key, item.path, nullptr,
+                                [this, job, at](const policies::FillOutcome& o) {
+                                  // A failed fill leaves the element nil (on_error: error is
+                                  // for GET: an error inside MGET's array would surprise
+                                  // clients).
+                                  if (o.kind == policies::FillOutcome::Kind::kValue) {
+                                    std::string& e = job->elems[at];
+                                    e = "$" + std::to_string(o.value.size()) + "\r\n";
+                                    e += o.value;
+                                    e += "\r\n";
+                                  }
+                                  --job->running;
+                                  pumpMget(job);
+                                });
+  }
+  if (job->running == 0 && job->next == job->todo.size() && !job->answered) {
+    job->answered = true;
+    std::string out = "*" + std::to_string(job->elems.size()) + "\r\n";
+    for (const std::string& e : job->elems) out += e;
+    onUpstreamReply(job->seq, out);
   }
 }
 

@@ -50,6 +50,14 @@ struct FillReq {
   std::string key;
   std::string path;
   bool fresh = false;  // sent as GET+PTTL: the reply is {value, pttl}
+  // MGET: the keys that may be filled (key and path empty above).
+  struct Item {
+    uint32_t pos = 0;  // index in the reply array
+    const policies::FillPolicy* policy = nullptr;
+    std::string key;
+    std::string path;
+  };
+  std::vector<Item> mget;
 };
 
 class Client final : public upstream::ReplySink {
@@ -126,6 +134,19 @@ class Client final : public upstream::ReplySink {
   void onFillReply(uint64_t idx, uint64_t seq, std::string_view reply);
   void startFill(uint64_t seq, std::unique_ptr<FillReq> f, const std::string* stale);
   void onFillDone(uint64_t seq, const policies::FillOutcome& o);
+  // MGET with fills: the misses among the fill keys are filled (a few at a time) and the
+  // array is answered once all are back.
+  void onMgetFillReply(uint64_t seq, std::unique_ptr<FillReq> f, std::string_view reply);
+  struct MgetJob {
+    uint64_t seq = 0;
+    std::vector<std::string> elems;   // the reply's elements, misses replaced as fills answer
+    std::vector<FillReq::Item> todo;  // the misses to fill
+    size_t next = 0;                  // todo[next] is the next to start
+    size_t running = 0;
+    bool answered = false;
+    std::shared_ptr<const policies::PolicySet> set;  // keeps the items' policies alive
+  };
+  void pumpMget(const std::shared_ptr<MgetJob>& job);
   // Sends the armed follow-ups (PEXPIRE ... NX) right behind a request on conn.
   void sendFollowups(upstream::Connection* conn);
   // Who the client is for rate limits: AUTH user, else CLIENT SETNAME name, else peer IP.

@@ -887,3 +887,32 @@ def test_wrongtype_error_text_on_freshness_policy(redis_server, corral_factory, 
         assert cl.cmd("GET", "user:1") == want
         assert cl.cmd("GET", "fresh:1") == want
     assert origin.calls() == 0
+
+
+def test_mget_fills_each_missing_key(redis_server, corral_factory, origin):
+    """fill.commands [GET, MGET]: each missing key of an MGET is filled (a few at a time);
+    present keys, keys of other policies and keys whose origin says 404 stay as they are."""
+    origin.set(latency_ms=20)
+    pol = policy(fill={"origin": "users", "path": "/v1/users/<id>", "commands": ["GET", "MGET"]})
+    items = {"name": "item", "match": "item:<id:slug>", "ttl": {"default": "60s"},
+             "fill": {"origin": "items", "path": "/v1/items/<id>"}}  # GET only
+    c = corral_factory(fill_config(redis_server.port, origin.url, [pol, items]))
+    assert redis_server.cmd("SET", "user:2", "present") == "OK"
+    keys = [f"user:{i}" for i in range(1, 21)]
+    with c.client() as cl:
+        got = cl.cmd("MGET", "item:a", *keys, "other")
+        assert got[0] is None  # item's policy fills on GET only
+        assert got[-1] is None  # no policy
+        assert got[2] == b"present"
+        for k, v in zip(keys, got[1:-1]):
+            if k != "user:2":
+                assert body(v)["id"] == k[5:], (k, v)
+        assert origin.calls() == 19  # user:1..20 but user:2
+        assert origin.calls("/v1/items/a") == 0
+        # stored: a second MGET is all hits
+        assert cl.cmd("MGET", *keys) == got[1:-1]
+        assert origin.calls() == 19
+        # in a pipeline, order holds
+        assert cl.pipeline([("MGET", "user:30", "user:31"), ("PING",), ("GET", "user:30")])[1:] \
+            == ["PONG", cl.cmd("GET", "user:30")]
+    assert fill_event(c, "user", "fills") == 21
