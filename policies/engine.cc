@@ -54,52 +54,17 @@ void appendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-const char* modeName(config::PolicyMode m) {
-  switch (m) {
-    case config::PolicyMode::kEnforce:
-      return "enforce";
-    case config::PolicyMode::kAudit:
-      return "audit";
-    case config::PolicyMode::kOff:
-      return "off";
-  }
-  return "?";
-}
+// Names of the config enums as the YAML spells them, indexed by the enumerator's value (the
+// enums count from 0 in declaration order).
+constexpr const char* kModeNames[] = {"enforce", "audit", "off"};
+constexpr const char* kReadFromNames[] = {"primary", "replica", "prefer_replica"};
+constexpr const char* kOnViolationNames[] = {"fix", "reject", "audit"};
+constexpr const char* kUnmatchedNames[] = {"allow", "audit", "reject"};
 
-const char* readFromName(config::PolicyReadFrom r) {
-  switch (r) {
-    case config::PolicyReadFrom::kPrimary:
-      return "primary";
-    case config::PolicyReadFrom::kReplica:
-      return "replica";
-    case config::PolicyReadFrom::kPreferReplica:
-      return "prefer_replica";
-  }
-  return "?";
-}
-
-const char* onViolationName(config::TtlOnViolation v) {
-  switch (v) {
-    case config::TtlOnViolation::kFix:
-      return "fix";
-    case config::TtlOnViolation::kReject:
-      return "reject";
-    case config::TtlOnViolation::kAudit:
-      return "audit";
-  }
-  return "?";
-}
-
-const char* unmatchedName(config::UnmatchedKeys u) {
-  switch (u) {
-    case config::UnmatchedKeys::kAllow:
-      return "allow";
-    case config::UnmatchedKeys::kAudit:
-      return "audit";
-    case config::UnmatchedKeys::kReject:
-      return "reject";
-  }
-  return "?";
+template <typename Enum, size_t N>
+const char* nameOf(const char* const (&names)[N], Enum v) {
+  const auto i = static_cast<size_t>(v);
+  return i < N ? names[i] : "?";
 }
 
 // "config|set" -> the table's entry for CONFIG SET; nullptr when unknown.
@@ -923,7 +888,7 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
 std::string PolicySet::describeJson() const {
   std::string o;
   o += "{\"global\":{\"unmatched_keys\":\"";
-  o += unmatchedName(config_.global.unmatched_keys);
+  o += nameOf(kUnmatchedNames, config_.global.unmatched_keys);
   o += "\",\"commands\":{\"deny\":[";
   for (size_t i = 0; i < config_.global.deny_commands.size(); ++i) {
     if (i) o += ',';
@@ -985,7 +950,7 @@ std::string PolicySet::describeJson() const {
     o += ",\"literal_prefix\":";
     appendJsonString(o, matcher_ ? matcher_->tmpl(i).literalPrefix() : std::string_view());
     o += ",\"mode\":\"";
-    o += modeName(p.mode);
+    o += nameOf(kModeNames, p.mode);
     o += "\",\"priority\":" + std::to_string(p.priority);
     o += ",\"source\":";
     appendJsonString(o, whereText(p.where));
@@ -1004,14 +969,14 @@ std::string PolicySet::describeJson() const {
     o += "\"require\":";
     o += p.ttl.require ? "true" : "false";
     o += ",\"on_violation\":\"";
-    o += onViolationName(p.ttl.on_violation);
+    o += nameOf(kOnViolationNames, p.ttl.on_violation);
     o += "\",\"jitter\":" + std::to_string(p.ttl.jitter);
     o += ",\"jitter_client\":";
     o += p.ttl.jitter_client ? "true" : "false";
     o += "},\"routing\":{\"read_from\":";
     if (p.routing.read_from) {
       o += '"';
-      o += readFromName(*p.routing.read_from);
+      o += nameOf(kReadFromNames, *p.routing.read_from);
       o += '"';
     } else {
       o += "null";

@@ -517,6 +517,31 @@ def to_yaml(d: Any, indent: int = 0) -> str:
     return "\n".join(lines)
 
 
+def read_ready_file(path: str) -> Optional[dict]:
+    """corral's --ready-file once complete: {"listen": [ports], "admin": port or None}; None
+    while it does not exist or is half written. A bound port of 0 is an error (corral must
+    report the port it got)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    if not text.endswith("\n"):
+        return None
+    out: dict = {"listen": [], "admin": None, "text": text}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("listen", "admin"):
+            port = int(parts[1].rsplit(":", 1)[1])
+            if port == 0:
+                raise AssertionError(f"ready file reports port 0, not the bound port: {text!r}")
+            if parts[0] == "listen":
+                out["listen"].append(port)
+            else:
+                out["admin"] = port
+    return out
+
+
 def corral_config(upstream_port: int, **overrides) -> dict:
     """A minimal corral config pointing at 127.0.0.1:upstream_port. Keyword overrides replace
     top-level keys; upstream=..., limits=... dicts are merged into the defaults."""
@@ -596,23 +621,11 @@ class Corral:
             if self.proc.poll() is not None:
                 raise AssertionError(f"corral exited with {self.proc.returncode} before ready:\n"
                                      f"{self.stderr_tail()}")
-            try:
-                with open(self.ready_path) as f:
-                    text = f.read()
-            except FileNotFoundError:
-                text = ""
-            if text.endswith("\n"):
-                for line in text.splitlines():
-                    parts = line.split()
-                    if len(parts) == 2 and parts[0] in ("listen", "admin"):
-                        port = int(parts[1].rsplit(":", 1)[1])
-                        if port == 0:
-                            raise AssertionError(f"ready file reports port 0, not the bound "
-                                                 f"port: {text!r}")
-                        if parts[0] == "listen":
-                            self.listen_ports.append(port)
-                        else:
-                            self.admin_port = port
+            ready = read_ready_file(self.ready_path)
+            if ready is not None:
+                text = ready["text"]
+                self.listen_ports = ready["listen"]
+                self.admin_port = ready["admin"]
                 if not self.listen_ports:
                     raise AssertionError(f"ready file has no 'listen HOST:PORT' line: {text!r}")
                 if self.expect_admin and not self.admin_port:

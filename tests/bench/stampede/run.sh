@@ -86,25 +86,8 @@ if [[ $soft != unlimited ]] && ((soft < want_fds)); then
   fi
 fi
 
-pids=()
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# wait_ping PORT [SECONDS]: wait until a RESP server on 127.0.0.1:PORT answers PING.
-wait_ping() {
-  local deadline=$((SECONDS + ${2:-10}))
-  until redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; do
-    ((SECONDS < deadline)) || { log "nothing answers PING on port $1"; return 1; }
-    sleep 0.1
-  done
-}
+# shellcheck source=../lib.sh
+source "$here/../lib.sh"  # pids + cleanup traps, wait_ping
 
 # wait_http PORT PATH [SECONDS]: wait until 127.0.0.1:PORT answers GET PATH with 200.
 wait_http() {

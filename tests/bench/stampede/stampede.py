@@ -40,6 +40,10 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "support"))
+from harness import read_ready_file  # noqa: E402  (corral's --ready-file, as the tests read it)
+
 # ---------------------------------------------------------------------------------------------
 # RESP
 
@@ -258,20 +262,11 @@ class CorralProc:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before "
                                    f"ready (see {self.log_path})")
-            try:
-                with open(self.ready_path) as f:
-                    text = f.read()
-            except FileNotFoundError:
-                text = ""
-            if text.endswith("\n"):
-                for line in text.splitlines():
-                    parts = line.split()
-                    if len(parts) == 2 and parts[0] == "listen" and not self.port:
-                        self.port = int(parts[1].rsplit(":", 1)[1])
-                    elif len(parts) == 2 and parts[0] == "admin":
-                        self.admin_port = int(parts[1].rsplit(":", 1)[1])
-                if self.port:
-                    return
+            ready = read_ready_file(self.ready_path)
+            if ready is not None and ready["listen"]:
+                self.port = ready["listen"][0]
+                self.admin_port = ready["admin"] or 0
+                return
             await asyncio.sleep(0.01)
         raise RuntimeError(f"{self.name} not ready after {timeout}s (see {self.log_path})")
 
