@@ -138,6 +138,52 @@ std::string whereText(const config::Where& w) {
 
 }  // namespace
 
+namespace {
+
+// One rate limit, for a policy (captures: its template's placeholder names) or global (captures
+// null: capture:<name> needs a template). Errors go to *errors under `path`.
+CompiledLimit compileLimit(const config::RateLimitSpec& ls, const std::string& path,
+                           const std::vector<std::string>* captures, std::string_view match,
+                           Registry& reg, std::vector<config::ConfigError>* errors) {
+  CompiledLimit cl;
+  cl.spec = &ls;
+  cl.params = GcraParams::from(ls.count, std::chrono::nanoseconds(ls.period).count(), ls.burst);
+  cl.counters = reg.limit(ls.name);
+  cl.all_commands = ls.commands.empty();
+  for (const std::string& name : ls.commands) {
+    if (name == "@read") {
+      cl.reads = true;
+    } else if (name == "@write") {
+      cl.writes = true;
+    } else if (const CommandInfo* ci = resolveCommand(name)) {
+      cl.commands.push_back(ci);
+    } else {
+      errors->push_back(errorAt(ls.where, path + ".commands", "unknown command '" + name + "'"));
+    }
+  }
+  for (const config::KeyByPart& part : ls.key_by) {
+    int idx = -1;
+    if (part.kind == config::KeyByPart::Kind::kCapture) {
+      if (captures == nullptr) {
+        errors->push_back(errorAt(
+            ls.where, path + ".key_by",
+            "capture:" + part.capture + " needs a policy's template; use it in a policy's limit"));
+      } else if (auto it = std::find(captures->begin(), captures->end(), part.capture);
+                 it == captures->end()) {
+        errors->push_back(errorAt(
+            ls.where, path + ".key_by",
+            "capture '" + part.capture + "' is not a placeholder of " + std::string(match)));
+      } else {
+        idx = static_cast<int>(it - captures->begin());
+      }
+    }
+    cl.capture_index.push_back(idx);
+  }
+  return cl;
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------------------------------------
 // Registry
 
@@ -403,41 +449,9 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
         cp.fill = std::move(f);
       }
     }
-    for (size_t li = 0; li < p.rate_limits.size(); ++li) {
-      const config::RateLimitSpec& ls = p.rate_limits[li];
-      CompiledLimit cl;
-      cl.spec = &ls;
-      cl.params = GcraParams::from(ls.count, std::chrono::nanoseconds(ls.period).count(), ls.burst);
-      cl.counters = reg.limit(ls.name);
-      cl.all_commands = ls.commands.empty();
-      for (const std::string& name : ls.commands) {
-        if (name == "@read") {
-          cl.reads = true;
-        } else if (name == "@write") {
-          cl.writes = true;
-        } else if (const CommandInfo* ci = resolveCommand(name)) {
-          cl.commands.push_back(ci);
-        } else {
-          errors->push_back(errorAt(ls.where, path + ".rate_limits." + ls.name + ".commands",
-                                    "unknown command '" + name + "'"));
-        }
-      }
-      for (const config::KeyByPart& part : ls.key_by) {
-        int idx = -1;
-        if (part.kind == config::KeyByPart::Kind::kCapture) {
-          const auto& names = t->captureNames();
-          auto it = std::find(names.begin(), names.end(), part.capture);
-          if (it == names.end()) {
-            errors->push_back(
-                errorAt(ls.where, path + ".rate_limits." + ls.name + ".key_by",
-                        "capture '" + part.capture + "' is not a placeholder of " + p.match));
-          } else {
-            idx = static_cast<int>(it - names.begin());
-          }
-        }
-        cl.capture_index.push_back(idx);
-      }
-      cp.limits.push_back(std::move(cl));
+    for (const config::RateLimitSpec& ls : p.rate_limits) {
+      cp.limits.push_back(compileLimit(ls, path + ".rate_limits." + ls.name, &t->captureNames(),
+                                       p.match, reg, errors));
     }
     set->policies_.push_back(std::move(cp));
     entries.push_back(Matcher::Entry{std::move(*t), p.priority});
@@ -456,32 +470,8 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
                     ") can match the same key at equal precedence; give one of them a priority"));
   }
   for (const config::RateLimitSpec& ls : c.global.rate_limits) {
-    CompiledLimit cl;
-    cl.spec = &ls;
-    cl.params = GcraParams::from(ls.count, std::chrono::nanoseconds(ls.period).count(), ls.burst);
-    cl.counters = reg.limit(ls.name);
-    cl.all_commands = ls.commands.empty();
-    for (const std::string& name : ls.commands) {
-      if (name == "@read") {
-        cl.reads = true;
-      } else if (name == "@write") {
-        cl.writes = true;
-      } else if (const CommandInfo* ci = resolveCommand(name)) {
-        cl.commands.push_back(ci);
-      } else {
-        errors->push_back(errorAt(ls.where, "global.rate_limits." + ls.name + ".commands",
-                                  "unknown command '" + name + "'"));
-      }
-    }
-    for (const config::KeyByPart& part : ls.key_by) {
-      if (part.kind == config::KeyByPart::Kind::kCapture) {
-        errors->push_back(errorAt(
-            ls.where, "global.rate_limits." + ls.name + ".key_by",
-            "capture:" + part.capture + " needs a policy's template; use it in a policy's limit"));
-      }
-      cl.capture_index.push_back(-1);
-    }
-    set->global_limits_.push_back(std::move(cl));
+    set->global_limits_.push_back(
+        compileLimit(ls, "global.rate_limits." + ls.name, nullptr, {}, reg, errors));
   }
   const size_t ncmds = commands::allCommands().size();
   set->deny_top_.assign(ncmds, 0);
