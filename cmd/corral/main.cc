@@ -2,6 +2,7 @@
 //
 //   main thread: config -> listeners -> N workers (threads) -> admin HTTP + signals loop
 //   SIGTERM/SIGINT: workers drain (stop accepting, finish in-flight replies) -> exit 0
+//   every second: idle rate-limit buckets dropped; config and policy files checked for changes
 //   SIGHUP, or a change on disk of the config or a policy file (polled every second): reload;
 //   apply log level, limits and policies; keep the old config and policies when invalid
 #include <event2/event.h>
@@ -12,6 +13,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -219,6 +221,12 @@ void onReload(evutil_socket_t, short, void* arg) { reload(static_cast<App*>(arg)
 void onWatch(evutil_socket_t, short, void* arg) {
   auto* app = static_cast<App*>(arg);
   if (app->stopping) return;
+  // Idle rate-limit buckets decide like fresh ones: drop them, so memory follows the clients
+  // that are active now rather than every client ever seen.
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  app->shared->policy_registry.limiter().sweep(static_cast<int64_t>(ts.tv_sec) * 1000000000 +
+                                               ts.tv_nsec);
   std::string sig = fileSignature(app->cfg, app->opts.config_path);
   if (sig == app->watch_signature) return;
   // Remember it first: a broken edit is reported once, not every second until fixed.

@@ -221,6 +221,10 @@ def test_global_rate_limit_by_client_name(redis_server, corral_factory):
         assert rb == ["OK"] * 3, rb
         # reads are not in '@write'
         assert a.pipeline([("GET", "user:1")] * 5) == [b"v"] * 5
+    # two clients' buckets, dropped once idle (an idle bucket decides like a fresh one)
+    assert c.metrics()["corral_ratelimit_buckets"] == 2
+    wait_until(lambda: c.metrics()["corral_ratelimit_buckets"] == 0, 5,
+               what="idle rate-limit buckets dropped")
 
 
 def test_denied_and_audited_commands(redis_server, corral_factory):
