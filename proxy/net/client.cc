@@ -908,7 +908,7 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
     startFill(seq, std::move(f), nullptr);
     return;
   }
-  policies::FillPolicy p = worker_.localFillPolicy(*f->policy);
+  const policies::FillPolicy& p = worker_.localFillPolicy(*f->policy, *f->set);
   switch (worker_.fillEngine().onHit(p, f->key, f->path, pttl)) {
     case policies::FillEngine::HitAction::kServe:
     case policies::FillEngine::HitAction::kServeStale:
@@ -965,7 +965,7 @@ void Client::pumpMget(const std::shared_ptr<MgetJob>& job) {
   while (job->running < kParallel && job->next < job->todo.size()) {
     const FillReq::Item& item = job->todo[job->next++];
     ++job->running;
-    policies::FillPolicy p = worker_.localFillPolicy(*item.policy);
+    const policies::FillPolicy& p = worker_.localFillPolicy(*item.policy, *job->set);
     const uint32_t at = item.pos;
     worker_.fillEngine().onMiss(p, item.key, item.path, nullptr,
                                 [this, job, at](const policies::FillOutcome& o) {
@@ -991,7 +991,7 @@ void Client::pumpMget(const std::shared_ptr<MgetJob>& job) {
 }
 
 void Client::startFill(uint64_t seq, std::unique_ptr<FillReq> f, const std::string* stale) {
-  policies::FillPolicy p = worker_.localFillPolicy(*f->policy);
+  const policies::FillPolicy& p = worker_.localFillPolicy(*f->policy, *f->set);
   worker_.fillEngine().onMiss(p, f->key, f->path, stale,
                               [this, seq](const policies::FillOutcome& o) { onFillDone(seq, o); });
 }

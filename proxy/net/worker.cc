@@ -166,6 +166,9 @@ void Worker::syncPolicies() {
     set = policies::PolicySet::compile(config::PolicyConfig{}, shared_.policy_registry, &errors);
   }
   policy_set_ = std::move(set);
+  // Cached by address: a new set may reuse a freed one's addresses. (Requests still holding an
+  // older set keep it alive, so their entries, rebuilt on demand, cannot alias.)
+  local_fill_.clear();
 }
 
 int64_t Worker::SystemClock::monoNs() const {
@@ -189,13 +192,18 @@ double Worker::FastRandom::uniform() {
   return static_cast<double>(z >> 11) * 0x1.0p-53;
 }
 
-policies::FillPolicy Worker::localFillPolicy(const policies::FillPolicy& shared) {
-  policies::FillPolicy p = shared;
+const policies::FillPolicy& Worker::localFillPolicy(const policies::FillPolicy& shared,
+                                                    const policies::PolicySet& set) {
+  auto [cached, inserted] = local_fill_.try_emplace(&shared, shared);
+  if (!inserted) return cached->second;
+  // The origin comes from the set the policy belongs to: a request decided before a reload may
+  // be answered after it, when the set in force no longer has that origin. compile() checked
+  // that `set` has it; were it missing, the engine answers the fill as "no origin".
   const config::OriginSpec* spec = nullptr;
-  for (const auto& o : policy_set_->origins()) {
+  for (const auto& o : set.origins()) {
     if (o.name == shared.origin_name) spec = &o;
   }
-  if (spec == nullptr) return p;  // cannot happen: compile() checked the name
+  if (spec == nullptr) return cached->second;
   std::string id = spec->name + " " + spec->base_url + " " + std::to_string(spec->timeout.count()) +
                    " " + std::to_string(spec->max_in_flight);
   auto it = origins_.find(id);
@@ -203,8 +211,8 @@ policies::FillPolicy Worker::localFillPolicy(const policies::FillPolicy& shared)
     it = origins_.emplace(std::move(id), std::make_unique<origin::HttpOrigin>(loop_.base, *spec))
              .first;
   }
-  p.origin = it->second.get();
-  return p;
+  cached->second.origin = it->second.get();
+  return cached->second;
 }
 
 void Worker::logAudit(uint64_t client_id, std::string_view what) {

@@ -121,7 +121,10 @@ class Worker {
   // on a fill across a reload), and a policy's fill settings with this worker's origin.
   policies::FillEngine& fillEngine() { return *fill_engine_; }
   const std::shared_ptr<const policies::PolicySet>& policySetPtr() const { return policy_set_; }
-  policies::FillPolicy localFillPolicy(const policies::FillPolicy& shared);
+  // `shared` belongs to `set` (kept alive by the caller). Cached per policy until the next set
+  // is picked up: a GET hit of a freshness policy needs it and must not copy strings.
+  const policies::FillPolicy& localFillPolicy(const policies::FillPolicy& shared,
+                                              const policies::PolicySet& set);
   // Receives the replies of follow-up commands that clients do not see (PEXPIRE ... NX).
   upstream::ReplySink* followupSink() { return &followup_sink_; }
 
@@ -210,6 +213,7 @@ class Worker {
   // HTTP origins of this worker, by "name base_url timeout max_in_flight": an origin whose
   // settings change on reload gets a new object; old ones stay (flights may still use them).
   std::unordered_map<std::string, std::unique_ptr<policies::Origin>> origins_;
+  std::unordered_map<const policies::FillPolicy*, policies::FillPolicy> local_fill_;
   int64_t audit_logged_ms_ = -1000000;
   uint64_t audit_suppressed_ = 0;
   struct FollowupSink final : upstream::ReplySink {

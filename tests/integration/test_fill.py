@@ -852,6 +852,31 @@ def test_reload_during_fill_finishes_under_old_policy(redis_server, corral_facto
     assert c.metrics()["corral_config_reload_failures_total"] == 0
 
 
+def test_reply_after_a_reload_that_renamed_the_origin_fills_from_the_old_one(
+        redis_server, corral_factory, origin):
+    """A GET decided before a reload but answered by Redis after it fills from the origin of
+    the policy that decided it, even when the new config has no origin of that name."""
+    c = corral_factory(fill_config(redis_server.port, origin.url, [USER]))
+    renamed = corral_config(redis_server.port)
+    renamed["origins"] = {"users2": {"base_url": origin.url, "timeout": "500ms"}}
+    renamed["policies"] = [policy(fill={"origin": "users2", "path": "/v1/users/<id>"})]
+    with c.client() as a, c.client() as b:
+        assert a.cmd("PING") == "PONG"
+        # Hold every Redis client (corral's connections too) so the GET's reply waits.
+        assert redis_server.cmd("CLIENT", "PAUSE", "700", "ALL") == "OK"
+        a.send_cmd("GET", "user:83")
+        time.sleep(0.1)
+        c.write_config(to_yaml(renamed) + "\n")
+        c.signal(1)  # SIGHUP: compiled and picked up while Redis is paused
+        time.sleep(0.3)
+        v = a.read_reply()
+        assert body(v)["id"] == "83", v
+        assert origin.calls("/v1/users/83") == 1
+        assert b.cmd("GET", "user:84") is not None  # the new policy fills too
+    assert fill_event(c, "user", "fill_errors") == 0
+    assert c.metrics()["corral_config_reload_failures_total"] == 0
+
+
 def test_sigterm_with_fills_in_flight_exits_cleanly(redis_server, corral_factory, origin):
     origin.set(latency_ms=400)
     c = corral_factory(fill_config(redis_server.port, origin.url, [USER], timeout="1s"))
