@@ -178,6 +178,26 @@ class ReplyParser {
   uint64_t work_ = 0;
 };
 
+// Reads the elements of one complete RESP2 reply frame, for the few replies corral must look
+// into itself (its fill scripts' answers, MGET and GET+PTTL of fill policies). Each read
+// checks the element's type; after a failed read every later one fails too. Views point into
+// the frame.
+class FrameReader {
+ public:
+  explicit FrameReader(std::string_view frame) : s_(frame) {}
+  bool array(int64_t* n);    // "*<n>" (-1: a nil array)
+  bool integer(int64_t* v);  // ":<v>"
+  // "$<n>\r\n<bytes>\r\n": *nil for "$-1"; raw (optional): the element's whole encoding.
+  bool bulk(std::string_view* bytes, bool* nil, std::string_view* raw = nullptr);
+  bool atEnd() const { return ok_ && pos_ == s_.size(); }
+
+ private:
+  bool number(char type, int64_t* v);
+  std::string_view s_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
 // Appends the RESP encodings used by local answers and errors to `out` (not on the forward path).
 void appendSimple(std::string& out, std::string_view s);   // +s\r\n
 void appendError(std::string& out, std::string_view msg);  // -msg\r\n (msg without '-')

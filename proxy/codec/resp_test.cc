@@ -1084,5 +1084,38 @@ TEST_CASE("reply: encoders produce frames the reply parser accepts") {
   checkEveryReplySplit(wire);
 }
 
+TEST_CASE("FrameReader reads arrays, integers and bulk strings of a complete frame") {
+  FrameReader rd("*3\r\n$3\r\nabc\r\n$-1\r\n:-42\r\n");
+  int64_t n = 0;
+  REQUIRE(rd.array(&n));
+  CHECK(n == 3);
+  std::string_view bytes;
+  std::string_view raw;
+  bool nil = true;
+  REQUIRE(rd.bulk(&bytes, &nil, &raw));
+  CHECK_FALSE(nil);
+  CHECK(bytes == "abc");
+  CHECK(raw == "$3\r\nabc\r\n");
+  REQUIRE(rd.bulk(&bytes, &nil, &raw));
+  CHECK(nil);
+  CHECK(raw == "$-1\r\n");
+  CHECK_FALSE(rd.atEnd());
+  int64_t v = 0;
+  REQUIRE(rd.integer(&v));
+  CHECK(v == -42);
+  CHECK(rd.atEnd());
+
+  // A wrong type, a short bulk or a bad number fails, and so does every read after it.
+  FrameReader wrong(":1\r\n");
+  CHECK_FALSE(wrong.array(&n));
+  CHECK_FALSE(wrong.integer(&v));
+  FrameReader shortbulk("$5\r\nabc\r\n");
+  CHECK_FALSE(shortbulk.bulk(&bytes, &nil));
+  FrameReader badnum("*x\r\n");
+  CHECK_FALSE(badnum.array(&n));
+  FrameReader noend("$3\r\nabc");
+  CHECK_FALSE(noend.bulk(&bytes, &nil));
+}
+
 }  // namespace
 }  // namespace corral::codec

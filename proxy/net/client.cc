@@ -875,22 +875,14 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
     return;
   }
   // {value, pttl}: "*2\r\n$<n>\r\n<value>\r\n:<pttl>\r\n" or "*2\r\n$-1\r\n:-2\r\n".
-  std::string_view bulk;
+  codec::FrameReader rd(reply);
+  int64_t n = 0;
+  std::string_view value;
+  std::string_view bulk;  // the value's whole encoding, what a GET would have answered
+  bool nil = false;
   int64_t pttl = -1;
-  bool shaped = false;
-  if (reply.starts_with("*2\r\n$")) {
-    const size_t len_end = reply.find("\r\n", 4);
-    int64_t n = 0;
-    if (len_end != std::string_view::npos && parseInt(reply.substr(5, len_end - 5), n)) {
-      const size_t after = n < 0 ? len_end + 2 : len_end + 2 + static_cast<size_t>(n) + 2;
-      if (after < reply.size() && reply[after] == ':' &&
-          parseInt(reply.substr(after + 1, reply.size() - after - 3), pttl)) {
-        bulk = reply.substr(4, after - 4);  // "$<n>\r\n<value>\r\n" or "$-1\r\n"
-        shaped = true;
-      }
-    }
-  }
-  if (!shaped) {
+  if (!(rd.array(&n) && n == 2 && rd.bulk(&value, &nil, &bulk) && rd.integer(&pttl) &&
+        rd.atEnd())) {
     // An error (e.g. WRONGTYPE): the client sees Redis's text without the script's suffix
     // (" script: <sha>, on @user_script:1."), as if it had sent GET itself.
     const size_t cut = reply.find(" script: ");
@@ -904,7 +896,7 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
     return;
   }
   if (hitmiss != nullptr) countHitMiss(*hitmiss, bulk);
-  if (bulk == "$-1\r\n") {
+  if (nil) {
     startFill(seq, std::move(f), nullptr);
     return;
   }
@@ -915,8 +907,7 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
       onUpstreamReply(seq, bulk);
       return;
     case policies::FillEngine::HitAction::kWaitRefresh: {
-      const size_t start = bulk.find("\r\n") + 2;
-      const std::string stale(bulk.substr(start, bulk.size() - start - 2));
+      const std::string stale(value);
       startFill(seq, std::move(f), &stale);
       return;
     }
@@ -926,26 +917,22 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
 void Client::onMgetFillReply(uint64_t seq, std::unique_ptr<FillReq> f, std::string_view reply) {
   // Split "*<n>\r\n" + n bulk strings into elements; anything else goes back as it is.
   std::vector<std::string_view> elems;
-  bool ok = reply.starts_with("*");
-  size_t pos = reply.find("\r\n");
+  std::vector<bool> missing;
+  codec::FrameReader rd(reply);
   int64_t n = 0;
-  ok = ok && pos != std::string_view::npos && parseInt(reply.substr(1, pos - 1), n) && n >= 0;
-  pos += 2;
+  bool ok = rd.array(&n) && n >= 0;
   for (int64_t i = 0; ok && i < n; ++i) {
-    const size_t eol = reply.find("\r\n", pos);
-    int64_t len = 0;
-    ok = eol != std::string_view::npos && reply[pos] == '$' &&
-         parseInt(reply.substr(pos + 1, eol - pos - 1), len);
-    if (!ok) break;
-    const size_t end = len < 0 ? eol + 2 : eol + 2 + static_cast<size_t>(len) + 2;
-    ok = end <= reply.size();
-    if (ok) elems.push_back(reply.substr(pos, end - pos));
-    pos = end;
+    std::string_view raw;
+    bool nil = false;
+    ok = rd.bulk(nullptr, &nil, &raw);
+    elems.push_back(raw);
+    missing.push_back(nil);
   }
+  ok = ok && rd.atEnd();
   auto job = std::make_shared<MgetJob>();
   if (ok) {
     for (auto& item : f->mget) {
-      if (item.pos < elems.size() && elems[item.pos] == "$-1\r\n") job->todo.push_back(item);
+      if (item.pos < elems.size() && missing[item.pos]) job->todo.push_back(item);
     }
   }
   if (!ok || job->todo.empty()) {
@@ -973,10 +960,8 @@ void Client::pumpMget(const std::shared_ptr<MgetJob>& job) {
                                   // for GET: an error inside MGET's array would surprise
                                   // clients).
                                   if (o.kind == policies::FillOutcome::Kind::kValue) {
-                                    std::string& e = job->elems[at];
-                                    e = "$" + std::to_string(o.value.size()) + "\r\n";
-                                    e += o.value;
-                                    e += "\r\n";
+                                    job->elems[at].clear();
+                                    codec::appendBulk(job->elems[at], o.value);
                                   }
                                   --job->running;
                                   pumpMget(job);
@@ -984,7 +969,8 @@ void Client::pumpMget(const std::shared_ptr<MgetJob>& job) {
   }
   if (job->running == 0 && job->next == job->todo.size() && !job->answered) {
     job->answered = true;
-    std::string out = "*" + std::to_string(job->elems.size()) + "\r\n";
+    std::string out;
+    codec::appendArrayHeader(out, job->elems.size());
     for (const std::string& e : job->elems) out += e;
     onUpstreamReply(job->seq, out);
   }
@@ -1000,15 +986,13 @@ void Client::onFillDone(uint64_t seq, const policies::FillOutcome& o) {
   std::string reply;
   switch (o.kind) {
     case policies::FillOutcome::Kind::kValue:
-      reply = "$" + std::to_string(o.value.size()) + "\r\n";
-      reply += o.value;
-      reply += "\r\n";
+      codec::appendBulk(reply, o.value);
       break;
     case policies::FillOutcome::Kind::kNil:
-      reply = "$-1\r\n";
+      codec::appendNullBulk(reply);
       break;
     case policies::FillOutcome::Kind::kError:
-      reply = "-" + o.error + "\r\n";
+      codec::appendError(reply, o.error);
       break;
   }
   onUpstreamReply(seq, reply);

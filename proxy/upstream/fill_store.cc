@@ -59,51 +59,6 @@ constexpr std::string_view kRelease = R"lua(
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0)lua";
 
-// A reader over one complete RESP2 reply frame (our upstream connections speak RESP2).
-struct Reader {
-  std::string_view s;
-  size_t pos = 0;
-  bool ok = true;
-
-  char type() {
-    if (pos >= s.size()) {
-      ok = false;
-      return 0;
-    }
-    return s[pos++];
-  }
-  std::string_view line() {
-    const size_t end = s.find("\r\n", pos);
-    if (end == std::string_view::npos) {
-      ok = false;
-      return {};
-    }
-    std::string_view l = s.substr(pos, end - pos);
-    pos = end + 2;
-    return l;
-  }
-  int64_t integer() {
-    std::string_view l = line();
-    int64_t v = 0;
-    auto r = std::from_chars(l.data(), l.data() + l.size(), v);
-    if (r.ec != std::errc() || r.ptr != l.data() + l.size()) ok = false;
-    return v;
-  }
-  // A bulk string's bytes (after its '$'); nil gives ok=true and *nil=true.
-  std::string_view bulk(bool* nil) {
-    const int64_t n = integer();
-    *nil = n < 0;
-    if (!ok || n < 0) return {};
-    if (pos + static_cast<size_t>(n) + 2 > s.size()) {
-      ok = false;
-      return {};
-    }
-    std::string_view b = s.substr(pos, static_cast<size_t>(n));
-    pos += static_cast<size_t>(n) + 2;
-    return b;
-  }
-};
-
 std::string_view errorText(std::string_view reply) {
   std::string_view e = reply.substr(1);
   if (e.size() >= 2 && e.substr(e.size() - 2) == "\r\n") e.remove_suffix(2);
@@ -208,18 +163,19 @@ policies::LookupResult FillStore::decodeLookup(std::string_view reply) {
     out.error = std::string(reply.empty() ? std::string_view("empty reply") : errorText(reply));
     return out;
   }
-  Reader rd{reply};
-  bool nil = false;
-  if (rd.type() != '*') rd.ok = false;
-  const int64_t n = rd.integer();
+  codec::FrameReader rd(reply);
+  int64_t n = 0;
   int64_t code = 0;
-  if (rd.ok && n >= 1 && rd.type() == ':') code = rd.integer();
+  bool ok = rd.array(&n) && n >= 1 && rd.integer(&code);
   switch (code) {
-    case 1:
-      if (n == 3 && rd.type() == '$') out.value = std::string(rd.bulk(&nil));
-      if (rd.type() == ':') out.pttl = rd.integer();
+    case 1: {
+      std::string_view value;
+      bool nil = false;
+      ok = ok && n == 3 && rd.bulk(&value, &nil) && !nil && rd.integer(&out.pttl);
+      out.value.assign(value);
       out.kind = Kind::kValue;
       break;
+    }
     case 2:
       out.kind = Kind::kNegative;
       break;
@@ -227,16 +183,16 @@ policies::LookupResult FillStore::decodeLookup(std::string_view reply) {
       out.kind = Kind::kLeaseWon;
       break;
     case 4:
-      if (n == 2 && rd.type() == ':') out.pttl = rd.integer();
+      ok = ok && n == 2 && rd.integer(&out.pttl);
       out.kind = Kind::kLeaseHeld;
       break;
     case 5:
       out.kind = Kind::kMissing;
       break;
     default:
-      rd.ok = false;
+      ok = false;
   }
-  if (!rd.ok || nil) {
+  if (!ok || !rd.atEnd()) {
     out = policies::LookupResult{};
     out.kind = Kind::kError;
     out.error = "unexpected reply to the fill lookup script";
