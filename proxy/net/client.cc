@@ -192,6 +192,26 @@ void countHitMiss(policies::PolicyCounters& c, std::string_view reply) {
 
 }  // namespace
 
+void HiddenCommands::add(std::initializer_list<std::string_view> args) {
+  codec::appendArrayHeader(bytes_, args.size());
+  for (std::string_view a : args) codec::appendBulk(bytes_, a);
+  ends_.push_back(bytes_.size());
+}
+
+void HiddenCommands::append(const HiddenCommands& other) {
+  const size_t base = bytes_.size();
+  bytes_ += other.bytes_;
+  for (size_t e : other.ends_) ends_.push_back(base + e);
+}
+
+void HiddenCommands::sendOn(upstream::Connection* conn, upstream::ReplySink* sink) const {
+  size_t start = 0;
+  for (size_t end : ends_) {
+    conn->enqueue(sink, 0, std::string_view(bytes_).substr(start, end - start), 0);
+    start = end;
+  }
+}
+
 Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
     : worker_(worker),
       fd_(fd),
@@ -372,7 +392,6 @@ bool Client::handleRequest(const codec::Request& request) {
   // A request that must wait is parsed and decided again later: that second decision must not
   // count or take rate-limit tokens twice. Nothing armed for this request outlives it.
   policy_replay_ = !done;
-  followups_ = nullptr;
   next_hitmiss_ = nullptr;
   next_fill_.reset();
   hidden_.clear();
@@ -430,11 +449,6 @@ bool Client::dispatch(const codec::Request& request) {
     }
     if (pubsub_only_) trackPubsubRequest(req);
     forwardRaw(req);
-    if (followups_ != nullptr) {
-      // A pipe has no reply slots to hide a follow-up's reply in (see README, policies).
-      worker_.shared().policy_registry.followups_skipped.add(followups_->size());
-      followups_ = nullptr;
-    }
     return true;
   }
   // HELLO 3: the client speaks RESP3 from now on; its own connection carries that.
@@ -572,10 +586,7 @@ void Client::handlePinned(const CommandInfo* cmd, Local what, const codec::Reque
       if (!handleLocal(cmd, what, req)) forward(dedicated_.get(), req, 0);
       return;
     case Local::kReset:
-      in_multi_ = watching_ = false;
-      multi_dirty_ = false;
-      multi_followups_.clear();
-      multi_hidden_.clear();
+      leaveMulti();
       handleLocal(cmd, what, req);
       maybeUnpin();
       return;
@@ -609,23 +620,10 @@ void Client::handlePinned(const CommandInfo* cmd, Local what, const codec::Reque
       } else {
         forward(dedicated_.get(), req, 0);
       }
-      if (in_multi_) {
-        in_multi_ = watching_ = false;  // without MULTI: an error, WATCH stays
-        if (exec && !multi_dirty_ && !multi_followups_.empty()) {
-          // TTL follow-ups of the queued writes, after the transaction, unseen by the client.
-          std::vector<std::pair<std::string_view, int64_t>> views;
-          for (const auto& [k, ms] : multi_followups_) views.emplace_back(k, ms);
-          followups_ = &views;
-          sendFollowups(dedicated_.get());
-        }
-        if (exec && !multi_dirty_) {
-          for (const std::string& h : multi_hidden_) {
-            dedicated_->enqueue(worker_.followupSink(), 0, h, 0);
-          }
-        }
-        multi_followups_.clear();
-        multi_hidden_.clear();
-        multi_dirty_ = false;
+      if (in_multi_) {  // without MULTI: an error, WATCH stays
+        // The queued writes' hidden commands, after the transaction, unseen by the client.
+        if (exec && !multi_dirty_) multi_hidden_.sendOn(dedicated_.get(), worker_.followupSink());
+        leaveMulti();
       }
       return;
     }
@@ -731,10 +729,7 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
     replyLocal(conn->unavailableError());
     if (conn == dedicated_.get()) {
       // The dedicated connection died and its state with it: back to shared connections.
-      in_multi_ = watching_ = false;
-      multi_dirty_ = false;
-      multi_followups_.clear();
-      multi_hidden_.clear();
+      leaveMulti();
       maybeUnpin();
     }
     return;
@@ -747,11 +742,12 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
   worker_.stats().forwarded.add();
   worker_.stats().pending.add();
   conn->enqueue(this, next_seq_ - 1, wireBytes(req), timeout_ms);
-  if (followups_ != nullptr) [[unlikely]] {
-    sendFollowups(conn);
-  }
   if (!hidden_.empty()) [[unlikely]] {
-    for (const std::string& h : hidden_) conn->enqueue(worker_.followupSink(), 0, h, 0);
+    if (in_multi_ && conn == dedicated_.get()) {
+      multi_hidden_.append(hidden_);  // queued by Redis: sent after EXEC instead
+    } else {
+      hidden_.sendOn(conn, worker_.followupSink());
+    }
     hidden_.clear();
   }
 }
@@ -791,25 +787,35 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
     }
     *use = &rewritten_;
   }
-  if (!d.followups.empty()) followups_ = &d.followups;
+  if (!d.followups.empty()) {
+    if (pipe_) {
+      // A pipe has no reply slots to hide a follow-up's reply in (see README, policies).
+      worker_.shared().policy_registry.followups_skipped.add(d.followups.size());
+    } else {
+      for (const auto& [key, ms] : d.followups) {
+        char num[24];
+        const auto r = std::to_chars(num, num + sizeof num, ms);
+        hidden_.add(
+            {"PEXPIRE", key, std::string_view(num, static_cast<size_t>(r.ptr - num)), "NX"});
+      }
+    }
+  }
   next_hitmiss_ = d.hitmiss;
   for (const auto& [key, distributed] : d.revoke) {
     // A write of a key that may be being filled: the fill must not store its (older) value.
     worker_.fillEngine().revoke(key);
     if (distributed) {
       // Other corrals' fills too: their commit needs the lease, which this DEL takes away.
-      std::string del;
-      codec::appendCommand(del, {"DEL", policies::fillKeys(key).lease});
+      const std::string lease = policies::fillKeys(key).lease;
       if (in_multi_ || pipe_) {
-        // The client's own connection cannot carry a hidden command (a transaction's reply
-        // or a pipe's frames would show it): delete the lease now on a shared connection, and
-        // for a transaction once more right after EXEC, when its writes have happened.
+        // The client's own connection cannot carry a hidden command right now (a pipe's
+        // frames would show it; inside MULTI it would wait for EXEC): delete the lease now on a
+        // shared connection too. forward() sends a transaction's again right after EXEC.
         upstream::Connection* shared = worker_.route(false, primary_slot_, db_);
-        if (shared->accepting()) shared->enqueue(worker_.followupSink(), 0, del, 0);
-        if (in_multi_) multi_hidden_.push_back(std::move(del));
-      } else {
-        hidden_.push_back(std::move(del));
+        if (shared->accepting())
+          shared->enqueue(worker_.followupSink(), 0, encode({"DEL", lease}), 0);
       }
+      if (!pipe_) hidden_.add({"DEL", lease});
     }
   }
   if (d.fill != nullptr && db_ == worker_.defaultDb() && !pipe_ && dedicated_ == nullptr)
@@ -1011,23 +1017,6 @@ void Client::rejectByPolicy(std::string_view error) {
   }
   if (in_multi_) multi_dirty_ = true;  // Redis would abort the transaction at EXEC
   replyError(error);
-}
-
-void Client::sendFollowups(upstream::Connection* conn) {
-  const auto* list = followups_;
-  followups_ = nullptr;
-  if (list == nullptr || list->empty()) return;
-  if (in_multi_ && conn == dedicated_.get()) {
-    for (const auto& [k, ms] : *list) multi_followups_.emplace_back(std::string(k), ms);
-    return;
-  }
-  for (const auto& [k, ms] : *list) {
-    char num[24];
-    const auto r = std::to_chars(num, num + sizeof num, ms);
-    conn->enqueue(
-        worker_.followupSink(), 0,
-        encode({"PEXPIRE", k, std::string_view(num, static_cast<size_t>(r.ptr - num)), "NX"}), 0);
-  }
 }
 
 std::string_view Client::identity() const {

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <set>
 #include <string>
@@ -42,6 +43,26 @@ class PolicySet;
 namespace corral::net {
 
 class Worker;
+
+// Commands corral sends right behind a request, whose replies the client never sees (TTL
+// follow-ups, lease deletions): their RESP bytes back to back, so that a warm list is reused
+// without allocating.
+class HiddenCommands {
+ public:
+  void add(std::initializer_list<std::string_view> args);  // encodes one command
+  void append(const HiddenCommands& other);
+  void clear() {
+    bytes_.clear();
+    ends_.clear();
+  }
+  bool empty() const { return ends_.empty(); }
+  // Enqueues each command on conn with the sink that swallows its reply.
+  void sendOn(upstream::Connection* conn, upstream::ReplySink* sink) const;
+
+ private:
+  std::string bytes_;
+  std::vector<size_t> ends_;  // end offset of each command in bytes_
+};
 
 // What a GET of a fill policy's key needs once its reply is back (see Client::onFillReply).
 struct FillReq {
@@ -147,8 +168,6 @@ class Client final : public upstream::ReplySink {
     std::shared_ptr<const policies::PolicySet> set;  // keeps the items' policies alive
   };
   void pumpMget(const std::shared_ptr<MgetJob>& job);
-  // Sends the armed follow-ups (PEXPIRE ... NX) right behind a request on conn.
-  void sendFollowups(upstream::Connection* conn);
   // Who the client is for rate limits: AUTH user, else CLIENT SETNAME name, else peer IP.
   std::string_view identity() const;
   // read_your_writes: remembers a write / tells whether a read must go to the primary.
@@ -234,20 +253,24 @@ class Client final : public upstream::ReplySink {
   // Policies (see applyPolicies).
   codec::Request rewritten_;  // a request whose args a policy changed (views into decision)
   std::string rewrite_buf_;   // rewritten_.frame when only arguments were appended
-  const std::vector<std::pair<std::string_view, int64_t>>* followups_ = nullptr;
   policies::PolicyCounters* next_hitmiss_ = nullptr;
   std::unique_ptr<FillReq> next_fill_;  // armed by applyPolicies for forward()
-  std::vector<std::string> hidden_;     // commands sent right behind the request, replies unseen
+  HiddenCommands hidden_;               // sent right behind the request by forward()
   bool policy_replay_ = false;          // the request being handled was decided once already
   // Routing a policy asked for: default, the primary (read-your-writes), or a ReadFrom value.
   static constexpr int8_t kRouteDefault = -1;
   static constexpr int8_t kRoutePrimary = -2;
   int8_t policy_route_ = kRouteDefault;
   bool multi_dirty_ = false;  // a policy refused a command inside MULTI: EXEC aborts
-  // Follow-ups of commands queued inside MULTI: sent after EXEC (not inside the transaction,
-  // whose reply array the client must see unchanged).
-  std::vector<std::pair<std::string, int64_t>> multi_followups_;
-  std::vector<std::string> multi_hidden_;  // lease DELs of the transaction's writes
+  // Hidden commands of the commands queued inside MULTI: sent after EXEC (not inside the
+  // transaction, whose reply array the client must see unchanged).
+  HiddenCommands multi_hidden_;
+  // The transaction is over (EXEC, DISCARD, RESET, or its connection died): forget its state.
+  void leaveMulti() {
+    in_multi_ = watching_ = false;
+    multi_dirty_ = false;
+    multi_hidden_.clear();
+  }
   // read_your_writes: key -> until (loop ms). Bounded; when full of live entries, every read
   // goes to the primary until ryw_all_until_.
   std::unordered_map<std::string, int64_t> ryw_;
