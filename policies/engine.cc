@@ -96,16 +96,6 @@ bool isHitMissRead(const CommandInfo* cmd) {
   return false;
 }
 
-// cmd's index in commands::allCommands(), or -1 for a subcommand (compared as addresses:
-// subcommands live in other arrays).
-int64_t topIndex(const CommandInfo* cmd) {
-  const auto all = commands::allCommands();
-  const auto at = reinterpret_cast<uintptr_t>(cmd);
-  const auto base = reinterpret_cast<uintptr_t>(all.data());
-  if (at < base || at >= base + all.size() * sizeof(CommandInfo)) return -1;
-  return static_cast<int64_t>((at - base) / sizeof(CommandInfo));
-}
-
 // Appends "<len>:" for a bucket-key part.
 void appendLength(std::string& out, size_t n) {
   char buf[24];
@@ -163,6 +153,8 @@ CompiledLimit compileLimit(const config::RateLimitSpec& ls, const std::string& p
   }
   for (const config::KeyByPart& part : ls.key_by) {
     int idx = -1;
+    cl.by_key |= part.kind == config::KeyByPart::Kind::kKey;
+    cl.by_capture |= part.kind == config::KeyByPart::Kind::kCapture;
     if (part.kind == config::KeyByPart::Kind::kCapture) {
       if (captures == nullptr) {
         errors->push_back(errorAt(
@@ -479,13 +471,15 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
   for (const std::string& name : c.global.deny_commands) {
     if (const CommandInfo* ci = resolveCommand(name)) {
       set->deny_.push_back(ci);
-      if (const int64_t i = topIndex(ci); i >= 0) set->deny_top_[static_cast<size_t>(i)] = 1;
+      if (const int64_t i = commands::topLevelIndex(ci); i >= 0)
+        set->deny_top_[static_cast<size_t>(i)] = 1;
     }
   }
   for (const std::string& name : c.global.audit_commands) {
     if (const CommandInfo* ci = resolveCommand(name)) {
       set->audit_.push_back(ci);
-      if (const int64_t i = topIndex(ci); i >= 0) set->audit_top_[static_cast<size_t>(i)] = 1;
+      if (const int64_t i = commands::topLevelIndex(ci); i >= 0)
+        set->audit_top_[static_cast<size_t>(i)] = 1;
     }
   }
   if (errors->size() != errors_before) return nullptr;
@@ -588,7 +582,7 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
   const bool count = !ctx.replay;
   // A top-level command is on a list exactly when its bit is set; subcommands and commands the
   // table does not know take the slow path.
-  const int64_t top = cmd != nullptr ? topIndex(cmd) : -1;
+  const int64_t top = cmd != nullptr ? commands::topLevelIndex(cmd) : -1;
   const bool denied =
       top >= 0 ? deny_top_[static_cast<size_t>(top)] != 0
                : !g.deny_commands.empty() && commandListed(g.deny_commands, deny_, cmd, args[0]);
@@ -717,10 +711,8 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
   // 3. Rate limits: global ones, then each policy's.
   for (const CompiledLimit& l : global_limits_) {
     if (!limitApplies(l, cmd)) continue;
-    bool per_key = false;
-    for (const auto& part : l.spec->key_by) per_key |= part.kind == config::KeyByPart::Kind::kKey;
     const CompiledPolicy* first = out.key_policy.empty() ? nullptr : out.key_policy[0];
-    if (per_key && !out.keys.empty()) {
+    if (l.by_key && !out.keys.empty()) {
       for (size_t k = 0; k < out.keys.size(); ++k) {
         bucketKey(l, out.key_policy[k], cmd, args[out.keys[k]], {}, ctx, out.bucket);
         if (!checkLimit(l, false, out.bucket, ctx, reg, out)) return;
@@ -736,14 +728,7 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
     const bool audit = p->spec->mode == config::PolicyMode::kAudit;
     for (const CompiledLimit& l : p->limits) {
       if (!limitApplies(l, cmd)) continue;
-      bool per_key = false;
-      bool needs_caps = false;
-      for (const auto& part : l.spec->key_by) {
-        per_key |= part.kind == config::KeyByPart::Kind::kKey ||
-                   part.kind == config::KeyByPart::Kind::kCapture;
-        needs_caps |= part.kind == config::KeyByPart::Kind::kCapture;
-      }
-      if (!per_key) {
+      if (!l.by_key && !l.by_capture) {
         // Once per request: only at the policy's first key.
         bool first_of_policy = true;
         for (size_t j = 0; j < i && first_of_policy; ++j) first_of_policy = out.key_policy[j] != p;
@@ -752,7 +737,7 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
       } else {
         const std::string_view key = args[out.keys[i]];
         out.caps.clear();
-        if (needs_caps) matcher_->match(key, &out.caps);
+        if (l.by_capture) matcher_->match(key, &out.caps);
         bucketKey(l, p, cmd, key, out.caps, ctx, out.bucket);
       }
       if (!checkLimit(l, audit, out.bucket, ctx, reg, out)) return;

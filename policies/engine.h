@@ -102,6 +102,8 @@ struct CompiledLimit {
   bool writes = false;  // "@write"
   std::vector<const commands::CommandInfo*> commands;
   std::vector<int> capture_index;  // per key_by part: index into the policy's captures, or -1
+  bool by_key = false;             // key_by has `key`: one bucket per key of the request
+  bool by_capture = false;  // key_by has a capture: one bucket per key, the key matched again
 };
 
 struct CompiledPolicy {

@@ -388,6 +388,15 @@ bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
 
 std::span<const CommandInfo> allCommands() { return kAll; }
 
+int64_t topLevelIndex(const CommandInfo* cmd) {
+  // Compared as addresses: subtracting pointers into different arrays is undefined.
+  const auto all = allCommands();
+  const auto at = reinterpret_cast<uintptr_t>(cmd);
+  const auto base = reinterpret_cast<uintptr_t>(all.data());
+  if (at < base || at >= base + all.size() * sizeof(CommandInfo)) return -1;
+  return static_cast<int64_t>((at - base) / sizeof(CommandInfo));
+}
+
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {

@@ -85,6 +85,10 @@ bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
 // All top-level commands, for tests and for INFO/COMMAND COUNT checks.
 std::span<const CommandInfo> allCommands();
 
+// cmd's index in allCommands(), or -1 for a subcommand (they live in other arrays). For tables
+// indexed by command (per-command counters, command lists).
+int64_t topLevelIndex(const CommandInfo* cmd);
+
 // Case-insensitive ASCII comparison helper used by the proxy for argument keywords.
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 

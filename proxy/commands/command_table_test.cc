@@ -516,5 +516,16 @@ TEST_CASE("lookup and extractKeys do not allocate once the output vector is warm
   CHECK(found == 100 * (3 + 1 + 16));
 }
 
+TEST_CASE("topLevelIndex is the index in allCommands, -1 for subcommands") {
+  const auto all = allCommands();
+  for (size_t i = 0; i < all.size(); ++i) CHECK(topLevelIndex(&all[i]) == static_cast<int64_t>(i));
+  const std::string_view config_set[] = {"CONFIG", "SET"};
+  const CommandInfo* sub = lookup(config_set);
+  REQUIRE(sub != nullptr);
+  CHECK(sub->name == "config|set");
+  CHECK(topLevelIndex(sub) == -1);
+  CHECK(topLevelIndex(nullptr) == -1);
+}
+
 }  // namespace
 }  // namespace corral::commands

@@ -411,17 +411,11 @@ bool Client::dispatch(const codec::Request& request) {
             : nullptr;
   }
   if (cmd != nullptr) {
-    // Top-level commands only: a subcommand lives in another array (compared as addresses,
-    // since subtracting pointers into different arrays is undefined).
-    const auto all = commands::allCommands();
-    const auto at = reinterpret_cast<uintptr_t>(cmd);
-    const auto base = reinterpret_cast<uintptr_t>(all.data());
-    if (at >= base && at < base + all.size() * sizeof(CommandInfo)) {
-      const size_t idx = (at - base) / sizeof(CommandInfo);
-      if (idx < Stats::kCommandSlots) {
-        worker_.stats().per_command[idx].add();
-        cur_cmd_ = static_cast<uint16_t>(idx);
-      }
+    // Counted per top-level command; subcommands are not counted.
+    const int64_t idx = commands::topLevelIndex(cmd);
+    if (idx >= 0 && static_cast<size_t>(idx) < Stats::kCommandSlots) {
+      worker_.stats().per_command[idx].add();
+      cur_cmd_ = static_cast<uint16_t>(idx);
     }
   }
   Local what = Local::kForward;
