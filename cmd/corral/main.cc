@@ -13,7 +13,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -223,10 +222,8 @@ void onWatch(evutil_socket_t, short, void* arg) {
   if (app->stopping) return;
   // Idle rate-limit buckets decide like fresh ones: drop them, so memory follows the clients
   // that are active now rather than every client ever seen.
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  app->shared->policy_registry.limiter().sweep(static_cast<int64_t>(ts.tv_sec) * 1000000000 +
-                                               ts.tv_nsec);
+  // (Workers' rate-limit clock is the same: upstream::monotonicNs.)
+  app->shared->policy_registry.limiter().sweep(corral::upstream::monotonicNs());
   std::string sig = fileSignature(app->cfg, app->opts.config_path);
   if (sig == app->watch_signature) return;
   // Remember it first: a broken edit is reported once, not every second until fixed.

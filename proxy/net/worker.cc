@@ -171,11 +171,7 @@ void Worker::syncPolicies() {
   local_fill_.clear();
 }
 
-int64_t Worker::SystemClock::monoNs() const {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
+int64_t Worker::SystemClock::monoNs() const { return upstream::monotonicNs(); }
 
 int64_t Worker::SystemClock::unixMs() const {
   timespec ts{};

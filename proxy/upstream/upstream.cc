@@ -79,11 +79,13 @@ int64_t monotonicMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t monotonicUs() {
+int64_t monotonicNs() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
+
+int64_t monotonicUs() { return monotonicNs() / 1000; }
 
 std::string upstreamError(std::string_view addr_text, std::string_view why) {
   std::string s = "-ERR corral: upstream ";

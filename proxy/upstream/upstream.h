@@ -48,6 +48,7 @@ inline constexpr uint64_t kPipeClosed = UINT64_MAX - 1;  // the connection is go
 // Monotonic milliseconds (CLOCK_MONOTONIC_COARSE: a vDSO read, a few ns).
 int64_t monotonicMs();
 int64_t monotonicUs();  // precise (not coarse): request latency
+int64_t monotonicNs();  // precise: rate limits (the same clock every thread reads)
 
 // corral client id -> the upstream client id of that client's dedicated connection, for every
 // worker (CLIENT TRACKING ... REDIRECT names a client by the id corral gave it). Locked: used
