@@ -54,6 +54,16 @@ void appendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+// A JSON array of strings: ["a","b"].
+void appendJsonStrings(std::string& out, const std::vector<std::string>& items) {
+  out.push_back('[');
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out.push_back(',');
+    appendJsonString(out, items[i]);
+  }
+  out.push_back(']');
+}
+
 // Names of the config enums as the YAML spells them, indexed by the enumerator's value (the
 // enums count from 0 in declaration order).
 constexpr const char* kModeNames[] = {"enforce", "audit", "off"};
@@ -824,9 +834,7 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
     if (p->fill != nullptr && p->fill_get && out.keys.size() == 1 && cmd->name == "get") {
       out.fill = p->fill.get();
       out.fill_key = args[out.keys[0]];
-      out.caps.clear();
-      matcher_->match(out.fill_key, &out.caps);
-      out.fill_path = buildFillPath(p->spec->fill.path, out.caps).value_or(std::string());
+      fillPath(*p, out.fill_key, out, out.fill_path);
       out.fill_fresh = p->fill->window_ms() > 0 || p->fill->xfetch;
     }
   }
@@ -840,9 +848,7 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
       m.pos = static_cast<uint32_t>(i);
       m.policy = p->fill.get();
       m.key = args[out.keys[i]];
-      out.caps.clear();
-      matcher_->match(m.key, &out.caps);
-      m.path = buildFillPath(p->spec->fill.path, out.caps).value_or(std::string());
+      fillPath(*p, m.key, out, m.path);
     }
   }
   // 6. Writes of keys that fills may be filling: revoke those fills (stale-set protection).
@@ -860,21 +866,22 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
   }
 }
 
+void PolicySet::fillPath(const CompiledPolicy& p, std::string_view key, Decision& out,
+                         std::string& path) const {
+  out.caps.clear();
+  matcher_->match(key, &out.caps);
+  path = buildFillPath(p.spec->fill.path, out.caps).value_or(std::string());
+}
+
 std::string PolicySet::describeJson() const {
   std::string o;
   o += "{\"global\":{\"unmatched_keys\":\"";
   o += nameOf(kUnmatchedNames, config_.global.unmatched_keys);
-  o += "\",\"commands\":{\"deny\":[";
-  for (size_t i = 0; i < config_.global.deny_commands.size(); ++i) {
-    if (i) o += ',';
-    appendJsonString(o, config_.global.deny_commands[i]);
-  }
-  o += "],\"audit\":[";
-  for (size_t i = 0; i < config_.global.audit_commands.size(); ++i) {
-    if (i) o += ',';
-    appendJsonString(o, config_.global.audit_commands[i]);
-  }
-  o += "]},\"rate_limits\":[";
+  o += "\",\"commands\":{\"deny\":";
+  appendJsonStrings(o, config_.global.deny_commands);
+  o += ",\"audit\":";
+  appendJsonStrings(o, config_.global.audit_commands);
+  o += "},\"rate_limits\":[";
   auto limit_json = [&o](const config::RateLimitSpec& l) {
     o += "{\"name\":";
     appendJsonString(o, l.name);
@@ -882,12 +889,9 @@ std::string PolicySet::describeJson() const {
     o += ",\"burst\":" + std::to_string(l.burst);
     o += ",\"on_limit\":\"";
     o += l.on_limit == config::OnLimit::kReject ? "reject" : "shadow";
-    o += "\",\"commands\":[";
-    for (size_t i = 0; i < l.commands.size(); ++i) {
-      if (i) o += ',';
-      appendJsonString(o, l.commands[i]);
-    }
-    o += "],\"key_by\":[";
+    o += "\",\"commands\":";
+    appendJsonStrings(o, l.commands);
+    o += ",\"key_by\":[";
     for (size_t i = 0; i < l.key_by.size(); ++i) {
       if (i) o += ',';
       switch (l.key_by[i].kind) {
@@ -964,12 +968,9 @@ std::string PolicySet::describeJson() const {
     }
     o += "]}";
   }
-  o += "],\"files\":[";
-  for (size_t i = 0; i < config_.files.size(); ++i) {
-    if (i) o += ',';
-    appendJsonString(o, config_.files[i]);
-  }
-  o += "]}";
+  o += "],\"files\":";
+  appendJsonStrings(o, config_.files);
+  o += "}";
   return o;
 }
 

@@ -212,6 +212,9 @@ class PolicySet {
   void bucketKey(const CompiledLimit& l, const CompiledPolicy* p, const commands::CommandInfo* cmd,
                  std::string_view key, std::span<const Capture> caps, const RequestContext& ctx,
                  std::string& out) const;
+  // The origin path of key under p's fill.path (out.caps is scratch).
+  void fillPath(const CompiledPolicy& p, std::string_view key, Decision& out,
+                std::string& path) const;
   // Applies one limit; false (and out.error set) when the request must be refused.
   bool checkLimit(const CompiledLimit& l, bool shadow, std::string& bucket,
                   const RequestContext& ctx, Registry& reg, Decision& out) const;
