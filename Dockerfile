@@ -19,10 +19,10 @@ RUN cmake --preset release \
  && strip build/release/cmd/corral/corral
 
 FROM debian:bookworm-slim AS runtime
-# Runtime libraries only: hiredis, libevent, spdlog (with fmt), yaml-cpp.
+# Runtime libraries only: libevent, spdlog (with fmt), yaml-cpp.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libhiredis0.14 libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 \
+      libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 \
       libevent-pthreads-2.1-7 libspdlog1.10 libfmt9 libyaml-cpp0.7 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \

@@ -9,7 +9,7 @@
 #include <tuple>
 #include <utility>
 
-#include "proxy/commands/command_table.h"
+#include "commands/command_table.h"
 
 namespace corral::policies {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/commands/command_table.h"
+#include "commands/command_table.h"
 
 namespace corral::policies {
 namespace {

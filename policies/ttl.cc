@@ -23,7 +23,7 @@
 #include <cstddef>
 #include <optional>
 
-#include "proxy/commands/command_table.h"
+#include "commands/command_table.h"
 
 namespace corral::policies {
 

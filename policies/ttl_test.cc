@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/commands/command_table.h"
+#include "commands/command_table.h"
 
 namespace corral::policies {
 namespace {

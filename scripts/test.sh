@@ -7,6 +7,8 @@
 #                         (each target ~30 s)
 #              --> release: the release build (-O2 finds warnings -O0 does not)
 #              --> format: clang-format 14 --dry-run --Werror over our *.h/*.cc
+#              --> generated: commands/commands.inc matches tools/gen_commands.py's output for the
+#                  installed redis-server (tools/gen_commands.py --check)
 #              --> summary: one row per stage, then "N passed, M failed" as the last line
 #
 # N and M count ctest's tests (summed over the ctest stages) plus one per other stage. Stages run
@@ -14,7 +16,7 @@
 # failed.
 #
 # Environment:
-#   CORRAL_TEST_STAGES   stages to run, in order (default "debug asan fuzz release format";
+#   CORRAL_TEST_STAGES   stages to run, in order (default "debug asan fuzz release format generated";
 #                        "tsan" is available too)
 #   CORRAL_FUZZ_SECONDS  seconds per fuzz target (default 30)
 set -uo pipefail
@@ -22,7 +24,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 root=$(pwd)
 
-stages=${CORRAL_TEST_STAGES:-"debug asan fuzz release format"}
+stages=${CORRAL_TEST_STAGES:-"debug asan fuzz release format generated"}
 fuzz_seconds=${CORRAL_FUZZ_SECONDS:-30}
 log_dir="$root/build/test-logs"
 
@@ -135,6 +137,17 @@ format_stage() {
   record format 0 1 $((SECONDS - start)) "$(wc -w <<<"$bad") of ${#files[@]} files need formatting"
 }
 
+# generated: the checked-in command table is what its generator makes from the installed Redis.
+generated_stage() {
+  local start=$SECONDS
+  banner "generated: tools/gen_commands.py --check"
+  if /usr/bin/python3 tools/gen_commands.py --check; then
+    record generated 1 0 $((SECONDS - start)) "commands/commands.inc up to date"
+  else
+    record generated 0 1 $((SECONDS - start)) "commands/commands.inc out of date"
+  fi
+}
+
 banner "deps"
 if ! scripts/deps.sh test; then
   echo "dependency installation failed"
@@ -149,8 +162,9 @@ for stage in $stages; do
     fuzz) fuzz_stage ;;
     release) release_stage ;;
     format) format_stage ;;
+    generated) generated_stage ;;
     *)
-      echo "unknown stage '$stage' (known: debug asan tsan fuzz release format)" >&2
+      echo "unknown stage '$stage' (known: debug asan tsan fuzz release format generated)" >&2
       record "$stage" 0 1 0 "unknown stage"
       ;;
   esac

@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "config/logging.h"
 #include "proxy/admin/admin.h"
+#include "proxy/loop/clock.h"
 #include "proxy/net/listen.h"
 #include "proxy/net/worker.h"
 
@@ -175,7 +176,7 @@ void onTerminate(evutil_socket_t sig, short, void* arg) {
   app->stopping = true;
   if (app->watch != nullptr) event_del(app->watch);
   app->log->info("shutting down signal={} timeout_ms={}", sig, app->cfg.shutdown_timeout.count());
-  const int64_t deadline = corral::upstream::monotonicMs() + app->cfg.shutdown_timeout.count();
+  const int64_t deadline = corral::loop::monotonicMs() + app->cfg.shutdown_timeout.count();
   for (auto& w : app->workers) w->postDrain(deadline);
   app->stop_poll = event_new(app->base, -1, EV_PERSIST, &onStopPoll, app);
   timeval tv{0, 20 * 1000};
@@ -222,8 +223,8 @@ void onWatch(evutil_socket_t, short, void* arg) {
   if (app->stopping) return;
   // Idle rate-limit buckets decide like fresh ones: drop them, so memory follows the clients
   // that are active now rather than every client ever seen.
-  // (Workers' rate-limit clock is the same: upstream::monotonicNs.)
-  app->shared->policy_registry.limiter().sweep(corral::upstream::monotonicNs());
+  // (Workers' rate-limit clock is the same: loop::monotonicNs.)
+  app->shared->policy_registry.limiter().sweep(corral::loop::monotonicNs());
   std::string sig = fileSignature(app->cfg, app->opts.config_path);
   if (sig == app->watch_signature) return;
   // Remember it first: a broken edit is reported once, not every second until fixed.
@@ -291,13 +292,13 @@ int main(int argc, char** argv) {
   app.shared->setPolicies(std::move(policies));
   app.shared->stats.resize(static_cast<size_t>(app.cfg.workers));
   app.shared->max_clients.store(app.cfg.limits.max_clients);
-  app.shared->started_ms = corral::upstream::monotonicMs();
+  app.shared->started_ms = corral::loop::monotonicMs();
   app.shared->auth = std::make_unique<corral::net::Authenticator>(app.cfg.auth);
 
   app.base = event_base_new();
   std::unique_ptr<corral::admin::AdminServer> admin;
   if (app.cfg.admin.listen) {
-    corral::admin::ProcessInfo info{CORRAL_VERSION, corral::upstream::monotonicMs(),
+    corral::admin::ProcessInfo info{CORRAL_VERSION, corral::loop::monotonicMs(),
                                     [&app] { return app.reload_failures; }};
     admin = std::make_unique<corral::admin::AdminServer>(app.base, *app.shared, info);
     std::string bound = admin->listen(*app.cfg.admin.listen, err);

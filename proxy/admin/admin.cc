@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "proxy/commands/command_table.h"
-#include "proxy/upstream/upstream.h"
+#include "commands/command_table.h"
+#include "proxy/loop/clock.h"
 
 namespace corral::admin {
 namespace {
@@ -209,7 +209,7 @@ std::string AdminServer::metricsText() const {
          std::to_string(info_.reload_failures ? info_.reload_failures() : 0) + "\n";
   out += "# HELP corral_uptime_seconds Seconds since start.\n# TYPE corral_uptime_seconds gauge\n";
   out += "corral_uptime_seconds " +
-         std::to_string((upstream::monotonicMs() - info_.started_ms) / 1000) + "\n";
+         std::to_string((loop::monotonicMs() - info_.started_ms) / 1000) + "\n";
   out += "# HELP corral_build_info Build version.\n# TYPE corral_build_info gauge\n";
   out += "corral_build_info{version=\"" + info_.version + "\"} 1\n";
   return out;

@@ -10,8 +10,9 @@
 #include <set>
 #include <unordered_map>
 
+#include "commands/command_table.h"
 #include "config/logging.h"
-#include "proxy/commands/command_table.h"
+#include "proxy/loop/clock.h"
 #include "proxy/net/redact.h"
 #include "proxy/net/worker.h"
 
@@ -250,7 +251,7 @@ void Client::onEvent(evutil_socket_t, short what, void* arg) {
     self->flush();
     if (!self->closed()) self->maybeResume();
   } else if (what & EV_READ) {
-    self->worker_.loop_.now_us = upstream::monotonicUs();  // requests' latency starts here
+    self->worker_.loop_.now_us = loop::monotonicUs();  // requests' latency starts here
     self->onReadable();
   }
 }
@@ -429,7 +430,7 @@ bool Client::dispatch(const codec::Request& request) {
   if (!authenticated_ && gateAuth(cmd, what, request)) return true;
   // Policies see every request but credentials (AUTH, and HELLO which may carry them).
   const codec::Request* use = &request;
-  if (!worker_.policySet().trivial() && what != Local::kAuth && what != Local::kHello &&
+  if (!worker_.policies().set().trivial() && what != Local::kAuth && what != Local::kHello &&
       !applyPolicies(cmd, request, &use)) {
     return true;
   }
@@ -616,7 +617,8 @@ void Client::handlePinned(const CommandInfo* cmd, Local what, const codec::Reque
       }
       if (in_multi_) {  // without MULTI: an error, WATCH stays
         // The queued writes' hidden commands, after the transaction, unseen by the client.
-        if (exec && !multi_dirty_) multi_hidden_.sendOn(dedicated_.get(), worker_.followupSink());
+        if (exec && !multi_dirty_)
+          multi_hidden_.sendOn(dedicated_.get(), worker_.policies().followupSink());
         leaveMulti();
       }
       return;
@@ -740,7 +742,7 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
     if (in_multi_ && conn == dedicated_.get()) {
       multi_hidden_.append(hidden_);  // queued by Redis: sent after EXEC instead
     } else {
-      hidden_.sendOn(conn, worker_.followupSink());
+      hidden_.sendOn(conn, worker_.policies().followupSink());
     }
     hidden_.clear();
   }
@@ -748,12 +750,12 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
 
 bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
                            const codec::Request** use) {
-  policies::Decision& d = worker_.decision();
-  policies::RequestContext ctx = worker_.policyContext(identity());
+  policies::Decision& d = worker_.policies().decision();
+  policies::RequestContext ctx = worker_.policies().context(identity());
   ctx.replay = policy_replay_;
-  worker_.policySet().decide(cmd, req.args, ctx, worker_.shared().policy_registry, d);
+  worker_.policies().set().decide(cmd, req.args, ctx, worker_.shared().policy_registry, d);
   if (!d.audit.empty() && !policy_replay_) [[unlikely]] {
-    worker_.logAudit(id_, d.audit);
+    worker_.policies().logAudit(worker_.nowMs(), id_, d.audit);
   }
   if (d.verdict == policies::Decision::Verdict::kReject) {
     worker_.stats().requests.add();
@@ -797,7 +799,7 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
   next_hitmiss_ = d.hitmiss;
   for (const auto& [key, distributed] : d.revoke) {
     // A write of a key that may be being filled: the fill must not store its (older) value.
-    worker_.fillEngine().revoke(key);
+    worker_.policies().fillEngine().revoke(key);
     if (distributed) {
       // Other corrals' fills too: their commit needs the lease, which this DEL takes away.
       const std::string lease = policies::fillKeys(key).lease;
@@ -807,7 +809,7 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
         // shared connection too. forward() sends a transaction's again right after EXEC.
         upstream::Connection* shared = worker_.route(false, primary_slot_, db_);
         if (shared->accepting())
-          shared->enqueue(worker_.followupSink(), 0, encode({"DEL", lease}), 0);
+          shared->enqueue(worker_.policies().followupSink(), 0, encode({"DEL", lease}), 0);
       }
       if (!pipe_) hidden_.add({"DEL", lease});
     }
@@ -815,7 +817,7 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
   if (d.fill != nullptr && db_ == worker_.defaultDb() && !pipe_ && dedicated_ == nullptr)
       [[unlikely]] {
     auto f = std::make_unique<FillReq>();
-    f->set = worker_.policySetPtr();
+    f->set = worker_.policies().setPtr();
     f->policy = d.fill;
     f->key.assign(d.fill_key);
     f->path = d.fill_path;
@@ -831,7 +833,7 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
   } else if (d.mget_count > 0 && db_ == worker_.defaultDb() && !pipe_ && dedicated_ == nullptr)
       [[unlikely]] {
     auto f = std::make_unique<FillReq>();
-    f->set = worker_.policySetPtr();
+    f->set = worker_.policies().setPtr();
     for (size_t i = 0; i < d.mget_count; ++i) {
       const auto& m = d.mget_fills[i];
       f->mget.push_back(FillReq::Item{m.pos, m.policy, std::string(m.key), m.path});
@@ -900,8 +902,8 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
     startFill(seq, std::move(f), nullptr);
     return;
   }
-  const policies::FillPolicy& p = worker_.localFillPolicy(*f->policy, *f->set);
-  switch (worker_.fillEngine().onHit(p, f->key, f->path, pttl)) {
+  const policies::FillPolicy& p = worker_.policies().localFillPolicy(*f->policy, *f->set);
+  switch (worker_.policies().fillEngine().onHit(p, f->key, f->path, pttl)) {
     case policies::FillEngine::HitAction::kServe:
     case policies::FillEngine::HitAction::kServeStale:
       onUpstreamReply(seq, bulk);
@@ -952,20 +954,20 @@ void Client::pumpMget(const std::shared_ptr<MgetJob>& job) {
   while (job->running < kParallel && job->next < job->todo.size()) {
     const FillReq::Item& item = job->todo[job->next++];
     ++job->running;
-    const policies::FillPolicy& p = worker_.localFillPolicy(*item.policy, *job->set);
+    const policies::FillPolicy& p = worker_.policies().localFillPolicy(*item.policy, *job->set);
     const uint32_t at = item.pos;
-    worker_.fillEngine().onMiss(p, item.key, item.path, nullptr,
-                                [this, job, at](const policies::FillOutcome& o) {
-                                  // A failed fill leaves the element nil (on_error: error is
-                                  // for GET: an error inside MGET's array would surprise
-                                  // clients).
-                                  if (o.kind == policies::FillOutcome::Kind::kValue) {
-                                    job->elems[at].clear();
-                                    codec::appendBulk(job->elems[at], o.value);
-                                  }
-                                  --job->running;
-                                  pumpMget(job);
-                                });
+    worker_.policies().fillEngine().onMiss(p, item.key, item.path, nullptr,
+                                           [this, job, at](const policies::FillOutcome& o) {
+                                             // A failed fill leaves the element nil (on_error:
+                                             // error is for GET: an error inside MGET's array would
+                                             // surprise clients).
+                                             if (o.kind == policies::FillOutcome::Kind::kValue) {
+                                               job->elems[at].clear();
+                                               codec::appendBulk(job->elems[at], o.value);
+                                             }
+                                             --job->running;
+                                             pumpMget(job);
+                                           });
   }
   if (job->running == 0 && job->next == job->todo.size() && !job->answered) {
     job->answered = true;
@@ -977,9 +979,10 @@ void Client::pumpMget(const std::shared_ptr<MgetJob>& job) {
 }
 
 void Client::startFill(uint64_t seq, std::unique_ptr<FillReq> f, const std::string* stale) {
-  const policies::FillPolicy& p = worker_.localFillPolicy(*f->policy, *f->set);
-  worker_.fillEngine().onMiss(p, f->key, f->path, stale,
-                              [this, seq](const policies::FillOutcome& o) { onFillDone(seq, o); });
+  const policies::FillPolicy& p = worker_.policies().localFillPolicy(*f->policy, *f->set);
+  worker_.policies().fillEngine().onMiss(
+      p, f->key, f->path, stale,
+      [this, seq](const policies::FillOutcome& o) { onFillDone(seq, o); });
 }
 
 void Client::onFillDone(uint64_t seq, const policies::FillOutcome& o) {
@@ -1545,8 +1548,7 @@ void Client::appendProxyInfo(std::string& text) {
   };
   text.append("# Proxy\r\n");
   line("corral_version", CORRAL_VERSION);
-  line("corral_uptime_in_seconds",
-       std::to_string((upstream::monotonicMs() - sh.started_ms) / 1000));
+  line("corral_uptime_in_seconds", std::to_string((loop::monotonicMs() - sh.started_ms) / 1000));
   line("corral_connected_clients", std::to_string(sh.clients.load(std::memory_order_relaxed)));
   line("corral_dedicated_connections", std::to_string(dedicated));
   line("corral_upstream_primary", worker_.upstreamConfig().primary.text);

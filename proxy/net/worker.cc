@@ -12,8 +12,8 @@
 #include <ctime>
 
 #include "config/logging.h"
+#include "proxy/loop/clock.h"
 #include "proxy/net/client.h"
-#include "proxy/origin/origin.h"
 
 namespace corral::net {
 namespace {
@@ -66,7 +66,7 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
       read_scratch_(new char[kReadScratch]) {
   loop_.base = event_base_new();
   loop_.ids = &shared.ids;
-  loop_.now_ms = upstream::monotonicMs();
+  loop_.now_ms = loop::monotonicMs();
   for (const ListenSocket& l : listeners_) {
     event* ev = event_new(loop_.base, l.fd, EV_READ | EV_PERSIST, &Worker::onAccept, this);
     event_add(ev, nullptr);
@@ -76,19 +76,10 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   timeval tv = tickInterval(cfg_.upstream);
   event_add(tick_ev_, &tv);
   control_ev_ = event_new(loop_.base, -1, 0, &Worker::onControl, this);
-  policy_ctx_.clock = &clock_;
-  policy_ctx_.random = &random_;
-  random_.state ^=
-      static_cast<uint64_t>(index) * 0xbf58476d1ce4e5b9ull ^ static_cast<uint64_t>(clock_.monoNs());
-  followup_sink_.registry = &shared.policy_registry;
+  policies_ = std::make_unique<wiring::PolicyRuntime>(
+      loop_.base, index, shared.policy_registry,
+      [this] { return route(false, 0, cfg_.upstream.primary.db); });
   syncPolicies();
-  fill_timer_ = std::make_unique<upstream::LoopTimer>(loop_.base);
-  fill_store_ = std::make_unique<upstream::FillStore>(
-      [this] { return route(false, 0, cfg_.upstream.primary.db); }, *fill_timer_);
-  fill_engine_ =
-      std::make_unique<policies::FillEngine>(*fill_store_, *fill_timer_, clock_, random_);
-  fill_engine_->setCounterSource(
-      [&shared](const std::string& policy) { return shared.policy_registry.fill(policy); });
 
   pools_.push_back(makePool(cfg_.upstream.primary, true));
   for (const auto& r : cfg_.upstream.replicas) pools_.push_back(makePool(r, false));
@@ -107,10 +98,7 @@ std::vector<std::unique_ptr<upstream::Connection>> Worker::makePool(
 
 Worker::~Worker() {
   // Fills first: their pending callbacks point at clients and use the loop's timers.
-  fill_engine_.reset();
-  fill_store_.reset();
-  fill_timer_.reset();
-  origins_.clear();
+  policies_.reset();
   for (Client* c : all_clients_) delete c;  // dead_clients_ is a subset of all_clients_
   pools_.clear();
   db_pools_.clear();
@@ -131,14 +119,14 @@ void Worker::join() {
 }
 
 void Worker::run() {
-  loop_.now_ms = upstream::monotonicMs();
+  loop_.now_ms = loop::monotonicMs();
   for (auto& pool : pools_) {
     for (auto& c : pool) c->start();
   }
   while (!stop_loop_) {
     syncPolicies();
     event_base_loop(loop_.base, EVLOOP_ONCE);
-    loop_.now_ms = upstream::monotonicMs();
+    loop_.now_ms = loop::monotonicMs();
     flushPhase();
     reap();
   }
@@ -157,76 +145,12 @@ void Worker::run() {
 
 void Worker::syncPolicies() {
   const uint64_t gen = shared_.policyGeneration();
-  if (gen == policy_gen_seen_ && policy_set_ != nullptr) return;
+  if (gen == policy_gen_seen_) return;
   policy_gen_seen_ = gen;
-  std::shared_ptr<const policies::PolicySet> set = shared_.policies();
-  if (set == nullptr) {
-    // No policies configured (or none loaded yet): an empty set, which decides nothing.
-    std::vector<config::ConfigError> errors;
-    set = policies::PolicySet::compile(config::PolicyConfig{}, shared_.policy_registry, &errors);
-  }
-  policy_set_ = std::move(set);
-  // Cached by address: a new set may reuse a freed one's addresses. (Requests still holding an
-  // older set keep it alive, so their entries, rebuilt on demand, cannot alias.)
-  local_fill_.clear();
+  policies_->sync(shared_.policies());
 }
 
-int64_t Worker::SystemClock::monoNs() const { return upstream::monotonicNs(); }
-
-int64_t Worker::SystemClock::unixMs() const {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-double Worker::FastRandom::uniform() {
-  // splitmix64: statistically fine for TTL jitter, and per worker (no locks, no syscalls).
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
-}
-
-const policies::FillPolicy& Worker::localFillPolicy(const policies::FillPolicy& shared,
-                                                    const policies::PolicySet& set) {
-  auto [cached, inserted] = local_fill_.try_emplace(&shared, shared);
-  if (!inserted) return cached->second;
-  // The origin comes from the set the policy belongs to: a request decided before a reload may
-  // be answered after it, when the set in force no longer has that origin. compile() checked
-  // that `set` has it; were it missing, the engine answers the fill as "no origin".
-  const config::OriginSpec* spec = nullptr;
-  for (const auto& o : set.origins()) {
-    if (o.name == shared.origin_name) spec = &o;
-  }
-  if (spec == nullptr) return cached->second;
-  std::string id = spec->name + " " + spec->base_url + " " + std::to_string(spec->timeout.count()) +
-                   " " + std::to_string(spec->max_in_flight);
-  auto it = origins_.find(id);
-  if (it == origins_.end()) {
-    it = origins_.emplace(std::move(id), std::make_unique<origin::HttpOrigin>(loop_.base, *spec))
-             .first;
-  }
-  cached->second.origin = it->second.get();
-  return cached->second;
-}
-
-void Worker::logAudit(uint64_t client_id, std::string_view what) {
-  if (loop_.now_ms - audit_logged_ms_ < 1000) {
-    ++audit_suppressed_;
-    return;
-  }
-  audit_logged_ms_ = loop_.now_ms;
-  log()->info("policy audit client={} {} (+{} more since the last line)", client_id, what,
-              audit_suppressed_);
-  audit_suppressed_ = 0;
-}
-
-void Worker::FollowupSink::onUpstreamReply(uint64_t, std::string_view reply) {
-  if (!reply.empty() && reply[0] == '-') registry->followup_errors.add();
-}
-
-void Worker::refreshClock() { loop_.now_ms = upstream::monotonicMs(); }
+void Worker::refreshClock() { loop_.now_ms = loop::monotonicMs(); }
 
 void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
   static_cast<Worker*>(arg)->acceptFrom(fd);

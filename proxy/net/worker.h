@@ -27,8 +27,8 @@
 #include "policies/engine.h"
 #include "proxy/net/auth.h"
 #include "proxy/net/stats.h"
-#include "proxy/upstream/fill_store.h"
 #include "proxy/upstream/upstream.h"
+#include "proxy/wiring/policy_runtime.h"
 
 namespace corral::net {
 
@@ -106,27 +106,8 @@ class Worker {
   // Scratch string for re-encoding inline commands and local replies.
   std::string& scratch() { return scratch_; }
 
-  // The policy set of this loop turn (never null: an empty set when none is configured), the
-  // decision object reused by every request, and the clock/random the engine reads.
-  const policies::PolicySet& policySet() const { return *policy_set_; }
-  policies::Decision& decision() { return decision_; }
-  const policies::RequestContext& policyContext(std::string_view client) {
-    policy_ctx_.client = client;
-    return policy_ctx_;
-  }
-  // Logs what an audit rule saw, at most once a second per worker (the rest are counted in
-  // /metrics and summed up in the next line logged).
-  void logAudit(uint64_t client_id, std::string_view what);
-  // Fills: the engine of this worker, the policy set in force (shared, for requests that wait
-  // on a fill across a reload), and a policy's fill settings with this worker's origin.
-  policies::FillEngine& fillEngine() { return *fill_engine_; }
-  const std::shared_ptr<const policies::PolicySet>& policySetPtr() const { return policy_set_; }
-  // `shared` belongs to `set` (kept alive by the caller). Cached per policy until the next set
-  // is picked up: a GET hit of a freshness policy needs it and must not copy strings.
-  const policies::FillPolicy& localFillPolicy(const policies::FillPolicy& shared,
-                                              const policies::PolicySet& set);
-  // Receives the replies of follow-up commands that clients do not see (PEXPIRE ... NX).
-  upstream::ReplySink* followupSink() { return &followup_sink_; }
+  // The policy engine's world on this worker: the set in force, the decision, fills, origins.
+  wiring::PolicyRuntime& policies() { return *policies_; }
 
   // Chooses the shared connection for a request of a client on `db`. Reads may go to a
   // replica only on the configured db (replica pools exist for it alone).
@@ -195,31 +176,8 @@ class Worker {
 
   // Policies (see SharedState): picked up between loop turns.
   void syncPolicies();
-  std::shared_ptr<const policies::PolicySet> policy_set_;
+  std::unique_ptr<wiring::PolicyRuntime> policies_;
   uint64_t policy_gen_seen_ = UINT64_MAX;
-  policies::Decision decision_;
-  struct SystemClock final : policies::Clock {
-    int64_t monoNs() const override;
-    int64_t unixMs() const override;
-  } clock_;
-  struct FastRandom final : policies::Random {
-    uint64_t state = 0x9e3779b97f4a7c15ull;
-    double uniform() override;
-  } random_;
-  policies::RequestContext policy_ctx_;
-  std::unique_ptr<upstream::LoopTimer> fill_timer_;
-  std::unique_ptr<upstream::FillStore> fill_store_;
-  std::unique_ptr<policies::FillEngine> fill_engine_;
-  // HTTP origins of this worker, by "name base_url timeout max_in_flight": an origin whose
-  // settings change on reload gets a new object; old ones stay (flights may still use them).
-  std::unordered_map<std::string, std::unique_ptr<policies::Origin>> origins_;
-  std::unordered_map<const policies::FillPolicy*, policies::FillPolicy> local_fill_;
-  int64_t audit_logged_ms_ = -1000000;
-  uint64_t audit_suppressed_ = 0;
-  struct FollowupSink final : upstream::ReplySink {
-    policies::Registry* registry = nullptr;
-    void onUpstreamReply(uint64_t seq, std::string_view reply) override;
-  } followup_sink_;
 
   // Control messages from the main thread.
   std::mutex control_mu_;

@@ -1,15 +1,12 @@
-// The control plane of fills: policies::Store as Lua scripts on the primary, and
-// policies::Timer on the worker's event loop.
+// The control plane of fills: policies::Store as Lua scripts on the primary.
 //
 //   FillEngine --lookup/commit/commitNegative/release--> FillStore --EVAL on a shared primary
 //   connection (pipelined with the data path, our codec)--> one reply --> decoded --> callback
 //
 // Each script is one atomic step in Redis, so two corrals can never both win a lease, and a
 // commit whose token no longer holds the lease (it expired, or a client write revoked it)
-// stores nothing. Not thread-safe: one FillStore and one LoopTimer per worker.
+// stores nothing. Not thread-safe: one FillStore per worker.
 #pragma once
-
-#include <event2/event.h>
 
 #include <cstdint>
 #include <functional>
@@ -21,26 +18,6 @@
 #include "proxy/upstream/upstream.h"
 
 namespace corral::upstream {
-
-// policies::Timer over evtimers of one event_base.
-class LoopTimer final : public policies::Timer {
- public:
-  explicit LoopTimer(event_base* base) : base_(base) {}
-  ~LoopTimer() override;  // pending callbacks are dropped, never run
-  LoopTimer(const LoopTimer&) = delete;
-  LoopTimer& operator=(const LoopTimer&) = delete;
-
-  uint64_t after(int64_t delay_ms, std::function<void()> cb) override;
-  void cancel(uint64_t id) override;
-  size_t pending() const { return pending_.size(); }
-
- private:
-  struct Pending;
-  static void onFire(evutil_socket_t, short, void* arg);
-  event_base* base_;
-  uint64_t next_id_ = 1;
-  std::unordered_map<uint64_t, Pending*> pending_;
-};
 
 class FillStore final : public policies::Store {
  public:

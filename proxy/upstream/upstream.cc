@@ -14,6 +14,7 @@
 #include <random>
 
 #include "config/logging.h"
+#include "proxy/loop/clock.h"
 
 namespace corral::upstream {
 namespace {
@@ -72,20 +73,6 @@ uint64_t jitterSeed(const std::string& text) {
 }
 
 }  // namespace
-
-int64_t monotonicMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t monotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-int64_t monotonicUs() { return monotonicNs() / 1000; }
 
 std::string upstreamError(std::string_view addr_text, std::string_view why) {
   std::string s = "-ERR corral: upstream ";
@@ -229,8 +216,8 @@ void Connection::armWrite(bool on) {
 
 void Connection::onEvent(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<Connection*>(arg);
-  self->ctx_.now_ms = monotonicMs();  // the turn's clock predates the wait that ended here
-  self->ctx_.now_us = monotonicUs();
+  self->ctx_.now_ms = loop::monotonicMs();  // the turn's clock predates the wait that ended here
+  self->ctx_.now_us = loop::monotonicUs();
   if (what & EV_READ) {
     self->onReadable();
   } else if (what & EV_WRITE) {

@@ -43,13 +43,6 @@ class Connection;
 inline constexpr uint64_t kPipeFrame = UINT64_MAX;       // a frame, in arrival order
 inline constexpr uint64_t kPipeClosed = UINT64_MAX - 1;  // the connection is gone (empty view)
 
-// Per-worker state shared by its upstream connections: the loop, its cached clock and the list
-// of connections with bytes to write at the end of this loop turn.
-// Monotonic milliseconds (CLOCK_MONOTONIC_COARSE: a vDSO read, a few ns).
-int64_t monotonicMs();
-int64_t monotonicUs();  // precise (not coarse): request latency
-int64_t monotonicNs();  // precise: rate limits (the same clock every thread reads)
-
 // corral client id -> the upstream client id of that client's dedicated connection, for every
 // worker (CLIENT TRACKING ... REDIRECT names a client by the id corral gave it). Locked: used
 // only when a dedicated connection starts or ends and on a REDIRECT.
@@ -76,6 +69,8 @@ class IdRegistry {
   std::unordered_map<uint64_t, uint64_t> map_;
 };
 
+// Per-worker state shared by its upstream connections: the loop, its cached clock and the list
+// of connections with bytes to write at the end of this loop turn.
 struct LoopContext {
   event_base* base = nullptr;
   int64_t now_ms = 0;  // monotonic, refreshed once per loop turn

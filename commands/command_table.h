@@ -78,7 +78,7 @@ bool arityOk(const CommandInfo& cmd, size_t nargs);
 // Appends the indexes (into args) of every key argument to `out` (cleared first). Returns false
 // when the arguments are malformed for key extraction (e.g. numkeys larger than the args).
 // Expects arityOk() to hold. Keys come in Redis' key-spec order, as COMMAND GETKEYS of Redis
-// 7.0.15 reports them; the few deliberate differences are listed in proxy/commands/README.md.
+// 7.0.15 reports them; the few deliberate differences are listed in commands/README.md.
 bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
                  std::vector<uint32_t>& out);
 

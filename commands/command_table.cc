@@ -11,7 +11,7 @@
 //
 // Nothing here allocates except extractKeys' push_back into the caller's vector, which stops
 // once that vector has grown to the largest key count it has seen.
-#include "proxy/commands/command_table.h"
+#include "commands/command_table.h"
 
 #include <array>
 #include <cstddef>
@@ -24,7 +24,7 @@ namespace corral::commands {
 namespace {
 
 #define CORRAL_COMMANDS_TABLE
-#include "proxy/commands/commands.inc"
+#include "commands/commands.inc"
 #undef CORRAL_COMMANDS_TABLE
 
 // ASCII lower-casing table. Command names are ASCII; other bytes map to themselves, so a

@@ -1,6 +1,6 @@
 // Tests for the command table: lookup, arity, flags and key extraction, plus a replay of the
 // COMMAND GETKEYS answers that tools/gen_commands.py recorded from a real redis-server.
-#include "proxy/commands/command_table.h"
+#include "commands/command_table.h"
 
 #include <doctest/doctest.h>
 
@@ -17,7 +17,7 @@
 namespace corral::commands {
 namespace {
 #define CORRAL_COMMANDS_GETKEYS_VECTORS
-#include "proxy/commands/commands.inc"
+#include "commands/commands.inc"
 #undef CORRAL_COMMANDS_GETKEYS_VECTORS
 }  // namespace
 }  // namespace corral::commands

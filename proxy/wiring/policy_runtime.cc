@@ -1,0 +1,89 @@
+#include "proxy/wiring/policy_runtime.h"
+
+#include "config/logging.h"
+#include "proxy/origin/origin.h"
+
+namespace corral::wiring {
+namespace {
+
+const std::shared_ptr<spdlog::logger>& log() {
+  static const auto logger = logging::get("policies");
+  return logger;
+}
+
+}  // namespace
+
+PolicyRuntime::PolicyRuntime(event_base* base, int worker_index, policies::Registry& registry,
+                             std::function<upstream::Connection*()> primary)
+    : base_(base),
+      registry_(registry),
+      random_(static_cast<uint64_t>(worker_index) * 0xbf58476d1ce4e5b9ull ^
+              static_cast<uint64_t>(loop::monotonicNs())) {
+  ctx_.clock = &clock_;
+  ctx_.random = &random_;
+  followup_sink_.registry = &registry;
+  timer_ = std::make_unique<loop::LoopTimer>(base);
+  store_ = std::make_unique<upstream::FillStore>(std::move(primary), *timer_);
+  fill_engine_ = std::make_unique<policies::FillEngine>(*store_, *timer_, clock_, random_);
+  fill_engine_->setCounterSource(
+      [&registry](const std::string& policy) { return registry.fill(policy); });
+  sync(nullptr);
+}
+
+PolicyRuntime::~PolicyRuntime() {
+  // The engine first: its pending callbacks point at clients and use the timers and origins.
+  fill_engine_.reset();
+  store_.reset();
+  timer_.reset();
+  origins_.clear();
+}
+
+void PolicyRuntime::sync(std::shared_ptr<const policies::PolicySet> set) {
+  if (set == nullptr) {
+    std::vector<config::ConfigError> errors;
+    set = policies::PolicySet::compile(config::PolicyConfig{}, registry_, &errors);
+  }
+  set_ = std::move(set);
+  // Cached by address: a new set may reuse a freed one's addresses. (Requests still holding an
+  // older set keep it alive, so their entries, rebuilt on demand, cannot alias.)
+  local_fill_.clear();
+}
+
+const policies::FillPolicy& PolicyRuntime::localFillPolicy(const policies::FillPolicy& shared,
+                                                           const policies::PolicySet& set) {
+  auto [cached, inserted] = local_fill_.try_emplace(&shared, shared);
+  if (!inserted) return cached->second;
+  // The origin comes from the set the policy belongs to: a request decided before a reload may
+  // be answered after it, when the set in force no longer has that origin. compile() checked
+  // that `set` has it; were it missing, the engine answers the fill as "no origin".
+  const config::OriginSpec* spec = nullptr;
+  for (const auto& o : set.origins()) {
+    if (o.name == shared.origin_name) spec = &o;
+  }
+  if (spec == nullptr) return cached->second;
+  std::string id = spec->name + " " + spec->base_url + " " + std::to_string(spec->timeout.count()) +
+                   " " + std::to_string(spec->max_in_flight);
+  auto it = origins_.find(id);
+  if (it == origins_.end()) {
+    it = origins_.emplace(std::move(id), std::make_unique<origin::HttpOrigin>(base_, *spec)).first;
+  }
+  cached->second.origin = it->second.get();
+  return cached->second;
+}
+
+void PolicyRuntime::logAudit(int64_t now_ms, uint64_t client_id, std::string_view what) {
+  if (now_ms - audit_logged_ms_ < 1000) {
+    ++audit_suppressed_;
+    return;
+  }
+  audit_logged_ms_ = now_ms;
+  log()->info("policy audit client={} {} (+{} more since the last line)", client_id, what,
+              audit_suppressed_);
+  audit_suppressed_ = 0;
+}
+
+void PolicyRuntime::FollowupSink::onUpstreamReply(uint64_t, std::string_view reply) {
+  if (!reply.empty() && reply[0] == '-') registry->followup_errors.add();
+}
+
+}  // namespace corral::wiring
