@@ -189,6 +189,20 @@ CompiledLimit compileLimit(const config::RateLimitSpec& ls, const std::string& p
 // ---------------------------------------------------------------------------------------------
 // Registry
 
+void PolicyCounters::countRead(std::string_view reply) {
+  if (reply.size() > 1 && reply[0] == '$' && reply[1] != '-') {  // the common case: a value
+    hits.add();
+    return;
+  }
+  if (reply.empty() || reply[0] == '-' || reply[0] == '!') return;
+  if (reply[0] == '_' || reply.starts_with("$-1") || reply.starts_with("*-1") ||
+      reply.starts_with("*0\r") || reply.starts_with("%0\r") || reply.starts_with("~0\r")) {
+    misses.add();
+  } else {
+    hits.add();
+  }
+}
+
 PolicyCounters* Registry::policy(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& p : policies_) {

@@ -55,6 +55,10 @@ struct PolicyCounters {
   AtomicCounter ttl_audited;
   AtomicCounter hits;    // GET-like reads answered with a value
   AtomicCounter misses;  // ... answered with nil / an empty collection
+
+  // Counts a GET-like reply (RESP bytes): nil (RESP2 "$-1"/"*-1", RESP3 "_") or an empty
+  // collection is a miss, an error neither, anything else a hit.
+  void countRead(std::string_view reply);
 };
 
 struct LimitCounters {

@@ -28,6 +28,7 @@
 #include "proxy/codec/buffer.h"
 #include "proxy/codec/resp.h"
 #include "proxy/codec/ring.h"
+#include "proxy/net/command_kind.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::commands {
@@ -88,8 +89,6 @@ class Client final : public upstream::ReplySink {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // What corral does with a command itself (defined in client.cc).
-  enum class Local : uint8_t;
   // Replies corral changes on the way back (rare commands only; never GET/SET).
   // kExecAbort: EXEC of a transaction in which corral refused a command (a policy spoke) was
   // sent as DISCARD; the client sees Redis's EXECABORT.
@@ -143,7 +142,7 @@ class Client final : public upstream::ReplySink {
   // answered (moving to or from a dedicated connection keeps their order that way).
   bool handleRequest(const codec::Request& req);
   bool dispatch(const codec::Request& req);  // handleRequest's body
-  void handlePinned(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
+  void handlePinned(const commands::CommandInfo* cmd, CommandKind what, const codec::Request& req);
   // Runs the policy engine on a request. Returns false when a policy refused it (the error is
   // already queued); otherwise *use is the request to send (req, or rewritten_) and the
   // decision's follow-ups and routing hints are armed for forward().
@@ -173,7 +172,7 @@ class Client final : public upstream::ReplySink {
   // read_your_writes: remembers a write / tells whether a read must go to the primary.
   void noteWrite(std::string_view key, int64_t window_ms);
   bool recentlyWritten(std::string_view key) const;
-  bool handleLocal(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
+  bool handleLocal(const commands::CommandInfo* cmd, CommandKind what, const codec::Request& req);
   void forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
                Rewrite rewrite = Rewrite::kNone);
   // INFO plus corral's "# Proxy" section; CONFIG GET without corral's upstream secrets.
@@ -211,7 +210,7 @@ class Client final : public upstream::ReplySink {
   std::string peer_ip_;         // peer_ without the port
   bool authenticated_ = false;  // meaningful only when auth.users is configured
   // Answers an unauthenticated client (auth enabled); true when the request was handled.
-  bool gateAuth(const commands::CommandInfo* cmd, Local what, const codec::Request& req);
+  bool gateAuth(const commands::CommandInfo* cmd, CommandKind what, const codec::Request& req);
   // AUTH / HELLO ... AUTH credentials: replies WRONGPASS and counts on failure.
   bool authenticate(std::string_view user, std::string_view password);
   // HELLO's AUTH and SETNAME options: false (and an error replied) when they are wrong.
