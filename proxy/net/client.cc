@@ -16,7 +16,8 @@
 namespace corral::net {
 namespace {
 
-// An idle client's output buffer up to this size is kept between bursts.
+// A busy client's output buffer up to this size is kept between bursts; an idle client gives
+// its buffers back on the worker's tick (releaseIdleMemory).
 constexpr size_t kKeepOutputBytes = 16 * 1024;
 
 }  // namespace
@@ -26,25 +27,21 @@ Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
       fd_(fd),
       id_(id),
       peer_(std::move(peer)),
-      parser_(codec::Limits{.max_args = worker.limits().max_args,
-                            .max_bulk_bytes = worker.limits().max_bulk_bytes,
-                            .max_request_bytes = worker.limits().max_request_bytes,
-                            .max_inline_bytes = worker.limits().max_inline_bytes,
-                            .max_depth = worker.limits().max_reply_depth}),
+      parser_(worker.codecLimits()),
       primary_slot_(static_cast<uint32_t>(id)),
-      db_(worker.defaultDb()) {
-  // "1.2.3.4:5678" or "[::1]:5678" -> the address alone (rate limits key clients by it).
-  if (!peer_.empty() && peer_[0] == '[') {
-    peer_ip_ = peer_.substr(1, peer_.find(']') - 1);
-  } else {
-    peer_ip_ = peer_.substr(0, peer_.rfind(':'));
-  }
-}
+      created_ms_(worker.nowMs()),
+      last_active_ms_(worker.nowMs()),
+      db_(worker.defaultDb()) {}
 
 Client::~Client() {
   if (rev_ != nullptr) event_free(rev_);
   if (wev_ != nullptr) event_free(wev_);
   if (fd_ >= 0) ::close(fd_);
+}
+
+Client::Extras& Client::extras() {
+  if (extras_ == nullptr) extras_ = std::make_unique<Extras>();
+  return *extras_;
 }
 
 void Client::start() {
@@ -55,6 +52,13 @@ void Client::start() {
 
 void Client::onEvent(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<Client*>(arg);
+  if (what & EV_CLOSED) {
+    // The peer went away while corral was not reading it (a request waiting for earlier ones,
+    // a blocked pop, backpressure): like Redis, which reads EOF from a blocked client, let go
+    // of everything now rather than when the wait ends, which may be never.
+    self->closeNow("eof while waiting");
+    return;
+  }
   if (what & EV_WRITE) {
     self->flush();
     if (!self->closed()) self->maybeResume();
@@ -67,11 +71,12 @@ void Client::onEvent(evutil_socket_t, short what, void* arg) {
 void Client::setReadEnabled(bool on) {
   if (on == read_enabled_ || rev_ == nullptr) return;
   read_enabled_ = on;
-  if (on) {
-    event_add(rev_, nullptr);
-  } else {
-    event_del(rev_);
-  }
+  // While not reading, only the peer's close is watched (EV_CLOSED: EPOLLRDHUP), so that a
+  // client that disconnects while paused is noticed.
+  event_del(rev_);
+  event_assign(rev_, worker_.loop_.base, fd_, (on ? EV_READ : EV_CLOSED) | EV_PERSIST,
+               &Client::onEvent, this);
+  event_add(rev_, nullptr);
 }
 
 void Client::setWriteEnabled(bool on) {
@@ -85,8 +90,9 @@ void Client::setWriteEnabled(bool on) {
 }
 
 void Client::onReadable() {
+  last_active_ms_ = worker_.nowMs();
   for (int i = 0; i < 4; ++i) {
-    if (closed() || paused_ || close_after_flush_ || draining_) return;
+    if (closed() || paused_ || st_.link == Link::kClosing) return;
     const bool use_scratch = in_.empty();
     char* buf;
     size_t cap;
@@ -112,12 +118,14 @@ void Client::onReadable() {
     if (use_scratch) {
       size_t used = process(buf, got);
       // Keep what is left (a partial frame, or input held back by backpressure).
-      if (!closed() && !close_after_flush_ && used < got) in_.append(buf + used, got - used);
+      if (!closed() && st_.link != Link::kClosing && used < got) {
+        in_.append(buf + used, got - used);
+      }
     } else {
       in_.commit(got);
       size_t used = process(in_.readPtr(), in_.readable());
       if (closed()) return;
-      in_.consume(close_after_flush_ ? in_.readable() : used);
+      in_.consume(st_.link == Link::kClosing ? in_.readable() : used);
     }
     if (in_.empty()) in_.release();
     if (got < cap) return;  // the socket is drained
@@ -137,10 +145,10 @@ void Client::pauseReading() {
 }
 
 void Client::maybeResume() {
-  if (!paused_ || closed() || close_after_flush_ || draining_) return;
-  if (waiting_idle_) {
-    if (inflight_refs_ > 0) return;
-    waiting_idle_ = false;
+  if (!paused_ || closed() || st_.link == Link::kClosing) return;
+  if (waiting_) {
+    if (!pending_.empty()) return;
+    waiting_ = false;
   }
   const config::Limits& l = worker_.limits();
   if (pending_.size() > l.max_pending / 2 || out_.readable() > l.max_output_bytes / 2) return;
@@ -149,14 +157,14 @@ void Client::maybeResume() {
   if (!in_.empty()) {
     size_t used = process(in_.readPtr(), in_.readable());
     if (closed()) return;
-    in_.consume(close_after_flush_ ? in_.readable() : used);
+    in_.consume(st_.link == Link::kClosing ? in_.readable() : used);
     if (in_.empty()) in_.release();
   }
 }
 
 size_t Client::process(const char* data, size_t len) {
   size_t pos = 0;
-  while (pos < len && !close_after_flush_) {
+  while (pos < len && st_.link != Link::kClosing) {
     if (overLimits()) {
       pauseReading();
       break;
@@ -168,12 +176,13 @@ size_t Client::process(const char* data, size_t len) {
         return pos;
       case codec::ParseStatus::kComplete:
         if (!req_.args.empty() && !handleRequest(req_)) {
-          // It must wait for this client's replies in flight; parse it again then.
+          // It must wait for this client's earlier requests; parse it again then.
           pos -= r.consumed;
-          waiting_idle_ = true;
+          waiting_ = true;
           pauseReading();
           return pos;
         }
+        if (closed()) return len;
         break;
       case codec::ParseStatus::kOversize:
         worker_.stats().oversize_requests.add();
@@ -187,44 +196,41 @@ size_t Client::process(const char* data, size_t len) {
         worker_.stats().protocol_errors.add();
         log()->debug("protocol error client={} peer={} err={}", id_, peer_,
                      codec::errorText(r.error));
+        cur_flags_ = 0;  // Redis answers a protocol error even with CLIENT REPLY OFF
         replyError(codec::errorText(r.error));
-        close_after_flush_ = true;
+        st_.link = Link::kClosing;
         setReadEnabled(false);
+        worker_.markDirty(this);
         return len;
     }
   }
   return pos;
 }
 
-bool Client::handleRequest(const codec::Request& request) {
-  const bool done = dispatch(request);
-  // A request that must wait is parsed and decided again later: that second decision must not
-  // count or take rate-limit tokens twice. Nothing armed for this request outlives it.
-  policy_replay_ = !done;
-  next_hitmiss_ = nullptr;
-  next_fill_.reset();
-  hidden_.clear();
-  policy_route_ = kRouteDefault;
-  cur_cmd_ = kNoCommand;
-  return done;
-}
-
 void Client::replyError(std::string_view msg) {
   if (cur_cmd_ != kNoCommand) worker_.stats().per_command_errors[cur_cmd_].add();
-  std::string s;
-  s.reserve(msg.size() + 3);
-  s.push_back('-');
-  s.append(msg);
-  s.append("\r\n");
+  std::string& s = worker_.scratch();
+  s.clear();
+  codec::appendError(s, msg);
   replyLocal(s);
 }
 
+void Client::replyArity(const commands::CommandInfo* cmd) {
+  std::string msg = "ERR wrong number of arguments for '";
+  msg.append(cmd->name);
+  msg.append("' command");
+  replyError(msg);
+}
+
 void Client::replyLocal(std::string_view bytes) {
+  if (cur_flags_ & kSilent) return;  // CLIENT REPLY OFF/SKIP: Redis sends nothing either
   if (pending_.empty()) {
     deliver(bytes);
     return;
   }
-  pending_.push_back(Slot{std::make_unique<std::string>(bytes)});
+  Slot s;
+  s.reply = std::make_unique<std::string>(bytes);
+  pending_.push_back(std::move(s));
   ++next_seq_;
 }
 
@@ -234,8 +240,12 @@ void Client::deliver(std::string_view bytes) {
 }
 
 void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
-  if (seq == upstream::kPipeFrame || seq == upstream::kPipeClosed) {
-    onPipe(seq, reply);
+  if (seq == upstream::kPipeFrame) {
+    if (!closed()) onDedicatedFrame(reply);
+    return;
+  }
+  if (seq == upstream::kPipeClosed) {
+    if (!closed()) onDedicatedLost("unavailable");
     return;
   }
   --inflight_refs_;
@@ -245,25 +255,21 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
     return;
   }
   const uint64_t idx = seq - head_seq_;
-  if (pending_[idx].fill != nullptr) [[unlikely]] {
+  Slot& slot = pending_[idx];
+  if (slot.fill != nullptr) [[unlikely]] {
     onFillReply(idx, seq, reply);  // counts the hit or miss itself (what Redis answered)
     return;
   }
-  {
-    const Slot& slot = pending_[idx];
-    if (slot.cmd != kNoCommand) {
-      Stats::Worker& st = worker_.stats();
-      if (!reply.empty() && reply[0] == '-') st.per_command_errors[slot.cmd].add();
-      st.observeLatency(worker_.loop_.now_us - slot.start_us);
-    }
+  if (slot.cmd != kNoCommand) {
+    Stats::Worker& st = worker_.stats();
+    if (!reply.empty() && reply[0] == '-') st.per_command_errors[slot.cmd].add();
+    st.observeLatency(worker_.loop_.now_us - slot.start_us);
   }
-  if (pending_[idx].hitmiss != nullptr) [[unlikely]] {
-    pending_[idx].hitmiss->countRead(reply);
+  if (slot.hitmiss != nullptr) [[unlikely]] {
+    slot.hitmiss->countRead(reply);
   }
-  if (pending_[idx].rewrite != Rewrite::kNone) [[unlikely]] {
-    const Rewrite rw = pending_[idx].rewrite;
-    pending_[idx].rewrite = Rewrite::kNone;
-    const std::string rewritten = rewriteReply(rw, reply);
+  if (slot.rewrite != Rewrite::kNone) [[unlikely]] {
+    const std::string rewritten = rewriteReply(slot, reply);
     place(idx, rewritten);
     return;
   }
@@ -271,35 +277,50 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
 }
 
 void Client::place(uint64_t idx, std::string_view reply) {
+  Slot& slot = pending_[idx];
   if (idx != 0) {
-    pending_[idx].reply = std::make_unique<std::string>(reply);
+    // Dropped replies still hold their place until the head moves past them.
+    slot.reply = std::make_unique<std::string>((slot.flags & kSilent) ? std::string_view()
+                                                                       : reply);
     return;
   }
-  deliver(reply);
+  if (!(slot.flags & kSilent)) deliver(reply);
   pending_.pop_front();
   ++head_seq_;
+  popAnswered();
+}
+
+void Client::popAnswered() {
   while (!pending_.empty() && pending_.front().reply) {
-    deliver(*pending_.front().reply);
+    if (!pending_.front().reply->empty()) deliver(*pending_.front().reply);
     pending_.pop_front();
     ++head_seq_;
   }
-  if (dedicated_ != nullptr) maybeUnpin();
+  if (pending_.empty()) {
+    pending_.release();
+    if (dedicated_ != nullptr) sessionEvent(Event::kIdle);
+    if (waiting_ || st_.link == Link::kClosing) worker_.markDirty(this);
+  }
 }
 
 void Client::forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
-                     Rewrite rewrite) {
+                     Rewrite rewrite, int64_t arg) {
   if (!conn->accepting()) {
     worker_.stats().upstream_errors.add();
+    if (cur_cmd_ != kNoCommand) worker_.stats().per_command_errors[cur_cmd_].add();
     replyLocal(conn->unavailableError());
-    if (conn == dedicated_.get()) {
-      // The dedicated connection died and its state with it: back to shared connections.
-      leaveMulti();
-      maybeUnpin();
-    }
+    hidden_.clear();
     return;
   }
-  pending_.push_back(
-      Slot{nullptr, rewrite, next_hitmiss_, std::move(next_fill_), worker_.loop_.now_us, cur_cmd_});
+  Slot s;
+  s.fill = std::move(next_fill_);
+  s.hitmiss = next_hitmiss_;
+  s.start_us = worker_.loop_.now_us;
+  s.arg = arg;
+  s.cmd = cur_cmd_;
+  s.rewrite = rewrite;
+  s.flags = cur_flags_;
+  pending_.push_back(std::move(s));
   next_hitmiss_ = nullptr;
   ++next_seq_;
   ++inflight_refs_;
@@ -307,11 +328,7 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
   worker_.stats().pending.add();
   conn->enqueue(this, next_seq_ - 1, wireBytes(req), timeout_ms);
   if (!hidden_.empty()) [[unlikely]] {
-    if (in_multi_ && conn == dedicated_.get()) {
-      multi_hidden_.append(hidden_);  // queued by Redis: sent after EXEC instead
-    } else {
-      hidden_.sendOn(conn, worker_.policies().followupSink());
-    }
+    hidden_.sendOn(conn, worker_.policies().followupSink());
     hidden_.clear();
   }
 }
@@ -328,13 +345,6 @@ std::string_view Client::wireBytes(const codec::Request& req) {
   return req.is_inline ? encode(req.args) : req.frame;
 }
 
-void Client::replyArity(const commands::CommandInfo* cmd) {
-  std::string msg = "ERR wrong number of arguments for '";
-  msg.append(cmd->name);
-  msg.append("' command");
-  replyError(msg);
-}
-
 void Client::flush() {
   while (!out_.empty()) {
     ssize_t n = ::send(fd_, out_.readPtr(), out_.readable(), MSG_NOSIGNAL);
@@ -342,7 +352,7 @@ void Client::flush() {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         setWriteEnabled(true);
-        if (pipe_) overSubscriberLimits();
+        if (st_.link == Link::kSubscribed || st_.link == Link::kPush) overSubscriberLimits();
         return;
       }
       closeNow(std::strerror(errno));
@@ -351,22 +361,33 @@ void Client::flush() {
     out_.consume(static_cast<size_t>(n));
   }
   setWriteEnabled(false);
-  if (pending_.empty() && (!pipe_ || close_after_flush_)) {
+  if (extras_ != nullptr) extras_->soft_since_ms = -1;
+  if (pending_.empty()) {
     // Keep a small buffer for the next burst (no malloc per turn); give back a large one.
     out_.shrinkIfEmpty(kKeepOutputBytes);
-    if (close_after_flush_ || draining_) closeNow(draining_ ? "shutdown" : "quit");
+    if (st_.link == Link::kClosing) closeNow("closing");
   }
 }
 
-void Client::beginDrain() {
-  draining_ = true;
-  setReadEnabled(false);
-  if (pending_.empty() && out_.empty()) closeNow("shutdown");
+void Client::releaseIdleMemory() {
+  if (!out_.empty() || !pending_.empty()) return;
+  out_.release();
+  pending_.release();
+  if (in_.empty()) in_.release();
+}
+
+void Client::beginDrain() { sessionEvent(Event::kDrain, "-ERR corral: shutting down\r\n"); }
+
+void Client::kill() {
+  if (closed()) return;
+  // Like Redis, CLIENT KILL closes at once: replies not yet written are lost.
+  closeNow("killed");
 }
 
 void Client::closeNow(const char* why) {
   if (closed()) return;
   log()->debug("client closed id={} peer={} reason={}", id_, peer_, why);
+  sessionEvent(Event::kClientClosed);  // gives the dedicated connection back
   event_free(rev_);
   event_free(wev_);
   rev_ = wev_ = nullptr;
@@ -376,8 +397,6 @@ void Client::closeNow(const char* why) {
   in_.release();
   out_.consume(out_.readable());
   out_.release();
-  // Closing a dedicated connection is what ends a blocked command or a transaction upstream.
-  if (dedicated_ != nullptr) worker_.releaseDedicated(std::move(dedicated_));
   worker_.clientClosed(this);
 }
 

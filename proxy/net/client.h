@@ -1,24 +1,33 @@
-// One client connection: framing, local answers, routing, and replies in request order.
+// One client connection: framing, the session state machine, and replies in request order.
 //
-//   socket ──recv──> (worker scratch | in_) ──RequestParser──> handleRequest
-//        handleRequest: local answer ─> slot ready      forward ─> Connection::enqueue(seq)
-//   onUpstreamReply(seq) ──> head slot? append to out_ : store in slot ──> flushed once a turn
+//   socket ──recv──> (worker scratch | in_) ──RequestParser──> handleRequest ──> dispatch
+//     dispatch: classify (command_kind.h) ──> session step (session.h) ──> one route:
+//       local answer ──> slot ready          shared connection ──> Connection::enqueue(seq)
+//       dedicated connection (a pipe) ──> enqueueRaw; its frames come back in order and are
+//       paired with this client's slots here (pushes and pub/sub messages go straight out)
+//   replies ──> head slot? append to out_ : store in slot ──> written once a loop turn
 //
 // Every request takes a sequence number and a slot in pending_; replies are written only from
 // the head, so a client sees replies in request order even when they come from different
-// upstreams. Views into the input never outlive handleRequest: forwarding copies the frame into
-// the upstream's out buffer.
+// upstreams or from corral itself. Views into the input never outlive handleRequest: forwarding
+// copies the frame into the upstream's out buffer.
 //
-// Lifetime: a closed client is deleted by its worker once no upstream connection still holds
-// one of its requests (inflight_refs_ == 0).
+// Where things are: client.cc (socket, framing, ordering, flushing), client_session.cc
+// (dispatch and the state machine's steps), client_dedicated.cc (the dedicated connection:
+// pairing, pub/sub counts, deadlines, loss), client_local.cc (commands corral answers and
+// AUTH), client_admin.cc (CLIENT LIST/KILL/INFO/UNBLOCK and ids), client_policy.cc and
+// client_fill.cc (the policy engine and fills), reply_rewrite.cc (INFO, CONFIG GET, EXEC).
+//
+// Lifetime: a closed client is deleted by its worker once no upstream connection or fan-out
+// still holds one of its requests (inflight_refs_ == 0).
 #pragma once
 
 #include <event2/event.h>
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
-#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -29,11 +38,9 @@
 #include "proxy/codec/resp.h"
 #include "proxy/codec/ring.h"
 #include "proxy/net/command_kind.h"
+#include "proxy/net/session.h"
 #include "proxy/upstream/upstream.h"
 
-namespace corral::commands {
-struct CommandInfo;
-}
 namespace corral::policies {
 struct PolicyCounters;
 struct FillPolicy;
@@ -44,6 +51,7 @@ class PolicySet;
 namespace corral::net {
 
 class Worker;
+struct KillFilter;
 
 // Commands corral sends right behind a request, whose replies the client never sees (TTL
 // follow-ups, lease deletions): their RESP bytes back to back, so that a warm list is reused
@@ -57,6 +65,12 @@ class HiddenCommands {
     ends_.clear();
   }
   bool empty() const { return ends_.empty(); }
+  size_t size() const { return ends_.size(); }
+  // The i-th command's bytes.
+  std::string_view at(size_t i) const {
+    const size_t start = i == 0 ? 0 : ends_[i - 1];
+    return std::string_view(bytes_).substr(start, ends_[i] - start);
+  }
   // Enqueues each command on conn with the sink that swallows its reply.
   void sendOn(upstream::Connection* conn, upstream::ReplySink* sink) const;
 
@@ -82,6 +96,18 @@ struct FillReq {
   std::vector<Item> mget;
 };
 
+// What corral does to the replies of a transaction's commands when EXEC answers (see
+// reply_rewrite.cc): answers for its own commands, which were queued as a PING placeholder,
+// CONFIG GET redaction, INFO's Proxy section, and a SELECT to follow.
+struct TxEntry {
+  enum class Kind : uint8_t { kLocal, kConfigGet, kInfo, kSelect };
+  uint32_t index = 0;  // position in EXEC's reply array
+  Kind kind = Kind::kLocal;
+  int64_t db = 0;                 // kSelect
+  std::vector<std::string> args;  // kLocal: the command, answered at EXEC
+};
+using TxPlan = std::vector<TxEntry>;
+
 class Client final : public upstream::ReplySink {
  public:
   Client(Worker& worker, int fd, uint64_t id, std::string peer);
@@ -90,13 +116,22 @@ class Client final : public upstream::ReplySink {
   Client& operator=(const Client&) = delete;
 
   // Replies corral changes on the way back (rare commands only; never GET/SET).
-  // kExecAbort: EXEC of a transaction in which corral refused a command (a policy spoke) was
-  // sent as DISCARD; the client sees Redis's EXECABORT.
-  enum class Rewrite : uint8_t { kNone, kInfo, kConfigGet, kExecAbort };
+  enum class Rewrite : uint8_t {
+    kNone,
+    kInfo,          // INFO: corral's "# Proxy" section is added
+    kConfigGet,     // CONFIG GET: corral's upstream secrets are blanked
+    kExecAbort,     // EXEC of a dirty transaction was sent as DISCARD: EXECABORT
+    kExec,          // EXEC with a TxPlan
+    kSelect,        // SELECT on the dedicated connection: followed on +OK (Slot::arg = db)
+    kProtocol,      // hidden HELLO sent upstream: an error ends the session (Slot::arg = ver)
+    kTracking,      // CLIENT TRACKING: +OK turns tracking on/off (Slot::arg = on, redirect id)
+    kTrackingInfo,  // CLIENT TRACKINGINFO: Redis's redirect id becomes corral's
+  };
 
   void start();  // begins reading
 
-  // upstream::ReplySink
+  // upstream::ReplySink: replies of shared connections (by seq), and every frame of the
+  // dedicated connection (kPipeFrame) and its end (kPipeClosed).
   void onUpstreamReply(uint64_t seq, std::string_view reply) override;
 
   // Worker's end-of-turn write; returns false when the client closed.
@@ -105,13 +140,27 @@ class Client final : public upstream::ReplySink {
   void maybeResume();
   void closeNow(const char* why);
   void applyLimits(const codec::Limits& limits) { parser_.setLimits(limits); }
-  // Drain: stop reading; close when nothing is pending.
+  // Drain (SIGTERM): see Event::kDrain.
   void beginDrain();
+  // Worker tick: a request on the dedicated connection past its deadline ends it ("timeout").
+  void checkDeadline(int64_t now_ms);
+  // Worker tick: an idle client gives back its buffers.
+  void releaseIdleMemory();
+  // CLIENT LIST / CLIENT INFO line of this client (with "\n"), and CLIENT KILL's filter.
+  void describe(std::string& out, std::string_view cmd_name = {}) const;
+  bool matches(const KillFilter& f) const;
+  // A CLIENT KILL from any client: closes once the current turn is over.
+  void kill();
+  // Delivers the answer of a request that waited on another thread (CLIENT LIST/KILL).
+  void answerFanOut(uint64_t seq, std::string_view reply) { onUpstreamReply(seq, reply); }
 
   bool closed() const { return fd_ < 0; }
   uint32_t inflightRefs() const { return inflight_refs_; }
   size_t pendingCount() const { return pending_.size(); }
   uint64_t id() const { return id_; }
+  bool hasDedicated() const { return dedicated_ != nullptr; }
+  SessionState sessionState() const { return st_; }
+  int64_t lastActiveMs() const { return last_active_ms_; }
 
   // Worker bookkeeping.
   bool in_dirty_ = false;
@@ -119,36 +168,149 @@ class Client final : public upstream::ReplySink {
   size_t index_ = 0;  // position in Worker::all_clients_
 
  private:
+  static constexpr uint16_t kNoCommand = UINT16_MAX;
+  // Slot::flags.
+  static constexpr uint8_t kSilent = 1;         // CLIENT REPLY OFF/SKIP: the reply is dropped
+  static constexpr uint8_t kHidden = 2;         // corral's own follow-up: dropped, errors counted
+  static constexpr uint8_t kOnDedicated = 4;    // paired with the dedicated connection's frames
+  static constexpr uint8_t kSubscribing = 8;    // (P|S)(UN)SUBSCRIBE: confirmations are replies
+  static constexpr uint8_t kFramesUnknown = 16; // UNSUBSCRIBE with no channel: one frame each
+  static constexpr uint8_t kMonitorOk = 32;     // MONITOR: its +OK starts the monitor stream
+
   // A request's place in the reply order. Empty while waiting: a reply for the head slot goes
   // straight to out_, so only a reply that overtakes the head is stored (one allocation).
   struct Slot {
     std::unique_ptr<std::string> reply;
-    Rewrite rewrite = Rewrite::kNone;  // applied to the reply when it arrives
+    std::unique_ptr<FillReq> fill;  // a GET of a fill policy's key: miss -> fill
+    std::unique_ptr<TxPlan> tx;     // EXEC: corral's part of the transaction's replies
     // A GET-like read of a policy key: its reply counts as the policy's hit or miss.
     policies::PolicyCounters* hitmiss = nullptr;
-    // A GET of a fill policy's key: its reply is looked at (miss -> fill; stale -> refresh).
-    std::unique_ptr<struct FillReq> fill{};
-    int64_t start_us = 0;       // for the latency histogram
-    uint16_t cmd = kNoCommand;  // index into the command table, for per-command errors
+    int64_t start_us = 0;      // for the latency histogram
+    int64_t deadline_ms = -1;  // dedicated connection: when it times out (-1: never)
+    int64_t arg = 0;           // the rewrite's argument
+    uint32_t frames = 1;       // dedicated connection: reply frames still expected
+    uint16_t cmd = kNoCommand;  // per-command counter slot, for errors
+    Rewrite rewrite = Rewrite::kNone;
+    uint8_t flags = 0;
   };
-  static constexpr uint16_t kNoCommand = UINT16_MAX;
-  uint16_t cur_cmd_ = kNoCommand;  // the request being handled
 
+  // Rarely used session state, allocated on first use so that idle clients stay small.
+  struct Extras {
+    std::string name;      // CLIENT SETNAME
+    std::string user;      // AUTH user, when auth.users is configured
+    std::string lib_name;  // CLIENT SETINFO
+    std::string lib_ver;
+    TxPlan tx_plan;         // the transaction being queued
+    HiddenCommands tx_hidden;  // its follow-ups, sent after EXEC
+    int64_t tracking_redirect = -1;  // -1 off; 0 on without REDIRECT; else corral's id
+    int64_t soft_since_ms = -1;  // since when the output is above limits.pubsub_soft_bytes
+    // read_your_writes: key -> until (loop ms). Bounded; when full of live entries, every
+    // read goes to the primary until ryw_all_until.
+    std::unordered_map<std::string, int64_t> ryw;
+    int64_t ryw_all_until = 0;
+  };
+  Extras& extras();
+
+  // --- client.cc: socket, framing, ordering, flushing
   static void onEvent(evutil_socket_t fd, short what, void* arg);
   void onReadable();
   // Parses and handles requests in data[0, len); returns bytes consumed.
   size_t process(const char* data, size_t len);
-  // Returns false when the request must wait until this client's requests in flight are
+  bool overLimits() const;
+  void pauseReading();
+  void setReadEnabled(bool on);
+  void setWriteEnabled(bool on);
+  // Queues a reply produced by corral (an error, PONG, ...), in order with forwarded ones.
+  void replyLocal(std::string_view bytes);
+  void replyError(std::string_view msg);  // msg without '-' and CRLF
+  void replyArity(const commands::CommandInfo* cmd);
+  void deliver(std::string_view bytes);  // append to out_ and mark dirty
+  // A reply for pending_[idx]: out now if it is the head (then any ready ones behind it),
+  // else kept in its slot.
+  void place(uint64_t idx, std::string_view reply);
+  void popAnswered();  // delivers the ready slots at the head
+  // Sends req on a shared connection with a slot for its reply.
+  void forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
+               Rewrite rewrite = Rewrite::kNone, int64_t arg = 0);
+  // RESP bytes of args, in the worker's scratch string (valid until the next use of it).
+  std::string_view encode(const std::vector<std::string_view>& args);
+  // What to send upstream for req: its own bytes, or a multibulk for an inline command.
+  std::string_view wireBytes(const codec::Request& req);
+
+  // --- client_session.cc: dispatch and the state machine
+  // Returns false when the request must wait until this client's earlier requests are
   // answered (moving to or from a dedicated connection keeps their order that way).
   bool handleRequest(const codec::Request& req);
-  bool dispatch(const codec::Request& req);  // handleRequest's body
-  void handlePinned(const commands::CommandInfo* cmd, CommandKind what, const codec::Request& req);
+  bool dispatch(const codec::Request& req);
+  Event eventOf(const commands::CommandInfo* cmd, CommandKind kind, const codec::Request& req);
+  // Carries out a step's route for the request.
+  void route(const Step& s, const commands::CommandInfo* cmd, CommandKind kind,
+             const codec::Request& req, Event ev);
+  void routeShared(const commands::CommandInfo* cmd, CommandKind kind, const codec::Request& req);
+  // An event that is not a request (upstream, client, worker). Requests still waiting on a
+  // dedicated connection that the step gives up get `error` (RESP bytes) as their reply.
+  void sessionEvent(Event e, std::string_view error = {});
+  void failDedicatedSlots(std::string_view error);
+  bool acquireDedicated();     // false (and an error replied) past upstream.max_dedicated
+  void releaseDedicated();
+  void refuse(const commands::CommandInfo* cmd, CommandKind kind, const codec::Request& req,
+              Event ev);
+  void contextError(const codec::Request& req);
+  bool inMulti() const { return st_.tx == Tx::kMulti || st_.tx == Tx::kMultiDirty; }
+
+  // --- client_dedicated.cc: the dedicated connection, a pipe paired here
+  // Sends req on the dedicated connection with a slot that pairs its reply frames, and what a
+  // transaction or a subscription needs around it.
+  void sendDedicated(const codec::Request& req, const commands::CommandInfo* cmd,
+                     CommandKind kind);
+  void sendDedicatedRaw(std::string_view bytes, uint8_t flags, Rewrite rewrite, int64_t arg,
+                        int64_t timeout_ms, uint32_t frames);
+  void onDedicatedFrame(std::string_view frame);
+  void onDedicatedLost(std::string_view why);
+  void answerDedicatedHead(std::string_view frame);
+  // Subscription counts from a (un)subscribe confirmation (Redis's count is the total).
+  void noteConfirmation(std::string_view kind, int64_t count);
+  bool subscribedUpstream() const { return channels_ + patterns_ + shard_channels_ > 0; }
+  bool overSubscriberLimits();  // closes the client and returns true past the limits
+  int64_t blockingTimeout(const commands::CommandInfo* cmd, const codec::Request& req) const;
+
+  // --- client_local.cc: commands corral answers, AUTH
+  // Answers a command corral runs itself into `out` (RESP bytes); false when it is not one.
+  bool runLocal(const commands::CommandInfo* cmd, CommandKind kind,
+                const std::vector<std::string_view>& args, std::string& out);
+  // Before authentication (auth.users configured): true when the request was answered.
+  bool gateAuth(const commands::CommandInfo* cmd, CommandKind kind, const codec::Request& req);
+  bool authenticate(std::string_view user, std::string_view password, std::string& out);
+  void hello(const std::vector<std::string_view>& args, bool* ok, std::string& out);
+  void helloReply(std::string& out) const;
+  void reset();  // RESET: everything but the connection itself
+  void clientReply(const std::vector<std::string_view>& args);
+
+  // --- client_admin.cc: CLIENT LIST/INFO/KILL/UNBLOCK/GETREDIR/TRACKINGINFO, ids
+  // CLIENT LIST/INFO/KILL/GETREDIR/TRACKINGINFO answered by corral into `out` (empty: the
+  // answer comes later, through a fan-out over the workers); false when not one of them.
+  bool clientAdminLocal(const commands::CommandInfo* cmd, CommandKind kind,
+                        const std::vector<std::string_view>& args, std::string& out);
+  // CLIENT UNBLOCK and CLIENT TRACKING with corral's ids translated, sent on the client's
+  // connection; false when Redis should answer the command as it is.
+  bool clientAdmin(const commands::CommandInfo* cmd, const codec::Request& req);
+  void fanOut(std::function<void(Worker&, std::string&, int64_t&)> each,
+              std::function<std::string(const std::string&, int64_t)> finish, std::string& out);
+
+  // --- client_policy.cc: the policy engine
   // Runs the policy engine on a request. Returns false when a policy refused it (the error is
   // already queued); otherwise *use is the request to send (req, or rewritten_) and the
   // decision's follow-ups and routing hints are armed for forward().
   bool applyPolicies(const commands::CommandInfo* cmd, const codec::Request& req,
                      const codec::Request** use);
   void rejectByPolicy(std::string_view error);
+  // Who the client is for rate limits: AUTH user, else CLIENT SETNAME name, else peer IP.
+  std::string_view identity() const;
+  // read_your_writes: remembers a write / tells whether a read must go to the primary.
+  void noteWrite(std::string_view key, int64_t window_ms);
+  bool recentlyWritten(std::string_view key) const;
+
+  // --- client_fill.cc: fills
   // The reply of a GET with a fill attached (Slot::fill): a hit is answered, a miss starts or
   // joins a fill; the slot stays pending until the fill answers.
   void onFillReply(uint64_t idx, uint64_t seq, std::string_view reply);
@@ -167,113 +329,69 @@ class Client final : public upstream::ReplySink {
     std::shared_ptr<const policies::PolicySet> set;  // keeps the items' policies alive
   };
   void pumpMget(const std::shared_ptr<MgetJob>& job);
-  // Who the client is for rate limits: AUTH user, else CLIENT SETNAME name, else peer IP.
-  std::string_view identity() const;
-  // read_your_writes: remembers a write / tells whether a read must go to the primary.
-  void noteWrite(std::string_view key, int64_t window_ms);
-  bool recentlyWritten(std::string_view key) const;
-  bool handleLocal(const commands::CommandInfo* cmd, CommandKind what, const codec::Request& req);
-  void forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
-               Rewrite rewrite = Rewrite::kNone);
-  // INFO plus corral's "# Proxy" section; CONFIG GET without corral's upstream secrets.
-  std::string rewriteReply(Rewrite rewrite, std::string_view reply);
+
+  // --- reply_rewrite.cc
+  // INFO plus corral's "# Proxy" section; CONFIG GET without corral's upstream secrets; EXEC
+  // with corral's answers.
+  std::string rewriteReply(Slot& slot, std::string_view reply);
   void appendProxyInfo(std::string& text);
-  void maybeUnpin();  // gives the dedicated connection back once no state needs it
-  void forwardRaw(const codec::Request& req);  // pipe mode: bytes to the dedicated connection
-  // RESP bytes of args, in the worker's scratch string (valid until the next use of it).
-  std::string_view encode(const std::vector<std::string_view>& args);
-  // What to send upstream for req: its own bytes, or a multibulk for an inline command.
-  std::string_view wireBytes(const codec::Request& req);
-  void onPipe(uint64_t seq, std::string_view frame);
-  void trackPubsubRequest(const codec::Request& req);
-  bool overSubscriberLimits();  // closes the client and returns true past the limits
-  void trackPubsubReply(std::string_view frame);
-  void replyArity(const commands::CommandInfo* cmd);
-  // Queues a reply produced by corral (an error, PONG, ...), in order with forwarded ones.
-  void replyLocal(std::string_view bytes);
-  void replyError(std::string_view msg);  // msg without '-' and CRLF
-  void deliver(std::string_view bytes);   // append to out_ and mark dirty
-  // A reply for pending_[idx]: out now if it is the head (then any ready ones behind it),
-  // else kept in its slot.
-  void place(uint64_t idx, std::string_view reply);
-  bool overLimits() const;
-  void pauseReading();
-  void setReadEnabled(bool on);
-  void setWriteEnabled(bool on);
+  // EXEC's reply with corral's part of it (`queued`: the commands Redis queued).
+  std::string rewriteExec(const TxPlan& plan, int64_t queued, std::string_view reply);
 
   Worker& worker_;
   int fd_;
   uint64_t id_;
-  std::string peer_;
-  std::string name_;            // CLIENT SETNAME
-  std::string user_;            // AUTH user ("default" for AUTH <password>), when auth is on
-  std::string peer_ip_;         // peer_ without the port
-  bool authenticated_ = false;  // meaningful only when auth.users is configured
-  // Answers an unauthenticated client (auth enabled); true when the request was handled.
-  bool gateAuth(const commands::CommandInfo* cmd, CommandKind what, const codec::Request& req);
-  // AUTH / HELLO ... AUTH credentials: replies WRONGPASS and counts on failure.
-  bool authenticate(std::string_view user, std::string_view password);
-  // HELLO's AUTH and SETNAME options: false (and an error replied) when they are wrong.
-  bool helloOptionsOk(const codec::Request& req);
+  std::string peer_;  // "1.2.3.4:5678", "[::1]:5678" or "unix"
   event* rev_ = nullptr;
   event* wev_ = nullptr;
   codec::Buffer in_;  // only bytes of a frame not yet complete (or held while paused)
   codec::Buffer out_;
   codec::RequestParser parser_;
-  codec::Request req_;
   codec::Ring<Slot> pending_;
   const commands::CommandInfo* last_cmd_ = nullptr;  // lookup cache (plain commands only)
+  const commands::CommandInfo* last_full_ = nullptr;  // the last command run (CLIENT LIST)
   uint64_t head_seq_ = 0;                            // sequence number of pending_.front()
   uint64_t next_seq_ = 0;
-  uint32_t inflight_refs_ = 0;  // requests held by upstream connections
+  uint32_t inflight_refs_ = 0;  // requests held by upstream connections and fan-outs
   uint32_t primary_slot_ = 0;
-  int db_ = 0;  // the client's SELECTed db
-  // A dedicated primary connection while the client holds state on it (MULTI, WATCH, a
-  // blocking command); every command goes there meanwhile.
-  std::unique_ptr<upstream::Connection> dedicated_;
-  bool in_multi_ = false;
-  bool watching_ = false;
-  bool waiting_idle_ = false;  // paused until inflight_refs_ == 0
-  // Pipe mode (pub/sub, MONITOR, CLIENT TRACKING/REPLY, RESP3): for the rest of its life the
-  // client talks to its dedicated connection byte for byte; Redis's frames come back in order.
-  bool pipe_ = false;
-  // Pipe entered for RESP2 pub/sub only: corral follows the subscriptions (as sent) and the
-  // replies still due, and leaves the pipe after the last unsubscribe is answered.
-  bool pubsub_only_ = false;
-  size_t pubsub_expected_ = 0;
-  std::set<std::string> channels_, patterns_, shard_channels_;
-  int64_t soft_since_ms_ = -1;  // since when the output is above limits.pubsub_soft_bytes
+  int64_t created_ms_ = 0;
+  int64_t last_active_ms_ = 0;
+  uint16_t cur_cmd_ = kNoCommand;  // the request being handled: its counter slot
+  uint8_t cur_flags_ = 0;          // ... and kSilent when its reply must be dropped
+
+  // Session (session.h): the state, and what it needs beside it.
+  SessionState st_;
+  bool authenticated_ = false;  // meaningful only when auth.users is configured
+  uint8_t proto_ = 2;           // RESP version the client speaks
+  bool reply_off_ = false;      // CLIENT REPLY OFF
+  bool reply_skip_ = false;     // CLIENT REPLY SKIP: the next command's reply is dropped
+  bool monitoring_ = false;     // MONITOR confirmed: "+<timestamp> ..." lines are pushed
+  bool waiting_ = false;        // paused until every earlier request is answered
   bool read_enabled_ = false;
   bool write_enabled_ = false;
-  bool paused_ = false;             // backpressure: not reading
-  bool close_after_flush_ = false;  // QUIT, protocol error or drain
-  bool draining_ = false;
+  bool paused_ = false;  // backpressure (or waiting_): not reading
+  int db_ = 0;           // the client's SELECTed db
+  // Subscriptions of the dedicated connection, from Redis's confirmations.
+  uint32_t channels_ = 0;
+  uint32_t patterns_ = 0;
+  uint32_t shard_channels_ = 0;
+  uint32_t tx_queued_ = 0;  // commands queued by Redis in the current transaction
+  std::unique_ptr<upstream::Connection> dedicated_;
+  std::unique_ptr<Extras> extras_;
 
   // Policies (see applyPolicies).
+  codec::Request req_;
   codec::Request rewritten_;  // a request whose args a policy changed (views into decision)
   std::string rewrite_buf_;   // rewritten_.frame when only arguments were appended
   policies::PolicyCounters* next_hitmiss_ = nullptr;
   std::unique_ptr<FillReq> next_fill_;  // armed by applyPolicies for forward()
   HiddenCommands hidden_;               // sent right behind the request by forward()
-  bool policy_replay_ = false;          // the request being handled was decided once already
   // Routing a policy asked for: default, the primary (read-your-writes), or a ReadFrom value.
   static constexpr int8_t kRouteDefault = -1;
   static constexpr int8_t kRoutePrimary = -2;
   int8_t policy_route_ = kRouteDefault;
-  bool multi_dirty_ = false;  // a policy refused a command inside MULTI: EXEC aborts
-  // Hidden commands of the commands queued inside MULTI: sent after EXEC (not inside the
-  // transaction, whose reply array the client must see unchanged).
-  HiddenCommands multi_hidden_;
-  // The transaction is over (EXEC, DISCARD, RESET, or its connection died): forget its state.
-  void leaveMulti() {
-    in_multi_ = watching_ = false;
-    multi_dirty_ = false;
-    multi_hidden_.clear();
-  }
-  // read_your_writes: key -> until (loop ms). Bounded; when full of live entries, every read
-  // goes to the primary until ryw_all_until_.
-  std::unordered_map<std::string, int64_t> ryw_;
-  int64_t ryw_all_until_ = 0;
+
+  friend class Worker;
 };
 
 }  // namespace corral::net

@@ -1,8 +1,10 @@
 // Client: the commands corral answers itself (PING, ECHO, QUIT, HELLO, AUTH, SELECT, RESET,
-// CLIENT SETNAME/GETNAME/ID/SETINFO) and the authentication gate.
+// CLIENT SETNAME/GETNAME/ID/SETINFO/REPLY, and the admin ones in client_admin.cc), and the
+// authentication gate. Each answer is written into `out` so that the same code answers at once
+// or, inside MULTI, when EXEC runs (a PING held its place in the transaction).
 #include "commands/command_table.h"
+#include "proxy/net/auth.h"
 #include "proxy/net/client.h"
-#include "proxy/net/command_kind.h"
 #include "proxy/net/log.h"
 #include "proxy/net/worker.h"
 
@@ -10,246 +12,281 @@ namespace corral::net {
 
 using commands::CommandInfo;
 
-bool Client::handleLocal(const CommandInfo* cmd, CommandKind what, const codec::Request& req) {
-  if (what == CommandKind::kForward) return false;
-  const auto& args = req.args;
-  const size_t n = args.size();
-  if (what != CommandKind::kClient && what != CommandKind::kRefuse && !commands::arityOk(*cmd, n)) {
-    replyArity(cmd);
-    return true;
+namespace {
+
+bool validName(std::string_view name) {
+  for (char ch : name) {
+    if (ch < '!' || ch > '~') return false;
   }
+  return true;
+}
+
+constexpr std::string_view kBadNameError =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+
+}  // namespace
+
+bool Client::runLocal(const CommandInfo* cmd, CommandKind kind,
+                      const std::vector<std::string_view>& args, std::string& out) {
+  const size_t n = args.size();
   worker_.stats().local_replies.add();
-  std::string& out = worker_.scratch();
-  out.clear();
-  switch (what) {
+  switch (kind) {
     case CommandKind::kPing:
       if (n > 2) {
-        replyError("ERR wrong number of arguments for 'ping' command");
-        return true;
-      }
-      if (n == 1) {
-        replyLocal("+PONG\r\n");
+        codec::appendError(out, "ERR wrong number of arguments for 'ping' command");
+      } else if (n == 1) {
+        codec::appendSimple(out, "PONG");
       } else {
         codec::appendBulk(out, args[1]);
-        replyLocal(out);
       }
       return true;
     case CommandKind::kEcho:
       codec::appendBulk(out, args[1]);
-      replyLocal(out);
       return true;
     case CommandKind::kQuit:
-      replyLocal("+OK\r\n");
-      close_after_flush_ = true;
-      setReadEnabled(false);
+      codec::appendSimple(out, "OK");
       return true;
     case CommandKind::kAuth:
       if (n > 3) {
-        replyError("ERR syntax error");
+        codec::appendError(out, "ERR syntax error");
       } else if (worker_.shared().auth->enabled()) {
-        if (authenticate(n == 2 ? kDefaultUser : args[1], args[n - 1])) replyLocal("+OK\r\n");
+        if (authenticate(n == 2 ? kDefaultUser : args[1], args[n - 1], out)) {
+          codec::appendSimple(out, "OK");
+        }
       } else if (n == 2) {
-        replyError(kNoPasswordConfiguredError);
+        codec::appendError(out, kNoPasswordConfiguredError);
       } else if (commands::equalsIgnoreCase(args[1], kDefaultUser)) {
-        replyLocal("+OK\r\n");  // like Redis's nopass default user: any password
+        codec::appendSimple(out, "OK");  // like Redis's nopass default user: any password
       } else {
-        replyError(kWrongPassError);
+        codec::appendError(out, kWrongPassError);
       }
       return true;
     case CommandKind::kHello: {
-      if (n >= 2) {
-        int64_t ver = 0;
-        if (!parseInt(args[1], ver)) {
-          replyError("ERR Protocol version is not an integer or out of range");
-          return true;
-        }
-        if (ver != 2) {
-          // RESP3 needs per-client protocol state on a dedicated connection (next issue).
-          // NOPROTO makes clients fall back to RESP2, as they do with Redis 5.
-          replyError("NOPROTO unsupported protocol version");
-          return true;
-        }
-      }
-      if (!helloOptionsOk(req)) return true;
-      for (size_t i = 2; i + 1 < n; ++i) {
-        if (commands::equalsIgnoreCase(args[i], "AUTH")) {
-          i += 2;
-        } else if (commands::equalsIgnoreCase(args[i], "SETNAME")) {
-          name_ = std::string(args[++i]);
-        }
-      }
-      const std::string& version = worker_.redisVersion();
-      codec::appendArrayHeader(out, 14);
-      codec::appendBulk(out, "server");
-      codec::appendBulk(out, "redis");
-      codec::appendBulk(out, "version");
-      codec::appendBulk(out, version.empty() ? std::string_view("7.0.0") : version);
-      codec::appendBulk(out, "proto");
-      codec::appendInteger(out, 2);
-      codec::appendBulk(out, "id");
-      codec::appendInteger(out, static_cast<int64_t>(id_));
-      codec::appendBulk(out, "mode");
-      codec::appendBulk(out, "standalone");
-      codec::appendBulk(out, "role");
-      codec::appendBulk(out, "master");
-      codec::appendBulk(out, "modules");
-      codec::appendArrayHeader(out, 0);
-      replyLocal(out);
+      bool ok = false;
+      hello(args, &ok, out);
+      if (ok) helloReply(out);
       return true;
     }
     case CommandKind::kSelect: {
       // Each db has its own shared connections, so a client's db is corral's to track.
       int64_t db = 0;
       if (!parseInt(args[1], db)) {
-        replyError("ERR value is not an integer or out of range");
+        codec::appendError(out, "ERR value is not an integer or out of range");
       } else if (db < 0 || (worker_.databases() > 0 && db >= worker_.databases()) ||
                  db > INT32_MAX) {
-        replyError("ERR DB index is out of range");
+        codec::appendError(out, "ERR DB index is out of range");
       } else {
         db_ = static_cast<int>(db);
-        replyLocal("+OK\r\n");
+        codec::appendSimple(out, "OK");
       }
       return true;
     }
     case CommandKind::kReset:
-      name_.clear();
-      user_.clear();
-      ryw_.clear();
-      ryw_all_until_ = 0;
-      db_ = worker_.defaultDb();
-      authenticated_ = !worker_.shared().auth->enabled();
-      replyLocal("+RESET\r\n");
+      reset();
+      codec::appendSimple(out, "RESET");
       return true;
-    case CommandKind::kClientSetname:
-      for (char ch : args[2]) {
-        if (ch < '!' || ch > '~') {
-          replyError("ERR Client names cannot contain spaces, newlines or special characters.");
-          return true;
+    case CommandKind::kUnwatch:
+      codec::appendSimple(out, "OK");  // nothing is watched on shared connections
+      return true;
+    case CommandKind::kUnsubscribe: {
+      // Not subscribed: one confirmation per name given (or one with a nil name), count 0.
+      std::string_view what = args[0];
+      std::string lower(what);
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const size_t names = n > 1 ? n - 1 : 1;
+      for (size_t i = 0; i < names; ++i) {
+        codec::appendArrayHeader(out, 3);
+        codec::appendBulk(out, lower);
+        if (n > 1) {
+          codec::appendBulk(out, args[i + 1]);
+        } else {
+          codec::appendNullBulk(out);
         }
+        codec::appendInteger(out, 0);
       }
-      name_ = std::string(args[2]);
-      replyLocal("+OK\r\n");
+      return true;
+    }
+    case CommandKind::kClientSetname:
+      if (!validName(args[2])) {
+        codec::appendError(out, kBadNameError);
+      } else {
+        extras().name.assign(args[2]);
+        codec::appendSimple(out, "OK");
+      }
       return true;
     case CommandKind::kClientGetname:
-      if (name_.empty()) {
-        replyLocal("$-1\r\n");
+      if (extras_ == nullptr || extras_->name.empty()) {
+        out.append(proto_ == 3 ? "_\r\n" : "$-1\r\n");
       } else {
-        codec::appendBulk(out, name_);
-        replyLocal(out);
+        codec::appendBulk(out, extras_->name);
       }
       return true;
     case CommandKind::kClientId:
       codec::appendInteger(out, static_cast<int64_t>(id_));
-      replyLocal(out);
       return true;
-    case CommandKind::kClient:
+    case CommandKind::kClientSetinfo:
       // CLIENT SETINFO (Redis 7.2) is sent by current client libraries at connect time.
-      if (n >= 2 && commands::equalsIgnoreCase(args[1], "setinfo")) {
-        if (n != 4) {
-          replyError("ERR wrong number of arguments for 'client|setinfo' command");
-        } else if (!commands::equalsIgnoreCase(args[2], "lib-name") &&
-                   !commands::equalsIgnoreCase(args[2], "lib-ver")) {
-          std::string msg = "ERR Unrecognized option '";
-          msg.append(args[2]);
-          msg.push_back('\'');
-          replyError(msg);
+      if (n != 4) {
+        codec::appendError(out, "ERR wrong number of arguments for 'client|setinfo' command");
+      } else if (commands::equalsIgnoreCase(args[2], "lib-name")) {
+        if (!validName(args[3])) {
+          codec::appendError(out, "ERR lib-name cannot contain spaces, newlines or special "
+                                  "characters.");
         } else {
-          replyLocal("+OK\r\n");
+          extras().lib_name.assign(args[3]);
+          codec::appendSimple(out, "OK");
         }
-        return true;
+      } else if (commands::equalsIgnoreCase(args[2], "lib-ver")) {
+        if (!validName(args[3])) {
+          codec::appendError(out, "ERR lib-ver cannot contain spaces, newlines or special "
+                                  "characters.");
+        } else {
+          extras().lib_ver.assign(args[3]);
+          codec::appendSimple(out, "OK");
+        }
+      } else {
+        std::string msg = "ERR Unrecognized option '";
+        msg.append(args[2]);
+        msg.push_back('\'');
+        codec::appendError(out, msg);
       }
-      worker_.stats().local_replies.sub();
-      return false;
-    case CommandKind::kForward:
-    case CommandKind::kMulti:
-    case CommandKind::kExecDiscard:
-    case CommandKind::kWatch:
-    case CommandKind::kUnwatch:
-    case CommandKind::kBlocking:
-    case CommandKind::kInfo:
-    case CommandKind::kConfigGet:
-    case CommandKind::kKeyspace:
-    case CommandKind::kPipe:
-      worker_.stats().local_replies.sub();
-      return false;  // handled by handleRequest/handlePinned
-    case CommandKind::kRefuse: {
-      worker_.stats().refused_commands.add();
-      std::string msg = "ERR corral: ";
-      msg.append(upperName(cmd, req));
-      msg.append(
-          " needs a dedicated upstream connection (connection state); not supported by this "
-          "version of corral yet");
-      replyError(msg);
       return true;
-    }
+    default:
+      worker_.stats().local_replies.sub();
+      return clientAdminLocal(cmd, kind, args, out);
   }
-  return false;
 }
 
-bool Client::authenticate(std::string_view user, std::string_view password) {
+bool Client::authenticate(std::string_view user, std::string_view password, std::string& out) {
   const Authenticator& auth = *worker_.shared().auth;
   if (auth.check(user, password)) {
     authenticated_ = true;
-    user_.assign(user);
+    extras().user.assign(user);
     return true;
   }
   worker_.stats().auth_failures.add();
   log()->debug("auth failed client={} peer={}", id_, peer_);  // never the credentials
-  replyError(kWrongPassError);
+  codec::appendError(out, kWrongPassError);
   return false;
 }
 
-bool Client::gateAuth(const CommandInfo* cmd, CommandKind what, const codec::Request& req) {
+bool Client::gateAuth(const CommandInfo* cmd, CommandKind kind, const codec::Request& req) {
   if (!worker_.shared().auth->enabled()) {
     authenticated_ = true;  // nothing to check: stop asking
     return false;
   }
-  switch (what) {
+  switch (kind) {
     case CommandKind::kAuth:
+    case CommandKind::kHello:  // its options run first, then it needs to be authenticated
     case CommandKind::kQuit:
     case CommandKind::kReset:
     case CommandKind::kPing:
       // PING too, unlike Redis with requirepass: health checks must not need the app's
       // password (the corral contract lists AUTH, HELLO, PING and QUIT).
-      return false;  // handleLocal answers these
-    case CommandKind::kHello: {
-      for (size_t i = 2; i + 2 < req.args.size(); ++i) {
-        if (commands::equalsIgnoreCase(req.args[i], "AUTH")) return false;
-      }
-      worker_.stats().requests.add();
-      replyError(kHelloNoAuthError);
-      return true;
-    }
+      return false;
     default:
-      (void)cmd;
-      worker_.stats().requests.add();
-      replyError(kNoAuthError);
-      return true;
+      break;
   }
+  worker_.stats().requests.add();
+  // Like Redis: an unknown or malformed command is told so before it is told to authenticate.
+  std::string e = commandError(cmd, req.args);
+  replyError(e.empty() ? kNoAuthError : std::string_view(e));
+  return true;
 }
 
-bool Client::helloOptionsOk(const codec::Request& req) {
-  const auto& args = req.args;
-  for (size_t i = 2; i < args.size(); ++i) {
-    if (commands::equalsIgnoreCase(args[i], "AUTH") && i + 2 < args.size()) {
-      if (worker_.shared().auth->enabled()) {
-        if (!authenticate(args[i + 1], args[i + 2])) return false;
-      } else if (!commands::equalsIgnoreCase(args[i + 1], kDefaultUser)) {
-        replyError(kWrongPassError);
-        return false;
-      }
-      i += 2;
-    } else if (commands::equalsIgnoreCase(args[i], "SETNAME") && i + 1 < args.size()) {
-      ++i;
-    } else {
-      std::string msg = "ERR Syntax error in HELLO option '";
-      msg.append(args[i]);
-      msg.push_back('\'');
-      replyError(msg);
-      return false;
+void Client::hello(const std::vector<std::string_view>& args, bool* ok, std::string& out) {
+  *ok = false;
+  if (args.size() >= 2) {
+    int64_t ver = 0;
+    if (!parseInt(args[1], ver)) {
+      codec::appendError(out, "ERR Protocol version is not an integer or out of range");
+      return;
+    }
+    if (ver < 2 || ver > 3) {
+      codec::appendError(out, "NOPROTO unsupported protocol version");
+      return;
     }
   }
-  return true;
+  // Options in order, each applied at once, as Redis does; credentials stay with corral.
+  for (size_t j = 2; j < args.size(); ++j) {
+    const size_t more = args.size() - 1 - j;
+    if (commands::equalsIgnoreCase(args[j], "AUTH") && more >= 2) {
+      if (worker_.shared().auth->enabled()) {
+        if (!authenticate(args[j + 1], args[j + 2], out)) return;
+      } else if (!commands::equalsIgnoreCase(args[j + 1], kDefaultUser)) {
+        codec::appendError(out, kWrongPassError);
+        return;
+      }
+      j += 2;
+    } else if (commands::equalsIgnoreCase(args[j], "SETNAME") && more >= 1) {
+      if (!validName(args[j + 1])) {
+        codec::appendError(out, kBadNameError);
+        return;
+      }
+      extras().name.assign(args[j + 1]);
+      ++j;
+    } else {
+      std::string msg = "ERR Syntax error in HELLO option '";
+      msg.append(args[j]);
+      msg.push_back('\'');
+      codec::appendError(out, msg);
+      return;
+    }
+  }
+  if (worker_.shared().auth->enabled() && !authenticated_) {
+    codec::appendError(out, kHelloNoAuthError);
+    return;
+  }
+  *ok = true;
+}
+
+void Client::helloReply(std::string& out) const {
+  const std::string& version = worker_.redisVersion();
+  if (proto_ == 3) {
+    out.append("%7\r\n");
+  } else {
+    codec::appendArrayHeader(out, 14);
+  }
+  codec::appendBulk(out, "server");
+  codec::appendBulk(out, "redis");
+  codec::appendBulk(out, "version");
+  codec::appendBulk(out, version.empty() ? std::string_view("7.0.0") : version);
+  codec::appendBulk(out, "proto");
+  codec::appendInteger(out, proto_);
+  codec::appendBulk(out, "id");
+  codec::appendInteger(out, static_cast<int64_t>(id_));
+  codec::appendBulk(out, "mode");
+  codec::appendBulk(out, "standalone");
+  codec::appendBulk(out, "role");
+  codec::appendBulk(out, "master");
+  codec::appendBulk(out, "modules");
+  codec::appendArrayHeader(out, 0);
+}
+
+void Client::reset() {
+  // The dedicated connection (and with it MULTI, WATCH, subscriptions, MONITOR, tracking and
+  // RESP3 upstream) is gone already (session.h: RESET releases it).
+  authenticated_ = !worker_.shared().auth->enabled();
+  db_ = worker_.defaultDb();
+  proto_ = 2;
+  reply_off_ = reply_skip_ = false;
+  cur_flags_ &= static_cast<uint8_t>(~kSilent);
+  extras_.reset();  // name, user, library, tracking, read-your-writes
+}
+
+void Client::clientReply(const std::vector<std::string_view>& args) {
+  const std::string_view mode = args[2];
+  if (commands::equalsIgnoreCase(mode, "on")) {
+    reply_off_ = reply_skip_ = false;
+    cur_flags_ &= static_cast<uint8_t>(~kSilent);
+    replyLocal("+OK\r\n");
+  } else if (commands::equalsIgnoreCase(mode, "off")) {
+    reply_off_ = true;
+  } else if (commands::equalsIgnoreCase(mode, "skip")) {
+    if (!reply_off_) reply_skip_ = true;  // the next command's reply, not this one's
+  } else {
+    replyError("ERR syntax error");
+  }
 }
 
 }  // namespace corral::net

@@ -43,9 +43,8 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
                            const codec::Request** use) {
   policies::Decision& d = worker_.policies().decision();
   policies::RequestContext ctx = worker_.policies().context(identity());
-  ctx.replay = policy_replay_;
   worker_.policies().set().decide(cmd, req.args, ctx, worker_.shared().policy_registry, d);
-  if (!d.audit.empty() && !policy_replay_) [[unlikely]] {
+  if (!d.audit.empty()) [[unlikely]] {
     worker_.policies().logAudit(worker_.nowMs(), id_, d.audit);
   }
   if (d.verdict == policies::Decision::Verdict::kReject) {
@@ -74,18 +73,12 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
     }
     *use = &rewritten_;
   }
-  if (!d.followups.empty()) {
-    if (pipe_) {
-      // A pipe has no reply slots to hide a follow-up's reply in (see README, policies).
-      worker_.shared().policy_registry.followups_skipped.add(d.followups.size());
-    } else {
-      for (const auto& [key, ms] : d.followups) {
-        char num[24];
-        const auto r = std::to_chars(num, num + sizeof num, ms);
-        hidden_.add(
-            {"PEXPIRE", key, std::string_view(num, static_cast<size_t>(r.ptr - num)), "NX"});
-      }
-    }
+  // Follow-ups go right behind the request on its connection (a dedicated connection pairs
+  // their replies and drops them; inside MULTI they wait for EXEC).
+  for (const auto& [key, ms] : d.followups) {
+    char num[24];
+    const auto r = std::to_chars(num, num + sizeof num, ms);
+    hidden_.add({"PEXPIRE", key, std::string_view(num, static_cast<size_t>(r.ptr - num)), "NX"});
   }
   next_hitmiss_ = d.hitmiss;
   for (const auto& [key, distributed] : d.revoke) {
@@ -94,19 +87,20 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
     if (distributed) {
       // Other corrals' fills too: their commit needs the lease, which this DEL takes away.
       const std::string lease = policies::fillKeys(key).lease;
-      if (in_multi_ || pipe_) {
-        // The client's own connection cannot carry a hidden command right now (a pipe's
-        // frames would show it; inside MULTI it would wait for EXEC): delete the lease now on a
-        // shared connection too. forward() sends a transaction's again right after EXEC.
+      if (inMulti()) {
+        // Inside MULTI a hidden command would wait for EXEC: delete the lease now on a shared
+        // connection too, and again right after EXEC (with the transaction's follow-ups).
         upstream::Connection* shared = worker_.route(false, primary_slot_, db_);
         if (shared->accepting())
           shared->enqueue(worker_.policies().followupSink(), 0, encode({"DEL", lease}), 0);
       }
-      if (!pipe_) hidden_.add({"DEL", lease});
+      hidden_.add({"DEL", lease});
     }
   }
-  if (d.fill != nullptr && db_ == worker_.defaultDb() && !pipe_ && dedicated_ == nullptr)
-      [[unlikely]] {
+  // Fills wait in a slot of a shared connection's request (never on a dedicated one, whose
+  // frames must pair in order).
+  const bool fills = db_ == worker_.defaultDb() && st_.link == Link::kShared;
+  if (d.fill != nullptr && fills) [[unlikely]] {
     auto f = std::make_unique<FillReq>();
     f->set = worker_.policies().setPtr();
     f->policy = d.fill;
@@ -121,8 +115,7 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
       *use = &rewritten_;
     }
     next_fill_ = std::move(f);
-  } else if (d.mget_count > 0 && db_ == worker_.defaultDb() && !pipe_ && dedicated_ == nullptr)
-      [[unlikely]] {
+  } else if (d.mget_count > 0 && fills) [[unlikely]] {
     auto f = std::make_unique<FillReq>();
     f->set = worker_.policies().setPtr();
     for (size_t i = 0; i < d.mget_count; ++i) {
@@ -145,52 +138,52 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
 }
 
 void Client::rejectByPolicy(std::string_view error) {
-  if (pipe_) {
-    // In pipe mode replies come from Redis in arrival order: let Redis return the error in its
-    // turn, so it cannot overtake the replies still due.
-    if (!dedicated_->accepting()) {
-      closeNow("dedicated upstream connection lost");
-      return;
-    }
-    dedicated_->enqueueRaw(encode({"EVAL", "return redis.error_reply(ARGV[1])", "0", error}));
-    return;
-  }
-  if (in_multi_) multi_dirty_ = true;  // Redis would abort the transaction at EXEC
+  // Redis would abort the transaction at EXEC. The error takes its place in the reply order
+  // like any other reply (on a dedicated connection too: its frames are paired here).
+  if (inMulti()) st_.tx = Tx::kMultiDirty;
   replyError(error);
 }
 
 std::string_view Client::identity() const {
-  if (!user_.empty()) return user_;
-  if (!name_.empty()) return name_;
-  return peer_ip_;
+  if (extras_ != nullptr) {
+    if (!extras_->user.empty()) return extras_->user;
+    if (!extras_->name.empty()) return extras_->name;
+  }
+  // "1.2.3.4:5678" or "[::1]:5678" -> the address alone.
+  std::string_view p = peer_;
+  if (!p.empty() && p[0] == '[') return p.substr(1, p.find(']') - 1);
+  const size_t colon = p.rfind(':');
+  return colon == std::string_view::npos ? p : p.substr(0, colon);
 }
 
 void Client::noteWrite(std::string_view key, int64_t window_ms) {
   constexpr size_t kMaxRecentWrites = 1024;
   const int64_t now = worker_.nowMs();
-  if (ryw_.size() >= kMaxRecentWrites) {
+  Extras& x = extras();
+  if (x.ryw.size() >= kMaxRecentWrites) {
     int64_t latest = now + window_ms;
-    std::erase_if(ryw_, [now, &latest](const auto& e) {
+    std::erase_if(x.ryw, [now, &latest](const auto& e) {
       latest = std::max(latest, e.second);
       return e.second <= now;
     });
-    if (ryw_.size() >= kMaxRecentWrites) {
+    if (x.ryw.size() >= kMaxRecentWrites) {
       // Too many live keys to follow one by one: every read goes to the primary for a while.
-      ryw_.clear();
-      ryw_all_until_ = std::max(ryw_all_until_, latest);
+      x.ryw.clear();
+      x.ryw_all_until = std::max(x.ryw_all_until, latest);
       return;
     }
   }
-  auto [it, inserted] = ryw_.try_emplace(std::string(key), now + window_ms);
+  auto [it, inserted] = x.ryw.try_emplace(std::string(key), now + window_ms);
   if (!inserted) it->second = now + window_ms;
 }
 
 bool Client::recentlyWritten(std::string_view key) const {
+  if (extras_ == nullptr) return false;
   const int64_t now = worker_.nowMs();
-  if (now < ryw_all_until_) return true;
-  if (ryw_.empty()) return false;
-  auto it = ryw_.find(std::string(key));
-  return it != ryw_.end() && it->second > now;
+  if (now < extras_->ryw_all_until) return true;
+  if (extras_->ryw.empty()) return false;
+  auto it = extras_->ryw.find(std::string(key));
+  return it != extras_->ryw.end() && it->second > now;
 }
 
 }  // namespace corral::net

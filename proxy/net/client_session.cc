@@ -1,10 +1,10 @@
-// Client: the session's connection state: shared connections, a dedicated connection
-// (MULTI/WATCH, blocking commands) and pipe mode (pub/sub, MONITOR, tracking, RESP3).
+// Client: dispatch. Each request is classified (command_kind.h), turned into a session event,
+// and the session's step (session.h) says where it goes and what happens to the dedicated
+// connection; this file carries the step out.
 #include <algorithm>
 
 #include "commands/command_table.h"
 #include "proxy/net/client.h"
-#include "proxy/net/command_kind.h"
 #include "proxy/net/log.h"
 #include "proxy/net/worker.h"
 
@@ -12,410 +12,481 @@ namespace corral::net {
 
 using commands::CommandInfo;
 
-bool Client::dispatch(const codec::Request& request) {
+namespace {
+
+// A HELLO's protocol version argument: 0 when absent or not 2/3 (hello() answers the error).
+int helloVersion(const std::vector<std::string_view>& args) {
+  int64_t v = 0;
+  if (args.size() < 2 || !parseInt(args[1], v) || (v != 2 && v != 3)) return 0;
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+bool Client::handleRequest(const codec::Request& request) {
+  const bool done = dispatch(request);
+  // Nothing armed for this request outlives it.
+  next_hitmiss_ = nullptr;
+  next_fill_.reset();
+  hidden_.clear();
+  policy_route_ = kRouteDefault;
+  cur_cmd_ = kNoCommand;
+  cur_flags_ = 0;
+  return done;
+}
+
+Event Client::eventOf(const CommandInfo* cmd, CommandKind kind, const codec::Request& req) {
+  using K = CommandKind;
+  if (kind != K::kForward && kind != K::kInfo && kind != K::kConfigGet && kind != K::kKeyspace &&
+      kind != K::kBusy && kind != K::kClientUnblock && kind != K::kClientTracking &&
+      kind != K::kClientSetinfo &&
+      !commandError(cmd, req.args).empty()) {
+    // A malformed command that would change the session: Redis refuses it before running it.
+    return Event::kRefused;
+  }
+  switch (kind) {
+    case K::kForward:
+    case K::kInfo:
+    case K::kConfigGet:
+    case K::kKeyspace:
+    case K::kBusy:
+    case K::kClientUnblock:
+    case K::kClientTrackinginfo:
+      return Event::kCommand;
+    case K::kPing:
+    case K::kEcho:
+      return Event::kPing;
+    case K::kQuit:
+      return Event::kQuit;
+    case K::kReset:
+      return Event::kReset;
+    case K::kSelect:
+      return Event::kSelect;
+    case K::kHello: {
+      const int ver = helloVersion(req.args);
+      if (ver == 0 || ver == proto_) return Event::kLocal;
+      if (inMulti()) return Event::kRefused;  // would switch the protocol halfway through EXEC
+      return ver == 3 ? Event::kEnterPush : Event::kLocal;
+    }
+    case K::kAuth:
+    case K::kClientSetinfo:
+    case K::kClientSetname:
+    case K::kClientGetname:
+    case K::kClientId:
+    case K::kClientList:
+    case K::kClientInfo:
+    case K::kClientKill:
+    case K::kClientGetredir:
+      return Event::kLocal;
+    case K::kClientReply:
+      return Event::kReplyMode;
+    case K::kClientTracking:
+      if (req.args.size() >= 3 && commands::equalsIgnoreCase(req.args[2], "on")) {
+        return Event::kEnterPush;
+      }
+      return Event::kCommand;  // OFF (harmless anywhere) or a syntax error Redis answers
+    case K::kMulti:
+      return Event::kMulti;
+    case K::kExec:
+      return Event::kExec;
+    case K::kDiscard:
+      return Event::kDiscard;
+    case K::kWatch:
+      return Event::kWatch;
+    case K::kUnwatch:
+      return Event::kUnwatch;
+    case K::kBlocking:
+      return Event::kBlocking;
+    case K::kSubscribe:
+      return Event::kSubscribe;
+    case K::kUnsubscribe:
+      return Event::kUnsubscribe;
+    case K::kMonitor:
+      return Event::kEnterPush;
+    case K::kRefuse:
+      return Event::kRefused;
+  }
+  return Event::kCommand;
+}
+
+bool Client::dispatch(const codec::Request& req) {
   // Clients repeat commands: checking the previous one first skips the table's hashing.
   const CommandInfo* cmd = last_cmd_;
-  if (cmd == nullptr || !commands::equalsIgnoreCase(request.args[0], cmd->name)) {
-    cmd = commands::lookup(request.args);
+  if (cmd == nullptr || !commands::equalsIgnoreCase(req.args[0], cmd->name)) {
+    cmd = commands::lookup(req.args);
     last_cmd_ =
         (cmd != nullptr && cmd->nsubcommands == 0 && cmd->name.find('|') == std::string_view::npos)
             ? cmd
             : nullptr;
   }
-  if (cmd != nullptr) {
-    // Counted per top-level command; subcommands are not counted.
-    const int64_t idx = commands::topLevelIndex(cmd);
-    if (idx >= 0 && static_cast<size_t>(idx) < Stats::kCommandSlots) {
-      worker_.stats().per_command[idx].add();
-      cur_cmd_ = static_cast<uint16_t>(idx);
-    }
+  const CommandKind kind = classify(cmd, req.args);
+  if (!authenticated_ && gateAuth(cmd, kind, req)) return true;
+  const Event ev = eventOf(cmd, kind, req);
+  const Step s = step(st_, ev, pending_.empty());
+  if (s.wait) return false;  // parsed again once every earlier request is answered
+
+  // From here on the request is handled exactly once.
+  if (cmd != nullptr) cur_cmd_ = worker_.stats().countCommand(cmd);
+  worker_.stats().requests.add();
+  last_active_ms_ = worker_.nowMs();
+  if (reply_off_ || reply_skip_) {
+    cur_flags_ |= kSilent;
+    reply_skip_ = false;  // SKIP drops one reply
   }
-  CommandKind what = classify(cmd, request.args);
-  if (!authenticated_ && gateAuth(cmd, what, request)) return true;
+  const codec::Request* use = &req;
+  const bool decided = s.route == Route::kShared || s.route == Route::kDedicated ||
+                       s.route == Route::kLocal || s.route == Route::kTxPlaceholder;
   // Policies see every request but credentials (AUTH, and HELLO which may carry them).
-  const codec::Request* use = &request;
-  if (!worker_.policies().set().trivial() && what != CommandKind::kAuth &&
-      what != CommandKind::kHello && !applyPolicies(cmd, request, &use)) {
-    return true;
+  if (decided && kind != CommandKind::kAuth && kind != CommandKind::kHello &&
+      !worker_.policies().set().trivial() && !applyPolicies(cmd, req, &use)) {
+    return true;  // refused; the error is queued (and a transaction is now dirty)
   }
-  const codec::Request& req = *use;
-  if (pipe_) {
-    worker_.stats().requests.add();
-    // Credentials are corral's business, never the upstream's, in pipe mode too.
-    if (what == CommandKind::kAuth) {
-      handleLocal(cmd, what, req);
+  if (kind == CommandKind::kHello && (s.route == Route::kLocal || s.route == Route::kDedicated)) {
+    // HELLO's options are checked (and AUTH/SETNAME applied) before anything changes.
+    std::string out;
+    bool ok = false;
+    hello(req.args, &ok, out);
+    if (!ok) {
+      replyLocal(out);
       return true;
     }
-    if (pubsub_only_) trackPubsubRequest(req);
-    forwardRaw(req);
-    return true;
-  }
-  // HELLO 3: the client speaks RESP3 from now on; its own connection carries that.
-  if (what == CommandKind::kHello && req.args.size() >= 2 && req.args[1] == "3") {
-    // Check HELLO's own options here; what goes upstream is HELLO 3 [SETNAME name].
-    if (!helloOptionsOk(req)) return true;
-    what = CommandKind::kPipe;
-  }
-  if (what == CommandKind::kPipe) {
-    if (in_multi_) {
-      worker_.stats().requests.add();
-      forward(dedicated_.get(), req, 0);  // queued by Redis inside the transaction
-      return true;
+    if (s.conn == Conn::kAcquire && !acquireDedicated()) return true;
+    st_ = s.next;
+    const int ver = helloVersion(req.args);
+    if (ver != 0 && ver != proto_) {
+      if (dedicated_ != nullptr) {
+        // Redis must speak what the client speaks on the connection that carries its replies.
+        const std::string_view v = ver == 3 ? "3" : "2";
+        sendDedicatedRaw(encode({"HELLO", v}), kHidden | kOnDedicated, Rewrite::kProtocol, ver, 0,
+                         1);
+      }
+      proto_ = static_cast<uint8_t>(ver);
     }
-    if (inflight_refs_ > 0) return false;  // earlier replies first
-    worker_.stats().requests.add();
-    if (dedicated_ == nullptr) {
-      dedicated_ = worker_.acquireDedicated(db_, id_);
-      if (dedicated_ == nullptr) {
-        worker_.stats().upstream_errors.add();
-        replyError("ERR corral: too many dedicated upstream connections (upstream.max_dedicated)");
-        return true;
+    out.clear();
+    helloReply(out);
+    replyLocal(out);
+    return true;
+  }
+  if (s.conn == Conn::kAcquire && !acquireDedicated()) return true;  // refused, state kept
+  st_ = s.next;
+  if (s.conn == Conn::kRelease) releaseDedicated();
+  if (cmd != nullptr) last_full_ = cmd;
+  route(s, cmd, kind, *use, ev);
+  return true;
+}
+
+void Client::route(const Step& s, const CommandInfo* cmd, CommandKind kind,
+                   const codec::Request& req, Event ev) {
+  switch (s.route) {
+    case Route::kNone:
+      return;  // closing: nothing more is answered
+    case Route::kLocal: {
+      if (kind == CommandKind::kClientReply) {
+        clientReply(req.args);
+        return;
       }
+      std::string out;
+      if (runLocal(cmd, kind, req.args, out)) {
+        if (!out.empty()) replyLocal(out);  // empty: answered later (a fan-out)
+      } else {
+        log()->error("no local answer client={} command={}", id_, fullName(cmd, req.args));
+        replyError("ERR corral: internal error");
+      }
+      return;
     }
-    pipe_ = true;
-    watching_ = false;  // WATCH state lives on upstream; a pipe never unpins anyway
-    // Pub/sub alone (RESP2) ends with the last unsubscribe; MONITOR, tracking, CLIENT REPLY and
-    // RESP3 keep the pipe for the client's life.
-    const std::string_view n = cmd != nullptr ? cmd->name : std::string_view();
-    pubsub_only_ = n == "subscribe" || n == "psubscribe" || n == "ssubscribe" ||
-                   n == "unsubscribe" || n == "punsubscribe" || n == "sunsubscribe";
-    pubsub_expected_ = 0;
-    dedicated_->setPipe(this);
-    if (pubsub_only_) trackPubsubRequest(req);
-    forwardRaw(req);
-    return true;
+    case Route::kShared:
+      routeShared(cmd, kind, req);
+      return;
+    case Route::kDedicated:
+      sendDedicated(req, cmd, kind);
+      return;
+    case Route::kTxPlaceholder: {
+      // Queued by Redis as a PING; corral's own answer replaces its reply in EXEC's array.
+      TxEntry e;
+      e.index = tx_queued_;
+      e.kind = TxEntry::Kind::kLocal;
+      e.args.assign(req.args.begin(), req.args.end());
+      extras().tx_plan.push_back(std::move(e));
+      ++tx_queued_;
+      sendDedicatedRaw(encode({"PING"}), cur_flags_ | kOnDedicated, Rewrite::kNone, 0, 0, 1);
+      return;
+    }
+    case Route::kRefuse:
+      refuse(cmd, kind, req, ev);
+      return;
+    case Route::kContextError:
+      contextError(req);
+      return;
+    case Route::kExecAbort:
+      // Redis must not run it: DISCARD, and the client gets the EXECABORT Redis would give.
+      tx_queued_ = 0;
+      if (extras_ != nullptr) {
+        extras_->tx_plan.clear();
+        extras_->tx_hidden.clear();
+      }
+      sendDedicatedRaw(encode({"DISCARD"}), cur_flags_ | kOnDedicated, Rewrite::kExecAbort, 0, 0,
+                       1);
+      return;
   }
-  if (dedicated_ != nullptr) {
-    worker_.stats().requests.add();
-    handlePinned(cmd, what, req);
-    return true;
-  }
-  switch (what) {
-    case CommandKind::kMulti:
-    case CommandKind::kWatch:
-    case CommandKind::kBlocking:
-      // State that lives on the connection: move to a dedicated one, once the requests already
-      // sent on the shared connection are answered (so that they run before this one).
-      if (inflight_refs_ > 0) return false;
-      worker_.stats().requests.add();
-      if (!commands::arityOk(*cmd, req.args.size())) {
-        replyArity(cmd);
-        return true;
-      }
-      dedicated_ = worker_.acquireDedicated(db_, id_);
-      if (dedicated_ == nullptr) {
-        worker_.stats().upstream_errors.add();
-        replyError("ERR corral: too many dedicated upstream connections (upstream.max_dedicated)");
-        return true;
-      }
-      handlePinned(cmd, what, req);
-      return true;
-    case CommandKind::kExecDiscard:
-      worker_.stats().requests.add();
-      replyError(cmd->name == "exec" ? "ERR EXEC without MULTI" : "ERR DISCARD without MULTI");
-      return true;
-    case CommandKind::kUnwatch:
-      worker_.stats().requests.add();
-      replyLocal("+OK\r\n");
-      return true;
-    case CommandKind::kSelect:
-      if (req.args.size() == 2) {
-        int64_t db = 0;
-        // A switch waits for the old db's replies, so requests keep their order.
-        if (parseInt(req.args[1], db) && db != db_ && inflight_refs_ > 0) return false;
-      }
-      break;
-    case CommandKind::kInfo:
-    case CommandKind::kConfigGet: {
-      worker_.stats().requests.add();
-      Rewrite rw = Rewrite::kConfigGet;
-      if (what == CommandKind::kInfo) {
-        // The Proxy section joins what Redis shows by default, "all", "everything" or "proxy".
-        rw = req.args.size() == 1 ? Rewrite::kInfo : Rewrite::kNone;
-        for (size_t i = 1; i < req.args.size(); ++i) {
-          for (std::string_view s : {"all", "everything", "default", "proxy"}) {
-            if (commands::equalsIgnoreCase(req.args[i], s)) rw = Rewrite::kInfo;
-          }
+}
+
+void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::Request& req) {
+  switch (kind) {
+    case CommandKind::kInfo: {
+      // The Proxy section joins what Redis shows by default, "all", "everything" or "proxy".
+      Rewrite rw = req.args.size() == 1 ? Rewrite::kInfo : Rewrite::kNone;
+      for (size_t i = 1; i < req.args.size(); ++i) {
+        for (std::string_view s : {"all", "everything", "default", "proxy"}) {
+          if (commands::equalsIgnoreCase(req.args[i], s)) rw = Rewrite::kInfo;
         }
       }
       forward(worker_.route(false, primary_slot_, db_), req, 0, rw);
-      return true;
+      return;
     }
+    case CommandKind::kConfigGet:
+      forward(worker_.route(false, primary_slot_, db_), req, 0, Rewrite::kConfigGet);
+      return;
     case CommandKind::kKeyspace:
-      worker_.stats().requests.add();
       forward(worker_.route(false, primary_slot_, db_), req, 0);
-      return true;
-    case CommandKind::kForward: {
-      worker_.stats().requests.add();
-      const bool read_only =
-          cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
-      upstream::Connection* conn = nullptr;
-      if (policy_route_ == kRouteDefault) [[likely]] {
-        conn = worker_.route(read_only, primary_slot_, db_);
-      } else if (policy_route_ == kRoutePrimary) {
-        conn = worker_.route(false, primary_slot_, db_);
-      } else {
-        conn = worker_.route(read_only, primary_slot_, db_,
-                             static_cast<config::ReadFrom>(policy_route_));
+      return;
+    case CommandKind::kBusy:
+      // Never behind a running script on a shared connection: a connection of its own.
+      if (!worker_.sendBusy(this, next_seq_, wireBytes(req))) {
+        replyError("ERR corral: too many connections for SCRIPT KILL / SHUTDOWN at once");
+        return;
       }
-      forward(conn, req, 0);
-      return true;
-    }
+      {
+        Slot s;
+        s.start_us = worker_.loop_.now_us;
+        s.cmd = cur_cmd_;
+        s.flags = cur_flags_;
+        pending_.push_back(std::move(s));
+        ++next_seq_;
+        ++inflight_refs_;
+        worker_.stats().forwarded.add();
+        worker_.stats().pending.add();
+      }
+      return;
+    case CommandKind::kClientUnblock:
+      if (!clientAdmin(cmd, req)) forward(worker_.route(false, primary_slot_, db_), req, 0);
+      return;
     default:
       break;
   }
-  worker_.stats().requests.add();
-  if (!handleLocal(cmd, what, req)) forward(worker_.route(false, primary_slot_, db_), req, 0);
-  return true;
+  const bool read_only =
+      cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
+  upstream::Connection* conn = nullptr;
+  if (policy_route_ == kRouteDefault) [[likely]] {
+    conn = worker_.route(read_only, primary_slot_, db_);
+  } else if (policy_route_ == kRoutePrimary) {
+    conn = worker_.route(false, primary_slot_, db_);
+  } else {
+    conn = worker_.route(read_only, primary_slot_, db_,
+                         static_cast<config::ReadFrom>(policy_route_));
+  }
+  forward(conn, req, 0);
 }
 
-void Client::handlePinned(const CommandInfo* cmd, CommandKind what, const codec::Request& req) {
-  // On a dedicated connection everything goes upstream (inside MULTI, Redis queues it) but
-  // what belongs to the client's session with corral: QUIT, HELLO, AUTH, RESET and CLIENT
-  // SETNAME/GETNAME/ID/SETINFO, and what stays refused.
-  switch (what) {
-    case CommandKind::kQuit:
-    case CommandKind::kHello:
-    case CommandKind::kAuth:
-    case CommandKind::kClient:
-    case CommandKind::kClientSetname:
-    case CommandKind::kClientGetname:
-    case CommandKind::kClientId:
-    case CommandKind::kRefuse:
-      if (!handleLocal(cmd, what, req)) forward(dedicated_.get(), req, 0);
-      return;
-    case CommandKind::kReset:
-      leaveMulti();
-      handleLocal(cmd, what, req);
-      maybeUnpin();
-      return;
-    case CommandKind::kSelect: {
-      if (in_multi_) {
-        worker_.stats().refused_commands.add();
-        replyError("ERR corral: SELECT inside MULTI is not supported by this version yet");
-        return;
-      }
-      int64_t db = 0;
-      if (req.args.size() == 2 && parseInt(req.args[1], db) && db >= 0 &&
-          (worker_.databases() < 0 || db < worker_.databases())) {
-        db_ = static_cast<int>(db);  // Redis switches this connection; later shared use follows
-      }
-      forward(dedicated_.get(), req, 0);
-      return;
+void Client::refuse(const CommandInfo* cmd, CommandKind kind, const codec::Request& req,
+                    Event ev) {
+  if (st_.link == Link::kShared && (ev == Event::kExec || ev == Event::kDiscard)) {
+    replyError(ev == Event::kExec ? "ERR EXEC without MULTI" : "ERR DISCARD without MULTI");
+    return;
+  }
+  if (std::string e = commandError(cmd, req.args); !e.empty()) {
+    replyError(e);
+    return;
+  }
+  worker_.stats().refused_commands.add();
+  std::string msg = "ERR corral: ";
+  msg.append(upperName(cmd, req.args));
+  if (kind == CommandKind::kRefuse) {
+    msg.append(" is not supported through corral (it acts on the upstream connection itself)");
+  } else {
+    msg.append(" inside MULTI is not supported by corral (it changes the connection's mode)");
+  }
+  replyError(msg);
+}
+
+void Client::contextError(const codec::Request& req) {
+  const CommandInfo* cmd = commands::lookup(req.args);
+  if (std::string e = commandError(cmd, req.args); !e.empty()) {
+    replyError(e);  // Redis checks the command itself first
+    return;
+  }
+  std::string msg = "ERR Can't execute '";
+  msg.append(fullName(cmd, req.args));
+  msg.append(
+      "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
+      "context");
+  replyError(msg);
+}
+
+void Client::sessionEvent(Event e, std::string_view error) {
+  const Step s = step(st_, e, pending_.empty());
+  const bool closing = s.next.link == Link::kClosing && st_.link != Link::kClosing;
+  st_ = s.next;
+  if (s.conn == Conn::kRelease || s.conn == Conn::kCloseClient) {
+    releaseDedicated();
+    // What still waited on it cannot be answered by Redis any more.
+    failDedicatedSlots(error.empty() ? std::string_view("-ERR corral: connection closed\r\n")
+                                     : error);
+  }
+  if (closing && !closed()) {
+    setReadEnabled(false);
+    worker_.markDirty(this);  // flush() closes once the replies still due are out
+  }
+  if (e == Event::kSubscriptionsEnded && pending_.empty() && dedicated_ != nullptr) {
+    sessionEvent(Event::kIdle);
+  }
+}
+
+void Client::failDedicatedSlots(std::string_view error) {
+  Stats::Worker& st = worker_.stats();
+  while (!pending_.empty() && (pending_.front().flags & kOnDedicated)) {
+    Slot& h = pending_.front();
+    if (!(h.flags & kHidden)) {
+      st.upstream_errors.add();
+      if (h.cmd != kNoCommand) st.per_command_errors[h.cmd].add();
+      if (!(h.flags & kSilent)) deliver(error);
     }
-    case CommandKind::kMulti:
-      forward(dedicated_.get(), req, 0);
-      in_multi_ = true;  // a nested MULTI is an error in Redis and leaves MULTI on
-      return;
-    case CommandKind::kExecDiscard: {
-      const bool exec = cmd->name == "exec";
-      if (exec && in_multi_ && multi_dirty_) {
-        // corral refused a command of this transaction (Redis would have refused it at queue
-        // time): Redis discards, the client sees EXECABORT as it would from Redis.
-        codec::Request discard;
-        discard.args = {"DISCARD"};
-        discard.is_inline = true;
-        forward(dedicated_.get(), discard, 0, Rewrite::kExecAbort);
+    st.pending.sub();
+    pending_.pop_front();
+    ++head_seq_;
+    popAnswered();
+  }
+}
+
+bool Client::acquireDedicated() {
+  std::string_view error;
+  dedicated_ = worker_.acquireDedicated(db_, id_, this, &error);
+  if (dedicated_ != nullptr) return true;
+  worker_.stats().upstream_errors.add();
+  if (cur_cmd_ != kNoCommand) worker_.stats().per_command_errors[cur_cmd_].add();
+  replyLocal(error);
+  return false;
+}
+
+void Client::releaseDedicated() {
+  if (dedicated_ == nullptr) return;
+  // Closing it is what ends a blocked command, a transaction or subscriptions upstream.
+  dedicated_->setPipe(nullptr);
+  worker_.releaseDedicated(this, std::move(dedicated_));
+  channels_ = patterns_ = shard_channels_ = 0;
+  monitoring_ = false;
+  tx_queued_ = 0;
+}
+
+void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, CommandKind kind) {
+  uint8_t flags = cur_flags_ | kOnDedicated;
+  Rewrite rw = Rewrite::kNone;
+  int64_t arg = 0;
+  int64_t timeout = 0;
+  uint32_t frames = 1;
+  const size_t n = req.args.size();
+  std::string_view bytes = wireBytes(req);
+  const bool queued = inMulti() && kind != CommandKind::kMulti && kind != CommandKind::kWatch;
+  auto planned = [this](TxEntry::Kind k, int64_t db) {
+    TxEntry e;
+    e.index = tx_queued_;
+    e.kind = k;
+    e.db = db;
+    extras().tx_plan.push_back(std::move(e));
+  };
+  switch (kind) {
+    case CommandKind::kSubscribe:
+      flags |= kSubscribing;
+      frames = static_cast<uint32_t>(std::max<size_t>(n - 1, 1));
+      break;
+    case CommandKind::kUnsubscribe:
+      flags |= kSubscribing;
+      if (n == 1) flags |= kFramesUnknown;  // one frame per subscription Redis still has
+      frames = static_cast<uint32_t>(std::max<size_t>(n - 1, 1));
+      break;
+    case CommandKind::kMonitor:
+      flags |= kMonitorOk;
+      break;
+    case CommandKind::kBlocking:
+      if (!inMulti()) timeout = blockingTimeout(cmd, req);  // inside MULTI nothing blocks
+      break;
+    case CommandKind::kBusy:
+      timeout = Worker::kBusyTimeoutMs;
+      break;
+    case CommandKind::kInfo:
+      if (queued) {
+        planned(TxEntry::Kind::kInfo, 0);
       } else {
-        forward(dedicated_.get(), req, 0);
+        rw = Rewrite::kInfo;
       }
-      if (in_multi_) {  // without MULTI: an error, WATCH stays
-        // The queued writes' hidden commands, after the transaction, unseen by the client.
-        if (exec && !multi_dirty_)
-          multi_hidden_.sendOn(dedicated_.get(), worker_.policies().followupSink());
-        leaveMulti();
+      break;
+    case CommandKind::kConfigGet:
+      if (queued) {
+        planned(TxEntry::Kind::kConfigGet, 0);
+      } else {
+        rw = Rewrite::kConfigGet;
       }
-      return;
-    }
-    case CommandKind::kWatch:
-      forward(dedicated_.get(), req, 0);
-      if (!in_multi_) watching_ = true;  // inside MULTI it is an error
-      return;
-    case CommandKind::kUnwatch:
-      forward(dedicated_.get(), req, 0);
-      if (!in_multi_) watching_ = false;
-      return;
-    case CommandKind::kBlocking: {
-      // Inside MULTI nothing blocks; otherwise the command's own time plus a margin, or none.
-      int64_t timeout = 0;
-      if (!in_multi_) {
-        const int64_t block = blockMs(cmd->name, req.args);
-        if (block < 0) {
-          timeout = -1;
-        } else if (block > 0) {
-          // Redis times blocked clients out from its cron (hz 10 by default), so the reply
-          // can trail the block time by 100 ms or more: allow at least a second on top.
-          timeout =
-              block + std::max<int64_t>(worker_.upstreamConfig().command_timeout.count(), 1000);
+      break;
+    case CommandKind::kSelect: {
+      int64_t db = -1;
+      if (n == 2 && parseInt(req.args[1], db) && db >= 0 && db <= INT32_MAX) {
+        if (queued) {
+          planned(TxEntry::Kind::kSelect, db);
+        } else {
+          rw = Rewrite::kSelect;
+          arg = db;
         }
       }
-      forward(dedicated_.get(), req, timeout);
-      return;
+      break;
     }
+    case CommandKind::kClientTracking:
+    case CommandKind::kClientUnblock:
+      // Ids in the arguments are corral's: translated to Redis's (see client_admin.cc).
+      if (clientAdmin(cmd, req)) return;
+      break;
+    case CommandKind::kClientTrackinginfo:
+      rw = Rewrite::kTrackingInfo;
+      break;
+    case CommandKind::kExec:
+      if (extras_ != nullptr && !extras_->tx_plan.empty()) {
+        rw = Rewrite::kExec;
+        arg = tx_queued_;
+      }
+      break;
     default:
-      forward(dedicated_.get(), req, 0);
-      return;
+      break;
   }
-}
-
-void Client::forwardRaw(const codec::Request& req) {
-  if (!dedicated_->accepting()) {
-    closeNow("dedicated upstream connection lost");
-    return;
+  if (kind == CommandKind::kExec || kind == CommandKind::kDiscard ||
+      kind == CommandKind::kMulti) {
+    tx_queued_ = 0;
+  } else if (queued) {
+    ++tx_queued_;
   }
-  worker_.stats().forwarded.add();
-  if (req.args.size() > 3 && commands::equalsIgnoreCase(req.args[0], "client") &&
-      commands::equalsIgnoreCase(req.args[1], "tracking")) {
-    // REDIRECT <id>: corral's id of the target becomes its dedicated connection's upstream id.
-    std::vector<std::string_view> args(req.args.begin(), req.args.end());
-    std::string translated;
-    for (size_t i = 2; i + 1 < args.size(); ++i) {
-      if (!commands::equalsIgnoreCase(args[i], "REDIRECT")) continue;
-      int64_t target = 0;
-      uint64_t upstream_id = 0;
-      if (parseInt(args[i + 1], target) && target > 0 &&
-          worker_.shared().ids.get(static_cast<uint64_t>(target), upstream_id)) {
-        translated = std::to_string(upstream_id);
-        args[i + 1] = translated;
+  sendDedicatedRaw(bytes, flags, rw, arg, timeout, frames);
+  if (kind == CommandKind::kExec || kind == CommandKind::kDiscard) {
+    if (extras_ != nullptr) {
+      if (rw == Rewrite::kExec) {
+        pending_.back().tx = std::make_unique<TxPlan>(std::move(extras_->tx_plan));
+      }
+      extras_->tx_plan.clear();
+      // The queued writes' follow-ups, after the transaction, unseen by the client.
+      HiddenCommands later;
+      std::swap(later, extras_->tx_hidden);
+      if (kind == CommandKind::kExec) {
+        for (size_t i = 0; i < later.size(); ++i) {
+          sendDedicatedRaw(later.at(i), kHidden | kOnDedicated, Rewrite::kNone, 0, 0, 1);
+        }
       }
     }
-    dedicated_->enqueueRaw(encode(args));
-  } else if (req.args.size() > 2 && commands::equalsIgnoreCase(req.args[0], "hello")) {
-    // HELLO <ver> [AUTH u p] [SETNAME n]: the client's credentials stay with corral.
-    std::vector<std::string_view> args{req.args[0], req.args[1]};
-    for (size_t i = 2; i < req.args.size(); ++i) {
-      if (commands::equalsIgnoreCase(req.args[i], "AUTH") && i + 2 < req.args.size()) {
-        i += 2;
-      } else {
-        args.push_back(req.args[i]);
-      }
-    }
-    dedicated_->enqueueRaw(encode(args));
-  } else {
-    dedicated_->enqueueRaw(wireBytes(req));
   }
-}
-
-void Client::maybeUnpin() {
-  if (dedicated_ == nullptr || pipe_ || in_multi_ || watching_ || dedicated_->inflight() != 0) {
-    return;
-  }
-  worker_.releaseDedicated(std::move(dedicated_));
-}
-
-void Client::onPipe(uint64_t seq, std::string_view frame) {
-  if (closed()) return;
-  if (seq == upstream::kPipeClosed) {
-    // Redis closed the connection (QUIT, or it went away): so does corral, after the output.
-    close_after_flush_ = true;
-    setReadEnabled(false);
-    worker_.markDirty(this);
-    return;
-  }
-  deliver(frame);
-  if (overSubscriberLimits()) return;
-  if (pubsub_only_) trackPubsubReply(frame);
-}
-
-bool Client::overSubscriberLimits() {
-  // A subscriber that does not read must not grow corral's memory: like Redis's
-  // client-output-buffer-limit pubsub, a hard limit, and a soft one with a grace time
-  // (checked as frames arrive and as the client's socket drains).
-  const config::Limits& l = worker_.limits();
-  const size_t queued = out_.readable();
-  bool cut = queued > l.pubsub_hard_bytes;
-  if (queued > l.pubsub_soft_bytes) {
-    if (soft_since_ms_ < 0) soft_since_ms_ = worker_.nowMs();
-    cut = cut || worker_.nowMs() - soft_since_ms_ >= l.pubsub_soft_time.count();
-  } else {
-    soft_since_ms_ = -1;
-  }
-  if (!cut) return false;
-  worker_.stats().slow_consumers.add();
-  log()->warn("slow subscriber disconnected client={} peer={} queued_bytes={}", id_, peer_, queued);
-  closeNow("output buffer limit");
-  return true;
-}
-
-namespace {
-
-// The first element of an array/push frame ("message", "subscribe", ...) and, for the
-// (un)subscribe confirmations, the count that ends them; false for other frames.
-bool pubsubKind(std::string_view f, std::string_view& kind) {
-  if (f.size() < 4 || (f[0] != '*' && f[0] != '>')) return false;
-  size_t p = f.find("\r\n");
-  if (p == std::string_view::npos || p + 1 >= f.size() || f[p + 2] != '$') return false;
-  size_t q = f.find("\r\n", p + 2);
-  if (q == std::string_view::npos) return false;
-  int64_t len = 0;
-  for (size_t i = p + 3; i < q; ++i) {
-    if (f[i] < '0' || f[i] > '9') return false;
-    len = len * 10 + (f[i] - '0');
-  }
-  if (q + 2 + static_cast<size_t>(len) > f.size()) return false;
-  kind = f.substr(q + 2, static_cast<size_t>(len));
-  return true;
-}
-
-}  // namespace
-
-void Client::trackPubsubReply(std::string_view frame) {
-  std::string_view kind;
-  const bool typed = pubsubKind(frame, kind);
-  if (typed && (kind == "message" || kind == "pmessage" || kind == "smessage")) return;
-  if (pubsub_expected_ > 0) --pubsub_expected_;
-  // Back to the shared connection once nothing is subscribed and every reply is in: the
-  // issue's "until the last unsubscribe". The dedicated connection is closed.
-  if (pubsub_expected_ == 0 && channels_.empty() && patterns_.empty() && shard_channels_.empty()) {
-    pipe_ = false;
-    pubsub_only_ = false;
-    soft_since_ms_ = -1;
-    dedicated_->setPipe(nullptr);
-    worker_.releaseDedicated(std::move(dedicated_));
-  }
-}
-
-void Client::trackPubsubRequest(const codec::Request& req) {
-  const auto& a = req.args;
-  auto sub = [&](std::set<std::string>& set) {
-    for (size_t i = 1; i < a.size(); ++i) set.emplace(a[i]);
-    pubsub_expected_ += a.size() - 1;
-  };
-  auto unsub = [&](std::set<std::string>& set) {
-    if (a.size() == 1) {
-      pubsub_expected_ += std::max<size_t>(set.size(), 1);  // one reply per channel, or one
-      set.clear();
+  if (!hidden_.empty()) [[unlikely]] {
+    if (inMulti()) {
+      extras().tx_hidden.append(hidden_);  // queued by Redis: sent after EXEC instead
     } else {
-      for (size_t i = 1; i < a.size(); ++i) set.erase(std::string(a[i]));
-      pubsub_expected_ += a.size() - 1;
+      for (size_t i = 0; i < hidden_.size(); ++i) {
+        sendDedicatedRaw(hidden_.at(i), kHidden | kOnDedicated, Rewrite::kNone, 0, 0, 1);
+      }
     }
-  };
-  const std::string_view n = a[0];
-  if (commands::equalsIgnoreCase(n, "subscribe")) {
-    sub(channels_);
-  } else if (commands::equalsIgnoreCase(n, "psubscribe")) {
-    sub(patterns_);
-  } else if (commands::equalsIgnoreCase(n, "ssubscribe")) {
-    sub(shard_channels_);
-  } else if (commands::equalsIgnoreCase(n, "unsubscribe")) {
-    unsub(channels_);
-  } else if (commands::equalsIgnoreCase(n, "punsubscribe")) {
-    unsub(patterns_);
-  } else if (commands::equalsIgnoreCase(n, "sunsubscribe")) {
-    unsub(shard_channels_);
-  } else if (commands::equalsIgnoreCase(n, "reset")) {
-    channels_.clear();
-    patterns_.clear();
-    shard_channels_.clear();
-    pubsub_expected_ += 1;
-  } else if (commands::equalsIgnoreCase(n, "quit")) {
-    pubsub_expected_ += 1;
-  } else if (commands::equalsIgnoreCase(n, "hello") || commands::equalsIgnoreCase(n, "monitor") ||
-             commands::equalsIgnoreCase(n, "client")) {
-    // RESP3, MONITOR, tracking or reply modes keep the pipe for the client's life.
-    pubsub_only_ = false;
-  } else {
-    pubsub_expected_ += 1;  // PING, or a command Redis refuses in this context: one reply
+    hidden_.clear();
   }
 }
 

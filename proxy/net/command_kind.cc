@@ -9,10 +9,10 @@ namespace {
 
 using commands::CommandInfo;
 
-constexpr uint32_t kMaybeLocal = commands::kConnState | commands::kTransaction |
-                                 commands::kBlocking | commands::kPubSub | commands::kNoKey;
+constexpr uint32_t kMaybeSpecial = commands::kConnState | commands::kTransaction |
+                                   commands::kBlocking | commands::kPubSub | commands::kNoKey;
 
-const std::unordered_map<const CommandInfo*, CommandKind>& localTable() {
+const std::unordered_map<const CommandInfo*, CommandKind>& kindTable() {
   static const std::unordered_map<const CommandInfo*, CommandKind> table = [] {
     std::unordered_map<const CommandInfo*, CommandKind> t;
     auto add = [&t](std::initializer_list<std::string_view> args, CommandKind what) {
@@ -20,55 +20,61 @@ const std::unordered_map<const CommandInfo*, CommandKind>& localTable() {
       const CommandInfo* c = commands::lookup(v);
       if (c != nullptr) t.emplace(c, what);
     };
-    add({"ping"}, CommandKind::kPing);
-    add({"echo"}, CommandKind::kEcho);
-    add({"quit"}, CommandKind::kQuit);
-    add({"hello"}, CommandKind::kHello);
-    add({"auth"}, CommandKind::kAuth);
-    add({"select"}, CommandKind::kSelect);
-    add({"reset"}, CommandKind::kReset);
-    add({"client"}, CommandKind::kClient);
-    add({"info"}, CommandKind::kInfo);
-    add({"config", "get"}, CommandKind::kConfigGet);
-    for (std::string_view name : {"scan", "keys", "dbsize", "randomkey"}) {
-      add({name}, CommandKind::kKeyspace);
-    }
-    add({"client", "setname"}, CommandKind::kClientSetname);
-    add({"client", "getname"}, CommandKind::kClientGetname);
-    add({"client", "id"}, CommandKind::kClientId);
-    add({"xread"}, CommandKind::kBlocking);
-    add({"xreadgroup"}, CommandKind::kBlocking);
-    add({"multi"}, CommandKind::kMulti);
-    add({"exec"}, CommandKind::kExecDiscard);
-    add({"discard"}, CommandKind::kExecDiscard);
-    add({"watch"}, CommandKind::kWatch);
-    add({"unwatch"}, CommandKind::kUnwatch);
+    using K = CommandKind;
+    add({"ping"}, K::kPing);
+    add({"echo"}, K::kEcho);
+    add({"quit"}, K::kQuit);
+    add({"hello"}, K::kHello);
+    add({"auth"}, K::kAuth);
+    add({"select"}, K::kSelect);
+    add({"reset"}, K::kReset);
+    add({"client"}, K::kClientSetinfo);  // the container: an unknown subcommand (SETINFO)
+    add({"client", "setname"}, K::kClientSetname);
+    add({"client", "getname"}, K::kClientGetname);
+    add({"client", "id"}, K::kClientId);
+    add({"client", "list"}, K::kClientList);
+    add({"client", "info"}, K::kClientInfo);
+    add({"client", "kill"}, K::kClientKill);
+    add({"client", "getredir"}, K::kClientGetredir);
+    add({"client", "reply"}, K::kClientReply);
+    add({"client", "unblock"}, K::kClientUnblock);
+    add({"client", "tracking"}, K::kClientTracking);
+    add({"client", "trackinginfo"}, K::kClientTrackinginfo);
+    add({"info"}, K::kInfo);
+    add({"config", "get"}, K::kConfigGet);
+    for (std::string_view name : {"scan", "keys", "dbsize", "randomkey"}) add({name}, K::kKeyspace);
+    add({"multi"}, K::kMulti);
+    add({"exec"}, K::kExec);
+    add({"discard"}, K::kDiscard);
+    add({"watch"}, K::kWatch);
+    add({"unwatch"}, K::kUnwatch);
     for (std::string_view name : {"blpop", "brpop", "blmove", "blmpop", "bzpopmin", "bzpopmax",
-                                  "bzmpop", "brpoplpush", "wait", "waitaof"}) {
-      add({name}, CommandKind::kBlocking);
+                                  "bzmpop", "brpoplpush", "wait", "waitaof", "xread",
+                                  "xreadgroup"}) {
+      add({name}, K::kBlocking);
     }
-    for (std::string_view name : {"subscribe", "psubscribe", "ssubscribe", "monitor"}) {
-      add({name}, CommandKind::kPipe);
+    for (std::string_view name : {"subscribe", "psubscribe", "ssubscribe"}) {
+      add({name}, K::kSubscribe);
     }
-    // Unsubscribing while not subscribed: Redis answers on the connection itself, which is
-    // what a pipe gives too (the reply says "0 subscriptions").
     for (std::string_view name : {"unsubscribe", "punsubscribe", "sunsubscribe"}) {
-      add({name}, CommandKind::kPipe);
+      add({name}, K::kUnsubscribe);
     }
+    add({"monitor"}, K::kMonitor);
+    add({"script", "kill"}, K::kBusy);
+    add({"function", "kill"}, K::kBusy);
+    add({"function", "stats"}, K::kBusy);
+    add({"shutdown"}, K::kBusy);
     for (std::string_view name : {"readonly", "readwrite", "asking", "sync", "psync", "replconf"}) {
-      add({name}, CommandKind::kRefuse);
+      add({name}, K::kRefuse);
     }
-    for (std::string_view sub : {"tracking", "reply", "caching"}) {
-      add({"client", sub}, CommandKind::kPipe);
+    // NO-EVICT is a flag of one Redis connection, and PAUSE/UNPAUSE would also stop corral's
+    // own traffic (fills, other clients' requests on shared connections).
+    for (std::string_view sub : {"no-evict", "no-touch", "pause", "unpause"}) {
+      add({"client", sub}, K::kRefuse);
     }
-    for (std::string_view sub :
-         {"no-evict", "no-touch", "trackinginfo", "getredir", "pause", "unpause"}) {
-      // PAUSE/UNPAUSE would stop every client of the shared connection's server: refused too.
-      add({"client", sub}, CommandKind::kRefuse);
-    }
-    // Any other blocking command would hold a shared connection: refuse it as well.
+    // Any other blocking command would hold a shared connection: refused as well.
     for (const CommandInfo& c : commands::allCommands()) {
-      if ((c.flags & commands::kBlocking) && !t.contains(&c)) t.emplace(&c, CommandKind::kRefuse);
+      if ((c.flags & commands::kBlocking) && !t.contains(&c)) t.emplace(&c, K::kRefuse);
     }
     return t;
   }();
@@ -78,19 +84,62 @@ const std::unordered_map<const CommandInfo*, CommandKind>& localTable() {
 }  // namespace
 
 CommandKind classify(const CommandInfo* cmd, const std::vector<std::string_view>& args) {
-  if (cmd == nullptr || (cmd->flags & kMaybeLocal) == 0) return CommandKind::kForward;
-  const auto& table = localTable();
+  if (cmd == nullptr || (cmd->flags & kMaybeSpecial) == 0) return CommandKind::kForward;
+  const auto& table = kindTable();
   auto it = table.find(cmd);
   if (it == table.end()) return CommandKind::kForward;
   if (it->second == CommandKind::kBlocking && cmd->name.starts_with("xread")) {
     // XREAD/XREADGROUP block only with BLOCK.
     return blockMs(cmd->name, args) != 0 ? CommandKind::kBlocking : CommandKind::kForward;
   }
+  if (it->second == CommandKind::kClientSetinfo &&
+      !(args.size() >= 2 && commands::equalsIgnoreCase(args[1], "setinfo"))) {
+    return CommandKind::kForward;  // CLIENT alone or an unknown subcommand: Redis's error
+  }
   return it->second;
 }
 
-// How long a blocking command may block, in ms: -1 for ever (a zero timeout), 0 when the
-// argument is not a number (Redis will answer at once with an error).
+std::string commandError(const CommandInfo* cmd, const std::vector<std::string_view>& args) {
+  // Redis 7.0's processCommand: existence, then arity; newlines in what the client sent are
+  // replaced by spaces so the error stays one line.
+  std::string e;
+  auto clean = [](std::string s) {
+    for (char& c : s) {
+      if (c == '\r' || c == '\n') c = ' ';
+    }
+    return s;
+  };
+  if (cmd == nullptr) {
+    std::string list;
+    for (size_t i = 1; i < args.size() && list.size() < 128; ++i) {
+      const size_t room = 128 - list.size();
+      list += '\'';
+      list.append(args[i].substr(0, room));
+      list += "' ";
+    }
+    e = "ERR unknown command '";
+    e.append(args[0].substr(0, 128));
+    e += "', with args beginning with: ";
+    e += list;
+    return clean(std::move(e));
+  }
+  if (cmd->nsubcommands > 0 && args.size() >= 2) {
+    // The container itself came back: the subcommand is unknown.
+    std::string upper(cmd->name);
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    e = "ERR unknown subcommand '";
+    e.append(args[1].substr(0, 128));
+    e += "'. Try " + upper + " HELP.";
+    return clean(std::move(e));
+  }
+  if (!commands::arityOk(*cmd, args.size())) {
+    e = "ERR wrong number of arguments for '";
+    e.append(cmd->name);
+    e += "' command";
+  }
+  return e;
+}
+
 int64_t blockMs(std::string_view name, const std::vector<std::string_view>& args) {
   auto seconds = [](std::string_view s) -> int64_t {
     double v = 0;
@@ -124,11 +173,15 @@ bool parseInt(std::string_view s, int64_t& out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
-std::string upperName(const CommandInfo* cmd, const codec::Request& req) {
-  std::string s(req.args[0]);
-  if (cmd != nullptr && cmd->name.find('|') != std::string_view::npos && req.args.size() > 1) {
+std::string_view fullName(const CommandInfo* cmd, const std::vector<std::string_view>& args) {
+  return cmd != nullptr ? cmd->name : args[0];
+}
+
+std::string upperName(const CommandInfo* cmd, const std::vector<std::string_view>& args) {
+  std::string s(args[0]);
+  if (cmd != nullptr && cmd->name.find('|') != std::string_view::npos && args.size() > 1) {
     s.push_back(' ');
-    s.append(req.args[1]);
+    s.append(args[1]);
   }
   for (char& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   return s;

@@ -1,7 +1,7 @@
-// What corral does with a command: answer it itself, refuse it, move the client to a dedicated
-// connection, or forward it. Pure functions of the command table entry and the arguments.
+// What corral does with a command: answer it itself, refuse it, change the session's state, or
+// forward it. Pure functions of the command table entry and the arguments.
 //
-//   args --commands::lookup--> CommandInfo* --classify--> CommandKind --> the session decides
+//   args --commands::lookup--> CommandInfo* --classify--> CommandKind --> session event
 #pragma once
 
 #include <cstdint>
@@ -10,13 +10,12 @@
 #include <vector>
 
 #include "commands/command_table.h"
-#include "proxy/codec/resp.h"
 
 namespace corral::net {
 
-// Commands corral answers itself or refuses; looked up only for commands whose flags say they
-// may be one (see kMaybeLocal), so GET/SET never pay for it.
 enum class CommandKind : uint8_t {
+  kForward,  // nothing special: forwarded as it is
+  // Answered by corral.
   kPing,
   kEcho,
   kQuit,
@@ -24,35 +23,60 @@ enum class CommandKind : uint8_t {
   kAuth,
   kSelect,
   kReset,
-  kClient,  // CLIENT container: SETINFO (unknown to Redis 7.0) is answered locally
+  kClientSetinfo,  // CLIENT SETINFO (Redis 7.2; sent by current client libraries)
   kClientSetname,
   kClientGetname,
   kClientId,
-  kMulti,  // the following are served on a dedicated connection
-  kExecDiscard,
+  kClientList,
+  kClientInfo,
+  kClientKill,
+  kClientGetredir,
+  kClientReply,  // CLIENT REPLY: emulated by corral, never forwarded
+  // Forwarded with corral's ids translated to Redis's (and back).
+  kClientUnblock,
+  kClientTracking,
+  kClientTrackinginfo,
+  // Connection state.
+  kMulti,
+  kExec,
+  kDiscard,
   kWatch,
   kUnwatch,
-  kBlocking,   // BLPOP & co, WAIT, and XREAD/XREADGROUP with BLOCK
-  kInfo,       // forwarded; the reply gets corral's "# Proxy" section
-  kConfigGet,  // forwarded; corral's upstream credentials are blanked in the reply
+  kBlocking,  // BLPOP & co, WAIT, and XREAD/XREADGROUP with BLOCK
+  kSubscribe,
+  kUnsubscribe,
+  kMonitor,
+  // Forwarded with a twist.
+  kInfo,       // the reply gets corral's "# Proxy" section
+  kConfigGet,  // corral's upstream credentials are blanked in the reply
   kKeyspace,   // keyspace-wide reads: always the primary (SCAN, KEYS, DBSIZE, RANDOMKEY)
-  kPipe,       // from here on the client talks to its own upstream connection, as a pipe
-  kRefuse,     // needs connection state this version does not carry yet (pub/sub, RESP3, ...)
-  kForward,    // not in the table: forwarded
+  kBusy,       // meant for a busy server (SCRIPT KILL, FUNCTION KILL/STATS, SHUTDOWN): sent on a
+               // connection of its own, never queued behind a running script
+  kRefuse,     // refused by corral (replication and cluster commands, CLIENT PAUSE, ...)
 };
 
 // The kind of a command (cmd may be nullptr: an unknown command is forwarded). Only commands
 // whose flags say they may be special are looked up, so GET/SET never pay for it.
 CommandKind classify(const commands::CommandInfo* cmd, const std::vector<std::string_view>& args);
 
+// Redis's error for a command it would not even look at: unknown command, unknown subcommand
+// or wrong number of arguments (without '-' and CRLF); empty when the command is well formed.
+std::string commandError(const commands::CommandInfo* cmd,
+                         const std::vector<std::string_view>& args);
+
 // How long a blocking command may block, in ms: -1 for ever (a zero timeout), 0 when it does
 // not block (or the argument is not a number: Redis will answer at once with an error).
 int64_t blockMs(std::string_view name, const std::vector<std::string_view>& args);
 
-// A whole decimal integer (no sign other than '-', no spaces).
+// A whole decimal integer (an optional '-', then digits only).
 bool parseInt(std::string_view s, int64_t& out);
 
-// "CLIENT PAUSE" / "SYNC": the command's name as Redis prints it in errors.
-std::string upperName(const commands::CommandInfo* cmd, const codec::Request& req);
+// The command's name as Redis prints it in its own errors ("client|setname", "get"), or the
+// client's spelling for an unknown command.
+std::string_view fullName(const commands::CommandInfo* cmd,
+                          const std::vector<std::string_view>& args);
+
+// "CLIENT PAUSE", "SUBSCRIBE": the command's name as corral's errors spell it.
+std::string upperName(const commands::CommandInfo* cmd, const std::vector<std::string_view>& args);
 
 }  // namespace corral::net

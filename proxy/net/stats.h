@@ -8,6 +8,8 @@
 #include <memory>
 #include <vector>
 
+#include "commands/command_table.h"
+
 namespace corral::net {
 
 // A counter written by one thread and read by others: a relaxed load+store, not a locked RMW.
@@ -57,6 +59,13 @@ struct Stats {
     Counter latency_bucket[kLatencyBuckets + 1];  // last: +Inf
     Counter latency_sum_us;
     Counter latency_count;
+    // Counts one call of cmd; returns the counter slot to count its error in (UINT16_MAX: none).
+    uint16_t countCommand(const commands::CommandInfo* cmd) {
+      const int64_t idx = commands::topLevelIndex(cmd);
+      if (idx < 0 || static_cast<size_t>(idx) >= kCommandSlots) return UINT16_MAX;
+      per_command[idx].add();
+      return static_cast<uint16_t>(idx);
+    }
     void observeLatency(int64_t us) {
       size_t i = 0;
       while (i < kLatencyBuckets && us > kLatencyBoundsUs[i]) ++i;

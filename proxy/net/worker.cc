@@ -30,18 +30,7 @@ std::string peerName(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
-  char host[INET6_ADDRSTRLEN] = {0};
-  if (ss.ss_family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
-    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-    return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
-  }
-  if (ss.ss_family == AF_INET6) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
-  }
-  return "unix";
+  return Worker::addressText(ss);
 }
 
 // The tick drives timeouts and reconnects; a quarter of the shortest timeout keeps their
@@ -55,6 +44,42 @@ timeval tickInterval(const config::UpstreamConfig& u) {
 
 }  // namespace
 
+// A SCRIPT KILL-like request on a connection of its own, closed once answered.
+struct Worker::BusyCall final : upstream::ReplySink {
+  upstream::ReplySink* sink = nullptr;
+  uint64_t seq = 0;
+  std::unique_ptr<upstream::Connection> conn;
+  bool done = false;
+  void onUpstreamReply(uint64_t, std::string_view reply) override {
+    if (done) return;
+    done = true;
+    sink->onUpstreamReply(seq, reply);
+  }
+};
+
+std::string Worker::addressText(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+  }
+  return "unix";
+}
+
+codec::Limits Worker::codecLimits() const {
+  return codec::Limits{.max_args = limits_.max_args,
+                       .max_bulk_bytes = limits_.max_bulk_bytes,
+                       .max_request_bytes = limits_.max_request_bytes,
+                       .max_inline_bytes = limits_.max_inline_bytes,
+                       .max_depth = limits_.max_reply_depth};
+}
+
 Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
                std::vector<ListenSocket> listeners)
     : index_(index),
@@ -66,6 +91,10 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
       read_scratch_(new char[kReadScratch]) {
   loop_.base = event_base_new();
   loop_.ids = &shared.ids;
+  if (shared.workers.size() <= static_cast<size_t>(index)) {
+    shared.workers.resize(static_cast<size_t>(index) + 1);
+  }
+  shared.workers[static_cast<size_t>(index)] = this;
   loop_.now_ms = loop::monotonicMs();
   for (const ListenSocket& l : listeners_) {
     event* ev = event_new(loop_.base, l.fd, EV_READ | EV_PERSIST, &Worker::onAccept, this);
@@ -100,11 +129,14 @@ Worker::~Worker() {
   // Fills first: their pending callbacks point at clients and use the loop's timers.
   policies_.reset();
   for (Client* c : all_clients_) delete c;  // dead_clients_ is a subset of all_clients_
+  busy_.clear();
   pools_.clear();
   db_pools_.clear();
   retired_.clear();
   for (event* ev : accept_events_) event_free(ev);
-  for (const ListenSocket& l : listeners_) ::close(l.fd);
+  for (const ListenSocket& l : listeners_) {
+    if (l.fd >= 0) ::close(l.fd);
+  }
   if (tick_ev_ != nullptr) event_free(tick_ev_);
   if (control_ev_ != nullptr) event_free(control_ev_);
   if (loop_.base != nullptr) event_base_free(loop_.base);
@@ -223,26 +255,93 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db,
   return prim;  // no healthy replica: the primary serves reads too
 }
 
-std::unique_ptr<upstream::Connection> Worker::acquireDedicated(int db, uint64_t owner_id) {
-  if (dedicated_live_.size() >= static_cast<size_t>(std::max(1, cfg_.upstream.max_dedicated))) {
+std::unique_ptr<upstream::Connection> Worker::acquireDedicated(int db, uint64_t owner_id,
+                                                               Client* owner,
+                                                               std::string_view* error) {
+  static const std::string kTooMany =
+      "-ERR corral: too many dedicated upstream connections (upstream.max_dedicated)\r\n";
+  if (dedicated_owners_.size() >= static_cast<size_t>(std::max(1, cfg_.upstream.max_dedicated))) {
+    *error = kTooMany;
+    return nullptr;
+  }
+  // While the primary is down a new connection would fail too: say so at once.
+  upstream::Connection* primary = route(false, 0, cfg_.upstream.primary.db);
+  if (!primary->accepting()) {
+    *error = primary->unavailableError();
     return nullptr;
   }
   config::UpstreamAddress addr = cfg_.upstream.primary;
   addr.db = db;
   auto conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
                                                      /*reconnect=*/false, owner_id);
+  conn->setPipe(owner);
   conn->start();
-  dedicated_live_.push_back(conn.get());
-  stats_->dedicated.set(dedicated_live_.size());
+  dedicated_owners_.push_back(owner);
+  stats_->dedicated.set(dedicated_owners_.size());
   return conn;
 }
 
-void Worker::releaseDedicated(std::unique_ptr<upstream::Connection> conn) {
+void Worker::releaseDedicated(Client* owner, std::unique_ptr<upstream::Connection> conn) {
   if (conn == nullptr) return;
-  auto it = std::find(dedicated_live_.begin(), dedicated_live_.end(), conn.get());
-  if (it != dedicated_live_.end()) dedicated_live_.erase(it);
-  stats_->dedicated.set(dedicated_live_.size());
+  auto it = std::find(dedicated_owners_.begin(), dedicated_owners_.end(), owner);
+  if (it != dedicated_owners_.end()) dedicated_owners_.erase(it);
+  stats_->dedicated.set(dedicated_owners_.size());
   retired_.push_back(std::move(conn));
+}
+
+bool Worker::sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view request) {
+  constexpr size_t kMaxBusyCalls = 16;
+  if (busy_.size() >= kMaxBusyCalls) return false;
+  // db 0 and no CLIENT ID or INFO: only AUTH, which Redis still runs while a script is busy.
+  config::UpstreamAddress addr = cfg_.upstream.primary;
+  addr.db = 0;
+  auto call = std::make_unique<BusyCall>();
+  call->sink = sink;
+  call->seq = seq;
+  call->conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
+                                                      /*reconnect=*/false, 0);
+  call->conn->start();
+  call->conn->enqueue(call.get(), 0, request, kBusyTimeoutMs);
+  busy_.push_back(std::move(call));
+  return true;
+}
+
+void Worker::post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(control_mu_);
+    tasks_.push_back(std::move(task));
+  }
+  event_active(control_ev_, EV_READ, 0);
+}
+
+void Worker::fanOut(FanOutEach each, std::function<void(const std::string&, int64_t)> done) {
+  struct Gather {
+    std::mutex mu;
+    std::string text;
+    int64_t count = 0;
+    size_t remaining = 0;
+  };
+  auto g = std::make_shared<Gather>();
+  g->remaining = shared_.workers.size();
+  auto shared_each = std::make_shared<FanOutEach>(std::move(each));
+  auto shared_done =
+      std::make_shared<std::function<void(const std::string&, int64_t)>>(std::move(done));
+  Worker* origin = this;
+  for (Worker* w : shared_.workers) {
+    w->post([w, g, shared_each, shared_done, origin] {
+      std::string text;
+      int64_t count = 0;
+      (*shared_each)(*w, text, count);
+      bool last = false;
+      {
+        std::lock_guard<std::mutex> lock(g->mu);
+        g->text += text;
+        g->count += count;
+        last = --g->remaining == 0;
+      }
+      if (last) origin->post([g, shared_done] { (*shared_done)(g->text, g->count); });
+    });
+  }
 }
 
 void Worker::markDirty(Client* c) {
@@ -284,6 +383,10 @@ void Worker::flushPhase() {
 void Worker::reap() {
   // Retired dedicated connections first: closing one fails what it still holds, which can
   // make its (closed) client dead.
+  for (auto& call : busy_) {
+    if (call->done) retired_.push_back(std::move(call->conn));
+  }
+  std::erase_if(busy_, [](const auto& call) { return call->done; });
   while (!retired_.empty()) {
     std::vector<std::unique_ptr<upstream::Connection>> batch;
     batch.swap(retired_);
@@ -309,7 +412,15 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
   self->refreshClock();
   uint64_t ready = 0;
   uint64_t primary_ready = 0;
-  for (upstream::Connection* c : self->dedicated_live_) c->tick();
+  // A copy: a tick may end a dedicated connection, which changes the list.
+  const std::vector<Client*> owners = self->dedicated_owners_;
+  for (Client* c : owners) {
+    if (c->dedicated_ != nullptr) c->dedicated_->tick();
+    c->checkDeadline(self->loop_.now_ms);
+  }
+  for (auto& call : self->busy_) {
+    if (!call->done) call->conn->tick();
+  }
   for (auto& entry : self->db_pools_) {
     for (auto& c : entry.second) c->tick();
   }
@@ -349,8 +460,10 @@ void Worker::onControl(evutil_socket_t, short, void* arg) {
   bool limits = false;
   config::Limits l;
   int64_t drain = -1;
+  std::vector<std::function<void()>> tasks;
   {
     std::lock_guard<std::mutex> lock(self->control_mu_);
+    tasks.swap(self->tasks_);
     limits = self->pending_limits_;
     l = self->new_limits_;
     self->pending_limits_ = false;
@@ -359,21 +472,25 @@ void Worker::onControl(evutil_socket_t, short, void* arg) {
   }
   if (limits) {
     self->limits_ = l;
-    const codec::Limits cl{.max_args = l.max_args,
-                           .max_bulk_bytes = l.max_bulk_bytes,
-                           .max_request_bytes = l.max_request_bytes,
-                           .max_inline_bytes = l.max_inline_bytes,
-                           .max_depth = l.max_reply_depth};
+    const codec::Limits cl = self->codecLimits();
     for (Client* c : self->all_clients_) c->applyLimits(cl);
     log()->info("limits reloaded worker={}", self->index_);
   }
+  for (auto& task : tasks) task();
   if (drain >= 0 && !self->draining_) self->beginDrain(drain);
 }
 
 void Worker::beginDrain(int64_t deadline_ms) {
   draining_ = true;
   drain_deadline_ms_ = deadline_ms;
-  for (event* ev : accept_events_) event_del(ev);
+  // Stop listening at once: new connections are refused (not left waiting in the backlog), so
+  // a rolling update moves them to the new instance.
+  for (event* ev : accept_events_) event_free(ev);
+  accept_events_.clear();
+  for (ListenSocket& l : listeners_) {
+    ::close(l.fd);
+    l.fd = -1;
+  }
   // Copy: beginDrain may close clients, which only marks them dead (no removal yet).
   for (Client* c : all_clients_) c->beginDrain();
   log()->info("draining worker={} clients={}", index_, all_clients_.size());

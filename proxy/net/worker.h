@@ -14,7 +14,10 @@
 
 #include <event2/event.h>
 
+#include <sys/socket.h>
+
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -33,6 +36,7 @@
 namespace corral::net {
 
 class Client;
+class Worker;
 
 // What the main thread shares with every worker.
 struct SharedState {
@@ -46,6 +50,8 @@ struct SharedState {
   int64_t started_ms = 0;  // monotonic, set before the workers start
   Stats stats;
   std::unique_ptr<const Authenticator> auth;  // client AUTH (auth.users); set before start
+  // Every worker, by index; filled as they are made, before any starts (read-only then).
+  std::vector<Worker*> workers;
 
   // Policies: counters and rate-limit buckets for the process's life, and the compiled set in
   // force. The main thread swaps the set whole (setPolicies); each worker picks it up at the
@@ -125,11 +131,30 @@ class Worker {
     return false;
   }
 
-  // A dedicated primary connection on `db` for one client (MULTI/WATCH, blocking commands);
-  // nullptr past upstream.max_dedicated. Give it back with releaseDedicated(), which closes it
-  // at the end of the loop turn (never from inside one of its own callbacks).
-  std::unique_ptr<upstream::Connection> acquireDedicated(int db, uint64_t owner_id);
-  void releaseDedicated(std::unique_ptr<upstream::Connection> conn);
+  // A dedicated primary connection on `db` for one client, as a pipe to `owner` (session.h);
+  // nullptr and *error set (RESP bytes) past upstream.max_dedicated or while the primary is
+  // down. Give it back with releaseDedicated(), which closes it at the end of the loop turn
+  // (never from inside one of its own callbacks).
+  std::unique_ptr<upstream::Connection> acquireDedicated(int db, uint64_t owner_id, Client* owner,
+                                                         std::string_view* error);
+  void releaseDedicated(Client* owner, std::unique_ptr<upstream::Connection> conn);
+  // Commands meant for a busy server (SCRIPT KILL, FUNCTION KILL, SHUTDOWN) go on a
+  // connection of their own, never behind a running script on a shared one, with a deadline
+  // above Redis's busy-reply-threshold (5 s by default, during which Redis answers nothing).
+  static constexpr int64_t kBusyTimeoutMs = 15000;
+  bool sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view request);
+
+  // Fan-out (CLIENT LIST/KILL): `each` runs on every worker's loop thread with a shared text
+  // and count (under a lock), then `done` on this worker's loop with the totals.
+  using FanOutEach = std::function<void(Worker&, std::string&, int64_t&)>;
+  void fanOut(FanOutEach each, std::function<void(const std::string&, int64_t)> done);
+  // Runs task on this worker's loop; any thread may call it.
+  void post(std::function<void()> task);
+  size_t workerCount() const { return shared_.workers.size(); }
+  const std::vector<Client*>& clients() const { return all_clients_; }
+  static std::string addressText(const sockaddr_storage& ss);  // "1.2.3.4:5", "[::1]:5", "unix"
+  codec::Limits codecLimits() const;
+
   void markDirty(Client* c);
   void clientClosed(Client* c);  // fd closed; delete once no upstream holds it
 
@@ -165,8 +190,10 @@ class Worker {
   uint32_t replica_rr_ = 0;
   // Shared primary pools for dbs other than the configured one, made on first use.
   std::vector<std::pair<int, std::vector<std::unique_ptr<upstream::Connection>>>> db_pools_;
-  std::vector<upstream::Connection*> dedicated_live_;  // for tick(); owned by their clients
+  std::vector<Client*> dedicated_owners_;  // clients holding a dedicated connection (tick)
   std::vector<std::unique_ptr<upstream::Connection>> retired_;
+  struct BusyCall;  // one SCRIPT KILL-like request on its own connection
+  std::vector<std::unique_ptr<BusyCall>> busy_;
 
   std::vector<Client*> dirty_clients_;
   std::vector<Client*> dead_clients_;
@@ -184,6 +211,7 @@ class Worker {
   bool pending_limits_ = false;
   config::Limits new_limits_;
   int64_t pending_drain_deadline_ = -1;
+  std::vector<std::function<void()>> tasks_;
   bool draining_ = false;
   int64_t drain_deadline_ms_ = 0;
   std::atomic<bool> finished_{false};

@@ -309,9 +309,12 @@ void Connection::onReadable() {
     while (!in_.empty()) {
       codec::ReplyResult r = parser_.parse(in_.readPtr(), in_.readable());
       if (r.status == codec::ParseStatus::kIncomplete) break;
-      if (r.status == codec::ParseStatus::kComplete && inflight_.empty() && pipe_sink_ != nullptr) {
-        pipe_sink_->onUpstreamReply(kPipeFrame, std::string_view(in_.readPtr(), r.consumed));
-        if (fd_ < 0) return;  // the sink gave up on this connection
+      if (r.status == codec::ParseStatus::kComplete && inflight_.empty() && pipe_) {
+        // A pipe: every frame to its owner, in order (none once the owner let it go).
+        if (pipe_sink_ != nullptr) {
+          pipe_sink_->onUpstreamReply(kPipeFrame, std::string_view(in_.readPtr(), r.consumed));
+          if (fd_ < 0) return;  // the sink gave up on this connection
+        }
         in_.consume(r.consumed);
         continue;
       }

@@ -117,7 +117,11 @@ class Connection {
   // replies, every frame goes to `sink` as onUpstreamReply(kPipeFrame, frame) in arrival
   // order, and the end of the connection as onUpstreamReply(kPipeClosed, {}). Requests are
   // queued with enqueueRaw(): no pairing, no command timeout.
-  void setPipe(ReplySink* sink) { pipe_sink_ = sink; }
+  // setPipe(nullptr) detaches the owner: frames still arriving are dropped.
+  void setPipe(ReplySink* sink) {
+    pipe_sink_ = sink;
+    if (sink != nullptr) pipe_ = true;
+  }
   void enqueueRaw(std::string_view request);
 
   // Writes queued bytes (called by the worker once per loop turn for each dirty connection).
@@ -167,6 +171,7 @@ class Connection {
   bool reconnect_ = true;
   uint64_t owner_id_ = 0;  // a dedicated connection's client: its upstream id is registered
   ReplySink* pipe_sink_ = nullptr;
+  bool pipe_ = false;  // a pipe once setPipe was called
   int fd_ = -1;
   event* rev_ = nullptr;
   event* wev_ = nullptr;
