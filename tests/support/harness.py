@@ -23,7 +23,10 @@ import tempfile
 import time
 from typing import Any, Callable, Iterable, Optional
 
-DEFAULT_CORRAL_BIN = "/work/main/build/cmd/corral/corral"
+# The repository root is two levels above this file (tests/support/harness.py); the debug
+# preset's binary there is the default, so each checkout (or worktree) tests its own build.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_CORRAL_BIN = os.path.join(REPO_ROOT, "build", "debug", "cmd", "corral", "corral")
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
