@@ -340,6 +340,32 @@ class RespConn:
             self.settimeout(old)
 
 
+def parse_client_list(raw) -> list:
+    """CLIENT LIST / CLIENT INFO text -> one dict per line ({'id': '5', 'addr': ..., ...})."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    out = []
+    for line in raw.splitlines():
+        fields = {}
+        for part in line.split(" "):
+            k, sep, v = part.partition("=")
+            if sep:
+                fields[k] = v
+        if fields:
+            out.append(fields)
+    return out
+
+
+def try_cmd(conn: "RespConn", *args):
+    """conn.cmd(*args), but EOF when the peer already closed the connection (a send on a closed
+    socket raises): for tests in which closing the connection is an acceptable answer."""
+    try:
+        conn.send_cmd(*args)
+    except OSError:
+        return EOF
+    return conn.read_reply()
+
+
 # ---------------------------------------------------------------------------------------------
 # redis-server
 
@@ -406,6 +432,10 @@ class RedisServer:
     def cmd(self, *args):
         with self.client() as c:
             return c.cmd(*args)
+
+    def client_list(self) -> list:
+        """CLIENT LIST of this server, parsed (the connection asking is in it too)."""
+        return parse_client_list(self.cmd("CLIENT", "LIST"))
 
     def info(self, section: str = "") -> dict:
         raw = self.cmd("INFO", section) if section else self.cmd("INFO")
