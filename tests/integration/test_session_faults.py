@@ -17,6 +17,11 @@ from harness import (EOF, RedisServer, RespConn, RespError, corral_config, encod
 
 BUSY_SCRIPT = "local t=redis.call('TIME') while true do end"
 NESTED_200 = "local t={} local c=t for i=1,200 do c[1]={} c=c[1] end return t"
+# The same after 300 ms of busy waiting: requests other clients send meanwhile are in flight on
+# the shared connection, behind it, when its reply arrives (no timing luck involved).
+SLOW_NESTED_200 = ("local s=redis.call('TIME') local t0=s[1]*1000000+s[2] "
+                   "repeat local n=redis.call('TIME') until n[1]*1000000+n[2]-t0 > 300000 "
+                   + NESTED_200)
 
 
 def _corral(redis_server, corral_factory, **upstream):
@@ -226,8 +231,10 @@ def test_deeply_nested_reply_fails_only_its_own_request(redis_server, corral_fac
     c = _corral(redis_server, corral_factory)
     n = 200
     with c.client() as a, c.client() as b:
+        assert a.cmd("PING") == "PONG"
+        a.send_cmd("EVAL", SLOW_NESTED_200, "0")
+        time.sleep(0.1)  # the EVAL is running in redis (it takes 300 ms)
         b.send_raw(b"".join(encode_command("SET", f"nest:{i}", i) for i in range(n)))
-        a.send_cmd("EVAL", NESTED_200, "0")
         b.send_raw(b"".join(encode_command("INCR", f"nest:{i}") for i in range(n)))
         got = [b.read_reply() for _ in range(2 * n)]
         bad = [(i, r) for i, r in enumerate(got) if r != ("OK" if i < n else i - n + 1)]
