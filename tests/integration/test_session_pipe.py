@@ -132,3 +132,23 @@ def test_resp3_refused_and_forwarded_in_order(redis_server, corral_factory):
         assert got == [STRAY_ERR, "PONG", b"one",
                        RespError("KEYNAME user: key 'user:x' does not match user:<id:u64>"),
                        b"z"], got
+
+
+def test_reset_of_a_subscriber_resets_db_and_name(redis_server, corral_factory):
+    """Found by test_model.py: a RESP2 subscriber's RESET goes to its own upstream connection
+    and leaves pub/sub mode, but corral kept the db the client had SELECTed (and its CLIENT
+    SETNAME name): later commands went to that db. Redis's RESET selects db 0 and clears the
+    name (redis-server 7.0.15: after SELECT 2, SUBSCRIBE, RESET, a SET lands in db 0 and CLIENT
+    GETNAME is nil)."""
+    c = corral_factory(corral_config(redis_server.port))
+    with c.client() as cl:
+        assert cl.cmd("SELECT", "2") == "OK"
+        assert cl.cmd("CLIENT", "SETNAME", "before-reset") == "OK"
+        assert cl.cmd("SUBSCRIBE", "c") == [b"subscribe", b"c", 1]
+        assert cl.cmd("RESET") == "RESET"
+        assert cl.cmd("SET", "reset:k", "v") == "OK"
+        name = cl.cmd("CLIENT", "GETNAME")
+    with redis_server.client() as d:
+        db0 = d.cmd("GET", "reset:k")
+    assert (db0, name) == (b"v", None), \
+        f"after RESET: value in db 0 {db0!r} (the SET went elsewhere if nil), name {name!r}"
