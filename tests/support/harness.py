@@ -23,7 +23,10 @@ import tempfile
 import time
 from typing import Any, Callable, Iterable, Optional
 
-DEFAULT_CORRAL_BIN = "/work/main/build/cmd/corral/corral"
+# The repository root is two levels above this file (tests/support/harness.py); the debug
+# preset's binary there is the default, so each checkout (or worktree) tests its own build.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_CORRAL_BIN = os.path.join(REPO_ROOT, "build", "debug", "cmd", "corral", "corral")
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
@@ -337,6 +340,32 @@ class RespConn:
             self.settimeout(old)
 
 
+def parse_client_list(raw) -> list:
+    """CLIENT LIST / CLIENT INFO text -> one dict per line ({'id': '5', 'addr': ..., ...})."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    out = []
+    for line in raw.splitlines():
+        fields = {}
+        for part in line.split(" "):
+            k, sep, v = part.partition("=")
+            if sep:
+                fields[k] = v
+        if fields:
+            out.append(fields)
+    return out
+
+
+def try_cmd(conn: "RespConn", *args):
+    """conn.cmd(*args), but EOF when the peer already closed the connection (a send on a closed
+    socket raises): for tests in which closing the connection is an acceptable answer."""
+    try:
+        conn.send_cmd(*args)
+    except OSError:
+        return EOF
+    return conn.read_reply()
+
+
 # ---------------------------------------------------------------------------------------------
 # redis-server
 
@@ -403,6 +432,10 @@ class RedisServer:
     def cmd(self, *args):
         with self.client() as c:
             return c.cmd(*args)
+
+    def client_list(self) -> list:
+        """CLIENT LIST of this server, parsed (the connection asking is in it too)."""
+        return parse_client_list(self.cmd("CLIENT", "LIST"))
 
     def info(self, section: str = "") -> dict:
         raw = self.cmd("INFO", section) if section else self.cmd("INFO")
