@@ -152,7 +152,10 @@ class Client final : public upstream::ReplySink {
   // A CLIENT KILL from any client: closes once the current turn is over.
   void kill();
   // Delivers the answer of a request that waited on another thread (CLIENT LIST/KILL).
-  void answerFanOut(uint64_t seq, std::string_view reply) { onUpstreamReply(seq, reply); }
+  void answerFanOut(uint64_t seq, std::string_view reply) {
+    fanout_pending_ = false;
+    onUpstreamReply(seq, reply);
+  }
 
   bool closed() const { return fd_ < 0; }
   uint32_t inflightRefs() const { return inflight_refs_; }
@@ -367,6 +370,7 @@ class Client final : public upstream::ReplySink {
   bool reply_skip_ = false;     // CLIENT REPLY SKIP: the next command's reply is dropped
   bool monitoring_ = false;     // MONITOR confirmed: "+<timestamp> ..." lines are pushed
   bool waiting_ = false;        // paused until every earlier request is answered
+  bool fanout_pending_ = false;  // a CLIENT LIST/KILL waits for the other workers' part
   bool read_enabled_ = false;
   bool write_enabled_ = false;
   bool paused_ = false;  // backpressure (or waiting_): not reading

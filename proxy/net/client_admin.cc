@@ -312,6 +312,7 @@ void Client::fanOut(std::function<void(Worker&, std::string&, int64_t&)> each,
   pending_.push_back(std::move(s));
   const uint64_t seq = next_seq_++;
   ++inflight_refs_;
+  fanout_pending_ = true;
   worker_.stats().pending.add();
   Client* self = this;
   worker_.fanOut(std::move(each), [self, seq, finish = std::move(finish)](

@@ -119,6 +119,9 @@ bool Client::dispatch(const codec::Request& req) {
             ? cmd
             : nullptr;
   }
+  // A CLIENT LIST/KILL answered by other workers holds its slot until it is back; nothing
+  // may be sent behind it meanwhile (a dedicated connection's frames pair with the head slot).
+  if (fanout_pending_) return false;
   const CommandKind kind = classify(cmd, req.args);
   if (!authenticated_ && gateAuth(cmd, kind, req)) return true;
   const Event ev = eventOf(cmd, kind, req);
@@ -168,8 +171,13 @@ bool Client::dispatch(const codec::Request& req) {
     return true;
   }
   if (s.conn == Conn::kAcquire && !acquireDedicated()) return true;  // refused, state kept
+  const bool closing = s.next.link == Link::kClosing && st_.link != Link::kClosing;
   st_ = s.next;
   if (s.conn == Conn::kRelease) releaseDedicated();
+  if (closing) {
+    setReadEnabled(false);  // QUIT: nothing after it is read
+    worker_.markDirty(this);
+  }
   if (cmd != nullptr) last_full_ = cmd;
   route(s, cmd, kind, *use, ev);
   return true;
