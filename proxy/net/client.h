@@ -29,6 +29,7 @@
 #include "proxy/codec/resp.h"
 #include "proxy/codec/ring.h"
 #include "proxy/net/command_kind.h"
+#include "proxy/net/stats.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::commands {
@@ -129,10 +130,10 @@ class Client final : public upstream::ReplySink {
     // A GET of a fill policy's key: its reply is looked at (miss -> fill; stale -> refresh).
     std::unique_ptr<struct FillReq> fill{};
     int64_t start_us = 0;       // for the latency histogram
-    uint16_t cmd = kNoCommand;  // index into the command table, for per-command errors
+    uint16_t cmd = kNoCommand;  // CommandInfo::id, for per-command errors
   };
-  static constexpr uint16_t kNoCommand = UINT16_MAX;
-  uint16_t cur_cmd_ = kNoCommand;  // the request being handled
+  static constexpr uint16_t kNoCommand = Stats::kNoCommand;
+  uint16_t cur_cmd_ = kNoCommand;  // the request being handled: Stats::Worker::countCommand's slot
 
   static void onEvent(evutil_socket_t fd, short what, void* arg);
   void onReadable();

@@ -22,14 +22,7 @@ bool Client::dispatch(const codec::Request& request) {
             ? cmd
             : nullptr;
   }
-  if (cmd != nullptr) {
-    // Counted per top-level command; subcommands are not counted.
-    const int64_t idx = commands::topLevelIndex(cmd);
-    if (idx >= 0 && static_cast<size_t>(idx) < Stats::kCommandSlots) {
-      worker_.stats().per_command[idx].add();
-      cur_cmd_ = static_cast<uint16_t>(idx);
-    }
-  }
+  cur_cmd_ = worker_.stats().countCommand(cmd);  // per command or subcommand (client|setname)
   CommandKind what = classify(cmd, request.args);
   if (!authenticated_ && gateAuth(cmd, what, request)) return true;
   // Policies see every request but credentials (AUTH, and HELLO which may carry them).
