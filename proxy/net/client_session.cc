@@ -22,7 +22,8 @@ bool Client::dispatch(const codec::Request& request) {
             ? cmd
             : nullptr;
   }
-  cur_cmd_ = worker_.stats().countCommand(cmd);  // per command or subcommand (client|setname)
+  // Per command or subcommand (client|setname); once, also for a request that had to wait.
+  cur_cmd_ = policy_replay_ ? Stats::Worker::commandSlot(cmd) : worker_.stats().countCommand(cmd);
   CommandKind what = classify(cmd, request.args);
   if (!authenticated_ && gateAuth(cmd, what, request)) return true;
   // Policies see every request but credentials (AUTH, and HELLO which may carry them).

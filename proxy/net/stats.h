@@ -88,6 +88,10 @@ struct Stats {
       per_command[cmd->id].add();
       return cmd->id;
     }
+    // The slot countCommand would return, counting nothing (a request seen a second time).
+    static uint16_t commandSlot(const commands::CommandInfo* cmd) {
+      return cmd == nullptr ? kNoCommand : cmd->id;
+    }
     void observeLatency(int64_t us) { latency.observe(us); }
   };
 

@@ -96,3 +96,21 @@ policies:
     p = subprocess.run([promtool, "check", "metrics"], input=body.encode(), capture_output=True,
                        timeout=30)
     assert p.returncode == 0, (p.stdout + p.stderr).decode() + "\n" + body
+
+
+def test_command_that_waits_is_counted_once(redis_server, corral_factory):
+    """MULTI and BLPOP behind a request in flight wait for its reply and are handled again
+    then: one call each, in INFO and in /metrics."""
+    c = corral_factory(corral_config(redis_server.port))
+    with c.client() as cl:
+        assert cl.pipeline([("GET", "k"), ("MULTI",), ("SET", "k", "1"), ("EXEC",)]) == \
+            [None, "OK", "QUEUED", ["OK"]]
+        assert cl.pipeline([("GET", "k"), ("BLPOP", "q", "0.01")]) == [b"1", None]
+        text = cl.cmd("INFO", "proxy").decode()
+    info = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    for cmd in ("multi", "exec", "set", "blpop"):
+        assert info[f"corral_cmdstat_{cmd}"] == "calls=1,failed_calls=0", info
+    assert info["corral_cmdstat_get"] == "calls=2,failed_calls=0", info
+    m = c.metrics()
+    for cmd in ("multi", "exec", "set", "blpop"):
+        assert m[f'corral_command_requests_total{{command="{cmd}"}}'] == 1, m
