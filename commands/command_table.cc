@@ -130,6 +130,19 @@ constexpr auto kSubIndex = [] {
   return idx;
 }();
 
+// CommandInfo::id, as the generator numbers it: top-level commands first, then kSubList's order.
+constexpr bool idsDense() {
+  for (size_t i = 0; i < kAll.size(); ++i) {
+    if (kAll[i].id != i) return false;
+  }
+  for (size_t i = 0; i < kSubList.size(); ++i) {
+    if (kSubList[i]->id != kAll.size() + i) return false;
+  }
+  return true;
+}
+
+static_assert(idsDense(), "CommandInfo ids are not dense: regenerate commands.inc");
+static_assert(kCommandIds == kAll.size() + kSubList.size() && kCommandIds < 0xFFFF);
 static_assert(kTopIndex.entries == kRedisCommandCount, "table differs from COMMAND COUNT");
 static_assert(kSubIndex.entries == kRedisSubcommandCount);
 static_assert(kAll.size() < 0xFFFF && kSubList.size() < 0xFFFF);
@@ -387,6 +400,12 @@ bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
 }
 
 std::span<const CommandInfo> allCommands() { return kAll; }
+
+const CommandInfo* byId(size_t id) {
+  if (id < kAll.size()) return &kAll[id];
+  if (id < kCommandIds) return kSubList[id - kAll.size()];
+  return nullptr;
+}
 
 int64_t topLevelIndex(const CommandInfo* cmd) {
   // Compared as addresses: subtracting pointers into different arrays is undefined.

@@ -6,12 +6,19 @@
 // by tools/gen_commands.py and checked in; this file only reads it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
 #include <vector>
 
 namespace corral::commands {
+
+// kRedisVersion, kRedisCommandCount (COMMAND COUNT) and kRedisSubcommandCount, generated.
+#include "commands/commands.inc"
+
+// How many CommandInfo::id values there are: every command and every subcommand.
+inline constexpr size_t kCommandIds = kRedisCommandCount + kRedisSubcommandCount;
 
 // Flags, as a bit set. Mirrors the Redis flags that matter to a proxy.
 enum CommandFlag : uint32_t {
@@ -66,6 +73,11 @@ struct CommandInfo {
   uint8_t nkeyspecs = 0;
   const CommandInfo* subcommands = nullptr;  // container commands (CLIENT, CONFIG, XGROUP, ...)
   uint16_t nsubcommands = 0;
+  // Dense, < kCommandIds: top-level commands in allCommands() order, then the subcommands in
+  // table order, so "client|setname" has a slot of its own in tables indexed by command (the
+  // per-command counters). Fixed by the generator for one Redis version; a regeneration may
+  // renumber, so never store it outside the process.
+  uint16_t id = 0;
 };
 
 // Looks up args[0] (case-insensitively, no allocation); for container commands also args[1].
@@ -84,6 +96,10 @@ bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
 
 // All top-level commands, for tests and for INFO/COMMAND COUNT checks.
 std::span<const CommandInfo> allCommands();
+
+// The command or subcommand whose CommandInfo::id is `id`, or nullptr when id >= kCommandIds.
+// For naming the rows of tables indexed by id; not for the request path (use lookup()).
+const CommandInfo* byId(size_t id);
 
 // cmd's index in allCommands(), or -1 for a subcommand (they live in other arrays). For tables
 // indexed by command (per-command counters, command lists).

@@ -516,6 +516,29 @@ TEST_CASE("lookup and extractKeys do not allocate once the output vector is warm
   CHECK(found == 100 * (3 + 1 + 16));
 }
 
+TEST_CASE("ids are dense over commands and subcommands, and byId inverts them") {
+  CHECK(kCommandIds == 240 + 126);
+  std::set<uint16_t> seen;
+  for (const CommandInfo& c : allCommands()) {
+    CAPTURE(c.name);
+    CHECK(byId(c.id) == &c);
+    CHECK(seen.insert(c.id).second);
+    for (const CommandInfo& s : std::span(c.subcommands, c.nsubcommands)) {
+      CAPTURE(s.name);
+      CHECK(s.id >= allCommands().size());
+      CHECK(byId(s.id) == &s);
+      CHECK(seen.insert(s.id).second);
+    }
+  }
+  CHECK(seen.size() == kCommandIds);
+  CHECK(*seen.rbegin() == kCommandIds - 1);
+  const std::string_view client_setname[] = {"client", "SETNAME", "x"};
+  const CommandInfo* setname = lookup(client_setname);
+  REQUIRE(setname != nullptr);
+  CHECK(byId(setname->id)->name == "client|setname");
+  CHECK(byId(kCommandIds) == nullptr);
+}
+
 TEST_CASE("topLevelIndex is the index in allCommands, -1 for subcommands") {
   const auto all = allCommands();
   for (size_t i = 0; i < all.size(); ++i) CHECK(topLevelIndex(&all[i]) == static_cast<int64_t>(i));

@@ -5,7 +5,7 @@
 #   run    build + redis-server/redis-cli (scripts/run.sh starts a local Redis when none answers)
 #   test   build + everything scripts/test.sh uses (Redis, twemproxy, pytest with redis-py and
 #          PyYAML for Debian's python3, clang/libFuzzer, clang-format 14, node/npm for the Node
-#          client tests)
+#          client tests, promtool from prometheus to lint /metrics)
 #   bench  build + everything tests/bench/bench.sh uses (Redis, twemproxy, valgrind, taskset)
 #   all    the union of the above
 #
@@ -21,8 +21,10 @@ redis_pkgs=(redis-server redis-tools)
 demo_pkgs=(python3 curl)
 # libclang-rt-14-dev holds libFuzzer and the sanitizer runtimes; clang only recommends it, and we
 # install without recommends.
+# prometheus: only its promtool is used (tests/integration/test_admin.py lints /metrics with it);
+# the server it also installs is not started by anything of ours.
 test_pkgs=(nutcracker python3 python3-redis python3-pytest python3-yaml clang libclang-rt-14-dev
-  clang-format util-linux nodejs npm)
+  clang-format util-linux nodejs npm prometheus)
 bench_pkgs=(nutcracker valgrind util-linux python3)
 
 usage() {

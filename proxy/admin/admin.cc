@@ -7,11 +7,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <cstdio>
 #include <cstring>
 
-#include "commands/command_table.h"
 #include "proxy/loop/clock.h"
+#include "proxy/net/metrics_table.h"
+#include "proxy/net/prometheus.h"
 
 namespace corral::admin {
 namespace {
@@ -97,121 +97,20 @@ bool AdminServer::ready() const {
 }
 
 std::string AdminServer::metricsText() const {
-  struct Row {
-    const char* name;
-    const char* type;
-    const char* help;
-    net::Counter net::Stats::Worker::*field;
-  };
-  using W = net::Stats::Worker;
-  static const Row kRows[] = {
-      {"corral_connections_accepted_total", "counter", "Client connections accepted.",
-       &W::connections_accepted},
-      {"corral_connections_rejected_total", "counter", "Client connections refused (max_clients).",
-       &W::connections_rejected},
-      {"corral_requests_total", "counter", "Requests parsed.", &W::requests},
-      {"corral_requests_forwarded_total", "counter", "Requests sent to an upstream.",
-       &W::forwarded},
-      {"corral_local_replies_total", "counter", "Requests answered by corral itself.",
-       &W::local_replies},
-      {"corral_upstream_errors_total", "counter",
-       "Replies of -ERR corral: upstream unavailable/timeout.", &W::upstream_errors},
-      {"corral_protocol_errors_total", "counter", "Malformed requests (connection closed).",
-       &W::protocol_errors},
-      {"corral_oversize_requests_total", "counter", "Requests over limits.max_request_bytes.",
-       &W::oversize_requests},
-      {"corral_refused_commands_total", "counter",
-       "Connection-state commands refused by this version.", &W::refused_commands},
-      {"corral_backpressure_pauses_total", "counter", "Times a client's reading was paused.",
-       &W::backpressure_pauses},
-      {"corral_pending_requests", "gauge", "Requests waiting for an upstream reply.", &W::pending},
-      {"corral_clients", "gauge", "Connected clients.", &W::clients},
-      {"corral_upstream_connections_ready", "gauge", "Upstream connections connected.",
-       &W::upstreams_ready},
-      {"corral_upstream_connections", "gauge", "Upstream connections configured.",
-       &W::upstreams_total},
-      {"corral_auth_failures_total", "counter", "AUTH attempts with wrong credentials.",
-       &W::auth_failures},
-      {"corral_slow_consumers_disconnected_total", "counter",
-       "Subscribers (clients on their own connection) cut off at the limits.pubsub_* limits.",
-       &W::slow_consumers},
-      {"corral_dedicated_connections", "gauge",
-       "Dedicated upstream connections held by clients (MULTI/WATCH, blocking commands).",
-       &W::dedicated},
-  };
   std::string out;
-  out.reserve(4096);
-  for (const Row& r : kRows) {
-    uint64_t sum = 0;
-    for (const auto& b : shared_.stats.blocks) sum += ((*b).*(r.field)).get();
-    out += "# HELP ";
-    out += r.name;
-    out += ' ';
-    out += r.help;
-    out += "\n# TYPE ";
-    out += r.name;
-    out += ' ';
-    out += r.type;
-    out += '\n';
-    out += r.name;
-    out += ' ';
-    out += std::to_string(sum);
-    out += '\n';
-  }
-  // Per command: calls and error replies (commands never called are left out).
-  const auto cmds = commands::allCommands();
-  std::string calls, errors;
-  for (size_t i = 0; i < cmds.size() && i < net::Stats::kCommandSlots; ++i) {
-    uint64_t n = 0;
-    uint64_t e = 0;
-    for (const auto& b : shared_.stats.blocks) {
-      n += b->per_command[i].get();
-      e += b->per_command_errors[i].get();
-    }
-    if (n == 0 && e == 0) continue;
-    const std::string label = "{command=\"" + std::string(cmds[i].name) + "\"} ";
-    calls += "corral_command_requests_total" + label + std::to_string(n) + "\n";
-    errors += "corral_command_errors_total" + label + std::to_string(e) + "\n";
-  }
-  out += "# HELP corral_command_requests_total Requests by command.\n";
-  out += "# TYPE corral_command_requests_total counter\n" + calls;
-  out += "# HELP corral_command_errors_total Error replies by command (Redis's and corral's).\n";
-  out += "# TYPE corral_command_errors_total counter\n" + errors;
-  out += "# HELP corral_request_duration_seconds Forwarded requests, from read to reply.\n";
-  out += "# TYPE corral_request_duration_seconds histogram\n";
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i <= net::Stats::kLatencyBuckets; ++i) {
-    for (const auto& b : shared_.stats.blocks) cumulative += b->latency_bucket[i].get();
-    std::string le = "+Inf";
-    if (i < net::Stats::kLatencyBuckets) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%g",
-                    static_cast<double>(net::Stats::kLatencyBoundsUs[i]) / 1e6);
-      le = buf;
-    }
-    out += "corral_request_duration_seconds_bucket{le=\"" + le + "\"} " +
-           std::to_string(cumulative) + "\n";
-  }
-  uint64_t sum_us = 0;
-  uint64_t count = 0;
-  for (const auto& b : shared_.stats.blocks) {
-    sum_us += b->latency_sum_us.get();
-    count += b->latency_count.get();
-  }
-  char sum[48];
-  std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(sum_us) / 1e6);
-  out += std::string("corral_request_duration_seconds_sum ") + sum + "\n";
-  out += "corral_request_duration_seconds_count " + std::to_string(count) + "\n";
+  out.reserve(8192);
+  net::PromWriter w(out);
+  net::writePrometheus(shared_.stats, w);
   shared_.policy_registry.appendMetrics(out);
-  out += "# HELP corral_config_reload_failures_total Config reloads rejected.\n";
-  out += "# TYPE corral_config_reload_failures_total counter\n";
-  out += "corral_config_reload_failures_total " +
-         std::to_string(info_.reload_failures ? info_.reload_failures() : 0) + "\n";
-  out += "# HELP corral_uptime_seconds Seconds since start.\n# TYPE corral_uptime_seconds gauge\n";
-  out += "corral_uptime_seconds " +
-         std::to_string((loop::monotonicMs() - info_.started_ms) / 1000) + "\n";
-  out += "# HELP corral_build_info Build version.\n# TYPE corral_build_info gauge\n";
-  out += "corral_build_info{version=\"" + info_.version + "\"} 1\n";
+  w.header("corral_config_reload_failures_total", net::MetricType::kCounter,
+           "Config reloads rejected.");
+  w.sample("corral_config_reload_failures_total",
+           info_.reload_failures ? info_.reload_failures() : 0);
+  w.header("corral_uptime_seconds", net::MetricType::kGauge, "Seconds since start.");
+  w.sample("corral_uptime_seconds",
+           static_cast<uint64_t>((loop::monotonicMs() - info_.started_ms) / 1000));
+  w.header("corral_build_info", net::MetricType::kGauge, "Build version.");
+  w.sample("corral_build_info", {{"version", info_.version}}, 1);
   return out;
 }
 

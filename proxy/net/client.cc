@@ -280,8 +280,7 @@ void Client::place(uint64_t idx, std::string_view reply) {
   Slot& slot = pending_[idx];
   if (idx != 0) {
     // Dropped replies still hold their place until the head moves past them.
-    slot.reply = std::make_unique<std::string>((slot.flags & kSilent) ? std::string_view()
-                                                                       : reply);
+    slot.reply = std::make_unique<std::string>((slot.flags & kSilent) ? std::string_view() : reply);
     return;
   }
   if (!(slot.flags & kSilent)) deliver(reply);

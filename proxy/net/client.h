@@ -39,6 +39,7 @@
 #include "proxy/codec/ring.h"
 #include "proxy/net/command_kind.h"
 #include "proxy/net/session.h"
+#include "proxy/net/stats.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::policies {
@@ -171,14 +172,14 @@ class Client final : public upstream::ReplySink {
   size_t index_ = 0;  // position in Worker::all_clients_
 
  private:
-  static constexpr uint16_t kNoCommand = UINT16_MAX;
+  static constexpr uint16_t kNoCommand = Stats::kNoCommand;
   // Slot::flags.
-  static constexpr uint8_t kSilent = 1;         // CLIENT REPLY OFF/SKIP: the reply is dropped
-  static constexpr uint8_t kHidden = 2;         // corral's own follow-up: dropped, errors counted
-  static constexpr uint8_t kOnDedicated = 4;    // paired with the dedicated connection's frames
-  static constexpr uint8_t kSubscribing = 8;    // (P|S)(UN)SUBSCRIBE: confirmations are replies
-  static constexpr uint8_t kFramesUnknown = 16; // UNSUBSCRIBE with no channel: one frame each
-  static constexpr uint8_t kMonitorOk = 32;     // MONITOR: its +OK starts the monitor stream
+  static constexpr uint8_t kSilent = 1;          // CLIENT REPLY OFF/SKIP: the reply is dropped
+  static constexpr uint8_t kHidden = 2;          // corral's own follow-up: dropped, errors counted
+  static constexpr uint8_t kOnDedicated = 4;     // paired with the dedicated connection's frames
+  static constexpr uint8_t kSubscribing = 8;     // (P|S)(UN)SUBSCRIBE: confirmations are replies
+  static constexpr uint8_t kFramesUnknown = 16;  // UNSUBSCRIBE with no channel: one frame each
+  static constexpr uint8_t kMonitorOk = 32;      // MONITOR: its +OK starts the monitor stream
 
   // A request's place in the reply order. Empty while waiting: a reply for the head slot goes
   // straight to out_, so only a reply that overtakes the head is stored (one allocation).
@@ -188,10 +189,10 @@ class Client final : public upstream::ReplySink {
     std::unique_ptr<TxPlan> tx;     // EXEC: corral's part of the transaction's replies
     // A GET-like read of a policy key: its reply counts as the policy's hit or miss.
     policies::PolicyCounters* hitmiss = nullptr;
-    int64_t start_us = 0;      // for the latency histogram
-    int64_t deadline_ms = -1;  // dedicated connection: when it times out (-1: never)
-    int64_t arg = 0;           // the rewrite's argument
-    uint32_t frames = 1;       // dedicated connection: reply frames still expected
+    int64_t start_us = 0;       // for the latency histogram
+    int64_t deadline_ms = -1;   // dedicated connection: when it times out (-1: never)
+    int64_t arg = 0;            // the rewrite's argument
+    uint32_t frames = 1;        // dedicated connection: reply frames still expected
     uint16_t cmd = kNoCommand;  // per-command counter slot, for errors
     Rewrite rewrite = Rewrite::kNone;
     uint8_t flags = 0;
@@ -203,10 +204,10 @@ class Client final : public upstream::ReplySink {
     std::string user;      // AUTH user, when auth.users is configured
     std::string lib_name;  // CLIENT SETINFO
     std::string lib_ver;
-    TxPlan tx_plan;         // the transaction being queued
-    HiddenCommands tx_hidden;  // its follow-ups, sent after EXEC
+    TxPlan tx_plan;                  // the transaction being queued
+    HiddenCommands tx_hidden;        // its follow-ups, sent after EXEC
     int64_t tracking_redirect = -1;  // -1 off; 0 on without REDIRECT; else corral's id
-    int64_t soft_since_ms = -1;  // since when the output is above limits.pubsub_soft_bytes
+    int64_t soft_since_ms = -1;      // since when the output is above limits.pubsub_soft_bytes
     // read_your_writes: key -> until (loop ms). Bounded; when full of live entries, every
     // read goes to the primary until ryw_all_until.
     std::unordered_map<std::string, int64_t> ryw;
@@ -254,7 +255,7 @@ class Client final : public upstream::ReplySink {
   // dedicated connection that the step gives up get `error` (RESP bytes) as their reply.
   void sessionEvent(Event e, std::string_view error = {});
   void failDedicatedSlots(std::string_view error);
-  bool acquireDedicated();     // false (and an error replied) past upstream.max_dedicated
+  bool acquireDedicated();  // false (and an error replied) past upstream.max_dedicated
   void releaseDedicated();
   void refuse(const commands::CommandInfo* cmd, CommandKind kind, const codec::Request& req,
               Event ev);
@@ -264,8 +265,7 @@ class Client final : public upstream::ReplySink {
   // --- client_dedicated.cc: the dedicated connection, a pipe paired here
   // Sends req on the dedicated connection with a slot that pairs its reply frames, and what a
   // transaction or a subscription needs around it.
-  void sendDedicated(const codec::Request& req, const commands::CommandInfo* cmd,
-                     CommandKind kind);
+  void sendDedicated(const codec::Request& req, const commands::CommandInfo* cmd, CommandKind kind);
   void sendDedicatedRaw(std::string_view bytes, uint8_t flags, Rewrite rewrite, int64_t arg,
                         int64_t timeout_ms, uint32_t frames);
   void onDedicatedFrame(std::string_view frame);
@@ -351,9 +351,9 @@ class Client final : public upstream::ReplySink {
   codec::Buffer out_;
   codec::RequestParser parser_;
   codec::Ring<Slot> pending_;
-  const commands::CommandInfo* last_cmd_ = nullptr;  // lookup cache (plain commands only)
+  const commands::CommandInfo* last_cmd_ = nullptr;   // lookup cache (plain commands only)
   const commands::CommandInfo* last_full_ = nullptr;  // the last command run (CLIENT LIST)
-  uint64_t head_seq_ = 0;                            // sequence number of pending_.front()
+  uint64_t head_seq_ = 0;                             // sequence number of pending_.front()
   uint64_t next_seq_ = 0;
   uint32_t inflight_refs_ = 0;  // requests held by upstream connections and fan-outs
   uint32_t primary_slot_ = 0;
@@ -364,12 +364,12 @@ class Client final : public upstream::ReplySink {
 
   // Session (session.h): the state, and what it needs beside it.
   SessionState st_;
-  bool authenticated_ = false;  // meaningful only when auth.users is configured
-  uint8_t proto_ = 2;           // RESP version the client speaks
-  bool reply_off_ = false;      // CLIENT REPLY OFF
-  bool reply_skip_ = false;     // CLIENT REPLY SKIP: the next command's reply is dropped
-  bool monitoring_ = false;     // MONITOR confirmed: "+<timestamp> ..." lines are pushed
-  bool waiting_ = false;        // paused until every earlier request is answered
+  bool authenticated_ = false;   // meaningful only when auth.users is configured
+  uint8_t proto_ = 2;            // RESP version the client speaks
+  bool reply_off_ = false;       // CLIENT REPLY OFF
+  bool reply_skip_ = false;      // CLIENT REPLY SKIP: the next command's reply is dropped
+  bool monitoring_ = false;      // MONITOR confirmed: "+<timestamp> ..." lines are pushed
+  bool waiting_ = false;         // paused until every earlier request is answered
   bool fanout_pending_ = false;  // a CLIENT LIST/KILL waits for the other workers' part
   bool read_enabled_ = false;
   bool write_enabled_ = false;

@@ -315,10 +315,10 @@ void Client::fanOut(std::function<void(Worker&, std::string&, int64_t&)> each,
   fanout_pending_ = true;
   worker_.stats().pending.add();
   Client* self = this;
-  worker_.fanOut(std::move(each), [self, seq, finish = std::move(finish)](
-                                      const std::string& acc, int64_t count) {
-    self->answerFanOut(seq, finish(acc, count));
-  });
+  worker_.fanOut(std::move(each),
+                 [self, seq, finish = std::move(finish)](const std::string& acc, int64_t count) {
+                   self->answerFanOut(seq, finish(acc, count));
+                 });
 }
 
 bool Client::clientAdmin(const CommandInfo* cmd, const codec::Request& req) {
@@ -334,9 +334,8 @@ bool Client::clientAdmin(const CommandInfo* cmd, const codec::Request& req) {
     if (a.size() < 3 || !parseInt(a[2], target)) return false;  // Redis's own error
     if (target <= 0 || !ids.get(static_cast<uint64_t>(target), upstream_id)) {
       // Not one of corral's clients blocked on a dedicated connection: nothing to unblock.
-      if (a.size() > 4 ||
-          (a.size() == 4 && !commands::equalsIgnoreCase(a[3], "timeout") &&
-           !commands::equalsIgnoreCase(a[3], "error"))) {
+      if (a.size() > 4 || (a.size() == 4 && !commands::equalsIgnoreCase(a[3], "timeout") &&
+                           !commands::equalsIgnoreCase(a[3], "error"))) {
         return false;  // Redis answers the syntax error
       }
       replyLocal(":0\r\n");
@@ -372,8 +371,8 @@ bool Client::clientAdmin(const CommandInfo* cmd, const codec::Request& req) {
     }
   }
   const bool on = a.size() >= 3 && commands::equalsIgnoreCase(a[2], "on");
-  sendDedicatedRaw(encode(args), cur_flags_ | kOnDedicated, Rewrite::kTracking,
-                   on ? redirect : -1, 0, 1);
+  sendDedicatedRaw(encode(args), cur_flags_ | kOnDedicated, Rewrite::kTracking, on ? redirect : -1,
+                   0, 1);
   return true;
 }
 

@@ -52,14 +52,11 @@ bool isConfirmation(std::string_view k) {
          k == "punsubscribe" || k == "sunsubscribe";
 }
 
-bool isMessage(std::string_view k) {
-  return k == "message" || k == "pmessage" || k == "smessage";
-}
+bool isMessage(std::string_view k) { return k == "message" || k == "pmessage" || k == "smessage"; }
 
 }  // namespace
 
-int64_t Client::blockingTimeout(const commands::CommandInfo* cmd,
-                                const codec::Request& req) const {
+int64_t Client::blockingTimeout(const commands::CommandInfo* cmd, const codec::Request& req) const {
   const int64_t block = blockMs(cmd->name, req.args);
   if (block < 0) return -1;  // blocks for ever: no deadline
   if (block == 0) return 0;  // malformed: Redis answers at once
@@ -79,8 +76,8 @@ void Client::sendDedicatedRaw(std::string_view bytes, uint8_t flags, Rewrite rew
   }
   Slot s;
   s.start_us = worker_.loop_.now_us;
-  const int64_t own = timeout_ms == 0 ? worker_.upstreamConfig().command_timeout.count()
-                                      : timeout_ms;
+  const int64_t own =
+      timeout_ms == 0 ? worker_.upstreamConfig().command_timeout.count() : timeout_ms;
   s.deadline_ms = own < 0 ? -1 : worker_.nowMs() + own;
   s.arg = arg;
   s.frames = frames;
@@ -102,8 +99,8 @@ void Client::onDedicatedFrame(std::string_view frame) {
   pubsubFrame(frame, &kind, &count);
   const bool confirmation = isConfirmation(kind);
   const bool head_subscribing =
-      !pending_.empty() && (pending_.front().flags & (kSubscribing | kOnDedicated)) ==
-                               (kSubscribing | kOnDedicated);
+      !pending_.empty() &&
+      (pending_.front().flags & (kSubscribing | kOnDedicated)) == (kSubscribing | kOnDedicated);
   bool reply = true;
   if (confirmation && head_subscribing) {
     reply = true;

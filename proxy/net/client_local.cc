@@ -130,16 +130,18 @@ bool Client::runLocal(const CommandInfo* cmd, CommandKind kind,
         codec::appendError(out, "ERR wrong number of arguments for 'client|setinfo' command");
       } else if (commands::equalsIgnoreCase(args[2], "lib-name")) {
         if (!validName(args[3])) {
-          codec::appendError(out, "ERR lib-name cannot contain spaces, newlines or special "
-                                  "characters.");
+          codec::appendError(out,
+                             "ERR lib-name cannot contain spaces, newlines or special "
+                             "characters.");
         } else {
           extras().lib_name.assign(args[3]);
           codec::appendSimple(out, "OK");
         }
       } else if (commands::equalsIgnoreCase(args[2], "lib-ver")) {
         if (!validName(args[3])) {
-          codec::appendError(out, "ERR lib-ver cannot contain spaces, newlines or special "
-                                  "characters.");
+          codec::appendError(out,
+                             "ERR lib-ver cannot contain spaces, newlines or special "
+                             "characters.");
         } else {
           extras().lib_ver.assign(args[3]);
           codec::appendSimple(out, "OK");

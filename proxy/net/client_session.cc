@@ -39,8 +39,7 @@ Event Client::eventOf(const CommandInfo* cmd, CommandKind kind, const codec::Req
   using K = CommandKind;
   if (kind != K::kForward && kind != K::kInfo && kind != K::kConfigGet && kind != K::kKeyspace &&
       kind != K::kBusy && kind != K::kClientUnblock && kind != K::kClientTracking &&
-      kind != K::kClientSetinfo &&
-      !commandError(cmd, req.args).empty()) {
+      kind != K::kClientSetinfo && !commandError(cmd, req.args).empty()) {
     // A malformed command that would change the session: Redis refuses it before running it.
     return Event::kRefused;
   }
@@ -129,7 +128,7 @@ bool Client::dispatch(const codec::Request& req) {
   if (s.wait) return false;  // parsed again once every earlier request is answered
 
   // From here on the request is handled exactly once.
-  if (cmd != nullptr) cur_cmd_ = worker_.stats().countCommand(cmd);
+  cur_cmd_ = worker_.stats().countCommand(cmd);  // per command or subcommand (client|setname)
   worker_.stats().requests.add();
   last_active_ms_ = worker_.nowMs();
   if (reply_off_ || reply_skip_) {
@@ -289,14 +288,13 @@ void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::
   } else if (policy_route_ == kRoutePrimary) {
     conn = worker_.route(false, primary_slot_, db_);
   } else {
-    conn = worker_.route(read_only, primary_slot_, db_,
-                         static_cast<config::ReadFrom>(policy_route_));
+    conn =
+        worker_.route(read_only, primary_slot_, db_, static_cast<config::ReadFrom>(policy_route_));
   }
   forward(conn, req, 0);
 }
 
-void Client::refuse(const CommandInfo* cmd, CommandKind kind, const codec::Request& req,
-                    Event ev) {
+void Client::refuse(const CommandInfo* cmd, CommandKind kind, const codec::Request& req, Event ev) {
   if (st_.link == Link::kShared && (ev == Event::kExec || ev == Event::kDiscard)) {
     replyError(ev == Event::kExec ? "ERR EXEC without MULTI" : "ERR DISCARD without MULTI");
     return;
@@ -463,8 +461,7 @@ void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, Co
     default:
       break;
   }
-  if (kind == CommandKind::kExec || kind == CommandKind::kDiscard ||
-      kind == CommandKind::kMulti) {
+  if (kind == CommandKind::kExec || kind == CommandKind::kDiscard || kind == CommandKind::kMulti) {
     tx_queued_ = 0;
   } else if (queued) {
     ++tx_queued_;

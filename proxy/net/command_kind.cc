@@ -48,9 +48,9 @@ const std::unordered_map<const CommandInfo*, CommandKind>& kindTable() {
     add({"discard"}, K::kDiscard);
     add({"watch"}, K::kWatch);
     add({"unwatch"}, K::kUnwatch);
-    for (std::string_view name : {"blpop", "brpop", "blmove", "blmpop", "bzpopmin", "bzpopmax",
-                                  "bzmpop", "brpoplpush", "wait", "waitaof", "xread",
-                                  "xreadgroup"}) {
+    for (std::string_view name :
+         {"blpop", "brpop", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop", "brpoplpush",
+          "wait", "waitaof", "xread", "xreadgroup"}) {
       add({name}, K::kBlocking);
     }
     for (std::string_view name : {"subscribe", "psubscribe", "ssubscribe"}) {

@@ -5,6 +5,7 @@
 #include "commands/command_table.h"
 #include "proxy/loop/clock.h"
 #include "proxy/net/client.h"
+#include "proxy/net/metrics_table.h"
 #include "proxy/net/redact.h"
 #include "proxy/net/worker.h"
 
@@ -141,19 +142,7 @@ std::string Client::rewriteExec(const TxPlan& plan, int64_t queued, std::string_
 
 void Client::appendProxyInfo(std::string& text) {
   const SharedState& sh = worker_.shared();
-  uint64_t requests = 0, forwarded = 0, local = 0, upstream_errors = 0, refused = 0;
-  uint64_t dedicated = 0, ready = 0, total = 0, primary_ready = 0;
-  for (const auto& b : sh.stats.blocks) {
-    requests += b->requests.get();
-    forwarded += b->forwarded.get();
-    local += b->local_replies.get();
-    upstream_errors += b->upstream_errors.get();
-    refused += b->refused_commands.get();
-    dedicated += b->dedicated.get();
-    ready += b->upstreams_ready.get();
-    total += b->upstreams_total.get();
-    primary_ready += b->primary_ready.get();
-  }
+  const Stats& st = sh.stats;
   auto line = [&text](std::string_view k, const std::string& v) {
     text.append(k);
     text.push_back(':');
@@ -161,31 +150,18 @@ void Client::appendProxyInfo(std::string& text) {
     text.append("\r\n");
   };
   text.append("# Proxy\r\n");
+  // What is not a counter; every counter comes from the metrics table below.
   line("corral_version", CORRAL_VERSION);
   line("corral_uptime_in_seconds", std::to_string((loop::monotonicMs() - sh.started_ms) / 1000));
-  line("corral_connected_clients", std::to_string(sh.clients.load(std::memory_order_relaxed)));
-  line("corral_dedicated_connections", std::to_string(dedicated));
   line("corral_upstream_primary", worker_.upstreamConfig().primary.text);
   // This worker's view, live (the counters are refreshed by the worker's tick only).
   line("corral_upstream_primary_status",
-       worker_.primaryReady() || primary_ready > 0 ? "up" : "down");
+       worker_.primaryReady() || st.sum(&Stats::Worker::primary_ready) > 0 ? "up" : "down");
   line("corral_upstream_replicas", std::to_string(worker_.upstreamConfig().replicas.size()));
-  line("corral_upstream_connections_ready", std::to_string(ready) + "/" + std::to_string(total));
-  line("corral_requests", std::to_string(requests));
-  line("corral_requests_forwarded", std::to_string(forwarded));
-  line("corral_local_replies", std::to_string(local));
-  line("corral_upstream_errors", std::to_string(upstream_errors));
-  line("corral_refused_commands", std::to_string(refused));
-  // Per-command calls, like Redis's "# Commandstats" (top-level commands only).
-  const auto all = commands::allCommands();
-  for (size_t i = 0; i < all.size() && i < Stats::kCommandSlots; ++i) {
-    uint64_t calls = 0;
-    for (const auto& b : sh.stats.blocks) calls += b->per_command[i].get();
-    if (calls == 0) continue;
-    std::string k = "corral_cmdstat_";
-    k.append(all[i].name);
-    line(k, "calls=" + std::to_string(calls));
-  }
+  line("corral_upstream_connections_ready",
+       std::to_string(st.sum(&Stats::Worker::upstreams_ready)) + "/" +
+           std::to_string(st.sum(&Stats::Worker::upstreams_total)));
+  appendProxyInfoLines(st, text);
 }
 
 }  // namespace corral::net

@@ -1,8 +1,10 @@
 // Counters and gauges of the data path, one cache-line-aligned block per worker so the hot
 // path never contends. Each field is written by its worker only (relaxed store of a plain
-// increment) and read by the admin thread, which sums the blocks.
+// increment) and read by the admin thread and INFO, which sum the blocks with Stats::sum.
+// What each field is called in /metrics and INFO is declared once, in metrics_table.cc.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -28,11 +30,31 @@ class Counter {
   std::atomic<uint64_t> v_{0};
 };
 
+// Observations counted into fixed buckets (a Prometheus histogram), for one worker.
+struct LatencyHistogram {
+  static constexpr size_t kBuckets = 12;
+  static constexpr int64_t kBoundsUs[kBuckets] = {100,   250,   500,   1000,   2500,   5000,
+                                                  10000, 25000, 50000, 100000, 250000, 1000000};
+  Counter bucket[kBuckets + 1];  // not cumulative; the last counts everything above kBoundsUs
+  Counter sum_us;
+  Counter count;
+  void observe(int64_t us) {
+    size_t i = 0;
+    while (i < kBuckets && us > kBoundsUs[i]) ++i;
+    bucket[i].add();
+    sum_us.add(static_cast<uint64_t>(us < 0 ? 0 : us));
+    count.add();
+  }
+};
+
 struct Stats {
-  static constexpr size_t kCommandSlots = 256;  // Redis 7.0 has 240 top-level commands
-  static constexpr size_t kLatencyBuckets = 12;
-  static constexpr int64_t kLatencyBoundsUs[kLatencyBuckets] = {
-      100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
+  // One slot per command and subcommand (CommandInfo::id): CLIENT SETNAME counts as
+  // client|setname, as in Redis's INFO commandstats.
+  static constexpr size_t kCommandSlots = commands::kCommandIds;
+  static constexpr uint16_t kNoCommand = UINT16_MAX;  // a request with no slot (unknown command)
+  static_assert(kCommandSlots < kNoCommand);
+  using CommandCounters = std::array<Counter, kCommandSlots>;
+
   struct alignas(64) Worker {
     Counter connections_accepted;
     Counter connections_rejected;        // over max_clients
@@ -52,27 +74,25 @@ struct Stats {
     Counter dedicated;                   // gauge: dedicated connections held by clients
     Counter auth_failures;               // AUTH / HELLO AUTH with wrong credentials
     Counter slow_consumers;              // pipe-mode clients cut off at max_output_bytes
-    Counter per_command[kCommandSlots];  // calls, indexed like commands::allCommands()
-    Counter per_command_errors[kCommandSlots];  // error replies (Redis's or corral's)
+    CommandCounters per_command;         // calls, indexed by CommandInfo::id
+    CommandCounters per_command_errors;  // error replies (Redis's or corral's), the same way
     // Request latency, from the read that brought the request to the read that brought its
-    // reply (what corral adds plus Redis's time), as a Prometheus histogram.
-    Counter latency_bucket[kLatencyBuckets + 1];  // last: +Inf
-    Counter latency_sum_us;
-    Counter latency_count;
-    // Counts one call of cmd; returns the counter slot to count its error in (UINT16_MAX: none).
+    // reply (what corral adds plus Redis's time).
+    LatencyHistogram latency;
+
+    // Counts one call of cmd and returns its slot, to count an error reply against later
+    // (per_command_errors[slot]); kNoCommand, counting nothing, for an unknown command
+    // (nullptr). One array index: no hashing, no allocation.
     uint16_t countCommand(const commands::CommandInfo* cmd) {
-      const int64_t idx = commands::topLevelIndex(cmd);
-      if (idx < 0 || static_cast<size_t>(idx) >= kCommandSlots) return UINT16_MAX;
-      per_command[idx].add();
-      return static_cast<uint16_t>(idx);
+      if (cmd == nullptr) return kNoCommand;
+      per_command[cmd->id].add();
+      return cmd->id;
     }
-    void observeLatency(int64_t us) {
-      size_t i = 0;
-      while (i < kLatencyBuckets && us > kLatencyBoundsUs[i]) ++i;
-      latency_bucket[i].add();
-      latency_sum_us.add(static_cast<uint64_t>(us < 0 ? 0 : us));
-      latency_count.add();
+    // The slot countCommand would return, counting nothing (a request seen a second time).
+    static uint16_t commandSlot(const commands::CommandInfo* cmd) {
+      return cmd == nullptr ? kNoCommand : cmd->id;
     }
+    void observeLatency(int64_t us) { latency.observe(us); }
   };
 
   explicit Stats(size_t workers = 1) { resize(workers); }
@@ -80,6 +100,19 @@ struct Stats {
     blocks = std::vector<std::unique_ptr<Worker>>(workers);
     for (auto& b : blocks) b = std::make_unique<Worker>();
   }
+
+  // The one place the worker blocks are added up (each counter read once, relaxed; the total
+  // is not a snapshot of one instant). `read` picks a counter out of a block.
+  template <typename Read>
+  uint64_t sum(Read&& read) const {
+    uint64_t total = 0;
+    for (const auto& b : blocks) total += read(*b).get();
+    return total;
+  }
+  uint64_t sum(Counter Worker::*field) const {
+    return sum([field](const Worker& w) -> const Counter& { return w.*field; });
+  }
+
   std::vector<std::unique_ptr<Worker>> blocks;
 };
 

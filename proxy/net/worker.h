@@ -13,12 +13,11 @@
 #pragma once
 
 #include <event2/event.h>
-
 #include <sys/socket.h>
 
 #include <atomic>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>

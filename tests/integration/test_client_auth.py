@@ -89,8 +89,8 @@ def test_info_has_proxy_section(redis_server, corral_factory):
         fields = dict(line.split(":", 1) for line in proxy.splitlines()[1:] if ":" in line)
         assert fields["corral_upstream_primary_status"] == "up"
         assert int(fields["corral_connected_clients"]) == 1
-        assert fields["corral_cmdstat_get"] == "calls=1"
-        assert fields["corral_cmdstat_set"] == "calls=1"
+        assert fields["corral_cmdstat_get"] == "calls=1,failed_calls=0"
+        assert fields["corral_cmdstat_set"] == "calls=1,failed_calls=0"
         # a named section other than proxy stays Redis's alone
         ks = cl.cmd("INFO", "keyspace").decode()
         assert "# Keyspace" in ks and "# Proxy" not in ks

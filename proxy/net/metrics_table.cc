@@ -1,0 +1,225 @@
+#include "proxy/net/metrics_table.h"
+
+#include <array>
+#include <bitset>
+
+#include "commands/command_table.h"
+
+namespace corral::net {
+namespace {
+
+using W = Stats::Worker;
+constexpr MetricType kCounter = MetricType::kCounter;
+constexpr MetricType kGauge = MetricType::kGauge;
+
+// The table. INFO names are the Prometheus names without "_total" unless INFO had another name
+// first (corral_connected_clients); both are public contracts, so neither is renamed.
+constexpr MetricRow kRows[] = {
+    {.name = "corral_connections_accepted_total",
+     .type = kCounter,
+     .help = "Client connections accepted.",
+     .counter = &W::connections_accepted,
+     .info = "corral_connections_accepted"},
+    {.name = "corral_connections_rejected_total",
+     .type = kCounter,
+     .help = "Client connections refused (max_clients).",
+     .counter = &W::connections_rejected,
+     .info = "corral_connections_rejected"},
+    {.name = "corral_requests_total",
+     .type = kCounter,
+     .help = "Requests parsed.",
+     .counter = &W::requests,
+     .info = "corral_requests"},
+    {.name = "corral_requests_forwarded_total",
+     .type = kCounter,
+     .help = "Requests sent to an upstream.",
+     .counter = &W::forwarded,
+     .info = "corral_requests_forwarded"},
+    {.name = "corral_local_replies_total",
+     .type = kCounter,
+     .help = "Requests answered by corral itself.",
+     .counter = &W::local_replies,
+     .info = "corral_local_replies"},
+    {.name = "corral_upstream_errors_total",
+     .type = kCounter,
+     .help = "Replies of -ERR corral: upstream unavailable/timeout.",
+     .counter = &W::upstream_errors,
+     .info = "corral_upstream_errors"},
+    {.name = "corral_protocol_errors_total",
+     .type = kCounter,
+     .help = "Malformed requests (connection closed).",
+     .counter = &W::protocol_errors,
+     .info = "corral_protocol_errors"},
+    {.name = "corral_oversize_requests_total",
+     .type = kCounter,
+     .help = "Requests over limits.max_request_bytes.",
+     .counter = &W::oversize_requests,
+     .info = "corral_oversize_requests"},
+    {.name = "corral_refused_commands_total",
+     .type = kCounter,
+     .help = "Connection-state commands refused by this version.",
+     .counter = &W::refused_commands,
+     .info = "corral_refused_commands"},
+    {.name = "corral_backpressure_pauses_total",
+     .type = kCounter,
+     .help = "Times a client's reading was paused.",
+     .counter = &W::backpressure_pauses,
+     .info = "corral_backpressure_pauses"},
+    {.name = "corral_pending_requests",
+     .type = kGauge,
+     .help = "Requests waiting for an upstream reply.",
+     .counter = &W::pending,
+     .info = "corral_pending_requests"},
+    {.name = "corral_clients",
+     .type = kGauge,
+     .help = "Connected clients.",
+     .counter = &W::clients,
+     .info = "corral_connected_clients"},
+    // INFO shows these two as one line, corral_upstream_connections_ready:<ready>/<configured>,
+    // among the upstream lines of Client::appendProxyInfo.
+    {.name = "corral_upstream_connections_ready",
+     .type = kGauge,
+     .help = "Upstream connections connected.",
+     .counter = &W::upstreams_ready,
+     .info = ""},
+    {.name = "corral_upstream_connections",
+     .type = kGauge,
+     .help = "Upstream connections configured.",
+     .counter = &W::upstreams_total,
+     .info = ""},
+    {.name = "corral_auth_failures_total",
+     .type = kCounter,
+     .help = "AUTH attempts with wrong credentials.",
+     .counter = &W::auth_failures,
+     .info = "corral_auth_failures"},
+    {.name = "corral_slow_consumers_disconnected_total",
+     .type = kCounter,
+     .help = "Subscribers (clients on their own connection) cut off at the limits.pubsub_* limits.",
+     .counter = &W::slow_consumers,
+     .info = "corral_slow_consumers_disconnected"},
+    {.name = "corral_dedicated_connections",
+     .type = kGauge,
+     .help = "Dedicated upstream connections held by clients (MULTI/WATCH, blocking commands).",
+     .counter = &W::dedicated,
+     .info = "corral_dedicated_connections"},
+    {.name = "corral_command_requests_total",
+     .type = kCounter,
+     .help = "Requests by command; subcommands apart (command=\"client|setname\").",
+     .per_command = &W::per_command,
+     .info = "calls"},
+    {.name = "corral_command_errors_total",
+     .type = kCounter,
+     .help = "Error replies by command (Redis's and corral's); subcommands apart.",
+     .per_command = &W::per_command_errors,
+     .info = "failed_calls"},
+    {.name = "corral_request_duration_seconds",
+     .type = MetricType::kHistogram,
+     .help = "Forwarded requests, from read to reply.",
+     .histogram = &W::latency,
+     .info = "corral_request_duration"},
+};
+
+uint64_t sumCommand(const Stats& stats, const MetricRow& r, size_t slot) {
+  return stats.sum([&r, slot](const W& w) -> const Counter& { return (w.*r.per_command)[slot]; });
+}
+
+// Commands with a non-zero count in any per-command row: the ones both renderers list.
+std::bitset<Stats::kCommandSlots> activeCommands(const Stats& stats) {
+  std::bitset<Stats::kCommandSlots> active;
+  for (const MetricRow& r : kRows) {
+    if (r.per_command == nullptr) continue;
+    for (size_t i = 0; i < Stats::kCommandSlots; ++i) {
+      if (!active[i] && sumCommand(stats, r, i) != 0) active[i] = true;
+    }
+  }
+  return active;
+}
+
+// Sums of one histogram over the workers.
+struct HistogramTotals {
+  uint64_t buckets[LatencyHistogram::kBuckets + 1] = {};
+  uint64_t sum_us = 0;
+  uint64_t count = 0;
+};
+
+HistogramTotals sumHistogram(const Stats& stats, LatencyHistogram W::*h) {
+  HistogramTotals t;
+  for (size_t i = 0; i <= LatencyHistogram::kBuckets; ++i) {
+    t.buckets[i] = stats.sum([h, i](const W& w) -> const Counter& { return (w.*h).bucket[i]; });
+  }
+  t.sum_us = stats.sum([h](const W& w) -> const Counter& { return (w.*h).sum_us; });
+  t.count = stats.sum([h](const W& w) -> const Counter& { return (w.*h).count; });
+  return t;
+}
+
+// The histogram's bounds in seconds, the unit of its Prometheus name.
+constexpr auto kBoundsSeconds = [] {
+  std::array<double, LatencyHistogram::kBuckets> b{};
+  for (size_t i = 0; i < b.size(); ++i) {
+    b[i] = static_cast<double>(LatencyHistogram::kBoundsUs[i]) / 1e6;
+  }
+  return b;
+}();
+
+void infoLine(std::string& text, std::string_view field, std::string_view value) {
+  text.append(field);
+  text.push_back(':');
+  text.append(value);
+  text.append("\r\n");
+}
+
+}  // namespace
+
+std::span<const MetricRow> metricRows() { return kRows; }
+
+void writePrometheus(const Stats& stats, PromWriter& w) {
+  const auto active = activeCommands(stats);
+  for (const MetricRow& r : kRows) {
+    w.header(r.name, r.type, r.help);
+    if (r.counter != nullptr) {
+      w.sample(r.name, stats.sum(r.counter));
+    } else if (r.per_command != nullptr) {
+      for (size_t i = 0; i < Stats::kCommandSlots; ++i) {
+        if (!active[i]) continue;
+        w.sample(r.name, {{"command", commands::byId(i)->name}}, sumCommand(stats, r, i));
+      }
+    } else if (r.histogram != nullptr) {
+      const HistogramTotals t = sumHistogram(stats, r.histogram);
+      w.histogram(r.name, {}, kBoundsSeconds, t.buckets, static_cast<double>(t.sum_us) / 1e6,
+                  t.count);
+    }
+  }
+}
+
+void appendProxyInfoLines(const Stats& stats, std::string& text) {
+  for (const MetricRow& r : kRows) {
+    if (r.info.empty()) continue;
+    if (r.counter != nullptr) {
+      infoLine(text, r.info, std::to_string(stats.sum(r.counter)));
+    } else if (r.histogram != nullptr) {
+      const HistogramTotals t = sumHistogram(stats, r.histogram);
+      infoLine(text, r.info,
+               "count=" + std::to_string(t.count) + ",usec=" + std::to_string(t.sum_us));
+    }
+  }
+  // One line per command, its per-command rows as key=value pairs, as Redis's cmdstat lines.
+  const auto active = activeCommands(stats);
+  std::string field;
+  std::string value;
+  for (size_t i = 0; i < Stats::kCommandSlots; ++i) {
+    if (!active[i]) continue;
+    field.assign(kInfoCommandPrefix);
+    field.append(commands::byId(i)->name);
+    value.clear();
+    for (const MetricRow& r : kRows) {
+      if (r.per_command == nullptr || r.info.empty()) continue;
+      if (!value.empty()) value.push_back(',');
+      value.append(r.info);
+      value.push_back('=');
+      value.append(std::to_string(sumCommand(stats, r, i)));
+    }
+    infoLine(text, field, value);
+  }
+}
+
+}  // namespace corral::net
