@@ -27,6 +27,12 @@ class Ring {
     data_[(head_ + size_) & (cap_ - 1)] = std::move(v);
     ++size_;
   }
+  // A default-state element at the back, filled in place (popped elements are reset to T{}).
+  T& emplace_back() {
+    if (size_ == cap_) grow();
+    ++size_;
+    return data_[(head_ + size_ - 1) & (cap_ - 1)];
+  }
   void pop_front() {
     data_[head_] = T{};
     head_ = (head_ + 1) & (cap_ - 1);

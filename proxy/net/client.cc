@@ -34,8 +34,7 @@ Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
       db_(worker.defaultDb()) {}
 
 Client::~Client() {
-  if (rev_ != nullptr) event_free(rev_);
-  if (wev_ != nullptr) event_free(wev_);
+  if (ev_ != nullptr) event_free(ev_);
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -45,9 +44,9 @@ Client::Extras& Client::extras() {
 }
 
 void Client::start() {
-  rev_ = event_new(worker_.loop_.base, fd_, EV_READ | EV_PERSIST, &Client::onEvent, this);
-  wev_ = event_new(worker_.loop_.base, fd_, EV_WRITE | EV_PERSIST, &Client::onEvent, this);
-  setReadEnabled(true);
+  ev_ = event_new(worker_.loop_.base, fd_, EV_READ | EV_PERSIST, &Client::onEvent, this);
+  read_enabled_ = true;
+  event_add(ev_, nullptr);
 }
 
 void Client::onEvent(evutil_socket_t, short what, void* arg) {
@@ -62,31 +61,34 @@ void Client::onEvent(evutil_socket_t, short what, void* arg) {
   if (what & EV_WRITE) {
     self->flush();
     if (!self->closed()) self->maybeResume();
-  } else if (what & EV_READ) {
+  }
+  if ((what & EV_READ) && !self->closed()) {
     self->worker_.loop_.now_us = loop::monotonicUs();  // requests' latency starts here
     self->onReadable();
   }
 }
 
 void Client::setReadEnabled(bool on) {
-  if (on == read_enabled_ || rev_ == nullptr) return;
+  if (on == read_enabled_ || ev_ == nullptr) return;
   read_enabled_ = on;
-  // While not reading, only the peer's close is watched (EV_CLOSED: EPOLLRDHUP), so that a
-  // client that disconnects while paused is noticed.
-  event_del(rev_);
-  event_assign(rev_, worker_.loop_.base, fd_, (on ? EV_READ : EV_CLOSED) | EV_PERSIST,
-               &Client::onEvent, this);
-  event_add(rev_, nullptr);
+  armEvent();
 }
 
 void Client::setWriteEnabled(bool on) {
-  if (on == write_enabled_ || wev_ == nullptr) return;
+  if (on == write_enabled_ || ev_ == nullptr) return;
   write_enabled_ = on;
-  if (on) {
-    event_add(wev_, nullptr);
-  } else {
-    event_del(wev_);
-  }
+  armEvent();
+}
+
+void Client::armEvent() {
+  // One event per client (a few hundred bytes less per idle connection than two). While not
+  // reading, only the peer's close is watched (EV_CLOSED: EPOLLRDHUP), so that a client that
+  // disconnects while paused is noticed; writing is watched only while the socket is full.
+  const short what = static_cast<short>((read_enabled_ ? EV_READ : EV_CLOSED) |
+                                        (write_enabled_ ? EV_WRITE : 0) | EV_PERSIST);
+  event_del(ev_);
+  event_assign(ev_, worker_.loop_.base, fd_, what, &Client::onEvent, this);
+  event_add(ev_, nullptr);
 }
 
 void Client::onReadable() {
@@ -222,16 +224,24 @@ void Client::replyArity(const commands::CommandInfo* cmd) {
   replyError(msg);
 }
 
+Client::Slot& Client::newSlot(uint8_t flags) {
+  Slot& s = pending_.emplace_back();
+  s.start_us = worker_.loop_.now_us;
+  s.cmd = cur_cmd_;
+  s.flags = flags;
+  ++next_seq_;
+  return s;
+}
+
 void Client::replyLocal(std::string_view bytes) {
   if (cur_flags_ & kSilent) return;  // CLIENT REPLY OFF/SKIP: Redis sends nothing either
   if (pending_.empty()) {
     deliver(bytes);
     return;
   }
-  Slot s;
-  s.reply = std::make_unique<std::string>(bytes);
-  pending_.push_back(std::move(s));
-  ++next_seq_;
+  Slot& s = newSlot(kReady);
+  s.cmd = kNoCommand;
+  s.more().reply.assign(bytes);
 }
 
 void Client::deliver(std::string_view bytes) {
@@ -256,7 +266,7 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
   }
   const uint64_t idx = seq - head_seq_;
   Slot& slot = pending_[idx];
-  if (slot.fill != nullptr) [[unlikely]] {
+  if (slot.extra != nullptr && slot.extra->fill != nullptr) [[unlikely]] {
     onFillReply(idx, seq, reply);  // counts the hit or miss itself (what Redis answered)
     return;
   }
@@ -280,26 +290,33 @@ void Client::place(uint64_t idx, std::string_view reply) {
   Slot& slot = pending_[idx];
   if (idx != 0) {
     // Dropped replies still hold their place until the head moves past them.
-    slot.reply = std::make_unique<std::string>((slot.flags & kSilent) ? std::string_view() : reply);
+    slot.flags |= kReady;
+    if (!(slot.flags & kSilent)) slot.more().reply.assign(reply);
     return;
   }
   if (!(slot.flags & kSilent)) deliver(reply);
   pending_.pop_front();
   ++head_seq_;
-  popAnswered();
+  if (!pending_.empty()) {
+    if (pending_.front().flags & kReady) popAnswered();
+  } else {
+    onAllAnswered();
+  }
 }
 
 void Client::popAnswered() {
-  while (!pending_.empty() && pending_.front().reply) {
-    if (!pending_.front().reply->empty()) deliver(*pending_.front().reply);
+  while (!pending_.empty() && (pending_.front().flags & kReady)) {
+    Slot& h = pending_.front();
+    if (h.extra != nullptr && !h.extra->reply.empty()) deliver(h.extra->reply);
     pending_.pop_front();
     ++head_seq_;
   }
-  if (pending_.empty()) {
-    pending_.release();
-    if (dedicated_ != nullptr) sessionEvent(Event::kIdle);
-    if (waiting_ || st_.link == Link::kClosing) worker_.markDirty(this);
-  }
+  if (pending_.empty()) onAllAnswered();
+}
+
+void Client::onAllAnswered() {
+  if (dedicated_ != nullptr) sessionEvent(Event::kIdle);
+  if (waiting_ || st_.link == Link::kClosing) worker_.markDirty(this);
 }
 
 void Client::forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
@@ -311,17 +328,14 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
     hidden_.clear();
     return;
   }
-  Slot s;
-  s.fill = std::move(next_fill_);
+  Slot& s = newSlot(cur_flags_);
+  if (next_fill_ != nullptr) [[unlikely]] {
+    s.more().fill = std::move(next_fill_);
+  }
   s.hitmiss = next_hitmiss_;
-  s.start_us = worker_.loop_.now_us;
   s.arg = arg;
-  s.cmd = cur_cmd_;
   s.rewrite = rewrite;
-  s.flags = cur_flags_;
-  pending_.push_back(std::move(s));
   next_hitmiss_ = nullptr;
-  ++next_seq_;
   ++inflight_refs_;
   worker_.stats().forwarded.add();
   worker_.stats().pending.add();
@@ -369,7 +383,9 @@ void Client::flush() {
 }
 
 void Client::releaseIdleMemory() {
-  if (!out_.empty() || !pending_.empty()) return;
+  // Called on the worker's tick for clients idle for a while: a busy client keeps its warm
+  // buffers (no malloc per request), an idle one costs only its Client object.
+  if (!out_.empty() || !pending_.empty() || closed()) return;
   out_.release();
   pending_.release();
   if (in_.empty()) in_.release();
@@ -387,9 +403,8 @@ void Client::closeNow(const char* why) {
   if (closed()) return;
   log()->debug("client closed id={} peer={} reason={}", id_, peer_, why);
   sessionEvent(Event::kClientClosed);  // gives the dedicated connection back
-  event_free(rev_);
-  event_free(wev_);
-  rev_ = wev_ = nullptr;
+  event_free(ev_);
+  ev_ = nullptr;
   ::close(fd_);
   fd_ = -1;
   in_.consume(in_.readable());

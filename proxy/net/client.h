@@ -181,12 +181,19 @@ class Client final : public upstream::ReplySink {
   static constexpr uint8_t kFramesUnknown = 16;  // UNSUBSCRIBE with no channel: one frame each
   static constexpr uint8_t kMonitorOk = 32;      // MONITOR: its +OK starts the monitor stream
 
-  // A request's place in the reply order. Empty while waiting: a reply for the head slot goes
-  // straight to out_, so only a reply that overtakes the head is stored (one allocation).
-  struct Slot {
-    std::unique_ptr<std::string> reply;
+  static constexpr uint8_t kReady = 64;  // answered; waits for the slots before it
+
+  // What few slots need: a stored reply, a fill, a transaction's plan.
+  struct SlotExtra {
+    std::string reply;              // kReady: the reply (empty when it is dropped)
     std::unique_ptr<FillReq> fill;  // a GET of a fill policy's key: miss -> fill
     std::unique_ptr<TxPlan> tx;     // EXEC: corral's part of the transaction's replies
+  };
+  // A request's place in the reply order. Empty while waiting: a reply for the head slot goes
+  // straight to out_, so only a reply that overtakes the head is stored (in `extra`). Small and
+  // trivially reset, since one is pushed and popped per request.
+  struct Slot {
+    std::unique_ptr<SlotExtra> extra;
     // A GET-like read of a policy key: its reply counts as the policy's hit or miss.
     policies::PolicyCounters* hitmiss = nullptr;
     int64_t start_us = 0;       // for the latency histogram
@@ -196,7 +203,13 @@ class Client final : public upstream::ReplySink {
     uint16_t cmd = kNoCommand;  // per-command counter slot, for errors
     Rewrite rewrite = Rewrite::kNone;
     uint8_t flags = 0;
+    SlotExtra& more() {
+      if (extra == nullptr) extra = std::make_unique<SlotExtra>();
+      return *extra;
+    }
   };
+  // A new slot at the back of pending_, for the request being handled (next_seq_ advanced).
+  Slot& newSlot(uint8_t flags);
 
   // Rarely used session state, allocated on first use so that idle clients stay small.
   struct Extras {
@@ -224,6 +237,7 @@ class Client final : public upstream::ReplySink {
   void pauseReading();
   void setReadEnabled(bool on);
   void setWriteEnabled(bool on);
+  void armEvent();  // one event for the socket: read (or only its close) and, when blocked, write
   // Queues a reply produced by corral (an error, PONG, ...), in order with forwarded ones.
   void replyLocal(std::string_view bytes);
   void replyError(std::string_view msg);  // msg without '-' and CRLF
@@ -232,7 +246,8 @@ class Client final : public upstream::ReplySink {
   // A reply for pending_[idx]: out now if it is the head (then any ready ones behind it),
   // else kept in its slot.
   void place(uint64_t idx, std::string_view reply);
-  void popAnswered();  // delivers the ready slots at the head
+  void popAnswered();    // delivers the ready slots at the head
+  void onAllAnswered();  // nothing is pending any more
   // Sends req on a shared connection with a slot for its reply.
   void forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
                Rewrite rewrite = Rewrite::kNone, int64_t arg = 0);
@@ -345,8 +360,7 @@ class Client final : public upstream::ReplySink {
   int fd_;
   uint64_t id_;
   std::string peer_;  // "1.2.3.4:5678", "[::1]:5678" or "unix"
-  event* rev_ = nullptr;
-  event* wev_ = nullptr;
+  event* ev_ = nullptr;
   codec::Buffer in_;  // only bytes of a frame not yet complete (or held while paused)
   codec::Buffer out_;
   codec::RequestParser parser_;

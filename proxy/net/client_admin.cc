@@ -305,12 +305,8 @@ void Client::fanOut(std::function<void(Worker&, std::string&, int64_t&)> each,
     return;
   }
   // The answer comes later: a slot waits for it, and the client stays alive meanwhile.
-  Slot s;
-  s.start_us = worker_.loop_.now_us;
-  s.cmd = cur_cmd_;
-  s.flags = cur_flags_;
-  pending_.push_back(std::move(s));
-  const uint64_t seq = next_seq_++;
+  newSlot(cur_flags_);
+  const uint64_t seq = next_seq_ - 1;
   ++inflight_refs_;
   fanout_pending_ = true;
   worker_.stats().pending.add();

@@ -6,7 +6,7 @@
 namespace corral::net {
 
 void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
-  std::unique_ptr<FillReq> f = std::move(pending_[idx].fill);
+  std::unique_ptr<FillReq> f = std::move(pending_[idx].extra->fill);
   // The keyspace hit ratio is Redis's: a miss that a fill answers is still a miss. The final
   // answer must not count again.
   policies::PolicyCounters* hitmiss = pending_[idx].hitmiss;

@@ -122,6 +122,19 @@ bool Client::dispatch(const codec::Request& req) {
   // may be sent behind it meanwhile (a dedicated connection's frames pair with the head slot).
   if (fanout_pending_) return false;
   const CommandKind kind = classify(cmd, req.args);
+  if (kind == CommandKind::kForward && st_.link == Link::kShared && authenticated_ && !reply_off_ &&
+      !reply_skip_) [[likely]] {
+    // The step almost every request takes, a plain command on shared connections (session.h:
+    // kShared + kCommand -> kShared, route kShared), taken here without the general path.
+    cur_cmd_ = worker_.stats().countCommand(cmd);
+    worker_.stats().requests.add();
+    last_active_ms_ = worker_.nowMs();
+    last_full_ = cmd;
+    const codec::Request* use = &req;
+    if (!worker_.policies().set().trivial() && !applyPolicies(cmd, req, &use)) return true;
+    routeShared(cmd, kind, *use);
+    return true;
+  }
   if (!authenticated_ && gateAuth(cmd, kind, req)) return true;
   const Event ev = eventOf(cmd, kind, req);
   const Step s = step(st_, ev, pending_.empty());
@@ -262,17 +275,10 @@ void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::
         replyError("ERR corral: too many connections for SCRIPT KILL / SHUTDOWN at once");
         return;
       }
-      {
-        Slot s;
-        s.start_us = worker_.loop_.now_us;
-        s.cmd = cur_cmd_;
-        s.flags = cur_flags_;
-        pending_.push_back(std::move(s));
-        ++next_seq_;
-        ++inflight_refs_;
-        worker_.stats().forwarded.add();
-        worker_.stats().pending.add();
-      }
+      newSlot(cur_flags_);
+      ++inflight_refs_;
+      worker_.stats().forwarded.add();
+      worker_.stats().pending.add();
       return;
     case CommandKind::kClientUnblock:
       if (!clientAdmin(cmd, req)) forward(worker_.route(false, primary_slot_, db_), req, 0);
@@ -470,7 +476,7 @@ void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, Co
   if (kind == CommandKind::kExec || kind == CommandKind::kDiscard) {
     if (extras_ != nullptr) {
       if (rw == Rewrite::kExec) {
-        pending_.back().tx = std::make_unique<TxPlan>(std::move(extras_->tx_plan));
+        pending_.back().more().tx = std::make_unique<TxPlan>(std::move(extras_->tx_plan));
       }
       extras_->tx_plan.clear();
       // The queued writes' follow-ups, after the transaction, unseen by the client.

@@ -72,8 +72,8 @@ std::string Client::rewriteReply(Slot& slot, std::string_view reply) {
     case Rewrite::kInfo:
       return withProxySection(reply, [this](std::string& text) { appendProxyInfo(text); });
     case Rewrite::kExec:
-      if (slot.tx == nullptr) return std::string(reply);
-      return rewriteExec(*slot.tx, slot.arg, reply);
+      if (slot.extra == nullptr || slot.extra->tx == nullptr) return std::string(reply);
+      return rewriteExec(*slot.extra->tx, slot.arg, reply);
     case Rewrite::kSelect:
       if (reply.starts_with("+OK")) db_ = static_cast<int>(slot.arg);
       return std::string(reply);

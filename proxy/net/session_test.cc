@@ -437,6 +437,17 @@ TEST_CASE("session: invariants hold in every cell, idle or busy") {
   }
 }
 
+TEST_CASE("session: the plain command on shared connections (the dispatch fast path)") {
+  // Client::dispatch takes this step without calling step(); it must be what step() says.
+  for (bool idle : {true, false}) {
+    const Step t = step(SessionState{}, Event::kCommand, idle);
+    CHECK(t.next == SessionState{});
+    CHECK(t.route == Route::kShared);
+    CHECK(t.conn == Conn::kKeep);
+    CHECK_FALSE(t.wait);
+  }
+}
+
 TEST_CASE("session: a dirty transaction aborts at EXEC and only there") {
   SessionState s{Link::kDedicated, Tx::kMulti};
   Step t = step(s, Event::kRefused, true);

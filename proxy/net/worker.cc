@@ -433,6 +433,13 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
       }
     }
   }
+  // Once a second, clients idle for a second give back their buffers.
+  if (self->loop_.now_ms - self->idle_sweep_ms_ >= 1000) {
+    self->idle_sweep_ms_ = self->loop_.now_ms;
+    for (Client* c : self->all_clients_) {
+      if (self->loop_.now_ms - c->lastActiveMs() >= 1000) c->releaseIdleMemory();
+    }
+  }
   self->stats_->upstreams_ready.set(ready);
   self->stats_->primary_ready.set(primary_ready);
   if (self->draining_) self->checkDrain();

@@ -196,6 +196,7 @@ class Worker {
 
   std::vector<Client*> dirty_clients_;
   std::vector<Client*> dead_clients_;
+  int64_t idle_sweep_ms_ = 0;         // last time idle clients gave back their buffers
   std::vector<Client*> all_clients_;  // index kept in Client for O(1) removal
   std::unique_ptr<char[]> read_scratch_;
   std::string scratch_;

@@ -258,7 +258,9 @@ if [[ " $phases " == *" memory "* ]]; then
       sleep 0.1
     done
     if grep -q '^ready' "$out/idle.out"; then
-      sleep 0.5  # let the proxy finish any per-connection work after the PONG
+      # Idle means idle: corral gives an idle client's buffers back after a second without traffic
+      # (on its worker's tick), so measure after that.
+      sleep 2.5
       after=$(rss_kib "$proxy_pid")
       echo "$s,$idle_conns,$before,$after" >>"$out/rss.csv"
       log "$s: VmRSS ${before} KiB fresh, ${after} KiB with $idle_conns idle connections"
