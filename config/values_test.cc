@@ -1,0 +1,97 @@
+// The scalar parsers: durations, sizes, jitter (values.cc).
+#include <doctest/doctest.h>
+
+#include "config/test_helpers.h"
+
+namespace corral::config {
+namespace {
+
+using namespace testing;
+
+TEST_CASE("parseDuration accepts an integer with ms, s, m, h or d, and a bare 0") {
+  struct Case {
+    const char* in;
+    int64_t ms;
+  };
+  for (const Case& c : {Case{"0", 0}, Case{"00", 0}, Case{"0ms", 0}, Case{"250ms", 250},
+                        Case{"5s", 5000}, Case{"2m", 120000}, Case{"1h", 3600000},
+                        Case{"7d", 604800000}, Case{"9223372036854775807ms", INT64_MAX},
+                        Case{"2562047788015h", 2562047788015 * 3600000}}) {
+    const std::string in = c.in;
+    CAPTURE(in);
+    auto d = parseDuration(c.in);
+    REQUIRE(d.has_value());
+    CHECK(d->count() == c.ms);
+  }
+  for (const char* bad :
+       {"", "5", "500", "1.5s", "-1s", "5 s", "5S", "5sec", "s", "ms", "+5s", "0x10s", "1w", "5us",
+        "9223372036854775808ms", "2562047788016h", "99999999999999999999h"}) {
+    const std::string text = bad;
+    CAPTURE(text);
+    CHECK_FALSE(parseDuration(bad).has_value());
+  }
+}
+
+TEST_CASE("parseSize accepts bytes, binary units and 1000-based kb/mb/gb") {
+  struct Case {
+    const char* in;
+    uint64_t bytes;
+  };
+  for (const Case& c :
+       {Case{"0", 0}, Case{"512", 512}, Case{"512B", 512}, Case{"16KiB", 16384},
+        Case{"64MiB", 64ull << 20}, Case{"1GiB", 1ull << 30}, Case{"2TiB", 2ull << 40},
+        Case{"10kb", 10000}, Case{"10kB", 10000}, Case{"10KB", 10000}, Case{"3mb", 3000000},
+        Case{"3MB", 3000000}, Case{"2gb", 2000000000}, Case{"2GB", 2000000000},
+        Case{"18446744073709551615", UINT64_MAX}}) {
+    const std::string in = c.in;
+    CAPTURE(in);
+    auto s = parseSize(c.in);
+    REQUIRE(s.has_value());
+    CHECK(*s == c.bytes);
+  }
+  for (const char* bad : {"", "-1", "1.5MiB", "16 MiB", "16mib", "16k", "16M", "KiB", "16KIB",
+                          "0x10", "18446744073709551616", "16777216TiB", "1e6"}) {
+    const std::string text = bad;
+    CAPTURE(text);
+    CHECK_FALSE(parseSize(bad).has_value());
+  }
+}
+
+TEST_CASE("ttl.jitter: a percentage or a fraction, at least 0 and below 1") {
+  struct Case {
+    const char* in;
+    double value;
+  };
+  for (const Case& c :
+       {Case{"0", 0}, Case{"0%", 0}, Case{"10%", 0.1}, Case{"12.5%", 0.125}, Case{"99%", 0.99},
+        Case{"0.1", 0.1}, Case{"0.25", 0.25}, Case{"0.9", 0.9}, Case{"0.999", 0.999}}) {
+    const std::string in = c.in;
+    CAPTURE(in);
+    Config cfg =
+        mustLoad("policies: [{name: a, match: a, ttl: {jitter: '" + in + "'}}]\n" + kPrimary);
+    CHECK(cfg.policy.policies[0].ttl.jitter == doctest::Approx(c.value));
+  }
+  struct Bad {
+    const char* in;
+    const char* why;
+  };
+  for (const Bad& b : {Bad{"100%", "must be less than 100% (as a fraction, less than 1)"},
+                       Bad{"1", "must be less than 100% (as a fraction, less than 1)"},
+                       Bad{"1.0", "must be less than 100% (as a fraction, less than 1)"},
+                       Bad{"150%", "must be less than 100% (as a fraction, less than 1)"},
+                       Bad{"-0.1", "must not be negative"}, Bad{"-5%", "must not be negative"},
+                       Bad{"10 %", "must be a fraction like 0.1 or a percentage like 10%"},
+                       Bad{".1", "must be a fraction like 0.1 or a percentage like 10%"},
+                       Bad{"1e-1", "must be a fraction like 0.1 or a percentage like 10%"},
+                       Bad{"%", "must be a fraction like 0.1 or a percentage like 10%"},
+                       Bad{"ten", "must be a fraction like 0.1 or a percentage like 10%"}}) {
+    const std::string in = b.in;
+    CAPTURE(in);
+    CHECK(errorsOf("policies: [{name: a, match: a, ttl: {jitter: '" + in + "'}}]\n" + kPrimary) ==
+          std::vector<std::string>{"t.yaml:1:46: policies[0].ttl.jitter: " + std::string(b.why) +
+                                   " (got " + in + ")"});
+  }
+}
+
+}  // namespace
+}  // namespace corral::config
