@@ -87,23 +87,24 @@ bogus: 1
   CHECK_FALSE(r.config.has_value());
   std::vector<std::string> got;
   for (const ConfigError& e : r.errors) got.push_back(e.format());
-  CHECK(got == std::vector<std::string>{
-                   "t.yaml:1:10: workers: must be an integer from 1 to 64 (got 0)",
-                   "t.yaml:4:14: upstream.replicas[0]: is the same server as upstream.primary "
-                   "(got h:1)",
-                   "t.yaml:5:20: upstream.connect_timeout: must be a duration like 250ms or 5s "
-                   "(got x)",
-                   "t.yaml:6:23: limits.max_pending: must be an integer from 1 to 4294967295 "
-                   "(got 0)",
-                   "t.yaml:7:1: bogus: unknown key",
-               });
+  CHECK(got ==
+        std::vector<std::string>{
+            "t.yaml:1:10: workers: must be an integer from 1 to 64 (got 0)",
+            "t.yaml:4:14: upstream.replicas[0]: is the same server as upstream.primary "
+            "(got h:1)",
+            "t.yaml:5:20: upstream.connect_timeout: must be a duration like 250ms, 1.5s or 5m "
+            "(got x)",
+            "t.yaml:6:23: limits.max_pending: must be an integer from 1 to 4294967295 "
+            "(got 0)",
+            "t.yaml:7:1: bogus: unknown key",
+        });
   REQUIRE(r.errors.size() == 5);
   // The structured fields agree with the formatted text.
   CHECK(r.errors[2].file == "t.yaml");
   CHECK(r.errors[2].line == 5);
   CHECK(r.errors[2].col == 20);
   CHECK(r.errors[2].path == "upstream.connect_timeout");
-  CHECK(r.errors[2].message == "must be a duration like 250ms or 5s (got x)");
+  CHECK(r.errors[2].message == "must be a duration like 250ms, 1.5s or 5m (got x)");
 }
 
 TEST_CASE("values quoted in errors are escaped and capped") {
@@ -166,7 +167,7 @@ TEST_CASE("loadConfigFile reads a file, and reports one it cannot read") {
   REQUIRE(bad.errors.size() == 1);
   CHECK(bad.errors[0].format() == std::string(name) +
                                       ":4:20: upstream.connect_timeout: must be a duration like "
-                                      "250ms or 5s (got 5 parsecs)");
+                                      "250ms, 1.5s or 5m (got 5 parsecs)");
 
   std::FILE* f = std::fopen(name, "w");
   REQUIRE(f != nullptr);

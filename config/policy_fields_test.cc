@@ -274,9 +274,9 @@ TEST_CASE("policy fields: every rule, with its exact error") {
         "distributed (got global)"}},
       {pol("stampede: {lock_ttl: 0}"),
        {"t.yaml:2:53: policies[0].stampede.lock_ttl: must be greater than 0 (got 0)"}},
-      {pol("stampede: {wait: 1.5s}"),
-       {"t.yaml:2:49: policies[0].stampede.wait: must be a duration like 250ms or 5s (got "
-        "1.5s)"}},
+      {pol("stampede: {wait: 1.5ms}"),
+       {"t.yaml:2:49: policies[0].stampede.wait: must be a whole number of milliseconds (corral "
+        "keeps no finer durations) (got 1.5ms)"}},
       {pol("freshness: {stale_if_error: 5}"),
        {"t.yaml:2:60: policies[0].freshness.stale_if_error: must have a unit (ms, s, m, h or d), "
         "like 250ms or 5s (got 5)"}},
@@ -295,8 +295,8 @@ TEST_CASE("policy fields: every rule, with its exact error") {
        {"t.yaml:2:53: policies[0].routing.read_from: needs at least one upstream.replicas "
         "entry (got replica)"}},
       {pol("routing: {read_your_writes: 1w}"),
-       {"t.yaml:2:60: policies[0].routing.read_your_writes: must be a duration like 250ms or "
-        "5s (got 1w)"}},
+       {"t.yaml:2:60: policies[0].routing.read_your_writes: must be a duration like 250ms, 1.5s "
+        "or 5m (got 1w)"}},
       // unknown keys, in a policy and in its sections
       {pol("tll: {}"), {"t.yaml:2:32: policies[0].tll: unknown key (did you mean ttl?)"}},
       {pol("ttl: {defualt: 1s}"),

@@ -269,7 +269,7 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
        {"t.yaml:3:14: upstream.read_from: must be one of primary, replica, prefer_replica "
         "(got replicas)"}},
       {up + "  connect_timeout: 5 parsecs\n",
-       {"t.yaml:3:20: upstream.connect_timeout: must be a duration like 250ms or 5s "
+       {"t.yaml:3:20: upstream.connect_timeout: must be a duration like 250ms, 1.5s or 5m "
         "(got 5 parsecs)"}},
       {up + "  command_timeout: 0\n",
        {"t.yaml:3:20: upstream.command_timeout: must be greater than 0 (got 0)"}},

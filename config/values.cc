@@ -15,6 +15,9 @@ namespace {
 // Names (policies, limits, origins) appear in metrics labels, logs and error replies.
 constexpr size_t kMaxNameBytes = 128;
 constexpr uint64_t kMaxRateCount = 1000000000;
+// Digits after a decimal point (durations, jitter, numbers): more would be noise, and 9 keeps
+// every computation within 64 bits.
+constexpr size_t kMaxFractionDigits = 9;
 
 }  // namespace
 
@@ -53,6 +56,11 @@ size_t leadingDigits(std::string_view s) {
 }
 // ---- durations and sizes ---------------------------------------------------------------
 
+// A number with an optional fraction and a unit: "250ms", "1.5s", "0.25h", "7d"; or a bare "0".
+// corral keeps durations in whole milliseconds, so a value that is not one ("0.5ms", "1.0005s")
+// is an error rather than rounded: rounding 0.1ms up makes it ten times longer, and rounding it
+// down makes it 0, which several keys read as "off". Computed in integers, so "0.1s" is exactly
+// 100ms.
 std::optional<Millis> durationWithReason(std::string_view s, std::string* why) {
   auto fail = [&](const char* reason) -> std::optional<Millis> {
     if (why != nullptr) *why = reason;
@@ -60,9 +68,18 @@ std::optional<Millis> durationWithReason(std::string_view s, std::string* why) {
   };
   if (!s.empty() && s[0] == '-' && s.size() > 1 && isDigit(s[1]))
     return fail("must not be negative");
-  size_t n = leadingDigits(s);
+  const size_t n = leadingDigits(s);
   if (n == 0) return fail(kDurationRule);
-  std::string_view unit = s.substr(n);
+  std::string_view rest = s.substr(n);
+  std::string_view fraction;  // the digits after the point, if any
+  if (!rest.empty() && rest[0] == '.') {
+    const size_t m = leadingDigits(rest.substr(1));
+    if (m == 0) return fail(kDurationRule);  // "5.s"
+    if (m > kMaxFractionDigits) return fail("must have at most 9 digits after the point");
+    fraction = rest.substr(1, m);
+    rest = rest.substr(1 + m);
+  }
+  const std::string_view unit = rest;
   int64_t mult = 0;
   if (unit == "ms") {
     mult = 1;
@@ -76,17 +93,31 @@ std::optional<Millis> durationWithReason(std::string_view s, std::string* why) {
     mult = int64_t{24} * 60 * 60 * 1000;  // TTLs of cached objects are often days
   } else if (unit.empty()) {
     // "0" needs no unit; any other bare number is ambiguous (500 what?).
-    if (s.find_first_not_of('0') == std::string_view::npos) return Millis{0};
+    if (fraction.empty() && s.find_first_not_of('0') == std::string_view::npos) return Millis{0};
     return fail("must have a unit (ms, s, m, h or d), like 250ms or 5s");
   } else {
     return fail(kDurationRule);
   }
+  // The fraction in milliseconds: digits * mult / 10^digits, which must divide exactly. At most
+  // 999999999 * 86400000 < 2^63, so this cannot overflow.
+  int64_t fraction_ms = 0;
+  if (!fraction.empty()) {
+    bool unused = false;
+    const auto digits = static_cast<int64_t>(*parseDigits(fraction, &unused));
+    int64_t scale = 1;
+    for (size_t i = 0; i < fraction.size(); ++i) scale *= 10;
+    if (digits * mult % scale != 0) {
+      return fail("must be a whole number of milliseconds (corral keeps no finer durations)");
+    }
+    fraction_ms = digits * mult / scale;
+  }
   bool overflow = false;
   auto v = parseDigits(s.substr(0, n), &overflow);
-  if (!v || *v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / mult)) {
+  if (!v ||
+      *v > static_cast<uint64_t>((std::numeric_limits<int64_t>::max() - fraction_ms) / mult)) {
     return fail("is too large");
   }
-  return Millis{static_cast<int64_t>(*v) * mult};
+  return Millis{static_cast<int64_t>(*v) * mult + fraction_ms};
 }
 
 std::optional<uint64_t> sizeWithReason(std::string_view s, std::string* why) {
@@ -141,7 +172,7 @@ std::optional<double> parseDecimal(std::string_view s) {
   if (frac[0] != '.') return std::nullopt;
   frac.remove_prefix(1);
   size_t m = leadingDigits(frac);
-  if (m == 0 || m > 9 || m != frac.size()) return std::nullopt;
+  if (m == 0 || m > kMaxFractionDigits || m != frac.size()) return std::nullopt;
   double scale = 1;
   for (size_t i = 0; i < m; ++i) scale *= 10;
   return v + static_cast<double>(*parseDigits(frac, &overflow)) / scale;

@@ -16,7 +16,7 @@ namespace corral::config::detail {
 
 // ---- rules quoted in errors -------------------------------------------------------------------
 
-inline constexpr const char* kDurationRule = "must be a duration like 250ms or 5s";
+inline constexpr const char* kDurationRule = "must be a duration like 250ms, 1.5s or 5m";
 inline constexpr const char* kSizeRule = "must be a size like 4096, 64KiB or 16MiB";
 inline constexpr const char* kBoolRule = "must be true or false";
 inline constexpr const char* kRateRule = "must be a rate like 100/s, 6000/m or 5/250ms";
@@ -38,7 +38,7 @@ size_t leadingDigits(std::string_view s);
 
 // ---- numbers, durations, sizes, rates (values.cc) ---------------------------------------------
 
-// "250ms", "5s", "1m", "1h", "7d", or a bare "0".
+// "250ms", "1.5s", "2m", "0.5h", "7d", or a bare "0"; whole milliseconds only (values.cc says why).
 std::optional<Millis> durationWithReason(std::string_view s, std::string* why);
 // "4096", "64KiB", "10kb" (1000-based). No fractions.
 std::optional<uint64_t> sizeWithReason(std::string_view s, std::string* why);
