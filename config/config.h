@@ -128,7 +128,21 @@ struct ConfigError {
 struct LoadResult {
   std::optional<Config> config;     // set only when errors is empty
   std::vector<ConfigError> errors;  // every error found, in file order
+  // What the policy compiler should check, also when errors is not empty, so that one run
+  // (--check-config) reports its errors with the loader's. With no errors: config->policy.
+  // Otherwise: the origins and global rules; the global rate limits without errors; each policy
+  // without errors (its own or inherited from defaults) in full; a policy with errors reduced
+  // to its name, match and priority, so its template is still compiled (only if those three
+  // are valid). Nothing from a file that could not be parsed.
+  PolicyConfig policy;
+  // Every file read, the main file first, then each policy file: the order errors sort in.
+  std::vector<std::string> files;
 };
+
+// Sorts errors as the loader does, so that errors found later (by the policy compiler) merge
+// into the loader's: by file in the order of `files` (files not in it last, by name), then by
+// line and column. Stable: errors at one position keep their order.
+void sortErrors(std::vector<ConfigError>& errors, const std::vector<std::string>& files);
 
 // Loads and validates a YAML file (or text, for tests), and the files its policy_files name
 // (relative paths are relative to the directory of path / source_name). Never throws.

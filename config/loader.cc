@@ -328,17 +328,15 @@ void Loader::run(const std::string& text) {
 
 LoadResult Loader::finish() {
   LoadResult r;
+  r.files.push_back(file_);
+  r.files.insert(r.files.end(), cfg_.policy.files.begin(), cfg_.policy.files.end());
   // Handlers run in file order, but cross-field checks run after; sort so the operator reads
-  // the errors top to bottom: the main file, then each policy file in the order read. Stable,
-  // so errors at one position keep their order.
-  auto rank = [&](const std::string& file) {
-    auto it = file_rank_.find(file);
-    return it == file_rank_.end() ? file_rank_.size() : it->second;
-  };
-  std::stable_sort(errors_.begin(), errors_.end(), [&](const ConfigError& a, const ConfigError& b) {
-    return std::tuple(rank(a.file), a.line, a.col) < std::tuple(rank(b.file), b.line, b.col);
-  });
+  // the errors top to bottom: the main file, then each policy file in the order read.
   r.errors = std::move(errors_);
+  sortErrors(r.errors, r.files);
+  // With errors, cfg_.policy holds only what the compiler can check (finishPolicies); if the
+  // walk was cut short by an exception, that was never worked out, so there is nothing.
+  if (policies_finished_) r.policy = cfg_.policy;
   if (r.errors.empty()) {
     cfg_.source = file_;
     r.config = std::move(cfg_);
@@ -381,8 +379,9 @@ LoadResult loadConfigText(const std::string& text, const std::string& source_nam
   try {
     return loader.finish();
   } catch (...) {
-    return LoadResult{std::nullopt,
-                      {ConfigError{source_name, 0, 0, "(internal)", "out of memory"}}};
+    LoadResult r;
+    r.errors.push_back(ConfigError{source_name, 0, 0, "(internal)", "out of memory"});
+    return r;
   }
 }
 
@@ -402,6 +401,19 @@ LoadResult loadConfigFile(const std::string& path) {
   } catch (...) {
     return file_error("cannot read (out of memory)");
   }
+}
+
+void sortErrors(std::vector<ConfigError>& errors, const std::vector<std::string>& files) {
+  auto rank = [&](const std::string& file) {
+    auto it = std::find(files.begin(), files.end(), file);
+    return static_cast<size_t>(it - files.begin());  // files.size() when not found: last
+  };
+  std::stable_sort(errors.begin(), errors.end(), [&](const ConfigError& a, const ConfigError& b) {
+    const size_t ra = rank(a.file);
+    const size_t rb = rank(b.file);
+    // The name only orders files that are not in `files`; the others have distinct ranks.
+    return std::tie(ra, a.file, a.line, a.col) < std::tie(rb, b.file, b.line, b.col);
+  });
 }
 
 ConfigError configError(const Where& where, std::string path, std::string rule,

@@ -73,6 +73,9 @@ struct PolicyBody {
   std::string prefix = "defaults";  // error path of the mapping: "policies[2]", "defaults"
   Where where;                      // of the mapping
   int file_defaults = -1;           // policies: index of their file's defaults, -1 = none
+  // Errors reported in this layer (its walk and its checks) and, after apply(), in the layers
+  // merged into it: a policy with none is passed to the compiler whole (finishPolicies).
+  size_t errors = 0;
   std::map<std::string, Written, std::less<>> set;  // field -> where, for valid values
   std::set<std::string, std::less<>> written;       // every field written, valid or not
 
@@ -85,9 +88,7 @@ struct PolicyBody {
 
 class Loader {
  public:
-  explicit Loader(std::string file) : file_(std::move(file)), cur_file_(file_) {
-    file_rank_.emplace(file_, 0);
-  }
+  explicit Loader(std::string file) : file_(std::move(file)), cur_file_(file_) {}
 
   // Parses and validates text. May throw (yaml-cpp, bad_alloc): the caller catches.
   void run(const std::string& text);
@@ -239,7 +240,6 @@ class Loader {
 
   std::string file_;      // the main config file
   std::string cur_file_;  // the file being walked: file_ or a policy file; marks refer to it
-  std::map<std::string, size_t> file_rank_;  // file -> order read, to sort errors
   std::vector<ConfigError> errors_;
   Config cfg_;
 
@@ -250,6 +250,8 @@ class Loader {
   std::vector<Located<std::string>> policy_file_entries_;
   std::map<std::string, std::string> policy_names_;  // name -> "path at file:line:col"
   std::map<std::string, std::string> limit_names_;   // across global and every policy
+  std::vector<size_t> bad_global_limits_;  // indexes in global.rate_limits of limits with errors
+  bool policies_finished_ = false;         // finishPolicies() ran: cfg_.policy is checkable
 
   // Collected during the walk for crossCheck().
   YAML::Mark root_mark_ = YAML::Mark::null_mark();

@@ -53,10 +53,7 @@ TEST_CASE("unknown keys are errors, with a suggestion for a near miss") {
       {"admin: {listen: 'h:1', port: 2}\n" + p, {"t.yaml:1:24: admin.port: unknown key"}},
       {"polices: []\n" + p, {"t.yaml:1:1: polices: unknown key (did you mean policies?)"}},
   };
-  for (const ErrorCase& c : cases) {
-    CAPTURE(c.yaml);
-    CHECK(errorsOf(c.yaml) == c.errors);
-  }
+  checkErrorCases(cases);
 }
 
 TEST_CASE("configError formats an error like the loader's") {
@@ -105,6 +102,37 @@ bogus: 1
   CHECK(r.errors[2].col == 20);
   CHECK(r.errors[2].path == "upstream.connect_timeout");
   CHECK(r.errors[2].message == "must be a duration like 250ms, 1.5s or 5m (got x)");
+}
+
+TEST_CASE("sortErrors: by file in reading order, then line and column; stable") {
+  auto e = [](const char* file, int line, int col, const char* message) {
+    return ConfigError{file, line, col, "k", message};
+  };
+  // The loader's errors (sorted) followed by a later check's (the policy compiler's).
+  std::vector<ConfigError> errors = {
+      e("main.yaml", 3, 1, "loader 1"),    e("main.yaml", 9, 5, "loader 2"),
+      e("b.yaml", 2, 1, "loader 3"),       e("main.yaml", 9, 5, "compiler 1"),
+      e("main.yaml", 4, 12, "compiler 2"), e("a.yaml", 1, 1, "compiler 3"),
+      e("zz.yaml", 1, 1, "unknown file"),  e("b.yaml", 1, 7, "compiler 4"),
+      e("main.yaml", 0, 0, "no position"), e("aa.yaml", 5, 1, "another unknown file"),
+  };
+  sortErrors(errors, {"main.yaml", "b.yaml", "a.yaml"});
+  std::vector<std::string> order;
+  for (const ConfigError& x : errors) order.push_back(x.message);
+  CHECK(order == std::vector<std::string>{"no position", "loader 1", "compiler 2", "loader 2",
+                                          "compiler 1", "compiler 4", "loader 3", "compiler 3",
+                                          "another unknown file", "unknown file"});
+}
+
+TEST_CASE("LoadResult::files lists the main file, then each policy file read") {
+  TempDir dir;
+  dir.write("p/b.yaml", "policies: []\n");
+  dir.write("p/a.yaml", "policies: [}\n");  // read, though it does not parse
+  const std::string main = dir.write("main.yaml", std::string(kPrimary) + "policy_files: [p]\n");
+  LoadResult r = loadConfigFile(main);
+  CHECK(r.files ==
+        std::vector<std::string>{main, dir.path() + "/p/a.yaml", dir.path() + "/p/b.yaml"});
+  CHECK(loadConfigText(kPrimary, "t.yaml").files == std::vector<std::string>{"t.yaml"});
 }
 
 TEST_CASE("values quoted in errors are escaped and capped") {

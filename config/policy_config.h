@@ -56,6 +56,8 @@ struct RateLimitSpec {
   LimitScope scope = LimitScope::kLocal;
   OnLimit on_limit = OnLimit::kReject;
   Where where;  // of the limit's mapping
+  std::string
+      path;  // its key path, for errors: "global.rate_limits[0]", "policies[2].rate_limits[1]"
 };
 
 struct TtlSpec {
@@ -114,6 +116,10 @@ struct PolicySpec {
   std::vector<RateLimitSpec> rate_limits;
   Where where;        // of the policy's mapping
   Where match_where;  // of its `match` value
+  // Its key path, for errors: "policies[2]", the index within the file it was written in (the
+  // error's file tells which). Later checks (the policy compiler) append to it, so their errors
+  // name keys exactly as the loader's do: "policies[2].match".
+  std::string path;
 };
 
 struct OriginSpec {

@@ -73,7 +73,6 @@ void Loader::readPolicyFile(const std::string& name, const Located<std::string>&
     return fail(entry.mark, entry.path, name + ": " + *err);
   }
   cfg_.policy.files.push_back(name);
-  file_rank_.emplace(name, file_rank_.size());
   // Marks now refer to this file; back to the main file however this function is left.
   struct Restore {
     Loader* loader;

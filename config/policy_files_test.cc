@@ -52,6 +52,10 @@ policy_files: [../p/, ../extra.yaml]
   CHECK(pc.policies[1].match_where.file == d + "/p/a.yaml");
   CHECK(pc.policies[1].match_where.col == 23);
   CHECK(pc.policies[4].where.file == d + "/extra.yaml");
+  // path: the key path within the file it was written in (the file tells which).
+  CHECK(pc.policies[0].path == "policies[0]");
+  CHECK(pc.policies[2].path == "policies[1]");
+  CHECK(pc.policies[4].path == "policies[0]");
   // Main defaults everywhere; a file's defaults on top of them, for that file only.
   CHECK(pc.policies[0].ttl.min == Millis{5000});
   CHECK(pc.policies[0].ttl.max == Millis{3600000});

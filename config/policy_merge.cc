@@ -22,7 +22,9 @@ void Loader::apply(PolicyBody* merged, const PolicyBody& top) {
   }
   merged->prefix = top.prefix;
   merged->where = top.where;
+  merged->errors += top.errors;
   merged->spec.where = top.where;
+  merged->spec.path = top.prefix;
 }
 
 // Rules that need only what one layer wrote: each is reported once, where it was written.
@@ -99,25 +101,57 @@ void Loader::checkComplete(const PolicyBody& merged, const PolicyBody& top) {
 void Loader::finishPolicies() {
   std::set<std::string, std::less<>> origins;
   for (const OriginSpec& o : cfg_.policy.origins) origins.insert(o.name);
-  checkLayer(main_defaults_, origins);
-  checkConsistency(main_defaults_, main_defaults_);
+  // Runs checks, counting the errors they report against the layer checked.
+  auto checked = [this](PolicyBody& layer, const auto& checks) {
+    const size_t before = errors_.size();
+    checks();
+    layer.errors += errors_.size() - before;
+  };
+  checked(main_defaults_, [&] {
+    checkLayer(main_defaults_, origins);
+    checkConsistency(main_defaults_, main_defaults_);
+  });
   // Each policy file's defaults apply on top of the main ones, for that file's policies.
   std::vector<PolicyBody> file_defaults;
   for (const PolicyBody& fd : file_defaults_) {
-    checkLayer(fd, origins);
     PolicyBody merged = main_defaults_;
     apply(&merged, fd);
-    checkConsistency(merged, fd);
+    checked(merged, [&] {
+      checkLayer(fd, origins);
+      checkConsistency(merged, fd);
+    });
     file_defaults.push_back(std::move(merged));
   }
   for (const PolicyBody& p : policy_bodies_) {
-    checkLayer(p, origins);
     PolicyBody merged =
         p.file_defaults < 0 ? main_defaults_ : file_defaults[static_cast<size_t>(p.file_defaults)];
     apply(&merged, p);
-    checkConsistency(merged, p);
-    checkComplete(merged, p);
-    cfg_.policy.policies.push_back(std::move(merged.spec));
+    checked(merged, [&] {
+      checkLayer(p, origins);
+      checkConsistency(merged, p);
+      checkComplete(merged, p);
+    });
+    // The config is returned only without errors, so with errors cfg_.policy is free to hold
+    // what the policy compiler can still check (LoadResult::policy): a policy with errors only
+    // by its template, so that it is compiled without echoing the loader's errors as the
+    // compiler's (a bad ttl.default would also read "fill needs ttl.default").
+    if (merged.errors == 0) {
+      cfg_.policy.policies.push_back(std::move(merged.spec));
+    } else if (p.has("name") && p.has("match") && !merged.bad("priority")) {
+      PolicySpec only_template;
+      only_template.name = merged.spec.name;
+      only_template.match = merged.spec.match;
+      only_template.priority = merged.spec.priority;
+      only_template.where = merged.spec.where;
+      only_template.match_where = merged.spec.match_where;
+      only_template.path = merged.spec.path;
+      cfg_.policy.policies.push_back(std::move(only_template));
+    }
+  }
+  policies_finished_ = true;
+  std::vector<RateLimitSpec>& limits = cfg_.policy.global.rate_limits;
+  for (auto it = bad_global_limits_.rbegin(); it != bad_global_limits_.rend(); ++it) {
+    limits.erase(limits.begin() + static_cast<std::ptrdiff_t>(*it));
   }
 }
 

@@ -94,5 +94,74 @@ TEST_CASE("defaults: errors are reported once, at their own position") {
             "t.yaml:4:5: policies[1]: ttl.require with on_violation fix needs ttl.default"});
 }
 
+TEST_CASE("with errors, LoadResult::policy keeps what the policy compiler can still check") {
+  LoadResult r = loadConfigText(std::string(R"(origins: {o: {base_url: "http://o:80"}}
+global:
+  unmatched_keys: reject
+  rate_limits:
+    - {name: g1, rate: 10/s}
+    - {name: g2, rate: fast}
+    - {name: g3, rate: 1/s, commands: [GET]}
+defaults: {ttl: {jitter: 5%}}
+policies:
+  - {name: clean, match: "c:<id:u64>", ttl: {default: 1m}, fill: {origin: o, path: "/c/<id>"},
+     rate_limits: [{name: l1, rate: 1/s, key_by: ["capture:id"]}]}
+  - {name: bad_ttl, match: "t:<id:u46>", priority: 2, ttl: {default: 5 parsecs}}
+  - {name: no_origin, match: "n:<id>", fill: {origin: nope, path: /n}}
+  - {name: bad_priority, match: "p:<id>", priority: high}
+  - {match: "nameless:<id>"}
+  - {name: bad_limit, match: "l:<id>", rate_limits: [{name: l2, rate: 0/s}]}
+)") + kPrimary,
+                                "t.yaml");
+  REQUIRE_FALSE(r.config.has_value());
+  CHECK(r.errors.size() == 6);
+  const PolicyConfig& p = r.policy;
+  CHECK(p.global.unmatched_keys == UnmatchedKeys::kReject);
+  REQUIRE(p.origins.size() == 1);
+  // g2 has an error: dropped alone; the others keep their loader paths.
+  REQUIRE(p.global.rate_limits.size() == 2);
+  CHECK(p.global.rate_limits[0].name == "g1");
+  CHECK(p.global.rate_limits[0].path == "global.rate_limits[0]");
+  CHECK(p.global.rate_limits[1].name == "g3");
+  CHECK(p.global.rate_limits[1].path == "global.rate_limits[2]");
+  std::vector<std::string> names;
+  for (const PolicySpec& s : p.policies) names.push_back(s.name);
+  // bad_priority and the nameless one cannot be placed among the others: left out.
+  CHECK(names == std::vector<std::string>{"clean", "bad_ttl", "no_origin", "bad_limit"});
+  // A policy without errors is whole, defaults merged.
+  const PolicySpec& clean = p.policies[0];
+  CHECK(clean.path == "policies[0]");
+  CHECK(clean.fill.origin == "o");
+  CHECK(clean.ttl.jitter == doctest::Approx(0.05));
+  REQUIRE(clean.rate_limits.size() == 1);
+  CHECK(clean.rate_limits[0].path == "policies[0].rate_limits[0]");
+  // A policy with errors is only its template: no fill, TTL or limits to report twice.
+  const PolicySpec& bad_ttl = p.policies[1];
+  CHECK(bad_ttl.path == "policies[1]");
+  CHECK(bad_ttl.match == "t:<id:u46>");
+  CHECK(bad_ttl.priority == 2);
+  CHECK(bad_ttl.match_where.line == 12);
+  CHECK_FALSE(bad_ttl.ttl.default_ttl.has_value());
+  CHECK(p.policies[2].fill.origin.empty());
+  CHECK(p.policies[3].rate_limits.empty());
+
+  // A bad layer of defaults makes every policy that inherits it template-only.
+  LoadResult d = loadConfigText(std::string("defaults: {mode: audit, ttl: {default: soon}}\n"
+                                            "policies: [{name: a, match: \"a:<id>\"}]\n") +
+                                    kPrimary,
+                                "t.yaml");
+  REQUIRE(d.policy.policies.size() == 1);
+  CHECK(d.policy.policies[0].name == "a");
+  CHECK(d.policy.policies[0].mode == PolicyMode::kEnforce);  // not audit: nothing merged
+
+  // Without errors it is the config's own.
+  LoadResult ok = loadConfigText(
+      std::string("policies: [{name: a, match: \"a:<id>\"}]\n") + kPrimary, "t.yaml");
+  REQUIRE(ok.config.has_value());
+  REQUIRE(ok.policy.policies.size() == 1);
+  CHECK(ok.policy.policies[0].path == "policies[0]");
+  CHECK(ok.config->policy.policies[0].path == "policies[0]");
+}
+
 }  // namespace
 }  // namespace corral::config

@@ -167,10 +167,17 @@ bool Loader::rateLimits(const YAML::Node& key, const YAML::Node& value, const st
     failValue(key, value, path, "must be a list of rate limits");
     return false;
   }
-  size_t before = errors_.size();
+  const size_t before = errors_.size();
   size_t i = 0;
   for (auto it = value.begin(); it != value.end(); ++it, ++i) {
+    const size_t errors_before = errors_.size();
+    const size_t limits_before = out->size();
     walkRateLimit(key, *it, indexPath(path, i), global, out);
+    // A policy's limit with errors leaves its rate_limits unset, so the policy has errors; a
+    // global one is dropped alone from what the compiler checks (finishPolicies).
+    if (global && errors_.size() != errors_before && out->size() != limits_before) {
+      bad_global_limits_.push_back(limits_before);
+    }
   }
   return errors_.size() == before;
 }
@@ -182,6 +189,7 @@ void Loader::walkRateLimit(const YAML::Node& key, const YAML::Node& node, const 
   }
   RateLimitSpec limit;
   limit.where = whereOf(node.Mark());
+  limit.path = path;
   bool name_seen = false;
   bool rate_seen = false;
   bool burst_seen = false;
@@ -354,11 +362,13 @@ void Loader::walkDefaults(const YAML::Node& key, const YAML::Node& value, const 
   body->prefix = path;
   body->where = whereOf(where(key, value));
   if (value.IsNull()) return;
-  if (!value.IsMap()) {
-    return failValue(key, value, path,
-                     "must be a mapping of policy fields, like {ttl: {jitter: 10%}}");
+  const size_t before = errors_.size();
+  if (value.IsMap()) {
+    walkPolicyBody(value, path, /*is_defaults=*/true, body);
+  } else {
+    failValue(key, value, path, "must be a mapping of policy fields, like {ttl: {jitter: 10%}}");
   }
-  walkPolicyBody(value, path, /*is_defaults=*/true, body);
+  body->errors += errors_.size() - before;
 }
 
 void Loader::walkPolicyBody(const YAML::Node& node, const std::string& prefix, bool is_defaults,
@@ -414,7 +424,9 @@ void Loader::walkPolicies(const YAML::Node& key, const YAML::Node& value, const 
     }
     body.where = whereOf(item.Mark());
     body.file_defaults = file_defaults;
+    const size_t before = errors_.size();
     walkPolicyBody(item, body.prefix, /*is_defaults=*/false, &body);
+    body.errors = errors_.size() - before;
     policy_bodies_.push_back(std::move(body));
   }
 }

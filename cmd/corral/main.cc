@@ -87,16 +87,21 @@ bool parseArgs(int argc, char** argv, Options& o, std::string& err) {
 }
 
 // Loads the file and compiles its policies (templates, ambiguity, captures): the checks a
-// reload makes, so --check-config says yes exactly when a reload would.
+// reload makes, so --check-config says yes exactly when a reload would. When the loader finds
+// errors, what it could load is compiled too, so that one run reports both kinds, in file order.
 corral::config::LoadResult loadAndCompile(const std::string& path,
                                           corral::policies::Registry& registry,
                                           std::shared_ptr<const corral::policies::PolicySet>* out) {
   corral::config::LoadResult r = corral::config::loadConfigFile(path);
-  if (!r.errors.empty()) return r;
   // Validate against a scratch registry first, so that a rejected file leaves no counters of
   // policies that never ran in /metrics.
   corral::policies::Registry scratch;
-  if (corral::policies::PolicySet::compile(r.config->policy, scratch, &r.errors) == nullptr) {
+  std::vector<corral::config::ConfigError> compile_errors;
+  const bool compiled =
+      corral::policies::PolicySet::compile(r.policy, scratch, &compile_errors) != nullptr;
+  if (!r.errors.empty() || !compiled) {
+    r.errors.insert(r.errors.end(), compile_errors.begin(), compile_errors.end());
+    corral::config::sortErrors(r.errors, r.files);
     r.config.reset();
     return r;
   }
