@@ -146,6 +146,9 @@ struct PolicyConfig {
   std::vector<PolicySpec> policies;
   // Files read for this config (the expanded policy_files), watched for changes.
   std::vector<std::string> files;
+  // Directories that policy_files names, watched for files that appear in them (also when
+  // they held no *.yaml at load).
+  std::vector<std::string> dirs;
 };
 
 }  // namespace corral::config

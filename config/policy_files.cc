@@ -38,6 +38,7 @@ void Loader::readPolicyFiles() {
     }
     // A directory: its *.yaml and *.yml files (not hidden ones, not subdirectories), by name.
     // Symlinks are followed, so a Kubernetes ConfigMap mount works.
+    cfg_.policy.dirs.push_back(p.string());
     std::vector<std::string> names;
     fs::directory_iterator it(p, ec);
     for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {

@@ -38,6 +38,7 @@ policy_files: [../p/, ../extra.yaml]
   const PolicyConfig& pc = r.config->policy;
   CHECK(pc.files == std::vector<std::string>{d + "/p/a.yaml", d + "/p/b.yml", d + "/p/empty.yaml",
                                              d + "/extra.yaml"});
+  CHECK(pc.dirs == std::vector<std::string>{d + "/p/"});
   REQUIRE(pc.policies.size() == 5);
   CHECK(pc.policies[0].name == "inline");
   CHECK(pc.policies[0].where.file == main);
