@@ -285,6 +285,25 @@ std::optional<std::string> httpUrlWithReason(std::string_view s, std::string* wh
 
 }  // namespace detail
 
+std::string endpointText(const ListenAddress& a) {
+  if (a.kind == ListenAddress::Kind::kUnix) return "unix:" + a.path;
+  const bool v6 = a.host.find(':') != std::string::npos;
+  return (v6 ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
+}
+
+std::string addressLines(const Config& cfg) {
+  std::string out;
+  for (const ListenAddress& l : cfg.listen) out += "listen " + endpointText(l) + "\n";
+  if (cfg.admin.listen) out += "admin " + endpointText(*cfg.admin.listen) + "\n";
+  auto upstream = [&out](const char* role, const UpstreamAddress& u) {
+    out += std::string(role) + " " + endpointText(u.addr) + (u.password.empty() ? "" : " password");
+    out += "\n";
+  };
+  upstream("primary", cfg.upstream.primary);
+  for (const UpstreamAddress& r : cfg.upstream.replicas) upstream("replica", r);
+  return out;
+}
+
 std::optional<ListenAddress> parseListenAddress(std::string_view s) {
   return detail::listenWithReason(s, /*allow_port_zero=*/true, nullptr);
 }

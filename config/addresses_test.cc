@@ -151,5 +151,33 @@ TEST_CASE("a password never appears in errors or in text") {
   CHECK(c.upstream.replicas[0].text == "redis://u:***@h:2");
 }
 
+TEST_CASE("endpointText and addressLines: addresses as a client dials them, no credentials") {
+  CHECK(endpointText(*parseListenAddress("127.0.0.1:6380")) == "127.0.0.1:6380");
+  CHECK(endpointText(*parseListenAddress("[::1]:0")) == "[::1]:0");
+  CHECK(endpointText(*parseListenAddress("unix:/run/c.sock")) == "unix:/run/c.sock");
+  CHECK(endpointText(parseUpstreamAddress("redis://u:pw@Cache.internal/3")->addr) ==
+        "Cache.internal:6379");
+
+  ScopedEnv env("CORRAL_TEST_ADDR_PASSWORD", "from-env");
+  Config c = mustLoad(R"(listen: [127.0.0.1:6390, "unix:/tmp/corral.sock"]
+admin: {listen: "[::1]:9121"}
+upstream:
+  primary: redis://app:s3cret@10.0.0.5/2
+  replicas: [10.0.0.6:6380, "unix:/tmp/r.sock"]
+  password_env: CORRAL_TEST_ADDR_PASSWORD
+)");
+  CHECK(addressLines(c) ==
+        "listen 127.0.0.1:6390\n"
+        "listen unix:/tmp/corral.sock\n"
+        "admin [::1]:9121\n"
+        "primary 10.0.0.5:6379 password\n"
+        "replica 10.0.0.6:6380 password\n"
+        "replica unix:/tmp/r.sock password\n");
+  // The defaults: listen 127.0.0.1:6380, no admin, no password.
+  CHECK(addressLines(mustLoad(kPrimary)) ==
+        "listen 127.0.0.1:6380\n"
+        "primary 127.0.0.1:6379\n");
+}
+
 }  // namespace
 }  // namespace corral::config

@@ -162,4 +162,14 @@ std::optional<uint64_t> parseSize(std::string_view s);    // "512", "16KiB", "64
 std::optional<ListenAddress> parseListenAddress(std::string_view s);
 std::optional<UpstreamAddress> parseUpstreamAddress(std::string_view s);
 
+// An address as a client dials it: "host:port", "[v6]:port" or "unix:/path"; never a scheme or
+// credentials, whatever form it was written in.
+std::string endpointText(const ListenAddress& a);
+
+// The resolved addresses of a config, one per line, "ROLE ADDRESS" with ADDRESS as
+// endpointText() gives it: each `listen` (the default included), `admin` if set, `primary`, each
+// `replica`. An upstream corral sends a password to has a third word, "password" (never the
+// password itself). For scripts: `corral --print-addresses FILE`.
+std::string addressLines(const Config& cfg);
+
 }  // namespace corral::config

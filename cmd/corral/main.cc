@@ -29,6 +29,7 @@ namespace {
 struct Options {
   std::string config_path = "config/corral.yaml";
   std::string check_path;
+  std::string print_path;
   std::string log_level;
   std::string ready_file;
   bool version = false;
@@ -38,13 +39,18 @@ struct Options {
 constexpr const char* kUsage =
     "usage: corral [--config FILE] [--log-level LEVEL] [--ready-file PATH]\n"
     "       corral --check-config FILE\n"
+    "       corral --print-addresses FILE\n"
     "       corral --version\n"
     "\n"
-    "  --config FILE        proxy settings (default config/corral.yaml)\n"
-    "  --check-config FILE  validate FILE, print every error, exit 0 (valid) or 1\n"
-    "  --log-level LEVEL    trace|debug|info|warn|error|critical|off (overrides log.level)\n"
-    "  --ready-file PATH    once listening, write 'listen HOST:PORT' lines to PATH\n"
-    "  --version            print the version\n";
+    "  --config FILE           proxy settings (default config/corral.yaml)\n"
+    "  --check-config FILE     validate FILE, print every error, exit 0 (valid) or 1\n"
+    "  --print-addresses FILE  validate FILE like --check-config, then print the addresses it\n"
+    "                          resolves to, one 'ROLE ADDRESS' line each: listen, admin,\n"
+    "                          primary, replica (ADDRESS: host:port, [v6]:port or unix:/path;\n"
+    "                          a third word 'password' when corral sends that upstream one)\n"
+    "  --log-level LEVEL       trace|debug|info|warn|error|critical|off (overrides log.level)\n"
+    "  --ready-file PATH       once listening, write 'listen HOST:PORT' lines to PATH\n"
+    "  --version               print the version\n";
 
 bool parseArgs(int argc, char** argv, Options& o, std::string& err) {
   for (int i = 1; i < argc; ++i) {
@@ -68,6 +74,8 @@ bool parseArgs(int argc, char** argv, Options& o, std::string& err) {
       if (!value(o.config_path)) return false;
     } else if (is("--check-config") || a == "-t") {
       if (!value(o.check_path)) return false;
+    } else if (is("--print-addresses")) {
+      if (!value(o.print_path)) return false;
     } else if (is("--log-level")) {
       if (!value(o.log_level)) return false;
     } else if (is("--ready-file")) {
@@ -84,7 +92,8 @@ bool parseArgs(int argc, char** argv, Options& o, std::string& err) {
   return true;
 }
 
-int checkConfig(const std::string& path) {
+// --check-config (print_addresses false) and --print-addresses: exit 0 or 1.
+int checkConfig(const std::string& path, bool print_addresses) {
   corral::policies::Registry registry;
   corral::admin::Loaded r = corral::admin::loadAndCompile(path, registry);
   if (!r.errors.empty()) {
@@ -92,7 +101,11 @@ int checkConfig(const std::string& path) {
     std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), r.errors.size());
     return 1;
   }
-  std::printf("%s: ok\n", path.c_str());
+  if (print_addresses) {
+    std::printf("%s", corral::config::addressLines(*r.config).c_str());
+  } else {
+    std::printf("%s: ok\n", path.c_str());
+  }
   return 0;
 }
 
@@ -179,7 +192,8 @@ int main(int argc, char** argv) {
     std::printf("corral %s\n", CORRAL_VERSION);
     return 0;
   }
-  if (!app.opts.check_path.empty()) return checkConfig(app.opts.check_path);
+  if (!app.opts.check_path.empty()) return checkConfig(app.opts.check_path, false);
+  if (!app.opts.print_path.empty()) return checkConfig(app.opts.print_path, true);
   if (!app.opts.log_level.empty() && !corral::logging::parseLevel(app.opts.log_level)) {
     std::fprintf(stderr, "corral: unknown log level '%s'\n", app.opts.log_level.c_str());
     return 2;

@@ -167,6 +167,47 @@ def test_check_config_reports_loader_and_policy_errors_in_one_run(tmp_path, corr
     assert lines[-1] == f"{main}: 6 error(s)", err
 
 
+def test_print_addresses(tmp_path, corral_only):
+    """--print-addresses: what scripts/run.sh reads instead of parsing the YAML itself."""
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "listen: [127.0.0.1:6390, 'unix:/tmp/corral-it.sock']\n"
+        "admin: {listen: '[::1]:9121'}\n"
+        "upstream:\n"
+        "  primary: redis://app:s3cret@127.0.0.1/2\n"
+        "  replicas: [127.0.0.1:6381]\n")
+    p = run_corral_cli(["--print-addresses", str(good)])
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 0, (p.returncode, out, p.stderr)
+    assert out == ("listen 127.0.0.1:6390\n"
+                   "listen unix:/tmp/corral-it.sock\n"
+                   "admin [::1]:9121\n"
+                   "primary 127.0.0.1:6379 password\n"  # the URL's password is its own
+                   "replica 127.0.0.1:6381\n"), out
+    assert "s3cret" not in out + p.stderr.decode("utf-8", "replace")
+
+    # Defaults are resolved too: no listen key means 127.0.0.1:6380.
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text("upstream: {primary: 'unix:/tmp/redis-it.sock'}\n")
+    p = run_corral_cli(["--print-addresses", str(minimal)])
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout.decode() == "listen 127.0.0.1:6380\nprimary unix:/tmp/redis-it.sock\n"
+
+    # Invalid (here only by a policy template): the errors, as --check-config gives them, and no
+    # addresses.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("upstream: {primary: 127.0.0.1:6379}\n"
+                   "policies: [{name: a, match: 'a:<id:u46>'}]\n")
+    p = run_corral_cli(["--print-addresses", str(bad)])
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode == 1, (p.returncode, p.stdout, err)
+    assert p.stdout == b"", p.stdout
+    assert f"{bad}:2:" in err and "policies[0].match" in err, err
+
+    p = run_corral_cli(["--help"])
+    assert b"--print-addresses FILE" in p.stdout, p.stdout
+
+
 def test_version(corral_only):
     p = run_corral_cli(["--version"])
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
