@@ -1,5 +1,5 @@
 // Typed configuration of corral, with in-class defaults. The YAML contract is
-// ../shared/POLICIES.md (listen, workers, upstream.*, admin); limits, log and shutdown are ours.
+// docs/policies.md (policies) and config/README.md (every key).
 //
 //   YAML file --> loadConfigFile() --> Config (or every error as file:line:col: key.path: rule)
 //

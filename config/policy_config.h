@@ -1,5 +1,5 @@
 // Typed policy configuration: the `origins`, `global`, `defaults`, `policies` and
-// `policy_files` sections of ../shared/POLICIES.md, as the loader produces them.
+// `policy_files` sections of docs/policies.md, as the loader produces them.
 //
 //   corral.yaml (+ policy_files: files or dirs of *.yaml) --loader--> PolicyConfig
 //       --policies::compile--> policies::PolicySet (matcher, limits, counters)

@@ -1,4 +1,4 @@
-// Every policy field: the POLICIES.md example into exact values, and each rule with its error
+// Every policy field: a file with all of them into exact values, and each rule with its error
 // (policy_fields.cc).
 #include <doctest/doctest.h>
 
@@ -9,7 +9,8 @@ namespace {
 
 using namespace testing;
 
-// The example of POLICIES.md, with two policies and every policy field written once.
+// Every section of docs/policies.md in one file, with two policies and every policy field written
+// once.
 constexpr const char* kPolicyExample = R"(listen: [127.0.0.1:6380]
 workers: 1
 upstream:
@@ -52,7 +53,7 @@ policies:
   - {name: sessions, match: "glob:sess:*", mode: audit}
 )";
 
-TEST_CASE("policies: the POLICIES.md example parses into exact values") {
+TEST_CASE("policies: a file with every policy field parses into exact values") {
   Config c = mustLoad(kPolicyExample);
   const PolicyConfig& pc = c.policy;
   CHECK(pc.files.empty());  // the main file is not listed
