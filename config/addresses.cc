@@ -304,14 +304,4 @@ std::string addressLines(const Config& cfg) {
   return out;
 }
 
-std::optional<ListenAddress> parseListenAddress(std::string_view s) {
-  return detail::listenWithReason(s, /*allow_port_zero=*/true, nullptr);
-}
-
-std::optional<UpstreamAddress> parseUpstreamAddress(std::string_view s) {
-  auto p = detail::upstreamWithReason(s, nullptr);
-  if (!p) return std::nullopt;
-  return std::move(p->addr);
-}
-
 }  // namespace corral::config

@@ -2,45 +2,56 @@
 #include <doctest/doctest.h>
 
 #include "config/test_helpers.h"
+#include "config/values.h"
 
 namespace corral::config {
 namespace {
 
 using namespace testing;
 
-TEST_CASE("parseListenAddress: host:port, [v6]:port, unix:/path") {
-  auto a = parseListenAddress("127.0.0.1:6380");
+// The parsers without their reasons (the loader tests check those, with positions).
+std::optional<ListenAddress> listenOf(std::string_view s) {
+  return detail::listenWithReason(s, /*allow_port_zero=*/true, nullptr);
+}
+std::optional<UpstreamAddress> upstreamOf(std::string_view s) {
+  auto p = detail::upstreamWithReason(s, nullptr);
+  if (!p) return std::nullopt;
+  return p->addr;
+}
+
+TEST_CASE("listenWithReason: host:port, [v6]:port, unix:/path") {
+  auto a = listenOf("127.0.0.1:6380");
   REQUIRE(a);
   CHECK(a->kind == ListenAddress::Kind::kTcp);
   CHECK(a->host == "127.0.0.1");
   CHECK(a->port == 6380);
   CHECK(a->text == "127.0.0.1:6380");
 
-  auto v6 = parseListenAddress("[::1]:7000");
+  auto v6 = listenOf("[::1]:7000");
   REQUIRE(v6);
   CHECK(v6->host == "::1");
   CHECK(v6->port == 7000);
   CHECK(v6->text == "[::1]:7000");
 
-  auto zone = parseListenAddress("[fe80::1%eth0]:1");
+  auto zone = listenOf("[fe80::1%eth0]:1");
   REQUIRE(zone);
   CHECK(zone->host == "fe80::1%eth0");
 
-  auto any = parseListenAddress("0.0.0.0:0");  // port 0: the kernel picks one
+  auto any = listenOf("0.0.0.0:0");  // port 0: the kernel picks one
   REQUIRE(any);
   CHECK(any->port == 0);
 
-  auto name = parseListenAddress("redis-cache.default.svc:6379");
+  auto name = listenOf("redis-cache.default.svc:6379");
   REQUIRE(name);
   CHECK(name->host == "redis-cache.default.svc");
 
-  auto u = parseListenAddress("unix:/run/corral.sock");
+  auto u = listenOf("unix:/run/corral.sock");
   REQUIRE(u);
   CHECK(u->kind == ListenAddress::Kind::kUnix);
   CHECK(u->path == "/run/corral.sock");
   CHECK(u->text == "unix:/run/corral.sock");
 
-  CHECK(parseListenAddress("unix:/" + std::string(106, 'a')));  // 107 bytes: the limit
+  CHECK(listenOf("unix:/" + std::string(106, 'a')));  // 107 bytes: the limit
   for (const std::string& bad : {std::string(""),
                                  std::string("127.0.0.1"),
                                  std::string(":6380"),
@@ -62,12 +73,12 @@ TEST_CASE("parseListenAddress: host:port, [v6]:port, unix:/path") {
                                  std::string("redis://h:1"),
                                  std::string("unix:/a\0b", 9)}) {
     CAPTURE(bad);
-    CHECK_FALSE(parseListenAddress(bad).has_value());
+    CHECK_FALSE(listenOf(bad).has_value());
   }
 }
 
-TEST_CASE("parseUpstreamAddress: plain, unix and redis:// URLs") {
-  auto plain = parseUpstreamAddress("10.0.0.5:6379");
+TEST_CASE("upstreamWithReason: plain, unix and redis:// URLs") {
+  auto plain = upstreamOf("10.0.0.5:6379");
   REQUIRE(plain);
   CHECK(plain->addr.host == "10.0.0.5");
   CHECK(plain->addr.port == 6379);
@@ -76,14 +87,14 @@ TEST_CASE("parseUpstreamAddress: plain, unix and redis:// URLs") {
   CHECK(plain->password.empty());
   CHECK(plain->db == 0);
 
-  CHECK_FALSE(parseUpstreamAddress("10.0.0.5:0"));  // an upstream needs a real port
+  CHECK_FALSE(upstreamOf("10.0.0.5:0"));  // an upstream needs a real port
 
-  auto u = parseUpstreamAddress("unix:/var/run/redis.sock");
+  auto u = upstreamOf("unix:/var/run/redis.sock");
   REQUIRE(u);
   CHECK(u->addr.kind == ListenAddress::Kind::kUnix);
   CHECK(u->addr.path == "/var/run/redis.sock");
 
-  auto full = parseUpstreamAddress("redis://alice:s3cret@cache:6390/2");
+  auto full = upstreamOf("redis://alice:s3cret@cache:6390/2");
   REQUIRE(full);
   CHECK(full->addr.host == "cache");
   CHECK(full->addr.port == 6390);
@@ -94,25 +105,25 @@ TEST_CASE("parseUpstreamAddress: plain, unix and redis:// URLs") {
   CHECK(full->addr.text == "redis://alice:***@cache:6390/2");
 
   // Percent-encoding in user and password; '@' and ':' inside the password.
-  auto enc = parseUpstreamAddress("redis://us%65r:p%40ss%3Aw%2Fd@[::1]:7000");
+  auto enc = upstreamOf("redis://us%65r:p%40ss%3Aw%2Fd@[::1]:7000");
   REQUIRE(enc);
   CHECK(enc->user == "user");
   CHECK(enc->password == "p@ss:w/d");
   CHECK(enc->addr.host == "::1");
   CHECK(enc->text == "redis://us%65r:***@[::1]:7000");
 
-  auto no_port = parseUpstreamAddress("REDIS://cache");
+  auto no_port = upstreamOf("REDIS://cache");
   REQUIRE(no_port);
   CHECK(no_port->addr.port == 6379);
   CHECK(no_port->db == 0);
 
-  auto pw_only = parseUpstreamAddress("redis://:pw@h:1/");
+  auto pw_only = upstreamOf("redis://:pw@h:1/");
   REQUIRE(pw_only);
   CHECK(pw_only->user.empty());
   CHECK(pw_only->password == "pw");
   CHECK(pw_only->text == "redis://:***@h:1/");
 
-  auto user_only = parseUpstreamAddress("redis://bob@h:1/1000000");
+  auto user_only = upstreamOf("redis://bob@h:1/1000000");
   REQUIRE(user_only);
   CHECK(user_only->user == "bob");
   CHECK(user_only->password.empty());
@@ -125,7 +136,7 @@ TEST_CASE("parseUpstreamAddress: plain, unix and redis:// URLs") {
         "redis://u:p%zz@h:1", "redis://u%4@h:1", "redis://h:0", "redis://::1:7000", ""}) {
     const std::string text = bad;
     CAPTURE(text);
-    CHECK_FALSE(parseUpstreamAddress(bad).has_value());
+    CHECK_FALSE(upstreamOf(bad).has_value());
   }
 }
 
@@ -152,11 +163,10 @@ TEST_CASE("a password never appears in errors or in text") {
 }
 
 TEST_CASE("endpointText and addressLines: addresses as a client dials them, no credentials") {
-  CHECK(endpointText(*parseListenAddress("127.0.0.1:6380")) == "127.0.0.1:6380");
-  CHECK(endpointText(*parseListenAddress("[::1]:0")) == "[::1]:0");
-  CHECK(endpointText(*parseListenAddress("unix:/run/c.sock")) == "unix:/run/c.sock");
-  CHECK(endpointText(parseUpstreamAddress("redis://u:pw@Cache.internal/3")->addr) ==
-        "Cache.internal:6379");
+  CHECK(endpointText(*listenOf("127.0.0.1:6380")) == "127.0.0.1:6380");
+  CHECK(endpointText(*listenOf("[::1]:0")) == "[::1]:0");
+  CHECK(endpointText(*listenOf("unix:/run/c.sock")) == "unix:/run/c.sock");
+  CHECK(endpointText(upstreamOf("redis://u:pw@Cache.internal/3")->addr) == "Cache.internal:6379");
 
   ScopedEnv env("CORRAL_TEST_ADDR_PASSWORD", "from-env");
   Config c = mustLoad(R"(listen: [127.0.0.1:6390, "unix:/tmp/corral.sock"]

@@ -156,12 +156,6 @@ LoadResult loadConfigText(const std::string& text, const std::string& source_nam
 ConfigError configError(const Where& where, std::string path, std::string rule,
                         std::optional<std::string> got = std::nullopt);
 
-// Parsers shared with later config sections. Return std::nullopt on bad input.
-std::optional<Millis> parseDuration(std::string_view s);  // "250ms", "5s", "1m", "1h", "7d", "0"
-std::optional<uint64_t> parseSize(std::string_view s);    // "512", "16KiB", "64MiB", "1GiB", "10kb"
-std::optional<ListenAddress> parseListenAddress(std::string_view s);
-std::optional<UpstreamAddress> parseUpstreamAddress(std::string_view s);
-
 // An address as a client dials it: "host:port", "[v6]:port" or "unix:/path"; never a scheme or
 // credentials, whatever form it was written in.
 std::string endpointText(const ListenAddress& a);

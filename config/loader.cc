@@ -197,16 +197,7 @@ std::string Loader::describeSecret(const YAML::Node& v) {
   return "a string of " + std::to_string(v.Scalar().size()) + " bytes";
 }
 
-bool Loader::walkMap(const YAML::Node& node, const std::string& prefix,
-                     const std::vector<Key>& keys) {
-  // An empty section ("upstream:") is an empty mapping: required-key checks then report it.
-  if (node.IsNull()) return true;
-  if (!node.IsMap()) {
-    fail(node.Mark(), prefix.empty() ? "(root)" : prefix,
-         prefix.empty() ? "the file must be a mapping of settings" : "must be a mapping",
-         describe(node));
-    return false;
-  }
+void Loader::eachKey(const YAML::Node& node, const std::string& prefix, const Handler& visit) {
   std::map<std::string, YAML::Mark, std::less<>> seen;
   for (auto it = node.begin(); it != node.end(); ++it) {
     // Copies, not references: yaml-cpp's operator-> returns a temporary proxy.
@@ -225,29 +216,46 @@ bool Loader::walkMap(const YAML::Node& node, const std::string& prefix,
            "duplicate key (first set at line " + std::to_string(first->second.line + 1) + ")");
       continue;
     }
-    auto known =
-        std::find_if(keys.begin(), keys.end(), [&](const Key& k) { return k.name == name; });
-    if (known != keys.end()) {
-      known->handle(key, value, path);
-      continue;
-    }
-    // Suggest the nearest known name, if it is a plausible typo.
-    std::string_view best;
-    size_t best_distance = 3;
-    auto consider = [&](std::string_view candidate) {
-      size_t d = editDistance(name, candidate);
-      if (d < best_distance && 2 * d <= candidate.size()) {
-        best = candidate;
-        best_distance = d;
-      }
-    };
-    for (const Key& k : keys) consider(k.name);
-    if (best.empty()) {
-      fail(key.Mark(), path, "unknown key");
-    } else {
-      fail(key.Mark(), path, "unknown key (did you mean " + std::string(best) + "?)");
-    }
+    visit(key, value, path);
   }
+}
+
+bool Loader::walkMap(const YAML::Node& node, const std::string& prefix,
+                     const std::vector<Key>& keys) {
+  // An empty section ("upstream:") is an empty mapping: required-key checks then report it.
+  if (node.IsNull()) return true;
+  if (!node.IsMap()) {
+    fail(node.Mark(), prefix.empty() ? "(root)" : prefix,
+         prefix.empty() ? "the file must be a mapping of settings" : "must be a mapping",
+         describe(node));
+    return false;
+  }
+  eachKey(
+      node, prefix, [&](const YAML::Node& key, const YAML::Node& value, const std::string& path) {
+        const std::string& name = key.Scalar();
+        auto known =
+            std::find_if(keys.begin(), keys.end(), [&](const Key& k) { return k.name == name; });
+        if (known != keys.end()) {
+          known->handle(key, value, path);
+          return;
+        }
+        // Suggest the nearest known name, if it is a plausible typo.
+        std::string_view best;
+        size_t best_distance = 3;
+        auto consider = [&](std::string_view candidate) {
+          size_t d = editDistance(name, candidate);
+          if (d < best_distance && 2 * d <= candidate.size()) {
+            best = candidate;
+            best_distance = d;
+          }
+        };
+        for (const Key& k : keys) consider(k.name);
+        if (best.empty()) {
+          fail(key.Mark(), path, "unknown key");
+        } else {
+          fail(key.Mark(), path, "unknown key (did you mean " + std::string(best) + "?)");
+        }
+      });
   return true;
 }
 

@@ -123,6 +123,10 @@ class Loader {
   // is an error (with "did you mean" for a near miss). False when node is neither a mapping nor
   // empty (an empty value is an empty mapping).
   bool walkMap(const YAML::Node& node, const std::string& prefix, const std::vector<Key>& keys);
+  // The part of walkMap that knows no key names, for mappings whose keys are chosen by the
+  // operator (origins): reports keys that are not scalars and duplicates, visits the rest.
+  // node must be a mapping.
+  void eachKey(const YAML::Node& node, const std::string& prefix, const Handler& visit);
 
   // Typed leaves. Each reports its own error and leaves *out untouched on failure.
   const std::string* scalar(const YAML::Node& key, const YAML::Node& value, const std::string& path,

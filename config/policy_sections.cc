@@ -257,31 +257,14 @@ void Loader::walkOrigins(const YAML::Node& key, const YAML::Node& node, const st
       "must be a mapping like {base_url: \"http://127.0.0.1:8080\", timeout: 1s}";
   if (node.IsNull()) return;
   if (!node.IsMap()) return failValue(key, node, prefix, kRule);
-  std::map<std::string, YAML::Mark> seen;
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node k = it->first;
-    const YAML::Node v = it->second;
-    if (!k.IsScalar()) {
-      fail(k.Mark(), prefix, "keys must be plain names", describe(k));
-      continue;
-    }
+  // The keys are names the operator chose, so each one is checked here instead of in a table.
+  eachKey(node, prefix, [&](const YAML::Node& k, const YAML::Node& v, const std::string& path) {
     const std::string& name = k.Scalar();
-    std::string path = joinPath(prefix, name);
-    auto [first, inserted] = seen.emplace(name, k.Mark());
-    if (!inserted) {
-      fail(k.Mark(), path,
-           "duplicate key (first set at line " + std::to_string(first->second.line + 1) + ")");
-      continue;
-    }
     if (!isValidName(name)) {
-      fail(k.Mark(), path, "origin names must be 1 to 128 characters of A-Z a-z 0-9 _ . : -",
-           quoteForError(name));
-      continue;
+      return fail(k.Mark(), path, "origin names must be 1 to 128 characters of A-Z a-z 0-9 _ . : -",
+                  quoteForError(name));
     }
-    if (!v.IsMap() && !v.IsNull()) {
-      failValue(k, v, path, kOriginRule);
-      continue;
-    }
+    if (!v.IsMap() && !v.IsNull()) return failValue(k, v, path, kOriginRule);
     OriginSpec o;
     o.name = name;
     o.where = whereOf(where(k, v));
@@ -311,7 +294,7 @@ void Loader::walkOrigins(const YAML::Node& key, const YAML::Node& node, const st
     walkMap(v, path, keys);
     if (!url_seen) fail(where(k, v), path + ".base_url", "is required, like http://127.0.0.1:8080");
     cfg_.policy.origins.push_back(std::move(o));
-  }
+  });
 }
 
 void Loader::walkGlobal(const YAML::Node& node, const std::string& prefix) {

@@ -298,10 +298,4 @@ bool isValidUserName(std::string_view s) {
 
 }  // namespace detail
 
-std::optional<Millis> parseDuration(std::string_view s) {
-  return detail::durationWithReason(s, nullptr);
-}
-
-std::optional<uint64_t> parseSize(std::string_view s) { return detail::sizeWithReason(s, nullptr); }
-
 }  // namespace corral::config

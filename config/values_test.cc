@@ -1,4 +1,6 @@
 // The scalar parsers: durations, sizes, jitter (values.cc).
+#include "config/values.h"
+
 #include <doctest/doctest.h>
 
 #include "config/test_helpers.h"
@@ -8,7 +10,13 @@ namespace {
 
 using namespace testing;
 
-TEST_CASE("parseDuration accepts a number with ms, s, m, h or d, and a bare 0") {
+// The parsers without their reasons (the loader tests check those, with positions).
+std::optional<Millis> durationOf(std::string_view s) {
+  return detail::durationWithReason(s, nullptr);
+}
+std::optional<uint64_t> sizeOf(std::string_view s) { return detail::sizeWithReason(s, nullptr); }
+
+TEST_CASE("durationWithReason accepts a number with ms, s, m, h or d, and a bare 0") {
   struct Case {
     const char* in;
     int64_t ms;
@@ -24,7 +32,7 @@ TEST_CASE("parseDuration accepts a number with ms, s, m, h or d, and a bare 0") 
         Case{"9223372036854775.807s", INT64_MAX}}) {
     const std::string in = c.in;
     CAPTURE(in);
-    auto d = parseDuration(c.in);
+    auto d = durationOf(c.in);
     REQUIRE(d.has_value());
     CHECK(d->count() == c.ms);
   }
@@ -60,7 +68,7 @@ TEST_CASE("parseDuration accepts a number with ms, s, m, h or d, and a bare 0") 
                           "9223372036854775.808s"}) {
     const std::string text = bad;
     CAPTURE(text);
-    CHECK_FALSE(parseDuration(bad).has_value());
+    CHECK_FALSE(durationOf(bad).has_value());
   }
 }
 
@@ -100,7 +108,7 @@ TEST_CASE("durations finer than a millisecond are errors that say so") {
   CHECK(c.policy.policies[0].ttl.max == Millis{216000000});
 }
 
-TEST_CASE("parseSize accepts bytes, binary units and 1000-based kb/mb/gb") {
+TEST_CASE("sizeWithReason accepts bytes, binary units and 1000-based kb/mb/gb") {
   struct Case {
     const char* in;
     uint64_t bytes;
@@ -113,7 +121,7 @@ TEST_CASE("parseSize accepts bytes, binary units and 1000-based kb/mb/gb") {
         Case{"18446744073709551615", UINT64_MAX}}) {
     const std::string in = c.in;
     CAPTURE(in);
-    auto s = parseSize(c.in);
+    auto s = sizeOf(c.in);
     REQUIRE(s.has_value());
     CHECK(*s == c.bytes);
   }
@@ -121,7 +129,7 @@ TEST_CASE("parseSize accepts bytes, binary units and 1000-based kb/mb/gb") {
                           "0x10", "18446744073709551616", "16777216TiB", "1e6"}) {
     const std::string text = bad;
     CAPTURE(text);
-    CHECK_FALSE(parseSize(bad).has_value());
+    CHECK_FALSE(sizeOf(bad).has_value());
   }
 }
 
