@@ -8,10 +8,9 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
