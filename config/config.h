@@ -1,5 +1,5 @@
 // Typed configuration of corral, with in-class defaults. The YAML contract is
-// ../shared/POLICIES.md (listen, workers, upstream.*, admin); limits, log and shutdown are ours.
+// docs/policies.md (policies) and config/README.md (every key).
 //
 //   YAML file --> loadConfigFile() --> Config (or every error as file:line:col: key.path: rule)
 //
@@ -128,7 +128,21 @@ struct ConfigError {
 struct LoadResult {
   std::optional<Config> config;     // set only when errors is empty
   std::vector<ConfigError> errors;  // every error found, in file order
+  // What the policy compiler should check, also when errors is not empty, so that one run
+  // (--check-config) reports its errors with the loader's. With no errors: config->policy.
+  // Otherwise: the origins and global rules; the global rate limits without errors; each policy
+  // without errors (its own or inherited from defaults) in full; a policy with errors reduced
+  // to its name, match and priority, so its template is still compiled (only if those three
+  // are valid). Nothing from a file that could not be parsed.
+  PolicyConfig policy;
+  // Every file read, the main file first, then each policy file: the order errors sort in.
+  std::vector<std::string> files;
 };
+
+// Sorts errors as the loader does, so that errors found later (by the policy compiler) merge
+// into the loader's: by file in the order of `files` (files not in it last, by name), then by
+// line and column. Stable: errors at one position keep their order.
+void sortErrors(std::vector<ConfigError>& errors, const std::vector<std::string>& files);
 
 // Loads and validates a YAML file (or text, for tests), and the files its policy_files name
 // (relative paths are relative to the directory of path / source_name). Never throws.
@@ -142,10 +156,14 @@ LoadResult loadConfigText(const std::string& text, const std::string& source_nam
 ConfigError configError(const Where& where, std::string path, std::string rule,
                         std::optional<std::string> got = std::nullopt);
 
-// Parsers shared with later config sections. Return std::nullopt on bad input.
-std::optional<Millis> parseDuration(std::string_view s);  // "250ms", "5s", "1m", "1h", "7d", "0"
-std::optional<uint64_t> parseSize(std::string_view s);    // "512", "16KiB", "64MiB", "1GiB", "10kb"
-std::optional<ListenAddress> parseListenAddress(std::string_view s);
-std::optional<UpstreamAddress> parseUpstreamAddress(std::string_view s);
+// An address as a client dials it: "host:port", "[v6]:port" or "unix:/path"; never a scheme or
+// credentials, whatever form it was written in.
+std::string endpointText(const ListenAddress& a);
+
+// The resolved addresses of a config, one per line, "ROLE ADDRESS" with ADDRESS as
+// endpointText() gives it: each `listen` (the default included), `admin` if set, `primary`, each
+// `replica`. An upstream corral sends a password to has a third word, "password" (never the
+// password itself). For scripts: `corral --print-addresses FILE`.
+std::string addressLines(const Config& cfg);
 
 }  // namespace corral::config

@@ -1,5 +1,5 @@
 // Typed policy configuration: the `origins`, `global`, `defaults`, `policies` and
-// `policy_files` sections of ../shared/POLICIES.md, as the loader produces them.
+// `policy_files` sections of docs/policies.md, as the loader produces them.
 //
 //   corral.yaml (+ policy_files: files or dirs of *.yaml) --loader--> PolicyConfig
 //       --policies::compile--> policies::PolicySet (matcher, limits, counters)
@@ -56,6 +56,8 @@ struct RateLimitSpec {
   LimitScope scope = LimitScope::kLocal;
   OnLimit on_limit = OnLimit::kReject;
   Where where;  // of the limit's mapping
+  std::string
+      path;  // its key path, for errors: "global.rate_limits[0]", "policies[2].rate_limits[1]"
 };
 
 struct TtlSpec {
@@ -114,6 +116,10 @@ struct PolicySpec {
   std::vector<RateLimitSpec> rate_limits;
   Where where;        // of the policy's mapping
   Where match_where;  // of its `match` value
+  // Its key path, for errors: "policies[2]", the index within the file it was written in (the
+  // error's file tells which). Later checks (the policy compiler) append to it, so their errors
+  // name keys exactly as the loader's do: "policies[2].match".
+  std::string path;
 };
 
 struct OriginSpec {
@@ -140,6 +146,9 @@ struct PolicyConfig {
   std::vector<PolicySpec> policies;
   // Files read for this config (the expanded policy_files), watched for changes.
   std::vector<std::string> files;
+  // Directories that policy_files names, watched for files that appear in them (also when
+  // they held no *.yaml at load).
+  std::vector<std::string> dirs;
 };
 
 }  // namespace corral::config

@@ -122,18 +122,14 @@ bool sameOrChild(const CommandInfo* listed, const CommandInfo* cmd) {
          n.substr(0, listed->name.size()) == listed->name;
 }
 
-config::ConfigError errorAt(const config::Where& w, std::string path, std::string message) {
-  config::ConfigError e;
-  e.file = w.file;
-  e.line = w.line;
-  e.col = w.col;
-  e.path = std::move(path);
-  e.message = std::move(message);
-  return e;
-}
-
 std::string whereText(const config::Where& w) {
   return w.file + ":" + std::to_string(w.line) + ":" + std::to_string(w.col);
+}
+
+// The key path errors name, as the loader wrote it ("policies[2]"); a config built in code has
+// none, so its index stands in.
+std::string pathOf(const std::string& path, const std::string& list, size_t i) {
+  return !path.empty() ? path : list + "[" + std::to_string(i) + "]";
 }
 
 }  // namespace
@@ -158,7 +154,8 @@ CompiledLimit compileLimit(const config::RateLimitSpec& ls, const std::string& p
     } else if (const CommandInfo* ci = resolveCommand(name)) {
       cl.commands.push_back(ci);
     } else {
-      errors->push_back(errorAt(ls.where, path + ".commands", "unknown command '" + name + "'"));
+      errors->push_back(
+          config::configError(ls.where, path + ".commands", "unknown command '" + name + "'"));
     }
   }
   for (const config::KeyByPart& part : ls.key_by) {
@@ -167,12 +164,12 @@ CompiledLimit compileLimit(const config::RateLimitSpec& ls, const std::string& p
     cl.by_capture |= part.kind == config::KeyByPart::Kind::kCapture;
     if (part.kind == config::KeyByPart::Kind::kCapture) {
       if (captures == nullptr) {
-        errors->push_back(errorAt(
+        errors->push_back(config::configError(
             ls.where, path + ".key_by",
             "capture:" + part.capture + " needs a policy's template; use it in a policy's limit"));
       } else if (auto it = std::find(captures->begin(), captures->end(), part.capture);
                  it == captures->end()) {
-        errors->push_back(errorAt(
+        errors->push_back(config::configError(
             ls.where, path + ".key_by",
             "capture '" + part.capture + "' is not a placeholder of " + std::string(match)));
       } else {
@@ -402,11 +399,11 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
   std::vector<size_t> entry_policy;  // entry index -> policy index
   for (size_t i = 0; i < c.policies.size(); ++i) {
     const config::PolicySpec& p = c.policies[i];
-    const std::string path = "policies." + p.name;
+    const std::string path = pathOf(p.path, "policies", i);
     std::string why;
     std::optional<Template> t = Template::compile(p.match, &why);
     if (!t) {
-      errors->push_back(errorAt(p.match_where, path + ".match", why + " (got '" + p.match + "')"));
+      errors->push_back(config::configError(p.match_where, path + ".match", why, p.match));
       continue;
     }
     CompiledPolicy cp;
@@ -421,15 +418,15 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
       }
       std::string missing;
       if (origin == nullptr) {
-        errors->push_back(errorAt(p.where, path + ".fill.origin",
-                                  "no origin named '" + p.fill.origin + "' in origins"));
+        errors->push_back(config::configError(
+            p.where, path + ".fill.origin", "no origin named '" + p.fill.origin + "' in origins"));
       } else if (!ttl.default_ttl) {
         errors->push_back(
-            errorAt(p.where, path + ".fill",
-                    "a policy with fill needs ttl.default (the TTL of filled values)"));
+            config::configError(p.where, path + ".fill",
+                                "a policy with fill needs ttl.default (the TTL of filled values)"));
       } else if (!fillPathValid(p.fill.path, t->captureNames(), &missing)) {
-        errors->push_back(errorAt(p.where, path + ".fill.path",
-                                  "<" + missing + "> is not a placeholder of " + p.match));
+        errors->push_back(config::configError(
+            p.where, path + ".fill.path", "<" + missing + "> is not a placeholder of " + p.match));
       } else {
         auto f = std::make_unique<FillPolicy>();
         f->name = p.name;
@@ -455,19 +452,21 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
                        p.fill.commands.end();
         for (const std::string& fc : p.fill.commands) {
           if (fc != "get" && fc != "mget") {
-            errors->push_back(errorAt(p.where, path + ".fill.commands",
-                                      "filling on " + fc +
-                                          " is not supported by this version of corral yet "
-                                          "(GET and MGET are)"));
+            errors->push_back(
+                config::configError(p.where, path + ".fill.commands",
+                                    "filling on " + fc +
+                                        " is not supported by this version of corral yet "
+                                        "(GET and MGET are)"));
           }
         }
         cp.distributed = f->single_flight == config::SingleFlight::kDistributed;
         cp.fill = std::move(f);
       }
     }
-    for (const config::RateLimitSpec& ls : p.rate_limits) {
-      cp.limits.push_back(compileLimit(ls, path + ".rate_limits." + ls.name, &t->captureNames(),
-                                       p.match, reg, errors));
+    for (size_t j = 0; j < p.rate_limits.size(); ++j) {
+      const config::RateLimitSpec& ls = p.rate_limits[j];
+      cp.limits.push_back(compileLimit(ls, pathOf(ls.path, path + ".rate_limits", j),
+                                       &t->captureNames(), p.match, reg, errors));
     }
     set->policies_.push_back(std::move(cp));
     entries.push_back(Matcher::Entry{std::move(*t), p.priority});
@@ -479,15 +478,16 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
   for (const Matcher::Clash& cl : clashes) {
     const config::PolicySpec& a = c.policies[entry_policy[cl.a]];
     const config::PolicySpec& b = c.policies[entry_policy[cl.b]];
-    errors->push_back(
-        errorAt(b.match_where, "policies." + b.name + ".match",
-                "ambiguous: '" + b.match + "' and '" + a.match + "' (policy " + a.name + " at " +
-                    whereText(a.match_where) +
-                    ") can match the same key at equal precedence; give one of them a priority"));
+    errors->push_back(config::configError(
+        b.match_where, pathOf(b.path, "policies", entry_policy[cl.b]) + ".match",
+        "ambiguous: '" + b.match + "' and '" + a.match + "' (policy " + a.name + " at " +
+            whereText(a.match_where) +
+            ") can match the same key at equal precedence; give one of them a priority"));
   }
-  for (const config::RateLimitSpec& ls : c.global.rate_limits) {
+  for (size_t j = 0; j < c.global.rate_limits.size(); ++j) {
+    const config::RateLimitSpec& ls = c.global.rate_limits[j];
     set->global_limits_.push_back(
-        compileLimit(ls, "global.rate_limits." + ls.name, nullptr, {}, reg, errors));
+        compileLimit(ls, pathOf(ls.path, "global.rate_limits", j), nullptr, {}, reg, errors));
   }
   const size_t ncmds = commands::allCommands().size();
   set->deny_top_.assign(ncmds, 0);

@@ -184,7 +184,8 @@ struct RequestContext {
 class PolicySet {
  public:
   // Compiles templates (errors: bad template, ambiguous templates, unknown capture in key_by,
-  // ...), each as file:line:col like the loader's. Returns nullptr when there are errors.
+  // ...), each as file:line:col and key path (PolicySpec::path) like the loader's. Returns
+  // nullptr when there are errors.
   static std::shared_ptr<const PolicySet> compile(const config::PolicyConfig& cfg, Registry& reg,
                                                   std::vector<config::ConfigError>* errors);
 

@@ -306,17 +306,20 @@ TEST_CASE("engine: compile errors carry file:line:col") {
   bad.policies.push_back(policy("a", "user:<id:u46>"));
   CHECK(PolicySet::compile(bad, reg, &errors) == nullptr);
   REQUIRE(errors.size() == 1);
-  CHECK(errors[0].format().starts_with("test.yaml:11:12: policies.a.match: "));
+  // Key paths as the loader writes them; a config built in code has none, so the index stands in.
+  CHECK(errors[0].format().starts_with("test.yaml:11:12: policies[0].match: "));
+  CHECK(errors[0].format().ends_with(" (got user:<id:u46>)"));
 
   errors.clear();
   PolicyConfig amb;
   amb.policies.push_back(policy("a", "user:<id:u64>"));
   amb.policies.push_back(policy("b", "user:<name:seg>"));
   amb.policies.back().match_where = {"other.yaml", 4, 10};
+  amb.policies.back().path = "policies[3]";  // the loader's path wins over the index
   CHECK(PolicySet::compile(amb, reg, &errors) == nullptr);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].format() ==
-        "other.yaml:4:10: policies.b.match: ambiguous: 'user:<name:seg>' and 'user:<id:u64>' "
+        "other.yaml:4:10: policies[3].match: ambiguous: 'user:<name:seg>' and 'user:<id:u64>' "
         "(policy a at test.yaml:11:12) can match the same key at equal precedence; give one of "
         "them a priority");
   // A priority settles it.
@@ -335,9 +338,9 @@ TEST_CASE("engine: compile errors carry file:line:col") {
   CHECK(PolicySet::compile(cap, reg, &errors) == nullptr);
   REQUIRE(errors.size() == 2);
   CHECK(errors[0].format() ==
-        "test.yaml:20:5: policies.c.rate_limits.l.commands: unknown command 'nosuchcommand'");
+        "test.yaml:20:5: policies[0].rate_limits[0].commands: unknown command 'nosuchcommand'");
   CHECK(errors[1].format() ==
-        "test.yaml:20:5: policies.c.rate_limits.l.key_by: capture 'user' is not a placeholder of "
+        "test.yaml:20:5: policies[0].rate_limits[0].key_by: capture 'user' is not a placeholder of "
         "cart:<uid:u64>");
 }
 
@@ -439,7 +442,7 @@ TEST_CASE("engine: fill compile errors") {
   CHECK(PolicySet::compile(no_origin, reg, &errors) == nullptr);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].format() ==
-        "test.yaml:10:3: policies.user.fill.origin: no origin named 'nope' in origins");
+        "test.yaml:10:3: policies[0].fill.origin: no origin named 'nope' in origins");
 
   errors.clear();
   PolicyConfig no_ttl = fillConfig();

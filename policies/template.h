@@ -4,7 +4,7 @@
 //   Matcher::build(templates) --> trie of literal prefixes (+ globs, checked in order)
 //   Matcher::match(key) --> walk the trie along the key: candidates --> precedence --> result
 //
-// Precedence (../shared/POLICIES.md): higher `priority` first, then the longer literal prefix.
+// Precedence (docs/policies.md): higher `priority` first, then the longer literal prefix.
 // A template is a candidate when its literal prefix is a prefix of the key; a glob only when it
 // matches the whole key. Within the first group of equal precedence the candidate that matches
 // the whole key wins; when none does, the key is a naming violation of the group's first entry.

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # scripts/run.sh — the quick-start run command: build corral (release) and run it.
 #
-#   deps (apt) --> cmake --preset release + build --> config: upstream.primary, listen
+#   deps (apt) --> cmake --preset release + build
+#       --> corral --print-addresses CONFIG: the listen and primary addresses, as corral resolves
+#           them (an invalid config stops here, with corral's errors)
 #       --> primary answers PING?  yes: use it
-#                                  no, and it is local: start redis-server there (the embedded
-#                                  default upstream, no persistence), stopped when we exit
+#                                  no, and it is local and needs no password: start redis-server
+#                                  there (the embedded default upstream, no persistence),
+#                                  stopped when we exit
 #       --> print how to connect --> run corral in the foreground (Ctrl-C stops both)
 #
 # Environment: CORRAL_CONFIG (default config/corral.yaml). Extra arguments go to corral.
@@ -27,56 +30,28 @@ cmake --build --preset release
 
 [[ -f "$config" ]] || { echo "run.sh: config file '$config' not found" >&2; exit 1; }
 
-# First value of a top-level (unindented) or nested key, e.g. `primary: 127.0.0.1:6379`, with
-# quotes, brackets, braces and trailing comments removed. A flow list `listen: [a, b]` gives a;
-# a block list (`listen:` then `  - a`) gives a too. Best effort: the config loader is the judge.
-yaml_value() {
-  local key=$1 indent=$2
-  awk -v key="$key" -v indent="$indent" '
-    function clean(v) {
-      sub(/[ \t]+#.*$/, "", v); gsub(/[][{}"'"'"' \t]/, "", v); sub(/,.*$/, "", v); return v
-    }
-    found && /^[ \t]*-[ \t]*/ { v = $0; sub(/^[ \t]*-[ \t]*/, "", v); print clean(v); exit }
-    found { exit }
-    $0 ~ "^" indent key ":" {
-      v = $0; sub("^" indent key ":[ \t]*", "", v); v = clean(v)
-      if (v != "") { print v; exit }
-      found = 1
-    }' "$config"
-}
+# Ask corral for the addresses rather than reading the YAML here: one parser, and the same
+# answer corral will act on (defaults, redis:// URLs, password_env included). Lines are
+# "ROLE ADDRESS [password]"; ADDRESS is host:port, [v6]:port or unix:/path, never a secret.
+addresses=$("$bin" --print-addresses "$config") ||
+  { echo "run.sh: $config is not a valid corral config (errors above)" >&2; exit 1; }
+listen='' primary='' up_password=0
+while read -r role addr extra; do
+  case $role in
+    listen) [[ -n $listen ]] || listen=$addr ;;  # the first one is where clients connect
+    primary)
+      primary=$addr
+      if [[ $extra == password ]]; then up_password=1; fi
+      ;;
+  esac
+done <<<"$addresses"
 
-# upstream.primary: "host:port", "[v6]:port", "unix:/path" or "redis://[user[:pass]@]host:port[/db]"
-primary=$(yaml_value primary '[ \t]+')
-primary=${primary:-127.0.0.1:6379}
-# For messages: never print a password.
-shown=$(sed -E 's#^(redis://[^:@/]*):[^@]*@#\1:***@#' <<<"$primary")
-listen=$(yaml_value listen '')
-listen=${listen:-127.0.0.1:6380}
-
-up_auth=() up_host='' up_port='' up_sock='' up_pass=''
-addr=$primary
-if [[ $addr == redis://* ]]; then
-  addr=${addr#redis://}
-  addr=${addr%%/*}
-  if [[ $addr == *@* ]]; then
-    userinfo=${addr%@*}
-    addr=${addr##*@}
-    if [[ $userinfo == *:* ]]; then
-      up_user=${userinfo%%:*}
-      up_pass=${userinfo#*:}
-      if [[ -n $up_user ]]; then
-        up_auth=(--user "$up_user" --pass "$up_pass")
-      else
-        up_auth=(-a "$up_pass")
-      fi
-    fi
-  fi
-fi
-if [[ $addr == unix:* ]]; then
-  up_sock=${addr#unix:}
+up_host='' up_port='' up_sock=''
+if [[ $primary == unix:* ]]; then
+  up_sock=${primary#unix:}
 else
-  up_port=${addr##*:}
-  up_host=${addr%:*}
+  up_port=${primary##*:}
+  up_host=${primary%:*}
   up_host=${up_host#[}
   up_host=${up_host%]}
 fi
@@ -85,7 +60,7 @@ ping_upstream() {
   local target
   if [[ -n $up_sock ]]; then target=(-s "$up_sock"); else target=(-h "$up_host" -p "$up_port"); fi
   # NOAUTH/WRONGPASS still means a Redis is there; corral will authenticate itself.
-  redis-cli "${target[@]}" "${up_auth[@]}" --no-auth-warning ping 2>/dev/null |
+  redis-cli "${target[@]}" ping 2>/dev/null |
     grep -qE '^(PONG|NOAUTH|WRONGPASS)'
 }
 
@@ -109,7 +84,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if ping_upstream; then
-  echo "run.sh: upstream $shown answers; using it"
+  echo "run.sh: upstream $primary answers; using it"
+elif [[ $up_password == 1 ]]; then
+  # The embedded server could not be given a password run.sh never sees (corral does not print
+  # secrets), so corral's AUTH would fail against it.
+  echo "run.sh: warning: upstream $primary does not answer, and corral sends it a password;" \
+    "start that Redis yourself (run.sh starts only a password-less one); corral will retry it" >&2
 elif [[ -n $up_sock || $up_host == 127.* || $up_host == localhost || $up_host == ::1 ]]; then
   log=build/release/embedded-redis.log
   args=(--bind 127.0.0.1 --save '' --appendonly no --logfile "$(pwd)/$log")
@@ -119,8 +99,7 @@ elif [[ -n $up_sock || $up_host == 127.* || $up_host == localhost || $up_host ==
     args+=(--port "$up_port")
     [[ $up_host == ::1 ]] && args=(--bind ::1 "${args[@]:2}")
   fi
-  [[ -n $up_pass && ${#up_auth[@]} -eq 2 ]] && args+=(--requirepass "$up_pass")
-  echo "run.sh: upstream $shown does not answer; starting an embedded redis-server (log: $log)"
+  echo "run.sh: upstream $primary does not answer; starting an embedded redis-server (log: $log)"
   redis-server "${args[@]}" &
   redis_pid=$!
   for _ in $(seq 50); do
@@ -130,7 +109,7 @@ elif [[ -n $up_sock || $up_host == 127.* || $up_host == localhost || $up_host ==
   done
   ping_upstream || { echo "run.sh: embedded redis-server did not answer; see $log" >&2; exit 1; }
 else
-  echo "run.sh: warning: upstream $shown does not answer and is not local; corral will retry it" >&2
+  echo "run.sh: warning: upstream $primary does not answer and is not local; corral will retry it" >&2
 fi
 
 if [[ $listen == unix:* ]]; then
@@ -157,7 +136,7 @@ if [[ $demo == 1 ]]; then
   echo "run.sh: try:  redis-benchmark -p 6380 -c 500 -n 500 GET user:42"
   echo "run.sh:  then: curl -s 127.0.0.1:8080/_stats   (one call for 500 concurrent misses)"
 fi
-echo "run.sh: starting corral with $config (upstream $shown)"
+echo "run.sh: starting corral with $config (upstream $primary)"
 echo "run.sh: connect with:  $connect      (Ctrl-C stops corral)"
 
 # Not exec: the EXIT trap must stop the embedded Redis after corral exits. Ctrl-C reaches corral

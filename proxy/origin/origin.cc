@@ -367,7 +367,8 @@ void HttpOrigin::Impl::retire(Conn* c, bool free_now) {
 }
 
 void HttpOrigin::Impl::warn(const std::string& elapsed, const std::string& reason) {
-  // Environment errors are rate-limited (STYLE.md §3); the fill engine counts every one.
+  // Environment errors are rate-limited (docs/contributing.md, "Errors and logging"); the fill
+  // engine counts every one.
   int64_t now = nowMs();
   if (now - last_warn_ms < kWarnIntervalMs) {
     ++warns_suppressed;

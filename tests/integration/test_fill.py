@@ -1,5 +1,5 @@
 """Cache-aside fills through the real corral binary, a real redis-server and a real HTTP origin
-(tests/support/sample_origin.py), against ../../../shared/POLICIES.md (fill, negative, stampede,
+(tests/support/sample_origin.py), against docs/policies.md (fill, negative, stampede,
 freshness) and policies/fill.h: miss -> origin -> value stored with a jittered TTL; single-flight
 (off, local, distributed over 3 corrals); negative entries; on_error nil/error; corral's
 reserved key prefix; stale-set protection; audit mode; stale-while-revalidate and

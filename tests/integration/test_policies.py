@@ -1,4 +1,4 @@
-"""Policies v1 through corral and a real redis-server (../../../shared/POLICIES.md):
+"""Policies v1 through corral and a real redis-server (docs/policies.md):
 naming (-KEYNAME), TTL governance (visible with PTTL on Redis itself), rate limits
 (-RATELIMITED), command rules (-DENIED), audit mode, /metrics and /policies. corral-only."""
 

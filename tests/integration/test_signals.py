@@ -130,6 +130,84 @@ def test_check_config_good_and_bad(tmp_path, corral_only):
     assert str(missing) in p.stderr.decode("utf-8", "replace")
 
 
+def test_check_config_reports_loader_and_policy_errors_in_one_run(tmp_path, corral_only):
+    """The loader's errors and the policy compiler's come out together, in file order (the main
+    file, then each policy file), each naming its key the same way: policies[i].field."""
+    (tmp_path / "more.yaml").write_text(
+        "policies:\n"
+        "  - {name: d, match: \"d:<x:nosuchtype>\"}\n"   # compiler, more.yaml line 2
+        "  - {name: e, match: \"e:<id>\", priority: x}\n")  # loader, more.yaml line 3
+    main = tmp_path / "main.yaml"
+    main.write_text(
+        "listen: [127.0.0.1:0]\n"
+        "upstream: {primary: 127.0.0.1:6379}\n"
+        "policies:\n"
+        "  - {name: a, match: \"user:<id:u46>\"}\n"                            # compiler, line 4
+        "  - {name: b, match: \"b:<id>\", ttl: {default: 5 parsecs}}\n"         # loader, line 5
+        "  - {name: c, match: \"c:<id:int>\",\n"
+        "     rate_limits: [{name: l, rate: 1/s, commands: [NOSUCH]}]}\n"      # compiler, line 7
+        "workers: 0\n"                                                       # loader, line 8
+        "policy_files: [more.yaml]\n")
+    p = run_corral_cli(["--check-config", str(main)])
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode == 1, (p.returncode, p.stdout, err)
+    lines = err.strip().splitlines()
+    expected = [
+        (main, 4, "policies[0].match: "),
+        (main, 5, "policies[1].ttl.default: "),
+        (main, 7, "policies[2].rate_limits[0].commands: unknown command 'nosuch'"),
+        (main, 8, "workers: "),
+        (tmp_path / "more.yaml", 2, "policies[0].match: "),
+        (tmp_path / "more.yaml", 3, "policies[1].priority: "),
+    ]
+    assert len(lines) == len(expected) + 1, err
+    for line, (f, n, text) in zip(lines, expected):
+        assert line.startswith(f"{f}:{n}:"), (line, err)
+        assert text in line, (line, err)
+    assert lines[-1] == f"{main}: 6 error(s)", err
+
+
+def test_print_addresses(tmp_path, corral_only):
+    """--print-addresses: what scripts/run.sh reads instead of parsing the YAML itself."""
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "listen: [127.0.0.1:6390, 'unix:/tmp/corral-it.sock']\n"
+        "admin: {listen: '[::1]:9121'}\n"
+        "upstream:\n"
+        "  primary: redis://app:s3cret@127.0.0.1/2\n"
+        "  replicas: [127.0.0.1:6381]\n")
+    p = run_corral_cli(["--print-addresses", str(good)])
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 0, (p.returncode, out, p.stderr)
+    assert out == ("listen 127.0.0.1:6390\n"
+                   "listen unix:/tmp/corral-it.sock\n"
+                   "admin [::1]:9121\n"
+                   "primary 127.0.0.1:6379 password\n"  # the URL's password is its own
+                   "replica 127.0.0.1:6381\n"), out
+    assert "s3cret" not in out + p.stderr.decode("utf-8", "replace")
+
+    # Defaults are resolved too: no listen key means 127.0.0.1:6380.
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text("upstream: {primary: 'unix:/tmp/redis-it.sock'}\n")
+    p = run_corral_cli(["--print-addresses", str(minimal)])
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout.decode() == "listen 127.0.0.1:6380\nprimary unix:/tmp/redis-it.sock\n"
+
+    # Invalid (here only by a policy template): the errors, as --check-config gives them, and no
+    # addresses.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("upstream: {primary: 127.0.0.1:6379}\n"
+                   "policies: [{name: a, match: 'a:<id:u46>'}]\n")
+    p = run_corral_cli(["--print-addresses", str(bad)])
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode == 1, (p.returncode, p.stdout, err)
+    assert p.stdout == b"", p.stdout
+    assert f"{bad}:2:" in err and "policies[0].match" in err, err
+
+    p = run_corral_cli(["--help"])
+    assert b"--print-addresses FILE" in p.stdout, p.stdout
+
+
 def test_version(corral_only):
     p = run_corral_cli(["--version"])
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
