@@ -165,6 +165,7 @@ void Loader::walkLimits(const YAML::Node& node, const std::string& prefix) {
       {"max_inline_bytes", bytes32(&l.max_inline_bytes)},
       {"max_pending", count32(&l.max_pending, 1)},
       {"max_output_bytes", bytes64(&l.max_output_bytes)},
+      {"max_pending_bytes", bytes64(&l.max_pending_bytes)},
       {"pubsub_hard_bytes", bytes64(&l.pubsub_hard_bytes)},
       {"pubsub_soft_bytes", bytes64(&l.pubsub_soft_bytes)},
       {"pubsub_soft_time",

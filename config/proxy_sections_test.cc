@@ -43,6 +43,7 @@ TEST_CASE("defaults when keys are absent") {
   CHECK(c.limits.max_inline_bytes == 64u << 10);
   CHECK(c.limits.max_pending == 1024);
   CHECK(c.limits.max_output_bytes == 64ull << 20);
+  CHECK(c.limits.max_pending_bytes == 64ull << 20);
   CHECK(c.limits.pubsub_hard_bytes == 32ull << 20);
   CHECK(c.limits.pubsub_soft_bytes == 8ull << 20);
   CHECK(c.limits.pubsub_soft_time == std::chrono::seconds(60));

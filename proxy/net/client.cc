@@ -136,7 +136,8 @@ void Client::onReadable() {
 
 bool Client::overLimits() const {
   const config::Limits& l = worker_.limits();
-  return pending_.size() >= l.max_pending || out_.readable() >= l.max_output_bytes;
+  return pending_.size() >= l.max_pending || out_.readable() >= l.max_output_bytes ||
+         pending_bytes_ >= l.max_pending_bytes;
 }
 
 void Client::pauseReading() {
@@ -153,7 +154,10 @@ void Client::maybeResume() {
     waiting_ = false;
   }
   const config::Limits& l = worker_.limits();
-  if (pending_.size() > l.max_pending / 2 || out_.readable() > l.max_output_bytes / 2) return;
+  if (pending_.size() > l.max_pending / 2 || out_.readable() > l.max_output_bytes / 2 ||
+      pending_bytes_ > l.max_pending_bytes / 2) {
+    return;
+  }
   paused_ = false;
   setReadEnabled(true);
   if (!in_.empty()) {
@@ -315,6 +319,7 @@ void Client::popAnswered() {
 }
 
 void Client::onAllAnswered() {
+  pending_bytes_ = 0;
   if (dedicated_ != nullptr) sessionEvent(Event::kIdle);
   if (waiting_ || st_.link == Link::kClosing) worker_.markDirty(this);
 }
@@ -339,7 +344,9 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
   ++inflight_refs_;
   worker_.stats().forwarded.add();
   worker_.stats().pending.add();
-  conn->enqueue(this, next_seq_ - 1, wireBytes(req), timeout_ms);
+  const std::string_view bytes = wireBytes(req);
+  pending_bytes_ += bytes.size();
+  conn->enqueue(this, next_seq_ - 1, bytes, timeout_ms);
   if (!hidden_.empty()) [[unlikely]] {
     hidden_.sendOn(conn, worker_.policies().followupSink());
     hidden_.clear();

@@ -370,6 +370,8 @@ class Client final : public upstream::ReplySink {
   uint64_t head_seq_ = 0;                             // sequence number of pending_.front()
   uint64_t next_seq_ = 0;
   uint32_t inflight_refs_ = 0;  // requests held by upstream connections and fan-outs
+  // Bytes of requests sent upstream since nothing was last pending (limits.max_pending_bytes).
+  uint64_t pending_bytes_ = 0;
   uint32_t primary_slot_ = 0;
   int64_t created_ms_ = 0;
   int64_t last_active_ms_ = 0;

@@ -88,6 +88,7 @@ void Client::sendDedicatedRaw(std::string_view bytes, uint8_t flags, Rewrite rew
   ++next_seq_;
   worker_.stats().forwarded.add();
   worker_.stats().pending.add();
+  pending_bytes_ += bytes.size();
   dedicated_->enqueueRaw(bytes);
 }
 

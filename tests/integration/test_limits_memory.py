@@ -75,6 +75,28 @@ def test_pipe_mode_pipelining_bounded_while_redis_stalled(redis_server, corral_f
         cl.close()
 
 
+@pytest.mark.parametrize("mode", ["shared", "hello3"])
+def test_pending_request_bytes_bounded_while_redis_stalled(redis_server, corral_factory, mode):
+    """limits.max_pending_bytes: with max_pending far too high to matter, the bytes of requests
+    sent upstream and not yet answered stop corral reading the client."""
+    # A long command_timeout: the stalled requests are not failed (and the client not read
+    # again) while the sender runs.
+    c = corral_factory(corral_config(redis_server.port, upstream={"command_timeout": "60s"},
+                                     limits={"max_pending": 1000000, "max_pending_bytes": "1MiB",
+                                             "max_output_bytes": "1MiB"}))
+    cl = c.client(timeout=5.0)
+    try:
+        if mode == "hello3":
+            assert cl.cmd("HELLO", "3")[b"proto"] == 3
+        one = encode_command("SET", "mem:k", "v" * 65536)
+        growth, sent = _stalled_pipe_rss_growth(c, redis_server, cl, one, 200 * MIB)
+        assert growth < 64 * 1024, \
+            f"corral's RSS grew by {growth // 1024} MiB while {sent // MIB} MiB were pipelined " \
+            f"to a stalled redis ({mode})"
+    finally:
+        cl.close()
+
+
 def test_reply_over_max_reply_bytes_is_refused(redis_server, corral_factory):
     c = corral_factory(corral_config(redis_server.port, limits={"max_reply_bytes": "1MiB"}))
     with c.client() as cl, c.client() as other:
