@@ -50,6 +50,7 @@ struct Got {
   std::vector<std::string> args;
   std::string frame;
   bool is_inline = false;
+  char got = 0;  // kExpectedDollar
   bool operator==(const Got&) const = default;
 };
 
@@ -67,6 +68,7 @@ inline Got parseWith(RequestParser& parser, std::string_view wire) {
   g.status = r.status;
   g.error = r.error;
   g.consumed = r.consumed;
+  g.got = r.got;
   if (r.status == ParseStatus::kComplete) {
     for (std::string_view a : req.args) g.args.emplace_back(a);
     g.frame = std::string(req.frame);

@@ -1,41 +1,76 @@
-// RESP request framing: multibulk arrays of bulk strings and inline commands.
+// RESP request framing: multibulk arrays of bulk strings (this file) and inline commands
+// (request_inline.cc), with the acceptance rules of Redis 7.0.15's networking.c.
 //
 //   RequestParser::parse(data, len)           (the multibulk hot path, fresh or resumed)
-//     "*N\r\n" ──> N x "$len\r\n" + bytes + "\r\n" ──> kComplete, args as views into data
-//                     │ incomplete: remember (pos_, parsed_, offsets_), consume nothing
-//                     └ over max_request_bytes: kOversize ──> discard() on the following calls
+//     "*N\r?" ──> N x "$len\r?" + bytes + "??" ──> kComplete, args as views into data
+//        │            │ incomplete: remember (pos_, parsed_, offsets_), consume nothing
+//        │            └ over max_request_bytes: kOversize ──> discard() on the following calls
+//        └ count <= 0: kComplete, no args (skipped);  over max_args: kOversize ──> discard()
 //   RequestParser::parseOther                 (everything else)
-//     inline ──> parseInline: search '\n' (remember how far) ──> splitInline (sdssplitargs)
-//     "*-1", discarding, a caller that broke the contract
+//     inline ──> parseInline (request_inline.cc), discarding, a caller that broke the contract
 //
-// Every decision depends only on bytes already seen, so a frame gives the same result however it
-// is split across calls (the fuzz targets check this). Hints are offsets from the frame start,
-// never pointers, because the caller may move its buffer between calls.
+// A length line is Redis's: from the type byte to the first '\r', plus one byte that is not
+// looked at ("\r?" above); header() reads the common "$3\r\n" in a few instructions and
+// headerSlow() everything else. Every decision depends only on bytes already seen, so a frame
+// gives the same result however it is split across calls (the fuzz targets check this). Hints
+// are offsets, never pointers, because the caller may move its buffer between calls.
 #include <algorithm>
+#include <array>
+#include <climits>
 #include <cstring>
 
 #include "proxy/codec/resp.h"
-#include "proxy/codec/resp_lines.h"
 
 namespace corral::codec {
 namespace {
 
-using detail::isCrlf;
-using detail::kInt64Max;
-using detail::Num;
-using detail::parseLength;
-
-// isspace() in the C locale, which is what sdssplitargs uses between words.
-inline bool isSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+// Redis's string2ll (util.c), which decides every request length: an optional '-', then "0" or
+// a digit 1-9 followed by digits, fewer than 21 characters in all, fitting a long long.
+bool string2ll(const char* s, size_t n, int64_t& value) {
+  if (n == 0 || n >= 21) return false;
+  if (n == 1 && s[0] == '0') {
+    value = 0;
+    return true;
+  }
+  size_t i = 0;
+  const bool negative = s[0] == '-';
+  if (negative && ++i == n) return false;
+  if (s[i] < '1' || s[i] > '9') return false;
+  uint64_t v = 0;
+  for (; i < n; ++i) {
+    const unsigned d = static_cast<unsigned char>(s[i]) - unsigned{'0'};
+    if (d > 9) return false;
+    // At most 20 characters: with 19 digits v stays below 10^19 < 2^64, but a 20th may wrap.
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  constexpr uint64_t kMax = static_cast<uint64_t>(INT64_MAX);
+  if (negative ? v > kMax + 1 : v > kMax) return false;
+  value = negative ? static_cast<int64_t>(0 - v) : static_cast<int64_t>(v);  // 2^63: INT64_MIN
+  return true;
 }
 
-inline int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// Redis's limits for a client that has not authenticated yet (networking.c).
+constexpr int64_t kUnauthMaxArgs = 10;
+constexpr int64_t kUnauthMaxBulk = 16384;
+
+// "ERR Protocol error: expected '$', got 'X'" for every byte X, built once. Redis formats the
+// byte with %c and then replaces CR and LF with spaces (addReplyErrorFormat). A NUL cannot be
+// reported: Redis's strchr stops at it, so that line never ends.
+struct ExpectedDollarTexts {
+  static constexpr std::string_view kHead = "ERR Protocol error: expected '$', got '";
+  static constexpr size_t kSize = kHead.size() + 2;
+  std::array<std::array<char, kSize>, 256> text{};
+  constexpr ExpectedDollarTexts() {
+    for (size_t b = 0; b < 256; ++b) {
+      for (size_t i = 0; i < kHead.size(); ++i) text[b][i] = kHead[i];
+      const char c = static_cast<char>(b);
+      text[b][kHead.size()] = (c == '\r' || c == '\n') ? ' ' : c;
+      text[b][kHead.size() + 1] = '\'';
+    }
+  }
+};
+constexpr ExpectedDollarTexts kExpectedDollarTexts;
 
 }  // namespace
 
@@ -48,14 +83,23 @@ std::string_view errorText(ParseError e) {
     case ParseError::kInvalidBulkLength:
       return "ERR Protocol error: invalid bulk length";
     case ParseError::kExpectedDollar:
-      // Redis appends ", got 'X'"; a string_view cannot carry the byte.
-      return "ERR Protocol error: expected '$'";
+      return "ERR Protocol error: expected '$'";  // errorText(ParseResult) names the byte
+    case ParseError::kMultibulkLineTooLong:
+      return "ERR Protocol error: too big mbulk count string";
+    case ParseError::kBulkLineTooLong:
+      return "ERR Protocol error: too big bulk count string";
+    case ParseError::kUnauthenticatedMultibulkLength:
+      return "ERR Protocol error: unauthenticated multibulk length";
+    case ParseError::kUnauthenticatedBulkLength:
+      return "ERR Protocol error: unauthenticated bulk length";
     case ParseError::kUnbalancedQuotes:
       return "ERR Protocol error: unbalanced quotes in request";
     case ParseError::kInlineTooLong:
       return "ERR Protocol error: too big inline request";
     case ParseError::kRequestTooLarge:
       return "ERR corral: request too large";
+    case ParseError::kTooManyArgs:
+      return "ERR corral: too many arguments (limits.max_args)";
     case ParseError::kTooDeep:
       return "ERR corral: upstream reply nested too deep";
     case ParseError::kBadReplyType:
@@ -66,8 +110,16 @@ std::string_view errorText(ParseError e) {
   return "ERR corral: unknown protocol error";
 }
 
+std::string_view errorText(const ParseResult& r) {
+  if (r.error != ParseError::kExpectedDollar) return errorText(r.error);
+  const auto& t = kExpectedDollarTexts.text[static_cast<unsigned char>(r.got)];
+  return std::string_view(t.data(), t.size());
+}
+
 void RequestParser::reset() {
   state_ = State::kStart;
+  line_nul_ = false;
+  line_scan_ = 0;
   nargs_ = 0;
   parsed_ = 0;
   pos_ = 0;
@@ -76,31 +128,149 @@ void RequestParser::reset() {
   discard_args_left_ = 0;
 }
 
-ParseResult RequestParser::fail(ParseError e) {
+ParseResult RequestParser::fail(ParseError e, char got) {
   reset();
   ParseResult r;
   r.status = ParseStatus::kError;
   r.error = e;
+  r.got = got;
   return r;
+}
+
+// The length line whose type byte is data[h] (h < len). kOk / kBadNumber: the line is complete,
+// `next` is just past it, and its number is valid (in `value`) or not; the caller then checks the
+// type byte. The common "$3\r\n" / "$12\r\n" (any byte after the '\r') is decided here; the
+// rest goes to headerSlow(). The type byte itself is checked by the caller, after this.
+inline RequestParser::Line RequestParser::header(const char* data, size_t len, size_t h,
+                                                 int64_t& value, size_t& next) {
+  if (len - h >= 4 && line_scan_ == 0 && (data[h] == '$' || data[h] == '*')) {
+    const unsigned d0 = static_cast<unsigned char>(data[h + 1]) - unsigned{'0'};
+    if (d0 <= 9 && data[h + 2] == '\r') {
+      value = d0;
+      next = h + 4;
+      return Line::kOk;
+    }
+    if (len - h >= 5) {
+      const unsigned d1 = static_cast<unsigned char>(data[h + 2]) - unsigned{'0'};
+      if (d0 - 1 <= 8 && d1 <= 9 && data[h + 3] == '\r') {  // d0 in 1..9: no leading zero
+        value = d0 * 10 + d1;
+        next = h + 5;
+        return Line::kOk;
+      }
+    }
+  }
+  return headerSlow(data, len, h, value, next);
+}
+
+// Redis finds the end of a length line with strchr(line, '\r') and needs one more byte after it
+// (networking.c, processMultibulkBuffer); without a '\r', once more than 64 KiB are buffered, it
+// fails with "too big ... count string". So: the line ends at its first '\r', a NUL before that
+// means it never ends, and we search only max_inline_bytes + 1 bytes so that the outcome does not
+// depend on how the bytes were split (Redis's does, on its 16 KiB reads, for a '\r' found just
+// past 64 KiB: it then fails with "invalid ... length" instead; both close the connection).
+[[gnu::noinline]] RequestParser::Line RequestParser::headerSlow(const char* data, size_t len,
+                                                                size_t h, int64_t& value,
+                                                                size_t& next) {
+  if (h + line_scan_ > len) {  // a caller that handed back fewer bytes: search again
+    line_scan_ = 0;
+    line_nul_ = false;
+  }
+  size_t cr = 0;
+  bool found = false;
+  // The '\r' must come within the line's first max_inline_bytes + 1 bytes.
+  const size_t until = std::min(len, h + size_t{limits_.max_inline_bytes} + 1);
+  if (line_scan_ == 0 && data[h] != '\r' && data[h] != '\0') {
+    // A well-formed number: at most 21 characters of '-' and digits, which are neither '\r'
+    // nor NUL, so a '\r' right after them is the line's first. Too short to need a hint.
+    size_t i = h + 1;
+    const size_t stop = std::min(until, h + 22);
+    if (i < stop && data[i] == '-') ++i;
+    while (i < stop && static_cast<unsigned>(static_cast<unsigned char>(data[i]) - '0') <= 9) ++i;
+    if (i < stop && data[i] == '\r') {
+      if (i + 1 == len) return Line::kMore;
+      cr = i;
+      found = true;
+    } else if (i == until) {
+      return len - h > limits_.max_inline_bytes ? Line::kTooLong : Line::kMore;
+    } else {
+      line_scan_ = i - h;  // [h, i) holds no '\r' and no NUL
+    }
+  }
+  if (!found && !line_nul_) {
+    const size_t from = h + line_scan_;
+    if (from < until) {
+      const auto* q = static_cast<const char*>(std::memchr(data + from, '\r', until - from));
+      const size_t end = q != nullptr ? static_cast<size_t>(q - data) : until;
+      work_ += end - from;
+      if (std::memchr(data + from, '\0', end - from) != nullptr) {
+        line_nul_ = true;
+      } else if (q != nullptr) {
+        cr = end;
+        found = true;
+      } else {
+        line_scan_ = until - h;
+      }
+    }
+  }
+  if (!found) {
+    return len - h > limits_.max_inline_bytes ? Line::kTooLong : Line::kMore;
+  }
+  if (cr + 1 == len) {
+    line_scan_ = cr - h;  // resume at the '\r'
+    return Line::kMore;
+  }
+  line_scan_ = 0;
+  next = cr + 2;
+  // A line that is only its type byte '\r' has no number (the caller reports the type byte).
+  if (cr == h || !string2ll(data + h + 1, cr - h - 1, value)) return Line::kBadNumber;
+  return Line::kOk;
+}
+
+// The error for a complete bulk length line at fault, in Redis's order: the '$' first, then the
+// number, then the unauthenticated limit. kOk (no error) when the element is fine.
+ParseResult RequestParser::bulkError(Line line, char type, int64_t n) {
+  if (type != '$') return fail(ParseError::kExpectedDollar, type);
+  if (line == Line::kBadNumber || n < 0 ||
+      static_cast<uint64_t>(n) > std::min<uint64_t>(limits_.max_bulk_bytes, INT64_MAX)) {
+    return fail(ParseError::kInvalidBulkLength);
+  }
+  if (auth_required_ && n > kUnauthMaxBulk) return fail(ParseError::kUnauthenticatedBulkLength);
+  return {ParseStatus::kComplete, ParseError::kNone, 0, 0};
 }
 
 // The hot path: a multibulk that starts fresh or resumes. Everything else goes to parseOther().
 ParseResult RequestParser::parse(const char* data, size_t len, Request& out) {
   size_t p = 0;
   uint32_t i = 0;
-  if (state_ == State::kStart) {
-    if (len < 2 || data[0] != '*' || data[1] == '-') return parseOther(data, len, out);
-    uint64_t n = 0;
-    switch (parseLength(data, len, 1, limits_.max_args, n, p)) {
-      case Num::kMore:
+  if (state_ == State::kStart || state_ == State::kCount) {
+    if (len == 0 || data[0] != '*') return parseOther(data, len, out);
+    int64_t n = 0;
+    switch (header(data, len, 0, n, p)) {
+      case Line::kMore:
+        state_ = State::kCount;
         return {};
-      case Num::kBad:
+      case Line::kTooLong:
+        return fail(ParseError::kMultibulkLineTooLong);
+      case Line::kBadNumber:
         return fail(ParseError::kInvalidMultibulkLength);
-      case Num::kOk:
+      case Line::kOk:
         break;
     }
     ++work_;
-    if (n == 0) return emptyMultibulk(data, p, out);
+    state_ = State::kStart;
+    if (n > INT_MAX) return fail(ParseError::kInvalidMultibulkLength);
+    if (auth_required_ && n > kUnauthMaxArgs) {
+      return fail(ParseError::kUnauthenticatedMultibulkLength);
+    }
+    if (n <= 0) return emptyMultibulk(data, p, out);
+    if (static_cast<uint64_t>(n) > limits_.max_args) {
+      // Redis 7 accepts up to INT_MAX elements; corral's limit drops the request as it arrives,
+      // as it does one over max_request_bytes, and keeps the connection.
+      state_ = State::kDiscard;
+      discard_left_ = 0;
+      discard_args_left_ = static_cast<uint32_t>(n);
+      return {ParseStatus::kOversize, ParseError::kTooManyArgs, p};
+    }
     nargs_ = static_cast<uint32_t>(n);
     offsets_.clear();
   } else if (state_ == State::kMultibulk && pos_ <= len) {
@@ -113,33 +283,35 @@ ParseResult RequestParser::parse(const char* data, size_t len, Request& out) {
   // out.args collects the args parsed in this call; those from earlier calls are in offsets_.
   out.args.clear();
   const uint32_t nargs = nargs_;
-  const uint64_t max_bulk = std::min(limits_.max_bulk_bytes, kInt64Max);
   const uint64_t max_request = limits_.max_request_bytes;
   uint64_t steps = 0;
   for (; i < nargs; ++i) {
     if (p == len) break;
-    if (data[p] != '$') return fail(ParseError::kExpectedDollar);
-    uint64_t n = 0;
+    int64_t n = 0;
     size_t body = 0;
-    const Num num = parseLength(data, len, p + 1, max_bulk, n, body);
-    if (num == Num::kMore) break;
+    const Line line = header(data, len, p, n, body);
+    if (line == Line::kMore) break;
     ++steps;
-    if (num == Num::kBad) return fail(ParseError::kInvalidBulkLength);
-    const uint64_t end = body + n + 2;
+    if (line == Line::kTooLong) return fail(ParseError::kBulkLineTooLong);
+    if (line != Line::kOk || data[p] != '$' || static_cast<uint64_t>(n) > limits_.max_bulk_bytes ||
+        (auth_required_ && n > kUnauthMaxBulk)) [[unlikely]] {
+      const ParseResult r = bulkError(line, data[p], n);
+      if (r.status == ParseStatus::kError) return r;
+    }
+    const uint64_t end = body + static_cast<uint64_t>(n) + 2;
     if (end > max_request) {
       // Framing is intact, so rather than close the connection we drop this request: everything
       // up to here now, the rest as it arrives (discard()).
       work_ += steps;
       state_ = State::kDiscard;
       offsets_.clear();
-      discard_left_ = n + 2;
+      discard_left_ = static_cast<uint64_t>(n) + 2;
       discard_args_left_ = nargs - i - 1;
       return {ParseStatus::kOversize, ParseError::kRequestTooLarge, body};
     }
     if (end > len) break;
-    // Redis skips these two bytes unchecked; we check them, since a wrong length would make
-    // the rest of the stream (and what we forward upstream) meaningless.
-    if (!isCrlf(data + end - 2)) return fail(ParseError::kInvalidBulkLength);
+    // The two bytes after the payload are skipped unchecked, as Redis does. Redis frames the
+    // bytes we forward the same way, so what follows stays in step on both sides.
     out.args.emplace_back(data + body, static_cast<size_t>(n));
     p = static_cast<size_t>(end);
   }
@@ -164,7 +336,7 @@ ParseResult RequestParser::parse(const char* data, size_t len, Request& out) {
   return {ParseStatus::kComplete, ParseError::kNone, p};
 }
 
-// Redis silently skips "*0" and "*-1"; the caller sees an empty request and skips it too.
+// Redis silently skips a count <= 0; the caller sees an empty request and skips it too.
 ParseResult RequestParser::emptyMultibulk(const char* data, size_t frame_len, Request& out) {
   out.args.clear();
   out.frame = std::string_view(data, frame_len);
@@ -172,15 +344,17 @@ ParseResult RequestParser::emptyMultibulk(const char* data, size_t frame_len, Re
   return {ParseStatus::kComplete, ParseError::kNone, frame_len};
 }
 
-// The rarer cases: inline commands, a negative count, discarding, and nothing to parse.
+// The rarer cases: inline commands, discarding, and nothing to parse.
 ParseResult RequestParser::parseOther(const char* data, size_t len, Request& out) {
   switch (state_) {
     case State::kStart:
       break;
+    case State::kCount:
     case State::kMultibulk:
       // Only reached when the caller handed back fewer bytes than we already parsed: a broken
       // contract. Start over rather than trust offsets past the end of its data.
       reset();
+      if (len > 0 && data[0] == '*') return parse(data, len, out);
       break;
     case State::kInline:
       if (pos_ <= len) return parseInline(data, len, out);
@@ -190,17 +364,7 @@ ParseResult RequestParser::parseOther(const char* data, size_t len, Request& out
       return discard(data, len);
   }
   if (len == 0) return {};
-  if (data[0] != '*') return parseInline(data, len, out);
-  if (len == 1) return {};
-  // "*-1\r\n" is the only negative count we accept (resp.h; Redis skips any negative count).
-  static constexpr std::string_view kNullArray = "*-1\r\n";
-  const size_t have = std::min(len, kNullArray.size());
-  if (std::memcmp(data, kNullArray.data(), have) != 0) {
-    return fail(ParseError::kInvalidMultibulkLength);
-  }
-  if (have < kNullArray.size()) return {};
-  ++work_;
-  return emptyMultibulk(data, kNullArray.size(), out);
+  return parseInline(data, len, out);
 }
 
 ParseResult RequestParser::suspendMultibulk(const char* data, size_t pos, uint32_t parsed,
@@ -215,22 +379,16 @@ ParseResult RequestParser::suspendMultibulk(const char* data, size_t pos, uint32
   return {};
 }
 
+// Drops an oversize request as it arrives. Its elements are framed with the same rules (and the
+// same errors) as in parse(), but nothing is kept: a partial length line is left unconsumed and
+// read again on the next call (line_scan_ keeps long ones from being searched twice).
 ParseResult RequestParser::discard(const char* data, size_t len) {
   size_t p = 0;
   for (;;) {
     if (discard_left_ > 0) {
       const uint64_t take = std::min<uint64_t>(discard_left_, len - p);
-      const uint64_t left_after = discard_left_ - take;
-      // The last two bytes of each bulk must be its CRLF, or framing is lost. Byte "r from the
-      // end" sits at p + (discard_left_ - r) and is dropped now when r > left_after.
-      for (uint64_t r = std::min<uint64_t>(discard_left_, 2); r > left_after; --r) {
-        const char want = r == 2 ? '\r' : '\n';
-        if (data[p + static_cast<size_t>(discard_left_ - r)] != want) {
-          return fail(ParseError::kInvalidBulkLength);
-        }
-      }
       p += static_cast<size_t>(take);
-      discard_left_ = left_after;
+      discard_left_ -= take;
       if (discard_left_ > 0) return {ParseStatus::kIncomplete, ParseError::kNone, p};
     }
     if (discard_args_left_ == 0) {
@@ -238,142 +396,21 @@ ParseResult RequestParser::discard(const char* data, size_t len) {
       return {ParseStatus::kDiscarded, ParseError::kNone, p};
     }
     if (p == len) return {ParseStatus::kIncomplete, ParseError::kNone, p};
-    if (data[p] != '$') return fail(ParseError::kExpectedDollar);
-    uint64_t n = 0;
+    int64_t n = 0;
     size_t body = 0;
-    const Num num =
-        parseLength(data, len, p + 1, std::min(limits_.max_bulk_bytes, kInt64Max), n, body);
-    if (num == Num::kMore) return {ParseStatus::kIncomplete, ParseError::kNone, p};
+    const Line line = header(data, len, p, n, body);
+    if (line == Line::kMore) {
+      // The hint is relative to the line's start, which becomes offset 0 of the next call.
+      return {ParseStatus::kIncomplete, ParseError::kNone, p};
+    }
     ++work_;
-    if (num == Num::kBad) return fail(ParseError::kInvalidBulkLength);
+    if (line == Line::kTooLong) return fail(ParseError::kBulkLineTooLong);
+    const ParseResult r = bulkError(line, data[p], n);
+    if (r.status == ParseStatus::kError) return r;
     p = body;
-    discard_left_ = n + 2;
+    discard_left_ = static_cast<uint64_t>(n) + 2;
     --discard_args_left_;
   }
 }
 
-ParseResult RequestParser::parseInline(const char* data, size_t len, Request& out) {
-  // The line may hold max_inline_bytes before its '\n'. Searching only that far keeps the
-  // outcome independent of how the bytes were split, and pos_ keeps us from searching twice.
-  const size_t limit = limits_.max_inline_bytes;
-  const size_t from = state_ == State::kInline ? pos_ : 0;
-  const size_t until = std::min(len, limit + 1);
-  const void* nl = nullptr;
-  if (from < until) {
-    nl = std::memchr(data + from, '\n', until - from);
-    work_ += until - from;  // an upper bound; exact enough for a test of "scanned once"
-  }
-  if (nl == nullptr) {
-    if (len > limit) return fail(ParseError::kInlineTooLong);
-    state_ = State::kInline;
-    pos_ = len;
-    return {};
-  }
-  const auto eol = static_cast<size_t>(static_cast<const char*>(nl) - data);
-  size_t line_len = eol;
-  if (line_len > 0 && data[line_len - 1] == '\r') --line_len;
-  state_ = State::kStart;
-  pos_ = 0;
-  if (!splitInline(data, line_len, out)) return fail(ParseError::kUnbalancedQuotes);
-  out.frame = std::string_view(data, eol + 1);
-  out.is_inline = true;
-  return {ParseStatus::kComplete, ParseError::kNone, eol + 1};
-}
-
-// Splits an inline command into words exactly as Redis's sdssplitargs does, including its
-// C-string view of the line: an embedded NUL ends the line. Words go to scratch_, reserved up
-// front for the whole line (no word is longer than its source), so the views stay valid while
-// it fills. Returns false on unbalanced quotes.
-bool RequestParser::splitInline(const char* line, size_t n, Request& out) {
-  if (const void* nul = std::memchr(line, '\0', n)) {
-    n = static_cast<size_t>(static_cast<const char*>(nul) - line);
-  }
-  // at(k) reads the line as the NUL-terminated string sdssplitargs sees.
-  auto at = [line, n](size_t k) -> char { return k < n ? line[k] : '\0'; };
-  scratch_.clear();
-  scratch_.reserve(n);
-  out.args.clear();
-  size_t i = 0;
-  for (;;) {
-    while (i < n && isSpace(line[i])) ++i;
-    if (i == n) return true;
-    bool in_dq = false;  // inside "double quotes"
-    bool in_sq = false;  // inside 'single quotes'
-    bool done = false;
-    const size_t start = scratch_.size();
-    while (!done) {
-      const char c = at(i);
-      if (in_dq) {
-        if (c == '\\' && at(i + 1) == 'x' && hexValue(at(i + 2)) >= 0 && hexValue(at(i + 3)) >= 0) {
-          scratch_.push_back(static_cast<char>(hexValue(at(i + 2)) * 16 + hexValue(at(i + 3))));
-          i += 3;
-        } else if (c == '\\' && at(i + 1) != '\0') {
-          ++i;
-          switch (line[i]) {
-            case 'n':
-              scratch_.push_back('\n');
-              break;
-            case 'r':
-              scratch_.push_back('\r');
-              break;
-            case 't':
-              scratch_.push_back('\t');
-              break;
-            case 'b':
-              scratch_.push_back('\b');
-              break;
-            case 'a':
-              scratch_.push_back('\a');
-              break;
-            default:
-              scratch_.push_back(line[i]);
-              break;
-          }
-        } else if (c == '"') {
-          // A closing quote must be followed by a space or the end of the line.
-          if (at(i + 1) != '\0' && !isSpace(at(i + 1))) return false;
-          done = true;
-        } else if (c == '\0') {
-          return false;  // unterminated quotes
-        } else {
-          scratch_.push_back(c);
-        }
-      } else if (in_sq) {
-        if (c == '\\' && at(i + 1) == '\'') {
-          ++i;
-          scratch_.push_back('\'');
-        } else if (c == '\'') {
-          if (at(i + 1) != '\0' && !isSpace(at(i + 1))) return false;
-          done = true;
-        } else if (c == '\0') {
-          return false;
-        } else {
-          scratch_.push_back(c);
-        }
-      } else {
-        switch (c) {
-          // Not isSpace(): like Redis, '\v' and '\f' end no word but are skipped between words.
-          case ' ':
-          case '\n':
-          case '\r':
-          case '\t':
-          case '\0':
-            done = true;
-            break;
-          case '"':
-            in_dq = true;
-            break;
-          case '\'':
-            in_sq = true;
-            break;
-          default:
-            scratch_.push_back(c);
-            break;
-        }
-      }
-      if (i < n) ++i;
-    }
-    out.args.emplace_back(scratch_.data() + start, scratch_.size() - start);
-  }
-}
 }  // namespace corral::codec

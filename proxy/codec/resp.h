@@ -21,34 +21,44 @@ namespace corral::codec {
 enum class ParseStatus : uint8_t {
   kComplete,    // one frame parsed; `consumed` bytes belong to it
   kIncomplete,  // need more bytes; consumed == 0 (except while discarding, see kOversize)
-  kOversize,    // request larger than limits but still well framed: see RequestParser
-  kDiscarded,   // the end of an oversize request was reached; `consumed` bytes dropped
+  kOversize,    // a frame over corral's limits but still well framed: see RequestParser
+  kDiscarded,   // the end of an oversize frame was reached; `consumed` bytes dropped
   kError,       // framing lost: reply the error and close the connection
 };
 
 enum class ParseError : uint8_t {
   kNone,
-  kInvalidMultibulkLength,  // "*abc\r\n", negative beyond -1, or over max_args
-  kInvalidBulkLength,       // "$abc\r\n", negative, or over max_bulk_bytes
-  kExpectedDollar,          // an element of a request array is not a bulk string
-  kUnbalancedQuotes,        // inline command with unbalanced quotes
-  kInlineTooLong,           // inline line (no \n yet) longer than max_inline_bytes
-  kRequestTooLarge,         // whole request over max_request_bytes (reported with kOversize)
-  kTooDeep,                 // reply nesting deeper than max_depth
-  kBadReplyType,            // unknown RESP type byte in a reply
-  kBadReplyLength,          // malformed length/number line in a reply
+  // Requests, answered with Redis 7.0.15's words (errorText) and a closed connection:
+  kInvalidMultibulkLength,  // count line not a number (string2ll) or above INT_MAX
+  kInvalidBulkLength,       // bulk length not a number, negative, or over max_bulk_bytes
+  kExpectedDollar,          // an element is not a bulk string (ParseResult::got: what it was)
+  kMultibulkLineTooLong,    // no end to the count line in max_inline_bytes
+  kBulkLineTooLong,         // no end to a bulk length line in max_inline_bytes
+  kUnauthenticatedMultibulkLength,  // over 10 elements before AUTH (setAuthRequired)
+  kUnauthenticatedBulkLength,       // a bulk over 16384 bytes before AUTH
+  kUnbalancedQuotes,                // inline command with unbalanced quotes
+  kInlineTooLong,                   // inline line (no \n yet) longer than max_inline_bytes
+  // corral's own limits, reported with kOversize (the frame is dropped, the connection kept):
+  kRequestTooLarge,  // whole request over max_request_bytes
+  kTooManyArgs,      // more elements than max_args
+  // Replies:
+  kTooDeep,         // reply nesting deeper than max_depth
+  kBadReplyType,    // unknown RESP type byte in a reply
+  kBadReplyLength,  // malformed length/number line in a reply
 };
 
-// Redis-style error text for a request parse error, e.g.
-// "ERR Protocol error: invalid multibulk length" (no leading '-' and no CRLF).
+// Error text for a parse error, without the leading '-' and the CRLF, e.g.
+// "ERR Protocol error: invalid multibulk length". For kExpectedDollar prefer the overload below:
+// Redis names the byte it found ("expected '$', got ':'"), which a ParseError alone cannot.
 std::string_view errorText(ParseError e);
 
 struct Limits {
   uint32_t max_args = 1024 * 1024;                   // elements in one request array
   uint64_t max_bulk_bytes = 512ull * 1024 * 1024;    // one bulk string (Redis proto-max-bulk-len)
   uint64_t max_request_bytes = 64ull * 1024 * 1024;  // whole request frame
-  uint32_t max_inline_bytes = 64 * 1024;             // inline command line (Redis: 64 KiB)
-  uint32_t max_depth = 128;                          // reply nesting
+  uint32_t max_inline_bytes =
+      64 * 1024;             // inline command line, request length lines (Redis: 64 KiB)
+  uint32_t max_depth = 128;  // reply nesting
 };
 
 // One parsed request. `args` are views into the caller's buffer and `frame` is the whole
@@ -64,22 +74,41 @@ struct ParseResult {
   ParseStatus status = ParseStatus::kIncomplete;
   ParseError error = ParseError::kNone;
   size_t consumed = 0;
+  char got = 0;  // kExpectedDollar: the byte found where '$' was expected
 };
+
+// The whole error text of a result, e.g. "ERR Protocol error: expected '$', got ':'" (Redis
+// writes a CR or LF byte as a space). Points to static storage.
+std::string_view errorText(const ParseResult& r);
 
 // Frames client requests: RESP multibulk arrays of bulk strings and inline commands (a line of
 // space-separated words with Redis's quoting rules: "..." with \n \t \xHH escapes and '...').
-// An empty inline line is skipped (consumed, no request), as Redis does.
+//
+// What is accepted, refused, skipped and when the connection closes follows Redis 7.0.15's
+// processMultibulkBuffer/processInlineBuffer byte for byte (tests/integration/
+// test_protocol_parity.py compares the two), so a client sees the same through corral:
+//   - A length line ends at its first '\r' once one more byte has arrived; that byte is not
+//     checked, nor are the two bytes after a bulk's payload (Redis skips them). corral forwards
+//     such frames verbatim, and Redis frames them the same way.
+//   - Numbers follow string2ll: no '+', no leading zeros, no "-0", at most 20 characters.
+//   - A count <= 0 ("*0", "*-1", "*-5") gives kComplete with no args: skip it, as Redis does.
+//     An empty or blank inline line is skipped the same way.
+//   - A line that holds a NUL before its end never ends (Redis searches with strchr): past
+//     max_inline_bytes it fails (kInlineTooLong, k*LineTooLong).
+//   - The element's '$' is checked once its length line is complete, as Redis does.
+// Where corral differs, it is one of its own limits: max_request_bytes and max_args (kOversize,
+// below), and max_bulk_bytes / max_inline_bytes when configured away from Redis's defaults.
 //
 // Oversize requests: when a well-framed request's size (sum of its declared lengths) is known to
-// exceed max_request_bytes, parse() returns kOversize once, with `consumed` = bytes dropped so
-// far, and switches to discarding: following calls return kIncomplete with consumed > 0 as they
-// drop bytes, then kDiscarded with the last bytes of that request. The connection stays usable.
+// exceed max_request_bytes, or its count exceeds max_args, parse() returns kOversize once, with
+// `consumed` = bytes dropped so far, and switches to discarding: following calls return
+// kIncomplete with consumed > 0 as they drop bytes, then kDiscarded with the last bytes of that
+// request. The connection stays usable.
 //
-// Details: "*0" and "*-1" give kComplete with no args (skip them, as Redis does). An inline
-// `frame` includes its '\n'; inline args are views into a scratch buffer inside the parser
-// (valid until the next parse call), and like Redis's sdssplitargs they end at an embedded NUL,
-// so re-encode inline commands (appendCommand) rather than forward their raw line. kError
-// consumes nothing and resets the parser. Not thread-safe; one parser per connection.
+// Details: an inline `frame` includes its '\n'; inline args are views into a scratch buffer
+// inside the parser (valid until the next parse call), so re-encode inline commands
+// (appendCommand) rather than forward their raw line. kError consumes nothing and resets the
+// parser. Not thread-safe; one parser per connection.
 class RequestParser {
  public:
   explicit RequestParser(const Limits& limits = Limits{}) : limits_(limits) {}
@@ -88,8 +117,13 @@ class RequestParser {
   ParseResult parse(const char* data, size_t len, Request& out);
 
   void setLimits(const Limits& limits) { limits_ = limits; }
+  // While true, Redis's limits for a client that has not authenticated apply: more than 10
+  // elements or a bulk over 16384 bytes is kError (kUnauthenticated*). Set it while the server
+  // asks for AUTH and the client has not passed it.
+  void setAuthRequired(bool required) { auth_required_ = required; }
   // True while a partially received frame is remembered (for buffer bookkeeping and tests):
-  // a multibulk past its count line, an inline line without its '\n', or a discard.
+  // a count line without its end, a multibulk past its count line, an inline line without its
+  // '\n', or a discard.
   bool midFrame() const { return state_ != State::kStart; }
   void reset();
   // Parsing work since construction: element headers parsed plus bytes searched for a line end.
@@ -97,17 +131,27 @@ class RequestParser {
   uint64_t scanWork() const { return work_; }
 
  private:
-  enum class State : uint8_t { kStart, kMultibulk, kInline, kDiscard };
+  enum class State : uint8_t { kStart, kCount, kMultibulk, kInline, kDiscard };
+  enum class Line : uint8_t { kOk, kBadNumber, kMore, kTooLong };
+  Line header(const char* data, size_t len, size_t h, int64_t& value, size_t& next);
+  Line headerSlow(const char* data, size_t len, size_t h, int64_t& value, size_t& next);
+  ParseResult bulkError(Line line, char type, int64_t n);
+  ParseResult parseCount(const char* data, size_t len, Request& out);
   ParseResult parseOther(const char* data, size_t len, Request& out);
   ParseResult emptyMultibulk(const char* data, size_t frame_len, Request& out);
   ParseResult suspendMultibulk(const char* data, size_t pos, uint32_t parsed, Request& out);
   ParseResult parseInline(const char* data, size_t len, Request& out);
   bool splitInline(const char* line, size_t n, Request& out);
   ParseResult discard(const char* data, size_t len);
-  ParseResult fail(ParseError e);
+  ParseResult fail(ParseError e, char got = 0);
 
   Limits limits_;
   State state_ = State::kStart;
+  bool auth_required_ = false;
+  // The length line being read starts at offset h: bytes [h, h + line_scan_) hold no '\r' (0:
+  // not searched yet); line_nul_: a NUL came first, so the line never ends. Reset per line.
+  bool line_nul_ = false;
+  size_t line_scan_ = 0;
   // Resume hint for a partly received multibulk (offsets are relative to the frame start).
   uint32_t nargs_ = 0;   // declared element count
   uint32_t parsed_ = 0;  // elements fully parsed so far
