@@ -253,5 +253,64 @@ inline void checkEveryReplySplit(std::string_view wire, const Limits& limits = L
   CHECK_FALSE(parser.midFrame());
 }
 
+// Simulates an upstream connection: `wire` arrives `chunk` bytes at a time into a buffer that is
+// parsed until the parser wants more, dropping consumed bytes. Returns every result but
+// kIncomplete (kDiscarded with every byte dropped since its kOversize), stopping at kError; the
+// last event is kIncomplete with the bytes left over.
+inline std::vector<ReplyGot> driveReplies(std::string_view wire, size_t chunk,
+                                          const Limits& limits = Limits{}) {
+  ReplyParser parser(limits);
+  std::string buf;
+  std::vector<ReplyGot> events;
+  size_t fed = 0;
+  size_t dropped = 0;
+  bool discarding = false;
+  for (;;) {
+    for (;;) {
+      Copy copy(buf);
+      const ReplyResult r = parser.parse(copy.data(), copy.size);
+      REQUIRE(r.consumed <= copy.size);
+      buf.erase(0, r.consumed);
+      if (r.status == ParseStatus::kIncomplete) {
+        if (!discarding) REQUIRE(r.consumed == 0);
+        dropped += r.consumed;
+        break;
+      }
+      ReplyGot e{r.status, r.error, r.consumed, r.type};
+      if (r.status == ParseStatus::kOversize) {
+        REQUIRE_FALSE(discarding);
+        discarding = true;
+        dropped = 0;
+      } else if (r.status == ParseStatus::kDiscarded) {
+        REQUIRE(discarding);
+        discarding = false;
+        e.consumed = dropped + r.consumed;
+      } else if (r.status == ParseStatus::kError) {
+        CHECK(r.consumed == 0);
+        events.push_back(e);
+        return events;
+      }
+      events.push_back(e);
+    }
+    if (fed == wire.size()) break;
+    const size_t n = std::min(chunk, wire.size() - fed);
+    buf.append(wire.substr(fed, n));
+    fed += n;
+  }
+  events.push_back({ParseStatus::kIncomplete, ParseError::kNone, buf.size(), ReplyType{}});
+  return events;
+}
+
+// The same replies cut into pieces of every size must give the same events as fed whole.
+inline void checkAllReplyChunkings(std::string_view wire, const Limits& limits = Limits{}) {
+  CAPTURE(wire);
+  const std::vector<ReplyGot> whole = driveReplies(wire, wire.size() + 1, limits);
+  for (size_t chunk = 1; chunk <= wire.size(); ++chunk) {
+    CAPTURE(chunk);
+    const std::vector<ReplyGot> got = driveReplies(wire, chunk, limits);
+    CHECK(got == whole);
+  }
+}
+
 }  // namespace test
 }  // namespace corral::codec

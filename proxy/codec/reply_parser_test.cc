@@ -129,31 +129,175 @@ TEST_CASE("reply: malformed replies are errors, at every split point too") {
   }
 }
 
-TEST_CASE("reply: nesting depth limit") {
-  auto nested = [](int depth, const char* open) {
-    std::string s;
-    for (int i = 0; i < depth; ++i) s += open;
-    return s + ":1\r\n";
-  };
+std::string nested(size_t depth, const char* open, const char* leaf = ":1\r\n") {
+  std::string s;
+  s.reserve(depth * std::strlen(open) + std::strlen(leaf));
+  for (size_t i = 0; i < depth; ++i) s += open;
+  return s + leaf;
+}
+
+TEST_CASE("reply: any depth is framed, as Redis sends it") {
+  // A Lua table nested 200 deep (defect 8), the 7,995 levels Redis reaches before "reached lua
+  // stack limit" (the error is the innermost element), and far more: only the element count
+  // matters, so depth costs neither memory nor a limit.
+  for (size_t depth : {1, 128, 129, 200, 1000}) {
+    CAPTURE(depth);
+    const std::string wire = nested(depth, "*1\r\n");
+    CHECK(replyFresh(wire) ==
+          ReplyGot{ParseStatus::kComplete, ParseError::kNone, wire.size(), ReplyType::kArray});
+    if (depth <= 200) checkEveryReplySplit(wire);
+  }
+  const std::string lua = nested(7995, "*1\r\n", "-ERR reached lua stack limit\r\n");
+  CHECK(replyFresh(lua).consumed == lua.size());
+  const std::string deep = nested(1000000, "*1\r\n");
+  CHECK(replyFresh(deep).consumed == deep.size());
+  // Maps, sets, pushes and attributes nest the same way, and an element may follow a deep one.
+  const std::string mixed = "*4\r\n" + nested(300, "%1\r\n+k\r\n") + nested(300, ">2\r\n:0\r\n") +
+                            nested(300, "|1\r\n+a\r\n+b\r\n~1\r\n") + "*3\r\n:1\r\n:2\r\n:3\r\n";
+  CHECK(replyFresh(mixed + "+NEXT\r\n").consumed == mixed.size());
+  checkAllReplyChunkings(nested(40, "*2\r\n:1\r\n") + "+OK\r\n" + nested(40, "|1\r\n+a\r\n+b\r\n"));
+  // Empty aggregates are single elements.
+  CHECK(replyFresh("*1\r\n*1\r\n*1\r\n*0\r\n").status == ParseStatus::kComplete);
+}
+
+TEST_CASE("reply: counts that can never be met make it wait, never overflow") {
+  // 2^62 elements in each of several levels: the expected count saturates, so the reply simply
+  // never ends (the upstream's command timeout deals with such a connection).
+  std::string wire;
+  for (int i = 0; i < 6; ++i) wire += "*4611686018427387904\r\n";
+  wire += ":1\r\n";
+  CHECK(replyFresh(wire).status == ParseStatus::kIncomplete);
+  CHECK(replyFresh("%4611686018427387903\r\n:1\r\n").status == ParseStatus::kIncomplete);
+  CHECK(replyFresh("%4611686018427387904\r\n").error == ParseError::kBadReplyLength);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies over max_reply_bytes (defect 9)
+
+TEST_CASE("reply: over max_reply_bytes, the reply is discarded as it streams in") {
   Limits limits;
-  limits.max_depth = 3;
-  CHECK(replyFresh(nested(3, "*1\r\n"), limits).status == ParseStatus::kComplete);
-  ReplyGot g = replyFresh(nested(4, "*1\r\n"), limits);
-  CHECK(g.status == ParseStatus::kError);
-  CHECK(g.error == ParseError::kTooDeep);
-  checkEveryReplySplit(nested(4, "*1\r\n"), limits);
-  // Maps, sets, pushes and attributes count as levels too.
-  CHECK(replyFresh("%1\r\n~1\r\n>1\r\n:1\r\n:2\r\n", limits).status == ParseStatus::kComplete);
-  CHECK(replyFresh("%1\r\n~1\r\n>1\r\n*1\r\n:1\r\n:2\r\n", limits).error == ParseError::kTooDeep);
-  CHECK(replyFresh("*1\r\n*1\r\n|1\r\n+a\r\n+b\r\n:1\r\n", limits).status ==
-        ParseStatus::kComplete);
-  CHECK(replyFresh("*1\r\n*1\r\n*1\r\n|1\r\n+a\r\n+b\r\n:1\r\n", limits).error ==
-        ParseError::kTooDeep);
-  // Empty aggregates open no level.
-  CHECK(replyFresh("*1\r\n*1\r\n*1\r\n*0\r\n", limits).status == ParseStatus::kComplete);
-  // Default: 128 levels.
-  CHECK(replyFresh(nested(128, "*1\r\n")).status == ParseStatus::kComplete);
-  CHECK(replyFresh(nested(129, "*1\r\n")).error == ParseError::kTooDeep);
+  limits.max_reply_bytes = 32;
+  const std::string ok = "+OK\r\n";
+  struct Case {
+    std::string name;
+    std::string wire;    // one reply
+    size_t oversize_at;  // the start of the first element that ends past 32 bytes
+    ReplyType type;
+    // The type known when kOversize comes: none yet (kSimpleString) inside a leading attribute.
+    ReplyType type_at_oversize = ReplyType::kSimpleString;
+  };
+  const std::vector<Case> cases = {
+      {"bulk, known from its length", "$40\r\n" + std::string(40, 'v') + "\r\n", 0,
+       ReplyType::kBulkString},
+      {"bulk exactly one byte over", "$26\r\n" + std::string(26, 'v') + "\r\n", 0,
+       ReplyType::kBulkString},
+      {"array of small elements", "*20\r\n" + nested(19, ":12\r\n", ":12\r\n"), 30,
+       ReplyType::kArray},
+      {"the bulk of an MGET", "*3\r\n$3\r\nabc\r\n$30\r\n" + std::string(30, 'x') + "\r\n$-1\r\n",
+       13, ReplyType::kArray},
+      {"a long simple string", "+" + std::string(100, 's') + "\r\n", 0, ReplyType::kSimpleString},
+      {"a long error inside an array", "*2\r\n:1\r\n-ERR " + std::string(50, 'e') + "\r\n", 8,
+       ReplyType::kArray},
+      {"a line whose CRLF straddles", "*2\r\n:1\r\n-" + std::string(22, 'e') + "\r\n", 8,
+       ReplyType::kArray},
+      {"deep nesting", nested(20, "*1\r\n"), 32, ReplyType::kArray},
+      {"inside a top-level attribute", "|1\r\n+k\r\n$30\r\n" + std::string(30, 'a') + "\r\n:7\r\n",
+       8, ReplyType::kInteger, ReplyType::kSimpleString},
+      {"a map of verbatim strings",
+       "%1\r\n=8\r\ntxt:abcd\r\n=20\r\ntxt:" + std::string(16, 'q') + "\r\n", 18, ReplyType::kMap},
+  };
+  for (Case c : cases) {
+    CAPTURE(c.name);
+    REQUIRE(c.wire.size() > 32);
+    if (c.name != "inside a top-level attribute") c.type_at_oversize = c.type;
+    // Fed whole with a small reply on each side, as on a shared connection.
+    const std::string wire = ok + c.wire + ok;
+    const std::vector<ReplyGot> want = {
+        {ParseStatus::kComplete, ParseError::kNone, ok.size(), ReplyType::kSimpleString},
+        {ParseStatus::kOversize, ParseError::kReplyTooLarge, c.oversize_at, c.type_at_oversize},
+        {ParseStatus::kDiscarded, ParseError::kNone, c.wire.size() - c.oversize_at, c.type},
+        {ParseStatus::kComplete, ParseError::kNone, ok.size(), ReplyType::kSimpleString},
+        {ParseStatus::kIncomplete, ParseError::kNone, 0, ReplyType{}},
+    };
+    const std::vector<ReplyGot> got = driveReplies(wire, wire.size(), limits);
+    CHECK(got == want);
+    // The same at every split point and chunk size: nothing is kept while discarding.
+    checkAllReplyChunkings(wire, limits);
+  }
+}
+
+TEST_CASE("reply: exactly max_reply_bytes is not too large") {
+  Limits limits;
+  limits.max_reply_bytes = 32;
+  const std::string bulk = "$25\r\n" + std::string(25, 'v') + "\r\n";
+  REQUIRE(bulk.size() == 32);
+  CHECK(replyFresh(bulk, limits).status == ParseStatus::kComplete);
+  const std::string line = "+" + std::string(29, 's') + "\r\n";
+  REQUIRE(line.size() == 32);
+  CHECK(replyFresh(line, limits).status == ParseStatus::kComplete);
+  checkEveryReplySplit(line, limits);
+  // Without its CRLF after 32 bytes, a line is known to be longer.
+  CHECK(replyFresh(line.substr(0, 31), limits).status == ParseStatus::kIncomplete);
+  CHECK(replyFresh(line.substr(0, 31) + "s", limits).status == ParseStatus::kOversize);
+  CHECK(replyFresh(line.substr(0, 30) + "\r\r", limits).status == ParseStatus::kOversize);
+}
+
+TEST_CASE("reply: a huge reply is dropped in pieces, memory bounded") {
+  // 100 MB of MGET reply fed in 64 KiB reads to a parser whose limit is 1 MiB: every call
+  // consumes what it was given (but a partial header), so the caller's buffer never grows.
+  Limits limits;
+  limits.max_reply_bytes = 1 << 20;
+  ReplyParser parser(limits);
+  const std::string value(100000, 'v');
+  std::string element = "$100000\r\n" + value + "\r\n";
+  const size_t count = 1000;
+  std::string pending = "*1000\r\n";
+  size_t sent = 0;
+  size_t oversize = 0;
+  size_t discarded = 0;
+  size_t max_buffered = 0;
+  std::string buf;
+  while (true) {
+    while (pending.size() < 65536 && sent < count) {
+      pending += element;
+      ++sent;
+    }
+    if (pending.empty() && buf.empty()) break;
+    const size_t n = std::min<size_t>(65536, pending.size());
+    buf += pending.substr(0, n);
+    pending.erase(0, n);
+    max_buffered = std::max(max_buffered, buf.size());
+    const ReplyResult r = parser.parse(buf.data(), buf.size());
+    REQUIRE(r.status != ParseStatus::kError);
+    if (r.status == ParseStatus::kOversize) ++oversize;
+    if (r.status == ParseStatus::kDiscarded) ++discarded;
+    buf.erase(0, r.consumed);
+    if (r.status == ParseStatus::kOversize) {
+      const ReplyResult r2 = parser.parse(buf.data(), buf.size());
+      buf.erase(0, r2.consumed);
+    }
+    if (pending.empty() && sent == count && r.status == ParseStatus::kDiscarded) break;
+  }
+  CHECK(oversize == 1);
+  CHECK(discarded == 1);
+  CHECK(buf.empty());
+  CHECK(max_buffered <= (1 << 20) + 65536);
+  CHECK_FALSE(parser.midFrame());
+}
+
+TEST_CASE("reply: framing errors while discarding still fail") {
+  Limits limits;
+  limits.max_reply_bytes = 16;
+  for (const std::string& wire : {"$20\r\n" + std::string(20, 'x') + "XY"s,
+                                  "*3\r\n$20\r\n" + std::string(20, 'x') + "\r\n?\r\n",
+                                  "*2\r\n+" + std::string(20, 'x') + "\r\n:1x\r\n"}) {
+    CAPTURE(wire);
+    const std::vector<ReplyGot> got = driveReplies(wire, wire.size(), limits);
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].status == ParseStatus::kOversize);
+    CHECK(got[1].status == ParseStatus::kError);
+    checkAllReplyChunkings(wire, limits);
+  }
 }
 
 TEST_CASE("reply: pipelined replies back to back") {

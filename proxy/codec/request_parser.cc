@@ -100,8 +100,8 @@ std::string_view errorText(ParseError e) {
       return "ERR corral: request too large";
     case ParseError::kTooManyArgs:
       return "ERR corral: too many arguments (limits.max_args)";
-    case ParseError::kTooDeep:
-      return "ERR corral: upstream reply nested too deep";
+    case ParseError::kReplyTooLarge:
+      return "ERR corral: reply too large (limits.max_reply_bytes)";
     case ParseError::kBadReplyType:
       return "ERR corral: upstream reply has an unknown type";
     case ParseError::kBadReplyLength:

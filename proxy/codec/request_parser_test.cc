@@ -262,9 +262,11 @@ TEST_CASE("request: error texts are Redis's") {
   CHECK(errorText(ParseError::kInlineTooLong) == "ERR Protocol error: too big inline request");
   CHECK(errorText(ParseError::kRequestTooLarge) == "ERR corral: request too large");
   CHECK(errorText(ParseError::kTooManyArgs) == "ERR corral: too many arguments (limits.max_args)");
+  CHECK(errorText(ParseError::kReplyTooLarge) ==
+        "ERR corral: reply too large (limits.max_reply_bytes)");
   CHECK(errorText(ParseError::kNone).empty());
   for (ParseError e :
-       {ParseError::kTooDeep, ParseError::kBadReplyType, ParseError::kBadReplyLength}) {
+       {ParseError::kReplyTooLarge, ParseError::kBadReplyType, ParseError::kBadReplyLength}) {
     CHECK(errorText(e).substr(0, 4) == "ERR ");
   }
   // The byte Redis names after "expected '$'"; CR and LF become spaces.

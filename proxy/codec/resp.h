@@ -2,6 +2,7 @@
 //
 //   client bytes --> RequestParser::parse --> Request{args as views, frame bytes}
 //   upstream bytes --> ReplyParser::parse --> {status, consumed, type}   (bytes forwarded verbatim)
+//   one complete reply --> FrameReader --> its elements (the few replies corral reads itself)
 //
 // Both parsers are restartable: when a frame is incomplete they consume nothing and keep a
 // resume hint (offsets relative to the frame start), so a frame that arrives in many pieces is
@@ -42,7 +43,7 @@ enum class ParseError : uint8_t {
   kRequestTooLarge,  // whole request over max_request_bytes
   kTooManyArgs,      // more elements than max_args
   // Replies:
-  kTooDeep,         // reply nesting deeper than max_depth
+  kReplyTooLarge,   // one reply over max_reply_bytes (reported with kOversize)
   kBadReplyType,    // unknown RESP type byte in a reply
   kBadReplyLength,  // malformed length/number line in a reply
 };
@@ -56,9 +57,11 @@ struct Limits {
   uint32_t max_args = 1024 * 1024;                   // elements in one request array
   uint64_t max_bulk_bytes = 512ull * 1024 * 1024;    // one bulk string (Redis proto-max-bulk-len)
   uint64_t max_request_bytes = 64ull * 1024 * 1024;  // whole request frame
-  uint32_t max_inline_bytes =
-      64 * 1024;             // inline command line, request length lines (Redis: 64 KiB)
-  uint32_t max_depth = 128;  // reply nesting
+  uint32_t max_inline_bytes = 64 * 1024;             // inline line; request length lines
+  // One reply. 512 MiB: a GET of the largest string Redis stores (proto-max-bulk-len) passes.
+  uint64_t max_reply_bytes = 512ull * 1024 * 1024;
+  // Not used: replies are framed at any depth. Kept while proxy/net still sets it.
+  uint32_t max_depth = 128;
 };
 
 // One parsed request. `args` are views into the caller's buffer and `frame` is the whole
@@ -184,41 +187,72 @@ enum class ReplyType : uint8_t {
 };
 
 struct ReplyResult {
-  ParseStatus status = ParseStatus::kIncomplete;  // kComplete, kIncomplete or kError
+  // kComplete, kIncomplete, kOversize (the reply is too large: kReplyTooLarge), kDiscarded or
+  // kError.
+  ParseStatus status = ParseStatus::kIncomplete;
   ParseError error = ParseError::kNone;
   size_t consumed = 0;
   ReplyType type = ReplyType::kSimpleString;  // of the top-level value (after any attribute)
 };
 
-// Frames one complete reply (any RESP2/RESP3 type, nested to max_depth) without decoding it.
-// Restartable: an incomplete reply consumes nothing and keeps a resume hint, so a 1 MiB bulk
-// or a 100k-element array arriving in pieces is scanned once. Streamed RESP3 values ("$?",
-// "*?") are rejected (kBadReplyLength): Redis 7 does not send them. Only "$-1" and "*-1" may
-// have a negative length. kError consumes nothing and resets the parser.
+// Frames one reply (any RESP2/RESP3 type, at any depth) without decoding it. Replies come from
+// Redis, so their framing is trusted: nesting is followed as deep as it goes, at no cost (the
+// parser counts the elements still expected; it keeps no stack), and only what cannot be a
+// Redis reply is an error.
+//
+// Restartable: an incomplete reply consumes nothing and keeps a resume hint, so a 1 MiB bulk or
+// a 100k-element array arriving in pieces is scanned once.
+//
+// Too large: once a reply is known to be longer than max_reply_bytes (an element, a bulk's
+// declared payload included, would end past it), parse() returns kOversize with `consumed` = the
+// bytes of the reply before that element, and switches to discarding: following calls drop the
+// rest of that reply as it arrives (kIncomplete with consumed > 0; a partial element header is
+// left in place), then return kDiscarded with its last bytes. It is framed exactly as a kept reply
+// would be, so the connection stays in step, and memory stays bounded by max_reply_bytes.
+//
+// Streamed RESP3 values ("$?", "*?") are rejected (kBadReplyLength): Redis 7 does not send them.
+// Only "$-1" and "*-1" may have a negative length. kError consumes nothing and resets the
+// parser. Limits::max_depth is not used (replies have no depth limit).
 class ReplyParser {
  public:
   explicit ReplyParser(const Limits& limits = Limits{}) : limits_(limits) {}
   ReplyResult parse(const char* data, size_t len);
+  // Takes effect for the next reply: call it between replies (!midFrame()).
+  void setLimits(const Limits& limits) { limits_ = limits; }
   void reset();
-  // True while a partially received reply is remembered.
-  bool midFrame() const { return started_; }
+  // True while a partially received reply is remembered, or one is being discarded.
+  bool midFrame() const { return started_ || discarding_; }
   // Parsing work since construction (headers parsed plus bytes searched for a line end); tests.
   uint64_t scanWork() const { return work_; }
 
  private:
-  struct Level {
-    int64_t left;  // elements still expected at this nesting level
-    bool attr;     // an attribute: when done, the value it annotates still follows
-  };
+  // What an element's header line says (Kind, in reply_parser.cc).
+  struct Header;
+  enum class Read : uint8_t { kOk, kMore, kBad };
+  Read readHeader(const char* data, size_t len, size_t p, Header& h, ParseError& error);
+  void countAggregate(const Header& h);
   ReplyResult suspend(size_t pos);
+  ReplyResult oversize(size_t element_start);
+  ReplyResult discard(const char* data, size_t len);
+  ReplyResult skipPayload(const char* data, size_t len, size_t& p);
   ReplyResult fail(ParseError e);
+  ReplyResult done(ParseStatus status, size_t consumed);
 
   Limits limits_;
-  size_t pos_ = 0;            // resume offset relative to the frame start (an element start)
-  size_t line_scan_ = 0;      // simple line at pos_: offset from which to search for its \n
-  std::vector<Level> stack_;  // open aggregates; capacity is reused across frames
+  size_t pos_ = 0;        // resume offset relative to the frame start (an element start)
+  size_t line_scan_ = 0;  // simple line at pos_: offset from which to search for its \n
+  // Elements still expected before the reply ends, counting the one at pos_: the sum of what
+  // every open aggregate still holds. It replaces a stack of levels, so depth costs nothing.
+  // Saturates at 2^63 (a count no real input can work off).
+  uint64_t pending_ = 0;
   bool started_ = false;
+  bool typed_ = false;  // top_type_ is known (the reply's first value that is not an attribute)
   ReplyType top_type_ = ReplyType::kSimpleString;
+  // Discarding a reply over max_reply_bytes (offsets relative to the caller's current data).
+  bool discarding_ = false;
+  bool in_line_ = false;  // inside a simple line, its type byte already dropped
+  bool line_cr_ = false;  // in_line_: the last byte dropped was '\r'
+  uint64_t skip_ = 0;     // bytes of a bulk payload plus its CRLF still to drop
   uint64_t work_ = 0;
 };
 
