@@ -71,13 +71,19 @@ struct Limits {
   uint32_t max_inline_bytes = 64 << 10;      // one inline command line
   uint32_t max_pending = 1024;               // requests in flight per client before we stop reading
   uint64_t max_output_bytes = 64ull << 20;   // queued reply bytes per client before we stop reading
+  // One upstream reply. Past it the reply is dropped as it arrives and its request answered
+  // "-ERR corral: reply too large (limits.max_reply_bytes)"; the connection stays in step.
+  // 512MiB = Redis's proto-max-bulk-len, so a GET of any string Redis can hold still passes.
+  uint64_t max_reply_bytes = 512ull << 20;
+  // Deprecated and ignored: replies are framed at any depth (defect 8). Still accepted so that
+  // existing files load; to be removed with proxy/net's last use of it.
   uint32_t max_reply_depth = 128;
   // A subscriber (any client on its own connection: pub/sub, MONITOR, tracking, RESP3) whose
   // queued output passes the hard limit, or stays above the soft limit for soft_time, is
   // disconnected: Redis's client-output-buffer-limit pubsub (defaults 32mb 8mb 60).
   uint64_t pubsub_hard_bytes = 32ull << 20;
   uint64_t pubsub_soft_bytes = 8ull << 20;
-  Millis pubsub_soft_time{60000};  // nesting of upstream replies
+  Millis pubsub_soft_time{60000};
 };
 
 // One client login, from auth.users[i]. Exactly one of password, password_sha256 and

@@ -282,6 +282,7 @@ TEST_CASE("defaults when keys are absent") {
   CHECK(c.limits.pubsub_soft_bytes == 8ull << 20);
   CHECK(c.limits.pubsub_soft_time == std::chrono::seconds(60));
   CHECK(c.limits.max_reply_depth == 128);
+  CHECK(c.limits.max_reply_bytes == 512ull << 20);
   CHECK(c.log.level == "info");
   CHECK(c.shutdown_timeout == Millis{5000});
   CHECK(c.auth.users.empty());  // auth off
@@ -323,6 +324,7 @@ limits:
   pubsub_soft_bytes: 2MiB
   pubsub_soft_time: 5s
   max_reply_depth: 1024
+  max_reply_bytes: 1MiB
 log: {level: debug}
 shutdown_timeout: 0
 )");
@@ -362,6 +364,7 @@ shutdown_timeout: 0
   CHECK(c.limits.pubsub_soft_bytes == 2ull << 20);
   CHECK(c.limits.pubsub_soft_time == std::chrono::seconds(5));
   CHECK(c.limits.max_reply_depth == 1024);
+  CHECK(c.limits.max_reply_bytes == 1ull << 20);
   CHECK(c.log.level == "debug");
   CHECK(c.shutdown_timeout == Millis{0});
 
@@ -599,6 +602,9 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
        {"t.yaml:1:28: limits.max_inline_bytes: must be at most 4294967295 bytes (got 4GiB)"}},
       {"limits: {max_pending: 0}\n" + p,
        {"t.yaml:1:23: limits.max_pending: must be an integer from 1 to 4294967295 (got 0)"}},
+      {"limits: {max_reply_bytes: 10}\n" + p,
+       {"t.yaml:1:27: limits.max_reply_bytes: must be at least 1KiB (is a unit missing?) "
+        "(got 10)"}},
       {"limits: {max_reply_depth: 2000}\n" + p,
        {"t.yaml:1:27: limits.max_reply_depth: must be an integer from 1 to 1024 (got 2000)"}},
       // log, shutdown_timeout
@@ -1840,6 +1846,7 @@ TEST_CASE("the shipped config/corral.yaml loads and states the built-in defaults
   CHECK(c.limits.max_pending == defaults.limits.max_pending);
   CHECK(c.limits.max_output_bytes == defaults.limits.max_output_bytes);
   CHECK(c.limits.max_reply_depth == defaults.limits.max_reply_depth);
+  CHECK(c.limits.max_reply_bytes == defaults.limits.max_reply_bytes);
   CHECK(c.log.level == defaults.log.level);
   CHECK(c.shutdown_timeout == defaults.shutdown_timeout);
   CHECK(c.auth.users.empty());  // the example users are commented out: auth stays off
