@@ -256,25 +256,68 @@ class ReplyParser {
   uint64_t work_ = 0;
 };
 
-// Reads the elements of one complete RESP2 reply frame, for the few replies corral must look
-// into itself (its fill scripts' answers, MGET and GET+PTTL of fill policies). Each read
-// checks the element's type; after a failed read every later one fails too. Views point into
-// the frame.
+// Reads the elements of one complete reply frame (RESP2 or RESP3, as ReplyParser framed it), for
+// the few replies corral looks into itself: its upstream handshake (CLIENT ID, CONFIG GET
+// databases, INFO), CONFIG GET redaction, fill scripts' answers, MGET and GET+PTTL of fill
+// policies, pub/sub frames. Off the forwarding path; allocation-free.
+//
+// Reads go front to back. Each checks the next element's type and bytes (numbers as strictly as
+// Redis writes them, the CRLF after a payload) and advances past it; a read that does not match
+// returns false, and so does every read after it, so a chain of reads can be checked once at
+// the end. An aggregate header read only moves into it: read or skip() its elements next. Views
+// point into the frame and live as long as it does.
 class FrameReader {
  public:
   explicit FrameReader(std::string_view frame) : s_(frame) {}
-  bool array(int64_t* n);    // "*<n>" (-1: a nil array)
+
+  // The type of the next element, without reading it (false at the end or after a failure).
+  // An attribute ("|") is reported as kAttribute: skip() it to reach the value it annotates.
+  bool peek(ReplyType* type) const;
+
+  bool array(int64_t* n);  // "*<n>" (-1: a nil array)
+  bool map(int64_t* n);    // "%<n>": n key-value pairs (2n elements) follow
+  bool push(int64_t* n);   // "><n>"
+  // Any aggregate header ("*", "%", "~" or ">"); `n` as written (a map's pairs). "*-1" gives -1.
+  bool aggregate(ReplyType* type, int64_t* n);
   bool integer(int64_t* v);  // ":<v>"
   // "$<n>\r\n<bytes>\r\n": *nil for "$-1"; raw (optional): the element's whole encoding.
   bool bulk(std::string_view* bytes, bool* nil, std::string_view* raw = nullptr);
+  bool simple(std::string_view* text);  // "+<text>"
+  bool error(std::string_view* text);   // "-<text>", or a RESP3 bulk error "!<n>\r\n<text>"
+  // "=<n>\r\n<fmt>:<text>": the text without its three-letter format ("txt", "mkd").
+  bool verbatim(std::string_view* text, std::string_view* format = nullptr);
+  // Any string value: a bulk string (not nil), a simple string, or a verbatim string's text.
+  bool string(std::string_view* text);
+  // One whole element of any type, nested ones and leading attributes included; raw
+  // (optional): its encoding.
+  bool skip(std::string_view* raw = nullptr);
+
+  bool ok() const { return ok_; }
   bool atEnd() const { return ok_ && pos_ == s_.size(); }
 
  private:
+  bool line(char type, std::string_view* text);
   bool number(char type, int64_t* v);
+  bool payload(char type, int64_t* n, std::string_view* bytes);
+  bool failed() { return ok_ = false; }
   std::string_view s_;
   size_t pos_ = 0;
   bool ok_ = true;
 };
+
+// What the session code needs from one pub/sub frame (a RESP2 array or a RESP3 push): its kind
+// and, for the (un)subscribe confirmations, the subscription count. Views point into the frame.
+struct PubsubFrame {
+  bool has_kind = false;   // the first element is a bulk string:
+  std::string_view kind;   //   "message", "pmessage", "smessage", "subscribe", "invalidate", ...
+  bool has_count = false;  // the last element is an integer:
+  int64_t count = 0;       //   the subscriptions left after a (un)subscribe
+};
+
+// Reads one complete frame that is a "*" array or ">" push of at least one element (and nothing
+// after it). Returns false, with *out reset, for anything else: a nil or empty array, another
+// type, trailing or malformed bytes. Allocation-free: the elements in between are skipped.
+bool readPubsubFrame(std::string_view frame, PubsubFrame* out);
 
 // Appends the RESP encodings used by local answers and errors to `out` (not on the forward path).
 void appendSimple(std::string& out, std::string_view s);   // +s\r\n
