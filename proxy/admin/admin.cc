@@ -36,10 +36,13 @@ void onRequest(evhttp_request* req, void* arg) {
   } else if (path == "/health") {
     reply(req, 200, "OK", "ok\n", "text/plain");
   } else if (path == "/ready") {
+    // Ready means every worker has a primary connection past its handshake: a Redis that
+    // answers the handshake with NOAUTH or WRONGPASS is as unavailable as one that is down.
     if (self->ready()) {
       reply(req, 200, "OK", "ready\n", "text/plain");
     } else {
-      reply(req, 503, "Service Unavailable", "primary unavailable\n", "text/plain");
+      reply(req, 503, "Service Unavailable", "primary unavailable (down or handshake refused)\n",
+            "text/plain");
     }
   } else if (path == "/metrics") {
     reply(req, 200, "OK", self->metricsText(), "text/plain; version=0.0.4");
@@ -158,6 +161,19 @@ std::string AdminServer::metricsText() const {
     out += std::to_string(sum);
     out += '\n';
   }
+  // Process-wide upstream counters (proxy/upstream/upstream.h), not per worker.
+  const upstream::Counters& up = upstream::counters();
+  out +=
+      "# HELP corral_upstream_handshake_failures_total Upstream handshakes (AUTH, SELECT) "
+      "refused by Redis.\n# TYPE corral_upstream_handshake_failures_total counter\n";
+  out += "corral_upstream_handshake_failures_total " +
+         std::to_string(up.handshake_failures.load(std::memory_order_relaxed)) + "\n";
+  out +=
+      "# HELP corral_upstream_replies_too_large_total Replies over limits.max_reply_bytes, "
+      "dropped (the request got an error).\n"
+      "# TYPE corral_upstream_replies_too_large_total counter\n";
+  out += "corral_upstream_replies_too_large_total " +
+         std::to_string(up.replies_too_large.load(std::memory_order_relaxed)) + "\n";
   // Per command: calls and error replies (commands never called are left out).
   const auto cmds = commands::allCommands();
   std::string calls, errors;
