@@ -25,6 +25,7 @@ constexpr uint64_t kStepSelect = 2;
 constexpr uint64_t kStepInfo = 3;
 constexpr uint64_t kStepDatabases = 4;
 constexpr uint64_t kStepClientId = 5;
+constexpr uint64_t kStepPing = 6;
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kMaxReadsPerEvent = 16;
@@ -47,6 +48,8 @@ const char* stepName(uint64_t step) {
       return "config-get-databases";
     case kStepClientId:
       return "client-id";
+    case kStepPing:
+      return "ping";
   }
   return "unknown";
 }
@@ -188,7 +191,7 @@ void Connection::connectNow() {
   armWrite(true);  // writable = connected (or failed: SO_ERROR tells)
 
   // The handshake goes first in the out buffer; client requests queue behind it. AUTH and
-  // SELECT must succeed for the connection to be ready; the other steps are optional.
+  // SELECT (or else PING) must succeed for the connection to be ready; the rest is optional.
   handshake_left_ = 0;
   std::string cmd;
   if (!addr_.password.empty()) {
@@ -205,6 +208,14 @@ void Connection::connectNow() {
     std::string db = std::to_string(addr_.db);
     codec::appendCommand(cmd, {"SELECT", db});
     enqueueInternal(kStepSelect, cmd);
+    ++handshake_left_;
+  }
+  if (handshake_left_ == 0) {
+    // Without AUTH or SELECT, a PING is what tells a server that wants a password (NOAUTH)
+    // from one that serves us.
+    cmd.clear();
+    codec::appendCommand(cmd, {"PING"});
+    enqueueInternal(kStepPing, cmd);
     ++handshake_left_;
   }
   if (owner_id_ != 0) {
@@ -286,7 +297,7 @@ void Connection::onConnected() {
     fail("unavailable", Then::kBackoff, std::string("connect failed: ") + std::strerror(err));
     return;
   }
-  // Connected, but not ready until AUTH/SELECT succeed: the backoff and down_ stay as they are,
+  // Connected, but not ready until the handshake succeeds: the backoff and down_ stay as they are,
   // so a server that refuses the handshake is retried no faster than one that refuses TCP.
   state_ = State::kHandshake;
   log()->debug("upstream connected addr={} handshake_steps={}", addr_.text, handshake_left_);
@@ -406,8 +417,8 @@ void Connection::onReadable() {
 }
 
 // Corral's own handshake replies, read with codec::FrameReader like every reply corral looks
-// into. AUTH and SELECT must succeed; INFO, CONFIG GET databases and CLIENT ID only tell corral
-// things it can live without (an ACL may deny them).
+// into. AUTH and SELECT (or PING) must succeed; INFO, CONFIG GET databases and CLIENT ID only
+// tell corral things it can live without (an ACL may deny them).
 bool Connection::handleInternalReply(uint64_t step, std::string_view reply) {
   codec::FrameReader rd(reply);
   std::string_view err;
@@ -425,6 +436,7 @@ bool Connection::handleInternalReply(uint64_t step, std::string_view reply) {
   switch (step) {
     case kStepAuth:
     case kStepSelect:
+    case kStepPing:
       if (handshake_left_ > 0 && --handshake_left_ == 0) onHandshakeDone();
       break;
     case kStepClientId: {

@@ -12,10 +12,11 @@
 //
 // Life of a connection:
 //
-//   kIdle --connectNow--> kConnecting --TCP up--> kHandshake --AUTH/SELECT OK--> kReady
+//   kIdle --connectNow--> kConnecting --TCP up--> kHandshake --AUTH, SELECT OK--> kReady
 //     ^                        |                       |                            |
 //     └─── backoff ────────────┴── failure ────────────┴────── failure ─────────────┘
 //
+// (With neither AUTH nor SELECT to send, a PING is the handshake: it is what shows NOAUTH.)
 // Only a handshake that succeeded makes the connection ready() and resets the backoff, so a
 // wrong password retries with exponential backoff (reconnect_backoff.min..max, jittered) and is
 // logged once per change of reason, then reminded at most every 30 s with a count.
