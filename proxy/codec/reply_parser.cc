@@ -274,7 +274,52 @@ ReplyResult ReplyParser::oversize(size_t element_start) {
   return r;
 }
 
+// The hot path: a whole one-element reply at the start of fresh data, which is what GET, SET,
+// INCR and most commands answer. Anything else (or anything not wholly here) goes to the general
+// loop, which decides the same way.
+inline bool ReplyParser::quick(const char* data, size_t len, ReplyResult& r) {
+  if (started_ || discarding_ || len < 4) return false;
+  size_t end = 0;
+  switch (data[0]) {
+    case '$': {
+      uint64_t n = 0;
+      size_t body = 0;
+      if (data[1] == '-' || parseLength(data, len, 1, kInt64Max, n, body) != Num::kOk) {
+        return false;
+      }
+      const uint64_t bulk_end = body + n + 2;  // n <= INT64_MAX: no overflow
+      if (bulk_end > len || !isCrlf(data + bulk_end - 2)) return false;
+      end = static_cast<size_t>(bulk_end);
+      r.type = ReplyType::kBulkString;
+      break;
+    }
+    case '+':
+    case '-': {
+      const auto* nl = static_cast<const char*>(std::memchr(data + 2, '\n', len - 2));
+      if (nl == nullptr || nl[-1] != '\r') return false;
+      end = static_cast<size_t>(nl - data) + 1;
+      work_ += end - 2;
+      r.type = data[0] == '+' ? ReplyType::kSimpleString : ReplyType::kError;
+      break;
+    }
+    case ':': {
+      int64_t v = 0;
+      if (parseSigned(data, len, 1, v, end) != Num::kOk) return false;
+      r.type = ReplyType::kInteger;
+      break;
+    }
+    default:
+      return false;
+  }
+  if (end > limits_.max_reply_bytes) return false;
+  ++work_;
+  r.status = ParseStatus::kComplete;
+  r.consumed = end;
+  return true;
+}
+
 ReplyResult ReplyParser::parse(const char* data, size_t len) {
+  if (ReplyResult r; quick(data, len, r)) return r;
   if (discarding_) return discard(data, len);
   if (started_ && pos_ > len) reset();  // caller broke the contract; rescan rather than trust
   if (len == 0 && !started_) return {};

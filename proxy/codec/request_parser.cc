@@ -116,6 +116,11 @@ std::string_view errorText(const ParseResult& r) {
   return std::string_view(t.data(), t.size());
 }
 
+void RequestParser::updateBulkBound() {
+  bulk_bound_ = std::min<uint64_t>(limits_.max_bulk_bytes, INT64_MAX);
+  if (auth_required_) bulk_bound_ = std::min<uint64_t>(bulk_bound_, kUnauthMaxBulk);
+}
+
 void RequestParser::reset() {
   state_ = State::kStart;
   line_nul_ = false;
@@ -139,11 +144,13 @@ ParseResult RequestParser::fail(ParseError e, char got) {
 
 // The length line whose type byte is data[h] (h < len). kOk / kBadNumber: the line is complete,
 // `next` is just past it, and its number is valid (in `value`) or not; the caller then checks the
-// type byte. The common "$3\r\n" / "$12\r\n" (any byte after the '\r') is decided here; the
-// rest goes to headerSlow(). The type byte itself is checked by the caller, after this.
+// type byte. The common "$3\r\n" / "$12\r\n" (any byte after the '\r'), with the expected type
+// byte kType, is decided here; the rest goes to headerSlow(). A search hint (line_scan_) is only
+// ever kept for a line that does not look like these, so this path needs no look at it.
+template <char kType>
 inline RequestParser::Line RequestParser::header(const char* data, size_t len, size_t h,
                                                  int64_t& value, size_t& next) {
-  if (len - h >= 4 && line_scan_ == 0 && (data[h] == '$' || data[h] == '*')) {
+  if (len - h >= 4 && data[h] == kType) {
     const unsigned d0 = static_cast<unsigned char>(data[h + 1]) - unsigned{'0'};
     if (d0 <= 9 && data[h + 2] == '\r') {
       value = d0;
@@ -245,7 +252,7 @@ ParseResult RequestParser::parse(const char* data, size_t len, Request& out) {
   if (state_ == State::kStart || state_ == State::kCount) {
     if (len == 0 || data[0] != '*') return parseOther(data, len, out);
     int64_t n = 0;
-    switch (header(data, len, 0, n, p)) {
+    switch (header<'*'>(data, len, 0, n, p)) {
       case Line::kMore:
         state_ = State::kCount;
         return {};
@@ -289,12 +296,13 @@ ParseResult RequestParser::parse(const char* data, size_t len, Request& out) {
     if (p == len) break;
     int64_t n = 0;
     size_t body = 0;
-    const Line line = header(data, len, p, n, body);
+    const Line line = header<'$'>(data, len, p, n, body);
     if (line == Line::kMore) break;
     ++steps;
     if (line == Line::kTooLong) return fail(ParseError::kBulkLineTooLong);
-    if (line != Line::kOk || data[p] != '$' || static_cast<uint64_t>(n) > limits_.max_bulk_bytes ||
-        (auth_required_ && n > kUnauthMaxBulk)) [[unlikely]] {
+    // One compare for the good case: bulk_bound_ holds every limit on a bulk's length.
+    if (line != Line::kOk || data[p] != '$' || static_cast<uint64_t>(n) > bulk_bound_)
+        [[unlikely]] {
       const ParseResult r = bulkError(line, data[p], n);
       if (r.status == ParseStatus::kError) return r;
     }
@@ -398,7 +406,7 @@ ParseResult RequestParser::discard(const char* data, size_t len) {
     if (p == len) return {ParseStatus::kIncomplete, ParseError::kNone, p};
     int64_t n = 0;
     size_t body = 0;
-    const Line line = header(data, len, p, n, body);
+    const Line line = header<'$'>(data, len, p, n, body);
     if (line == Line::kMore) {
       // The hint is relative to the line's start, which becomes offset 0 of the next call.
       return {ParseStatus::kIncomplete, ParseError::kNone, p};

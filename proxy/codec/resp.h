@@ -114,16 +114,22 @@ std::string_view errorText(const ParseResult& r);
 // parser. Not thread-safe; one parser per connection.
 class RequestParser {
  public:
-  explicit RequestParser(const Limits& limits = Limits{}) : limits_(limits) {}
+  explicit RequestParser(const Limits& limits = Limits{}) : limits_(limits) { updateBulkBound(); }
 
   // Parses at most one request from data[0, len). On kComplete fills `out` (views into data).
   ParseResult parse(const char* data, size_t len, Request& out);
 
-  void setLimits(const Limits& limits) { limits_ = limits; }
+  void setLimits(const Limits& limits) {
+    limits_ = limits;
+    updateBulkBound();
+  }
   // While true, Redis's limits for a client that has not authenticated apply: more than 10
   // elements or a bulk over 16384 bytes is kError (kUnauthenticated*). Set it while the server
   // asks for AUTH and the client has not passed it.
-  void setAuthRequired(bool required) { auth_required_ = required; }
+  void setAuthRequired(bool required) {
+    auth_required_ = required;
+    updateBulkBound();
+  }
   // True while a partially received frame is remembered (for buffer bookkeeping and tests):
   // a count line without its end, a multibulk past its count line, an inline line without its
   // '\n', or a discard.
@@ -136,6 +142,8 @@ class RequestParser {
  private:
   enum class State : uint8_t { kStart, kCount, kMultibulk, kInline, kDiscard };
   enum class Line : uint8_t { kOk, kBadNumber, kMore, kTooLong };
+  void updateBulkBound();
+  template <char kType>
   Line header(const char* data, size_t len, size_t h, int64_t& value, size_t& next);
   Line headerSlow(const char* data, size_t len, size_t h, int64_t& value, size_t& next);
   ParseResult bulkError(Line line, char type, int64_t n);
@@ -151,6 +159,7 @@ class RequestParser {
   Limits limits_;
   State state_ = State::kStart;
   bool auth_required_ = false;
+  uint64_t bulk_bound_ = 0;  // the largest bulk length that is not an error, all limits applied
   // The length line being read starts at offset h: bytes [h, h + line_scan_) hold no '\r' (0:
   // not searched yet); line_nul_: a NUL came first, so the line never ends. Reset per line.
   bool line_nul_ = false;
@@ -229,6 +238,7 @@ class ReplyParser {
   // What an element's header line says (Kind, in reply_parser.cc).
   struct Header;
   enum class Read : uint8_t { kOk, kMore, kBad };
+  bool quick(const char* data, size_t len, ReplyResult& r);
   Read readHeader(const char* data, size_t len, size_t p, Header& h, ParseError& error);
   void countAggregate(const Header& h);
   ReplyResult suspend(size_t pos);
