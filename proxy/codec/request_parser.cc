@@ -211,21 +211,23 @@ inline RequestParser::Line RequestParser::header(const char* data, size_t len, s
       work_ += end - from;
       if (std::memchr(data + from, '\0', end - from) != nullptr) {
         line_nul_ = true;
-      } else if (q != nullptr) {
+      } else if (q == nullptr) {
+        line_scan_ = until - h;
+      } else if (end + 1 == len) {
+        line_scan_ = end - h;  // resume at the '\r'
+        return Line::kMore;
+      } else {
         cr = end;
         found = true;
-      } else {
-        line_scan_ = until - h;
       }
     }
   }
   if (!found) {
     return len - h > limits_.max_inline_bytes ? Line::kTooLong : Line::kMore;
   }
-  if (cr + 1 == len) {
-    line_scan_ = cr - h;  // resume at the '\r'
-    return Line::kMore;
-  }
+  // Only this general search keeps a hint, and only for a line header()'s fast path cannot
+  // read (a byte other than digits, or too many of them): so the fast path never needs to look
+  // at, or clear, line_scan_.
   line_scan_ = 0;
   next = cr + 2;
   // A line that is only its type byte '\r' has no number (the caller reports the type byte).

@@ -218,6 +218,28 @@ TEST_CASE("request: a long length line arriving in pieces is searched once") {
   CHECK(parser.scanWork() - before <= wire.size() + 1000);
 }
 
+TEST_CASE("request: a length line cut right after its CR resumes correctly") {
+  // Every pair of cuts through frames whose lines take the fast path, the digit path and the
+  // general search: each prefix is incomplete, and the whole parses the same.
+  for (const std::string& wire :
+       {"*2\r\n$1\r\na\r\n$100\r\n"s + std::string(100, 'b') + "\r\n",
+        "*2\r\n$1\rXa\r\n$3\r\rxyz\n\n"s, "*3\r\n$2\r\nab\r\n$10\r\n0123456789\r\n$0\r\n\r\n"s}) {
+    CAPTURE(wire);
+    const Got whole = parseFresh(wire);
+    REQUIRE(whole.status == ParseStatus::kComplete);
+    for (size_t a = 1; a < wire.size(); ++a) {
+      for (size_t b = a; b < wire.size(); b += 3) {
+        RequestParser parser;
+        CHECK(parseWith(parser, wire.substr(0, a)).status == ParseStatus::kIncomplete);
+        CHECK(parseWith(parser, wire.substr(0, b)).status == ParseStatus::kIncomplete);
+        REQUIRE(parseWith(parser, wire) == whole);
+        // The parser is clean for the next frame.
+        REQUIRE(parseWith(parser, "*1\r\n$\r\n").error == ParseError::kInvalidBulkLength);
+      }
+    }
+  }
+}
+
 TEST_CASE("request: before AUTH, Redis's smaller limits apply") {
   RequestParser parser;
   parser.setAuthRequired(true);
