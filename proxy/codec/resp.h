@@ -4,9 +4,9 @@
 //   upstream bytes --> ReplyParser::parse --> {status, consumed, type}   (bytes forwarded verbatim)
 //   one complete reply --> FrameReader --> its elements (the few replies corral reads itself)
 //
-// Both parsers are restartable: when a frame is incomplete they consume nothing and keep a
-// resume hint (offsets relative to the frame start), so a frame that arrives in many pieces is
-// scanned once. The caller may move the unconsumed bytes (compact or grow its buffer) between
+// Both parsers are restartable: when a frame is incomplete they consume nothing (unless they
+// are dropping a frame over a limit, see kOversize) and keep a resume hint (offsets relative to
+// the frame start), so a frame that arrives in many pieces is scanned once. The caller may move the unconsumed bytes (compact or grow its buffer) between
 // calls as long as the frame start's contents are unchanged; offsets, not pointers, are kept.
 #pragma once
 
