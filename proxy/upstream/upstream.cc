@@ -546,6 +546,11 @@ void Connection::fail(std::string_view why, Then then, std::string_view reason) 
   first_unsent_ = 0;
   queued_bytes_ = written_bytes_ = 0;
   if (!reconnect_) {
+    // One client's connection: its client is told (kPipeClosed or the error replies above).
+    if (!reason.empty()) {
+      log()->debug("dedicated upstream connection failed addr={} reason=\"{}\"", addr_.text,
+                   reason);
+    }
     down_ = true;  // a dedicated connection is never reconnected: its state is gone
     if (ReplySink* sink = pipe_sink_; sink != nullptr) {
       pipe_sink_ = nullptr;
