@@ -172,7 +172,9 @@ TEST_CASE("request: a NUL before a line's end means it never ends") {
       {"*1\r\n$4\0\r\nPING\r\n"s, ParseError::kBulkLineTooLong},
       {"*1\r\n\0$4\r\nPING\r\n"s, ParseError::kBulkLineTooLong},
   };
-  for (const auto& [head, error] : cases) {
+  for (const auto& c : cases) {
+    const std::string& head = c.first;
+    const ParseError error = c.second;
     CAPTURE(head);
     CHECK(parseFresh(head, limits).status == ParseStatus::kIncomplete);
     const std::string wire = head + std::string(20, 'x');  // the line is now too long
