@@ -6,8 +6,9 @@
 //
 // Both parsers are restartable: when a frame is incomplete they consume nothing (unless they
 // are dropping a frame over a limit, see kOversize) and keep a resume hint (offsets relative to
-// the frame start), so a frame that arrives in many pieces is scanned once. The caller may move the unconsumed bytes (compact or grow its buffer) between
-// calls as long as the frame start's contents are unchanged; offsets, not pointers, are kept.
+// the frame start), so a frame that arrives in many pieces is scanned once. The caller may move
+// the unconsumed bytes (compact or grow its buffer) between calls as long as the frame start's
+// contents are unchanged; offsets, not pointers, are kept.
 #pragma once
 
 #include <cstddef>
