@@ -74,6 +74,12 @@ struct Limits {
   // Bytes of a client's requests sent upstream and not yet answered before we stop reading it
   // (until they are answered): a stalled Redis must not make corral hold a client's pipeline.
   uint64_t max_pending_bytes = 64ull << 20;
+  // One upstream reply. Past it the reply is dropped as it arrives and its request answered
+  // "-ERR corral: reply too large (limits.max_reply_bytes)"; the connection stays in step.
+  // 512MiB = Redis's proto-max-bulk-len, so a GET of any string Redis can hold still passes.
+  uint64_t max_reply_bytes = 512ull << 20;
+  // Deprecated and ignored: replies are framed at any depth Redis produces. Still accepted so
+  // that existing files load.
   uint32_t max_reply_depth = 128;
   // A subscriber (any client on its own connection: pub/sub, MONITOR, tracking, RESP3) whose
   // queued output passes the hard limit, or stays above the soft limit for soft_time, is

@@ -250,6 +250,8 @@ TEST_CASE("the shipped config/corral.yaml loads and states the built-in defaults
   CHECK(c.limits.max_pending == defaults.limits.max_pending);
   CHECK(c.limits.max_output_bytes == defaults.limits.max_output_bytes);
   CHECK(c.limits.max_reply_depth == defaults.limits.max_reply_depth);
+  CHECK(c.limits.max_reply_bytes == defaults.limits.max_reply_bytes);
+  CHECK(c.limits.max_pending_bytes == defaults.limits.max_pending_bytes);
   CHECK(c.log.level == defaults.log.level);
   CHECK(c.shutdown_timeout == defaults.shutdown_timeout);
   CHECK(c.auth.users.empty());  // the example users are commented out: auth stays off

@@ -166,12 +166,14 @@ void Loader::walkLimits(const YAML::Node& node, const std::string& prefix) {
       {"max_pending", count32(&l.max_pending, 1)},
       {"max_output_bytes", bytes64(&l.max_output_bytes)},
       {"max_pending_bytes", bytes64(&l.max_pending_bytes)},
+      {"max_reply_bytes", bytes64(&l.max_reply_bytes)},
       {"pubsub_hard_bytes", bytes64(&l.pubsub_hard_bytes)},
       {"pubsub_soft_bytes", bytes64(&l.pubsub_soft_bytes)},
       {"pubsub_soft_time",
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
          duration(k, v, p, /*allow_zero=*/true, &l.pubsub_soft_time);
        }},
+      // Deprecated, ignored (config.h); still checked so that a mistyped value is reported.
       {"max_reply_depth",
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
          integer(k, v, p, 1, kMaxReplyDepth,

@@ -44,6 +44,7 @@ TEST_CASE("defaults when keys are absent") {
   CHECK(c.limits.max_pending == 1024);
   CHECK(c.limits.max_output_bytes == 64ull << 20);
   CHECK(c.limits.max_pending_bytes == 64ull << 20);
+  CHECK(c.limits.max_reply_bytes == 512ull << 20);
   CHECK(c.limits.pubsub_hard_bytes == 32ull << 20);
   CHECK(c.limits.pubsub_soft_bytes == 8ull << 20);
   CHECK(c.limits.pubsub_soft_time == std::chrono::seconds(60));
@@ -89,6 +90,8 @@ limits:
   pubsub_soft_bytes: 2MiB
   pubsub_soft_time: 5s
   max_reply_depth: 1024
+  max_reply_bytes: 1MiB
+  max_pending_bytes: 2MiB
 log: {level: debug}
 shutdown_timeout: 0
 )");
@@ -128,6 +131,8 @@ shutdown_timeout: 0
   CHECK(c.limits.pubsub_soft_bytes == 2ull << 20);
   CHECK(c.limits.pubsub_soft_time == std::chrono::seconds(5));
   CHECK(c.limits.max_reply_depth == 1024);
+  CHECK(c.limits.max_reply_bytes == 1ull << 20);
+  CHECK(c.limits.max_pending_bytes == 2ull << 20);
   CHECK(c.log.level == "debug");
   CHECK(c.shutdown_timeout == Millis{0});
 
@@ -321,6 +326,9 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
        {"t.yaml:1:28: limits.max_inline_bytes: must be at most 4294967295 bytes (got 4GiB)"}},
       {"limits: {max_pending: 0}\n" + p,
        {"t.yaml:1:23: limits.max_pending: must be an integer from 1 to 4294967295 (got 0)"}},
+      {"limits: {max_reply_bytes: 10}\n" + p,
+       {"t.yaml:1:27: limits.max_reply_bytes: must be at least 1KiB (is a unit missing?) "
+        "(got 10)"}},
       {"limits: {max_reply_depth: 2000}\n" + p,
        {"t.yaml:1:27: limits.max_reply_depth: must be an integer from 1 to 1024 (got 2000)"}},
       // log, shutdown_timeout

@@ -36,10 +36,13 @@ void onRequest(evhttp_request* req, void* arg) {
   } else if (path == "/health") {
     reply(req, 200, "OK", "ok\n", "text/plain");
   } else if (path == "/ready") {
+    // Ready means every worker has a primary connection past its handshake: a Redis that
+    // answers the handshake with NOAUTH or WRONGPASS is as unavailable as one that is down.
     if (self->ready()) {
       reply(req, 200, "OK", "ready\n", "text/plain");
     } else {
-      reply(req, 503, "Service Unavailable", "primary unavailable\n", "text/plain");
+      reply(req, 503, "Service Unavailable", "primary unavailable (down or handshake refused)\n",
+            "text/plain");
     }
   } else if (path == "/metrics") {
     reply(req, 200, "OK", self->metricsText(), "text/plain; version=0.0.4");
@@ -101,6 +104,16 @@ std::string AdminServer::metricsText() const {
   out.reserve(8192);
   net::PromWriter w(out);
   net::writePrometheus(shared_.stats, w);
+  // Process-wide upstream counters (proxy/upstream/upstream.h), not per worker.
+  const upstream::Counters& up = upstream::counters();
+  w.header("corral_upstream_handshake_failures_total", net::MetricType::kCounter,
+           "Upstream handshakes (AUTH, SELECT) refused by Redis.");
+  w.sample("corral_upstream_handshake_failures_total",
+           up.handshake_failures.load(std::memory_order_relaxed));
+  w.header("corral_upstream_replies_too_large_total", net::MetricType::kCounter,
+           "Replies over limits.max_reply_bytes, dropped (the request got an error).");
+  w.sample("corral_upstream_replies_too_large_total",
+           up.replies_too_large.load(std::memory_order_relaxed));
   shared_.policy_registry.appendMetrics(out);
   w.header("corral_config_reload_failures_total", net::MetricType::kCounter,
            "Config reloads rejected.");

@@ -31,7 +31,10 @@ Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
       primary_slot_(static_cast<uint32_t>(id)),
       created_ms_(worker.nowMs()),
       last_active_ms_(worker.nowMs()),
-      db_(worker.defaultDb()) {}
+      db_(worker.defaultDb()) {
+  // Before AUTH, Redis takes only small requests (10 elements, 16 KiB bulks): so does corral.
+  parser_.setAuthRequired(worker.shared().auth != nullptr && worker.shared().auth->enabled());
+}
 
 Client::~Client() {
   if (ev_ != nullptr) event_free(ev_);
@@ -193,17 +196,16 @@ size_t Client::process(const char* data, size_t len) {
       case codec::ParseStatus::kOversize:
         worker_.stats().oversize_requests.add();
         log()->debug("request too large client={} peer={}", id_, peer_);
-        replyError(codec::errorText(r.error));
+        replyError(codec::errorText(r));
         break;
       case codec::ParseStatus::kDiscarded:
         break;
       case codec::ParseStatus::kError:
         // Framing is lost: answer like Redis does, then close once the reply is out.
         worker_.stats().protocol_errors.add();
-        log()->debug("protocol error client={} peer={} err={}", id_, peer_,
-                     codec::errorText(r.error));
+        log()->debug("protocol error client={} peer={} err={}", id_, peer_, codec::errorText(r));
         cur_flags_ = 0;  // Redis answers a protocol error even with CLIENT REPLY OFF
-        replyError(codec::errorText(r.error));
+        replyError(codec::errorText(r));
         st_.link = Link::kClosing;
         setReadEnabled(false);
         worker_.markDirty(this);

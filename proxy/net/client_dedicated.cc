@@ -19,34 +19,6 @@
 namespace corral::net {
 namespace {
 
-// The first element of an array/push frame when it is a bulk string ("message", "subscribe",
-// ...) and the last element when it is an integer (the count of a confirmation, else -1).
-bool pubsubFrame(std::string_view f, std::string_view* kind, int64_t* count) {
-  *count = -1;
-  if (f.size() < 4 || (f[0] != '*' && f[0] != '>')) return false;
-  size_t p = f.find("\r\n");
-  if (p == std::string_view::npos || p + 2 >= f.size() || f[p + 2] != '$') return false;
-  size_t q = f.find("\r\n", p + 2);
-  if (q == std::string_view::npos) return false;
-  int64_t len = 0;
-  for (size_t i = p + 3; i < q; ++i) {
-    if (f[i] < '0' || f[i] > '9') return false;
-    len = len * 10 + (f[i] - '0');
-    if (len > 64) return false;  // no kind is that long
-  }
-  if (q + 2 + static_cast<size_t>(len) > f.size()) return false;
-  *kind = f.substr(q + 2, static_cast<size_t>(len));
-  // ":<n>\r\n" at the very end.
-  if (f.size() >= 4 && f.ends_with("\r\n")) {
-    const size_t colon = f.rfind(':', f.size() - 3);
-    if (colon != std::string_view::npos && f[colon - 1] == '\n') {
-      int64_t n = 0;
-      if (parseInt(f.substr(colon + 1, f.size() - 3 - colon), n)) *count = n;
-    }
-  }
-  return true;
-}
-
 bool isConfirmation(std::string_view k) {
   return k == "subscribe" || k == "psubscribe" || k == "ssubscribe" || k == "unsubscribe" ||
          k == "punsubscribe" || k == "sunsubscribe";
@@ -94,10 +66,11 @@ void Client::sendDedicatedRaw(std::string_view bytes, uint8_t flags, Rewrite rew
 
 void Client::onDedicatedFrame(std::string_view frame) {
   if (frame.empty()) return;
-  std::string_view kind;
-  int64_t count = -1;
   const char t = frame[0];
-  pubsubFrame(frame, &kind, &count);
+  codec::PubsubFrame pf;
+  codec::readPubsubFrame(frame, &pf);
+  const std::string_view kind = pf.has_kind ? pf.kind : std::string_view();
+  const int64_t count = pf.has_count ? pf.count : -1;
   const bool confirmation = isConfirmation(kind);
   const bool head_subscribing =
       !pending_.empty() &&

@@ -163,6 +163,7 @@ bool Client::authenticate(std::string_view user, std::string_view password, std:
   const Authenticator& auth = *worker_.shared().auth;
   if (auth.check(user, password)) {
     authenticated_ = true;
+    parser_.setAuthRequired(false);
     extras().user.assign(user);
     return true;
   }
@@ -269,6 +270,7 @@ void Client::reset() {
   // The dedicated connection (and with it MULTI, WATCH, subscriptions, MONITOR, tracking and
   // RESP3 upstream) is gone already (session.h: RESET releases it).
   authenticated_ = !worker_.shared().auth->enabled();
+  parser_.setAuthRequired(!authenticated_);
   db_ = worker_.defaultDb();
   proto_ = 2;
   reply_off_ = reply_skip_ = false;

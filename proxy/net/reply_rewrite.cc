@@ -100,8 +100,8 @@ std::string Client::rewriteExec(const TxPlan& plan, int64_t queued, std::string_
   std::string out(reply.substr(0, hdr + 2));
   size_t pos = hdr + 2;
   size_t next = 0;  // next plan entry
-  // Elements are whole frames from Redis: a fresh parser frames each one, at any depth.
-  codec::ReplyParser parser(codec::Limits{.max_depth = 1u << 20});
+  // Elements are whole frames from Redis: a parser frames each one, at any depth.
+  codec::ReplyParser parser;
   for (int64_t i = 0; i < n; ++i) {
     const codec::ReplyResult r = parser.parse(reply.data() + pos, reply.size() - pos);
     if (r.status != codec::ParseStatus::kComplete) return std::string(reply);

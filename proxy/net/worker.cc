@@ -77,7 +77,7 @@ codec::Limits Worker::codecLimits() const {
                        .max_bulk_bytes = limits_.max_bulk_bytes,
                        .max_request_bytes = limits_.max_request_bytes,
                        .max_inline_bytes = limits_.max_inline_bytes,
-                       .max_depth = limits_.max_reply_depth};
+                       .max_reply_bytes = limits_.max_reply_bytes};
 }
 
 Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
@@ -300,6 +300,7 @@ bool Worker::sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view 
   call->seq = seq;
   call->conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
                                                       /*reconnect=*/false, 0);
+  call->conn->handshakeWithoutPing();
   call->conn->start();
   call->conn->enqueue(call.get(), 0, request, kBusyTimeoutMs);
   busy_.push_back(std::move(call));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 #include <random>
@@ -25,9 +26,34 @@ constexpr uint64_t kStepSelect = 2;
 constexpr uint64_t kStepInfo = 3;
 constexpr uint64_t kStepDatabases = 4;
 constexpr uint64_t kStepClientId = 5;
+constexpr uint64_t kStepPing = 6;
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kMaxReadsPerEvent = 16;
+
+// While a connection keeps failing for the same reason, a reminder is logged at most this often.
+constexpr int64_t kFailureLogEveryMs = 30000;
+
+constexpr std::string_view kReplyTooLarge =
+    "-ERR corral: reply too large (limits.max_reply_bytes)\r\n";
+
+const char* stepName(uint64_t step) {
+  switch (step) {
+    case kStepAuth:
+      return "auth";
+    case kStepSelect:
+      return "select";
+    case kStepInfo:
+      return "info";
+    case kStepDatabases:
+      return "config-get-databases";
+    case kStepClientId:
+      return "client-id";
+    case kStepPing:
+      return "ping";
+  }
+  return "unknown";
+}
 
 const std::shared_ptr<spdlog::logger>& log() {
   static const auto logger = logging::get("upstream");
@@ -74,6 +100,11 @@ uint64_t jitterSeed(const std::string& text) {
 
 }  // namespace
 
+Counters& counters() {
+  static Counters c;
+  return c;
+}
+
 std::string upstreamError(std::string_view addr_text, std::string_view why) {
   std::string s = "-ERR corral: upstream ";
   s.append(addr_text);
@@ -89,10 +120,12 @@ Connection::Connection(LoopContext& ctx, const config::UpstreamAddress& addr,
     : ctx_(ctx),
       addr_(addr),
       cfg_(cfg),
+      limits_(limits),
       learn_version_(learn_version),
       reconnect_(reconnect),
       owner_id_(owner_id),
-      parser_(codec::Limits{.max_depth = limits.max_reply_depth}),
+      parser_(codec::Limits{.max_reply_bytes = limits.max_reply_bytes}),
+      reply_limit_(limits.max_reply_bytes),
       error_unavailable_(upstreamError(addr.text, "unavailable")),
       error_timeout_(upstreamError(addr.text, "timeout")) {
   rng_state_ = jitterSeed(addr.text) | 1;
@@ -118,14 +151,12 @@ void Connection::connectNow() {
   ++attempts_;
   connect_started_ms_ = ctx_.now_ms;
   if (!resolve(addr_.addr, ss, len, err)) {
-    log()->debug("upstream resolve failed addr={} err={}", addr_.text, err);
-    fail("unavailable", Then::kBackoff);
+    fail("unavailable", Then::kBackoff, "resolve failed: " + err);
     return;
   }
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    log()->warn("upstream socket failed addr={} err={}", addr_.text, std::strerror(errno));
-    fail("unavailable", Then::kBackoff);
+    fail("unavailable", Then::kBackoff, std::string("socket failed: ") + std::strerror(errno));
     return;
   }
   if (ss.ss_family != AF_UNIX) {
@@ -134,9 +165,9 @@ void Connection::connectNow() {
   }
   int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
   if (rc != 0 && errno != EINPROGRESS) {
-    log()->debug("upstream connect failed addr={} err={}", addr_.text, std::strerror(errno));
+    const std::string reason = std::string("connect failed: ") + std::strerror(errno);
     ::close(fd);
-    fail("unavailable", Then::kBackoff);
+    fail("unavailable", Then::kBackoff, reason);
     return;
   }
   fd_ = fd;
@@ -146,7 +177,9 @@ void Connection::connectNow() {
   write_armed_ = false;
   armWrite(true);  // writable = connected (or failed: SO_ERROR tells)
 
-  // The handshake goes first in the out buffer; client requests queue behind it.
+  // The handshake goes first in the out buffer; client requests queue behind it. AUTH and
+  // SELECT (or else PING) must succeed for the connection to be ready; the rest is optional.
+  handshake_left_ = 0;
   std::string cmd;
   if (!addr_.password.empty()) {
     if (addr_.user.empty()) {
@@ -155,12 +188,22 @@ void Connection::connectNow() {
       codec::appendCommand(cmd, {"AUTH", addr_.user, addr_.password});
     }
     enqueueInternal(kStepAuth, cmd);
+    ++handshake_left_;
   }
   if (addr_.db != 0) {
     cmd.clear();
     std::string db = std::to_string(addr_.db);
     codec::appendCommand(cmd, {"SELECT", db});
     enqueueInternal(kStepSelect, cmd);
+    ++handshake_left_;
+  }
+  if (handshake_left_ == 0 && handshake_ping_) {
+    // Without AUTH or SELECT, a PING is what tells a server that wants a password (NOAUTH)
+    // from one that serves us.
+    cmd.clear();
+    codec::appendCommand(cmd, {"PING"});
+    enqueueInternal(kStepPing, cmd);
+    ++handshake_left_;
   }
   if (owner_id_ != 0) {
     cmd.clear();
@@ -198,7 +241,7 @@ void Connection::enqueueRaw(std::string_view request) {
 }
 
 void Connection::markDirty() {
-  if (!dirty_ && state_ == State::kReady) {
+  if (!dirty_ && (state_ == State::kReady || state_ == State::kHandshake)) {
     dirty_ = true;
     ctx_.dirty.push_back(this);
   }
@@ -238,35 +281,44 @@ void Connection::onConnected() {
   socklen_t len = sizeof(err);
   if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err != 0) {
-    log()->debug("upstream connect failed addr={} err={}", addr_.text, std::strerror(err));
-    fail("unavailable", Then::kBackoff);
+    fail("unavailable", Then::kBackoff, std::string("connect failed: ") + std::strerror(err));
     return;
   }
-  state_ = State::kReady;
-  if (down_ || failures_ > 0) {
-    log()->info("upstream connected addr={} after_failures={}", addr_.text, failures_);
-  } else {
-    log()->debug("upstream connected addr={}", addr_.text);
-  }
-  down_ = false;
-  failures_ = 0;
-  backoff_ms_ = 0;
+  // Connected, but not ready until the handshake succeeds: the backoff and down_ stay as they are,
+  // so a server that refuses the handshake is retried no faster than one that refuses TCP.
+  state_ = State::kHandshake;
+  log()->debug("upstream connected addr={} handshake_steps={}", addr_.text, handshake_left_);
   last_progress_ms_ = ctx_.now_ms;
   event_add(rev_, nullptr);
   armWrite(false);
+  if (handshake_left_ == 0) onHandshakeDone();
   flush();
+}
+
+void Connection::onHandshakeDone() {
+  state_ = State::kReady;
+  if (down_ || failures_ > 0) {
+    log()->info("upstream ready addr={} after_failures={} down_for_ms={}", addr_.text, failures_,
+                ctx_.now_ms - down_since_ms_);
+  } else {
+    log()->debug("upstream ready addr={}", addr_.text);
+  }
+  down_ = false;
+  failures_ = 0;
+  failures_unlogged_ = 0;
+  last_reason_.clear();
+  backoff_ms_ = 0;
 }
 
 void Connection::flush() {
   dirty_ = false;
-  if (state_ != State::kReady) return;
+  if (state_ != State::kReady && state_ != State::kHandshake) return;
   while (!out_.empty()) {
     ssize_t n = ::send(fd_, out_.readPtr(), out_.readable(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      log()->warn("upstream write failed addr={} err={}", addr_.text, std::strerror(errno));
-      fail("unavailable", Then::kBackoff);
+      fail("unavailable", Then::kBackoff, std::string("write failed: ") + std::strerror(errno));
       return;
     }
     out_.consume(static_cast<size_t>(n));
@@ -292,23 +344,37 @@ void Connection::onReadable() {
     in_.reserve(kReadChunk);
     ssize_t n = ::recv(fd_, in_.writePtr(), in_.writable(), 0);
     if (n == 0) {
-      log()->warn("upstream closed the connection addr={} inflight={}", addr_.text,
-                  inflight_.size());
-      fail("unavailable", Then::kBackoff);
+      fail("unavailable", Then::kBackoff, "closed by the server");
       return;
     }
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      log()->warn("upstream read failed addr={} err={}", addr_.text, std::strerror(errno));
-      fail("unavailable", Then::kBackoff);
+      fail("unavailable", Then::kBackoff, std::string("read failed: ") + std::strerror(errno));
       return;
     }
     in_.commit(static_cast<size_t>(n));
     last_progress_ms_ = ctx_.now_ms;
     while (!in_.empty()) {
+      // A reload may change limits.max_reply_bytes; it applies from the next reply on.
+      if (limits_.max_reply_bytes != reply_limit_ && !parser_.midFrame()) {
+        reply_limit_ = limits_.max_reply_bytes;
+        parser_.setLimits(codec::Limits{.max_reply_bytes = reply_limit_});
+      }
       codec::ReplyResult r = parser_.parse(in_.readPtr(), in_.readable());
-      if (r.status == codec::ParseStatus::kIncomplete) break;
+      if (r.status == codec::ParseStatus::kIncomplete) {
+        in_.consume(r.consumed);  // > 0 only while a reply too large is dropped
+        break;
+      }
+      if (r.status == codec::ParseStatus::kDiscarded) {
+        in_.consume(r.consumed);  // its request was answered at kOversize
+        continue;
+      }
+      if (r.status == codec::ParseStatus::kOversize) {
+        in_.consume(r.consumed);
+        if (!replyTooLarge()) return;
+        continue;
+      }
       if (r.status == codec::ParseStatus::kComplete && inflight_.empty() && pipe_) {
         // A pipe: every frame to its owner, in order (none once the owner let it go).
         if (pipe_sink_ != nullptr) {
@@ -320,7 +386,7 @@ void Connection::onReadable() {
       }
       if (r.status != codec::ParseStatus::kComplete || inflight_.empty()) {
         log()->error("upstream protocol desync addr={} parse_error={} inflight={}", addr_.text,
-                     static_cast<int>(r.error), inflight_.size());
+                     codec::errorText(r.error), inflight_.size());
         fail("unavailable", Then::kReconnect);
         return;
       }
@@ -340,58 +406,111 @@ void Connection::onReadable() {
   if (in_.empty()) in_.shrinkIfEmpty(kReadChunk);
 }
 
+// Corral's own handshake replies, read with codec::FrameReader like every reply corral looks
+// into. AUTH and SELECT (or PING) must succeed; INFO, CONFIG GET databases and CLIENT ID only
+// tell corral things it can live without (an ACL may deny them).
 bool Connection::handleInternalReply(uint64_t step, std::string_view reply) {
-  if (!reply.empty() && reply[0] == '-') {
-    std::string_view msg = reply.substr(1);
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.remove_suffix(1);
-    // The version and db count are optional: INFO or CONFIG may be denied by an ACL.
+  codec::FrameReader rd(reply);
+  std::string_view err;
+  if (rd.error(&err)) {
     if (step == kStepInfo || step == kStepDatabases || step == kStepClientId) return true;
-    log()->error("upstream handshake failed addr={} step={} err={}", addr_.text,
-                 step == kStepAuth ? "auth" : "select", msg);
-    fail("unavailable", Then::kBackoff);
+    counters().handshake_failures.fetch_add(1, std::memory_order_relaxed);
+    std::string reason = "handshake failed: ";
+    reason += stepName(step);
+    reason += ": ";
+    // Redis's text, e.g. "WRONGPASS invalid username-password pair ..." (never the password).
+    reason.append(err.substr(0, 200));
+    fail("unavailable", Then::kBackoff, reason);
     return false;
   }
-  if (step == kStepClientId) {
-    // ":<id>\r\n"
-    uint64_t id = 0;
-    bool ok = reply.size() > 3 && reply[0] == ':';
-    for (size_t i = 1; ok && i < reply.size() && reply[i] != '\r'; ++i) {
-      if (reply[i] < '0' || reply[i] > '9') ok = false;
-      id = id * 10 + static_cast<uint64_t>(reply[i] - '0');
-    }
-    if (ok && ctx_.ids != nullptr) ctx_.ids->set(owner_id_, id);
-    return true;
-  }
-  if (step == kStepDatabases) {
-    // *2\r\n$9\r\ndatabases\r\n$N\r\n<count>\r\n: the count is the last line.
-    std::string_view body = reply;
-    while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.remove_suffix(1);
-    const size_t nl = body.rfind('\n');
-    if (nl != std::string_view::npos) {
-      int64_t n = 0;
-      const std::string_view digits = body.substr(nl + 1);
-      bool ok = !digits.empty() && digits.size() < 10;
-      for (char ch : digits) {
-        if (ch < '0' || ch > '9') ok = false;
-        if (ok) n = n * 10 + (ch - '0');
+  switch (step) {
+    case kStepAuth:
+    case kStepSelect:
+    case kStepPing:
+      if (handshake_left_ > 0 && --handshake_left_ == 0) onHandshakeDone();
+      break;
+    case kStepClientId: {
+      int64_t id = 0;
+      if (codec::FrameReader ids(reply);
+          ids.integer(&id) && ids.atEnd() && id >= 0 && ctx_.ids != nullptr) {
+        ctx_.ids->set(owner_id_, static_cast<uint64_t>(id));
       }
-      if (ok && n > 0) ctx_.databases = n;
+      break;
     }
-    return true;
-  }
-  if (step == kStepInfo) {
-    constexpr std::string_view kKey = "redis_version:";
-    size_t p = reply.find(kKey);
-    if (p != std::string_view::npos) {
-      size_t e = reply.find('\r', p);
-      ctx_.redis_version = std::string(reply.substr(p + kKey.size(), e - p - kKey.size()));
+    case kStepDatabases: {
+      // ["databases", "<count>"]: a RESP2 array (or a RESP3 map) of one name/value pair.
+      codec::FrameReader cfg(reply);
+      codec::ReplyType type = codec::ReplyType::kArray;
+      int64_t n = 0;
+      std::string_view name;
+      std::string_view value;
+      bool nil = false;
+      if (cfg.aggregate(&type, &n) &&
+          ((type == codec::ReplyType::kArray && n == 2) ||
+           (type == codec::ReplyType::kMap && n == 1)) &&
+          cfg.bulk(&name, &nil) && cfg.bulk(&value, &nil) && !nil && cfg.atEnd()) {
+        int64_t count = 0;
+        const auto r = std::from_chars(value.data(), value.data() + value.size(), count);
+        if (r.ec == std::errc() && r.ptr == value.data() + value.size() && count > 0) {
+          ctx_.databases = count;
+        }
+      }
+      break;
     }
+    case kStepInfo: {
+      std::string_view text;
+      if (codec::FrameReader info(reply); info.string(&text)) {
+        constexpr std::string_view kKey = "redis_version:";
+        const size_t p = text.find(kKey);
+        if (p != std::string_view::npos) {
+          const size_t start = p + kKey.size();
+          const size_t end = text.find_first_of("\r\n", start);
+          ctx_.redis_version = std::string(text.substr(start, end - start));
+        }
+      }
+      break;
+    }
+    default:
+      break;
   }
   return true;
 }
 
-void Connection::fail(std::string_view why, Then then) {
-  const bool was_connected = fd_ >= 0;
+// The reply at the front is over limits.max_reply_bytes: ReplyParser drops it as it arrives, and
+// its request gets an error now. Framing goes on, so everyone else's replies stay paired.
+bool Connection::replyTooLarge() {
+  counters().replies_too_large.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t limit = reply_limit_;
+  if (last_too_large_log_ms_ < 0 || ctx_.now_ms - last_too_large_log_ms_ >= kFailureLogEveryMs) {
+    log()->warn("upstream reply too large, dropped addr={} limit_bytes={} earlier_unlogged={}",
+                addr_.text, limit, too_large_unlogged_);
+    last_too_large_log_ms_ = ctx_.now_ms;
+    too_large_unlogged_ = 0;
+  } else {
+    ++too_large_unlogged_;
+  }
+  if (inflight_.empty()) {
+    if (pipe_sink_ != nullptr) {
+      // An unsolicited frame (pub/sub, MONITOR) cannot be answered with an error in its place:
+      // the client would take it for the reply to something else. The session ends visibly.
+      fail("unavailable", Then::kReconnect);
+      return false;
+    }
+    log()->error("upstream protocol desync addr={} reply with no request inflight=0", addr_.text);
+    fail("unavailable", Then::kReconnect);
+    return false;
+  }
+  const Inflight entry = inflight_.front();
+  inflight_.pop_front();
+  if (first_unsent_ > 0) --first_unsent_;
+  if (entry.sink != nullptr) {
+    entry.sink->onUpstreamReply(entry.seq, kReplyTooLarge);
+    return fd_ >= 0;
+  }
+  return handleInternalReply(entry.seq, kReplyTooLarge);
+}
+
+void Connection::fail(std::string_view why, Then then, std::string_view reason) {
   if (fd_ >= 0) {
     event_free(rev_);
     event_free(wev_);
@@ -401,6 +520,7 @@ void Connection::fail(std::string_view why, Then then) {
   }
   state_ = State::kIdle;
   write_armed_ = false;
+  handshake_left_ = 0;
   const std::string& err = (why == "timeout") ? error_timeout_ : error_unavailable_;
   while (!inflight_.empty()) {
     Inflight e = inflight_.front();
@@ -416,6 +536,11 @@ void Connection::fail(std::string_view why, Then then) {
   first_unsent_ = 0;
   queued_bytes_ = written_bytes_ = 0;
   if (!reconnect_) {
+    // One client's connection: its client is told (kPipeClosed or the error replies above).
+    if (!reason.empty()) {
+      log()->debug("dedicated upstream connection failed addr={} reason=\"{}\"", addr_.text,
+                   reason);
+    }
     down_ = true;  // a dedicated connection is never reconnected: its state is gone
     if (ReplySink* sink = pipe_sink_; sink != nullptr) {
       pipe_sink_ = nullptr;
@@ -424,17 +549,43 @@ void Connection::fail(std::string_view why, Then then) {
     return;
   }
   if (then == Then::kBackoff) {
-    if (!down_) {
-      log()->warn("upstream unavailable addr={} reason={}", addr_.text,
-                  was_connected ? "connection lost" : "connect failed");
-    }
+    noteFailure(reason.empty() ? std::string_view("unavailable") : reason);
     down_ = true;
-    ++failures_;
     scheduleReconnect();
   } else if (then == Then::kReconnect) {
     // A timeout or a desync says nothing about the server being down: reconnect at once, and
     // let requests queue meanwhile.
     connectNow();
+  }
+}
+
+void Connection::noteFailure(std::string_view reason) {
+  ++failures_;
+  const int64_t now = ctx_.now_ms;
+  if (!down_ || reason != last_reason_) {
+    // A change of state (up to down) or of reason: always worth a line. A refused handshake is
+    // the operator's to fix (a wrong password); a server that cannot be reached may come back.
+    if (!down_) down_since_ms_ = now;
+    if (reason.substr(0, 10) == "handshake ") {
+      log()->error("upstream unavailable addr={} reason=\"{}\" failures={}", addr_.text, reason,
+                   failures_);
+    } else {
+      log()->warn("upstream unavailable addr={} reason=\"{}\" failures={}", addr_.text, reason,
+                  failures_);
+    }
+    last_reason_.assign(reason);
+    last_failure_log_ms_ = now;
+    failures_unlogged_ = 0;
+    return;
+  }
+  ++failures_unlogged_;
+  if (now - last_failure_log_ms_ >= kFailureLogEveryMs) {
+    log()->warn(
+        "upstream still unavailable addr={} reason=\"{}\" failures_since_last_log={} "
+        "down_for_ms={}",
+        addr_.text, reason, failures_unlogged_, now - down_since_ms_);
+    last_failure_log_ms_ = now;
+    failures_unlogged_ = 0;
   }
 }
 
@@ -460,10 +611,10 @@ void Connection::tick() {
       return;
     case State::kConnecting:
       if (now - connect_started_ms_ >= cfg_.connect_timeout.count()) {
-        log()->debug("upstream connect timeout addr={}", addr_.text);
-        fail("unavailable", Then::kBackoff);
+        fail("unavailable", Then::kBackoff, "connect timeout");
       }
       return;
+    case State::kHandshake:
     case State::kReady:
       break;
   }

@@ -4,13 +4,27 @@
 //   Redis --> in_ --ReplyParser--> inflight_.front().sink->onUpstreamReply(seq, bytes)
 //
 // Every request enqueued here gets exactly one onUpstreamReply: Redis's reply, or a
-// `-ERR corral: upstream <addr> unavailable|timeout` when the connection fails. Replies come back
-// in the order requests were sent (Redis answers a connection in order), so the inflight FIFO
-// pairs them. The command timeout clock starts when a request's last byte is written.
+// `-ERR corral: upstream <addr> unavailable|timeout` when the connection fails, or
+// `-ERR corral: reply too large (limits.max_reply_bytes)` when Redis's reply is (it is dropped as
+// it arrives; the connection stays in step). Replies come back in the order requests were sent
+// (Redis answers a connection in order), so the inflight FIFO pairs them. The command timeout
+// clock starts when a request's last byte is written.
+//
+// Life of a connection:
+//
+//   kIdle --connectNow--> kConnecting --TCP up--> kHandshake --AUTH, SELECT OK--> kReady
+//     ^                        |                       |                            |
+//     └─── backoff ────────────┴── failure ────────────┴────── failure ─────────────┘
+//
+// (With neither AUTH nor SELECT to send, a PING is the handshake: it is what shows NOAUTH.)
+// Only a handshake that succeeded makes the connection ready() and resets the backoff, so a
+// wrong password retries with exponential backoff (reconnect_backoff.min..max, jittered) and is
+// logged once per change of reason, then reminded at most every 30 s with a count.
 #pragma once
 
 #include <event2/event.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -69,6 +83,15 @@ class IdRegistry {
   std::unordered_map<uint64_t, uint64_t> map_;
 };
 
+// Process-wide counters of every worker's upstream connections, for /metrics. Touched only when
+// a handshake fails or a reply is too large, never per request: a relaxed atomic add is cheap
+// enough there, and admin reads them without a lock.
+struct Counters {
+  std::atomic<uint64_t> handshake_failures{0};  // AUTH/SELECT refused (NOAUTH, WRONGPASS, ...)
+  std::atomic<uint64_t> replies_too_large{0};   // replies dropped at limits.max_reply_bytes
+};
+Counters& counters();
+
 // Per-worker state shared by its upstream connections: the loop, its cached clock and the list
 // of connections with bytes to write at the end of this loop turn.
 struct LoopContext {
@@ -83,11 +106,12 @@ struct LoopContext {
 
 class Connection {
  public:
-  enum class State : uint8_t { kIdle, kConnecting, kReady };
+  enum class State : uint8_t { kIdle, kConnecting, kHandshake, kReady };
 
   // learn_version: ask INFO/CONFIG for the version and db count (one primary connection).
   // reconnect: false for a client's dedicated connection, whose server-side state (MULTI, a
   // blocked pop) dies with the socket: it stays down and its owner lets it go.
+  // `limits` is read as it changes (a reload): it must outlive the connection.
   Connection(LoopContext& ctx, const config::UpstreamAddress& addr,
              const config::UpstreamConfig& cfg, const config::Limits& limits, bool learn_version,
              bool reconnect = true, uint64_t owner_id = 0);
@@ -95,13 +119,20 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
+  // Before start(): no PING in the handshake. For a connection whose one request must reach a
+  // server busy with a script (SCRIPT KILL and the like): Redis answers nothing but such
+  // commands (and AUTH) until the script ends, so a PING would hold the handshake.
+  void handshakeWithoutPing() { handshake_ping_ = false; }
+
   // Starts connecting (from kIdle). Called once at startup; later the connection reconnects
   // by itself with jittered backoff.
   void start();
 
   // True when requests may be enqueued: connected, or connecting for the first time (requests
-  // wait for the connection up to connect_timeout). False while down: callers fail fast.
+  // wait for the connection up to connect_timeout). False while down (from a failure until a
+  // handshake succeeds again): callers fail fast.
   bool accepting() const { return !down_; }
+  // Connected and past its handshake (AUTH, SELECT): what /ready and replica routing count.
   bool ready() const { return state_ == State::kReady; }
   const std::string& addrText() const { return addr_.text; }
   // "-ERR corral: upstream <addr> unavailable\r\n", for callers that fail fast.
@@ -148,23 +179,33 @@ class Connection {
   void onReadable();
   void onWritable();
   void onConnected();
+  void onHandshakeDone();
   void connectNow();
   enum class Then : uint8_t { kBackoff, kReconnect, kStay };
   // Closes the socket and fails every in-flight request with `why` ("unavailable" or
-  // "timeout"), then backs off (the server is down), reconnects at once, or stays closed.
-  void fail(std::string_view why, Then then);
+  // "timeout"), then backs off (the server is down, or refused the handshake: `reason` says
+  // which, for the log), reconnects at once, or stays closed.
+  void fail(std::string_view why, Then then, std::string_view reason = {});
+  // Logs a failure that makes the connection back off: once per change of reason, then at most
+  // every kFailureLogEvery with how many there were.
+  void noteFailure(std::string_view reason);
   void scheduleReconnect();
   void enqueueInternal(uint64_t step, std::string_view request);
   // Returns false when the reply failed the connection (the caller must stop using in_).
   bool handleInternalReply(uint64_t step, std::string_view reply);
+  // Answers the request whose reply is being dropped at limits.max_reply_bytes. Returns false
+  // when that failed the connection.
+  bool replyTooLarge();
   void markDirty();
   void armWrite(bool on);
 
   LoopContext& ctx_;
   const config::UpstreamAddress addr_;
   const config::UpstreamConfig& cfg_;
+  const config::Limits& limits_;
   State state_ = State::kIdle;
-  bool down_ = false;  // set after a failure until the next successful connect
+  bool down_ = false;            // set after a failure until the next successful handshake
+  uint32_t handshake_left_ = 0;  // AUTH/SELECT replies still awaited this connection
   bool dirty_ = false;
   bool write_armed_ = false;
   bool learn_version_ = false;
@@ -172,12 +213,14 @@ class Connection {
   uint64_t owner_id_ = 0;  // a dedicated connection's client: its upstream id is registered
   ReplySink* pipe_sink_ = nullptr;
   bool pipe_ = false;  // a pipe once setPipe was called
+  bool handshake_ping_ = true;
   int fd_ = -1;
   event* rev_ = nullptr;
   event* wev_ = nullptr;
   codec::Buffer out_;
   codec::Buffer in_;
   codec::ReplyParser parser_;
+  uint64_t reply_limit_ = 0;  // the parser's max_reply_bytes (limits_ may change on reload)
   codec::Ring<Inflight> inflight_;
   size_t first_unsent_ = 0;     // index into inflight_ of the first request not fully written
   uint64_t queued_bytes_ = 0;   // cumulative bytes enqueued
@@ -188,7 +231,13 @@ class Connection {
   uint64_t rng_state_ = 1;  // xorshift state for reconnect jitter
   int64_t next_attempt_ms_ = 0;
   int64_t backoff_ms_ = 0;
-  uint32_t failures_ = 0;
+  uint32_t failures_ = 0;    // since the last successful handshake
+  std::string last_reason_;  // of the last failure logged
+  int64_t down_since_ms_ = 0;
+  int64_t last_failure_log_ms_ = 0;
+  uint32_t failures_unlogged_ = 0;  // failures since the last line logged
+  int64_t last_too_large_log_ms_ = -1;
+  uint32_t too_large_unlogged_ = 0;
   std::string error_unavailable_;  // preformatted error replies
   std::string error_timeout_;
 };

@@ -36,12 +36,13 @@ bool agrees(const std::vector<Event>& got, const std::vector<Event>& want) {
   return std::equal(got.begin(), got.end() - 1, want.begin());
 }
 
-// drive(data, size, first, step, limits) feeds the framer `first` bytes, then `step` more at a
-// time, and returns what it framed; reference(text, limits) frames the whole input simply.
+// drive(data, size, first, step, setup) feeds the framer `first` bytes, then `step` more at a
+// time, and returns what it framed; reference(text, setup) frames the whole input simply.
+// `setup` is the limits (and settings) both run under.
 // Fed whole, in two pieces at a content-chosen point, and byte by byte (or in small steps for
 // larger inputs), the framer must see the same frames.
-template <typename Drive, typename Reference>
-void checkSplits(const uint8_t* data, size_t size, const codec::Limits& limits, Drive drive,
+template <typename Setup, typename Drive, typename Reference>
+void checkSplits(const uint8_t* data, size_t size, const Setup& limits, Drive drive,
                  Reference reference) {
   const auto whole = drive(data, size, size, size, limits);
   FUZZ_CHECK(agrees(

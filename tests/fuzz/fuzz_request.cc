@@ -10,8 +10,10 @@
 // limits and under tiny ones, so the limit and oversize-discard paths are reached.
 //
 // The events are also compared with reference(): a second, deliberately plain framer that sees
-// the whole input at once (no resume hints, no fast paths), written from the Redis rules. It
-// catches bugs that the parser would make consistently however the input is split.
+// the whole input at once (no resume hints, no fast paths), written from Redis 7.0.15's
+// networking.c (processMultibulkBuffer, processInlineBuffer) and util.c (string2ll). It catches
+// bugs that the parser would make consistently however the input is split. The tiny-limits run
+// also sets setAuthRequired(true), so Redis's unauthenticated limits are reached.
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -37,8 +39,6 @@ using corral::codec::ParseResult;
 using corral::codec::ParseStatus;
 using corral::codec::Request;
 using corral::codec::RequestParser;
-using corral::fuzz::Ref;
-using corral::fuzz::refNumber;
 
 struct Event {
   ParseStatus status;
@@ -46,7 +46,14 @@ struct Event {
   size_t consumed;  // for kDiscarded: every byte dropped since the kOversize
   std::vector<std::string> args;
   bool is_inline;
+  char got = 0;  // kExpectedDollar
   bool operator==(const Event&) const = default;
+};
+
+// Limits plus the one parser setting that is not a limit.
+struct Setup {
+  Limits limits;
+  bool auth_required = false;
 };
 
 // Checks what a kComplete result must satisfy, given the bytes it was parsed from.
@@ -78,27 +85,34 @@ void checkComplete(const char* data, size_t len, const ParseResult& r, const Req
   FUZZ_CHECK(req.args.size() <= limits.max_args);
   const char* prev_end = data;
   for (std::string_view a : req.args) {
-    // Args are views into the frame, in order, each followed by its CRLF.
+    // Args are views into the frame, in order, each followed by two more bytes of it (Redis
+    // skips those two unchecked, and so do we).
     FUZZ_CHECK(a.data() > prev_end && a.data() + a.size() + 2 <= data + r.consumed);
     FUZZ_CHECK(a.size() <= limits.max_bulk_bytes);
-    FUZZ_CHECK(a.data()[a.size()] == '\r' && a.data()[a.size() + 1] == '\n');
+    FUZZ_CHECK(a.data()[-2] == '\r');
     prev_end = a.data() + a.size();
   }
-  // Lengths are parsed strictly (no '+', no leading zeros), so a multibulk has exactly one
-  // spelling: re-encoding the args must give the frame back byte for byte.
   if (!req.args.empty()) {
+    FUZZ_CHECK(prev_end + 2 == data + r.consumed);
+    // Re-encoded (the spelling corral would use), the same args come back.
     std::string wire;
     appendCommand(wire, req.args);
-    FUZZ_CHECK(wire == req.frame);
+    RequestParser again;
+    Request req2;
+    const ParseResult r2 = again.parse(wire.data(), wire.size(), req2);
+    FUZZ_CHECK(r2.status == ParseStatus::kComplete && r2.consumed == wire.size());
+    FUZZ_CHECK(req2.args == req.args);
   } else {
-    FUZZ_CHECK(req.frame == "*0\r\n" || req.frame == "*-1\r\n");
+    FUZZ_CHECK(req.frame[req.frame.size() - 2] == '\r');  // only the count line
   }
 }
 
 // Feeds data[0, size) in pieces: first `first` bytes, then `step` bytes at a time.
 std::vector<Event> drive(const uint8_t* input, size_t size, size_t first, size_t step,
-                         const Limits& limits) {
+                         const Setup& setup) {
+  const Limits& limits = setup.limits;
   RequestParser parser(limits);
+  parser.setAuthRequired(setup.auth_required);
   Request req;
   std::string buf;
   std::vector<Event> events;
@@ -133,7 +147,8 @@ std::vector<Event> drive(const uint8_t* input, size_t size, size_t first, size_t
           e.is_inline = req.is_inline;
           break;
         case ParseStatus::kOversize:
-          FUZZ_CHECK(!discarding && r.error == ParseError::kRequestTooLarge);
+          FUZZ_CHECK(!discarding && (r.error == ParseError::kRequestTooLarge ||
+                                     r.error == ParseError::kTooManyArgs));
           FUZZ_CHECK(r.consumed > 0 && parser.midFrame());
           discarding = true;
           dropped = 0;
@@ -146,8 +161,10 @@ std::vector<Event> drive(const uint8_t* input, size_t size, size_t first, size_t
           break;
         case ParseStatus::kError:
           FUZZ_CHECK(r.consumed == 0 && r.error != ParseError::kNone);
-          FUZZ_CHECK(!corral::codec::errorText(r.error).empty());
+          FUZZ_CHECK(!corral::codec::errorText(r).empty());
+          FUZZ_CHECK((r.got != 0) == (r.error == ParseError::kExpectedDollar));
           FUZZ_CHECK(!parser.midFrame());
+          e.got = r.got;
           events.push_back(e);
           return events;
         case ParseStatus::kIncomplete:
@@ -227,15 +244,50 @@ bool refSplit(const std::string& line, std::vector<std::string>& out) {
   }
 }
 
+// util.c's string2ll, written differently: the shape first, then from_chars for the range.
+bool refString2ll(std::string_view t, int64_t& v) {
+  if (t.empty() || t.size() >= 21) return false;
+  if (t == "0") {
+    v = 0;
+    return true;
+  }
+  const std::string_view digits = t[0] == '-' ? t.substr(1) : t;
+  if (digits.empty() || digits[0] < '1' || digits[0] > '9') return false;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return false;
+  }
+  const auto r = std::from_chars(t.data(), t.data() + t.size(), v);
+  return r.ec == std::errc() && r.ptr == t.data() + t.size();
+}
+
+enum class RefLine : uint8_t { kOk, kMore, kTooLong };
+
+// A request length line at s[h] (its type byte): it ends at the first '\r' with a byte after it;
+// strchr stops at a NUL, so a NUL before the '\r' means never; the '\r' must come within the
+// first max_inline_bytes + 1 bytes, and without it more than max_inline_bytes bytes fail.
+RefLine refLine(std::string_view s, size_t h, const Limits& limits, size_t& cr) {
+  const size_t window = std::min(s.size(), h + size_t{limits.max_inline_bytes} + 1);
+  for (size_t j = h; j < window; ++j) {
+    if (s[j] == '\0') break;
+    if (s[j] == '\r') {
+      if (j + 1 >= s.size()) return RefLine::kMore;
+      cr = j;
+      return RefLine::kOk;
+    }
+  }
+  return s.size() - h > limits.max_inline_bytes ? RefLine::kTooLong : RefLine::kMore;
+}
+
 // The events drive() must produce for the whole input `s`.
-std::vector<Event> reference(std::string_view s, const Limits& limits) {
+std::vector<Event> reference(std::string_view s, const Setup& setup) {
+  const Limits& limits = setup.limits;
   std::vector<Event> events;
   auto more = [&](size_t at) {
     events.push_back({ParseStatus::kIncomplete, ParseError::kNone, s.size() - at, {}, false});
     return events;
   };
-  auto error = [&](ParseError e) {
-    events.push_back({ParseStatus::kError, e, 0, {}, false});
+  auto error = [&](ParseError e, char got = 0) {
+    events.push_back({ParseStatus::kError, e, 0, {}, false, got});
     return events;
   };
   size_t pos = 0;
@@ -243,12 +295,17 @@ std::vector<Event> reference(std::string_view s, const Limits& limits) {
     if (pos == s.size()) return more(pos);
     const size_t start = pos;
     if (s[pos] != '*') {
-      const size_t nl = s.find('\n', pos);
-      if (nl == std::string_view::npos && s.size() - pos <= limits.max_inline_bytes) {
-        return more(pos);
+      const size_t window = std::min(s.size(), pos + size_t{limits.max_inline_bytes} + 1);
+      size_t nl = std::string_view::npos;
+      for (size_t j = pos; j < window && s[j] != '\0'; ++j) {
+        if (s[j] == '\n') {
+          nl = j;
+          break;
+        }
       }
-      if (nl == std::string_view::npos || nl - pos > limits.max_inline_bytes) {
-        return error(ParseError::kInlineTooLong);
+      if (nl == std::string_view::npos) {
+        if (s.size() - pos > limits.max_inline_bytes) return error(ParseError::kInlineTooLong);
+        return more(pos);
       }
       std::string line(s.substr(pos, nl - pos));
       if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -258,38 +315,54 @@ std::vector<Event> reference(std::string_view s, const Limits& limits) {
       pos = nl + 1;
       continue;
     }
-    int64_t count = 0;
-    size_t p = 0;
-    switch (refNumber(s, pos + 1, true, count, p)) {
-      case Ref::kMore:
+    size_t cr = 0;
+    switch (refLine(s, pos, limits, cr)) {
+      case RefLine::kMore:
         return more(start);
-      case Ref::kBad:
-        return error(ParseError::kInvalidMultibulkLength);
-      case Ref::kOk:
+      case RefLine::kTooLong:
+        return error(ParseError::kMultibulkLineTooLong);
+      case RefLine::kOk:
         break;
     }
-    if (count < -1 || count > static_cast<int64_t>(limits.max_args)) {
+    int64_t count = 0;
+    if (!refString2ll(s.substr(pos + 1, cr - pos - 1), count) || count > INT32_MAX) {
       return error(ParseError::kInvalidMultibulkLength);
+    }
+    if (setup.auth_required && count > 10) {
+      return error(ParseError::kUnauthenticatedMultibulkLength);
+    }
+    size_t p = cr + 2;
+    if (count <= 0) {
+      events.push_back({ParseStatus::kComplete, ParseError::kNone, p - start, {}, false});
+      pos = p;
+      continue;
     }
     std::vector<std::string> args;
     bool oversize = false;
     size_t dropped_from = 0;
+    if (static_cast<uint64_t>(count) > limits.max_args) {
+      oversize = true;
+      events.push_back({ParseStatus::kOversize, ParseError::kTooManyArgs, p - start, {}, false});
+      dropped_from = p;
+    }
     for (int64_t i = 0; i < count; ++i) {
       if (p == s.size()) return more(oversize ? p : start);
-      if (s[p] != '$') return error(ParseError::kExpectedDollar);
-      int64_t n = 0;
-      size_t body = 0;
-      switch (refNumber(s, p + 1, false, n, body)) {
-        case Ref::kMore:
+      switch (refLine(s, p, limits, cr)) {
+        case RefLine::kMore:
           return more(oversize ? p : start);
-        case Ref::kBad:
-          return error(ParseError::kInvalidBulkLength);
-        case Ref::kOk:
+        case RefLine::kTooLong:
+          return error(ParseError::kBulkLineTooLong);
+        case RefLine::kOk:
           break;
       }
-      if (static_cast<uint64_t>(n) > limits.max_bulk_bytes) {
+      if (s[p] != '$') return error(ParseError::kExpectedDollar, s[p]);
+      int64_t n = 0;
+      if (cr == p || !refString2ll(s.substr(p + 1, cr - p - 1), n) || n < 0 ||
+          static_cast<uint64_t>(n) > limits.max_bulk_bytes) {
         return error(ParseError::kInvalidBulkLength);
       }
+      if (setup.auth_required && n > 16384) return error(ParseError::kUnauthenticatedBulkLength);
+      const size_t body = cr + 2;
       const uint64_t end = body + static_cast<uint64_t>(n) + 2;
       if (!oversize && end - start > limits.max_request_bytes) {
         oversize = true;
@@ -297,17 +370,8 @@ std::vector<Event> reference(std::string_view s, const Limits& limits) {
             {ParseStatus::kOversize, ParseError::kRequestTooLarge, body - start, {}, false});
         dropped_from = body;
       }
-      if (end > s.size()) {
-        if (!oversize) return more(start);
-        // Discarding drops what is there, checking whatever part of the CRLF has arrived.
-        for (uint64_t k = body + static_cast<uint64_t>(n); k < s.size(); ++k) {
-          if (s[k] != "\r\n"[k - body - static_cast<uint64_t>(n)]) {
-            return error(ParseError::kInvalidBulkLength);
-          }
-        }
-        return more(s.size());
-      }
-      if (s.substr(end - 2, 2) != "\r\n") return error(ParseError::kInvalidBulkLength);
+      // A discard drops a partial payload as it arrives; a parse keeps the frame for later.
+      if (end > s.size()) return more(oversize ? s.size() : start);
       if (!oversize) args.emplace_back(s.substr(body, static_cast<size_t>(n)));
       p = end;
     }
@@ -320,8 +384,8 @@ std::vector<Event> reference(std::string_view s, const Limits& limits) {
   }
 }
 
-void runWith(const uint8_t* data, size_t size, const Limits& limits) {
-  corral::fuzz::checkSplits(data, size, limits, drive, reference);
+void runWith(const uint8_t* data, size_t size, const Setup& setup) {
+  corral::fuzz::checkSplits(data, size, setup, drive, reference);
 }
 
 }  // namespace
@@ -330,13 +394,13 @@ void runWith(const uint8_t* data, size_t size, const Limits& limits) {
 extern "C" int LLVMFuzzerTestOneInput(  // NOLINT(readability-identifier-naming)
     const uint8_t* data, size_t size) {
   if (size > 1 << 16) return -1;  // small inputs explore faster; limits are tested with tiny ones
-  runWith(data, size, Limits{});
-  Limits tiny;
-  tiny.max_args = 6;
-  tiny.max_bulk_bytes = 40;
-  tiny.max_request_bytes = 64;
-  tiny.max_inline_bytes = 24;
-  tiny.max_depth = 4;
+  runWith(data, size, Setup{});
+  Setup tiny;
+  tiny.limits.max_args = 6;
+  tiny.limits.max_bulk_bytes = 40;
+  tiny.limits.max_request_bytes = 64;
+  tiny.limits.max_inline_bytes = 24;
+  tiny.auth_required = true;
   runWith(data, size, tiny);
   return 0;
 }
