@@ -282,11 +282,16 @@ inline bool ReplyParser::quick(const char* data, size_t len, ReplyResult& r) {
   size_t end = 0;
   switch (data[0]) {
     case '$': {
+      if (data[1] == '-') {
+        // "$-1\r\n", the nil of a GET that misses: as common as a value.
+        if (len < 5 || data[2] != '1' || data[3] != '\r' || data[4] != '\n') return false;
+        end = 5;
+        r.type = ReplyType::kBulkString;
+        break;
+      }
       uint64_t n = 0;
       size_t body = 0;
-      if (data[1] == '-' || parseLength(data, len, 1, kInt64Max, n, body) != Num::kOk) {
-        return false;
-      }
+      if (parseLength(data, len, 1, kInt64Max, n, body) != Num::kOk) return false;
       const uint64_t bulk_end = body + n + 2;  // n <= INT64_MAX: no overflow
       if (bulk_end > len || !isCrlf(data + bulk_end - 2)) return false;
       end = static_cast<size_t>(bulk_end);

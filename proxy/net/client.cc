@@ -32,6 +32,7 @@ Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
       created_ms_(worker.nowMs()),
       last_active_ms_(worker.nowMs()),
       db_(worker.defaultDb()) {
+  primary_ = worker.primaryFor(primary_slot_);
   // Before AUTH, Redis takes only small requests (10 elements, 16 KiB bulks): so does corral.
   parser_.setAuthRequired(worker.shared().auth != nullptr && worker.shared().auth->enabled());
 }
@@ -172,19 +173,22 @@ void Client::maybeResume() {
 }
 
 size_t Client::process(const char* data, size_t len) {
+  // The worker's: a parsed request never outlives handleRequest, and one client at a time
+  // parses on a worker (an idle client keeps no argument vector of its own).
+  codec::Request& req = worker_.parsedRequest();
   size_t pos = 0;
   while (pos < len && st_.link != Link::kClosing) {
     if (overLimits()) {
       pauseReading();
       break;
     }
-    codec::ParseResult r = parser_.parse(data + pos, len - pos, req_);
+    codec::ParseResult r = parser_.parse(data + pos, len - pos, req);
     pos += r.consumed;
     switch (r.status) {
       case codec::ParseStatus::kIncomplete:
         return pos;
       case codec::ParseStatus::kComplete:
-        if (!req_.args.empty() && !handleRequest(req_)) {
+        if (!req.args.empty() && !handleRequest(req)) {
           // It must wait for this client's earlier requests; parse it again then.
           pos -= r.consumed;
           waiting_ = true;

@@ -373,6 +373,7 @@ class Client final : public upstream::ReplySink {
   // Bytes of requests sent upstream since nothing was last pending (limits.max_pending_bytes).
   uint64_t pending_bytes_ = 0;
   uint32_t primary_slot_ = 0;
+  upstream::Connection* primary_ = nullptr;  // Worker::primaryFor(primary_slot_)
   int64_t created_ms_ = 0;
   int64_t last_active_ms_ = 0;
   uint16_t cur_cmd_ = kNoCommand;  // the request being handled: its counter slot
@@ -400,7 +401,6 @@ class Client final : public upstream::ReplySink {
   std::unique_ptr<Extras> extras_;
 
   // Policies (see applyPolicies).
-  codec::Request req_;
   codec::Request rewritten_;  // a request whose args a policy changed (views into decision)
   std::string rewrite_buf_;   // rewritten_.frame when only arguments were appended
   policies::PolicyCounters* next_hitmiss_ = nullptr;

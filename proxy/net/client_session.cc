@@ -25,10 +25,14 @@ int helloVersion(const std::vector<std::string_view>& args) {
 
 bool Client::handleRequest(const codec::Request& request) {
   const bool done = dispatch(request);
-  // Nothing armed for this request outlives it.
+  // Nothing armed for this request outlives it (forward() consumed what it used).
   next_hitmiss_ = nullptr;
-  next_fill_.reset();
-  hidden_.clear();
+  if (next_fill_ != nullptr) [[unlikely]] {
+    next_fill_.reset();
+  }
+  if (!hidden_.empty()) [[unlikely]] {
+    hidden_.clear();
+  }
   policy_route_ = kRouteDefault;
   cur_cmd_ = kNoCommand;
   cur_flags_ = 0;
@@ -289,7 +293,10 @@ void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::
   const bool read_only =
       cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
   upstream::Connection* conn = nullptr;
-  if (policy_route_ == kRouteDefault) [[likely]] {
+  if (policy_route_ == kRouteDefault && db_ == worker_.defaultDb() &&
+      (!read_only || !worker_.hasReplicas())) [[likely]] {
+    conn = primary_;  // what route() would choose, without asking
+  } else if (policy_route_ == kRouteDefault) {
     conn = worker_.route(read_only, primary_slot_, db_);
   } else if (policy_route_ == kRoutePrimary) {
     conn = worker_.route(false, primary_slot_, db_);

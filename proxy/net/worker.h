@@ -110,6 +110,8 @@ class Worker {
   static constexpr size_t kReadScratch = 64 * 1024;
   // Scratch string for re-encoding inline commands and local replies.
   std::string& scratch() { return scratch_; }
+  // Where clients parse their requests into (valid until the next request is parsed).
+  codec::Request& parsedRequest() { return parsed_; }
 
   // The policy engine's world on this worker: the set in force, the decision, fills, origins.
   wiring::PolicyRuntime& policies() { return *policies_; }
@@ -119,6 +121,12 @@ class Worker {
   upstream::Connection* route(bool read_only, uint64_t client_id, int db);
   // The same with a policy's read_from instead of upstream.read_from.
   upstream::Connection* route(bool read_only, uint64_t client_id, int db, config::ReadFrom from);
+  // The shared primary connection a client with this slot uses on the configured db (stable for
+  // the worker's life), and whether reads may go elsewhere.
+  upstream::Connection* primaryFor(uint64_t slot) const {
+    return pools_[0][slot % pools_[0].size()].get();
+  }
+  bool hasReplicas() const { return pools_.size() > 1; }
   // The db count learned from the primary (-1 when unknown: any db >= 0 is tried).
   int64_t databases() const { return loop_.databases; }
   int defaultDb() const { return cfg_.upstream.primary.db; }
@@ -200,6 +208,7 @@ class Worker {
   std::vector<Client*> all_clients_;  // index kept in Client for O(1) removal
   std::unique_ptr<char[]> read_scratch_;
   std::string scratch_;
+  codec::Request parsed_;
 
   // Policies (see SharedState): picked up between loop turns.
   void syncPolicies();
