@@ -8,7 +8,8 @@
 #              --> release: the release build (-O2 finds warnings -O0 does not)
 #              --> format: clang-format 14 --dry-run --Werror over our *.h/*.cc
 #              --> generated: commands/commands.inc matches tools/gen_commands.py's output for the
-#                  installed redis-server (tools/gen_commands.py --check)
+#                  installed redis-server (tools/gen_commands.py --check), and no module includes
+#                  one it may not use (tools/check_layers.py)
 #              --> summary: one row per stage, then "N passed, M failed" as the last line
 #
 # N and M count ctest's tests (summed over the ctest stages) plus one per other stage. Stages run
@@ -140,12 +141,17 @@ format_stage() {
 # generated: the checked-in command table is what its generator makes from the installed Redis.
 generated_stage() {
   local start=$SECONDS
-  banner "generated: tools/gen_commands.py --check"
-  if /usr/bin/python3 tools/gen_commands.py --check; then
-    record generated 1 0 $((SECONDS - start)) "commands/commands.inc up to date"
-  else
-    record generated 0 1 $((SECONDS - start)) "commands/commands.inc out of date"
+  banner "generated: tools/gen_commands.py --check, tools/check_layers.py"
+  local failed=0 detail="commands/commands.inc up to date; module layers kept"
+  if ! /usr/bin/python3 tools/gen_commands.py --check; then
+    failed=1
+    detail="commands/commands.inc out of date"
   fi
+  if ! /usr/bin/python3 tools/check_layers.py; then
+    failed=1
+    detail="$detail; wrong-way includes (tools/check_layers.py)"
+  fi
+  record generated $((1 - failed)) "$failed" $((SECONDS - start)) "$detail"
 }
 
 banner "deps"
