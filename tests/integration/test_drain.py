@@ -26,6 +26,9 @@ def _draining_corral(redis_server, corral_factory):
     with RespConn(redis_server.port) as direct:
         assert direct.cmd("CLIENT", "PAUSE", "2500", "ALL") == "OK"
     blocker.send_cmd("GET", "drain:k")
+    # The GET must be in flight (read by corral, unanswered) before the drain starts.
+    wait_until(lambda: c.metrics().get("corral_pending_requests", 0) >= 1, 5,
+               what="the GET in flight in corral")
     return c, blocker
 
 
