@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "commands/command_table.h"
+#include "proxy/codec/resp.h"
 
 namespace corral::policies {
 
@@ -351,28 +352,6 @@ void Registry::appendMetrics(std::string& out) const {
   head("corral_ttl_followups_skipped_total", "counter",
        "Follow-up PEXPIREs not sent because the client's connection is in pipe mode.");
   out += "corral_ttl_followups_skipped_total " + std::to_string(followups_skipped.get()) + "\n";
-}
-
-// ---------------------------------------------------------------------------------------------
-// Decision
-
-void Decision::clear() {
-  verdict = Verdict::kForward;
-  error.clear();
-  args.clear();
-  followups.clear();
-  has_read_from = false;
-  read_your_writes_ms = 0;
-  ryw_key = {};
-  append_from = 0;
-  hitmiss = nullptr;
-  audit.clear();
-  fill = nullptr;
-  fill_path.clear();
-  fill_key = {};
-  fill_fresh = false;
-  mget_count = 0;
-  revoke.clear();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -825,7 +804,10 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
         out.append_from = out.ttl.append_from;
       }
       for (const TtlFollowup& f : out.ttl.followups) {
-        out.followups.emplace_back(args[out.keys[f.key]], f.ttl_ms);
+        char num[24];
+        const auto r = std::to_chars(num, num + sizeof num, f.ttl_ms);
+        out.ttl_followups.add({"PEXPIRE", args[out.keys[f.key]],
+                               std::string_view(num, static_cast<size_t>(r.ptr - num)), "NX"});
       }
     }
   }
@@ -846,10 +828,19 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
     }
     if (out.keys.size() == 1 && isHitMissRead(cmd)) out.hitmiss = p->counters;
     if (p->fill != nullptr && p->fill_get && out.keys.size() == 1 && cmd->name == "get") {
-      out.fill = p->fill.get();
-      out.fill_key = args[out.keys[0]];
-      fillPath(*p, out.fill_key, out, out.fill_path);
-      out.fill_fresh = p->fill->window_ms() > 0 || p->fill->xfetch;
+      FillPlan& f = out.fill;
+      f.policy = p->fill.get();
+      f.key.assign(args[out.keys[0]]);
+      fillPath(*p, f.key, out, f.path);
+      f.with_pttl = p->fill->window_ms() > 0 || p->fill->xfetch;
+      if (f.with_pttl) {
+        // One atomic read of the value and its remaining TTL (freshness needs both).
+        codec::appendArrayHeader(f.request, 4);
+        codec::appendBulk(f.request, "EVAL");
+        codec::appendBulk(f.request, kGetWithPttlScript);
+        codec::appendBulk(f.request, "1");
+        codec::appendBulk(f.request, f.key);
+      }
     }
   }
   // MGET of keys whose policies fill on MGET: each missing one is filled on its own.
@@ -857,11 +848,10 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
     for (size_t i = 0; i < out.key_policy.size(); ++i) {
       const CompiledPolicy* p = out.key_policy[i];
       if (p == nullptr || p->fill == nullptr || !p->fill_mget) continue;
-      if (out.mget_count == out.mget_fills.size()) out.mget_fills.emplace_back();
-      Decision::MgetFill& m = out.mget_fills[out.mget_count++];
+      FillPlan::Item& m = out.fill.addItem();
       m.pos = static_cast<uint32_t>(i);
       m.policy = p->fill.get();
-      m.key = args[out.keys[i]];
+      m.key.assign(args[out.keys[i]]);
       fillPath(*p, m.key, out, m.path);
     }
   }
@@ -874,7 +864,13 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
     for (size_t i = 0; i < out.key_policy.size(); ++i) {
       const CompiledPolicy* p = out.key_policy[i];
       if (p != nullptr && p->fill != nullptr && !p->fill->audit) {
-        out.revoke.emplace_back(args[out.keys[i]], p->distributed);
+        const std::string_view key = args[out.keys[i]];
+        out.revoke.push_back(key);
+        if (p->distributed) {
+          out.scratch.clear();
+          appendLeaseKey(out.scratch, key);
+          out.lease_deletes.add({"DEL", out.scratch});
+        }
       }
     }
   }

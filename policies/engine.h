@@ -25,6 +25,7 @@
 #include "config/config.h"
 #include "config/policy_config.h"
 #include "policies/clock.h"
+#include "policies/decision.h"
 #include "policies/fill.h"
 #include "policies/rate_limiter.h"
 #include "policies/template.h"
@@ -121,64 +122,6 @@ struct CompiledPolicy {
   bool fill_get = false;   // fill.commands has GET
   bool fill_mget = false;  // fill.commands has MGET
   bool distributed = false;
-};
-
-// The outcome of decide(), reused by one worker for every request (clear() keeps capacity).
-struct Decision {
-  enum class Verdict : uint8_t { kForward, kRewrite, kReject };
-  Verdict verdict = Verdict::kForward;
-  std::string error;  // kReject: e.g. "KEYNAME user: key 'x' ..." (no '-', no CRLF)
-  std::vector<std::string_view> args;  // kRewrite: the whole new argv (views into `ttl`)
-  size_t append_from = 0;  // kRewrite: args[0, append_from) are the request's own (see ttl.h)
-  // PEXPIRE <key> <ms> NX to send right behind the command; keys are views into the request.
-  std::vector<std::pair<std::string_view, int64_t>> followups;
-  // Routing of a read: the policy's read_from (has_read_from) and whether read-your-writes
-  // sends it to the primary is for the proxy to check (it holds each client's recent writes).
-  bool has_read_from = false;
-  config::PolicyReadFrom read_from = config::PolicyReadFrom::kPrimary;
-  int64_t read_your_writes_ms = 0;  // of the key's policy (reads and writes)
-  std::string_view ryw_key;         // the key that read_your_writes applies to
-  // GET-like single-key read of a policy key: the reply says hit or miss.
-  PolicyCounters* hitmiss = nullptr;
-  // GET of a key whose policy fills from an origin: the proxy watches the reply for a miss.
-  const FillPolicy* fill = nullptr;
-  std::string fill_path;      // origin path for this key (captures percent-encoded)
-  std::string_view fill_key;  // the key (view into the request)
-  bool fill_fresh = false;    // the policy needs the value's PTTL too (freshness, xfetch)
-  // MGET: the keys whose policy fills on MGET (position in the reply array, policy, key, path).
-  struct MgetFill {
-    uint32_t pos = 0;
-    const FillPolicy* policy = nullptr;
-    std::string_view key;
-    std::string path;
-  };
-  std::vector<MgetFill> mget_fills;  // entries past mget_count are kept for reuse
-  size_t mget_count = 0;
-  // Writes of keys of fill policies: in-flight fills of these keys must not store their values
-  // (the proxy revokes local flights and, for distributed policies, deletes the lease).
-  std::vector<std::pair<std::string_view, bool>> revoke;  // key, distributed
-  // What an audit rule (mode audit, on_violation audit, shadow limits, unmatched_keys audit,
-  // commands.audit) saw in this request, first one only; "" = nothing. The proxy logs a sample.
-  std::string audit;
-
-  // Scratch, reused.
-  std::vector<uint32_t> keys;
-  std::vector<Capture> caps;
-  std::vector<KeyTtlRules> ttl_rules;
-  std::vector<const CompiledPolicy*> key_policy;
-  std::string bucket;
-  TtlDecision ttl;
-  void clear();
-};
-
-// Who is asking, for rate limits keyed by client.
-struct RequestContext {
-  std::string_view client;  // AUTH user, else CLIENT SETNAME name, else peer IP
-  const Clock* clock = nullptr;
-  Random* random = nullptr;
-  // The same request decided again (the proxy parsed it twice because it had to wait): decide
-  // identically but count nothing and take no rate-limit tokens a second time.
-  bool replay = false;
 };
 
 class PolicySet {

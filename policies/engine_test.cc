@@ -92,7 +92,7 @@ TEST_CASE("engine: an empty config is trivial and forwards everything") {
   Fixture f(PolicyConfig{});
   CHECK(f.set->trivial());
   CHECK(f.run({"SET", "anything", "v"}) == Verdict::kForward);
-  CHECK(f.d.followups.empty());
+  CHECK(f.d.ttl_followups.empty());
 }
 
 TEST_CASE("engine: naming violations are refused in enforce and counted in audit") {
@@ -273,11 +273,13 @@ TEST_CASE("engine: type writes on a require policy get a follow-up PEXPIRE") {
   cfg.policies.push_back(p);
   Fixture f(cfg);
   CHECK(f.run({"HSET", "profile:7", "name", "ada"}) == Verdict::kForward);
-  REQUIRE(f.d.followups.size() == 1);
-  CHECK(f.d.followups[0].first == "profile:7");
-  CHECK(f.d.followups[0].second == 10000);
+  // Ready to send: RESP bytes of PEXPIRE <key> <ms> NX.
+  REQUIRE(f.d.ttl_followups.size() == 1);
+  CHECK(f.d.ttl_followups.command(0) ==
+        "*4\r\n$7\r\nPEXPIRE\r\n$9\r\nprofile:7\r\n$5\r\n10000\r\n$2\r\nNX\r\n");
+  CHECK(f.d.lease_deletes.empty());
   CHECK(f.run({"HDEL", "profile:7", "name"}) == Verdict::kForward);
-  CHECK(f.d.followups.empty());
+  CHECK(f.d.ttl_followups.empty());
 }
 
 TEST_CASE("engine: routing hints and read-your-writes window") {
@@ -402,27 +404,35 @@ PolicyConfig fillConfig() {
 TEST_CASE("engine: fill policies resolve their defaults and mark GETs") {
   Fixture f(fillConfig());
   CHECK(f.run({"GET", "user:7:card"}) == Verdict::kForward);
-  REQUIRE(f.d.fill != nullptr);
-  CHECK(f.d.fill->origin_name == "users");
-  CHECK(f.d.fill->ttl_ms == 60000);
-  CHECK(f.d.fill->negative_ttl_ms == 5000);
-  CHECK(f.d.fill->single_flight == config::SingleFlight::kDistributed);
-  CHECK(f.d.fill->lock_ttl_ms == 600);  // 2 x origin timeout
-  CHECK(f.d.fill->wait_ms == 600);      // = lock_ttl
-  CHECK(f.d.fill_key == "user:7:card");
-  CHECK(f.d.fill_path == "/v1/users/7?view=card");
-  CHECK_FALSE(f.d.fill_fresh);
+  const FillPlan& plan = f.d.fill;
+  REQUIRE(plan.policy != nullptr);
+  CHECK(plan.policy->origin_name == "users");
+  CHECK(plan.policy->ttl_ms == 60000);
+  CHECK(plan.policy->negative_ttl_ms == 5000);
+  CHECK(plan.policy->single_flight == config::SingleFlight::kDistributed);
+  CHECK(plan.policy->lock_ttl_ms == 600);  // 2 x origin timeout
+  CHECK(plan.policy->wait_ms == 600);      // = lock_ttl
+  CHECK(plan.key == "user:7:card");
+  CHECK(plan.path == "/v1/users/7?view=card");
+  CHECK_FALSE(plan.with_pttl);
+  CHECK(plan.request.empty());
+  CHECK(plan.items().empty());
   CHECK(f.d.revoke.empty());
+  CHECK(f.d.lease_deletes.empty());
   // Only GET fills (fill.commands defaults to [GET]); MGET does not.
   CHECK(f.run({"MGET", "user:7:card"}) == Verdict::kForward);
-  CHECK(f.d.fill == nullptr);
-  // A write revokes fills of its keys; distributed: the proxy also deletes the lease.
+  CHECK(f.d.fill.empty());
+  // A write revokes fills of its keys; distributed: the lease is deleted too.
   CHECK(f.run({"SET", "user:7:card", "v"}) == Verdict::kRewrite);
-  REQUIRE(f.d.revoke.size() == 1);
-  CHECK(f.d.revoke[0].first == "user:7:card");
-  CHECK(f.d.revoke[0].second);
+  CHECK(f.d.revoke == std::vector<std::string_view>{"user:7:card"});
+  REQUIRE(f.d.lease_deletes.size() == 1);
+  const std::string lease = fillKeys("user:7:card").lease;
+  CHECK(f.d.lease_deletes.command(0) ==
+        "*2\r\n$3\r\nDEL\r\n$" + std::to_string(lease.size()) + "\r\n" + lease + "\r\n");
+  CHECK(f.d.fill.empty());
   CHECK(f.run({"DEL", "user:7:card", "other"}) == Verdict::kForward);
   CHECK(f.d.revoke.size() == 1);
+  CHECK(f.d.lease_deletes.size() == 1);
 }
 
 TEST_CASE("engine: corral's internal keys are out of reach") {
@@ -474,7 +484,11 @@ TEST_CASE("engine: a client SET under a fill policy with a freshness window gets
   CHECK(f.run({"SET", "user:1:full", "v"}) == Verdict::kRewrite);
   CHECK(f.d.args == std::vector<std::string_view>{"SET", "user:1:full", "v", "PX", "90000"});
   CHECK(f.run({"GET", "user:1:full"}) == Verdict::kForward);
-  CHECK(f.d.fill_fresh);
+  // Freshness needs the PTTL: the plan carries the request to send instead of the GET.
+  CHECK(f.d.fill.with_pttl);
+  const std::string script(kGetWithPttlScript);
+  CHECK(f.d.fill.request == "*4\r\n$4\r\nEVAL\r\n$" + std::to_string(script.size()) + "\r\n" +
+                                script + "\r\n$1\r\n1\r\n$11\r\nuser:1:full\r\n");
   // EVAL naming the key revokes its fills; EVAL_RO cannot write and does not.
   CHECK(f.run({"EVAL", "return 1", "1", "user:1:full"}) == Verdict::kForward);
   CHECK(f.d.revoke.size() == 1);
@@ -492,19 +506,26 @@ TEST_CASE("engine: MGET lists the keys whose policies fill on MGET") {
   PolicyConfig cfg = fillConfig();
   Fixture get_only(cfg);
   CHECK(get_only.run({"MGET", "user:1:card", "user:2:full"}) == Verdict::kForward);
-  CHECK(get_only.d.mget_count == 0);
+  CHECK(get_only.d.fill.empty());
   cfg.policies[0].fill.commands = {"get", "mget"};
   Fixture f(cfg);
   CHECK(f.run({"MGET", "x", "user:1:card", "user:2:full"}) == Verdict::kForward);
-  REQUIRE(f.d.mget_count == 2);
-  CHECK(f.d.mget_fills[0].pos == 1);
-  CHECK(f.d.mget_fills[0].key == "user:1:card");
-  CHECK(f.d.mget_fills[0].path == "/v1/users/1?view=card");
-  CHECK(f.d.mget_fills[1].pos == 2);
-  CHECK(f.d.mget_fills[1].path == "/v1/users/2?view=full");
+  CHECK(f.d.fill.policy == nullptr);
+  const auto items = f.d.fill.items();
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].pos == 1);
+  CHECK(items[0].key == "user:1:card");
+  CHECK(items[0].path == "/v1/users/1?view=card");
+  CHECK(items[1].pos == 2);
+  CHECK(items[1].path == "/v1/users/2?view=full");
   CHECK(f.run({"GET", "user:1:card"}) == Verdict::kForward);
-  CHECK(f.d.mget_count == 0);
-  CHECK(f.d.fill != nullptr);
+  CHECK(f.d.fill.items().empty());
+  CHECK(f.d.fill.policy != nullptr);
+  // The items' strings are reused by the next MGET.
+  CHECK(f.run({"MGET", "user:3:full"}) == Verdict::kForward);
+  REQUIRE(f.d.fill.items().size() == 1);
+  CHECK(f.d.fill.items()[0].key == "user:3:full");
+  CHECK(f.d.fill.items()[0].path == "/v1/users/3?view=full");
 }
 
 }  // namespace

@@ -97,26 +97,35 @@ std::string oneLine(std::string s) {
 
 }  // namespace
 
-FillKeys fillKeys(std::string_view key) {
-  std::string x;
-  x.reserve(key.size() * 2 + 3);
+namespace {
+
+// "<prefix><kind>:{tag}..." (see fill.h for the slot rule).
+void appendFillKey(std::string& out, std::string_view kind, std::string_view key) {
+  out.append(kInternalPrefix).append(kind).append(":");
   const size_t open = key.find('{');
   const size_t close = open == std::string_view::npos ? open : key.find('}', open + 1);
   if (close != std::string_view::npos && close > open + 1) {
     // The Redis rule: the tag is between the first '{' and the first '}' after it. Repeating
     // it in front keeps the slot and the whole key after it keeps the fill keys distinct.
-    x.append("{").append(key.substr(open + 1, close - open - 1)).append("}:").append(key);
+    out.append("{").append(key.substr(open + 1, close - open - 1)).append("}:").append(key);
   } else {
     // No tag: Redis hashes the whole key, so the whole key becomes the tag. Exact only when the
     // key has no brace at all (see fill.h for the keys that lose their slot).
-    x.append("{").append(key).append("}");
+    out.append("{").append(key).append("}");
   }
+}
+
+}  // namespace
+
+FillKeys fillKeys(std::string_view key) {
   FillKeys k;
   k.data = std::string(key);
-  k.lease = std::string(kInternalPrefix) + "lease:" + x;
-  k.negative = std::string(kInternalPrefix) + "neg:" + x;
+  appendFillKey(k.lease, "lease", key);
+  appendFillKey(k.negative, "neg", key);
   return k;
 }
+
+void appendLeaseKey(std::string& out, std::string_view key) { appendFillKey(out, "lease", key); }
 
 std::optional<std::string> buildFillPath(std::string_view path_template,
                                          std::span<const Capture> caps) {

@@ -52,6 +52,13 @@ struct FillKeys {
   std::string negative;  // "__corral:neg:{tag}..." present while a 404 is remembered
 };
 FillKeys fillKeys(std::string_view key);
+// Appends fillKeys(key).lease to out (no allocation when out has the capacity).
+void appendLeaseKey(std::string& out, std::string_view key);
+
+// What a GET under freshness rules runs instead of GET: the value and its PTTL in one atomic
+// step (EVAL <script> 1 <key>), so a fill policy can tell a stale value from a fresh one.
+inline constexpr std::string_view kGetWithPttlScript =
+    "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
 
 // fill.path with "<name>" replaced by the key's capture of that name, percent-encoded
 // (RFC 3986 unreserved bytes kept). nullopt when the path names a capture the template lacks.

@@ -356,7 +356,7 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
   pending_bytes_ += bytes.size();
   conn->enqueue(this, next_seq_ - 1, bytes, timeout_ms);
   if (!hidden_.empty()) [[unlikely]] {
-    hidden_.sendOn(conn, worker_.policies().followupSink());
+    sendHidden(hidden_, conn);
     hidden_.clear();
   }
 }

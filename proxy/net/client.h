@@ -26,7 +26,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,6 +33,8 @@
 #include <utility>
 #include <vector>
 
+#include "policies/command_batch.h"
+#include "policies/decision.h"
 #include "proxy/codec/buffer.h"
 #include "proxy/codec/resp.h"
 #include "proxy/codec/ring.h"
@@ -54,47 +55,16 @@ namespace corral::net {
 class Worker;
 struct KillFilter;
 
-// Commands corral sends right behind a request, whose replies the client never sees (TTL
-// follow-ups, lease deletions): their RESP bytes back to back, so that a warm list is reused
-// without allocating.
-class HiddenCommands {
- public:
-  void add(std::initializer_list<std::string_view> args);  // encodes one command
-  void append(const HiddenCommands& other);
-  void clear() {
-    bytes_.clear();
-    ends_.clear();
-  }
-  bool empty() const { return ends_.empty(); }
-  size_t size() const { return ends_.size(); }
-  // The i-th command's bytes.
-  std::string_view at(size_t i) const {
-    const size_t start = i == 0 ? 0 : ends_[i - 1];
-    return std::string_view(bytes_).substr(start, ends_[i] - start);
-  }
-  // Enqueues each command on conn with the sink that swallows its reply.
-  void sendOn(upstream::Connection* conn, upstream::ReplySink* sink) const;
-
- private:
-  std::string bytes_;
-  std::vector<size_t> ends_;  // end offset of each command in bytes_
-};
-
-// What a GET of a fill policy's key needs once its reply is back (see Client::onFillReply).
+// What a GET (or MGET) of a fill policy's key needs once its reply is back (see
+// Client::onFillReply): the decision's FillPlan, kept past the request.
 struct FillReq {
-  std::shared_ptr<const policies::PolicySet> set;  // keeps `policy` alive across a reload
+  std::shared_ptr<const policies::PolicySet> set;  // keeps the plan's policies alive (reloads)
   const policies::FillPolicy* policy = nullptr;
   std::string key;
   std::string path;
-  bool fresh = false;  // sent as GET+PTTL: the reply is {value, pttl}
+  bool with_pttl = false;  // sent as FillPlan::request: the reply is {value, pttl}
   // MGET: the keys that may be filled (key and path empty above).
-  struct Item {
-    uint32_t pos = 0;  // index in the reply array
-    const policies::FillPolicy* policy = nullptr;
-    std::string key;
-    std::string path;
-  };
-  std::vector<Item> mget;
+  std::vector<policies::FillPlan::Item> mget;
 };
 
 // What corral does to the replies of a transaction's commands when EXEC answers (see
@@ -217,10 +187,10 @@ class Client final : public upstream::ReplySink {
     std::string user;      // AUTH user, when auth.users is configured
     std::string lib_name;  // CLIENT SETINFO
     std::string lib_ver;
-    TxPlan tx_plan;                  // the transaction being queued
-    HiddenCommands tx_hidden;        // its follow-ups, sent after EXEC
-    int64_t tracking_redirect = -1;  // -1 off; 0 on without REDIRECT; else corral's id
-    int64_t soft_since_ms = -1;      // since when the output is above limits.pubsub_soft_bytes
+    TxPlan tx_plan;                    // the transaction being queued
+    policies::CommandBatch tx_hidden;  // its follow-ups, sent after EXEC
+    int64_t tracking_redirect = -1;    // -1 off; 0 on without REDIRECT; else corral's id
+    int64_t soft_since_ms = -1;        // since when the output is above limits.pubsub_soft_bytes
     // read_your_writes: key -> until (loop ms). Bounded; when full of live entries, every
     // read goes to the primary until ryw_all_until.
     std::unordered_map<std::string, int64_t> ryw;
@@ -322,6 +292,9 @@ class Client final : public upstream::ReplySink {
   bool applyPolicies(const commands::CommandInfo* cmd, const codec::Request& req,
                      const codec::Request** use);
   void rejectByPolicy(std::string_view error);
+  // Enqueues each command of a decision's batch on conn; their replies are swallowed (counted
+  // when they are errors).
+  void sendHidden(const policies::CommandBatch& batch, upstream::Connection* conn);
   // Who the client is for rate limits: AUTH user, else CLIENT SETNAME name, else peer IP.
   std::string_view identity() const;
   // read_your_writes: remembers a write / tells whether a read must go to the primary.
@@ -339,9 +312,9 @@ class Client final : public upstream::ReplySink {
   void onMgetFillReply(uint64_t seq, std::unique_ptr<FillReq> f, std::string_view reply);
   struct MgetJob {
     uint64_t seq = 0;
-    std::vector<std::string> elems;   // the reply's elements, misses replaced as fills answer
-    std::vector<FillReq::Item> todo;  // the misses to fill
-    size_t next = 0;                  // todo[next] is the next to start
+    std::vector<std::string> elems;  // the reply's elements, misses replaced as fills answer
+    std::vector<policies::FillPlan::Item> todo;  // the misses to fill
+    size_t next = 0;                             // todo[next] is the next to start
     size_t running = 0;
     bool answered = false;
     std::shared_ptr<const policies::PolicySet> set;  // keeps the items' policies alive
@@ -405,7 +378,7 @@ class Client final : public upstream::ReplySink {
   std::string rewrite_buf_;   // rewritten_.frame when only arguments were appended
   policies::PolicyCounters* next_hitmiss_ = nullptr;
   std::unique_ptr<FillReq> next_fill_;  // armed by applyPolicies for forward()
-  HiddenCommands hidden_;               // sent right behind the request by forward()
+  policies::CommandBatch hidden_;       // sent right behind the request by forward()
   // Routing a policy asked for: default, the primary (read-your-writes), or a ReadFrom value.
   static constexpr int8_t kRouteDefault = -1;
   static constexpr int8_t kRoutePrimary = -2;

@@ -19,7 +19,7 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
     onMgetFillReply(seq, std::move(f), reply);
     return;
   }
-  if (!f->fresh) {
+  if (!f->with_pttl) {
     if (hitmiss != nullptr) hitmiss->countRead(reply);
     if (reply == "$-1\r\n") {
       startFill(seq, std::move(f), nullptr);
@@ -104,7 +104,7 @@ void Client::pumpMget(const std::shared_ptr<MgetJob>& job) {
   // slot (max_in_flight) of the worker.
   constexpr size_t kParallel = 8;
   while (job->running < kParallel && job->next < job->todo.size()) {
-    const FillReq::Item& item = job->todo[job->next++];
+    const policies::FillPlan::Item& item = job->todo[job->next++];
     ++job->running;
     const policies::FillPolicy& p = worker_.policies().localFillPolicy(*item.policy, *job->set);
     const uint32_t at = item.pos;

@@ -1,7 +1,6 @@
 // Client: the glue between a request and the policy engine (decide, refusals, rewrites,
 // hidden follow-ups, read-your-writes routing, fill planning).
 #include <algorithm>
-#include <charconv>
 
 #include "commands/command_table.h"
 #include "proxy/net/client.h"
@@ -9,33 +8,12 @@
 #include "proxy/net/worker.h"
 
 namespace corral::net {
-namespace {
-
-// GET k and PTTL k in one step, for fill policies with freshness rules.
-constexpr std::string_view kGetWithPttl =
-    "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
-
-}  // namespace
 
 using commands::CommandInfo;
 
-void HiddenCommands::add(std::initializer_list<std::string_view> args) {
-  codec::appendArrayHeader(bytes_, args.size());
-  for (std::string_view a : args) codec::appendBulk(bytes_, a);
-  ends_.push_back(bytes_.size());
-}
-
-void HiddenCommands::append(const HiddenCommands& other) {
-  const size_t base = bytes_.size();
-  bytes_ += other.bytes_;
-  for (size_t e : other.ends_) ends_.push_back(base + e);
-}
-
-void HiddenCommands::sendOn(upstream::Connection* conn, upstream::ReplySink* sink) const {
-  size_t start = 0;
-  for (size_t end : ends_) {
-    conn->enqueue(sink, 0, std::string_view(bytes_).substr(start, end - start), 0);
-    start = end;
+void Client::sendHidden(const policies::CommandBatch& batch, upstream::Connection* conn) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    conn->enqueue(worker_.policies().followupSink(), 0, batch.command(i), 0);
   }
 }
 
@@ -75,52 +53,36 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
   }
   // Follow-ups go right behind the request on its connection (a dedicated connection pairs
   // their replies and drops them; inside MULTI they wait for EXEC).
-  for (const auto& [key, ms] : d.followups) {
-    char num[24];
-    const auto r = std::to_chars(num, num + sizeof num, ms);
-    hidden_.add({"PEXPIRE", key, std::string_view(num, static_cast<size_t>(r.ptr - num)), "NX"});
-  }
+  hidden_.append(d.ttl_followups);
   next_hitmiss_ = d.hitmiss;
-  for (const auto& [key, distributed] : d.revoke) {
-    // A write of a key that may be being filled: the fill must not store its (older) value.
-    worker_.policies().fillEngine().revoke(key);
-    if (distributed) {
-      // Other corrals' fills too: their commit needs the lease, which this DEL takes away.
-      const std::string lease = policies::fillKeys(key).lease;
-      if (inMulti()) {
-        // Inside MULTI a hidden command would wait for EXEC: delete the lease now on a shared
-        // connection too, and again right after EXEC (with the transaction's follow-ups).
-        upstream::Connection* shared = worker_.route(false, primary_slot_, db_);
-        if (shared->accepting())
-          shared->enqueue(worker_.policies().followupSink(), 0, encode({"DEL", lease}), 0);
-      }
-      hidden_.add({"DEL", lease});
+  // Writes of keys that may be being filled: the fills must not store their (older) values.
+  for (std::string_view key : d.revoke) worker_.policies().fillEngine().revoke(key);
+  if (!d.lease_deletes.empty()) {
+    if (inMulti()) {
+      // Inside MULTI a hidden command would wait for EXEC: delete the leases now on a shared
+      // connection too, and again right after EXEC (with the transaction's follow-ups).
+      upstream::Connection* shared = worker_.route(false, primary_slot_, db_);
+      if (shared->accepting()) sendHidden(d.lease_deletes, shared);
     }
+    hidden_.append(d.lease_deletes);
   }
   // Fills wait in a slot of a shared connection's request (never on a dedicated one, whose
   // frames must pair in order).
-  const bool fills = db_ == worker_.defaultDb() && st_.link == Link::kShared;
-  if (d.fill != nullptr && fills) [[unlikely]] {
+  const policies::FillPlan& plan = d.fill;
+  if (!plan.empty() && db_ == worker_.defaultDb() && st_.link == Link::kShared) [[unlikely]] {
     auto f = std::make_unique<FillReq>();
     f->set = worker_.policies().setPtr();
-    f->policy = d.fill;
-    f->key.assign(d.fill_key);
-    f->path = d.fill_path;
-    f->fresh = d.fill_fresh;
-    if (f->fresh) {
-      // One atomic read of the value and its remaining TTL (freshness needs both).
-      rewritten_.args = {"EVAL", kGetWithPttl, "1", f->key};
-      rewritten_.is_inline = true;
-      rewritten_.frame = {};
+    f->policy = plan.policy;
+    f->key = plan.key;
+    f->path = plan.path;
+    f->with_pttl = plan.with_pttl;
+    f->mget.assign(plan.items().begin(), plan.items().end());
+    if (plan.with_pttl) {
+      // The plan's request (value and PTTL at once) goes instead of the GET.
+      rewritten_.args.assign(req.args.begin(), req.args.end());
+      rewritten_.frame = plan.request;
+      rewritten_.is_inline = false;
       *use = &rewritten_;
-    }
-    next_fill_ = std::move(f);
-  } else if (d.mget_count > 0 && fills) [[unlikely]] {
-    auto f = std::make_unique<FillReq>();
-    f->set = worker_.policies().setPtr();
-    for (size_t i = 0; i < d.mget_count; ++i) {
-      const auto& m = d.mget_fills[i];
-      f->mget.push_back(FillReq::Item{m.pos, m.policy, std::string(m.key), m.path});
     }
     next_fill_ = std::move(f);
   }

@@ -487,11 +487,11 @@ void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, Co
       }
       extras_->tx_plan.clear();
       // The queued writes' follow-ups, after the transaction, unseen by the client.
-      HiddenCommands later;
+      policies::CommandBatch later;
       std::swap(later, extras_->tx_hidden);
       if (kind == CommandKind::kExec) {
         for (size_t i = 0; i < later.size(); ++i) {
-          sendDedicatedRaw(later.at(i), kHidden | kOnDedicated, Rewrite::kNone, 0, 0, 1);
+          sendDedicatedRaw(later.command(i), kHidden | kOnDedicated, Rewrite::kNone, 0, 0, 1);
         }
       }
     }
@@ -501,7 +501,7 @@ void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, Co
       extras().tx_hidden.append(hidden_);  // queued by Redis: sent after EXEC instead
     } else {
       for (size_t i = 0; i < hidden_.size(); ++i) {
-        sendDedicatedRaw(hidden_.at(i), kHidden | kOnDedicated, Rewrite::kNone, 0, 0, 1);
+        sendDedicatedRaw(hidden_.command(i), kHidden | kOnDedicated, Rewrite::kNone, 0, 0, 1);
       }
     }
     hidden_.clear();

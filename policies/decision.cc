@@ -1,0 +1,41 @@
+#include "policies/decision.h"
+
+namespace corral::policies {
+
+FillPlan::Item& FillPlan::addItem() {
+  if (item_count_ == items_.size()) items_.emplace_back();
+  Item& it = items_[item_count_++];
+  it.pos = 0;
+  it.policy = nullptr;
+  it.key.clear();
+  it.path.clear();
+  return it;
+}
+
+void FillPlan::clear() {
+  policy = nullptr;
+  key.clear();
+  path.clear();
+  with_pttl = false;
+  request.clear();
+  item_count_ = 0;
+}
+
+void Decision::clear() {
+  verdict = Verdict::kForward;
+  error.clear();
+  args.clear();
+  append_from = 0;
+  ttl_followups.clear();
+  lease_deletes.clear();
+  revoke.clear();
+  fill.clear();
+  has_read_from = false;
+  read_from = config::PolicyReadFrom::kPrimary;
+  read_your_writes_ms = 0;
+  ryw_key = {};
+  hitmiss = nullptr;
+  audit.clear();
+}
+
+}  // namespace corral::policies
