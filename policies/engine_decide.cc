@@ -1,0 +1,370 @@
+// PolicySet::decide and its phases but the rate limits (engine_limits.cc); the flow is drawn in
+// engine.h. Runs on a worker for one request: reads only immutable state, the Registry's atomics
+// and (phase 3) the rate limiter's sharded buckets. Allocates nothing once the Decision is warm,
+// unless a request is rewritten or filled.
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <vector>
+
+#include "commands/command_table.h"
+#include "policies/engine.h"
+#include "policies/engine_internal.h"
+#include "proxy/codec/resp.h"
+
+namespace corral::policies {
+
+using commands::CommandInfo;
+
+namespace {
+
+constexpr size_t kMaxKeyInError = 64;
+
+CommandTraits traitsFromTable(const CommandInfo& c) {
+  CommandTraits t;
+  t.keyed = !(c.flags & (commands::kNoKey | commands::kPubSub));
+  const commands::KeySpec& k = c.keys[0];
+  if (t.keyed && c.nkeyspecs == 1 && k.search == commands::KeySearch::kRange && k.first == k.last &&
+      k.first > 0 && k.first < 256) {
+    t.key_at = static_cast<uint8_t>(k.first);
+  }
+  t.write = (c.flags & commands::kWrite) != 0;
+  t.read_only = (c.flags & commands::kRead) && !t.write;
+  // Scripts and functions may write any key they are given (only the _RO forms cannot).
+  t.may_write = t.write || ((c.flags & commands::kScript) && !c.name.ends_with("_ro"));
+  // Single-key reads whose reply tells a cache hit from a miss (nil or an empty collection).
+  static constexpr std::string_view kHitMissReads[] = {
+      "get", "getex", "getdel", "hget", "hgetall", "smembers", "lrange", "zrange", "json.get"};
+  t.hitmiss = std::find(std::begin(kHitMissReads), std::end(kHitMissReads), c.name) !=
+              std::end(kHitMissReads);
+  t.get = c.name == "get";
+  t.mget = c.name == "mget";
+  return t;
+}
+
+}  // namespace
+
+CommandTraits commandTraits(const CommandInfo* cmd, int64_t top) {
+  if (cmd == nullptr) return {};
+  if (top < 0) return traitsFromTable(*cmd);
+  static const std::vector<CommandTraits> kTable = [] {
+    std::vector<CommandTraits> t;
+    for (const CommandInfo& c : commands::allCommands()) t.push_back(traitsFromTable(c));
+    return t;
+  }();
+  return kTable[static_cast<size_t>(top)];
+}
+
+void appendEscaped(std::string& out, std::string_view s) {
+  const size_t n = std::min(s.size(), kMaxKeyInError);
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c >= 0x7f || c == '\'' || c == '\\') {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out.append(buf);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (s.size() > n) out.append("...");
+}
+
+void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view> args,
+                       const RequestContext& ctx, Registry& reg, Decision& out) const {
+  out.clear();
+  const int64_t top = cmd != nullptr ? commands::topLevelIndex(cmd) : -1;
+  const Request r{cmd, top, commandTraits(cmd, top), args, ctx, reg, !ctx.replay};
+  if (!checkCommand(r, out) || !resolveKeys(r, out)) return;
+  if (any_limits_ && !checkLimits(r, out)) return;
+  if (any_ttl_rules_ && r.traits.write && !applyTtl(r, out)) return;
+  // Routing, accounting and fills concern the keys of policies only.
+  if (out.key_policy.empty() || out.key_policy[0] == nullptr) {
+    if (any_fills_ && out.keys.size() > 1) planFills(r, out);  // later keys may have policies
+    return;
+  }
+  route(r, out);
+  if (any_fills_) planFills(r, out);
+}
+
+// 1. Command rules: global.commands.deny refuses, global.commands.audit counts.
+bool PolicySet::checkCommand(const Request& r, Decision& out) const {
+  const config::GlobalSpec& g = config_.global;
+  // A top-level command is on a list exactly when its bit is set; subcommands and commands the
+  // table does not know take the slow path.
+  auto listed = [&r](const std::vector<uint8_t>& top, const std::vector<std::string>& names,
+                     const std::vector<const CommandInfo*>& cmds) {
+    if (r.top >= 0) return top[static_cast<size_t>(r.top)] != 0;
+    if (names.empty()) return false;
+    if (r.cmd != nullptr) {
+      return std::any_of(cmds.begin(), cmds.end(),
+                         [&r](const CommandInfo* c) { return sameOrChild(c, r.cmd); });
+    }
+    // A command the table does not know (a module's): compare the names as written.
+    return std::any_of(names.begin(), names.end(), [&r](const std::string& n) {
+      return commands::equalsIgnoreCase(n, r.args[0]);
+    });
+  };
+  if (listed(deny_top_, g.deny_commands, deny_)) [[unlikely]] {
+    r.bump(r.reg.denied);
+    out.verdict = Decision::Verdict::kReject;
+    out.error = "DENIED command '";
+    if (r.cmd != nullptr) {
+      out.error.append(r.cmd->name);
+    } else {
+      appendEscaped(out.error, r.args[0]);
+    }
+    out.error += "' is denied by global.commands.deny";
+    return false;
+  }
+  if (listed(audit_top_, g.audit_commands, audit_)) [[unlikely]] {
+    r.bump(r.reg.command_audit);
+    if (out.audit.empty()) {
+      out.audit = "command '";
+      appendEscaped(out.audit, r.args[0]);
+      out.audit += "' (global.commands.audit)";
+    }
+  }
+  return true;
+}
+
+// 2. The keys (from the command table), each key's policy, and naming.
+bool PolicySet::resolveKeys(const Request& r, Decision& out) const {
+  out.keys.clear();
+  out.key_policy.clear();
+  if (!r.traits.keyed || !commands::arityOk(*r.cmd, r.args.size())) return true;
+  if (r.traits.key_at != 0) {
+    out.keys.push_back(r.traits.key_at);  // arityOk: the argument is there
+  } else if (!commands::extractKeys(*r.cmd, r.args, out.keys)) {
+    out.keys.clear();  // malformed: Redis will refuse it
+  }
+  const config::GlobalSpec& g = config_.global;
+  const bool have_policies = matcher_.has_value() && !policies_.empty();
+  for (uint32_t idx : out.keys) {
+    const std::string_view key = r.args[idx];
+    if (key.starts_with(kInternalPrefix)) [[unlikely]] {
+      // Leases and negative entries of fills: corral's own, never a client's to read or write.
+      out.verdict = Decision::Verdict::kReject;
+      out.error = "KEYNAME key '";
+      appendEscaped(out.error, key);
+      out.error += "' is in corral's reserved prefix ";
+      out.error += kInternalPrefix;
+      return false;
+    }
+    const CompiledPolicy* p = nullptr;
+    bool violation = false;
+    if (have_policies) {
+      const MatchResult m = matcher_->match(key, nullptr);
+      if (m.entry >= 0) {
+        p = &policies_[static_cast<size_t>(m.entry)];
+        violation = m.violation;
+      }
+    }
+    if (p == nullptr) {
+      out.key_policy.push_back(nullptr);
+      if (g.unmatched_keys == config::UnmatchedKeys::kReject) {
+        r.bump(r.reg.unmatched_rejected);
+        out.verdict = Decision::Verdict::kReject;
+        out.error = "KEYNAME key '";
+        appendEscaped(out.error, key);
+        out.error += "' matches no policy (global.unmatched_keys: reject)";
+        return false;
+      }
+      if (g.unmatched_keys == config::UnmatchedKeys::kAudit) {
+        r.bump(r.reg.unmatched_audited);
+        if (out.audit.empty()) {
+          out.audit = "key '";
+          appendEscaped(out.audit, key);
+          out.audit += "' matches no policy (global.unmatched_keys: audit)";
+        }
+      }
+      continue;
+    }
+    const config::PolicySpec& spec = *p->spec;
+    if (spec.mode == config::PolicyMode::kOff) {
+      out.key_policy.push_back(nullptr);
+      continue;
+    }
+    out.key_policy.push_back(p);
+    const bool too_long = key.size() > spec.max_key_bytes;
+    if (!violation && !too_long) [[likely]] {
+      continue;
+    }
+    if (p->audit) {
+      r.bump(p->counters->naming_audited);
+      if (out.audit.empty()) {
+        out.audit = "policy ";
+        out.audit += spec.name;
+        out.audit += " (mode audit) would refuse key '";
+        appendEscaped(out.audit, key);
+        out.audit += too_long ? "': longer than naming.max_key_bytes" : "': does not match ";
+        if (!too_long) out.audit += spec.match;
+      }
+      continue;
+    }
+    r.bump(p->counters->naming_rejected);
+    out.verdict = Decision::Verdict::kReject;
+    out.error = "KEYNAME ";
+    out.error += spec.name;
+    out.error += ": key '";
+    appendEscaped(out.error, key);
+    if (too_long) {
+      out.error += "' is longer than naming.max_key_bytes (";
+      out.error += std::to_string(spec.max_key_bytes);
+      out.error += ")";
+    } else {
+      out.error += "' does not match ";
+      out.error += spec.match;
+    }
+    return false;
+  }
+  // Each policy counts a request once, however many of its keys the request has.
+  for (size_t i = 0; i < out.key_policy.size(); ++i) {
+    const CompiledPolicy* p = out.key_policy[i];
+    if (p == nullptr) continue;
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; ++j) seen = out.key_policy[j] == p;
+    if (!seen) r.bump(p->counters->requests);
+  }
+  return true;
+}
+
+// 4. TTL rules of a write (decideTtl leaves commands without TTL semantics alone).
+bool PolicySet::applyTtl(const Request& r, Decision& out) const {
+  bool any = false;
+  out.ttl_rules.clear();
+  for (const CompiledPolicy* p : out.key_policy) {
+    KeyTtlRules rules;
+    if (p != nullptr && p->has_ttl_rules) {
+      rules.ttl = &p->spec->ttl;
+      rules.policy = p->spec->name;
+      rules.audit = p->audit;
+      any = true;
+    }
+    out.ttl_rules.push_back(rules);
+  }
+  if (!any) return true;
+  out.ttl.clear();
+  TtlInput in;
+  in.command = r.cmd->name;
+  in.args = r.args;
+  in.keys = out.keys;
+  in.rules = out.ttl_rules;
+  in.now_unix_ms = r.ctx.clock->unixMs();
+  decideTtl(in, *r.ctx.random, out.ttl);
+  for (const TtlEvent& e : out.ttl.events) {
+    const CompiledPolicy* p = out.key_policy[e.key];
+    if (p == nullptr) continue;
+    switch (e.kind) {
+      case TtlEvent::Kind::kFixed:
+        r.bump(p->counters->ttl_fixed);
+        break;
+      case TtlEvent::Kind::kRejected:
+        r.bump(p->counters->ttl_rejected);
+        break;
+      case TtlEvent::Kind::kAudited:
+        r.bump(p->counters->ttl_audited);
+        if (out.audit.empty()) {
+          out.audit = "policy ";
+          out.audit += p->spec->name;
+          out.audit += " would fix or refuse the TTL of key '";
+          appendEscaped(out.audit, r.args[out.keys[e.key]]);
+          out.audit += "' (audit)";
+        }
+        break;
+    }
+  }
+  if (out.ttl.verdict == TtlDecision::Verdict::kReject) {
+    out.verdict = Decision::Verdict::kReject;
+    out.error.swap(out.ttl.error);
+    return false;
+  }
+  if (out.ttl.verdict == TtlDecision::Verdict::kRewrite) {
+    out.verdict = Decision::Verdict::kRewrite;
+    const auto argv = out.ttl.argv();
+    out.args.assign(argv.begin(), argv.end());
+    out.append_from = out.ttl.append_from;
+  }
+  for (const TtlFollowup& f : out.ttl.followups) {
+    char num[24];
+    const auto n = std::to_chars(num, num + sizeof num, f.ttl_ms);
+    out.ttl_followups.add({"PEXPIRE", r.args[out.keys[f.key]],
+                           std::string_view(num, static_cast<size_t>(n.ptr - num)), "NX"});
+  }
+  return true;
+}
+
+// 5. Routing hints and hit/miss accounting, from the first key's policy (not null here).
+void PolicySet::route(const Request& r, Decision& out) const {
+  const CompiledPolicy* p = out.key_policy[0];
+  if (any_routing_) {
+    const config::RoutingSpec& routing = p->spec->routing;
+    if (r.traits.read_only && routing.read_from) {
+      out.has_read_from = true;
+      out.read_from = *routing.read_from;
+    }
+    if (routing.read_your_writes.count() > 0) {
+      out.read_your_writes_ms = routing.read_your_writes.count();
+      out.ryw_key = r.args[out.keys[0]];
+    }
+  }
+  if (r.traits.hitmiss && out.keys.size() == 1) out.hitmiss = p->counters;
+}
+
+// 6. Fills: the plan of a GET or MGET of fill policies' keys; writes revoke fills of their keys.
+void PolicySet::planFills(const Request& r, Decision& out) const {
+  const CompiledPolicy* first = out.key_policy[0];
+  if (r.traits.get && out.keys.size() == 1 && first != nullptr && first->fill != nullptr &&
+      first->fill_get) {
+    FillPlan& f = out.fill;
+    f.policy = first->fill.get();
+    f.key.assign(r.args[out.keys[0]]);
+    fillPath(*first, f.key, out, f.path);
+    f.with_pttl = first->fill->window_ms() > 0 || first->fill->xfetch;
+    if (f.with_pttl) {
+      // One atomic read of the value and its remaining TTL (freshness needs both).
+      codec::appendArrayHeader(f.request, 4);
+      codec::appendBulk(f.request, "EVAL");
+      codec::appendBulk(f.request, kGetWithPttlScript);
+      codec::appendBulk(f.request, "1");
+      codec::appendBulk(f.request, f.key);
+    }
+    return;
+  }
+  if (r.traits.mget) [[unlikely]] {
+    // Each missing key of a policy that fills on MGET is filled on its own.
+    for (size_t i = 0; i < out.key_policy.size(); ++i) {
+      const CompiledPolicy* p = out.key_policy[i];
+      if (p == nullptr || p->fill == nullptr || !p->fill_mget) continue;
+      FillPlan::Item& m = out.fill.addItem();
+      m.pos = static_cast<uint32_t>(i);
+      m.policy = p->fill.get();
+      m.key.assign(r.args[out.keys[i]]);
+      fillPath(*p, m.key, out, m.path);
+    }
+    return;
+  }
+  if (!r.traits.may_write) return;
+  // Writes of keys that fills may be filling: those fills must not store their (older) value
+  // (stale-set protection); for distributed policies, other corrals' neither.
+  for (size_t i = 0; i < out.key_policy.size(); ++i) {
+    const CompiledPolicy* p = out.key_policy[i];
+    if (p == nullptr || p->fill == nullptr || p->fill->audit) continue;
+    const std::string_view key = r.args[out.keys[i]];
+    out.revoke.push_back(key);
+    if (p->distributed) {
+      out.scratch.clear();
+      appendLeaseKey(out.scratch, key);
+      out.lease_deletes.add({"DEL", out.scratch});
+    }
+  }
+}
+
+void PolicySet::fillPath(const CompiledPolicy& p, std::string_view key, Decision& out,
+                         std::string& path) const {
+  out.caps.clear();
+  matcher_->match(key, &out.caps);
+  path = buildFillPath(p.spec->fill.path, out.caps).value_or(std::string());
+}
+
+}  // namespace corral::policies

@@ -1,0 +1,84 @@
+// Process-wide policy counters and rate-limit buckets: what outlives every PolicySet.
+//
+//   PolicySet::compile --policy(name), limit(name), fill(name)--> stable pointers into Registry
+//   decide (any worker) --relaxed atomics--> counters --appendMetrics (admin thread)--> /metrics
+//
+// A policy or limit keeps its counters (and its buckets) across reloads as long as it keeps its
+// name. Entries are never removed, so the pointers stay valid for the life of the process.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "policies/fill.h"
+#include "policies/rate_limiter.h"
+
+namespace corral::policies {
+
+// A counter bumped by any worker thread (relaxed: metrics only).
+struct AtomicCounter {
+  std::atomic<uint64_t> v{0};
+  void add(uint64_t n = 1) { v.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
+// What a policy did, for /metrics. "audited" = would have acted (mode audit or
+// on_violation audit) but changed nothing.
+struct PolicyCounters {
+  std::string name;
+  AtomicCounter requests;  // requests with at least one key of the policy
+  AtomicCounter naming_rejected;
+  AtomicCounter naming_audited;
+  AtomicCounter ttl_fixed;
+  AtomicCounter ttl_rejected;
+  AtomicCounter ttl_audited;
+  AtomicCounter hits;    // GET-like reads answered with a value
+  AtomicCounter misses;  // ... answered with nil / an empty collection
+
+  // Counts a GET-like reply (RESP bytes): nil (RESP2 "$-1"/"*-1", RESP3 "_") or an empty
+  // collection is a miss, an error neither, anything else a hit.
+  void countRead(std::string_view reply);
+};
+
+struct LimitCounters {
+  std::string name;
+  uint32_t id = 0;  // bucket namespace in the RateLimiter
+  AtomicCounter admitted;
+  AtomicCounter rejected;  // answered -RATELIMITED
+  AtomicCounter shadowed;  // over the limit but let through (on_limit shadow, or mode audit)
+};
+
+// Process-wide: counters by name and the rate-limit buckets. Entries are never removed (a
+// policy that disappears keeps its last values, as Prometheus counters must), so pointers into
+// it stay valid for the life of the process.
+class Registry {
+ public:
+  PolicyCounters* policy(const std::string& name);  // get or create; thread-safe
+  LimitCounters* limit(const std::string& name);
+  FillCounters* fill(const std::string& policy);  // shared by every worker's FillEngine
+  RateLimiter& limiter() { return limiter_; }
+
+  AtomicCounter unmatched_rejected;  // keys no policy covers, refused (unmatched_keys: reject)
+  AtomicCounter unmatched_audited;
+  AtomicCounter denied;             // global.commands.deny
+  AtomicCounter command_audit;      // global.commands.audit
+  AtomicCounter followup_errors;    // follow-up PEXPIREs that Redis answered with an error
+  AtomicCounter followups_skipped;  // follow-ups not sent (client in pipe mode)
+
+  // Prometheus text of every counter above (corral_policy_*).
+  void appendMetrics(std::string& out) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::deque<PolicyCounters> policies_;  // deque: stable addresses
+  std::deque<LimitCounters> limits_;
+  std::deque<std::pair<std::string, FillCounters>> fills_;
+  RateLimiter limiter_;
+};
+
+}  // namespace corral::policies
