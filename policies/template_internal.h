@@ -1,0 +1,342 @@
+// What the template files share: compiled segments, byte classes, globs and the automata of
+// overlaps() (not for use outside policies/template*.cc and matcher.cc).
+//
+//   template.cc          the parser: text --> Template::Impl (segments, ops, globs)
+//   template_match.cc    Template::matches: the one-pass fast matcher and the general DP
+//   template_overlap.cc  Template::overlaps: NFAs and their product
+//   matcher.cc           Matcher: the radix tree over literal prefixes
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policies/template.h"
+
+namespace corral::policies::tmpl {
+
+constexpr uint32_t kUnbounded = std::numeric_limits<uint32_t>::max();
+// u64 and int values have at most 20 bytes ("18446744073709551615", "-9223372036854775808").
+constexpr uint32_t kMaxNumberBytes = 20;
+constexpr uint32_t kUuidBytes = 36;
+// Lengths in `{min,max}` above this are rejected: no key is that long in practice and it keeps
+// every sum of lengths far from overflow.
+constexpr uint32_t kMaxLength = 1'000'000'000;
+// Counters above this are approximated (widened) when building NFAs for overlaps(): the answer
+// stays conservative and the product stays small.
+constexpr uint32_t kNfaCounterCap = 128;
+// Bitset words the general matcher keeps on the stack; (segments + 1) * ceil((key + 1) / 64)
+// words are needed, so this covers e.g. 3 segments on keys up to ~4 KB without allocating.
+constexpr size_t kStackWords = 256;
+
+// A set of bytes.
+struct ByteSet {
+  std::array<uint64_t, 4> w{};
+
+  bool has(uint8_t b) const { return ((w[b >> 6] >> (b & 63)) & 1) != 0; }
+  void add(uint8_t b) { w[b >> 6] |= uint64_t{1} << (b & 63); }
+  void addRange(char lo, char hi) {
+    for (int c = static_cast<uint8_t>(lo); c <= static_cast<uint8_t>(hi); ++c) {
+      add(static_cast<uint8_t>(c));
+    }
+  }
+  void addAll(const ByteSet& o) {
+    for (size_t i = 0; i < 4; ++i) w[i] |= o.w[i];
+  }
+  void invert() {
+    for (auto& x : w) x = ~x;
+  }
+  bool intersects(const ByteSet& o) const {
+    return ((w[0] & o.w[0]) | (w[1] & o.w[1]) | (w[2] & o.w[2]) | (w[3] & o.w[3])) != 0;
+  }
+  bool operator==(const ByteSet&) const = default;
+
+  static ByteSet all() {
+    ByteSet s;
+    s.invert();
+    return s;
+  }
+  static ByteSet of(std::string_view bytes) {
+    ByteSet s;
+    for (char c : bytes) s.add(static_cast<uint8_t>(c));
+    return s;
+  }
+};
+
+enum : uint8_t {
+  kDigitBit = 1,
+  kHexBit = 2,
+  kAlnumBit = 4,
+  kSlugBit = 8,
+  kSegBit = 16,
+  kDashBit = 32,
+  kAnyBit = 64,
+};
+
+constexpr std::array<uint8_t, 256> makeByteClass() {
+  std::array<uint8_t, 256> t{};
+  for (int b = 0; b < 256; ++b) {
+    const bool digit = b >= '0' && b <= '9';
+    const bool lower = b >= 'a' && b <= 'z';
+    const bool upper = b >= 'A' && b <= 'Z';
+    int m = kAnyBit;
+    if (digit) m |= kDigitBit;
+    if (digit || (b >= 'a' && b <= 'f') || (b >= 'A' && b <= 'F')) m |= kHexBit;
+    if (digit || lower || upper) m |= kAlnumBit;
+    if (digit || lower || b == '_' || b == '.' || b == '-') m |= kSlugBit;
+    if (b != ':') m |= kSegBit;
+    if (b == '-') m |= kDashBit;
+    t[static_cast<size_t>(b)] = static_cast<uint8_t>(m);
+  }
+  return t;
+}
+constexpr std::array<uint8_t, 256> kByteClass = makeByteClass();
+
+inline bool inClass(uint8_t b, uint8_t mask) { return (kByteClass[b] & mask) != 0; }
+
+inline ByteSet digits() {
+  ByteSet s;
+  s.addRange('0', '9');
+  return s;
+}
+inline ByteSet hexDigits() {
+  ByteSet s = digits();
+  s.addRange('a', 'f');
+  s.addRange('A', 'F');
+  return s;
+}
+
+inline ByteSet maskSet(uint8_t mask) {
+  ByteSet s;
+  for (int b = 0; b < 256; ++b) {
+    if (inClass(static_cast<uint8_t>(b), mask)) s.add(static_cast<uint8_t>(b));
+  }
+  return s;
+}
+
+// Equality of short byte strings without a call: two overlapping word compares for 4..16
+// bytes (literals and radix labels are mostly that short), memcmp beyond.
+inline bool bytesEqual(const void* a, const void* b, size_t n) {
+  const auto* x = static_cast<const unsigned char*>(a);
+  const auto* y = static_cast<const unsigned char*>(b);
+  if (n >= 8) {
+    if (n > 16) return std::memcmp(x, y, n) == 0;
+    uint64_t x0, x1, y0, y1;
+    std::memcpy(&x0, x, 8);
+    std::memcpy(&y0, y, 8);
+    std::memcpy(&x1, x + n - 8, 8);
+    std::memcpy(&y1, y + n - 8, 8);
+    return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+  }
+  if (n >= 4) {
+    uint32_t x0, x1, y0, y1;
+    std::memcpy(&x0, x, 4);
+    std::memcpy(&y0, y, 4);
+    std::memcpy(&x1, x + n - 4, 4);
+    std::memcpy(&y1, y + n - 4, 4);
+    return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+  }
+  if (n == 0) return true;
+  return ((x[0] ^ y[0]) | (x[n / 2] ^ y[n / 2]) | (x[n - 1] ^ y[n - 1])) == 0;
+}
+
+enum class Kind : uint8_t { kLiteral, kInt, kU64, kUuid, kHex, kAlnum, kSlug, kSeg, kRest, kEnum };
+
+// One piece of a compiled template: literal bytes or a placeholder.
+struct Segment {
+  Kind kind = Kind::kLiteral;
+  // The segment's length is fixed by the key alone (see computeDeterminism()).
+  bool deterministic = true;
+  uint32_t min_len = 0;  // placeholders: byte length bounds (max may be kUnbounded)
+  uint32_t max_len = 0;
+  uint8_t first_mask = 0;  // class bits (kByteClass) of first and tail; 0 for enum and uuid
+  uint8_t tail_mask = 0;
+  ByteSet first;                  // bytes allowed at the placeholder's first byte
+  ByteSet tail;                   // bytes allowed after it
+  ByteSet follow;                 // bytes the next segment may start with (empty for the last one)
+  std::string lit;                // kLiteral
+  std::vector<std::string> alts;  // kEnum, longest first
+};
+
+// The fast matcher's compact copy of a segment (48 bytes, so a template's ops share a cache
+// line or two). lit and name point into the owning Template::Impl, which never moves.
+struct Op {
+  Kind kind = Kind::kLiteral;
+  uint8_t first_mask = 0;
+  uint8_t tail_mask = 0;
+  bool last = false;
+  uint32_t min_len = 0;
+  uint32_t max_len = 0;
+  uint32_t seg = 0;  // index into Impl::segs, for enum alternatives
+  const char* lit = nullptr;
+  size_t lit_len = 0;
+  std::string_view name;  // capture name (placeholders)
+};
+
+inline bool hasValueCheck(Kind kind) { return kind == Kind::kU64 || kind == Kind::kInt; }
+
+struct GlobToken {
+  enum Type : uint8_t { kByte, kAny, kClass, kStar };
+  Type type = kByte;
+  uint8_t byte = 0;
+  uint32_t cls = 0;  // index into GlobPattern::classes
+};
+
+struct GlobPattern {
+  std::vector<GlobToken> toks;
+  std::vector<ByteSet> classes;
+  bool all_stars = false;
+
+  bool tokenMatches(const GlobToken& t, uint8_t b) const {
+    switch (t.type) {
+      case GlobToken::kByte:
+        return t.byte == b;
+      case GlobToken::kAny:
+        return true;
+      case GlobToken::kClass:
+        return classes[t.cls].has(b);
+      case GlobToken::kStar:
+        break;
+    }
+    return false;
+  }
+
+  // Iterative glob matching with single star backtracking: on a mismatch only the most recent
+  // star grows, which is enough for globs (an earlier star can always absorb what a later one
+  // would) and bounds the work by O(key * pattern) instead of exponential.
+  bool matches(std::string_view key) const {
+    if (key.empty()) return all_stars;
+    const auto* k = reinterpret_cast<const uint8_t*>(key.data());
+    const size_t n = key.size();
+    const size_t m = toks.size();
+    size_t s = 0;
+    size_t t = 0;
+    size_t star_t = m;  // m: no star seen yet
+    size_t star_s = 0;
+    while (s < n) {
+      if (t < m && toks[t].type == GlobToken::kStar) {
+        star_t = t++;
+        star_s = s;
+      } else if (t < m && tokenMatches(toks[t], k[s])) {
+        ++t;
+        ++s;
+      } else if (star_t != m) {
+        t = star_t + 1;
+        s = ++star_s;
+      } else {
+        return false;
+      }
+    }
+    while (t < m && toks[t].type == GlobToken::kStar) ++t;
+    return t == m;
+  }
+};
+
+// A nondeterministic automaton over bytes, for overlaps() only (built on demand, not on the
+// match path). State 0 is the start.
+struct Nfa {
+  struct Edge {
+    uint32_t cls;
+    uint32_t to;
+  };
+  std::vector<ByteSet> classes;
+  std::vector<std::vector<Edge>> edges;
+  std::vector<std::vector<uint32_t>> eps;
+  uint32_t cur = 0;  // end of what was appended so far; the accept state once built
+
+  Nfa() { addState(); }
+
+  uint32_t addState() {
+    edges.emplace_back();
+    eps.emplace_back();
+    return static_cast<uint32_t>(edges.size() - 1);
+  }
+  uint32_t addClass(const ByteSet& s) {
+    classes.push_back(s);
+    return static_cast<uint32_t>(classes.size() - 1);
+  }
+  // Appends cls{lo,hi}. Counters above kNfaCounterCap widen (lo shrinks, hi becomes unbounded):
+  // the automaton then accepts more keys, which keeps overlaps() conservative.
+  void appendRun(const ByteSet& set, uint32_t lo, uint32_t hi) {
+    if (hi != kUnbounded && hi > kNfaCounterCap) hi = kUnbounded;
+    lo = std::min(lo, kNfaCounterCap);
+    const uint32_t cls = addClass(set);
+    for (uint32_t k = 0; k < lo; ++k) {
+      const uint32_t s = addState();
+      edges[cur].push_back({cls, s});
+      cur = s;
+    }
+    if (hi == kUnbounded) {
+      const uint32_t s = addState();
+      eps[cur].push_back(s);
+      edges[s].push_back({cls, s});
+      cur = s;
+    } else if (hi > lo) {
+      const uint32_t end = addState();
+      eps[cur].push_back(end);
+      for (uint32_t k = lo; k < hi; ++k) {
+        const uint32_t s = addState();
+        edges[cur].push_back({cls, s});
+        eps[s].push_back(end);
+        cur = s;
+      }
+      cur = end;
+    }
+  }
+  void appendBytes(std::string_view bytes) {
+    for (char c : bytes) {
+      ByteSet s;
+      s.add(static_cast<uint8_t>(c));
+      appendRun(s, 1, 1);
+    }
+  }
+  void appendAlternatives(const std::vector<std::string>& alts) {
+    const uint32_t start = cur;
+    const uint32_t end = addState();
+    for (const auto& alt : alts) {
+      cur = start;
+      appendBytes(alt);
+      eps[cur].push_back(end);
+    }
+    cur = end;
+  }
+};
+
+// True when some byte string takes both automata from their start to their accept state.
+bool nfaIntersect(const Nfa& a, const Nfa& b);
+
+}  // namespace corral::policies::tmpl
+
+namespace corral::policies {
+
+struct Template::Impl {
+  // Hot: what Matcher::match reads, first.
+  std::vector<tmpl::Op> ops;  // parallel to segs
+  uint64_t min_total = 0;     // key length bounds over all segments
+  uint64_t max_total = 0;     // kUnbounded-sized sums saturate to UINT64_MAX
+  bool all_deterministic = true;
+  bool glob = false;
+
+  std::string text;
+  std::string prefix;
+  std::vector<std::string> names;
+  std::vector<tmpl::Segment> segs;
+  tmpl::GlobPattern glob_pattern;
+
+  // The segment matching starts at after the literal prefix was already checked.
+  size_t firstSegmentAfterPrefix() const { return prefix.empty() ? 0 : 1; }
+
+  // Matches key[pos..] against segs[s0..]; key[0..pos) is known to be the literal prefix.
+  bool matchFrom(std::string_view key, size_t s0, size_t pos, std::vector<Capture>* caps) const;
+  bool matchFast(std::string_view key, size_t s0, size_t pos, std::vector<Capture>* caps) const;
+  bool matchGeneral(std::string_view key, size_t s0, size_t pos, std::vector<Capture>* caps) const;
+  size_t captureIndexBefore(size_t s0) const;
+  tmpl::Nfa buildNfa() const;
+};
+
+}  // namespace corral::policies
