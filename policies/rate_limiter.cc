@@ -1,6 +1,6 @@
 // GCRA rate limiting: the pure step plus a sharded, bounded table of buckets.
 //
-//   admit(limit, key, now) --hash--> shard (mutex) --find (no allocation)--> TAT --gcraStep-->
+//   admit(limit, key, now) --hash--> shard (spin lock) --find (no allocation)--> TAT --gcraStep-->
 //       allowed: TAT += interval          refused: TAT unchanged, retry_after = TAT - tol - now
 //   new bucket --> over the shard's share of max_buckets? sweep idle; still full? evict
 //       the closest-to-idle buckets of that limit down to a low-water mark --> insert
@@ -14,10 +14,13 @@
 
 #include <algorithm>
 #include <array>
-#include <functional>
+#include <atomic>
+#include <cstring>
 #include <limits>
 #include <mutex>
+#include <random>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -55,54 +58,123 @@ namespace {
 
 constexpr size_t kShards = 16;
 
+// The hash is computed once per admit() and carried in the key, so the shard choice and the
+// table lookup share it and a stored bucket never needs hashing again.
 struct BucketKeyView {
   uint32_t limit;
   std::string_view key;
+  uint64_t hash;
 };
 
 struct BucketKey {
   uint32_t limit;
   std::string key;
+  uint64_t hash;
 };
 
-uint64_t hashKey(uint32_t limit, std::string_view key) {
-  const uint64_t h = std::hash<std::string_view>{}(key);
-  return h ^ ((static_cast<uint64_t>(limit) + 1) * 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2));
-}
-
-// Transparent hash and equality: find() takes a BucketKeyView, so a lookup of an existing
-// bucket builds no std::string.
 struct BucketHash {
   using is_transparent = void;
-  size_t operator()(const BucketKeyView& k) const noexcept { return hashKey(k.limit, k.key); }
-  size_t operator()(const BucketKey& k) const noexcept { return hashKey(k.limit, k.key); }
+  size_t operator()(const BucketKeyView& k) const noexcept { return k.hash; }
+  size_t operator()(const BucketKey& k) const noexcept { return k.hash; }
 };
 
 struct BucketEq {
   using is_transparent = void;
   template <class A, class B>
   bool operator()(const A& a, const B& b) const noexcept {
-    return a.limit == b.limit && std::string_view(a.key) == std::string_view(b.key);
+    return a.hash == b.hash && a.limit == b.limit &&
+           std::string_view(a.key) == std::string_view(b.key);
   }
+};
+
+uint64_t load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+uint64_t load32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// 64 x 64 -> 128-bit product, folded: every input bit reaches many output bits.
+uint64_t fold(uint64_t a, uint64_t b) {
+  __extension__ using U128 = unsigned __int128;
+  const U128 r = static_cast<U128>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+
+constexpr uint64_t kM0 = 0xa0761d6478bd642fULL;
+constexpr uint64_t kM1 = 0xe7037ed1a0b428dbULL;
+constexpr uint64_t kM2 = 0x8ebc6af09c88c6e3ULL;
+
+// A fast hash of (limit, key): 16 bytes per multiply, short keys in one. Not cryptographic; it
+// only spreads buckets over shards and table slots. Clients choose keys and names, so the
+// limiter's random seed goes into one side of every multiply: without it nobody can aim many
+// keys at one slot (a fixed constant there would let a chosen word zero the product).
+uint64_t hashKey(uint64_t s0, uint64_t s1, uint32_t limit, std::string_view key) {
+  const char* p = key.data();
+  size_t n = key.size();
+  uint64_t h = fold(s0 ^ limit, s1 ^ n);
+  while (n > 16) {
+    h = fold(load64(p) ^ s0, load64(p + 8) ^ h);
+    p += 16;
+    n -= 16;
+  }
+  uint64_t a = 0;
+  uint64_t b = 0;
+  if (n >= 8) {
+    a = load64(p);
+    b = load64(p + n - 8);
+  } else if (n >= 4) {
+    a = load32(p);
+    b = load32(p + n - 4);
+  } else if (n > 0) {
+    a = (uint64_t{static_cast<uint8_t>(p[0])} << 16) |
+        (uint64_t{static_cast<uint8_t>(p[n / 2])} << 8) | static_cast<uint8_t>(p[n - 1]);
+  }
+  return fold(a ^ s1, b ^ h);
+}
+
+// A test-and-test-and-set lock that yields the CPU while it waits. A shard's critical section
+// is a table lookup and a store (an eviction or sweep pass once in many inserts): far shorter
+// than a futex round trip. Uncontended, std::mutex costs about 60 instructions a request; this
+// an exchange and a store.
+class SpinLock {
+ public:
+  void lock() {
+    while (locked_.exchange(true, std::memory_order_acquire)) {
+      while (locked_.load(std::memory_order_relaxed)) std::this_thread::yield();
+    }
+  }
+  void unlock() { locked_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> locked_{false};
 };
 
 using BucketMap = std::unordered_map<BucketKey, int64_t, BucketHash, BucketEq>;
 
-// Other bits than the map's bucket index uses, so that one shard's keys still spread well.
-size_t shardOf(uint64_t h) { return static_cast<size_t>((h * 0xD6E8FEB86659FD93ULL) >> 60); }
+// Other bits than the map's bucket index uses (the low ones), so that one shard's keys still
+// spread well.
+size_t shardOf(uint64_t h) { return static_cast<size_t>(h >> 60); }
 static_assert(kShards == 16, "shardOf() takes the top 4 bits");
 
 }  // namespace
 
 struct RateLimiter::Impl {
-  // alignas: two workers hitting neighbouring shards do not share a cache line for the mutex.
+  // alignas: two workers hitting neighbouring shards do not share a cache line for the lock.
   struct alignas(64) Shard {
-    mutable std::mutex mu;
+    mutable SpinLock mu;
     BucketMap tats;
     std::unordered_map<uint32_t, size_t> per_limit;                // bucket count of each limit id
     std::vector<std::pair<int64_t, BucketMap::iterator>> scratch;  // eviction, reused
   };
 
+  uint64_t s0 = 0;  // the hash's seed
+  uint64_t s1 = 0;
   size_t cap = 1;        // buckets per limit id per shard
   size_t low_water = 0;  // eviction goes down to this, so the next one is cap/8 inserts away
   std::array<Shard, kShards> shards;
@@ -141,7 +213,11 @@ struct RateLimiter::Impl {
   }
 };
 
-RateLimiter::RateLimiter(size_t max_buckets) : impl_(std::make_unique<Impl>()) {
+RateLimiter::RateLimiter(size_t max_buckets) : RateLimiter(max_buckets, std::random_device{}()) {}
+
+RateLimiter::RateLimiter(size_t max_buckets, uint64_t seed) : impl_(std::make_unique<Impl>()) {
+  impl_->s0 = fold(seed ^ kM0, kM1);
+  impl_->s1 = fold(seed ^ kM2, kM0);
   impl_->cap = std::max<size_t>(1, max_buckets / kShards);
   impl_->low_water = impl_->cap - std::max<size_t>(1, impl_->cap / 8);
 }
@@ -150,23 +226,24 @@ RateLimiter::~RateLimiter() = default;
 
 GcraVerdict RateLimiter::admit(uint32_t limit_id, std::string_view bucket_key, int64_t now_ns,
                                const GcraParams& p) {
-  const BucketKeyView view{limit_id, bucket_key};
-  Impl::Shard& s = impl_->shards[shardOf(hashKey(limit_id, bucket_key))];
-  std::lock_guard<std::mutex> lock(s.mu);
+  const BucketKeyView view{limit_id, bucket_key,
+                           hashKey(impl_->s0, impl_->s1, limit_id, bucket_key)};
+  Impl::Shard& s = impl_->shards[shardOf(view.hash)];
+  std::lock_guard<SpinLock> lock(s.mu);
   if (auto it = s.tats.find(view); it != s.tats.end()) return gcraStep(it->second, now_ns, p);
 
   int64_t tat = 0;
   const GcraVerdict v = gcraStep(tat, now_ns, p);
   if (!v.allowed) return v;  // cannot happen for a fresh bucket; nothing to remember anyway
   if (s.per_limit[limit_id] >= impl_->cap) impl_->makeRoom(s, limit_id, now_ns);
-  s.tats.emplace(BucketKey{limit_id, std::string(bucket_key)}, tat);
+  s.tats.emplace(BucketKey{limit_id, std::string(bucket_key), view.hash}, tat);
   ++s.per_limit[limit_id];
   return v;
 }
 
 void RateLimiter::sweep(int64_t now_ns) {
   for (Impl::Shard& s : impl_->shards) {
-    std::lock_guard<std::mutex> lock(s.mu);
+    std::lock_guard<SpinLock> lock(s.mu);
     Impl::sweepShard(s, now_ns);
   }
 }
@@ -174,7 +251,7 @@ void RateLimiter::sweep(int64_t now_ns) {
 size_t RateLimiter::buckets() const {
   size_t n = 0;
   for (const Impl::Shard& s : impl_->shards) {
-    std::lock_guard<std::mutex> lock(s.mu);
+    std::lock_guard<SpinLock> lock(s.mu);
     n += s.tats.size();
   }
   return n;

@@ -5,7 +5,7 @@
 //   bucket state: one int64 per bucket, the theoretical arrival time (TAT)
 //
 // Process-wide (every worker checks the same buckets, so a limit is per sidecar, not per
-// thread): the table is split in shards, each behind its own mutex. State is bounded: a bucket
+// thread): the table is split in shards, each behind its own spin lock. State is bounded: a bucket
 // whose TAT has passed is the same as a fresh bucket, so sweeps drop such buckets without
 // changing any decision; past max_buckets a limit sweeps before it inserts, and if every bucket
 // is still busy it evicts the one closest to idle.
@@ -35,8 +35,10 @@ GcraVerdict gcraStep(int64_t& tat, int64_t now_ns, const GcraParams& p);
 
 class RateLimiter {
  public:
-  // max_buckets: per limit id, the bound on remembered buckets.
+  // max_buckets: per limit id, the bound on remembered buckets. The seed of the bucket hash is
+  // random unless given (tests).
   explicit RateLimiter(size_t max_buckets = 100000);
+  RateLimiter(size_t max_buckets, uint64_t seed);
   ~RateLimiter();
   RateLimiter(const RateLimiter&) = delete;
   RateLimiter& operator=(const RateLimiter&) = delete;
