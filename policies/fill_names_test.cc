@@ -1,0 +1,111 @@
+// Names and paths of fills: lease and negative keys in the data key's slot, origin paths.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policies/fill.h"
+
+namespace corral::policies {
+namespace {
+
+// ---- Redis Cluster key slot (CRC16/XMODEM), for the fillKeys tests only ---------------------
+
+uint16_t crc16(std::string_view s) {
+  uint16_t crc = 0;
+  for (char ch : s) {
+    crc = static_cast<uint16_t>(crc ^ (static_cast<uint8_t>(ch) << 8));
+    for (int i = 0; i < 8; ++i) {
+      crc = (crc & 0x8000) != 0 ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                                : static_cast<uint16_t>(crc << 1);
+    }
+  }
+  return crc;
+}
+
+uint16_t keySlot(std::string_view key) {
+  const size_t open = key.find('{');
+  if (open != std::string_view::npos) {
+    const size_t close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
+  }
+  return static_cast<uint16_t>(crc16(key) & 16383);
+}
+
+// ---- keys and paths -------------------------------------------------------------------------
+
+TEST_CASE("fill: keySlot (test helper) matches the Redis Cluster reference values") {
+  CHECK(crc16("123456789") == 0x31C3);  // CRC16/XMODEM check value
+  CHECK(keySlot("foo") == 12182);       // CLUSTER KEYSLOT foo
+  CHECK(keySlot("{user1000}.following") == keySlot("{user1000}.followers"));
+  CHECK(keySlot("foo{}{bar}") == keySlot("foo{}{bar}"));
+  CHECK(keySlot("foo{}{bar}") != keySlot("bar"));  // empty first tag: the whole key hashes
+  CHECK(keySlot("foo{{bar}}zap") == keySlot("{bar"));
+  CHECK(keySlot("foo{bar}{zap}") == keySlot("bar"));
+}
+
+TEST_CASE("fill: fillKeys names the lease and negative keys in the data key's slot") {
+  FillKeys k = fillKeys("user:42");
+  CHECK(k.data == "user:42");
+  CHECK(k.lease == "__corral:lease:{user:42}");
+  CHECK(k.negative == "__corral:neg:{user:42}");
+
+  k = fillKeys("cart:{42}:items");
+  CHECK(k.data == "cart:{42}:items");
+  CHECK(k.lease == "__corral:lease:{42}:cart:{42}:items");
+  CHECK(k.negative == "__corral:neg:{42}:cart:{42}:items");
+
+  k = fillKeys("a{b{c}d");  // tag "b{c": the first '}' after the first '{'
+  CHECK(k.lease == "__corral:lease:{b{c}:a{b{c}d");
+
+  // Keys that keep their slot: no brace at all, or a valid hash tag; also "a{b" (wrapped, its
+  // tag is the whole key again).
+  for (std::string_view key : {"user:42", "x", "sess:9f86d081884c7d65", "cart:{42}:items", "{42}",
+                               "a{b{c}d", "foo{bar}{zap}", "a{b"}) {
+    CAPTURE(key);
+    const FillKeys fk = fillKeys(key);
+    CHECK(keySlot(fk.lease) == keySlot(key));
+    CHECK(keySlot(fk.negative) == keySlot(key));
+    CHECK(fk.lease != fk.negative);
+  }
+  // Documented limit: braces without a valid tag ("{a}b}" hashes "a", not "a}b"), and the
+  // empty key ("{}" is an empty tag).
+  for (std::string_view key : {"a}b", "a{}b", "}{", "foo{}{bar}x", ""}) {
+    CAPTURE(key);
+    const FillKeys fk = fillKeys(key);
+    CHECK(fk.lease == "__corral:lease:{" + std::string(key) + "}");
+    CHECK(keySlot(fk.lease) != keySlot(key));
+  }
+}
+
+TEST_CASE("fill: buildFillPath percent-encodes captures and copies literal text") {
+  const std::string id = "a b/\xc3\xa4~._-Z9%?";
+  const std::vector<Capture> caps = {{"id", id}, {"kind", "gold"}};
+  CHECK(buildFillPath("/v1/users/<id>", caps) == "/v1/users/a%20b%2F%C3%A4~._-Z9%25%3F");
+  CHECK(buildFillPath("/<kind>/<id>?x=<kind>", caps) == "/gold/a%20b%2F%C3%A4~._-Z9%25%3F?x=gold");
+  CHECK(buildFillPath("/static/path", caps) == "/static/path");
+  CHECK(buildFillPath("", caps) == "");
+  CHECK(buildFillPath("/a<kind", caps) == "/a<kind");  // no '>': literal
+  CHECK(buildFillPath("/<nope>", caps) == std::nullopt);
+  CHECK(buildFillPath("/<>", caps) == std::nullopt);
+  const std::vector<Capture> raw = {{"v", std::string_view("\x00\xff\n", 3)}};
+  CHECK(buildFillPath("<v>", raw) == "%00%FF%0A");
+
+  std::string missing = "unchanged";
+  const std::vector<std::string> names = {"id", "kind"};
+  CHECK(fillPathValid("/v1/<kind>/<id>", names, &missing));
+  CHECK(missing == "unchanged");
+  CHECK_FALSE(fillPathValid("/v1/<kind>/<uid>/<other>", names, &missing));
+  CHECK(missing == "uid");
+  CHECK_FALSE(fillPathValid("/<>", names, &missing));
+  CHECK(missing == "");
+  CHECK_FALSE(fillPathValid("/<x>", names, nullptr));
+  CHECK(fillPathValid("/plain", {}, nullptr));
+}
+
+}  // namespace
+}  // namespace corral::policies
