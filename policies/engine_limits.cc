@@ -1,23 +1,42 @@
 // Phase 3 of decide(): rate limits, global ones first, then each key's policy's. A limit keyed
 // by `key` or by a capture takes one bucket per key of the request; any other limit one bucket
-// per request (a policy's: at its first key).
+// per request (a policy's: at its first key). A bucket key is bounded whatever the client sends:
+// long parts become digests (appendPart), and the limiter bounds the buckets of each limit.
 #include <algorithm>
-#include <charconv>
+#include <cstring>
 #include <string>
 
 #include "policies/engine.h"
 #include "policies/engine_internal.h"
+#include "policies/siphash.h"
 
 namespace corral::policies {
 
 namespace {
 
-// Appends "<len>:" for a bucket-key part.
-void appendLength(std::string& out, size_t n) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, n);
-  out.append(buf, static_cast<size_t>(r.ptr - buf));
-  out.push_back(':');
+// Bucket-key parts longer than this become a digest: a client name (CLIENT SETNAME takes up to
+// 512 MB), a key or a capture must not make a bucket as large as itself.
+constexpr size_t kMaxBucketPart = 64;
+// In place of a length byte: a digest follows (16 bytes). Lengths never exceed kMaxBucketPart.
+constexpr char kDigestMarker = static_cast<char>(0xff);
+static_assert(kMaxBucketPart < 0xff);
+
+// One part: its length in one byte, then its bytes; or, when longer than kMaxBucketPart, the
+// marker and two SipHash-2-4 values (128 bits) under the registry's random keys. The lengths
+// keep parts apart ("a" "bc" vs "ab" "c"), the marker keeps a digest apart from a short value
+// that happens to hold the same 16 bytes. A part's encoding is thus at most 65 bytes.
+void appendPart(std::string& out, std::string_view v, const Registry& reg) {
+  if (v.size() <= kMaxBucketPart) [[likely]] {
+    out.push_back(static_cast<char>(v.size()));
+    out.append(v);
+    return;
+  }
+  out.push_back(kDigestMarker);
+  const uint64_t d[2] = {sipHash24(reg.bucketDigestKey(0), v),
+                         sipHash24(reg.bucketDigestKey(1), v)};
+  char bytes[sizeof d];
+  std::memcpy(bytes, d, sizeof d);
+  out.append(bytes, sizeof bytes);
 }
 
 }  // namespace
@@ -65,7 +84,6 @@ void PolicySet::bucketKey(const CompiledLimit& l, const CompiledPolicy* p, const
   out.clear();
   const auto& parts = l.spec->key_by;
   for (size_t i = 0; i < parts.size(); ++i) {
-    // Parts are separated by a byte that the lengths make unambiguous: "<len>:<bytes>".
     std::string_view v;
     switch (parts[i].kind) {
       case config::KeyByPart::Kind::kClient:
@@ -86,8 +104,7 @@ void PolicySet::bucketKey(const CompiledLimit& l, const CompiledPolicy* p, const
         break;
       }
     }
-    appendLength(out, v.size());
-    out.append(v);
+    appendPart(out, v, r.reg);
   }
 }
 

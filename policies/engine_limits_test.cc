@@ -75,5 +75,63 @@ TEST_CASE("engine: rate limits keyed by client, key and capture; shadow and audi
   CHECK(a.reg.limit("q-limit")->shadowed.get() == 1);
 }
 
+TEST_CASE("engine: long client names, keys and captures make bounded bucket keys") {
+  PolicyConfig cfg;
+  auto p = policy("blob", "blob:<name:rest>");
+  p.max_key_bytes = 2 << 20;
+  auto by_all = limit("per-all", 1, 1000, 1);
+  config::KeyByPart cap;
+  cap.kind = config::KeyByPart::Kind::kCapture;
+  cap.capture = "name";
+  by_all.key_by = {config::KeyByPart{config::KeyByPart::Kind::kClient, ""},
+                   config::KeyByPart{config::KeyByPart::Kind::kKey, ""}, cap};
+  p.rate_limits.push_back(by_all);
+  cfg.policies.push_back(p);
+  Fixture f(cfg);
+
+  // A 1 MiB client name and key: each long part is a marker byte and a 16-byte digest.
+  const std::string huge(1 << 20, 'x');
+  f.client = huge + "a";
+  const std::string key = "blob:" + huge;
+  CHECK(f.run({"GET", key}) == Verdict::kForward);
+  CHECK(f.d.bucket.size() == 3 * 17);
+  // The same long name and key: the same bucket (1/s, burst 1: refused).
+  CHECK(f.run({"GET", key}) == Verdict::kReject);
+  // Names that differ only past the first 64 bytes still get buckets of their own.
+  f.client = huge + "b";
+  CHECK(f.run({"GET", key}) == Verdict::kForward);
+  CHECK(f.reg.limiter().buckets() == 2);
+
+  // Short parts are kept as they are: one length byte each.
+  f.client = "10.0.0.9";
+  CHECK(f.run({"GET", "blob:k"}) == Verdict::kForward);
+  CHECK(f.d.bucket == std::string("\x08") + "10.0.0.9" + "\x06" + "blob:k" + "\x01" + "k");
+  // Exactly 64 bytes is still short; 65 is a digest.
+  f.client = std::string(64, 'c');
+  CHECK(f.run({"GET", "blob:k"}) == Verdict::kForward);
+  CHECK(f.d.bucket.size() == 65 + 7 + 2);
+  f.client = std::string(65, 'c');
+  CHECK(f.run({"GET", "blob:k"}) == Verdict::kForward);
+  CHECK(f.d.bucket.size() == 17 + 7 + 2);
+}
+
+TEST_CASE("engine: bucket parts cannot run into each other") {
+  // ("ab", "c") and ("a", "bc") are different buckets, and a short part holding bytes that look
+  // like a digest is not one.
+  PolicyConfig cfg;
+  auto p = policy("kv", "kv:<a:seg>:<b:seg>");
+  auto l = limit("pair", 1, 1000, 1);
+  config::KeyByPart ca{config::KeyByPart::Kind::kCapture, "a"};
+  config::KeyByPart cb{config::KeyByPart::Kind::kCapture, "b"};
+  l.key_by = {ca, cb};
+  p.rate_limits.push_back(l);
+  cfg.policies.push_back(p);
+  Fixture f(cfg);
+  CHECK(f.run({"GET", "kv:ab:c"}) == Verdict::kForward);
+  CHECK(f.run({"GET", "kv:a:bc"}) == Verdict::kForward);
+  CHECK(f.run({"GET", "kv:ab:c"}) == Verdict::kReject);
+  CHECK(f.reg.limiter().buckets() == 2);
+}
+
 }  // namespace
 }  // namespace corral::policies::enginetest

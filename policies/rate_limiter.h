@@ -1,7 +1,8 @@
 // Rate limits: GCRA (the generic cell rate algorithm, equivalent to a token bucket that holds
 // `burst` tokens and refills `count` per `period`), one bucket per limit and bucket key.
 //
-//   engine: limit + bucket key ("client=10.0.0.7|key=user:1") --admit(now)--> allowed / retry
+//   engine: limit id + bucket key (its key_by parts, bounded: engine_limits.cc)
+//       --admit(now)--> allowed / retry after
 //   bucket state: one int64 per bucket, the theoretical arrival time (TAT)
 //
 // Process-wide (every worker checks the same buckets, so a limit is per sidecar, not per

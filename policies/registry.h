@@ -17,6 +17,7 @@
 
 #include "policies/fill.h"
 #include "policies/rate_limiter.h"
+#include "policies/siphash.h"
 
 namespace corral::policies {
 
@@ -62,6 +63,9 @@ class Registry {
   LimitCounters* limit(const std::string& name);
   FillCounters* fill(const std::string& policy);  // shared by every worker's FillEngine
   RateLimiter& limiter() { return limiter_; }
+  // Keys of the digests that stand for long parts of rate-limit bucket keys (engine_limits.cc):
+  // random, per process, so no client can make two long values share a bucket on purpose.
+  const SipKey& bucketDigestKey(size_t i) const { return bucket_digest_keys_[i]; }
 
   AtomicCounter unmatched_rejected;  // keys no policy covers, refused (unmatched_keys: reject)
   AtomicCounter unmatched_audited;
@@ -79,6 +83,7 @@ class Registry {
   std::deque<LimitCounters> limits_;
   std::deque<std::pair<std::string, FillCounters>> fills_;
   RateLimiter limiter_;
+  const SipKey bucket_digest_keys_[2] = {randomSipKey(), randomSipKey()};
 };
 
 }  // namespace corral::policies
