@@ -22,20 +22,25 @@ void FillPlan::clear() {
 }
 
 void Decision::clear() {
-  verdict = Verdict::kForward;
-  error.clear();
-  args.clear();
-  append_from = 0;
-  ttl_followups.clear();
-  lease_deletes.clear();
-  revoke.clear();
-  fill.clear();
+  if (verdict != Verdict::kForward) [[unlikely]] {
+    verdict = Verdict::kForward;
+    error.clear();
+    args.clear();
+    append_from = 0;
+  }
+  if (extras_) [[unlikely]] {
+    ttl_followups.clear();
+    lease_deletes.clear();
+    revoke.clear();
+    fill.clear();
+    extras_ = false;
+  }
+  if (!audit.empty()) [[unlikely]]
+    audit.clear();
   has_read_from = false;
-  read_from = config::PolicyReadFrom::kPrimary;
   read_your_writes_ms = 0;
   ryw_key = {};
   hitmiss = nullptr;
-  audit.clear();
 }
 
 }  // namespace corral::policies

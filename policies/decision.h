@@ -15,6 +15,7 @@
 // so a warm decision allocates nothing unless a request is rewritten or filled.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -25,6 +26,7 @@
 #include "config/policy_config.h"
 #include "policies/clock.h"
 #include "policies/command_batch.h"
+#include "policies/rate_limiter.h"
 #include "policies/template.h"
 #include "policies/ttl.h"
 
@@ -101,12 +103,18 @@ struct Decision {
   std::vector<uint32_t> keys;                     // indexes of the key args
   std::vector<const CompiledPolicy*> key_policy;  // parallel to keys; nullptr: no policy
   std::vector<Capture> caps;
+  std::array<std::string_view, RateLimiter::kMaxParts> bucket_parts;  // of one rate-limit bucket
   std::vector<KeyTtlRules> ttl_rules;
-  std::string bucket;
   std::string scratch;
   TtlDecision ttl;
 
   void clear();
+
+ private:
+  friend class PolicySet;
+  // Set by decide() when it fills ttl_followups, lease_deletes, revoke or fill: clear() skips
+  // them otherwise (most requests have none).
+  bool extras_ = false;
 };
 
 // Who is asking, for rate limits keyed by client.

@@ -96,8 +96,10 @@ class PolicySet {
   PolicySet& operator=(const PolicySet&) = delete;
   ~PolicySet();
 
-  // One request as decide()'s phases see it (engine_internal.h).
+  // One request as decide()'s phases see it, and what the set knows per top-level command
+  // (engine_internal.h).
   struct Request;
+  struct CommandEntry;
 
  private:
   PolicySet();
@@ -105,18 +107,18 @@ class PolicySet {
   // decide()'s phases, in order. Each returns false when the request is refused (out.error
   // set); the next phase runs only after the previous one let the request through.
   bool checkCommand(const Request& r, Decision& out) const;  // 1
+  void run(const Request& r, Decision& out) const;           // 2 to 6, in order
   bool resolveKeys(const Request& r, Decision& out) const;   // 2
   bool checkLimits(const Request& r, Decision& out) const;   // 3
   bool applyTtl(const Request& r, Decision& out) const;      // 4
   void route(const Request& r, Decision& out) const;         // 5
   void planFills(const Request& r, Decision& out) const;     // 6
 
-  // Phase 3's parts: whether l applies to the command; l's bucket key for one key (or for the
-  // request, key empty) into out.bucket; one admission, false (out.error set) when refused.
+  // Phase 3's parts: whether l applies to the command; one admission of the bucket made of
+  // parts[0, nparts), false (out.error set) when refused.
   bool limitApplies(const CompiledLimit& l, const Request& r) const;
-  void bucketKey(const CompiledLimit& l, const CompiledPolicy* p, const Request& r,
-                 std::string_view key, std::span<const Capture> caps, std::string& out) const;
-  bool admit(const CompiledLimit& l, bool shadow, const Request& r, Decision& out) const;
+  bool admit(const CompiledLimit& l, bool shadow, const Request& r, size_t nparts,
+             const std::string_view* parts, Decision& out) const;
   // The origin path of key under p's fill.path into path (out.caps is scratch).
   void fillPath(const CompiledPolicy& p, std::string_view key, Decision& out,
                 std::string& path) const;
@@ -126,8 +128,11 @@ class PolicySet {
   std::vector<CompiledPolicy> policies_;  // parallel to config_.policies
   std::vector<CompiledLimit> global_limits_;
   std::vector<const commands::CommandInfo*> deny_, audit_;
-  // The same for top-level commands, indexed like commands::allCommands(): one load per request.
-  std::vector<uint8_t> deny_top_, audit_top_;
+  // Per top-level command (indexed like commands::allCommands()): its traits and whether it is
+  // on the deny or audit list, so that a request costs one lookup.
+  std::vector<CommandEntry> commands_;
+  uintptr_t commands_base_ = 0;  // commands::allCommands(): where it starts, how many
+  size_t commands_count_ = 0;
   bool trivial_ = true;
   // What the set can act on at all: phases without anything to do are skipped.
   bool any_limits_ = false;     // a global limit or a policy's

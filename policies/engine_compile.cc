@@ -35,6 +35,17 @@ bool sameOrChild(const CommandInfo* listed, const CommandInfo* cmd) {
          n.substr(0, listed->name.size()) == listed->name;
 }
 
+bool limitMatchesCommand(const CompiledLimit& l, const CommandInfo* cmd) {
+  if (l.all_commands) return true;
+  if (cmd == nullptr) return false;
+  if (l.writes && (cmd->flags & commands::kWrite)) return true;
+  if (l.reads && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite)) return true;
+  for (const CommandInfo* c : l.commands) {
+    if (sameOrChild(c, cmd)) return true;
+  }
+  return false;
+}
+
 std::string whereText(const config::Where& w) {
   return w.file + ":" + std::to_string(w.line) + ":" + std::to_string(w.col);
 }
@@ -45,18 +56,6 @@ namespace {
 // none, so its index stands in.
 std::string pathOf(const std::string& path, const std::string& list, size_t i) {
   return !path.empty() ? path : list + "[" + std::to_string(i) + "]";
-}
-
-// Whether limit l (its command list) covers cmd.
-bool limitMatchesCommand(const CompiledLimit& l, const CommandInfo* cmd) {
-  if (l.all_commands) return true;
-  if (cmd == nullptr) return false;
-  if (l.writes && (cmd->flags & commands::kWrite)) return true;
-  if (l.reads && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite)) return true;
-  for (const CommandInfo* c : l.commands) {
-    if (sameOrChild(c, cmd)) return true;
-  }
-  return false;
 }
 
 // One rate limit, for a policy (captures: its template's placeholder names) or global (captures
@@ -80,6 +79,11 @@ CompiledLimit compileLimit(const config::RateLimitSpec& ls, const std::string& p
       errors->push_back(
           config::configError(ls.where, path + ".commands", "unknown command '" + name + "'"));
     }
+  }
+  if (ls.key_by.size() > RateLimiter::kMaxParts) {
+    errors->push_back(
+        config::configError(ls.where, path + ".key_by",
+                            "more than " + std::to_string(RateLimiter::kMaxParts) + " parts"));
   }
   for (const config::KeyByPart& part : ls.key_by) {
     int idx = -1;
@@ -224,21 +228,23 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
     set->global_limits_.push_back(
         compileLimit(ls, pathOf(ls.path, "global.rate_limits", j), nullptr, {}, reg, errors));
   }
-  const size_t ncmds = commands::allCommands().size();
-  set->deny_top_.assign(ncmds, 0);
-  set->audit_top_.assign(ncmds, 0);
+  const auto all = commands::allCommands();
+  set->commands_base_ = reinterpret_cast<uintptr_t>(all.data());
+  set->commands_count_ = all.size();
+  set->commands_.resize(all.size());
+  for (size_t i = 0; i < all.size(); ++i) set->commands_[i].traits = commandTraits(all[i]);
   for (const std::string& name : c.global.deny_commands) {
     if (const CommandInfo* ci = resolveCommand(name)) {
       set->deny_.push_back(ci);
       if (const int64_t i = commands::topLevelIndex(ci); i >= 0)
-        set->deny_top_[static_cast<size_t>(i)] = 1;
+        set->commands_[static_cast<size_t>(i)].denied = true;
     }
   }
   for (const std::string& name : c.global.audit_commands) {
     if (const CommandInfo* ci = resolveCommand(name)) {
       set->audit_.push_back(ci);
       if (const int64_t i = commands::topLevelIndex(ci); i >= 0)
-        set->audit_top_[static_cast<size_t>(i)] = 1;
+        set->commands_[static_cast<size_t>(i)].audited = true;
     }
   }
   if (errors->size() != errors_before) return nullptr;
@@ -256,11 +262,6 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
                   c.global.deny_commands.empty() && c.global.audit_commands.empty() &&
                   c.global.unmatched_keys == config::UnmatchedKeys::kAllow;
   return set;
-}
-
-bool PolicySet::limitApplies(const CompiledLimit& l, const Request& r) const {
-  if (r.top >= 0) return l.applies_top[static_cast<size_t>(r.top)] != 0;
-  return limitMatchesCommand(l, r.cmd);
 }
 
 }  // namespace corral::policies

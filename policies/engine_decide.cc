@@ -20,8 +20,11 @@ namespace {
 
 constexpr size_t kMaxKeyInError = 64;
 
-CommandTraits traitsFromTable(const CommandInfo& c) {
+}  // namespace
+
+CommandTraits commandTraits(const CommandInfo& c) {
   CommandTraits t;
+  t.arity = c.arity;
   t.keyed = !(c.flags & (commands::kNoKey | commands::kPubSub));
   const commands::KeySpec& k = c.keys[0];
   if (t.keyed && c.nkeyspecs == 1 && k.search == commands::KeySearch::kRange && k.first == k.last &&
@@ -42,19 +45,6 @@ CommandTraits traitsFromTable(const CommandInfo& c) {
   return t;
 }
 
-}  // namespace
-
-CommandTraits commandTraits(const CommandInfo* cmd, int64_t top) {
-  if (cmd == nullptr) return {};
-  if (top < 0) return traitsFromTable(*cmd);
-  static const std::vector<CommandTraits> kTable = [] {
-    std::vector<CommandTraits> t;
-    for (const CommandInfo& c : commands::allCommands()) t.push_back(traitsFromTable(c));
-    return t;
-  }();
-  return kTable[static_cast<size_t>(top)];
-}
-
 void appendEscaped(std::string& out, std::string_view s) {
   const size_t n = std::min(s.size(), kMaxKeyInError);
   for (size_t i = 0; i < n; ++i) {
@@ -73,9 +63,26 @@ void appendEscaped(std::string& out, std::string_view s) {
 void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view> args,
                        const RequestContext& ctx, Registry& reg, Decision& out) const {
   out.clear();
-  const int64_t top = cmd != nullptr ? commands::topLevelIndex(cmd) : -1;
-  const Request r{cmd, top, commandTraits(cmd, top), args, ctx, reg, !ctx.replay};
-  if (!checkCommand(r, out) || !resolveKeys(r, out)) return;
+  // A top-level command (the common case) finds its traits and list bits in one lookup; the
+  // unsigned difference also sends commands below the table's start to the slow path.
+  const uintptr_t off = reinterpret_cast<uintptr_t>(cmd) - commands_base_;
+  if (cmd != nullptr && off < commands_count_ * sizeof(CommandInfo)) [[likely]] {
+    const size_t top = off / sizeof(CommandInfo);
+    const CommandEntry& e = commands_[top];
+    const Request r{cmd, static_cast<int64_t>(top), e.traits, args, ctx, reg, !ctx.replay};
+    if ((e.denied || e.audited) && !checkCommand(r, out)) return;
+    run(r, out);
+    return;
+  }
+  // A subcommand or a command the table does not know.
+  const CommandTraits traits = cmd != nullptr ? commandTraits(*cmd) : CommandTraits{};
+  const Request r{cmd, -1, traits, args, ctx, reg, !ctx.replay};
+  if (!checkCommand(r, out)) return;
+  run(r, out);
+}
+
+void PolicySet::run(const Request& r, Decision& out) const {
+  if (!resolveKeys(r, out)) return;
   if (any_limits_ && !checkLimits(r, out)) return;
   if (any_ttl_rules_ && r.traits.write && !applyTtl(r, out)) return;
   // Routing, accounting and fills concern the keys of policies only.
@@ -90,11 +97,11 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
 // 1. Command rules: global.commands.deny refuses, global.commands.audit counts.
 bool PolicySet::checkCommand(const Request& r, Decision& out) const {
   const config::GlobalSpec& g = config_.global;
-  // A top-level command is on a list exactly when its bit is set; subcommands and commands the
-  // table does not know take the slow path.
-  auto listed = [&r](const std::vector<uint8_t>& top, const std::vector<std::string>& names,
+  // A top-level command is on a list exactly when its entry says so; subcommands and commands
+  // the table does not know take the slow path.
+  auto listed = [&r](bool top_listed, const std::vector<std::string>& names,
                      const std::vector<const CommandInfo*>& cmds) {
-    if (r.top >= 0) return top[static_cast<size_t>(r.top)] != 0;
+    if (r.top >= 0) return top_listed;
     if (names.empty()) return false;
     if (r.cmd != nullptr) {
       return std::any_of(cmds.begin(), cmds.end(),
@@ -105,7 +112,8 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
       return commands::equalsIgnoreCase(n, r.args[0]);
     });
   };
-  if (listed(deny_top_, g.deny_commands, deny_)) [[unlikely]] {
+  const CommandEntry* e = r.top >= 0 ? &commands_[static_cast<size_t>(r.top)] : nullptr;
+  if (listed(e != nullptr && e->denied, g.deny_commands, deny_)) {
     r.bump(r.reg.denied);
     out.verdict = Decision::Verdict::kReject;
     out.error = "DENIED command '";
@@ -117,7 +125,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
     out.error += "' is denied by global.commands.deny";
     return false;
   }
-  if (listed(audit_top_, g.audit_commands, audit_)) [[unlikely]] {
+  if (listed(e != nullptr && e->audited, g.audit_commands, audit_)) {
     r.bump(r.reg.command_audit);
     if (out.audit.empty()) {
       out.audit = "command '";
@@ -132,7 +140,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
 bool PolicySet::resolveKeys(const Request& r, Decision& out) const {
   out.keys.clear();
   out.key_policy.clear();
-  if (!r.traits.keyed || !commands::arityOk(*r.cmd, r.args.size())) return true;
+  if (!r.traits.keyed || !arityFits(r.traits.arity, r.args.size())) return true;
   if (r.traits.key_at != 0) {
     out.keys.push_back(r.traits.key_at);  // arityOk: the argument is there
   } else if (!commands::extractKeys(*r.cmd, r.args, out.keys)) {
@@ -285,6 +293,7 @@ bool PolicySet::applyTtl(const Request& r, Decision& out) const {
     out.args.assign(argv.begin(), argv.end());
     out.append_from = out.ttl.append_from;
   }
+  if (!out.ttl.followups.empty()) out.extras_ = true;
   for (const TtlFollowup& f : out.ttl.followups) {
     char num[24];
     const auto n = std::to_chars(num, num + sizeof num, f.ttl_ms);
@@ -316,6 +325,7 @@ void PolicySet::planFills(const Request& r, Decision& out) const {
   const CompiledPolicy* first = out.key_policy[0];
   if (r.traits.get && out.keys.size() == 1 && first != nullptr && first->fill != nullptr &&
       first->fill_get) {
+    out.extras_ = true;
     FillPlan& f = out.fill;
     f.policy = first->fill.get();
     f.key.assign(r.args[out.keys[0]]);
@@ -336,6 +346,7 @@ void PolicySet::planFills(const Request& r, Decision& out) const {
     for (size_t i = 0; i < out.key_policy.size(); ++i) {
       const CompiledPolicy* p = out.key_policy[i];
       if (p == nullptr || p->fill == nullptr || !p->fill_mget) continue;
+      out.extras_ = true;
       FillPlan::Item& m = out.fill.addItem();
       m.pos = static_cast<uint32_t>(i);
       m.policy = p->fill.get();
@@ -351,6 +362,7 @@ void PolicySet::planFills(const Request& r, Decision& out) const {
     const CompiledPolicy* p = out.key_policy[i];
     if (p == nullptr || p->fill == nullptr || p->fill->audit) continue;
     const std::string_view key = r.args[out.keys[i]];
+    out.extras_ = true;
     out.revoke.push_back(key);
     if (p->distributed) {
       out.scratch.clear();

@@ -156,5 +156,49 @@ TEST_CASE("engine: fill.commands beyond GET and MGET are refused") {
         "filling on hgetall is not supported by this version of corral yet (GET and MGET are)");
 }
 
+TEST_CASE("engine: a reused Decision carries nothing over") {
+  PolicyConfig cfg = fillConfig();
+  cfg.policies[0].ttl.require = true;
+  cfg.policies[0].freshness.stale_while_revalidate = config::Millis(1000);
+  cfg.policies[0].fill.commands = {"get", "mget"};
+  auto audited = policy("aud", "aud:<id:u64>");
+  audited.mode = config::PolicyMode::kAudit;
+  audited.max_key_bytes = 5;
+  cfg.policies.push_back(audited);
+  auto plain = policy("prof", "prof:<id:u64>");  // TTL rules, no fill
+  plain.ttl.default_ttl = config::Millis(1000);
+  plain.ttl.require = true;
+  cfg.policies.push_back(plain);
+  Fixture f(cfg);
+  auto checkClean = [&f] {
+    CHECK(f.d.verdict == Verdict::kForward);
+    CHECK(f.d.error.empty());
+    CHECK(f.d.args.empty());
+    CHECK(f.d.append_from == 0);
+    CHECK(f.d.ttl_followups.empty());
+    CHECK(f.d.lease_deletes.empty());
+    CHECK(f.d.revoke.empty());
+    CHECK(f.d.fill.empty());
+    CHECK(f.d.fill.key.empty());
+    CHECK(f.d.fill.request.empty());
+    CHECK(f.d.audit.empty());
+  };
+  const std::vector<std::vector<std::string_view>> requests = {
+      {"GET", "nope"},                         // unmatched: allowed, nothing
+      {"GET", "user:1:nope"},                  // naming violation: refused
+      {"SET", "user:1:card", "v"},             // rewritten (PX), revokes, deletes the lease
+      {"HSET", "user:1:card", "f", "v"},       // follow-up PEXPIRE, revokes
+      {"HSET", "prof:1", "f", "v"},            // follow-up PEXPIRE only
+      {"GET", "user:1:card"},                  // fill plan with GET+PTTL
+      {"MGET", "user:1:card", "user:2:full"},  // MGET items
+      {"GET", "aud:123456"},                   // audit line
+  };
+  for (const auto& req : requests) {
+    f.run(req);
+    CHECK(f.run({"PING"}) == Verdict::kForward);
+    checkClean();
+  }
+}
+
 }  // namespace
 }  // namespace corral::policies::enginetest

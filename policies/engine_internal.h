@@ -16,6 +16,7 @@ namespace corral::policies {
 // What decide() needs to know about a command, worked out once per command from the command
 // table (commandTraits) instead of once per request.
 struct CommandTraits {
+  int32_t arity = 0;       // the command table's (Redis's) arity
   bool keyed = false;      // may have key arguments (not kNoKey, not pub/sub)
   uint8_t key_at = 0;      // > 0: the one key is always args[key_at] (GET, SET, HSET, ...)
   bool write = false;      // kWrite: TTL rules apply
@@ -26,14 +27,23 @@ struct CommandTraits {
   bool mget = false;       // MGET (fill.commands: mget)
 };
 
-// cmd's traits (all false for nullptr, an unknown command). top is commands::topLevelIndex(cmd):
-// top-level commands are a table lookup, subcommands are worked out on the spot.
-CommandTraits commandTraits(const commands::CommandInfo* cmd, int64_t top);
+// cmd's traits, worked out from the command table (PolicySet::compile keeps them per top-level
+// command; subcommands get theirs on the spot).
+CommandTraits commandTraits(const commands::CommandInfo& cmd);
+
+// True when nargs satisfies an arity (commands::arityOk, inline).
+inline bool arityFits(int32_t arity, size_t nargs) {
+  return arity >= 0 ? nargs == static_cast<size_t>(arity)
+                    : nargs >= static_cast<size_t>(-static_cast<int64_t>(arity));
+}
+
+// Whether limit l's command list covers cmd (PolicySet::limitApplies' slow path).
+bool limitMatchesCommand(const CompiledLimit& l, const commands::CommandInfo* cmd);
 
 struct PolicySet::Request {
   const commands::CommandInfo* cmd = nullptr;
   int64_t top = -1;  // commands::topLevelIndex(cmd); -1: a subcommand or an unknown command
-  CommandTraits traits;
+  const CommandTraits& traits;
   std::span<const std::string_view> args;
   const RequestContext& ctx;
   Registry& reg;
@@ -42,6 +52,12 @@ struct PolicySet::Request {
   void bump(AtomicCounter& c) const {
     if (count) c.add();
   }
+};
+
+struct PolicySet::CommandEntry {
+  CommandTraits traits;
+  bool denied = false;   // global.commands.deny
+  bool audited = false;  // global.commands.audit
 };
 
 // "config|set" -> the table's entry for CONFIG SET; nullptr when unknown.

@@ -1,87 +1,23 @@
 // Phase 3 of decide(): rate limits, global ones first, then each key's policy's. A limit keyed
 // by `key` or by a capture takes one bucket per key of the request; any other limit one bucket
-// per request (a policy's: at its first key). A bucket key is bounded whatever the client sends:
-// long parts become digests (appendPart), and the limiter bounds the buckets of each limit.
+// per request (a policy's: at its first key). A bucket key is its key_by parts as views into the
+// request and the context (nothing is copied); the limiter bounds what it keeps of them
+// (rate_limiter.h: long parts become digests) and how many buckets a limit holds.
 #include <algorithm>
-#include <cstring>
 #include <string>
 
 #include "policies/engine.h"
 #include "policies/engine_internal.h"
-#include "policies/siphash.h"
 
 namespace corral::policies {
 
 namespace {
 
-// Bucket-key parts longer than this become a digest: a client name (CLIENT SETNAME takes up to
-// 512 MB), a key or a capture must not make a bucket as large as itself.
-constexpr size_t kMaxBucketPart = 64;
-// In place of a length byte: a digest follows (16 bytes). Lengths never exceed kMaxBucketPart.
-constexpr char kDigestMarker = static_cast<char>(0xff);
-static_assert(kMaxBucketPart < 0xff);
-
-// One part: its length in one byte, then its bytes; or, when longer than kMaxBucketPart, the
-// marker and two SipHash-2-4 values (128 bits) under the registry's random keys. The lengths
-// keep parts apart ("a" "bc" vs "ab" "c"), the marker keeps a digest apart from a short value
-// that happens to hold the same 16 bytes. A part's encoding is thus at most 65 bytes.
-void appendPart(std::string& out, std::string_view v, const Registry& reg) {
-  if (v.size() <= kMaxBucketPart) [[likely]] {
-    out.push_back(static_cast<char>(v.size()));
-    out.append(v);
-    return;
-  }
-  out.push_back(kDigestMarker);
-  const uint64_t d[2] = {sipHash24(reg.bucketDigestKey(0), v),
-                         sipHash24(reg.bucketDigestKey(1), v)};
-  char bytes[sizeof d];
-  std::memcpy(bytes, d, sizeof d);
-  out.append(bytes, sizeof bytes);
-}
-
-}  // namespace
-
-bool PolicySet::checkLimits(const Request& r, Decision& out) const {
-  for (const CompiledLimit& l : global_limits_) {
-    if (!limitApplies(l, r)) continue;
-    if (l.by_key && !out.keys.empty()) {
-      for (size_t k = 0; k < out.keys.size(); ++k) {
-        bucketKey(l, out.key_policy[k], r, r.args[out.keys[k]], {}, out.bucket);
-        if (!admit(l, false, r, out)) return false;
-      }
-    } else {
-      const CompiledPolicy* first = out.key_policy.empty() ? nullptr : out.key_policy[0];
-      bucketKey(l, first, r, {}, {}, out.bucket);
-      if (!admit(l, false, r, out)) return false;
-    }
-  }
-  for (size_t i = 0; i < out.key_policy.size(); ++i) {
-    const CompiledPolicy* p = out.key_policy[i];
-    if (p == nullptr || p->limits.empty()) continue;
-    for (const CompiledLimit& l : p->limits) {
-      if (!limitApplies(l, r)) continue;
-      if (!l.by_key && !l.by_capture) {
-        // Once per request: only at the policy's first key.
-        bool first_of_policy = true;
-        for (size_t j = 0; j < i && first_of_policy; ++j) first_of_policy = out.key_policy[j] != p;
-        if (!first_of_policy) continue;
-        bucketKey(l, p, r, {}, {}, out.bucket);
-      } else {
-        const std::string_view key = r.args[out.keys[i]];
-        out.caps.clear();
-        if (l.by_capture) matcher_->match(key, &out.caps);
-        bucketKey(l, p, r, key, out.caps, out.bucket);
-      }
-      if (!admit(l, p->audit, r, out)) return false;
-    }
-  }
-  return true;
-}
-
-void PolicySet::bucketKey(const CompiledLimit& l, const CompiledPolicy* p, const Request& r,
-                          std::string_view key, std::span<const Capture> caps,
-                          std::string& out) const {
-  out.clear();
+// The bucket-key parts of limit l for one key (or for the whole request: key empty) into out;
+// returns how many (the compiler allows at most RateLimiter::kMaxParts).
+inline size_t bucketParts(const CompiledLimit& l, const CompiledPolicy* p,
+                          const PolicySet::Request& r, std::string_view key,
+                          std::span<const Capture> caps, std::string_view* out) {
   const auto& parts = l.spec->key_by;
   for (size_t i = 0; i < parts.size(); ++i) {
     std::string_view v;
@@ -104,14 +40,61 @@ void PolicySet::bucketKey(const CompiledLimit& l, const CompiledPolicy* p, const
         break;
       }
     }
-    appendPart(out, v, r.reg);
+    out[i] = v;
   }
+  return parts.size();
 }
 
-bool PolicySet::admit(const CompiledLimit& l, bool shadow, const Request& r, Decision& out) const {
+}  // namespace
+
+bool PolicySet::limitApplies(const CompiledLimit& l, const Request& r) const {
+  if (r.top >= 0) return l.applies_top[static_cast<size_t>(r.top)] != 0;
+  return limitMatchesCommand(l, r.cmd);
+}
+
+bool PolicySet::checkLimits(const Request& r, Decision& out) const {
+  std::string_view* parts = out.bucket_parts.data();
+  for (const CompiledLimit& l : global_limits_) {
+    if (!limitApplies(l, r)) continue;
+    if (l.by_key && !out.keys.empty()) {
+      for (size_t k = 0; k < out.keys.size(); ++k) {
+        const size_t n = bucketParts(l, out.key_policy[k], r, r.args[out.keys[k]], {}, parts);
+        if (!admit(l, false, r, n, parts, out)) return false;
+      }
+    } else {
+      const CompiledPolicy* first = out.key_policy.empty() ? nullptr : out.key_policy[0];
+      if (!admit(l, false, r, bucketParts(l, first, r, {}, {}, parts), parts, out)) return false;
+    }
+  }
+  for (size_t i = 0; i < out.key_policy.size(); ++i) {
+    const CompiledPolicy* p = out.key_policy[i];
+    if (p == nullptr || p->limits.empty()) continue;
+    for (const CompiledLimit& l : p->limits) {
+      if (!limitApplies(l, r)) continue;
+      size_t n = 0;
+      if (!l.by_key && !l.by_capture) {
+        // Once per request: only at the policy's first key.
+        bool first_of_policy = true;
+        for (size_t j = 0; j < i && first_of_policy; ++j) first_of_policy = out.key_policy[j] != p;
+        if (!first_of_policy) continue;
+        n = bucketParts(l, p, r, {}, {}, parts);
+      } else {
+        const std::string_view key = r.args[out.keys[i]];
+        out.caps.clear();
+        if (l.by_capture) matcher_->match(key, &out.caps);
+        n = bucketParts(l, p, r, key, out.caps, parts);
+      }
+      if (!admit(l, p->audit, r, n, parts, out)) return false;
+    }
+  }
+  return true;
+}
+
+bool PolicySet::admit(const CompiledLimit& l, bool shadow, const Request& r, size_t nparts,
+                      const std::string_view* parts, Decision& out) const {
   if (!r.count) return true;  // a replay: admitted the first time
   const GcraVerdict v =
-      r.reg.limiter().admit(l.counters->id, out.bucket, r.ctx.clock->monoNs(), l.params);
+      r.reg.limiter().admit(l.counters->id, {parts, nparts}, r.ctx.clock->monoNs(), l.params);
   if (v.allowed) {
     l.counters->admitted.add();
     return true;

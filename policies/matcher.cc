@@ -8,6 +8,7 @@
 #include <bit>
 #include <limits>
 #include <map>
+#include <span>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -18,6 +19,19 @@
 
 namespace corral::policies {
 using namespace tmpl;  // NOLINT(google-build-using-namespace): the template files' own helpers
+
+namespace {
+
+// std::popcount is a library call on x86-64 without -mpopcnt (which we do not assume): this is
+// the same count in a dozen inline instructions.
+uint32_t bitCount(uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555ULL);
+  x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  return static_cast<uint32_t>((x * 0x0101010101010101ULL) >> 56);
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Matcher
@@ -54,6 +68,10 @@ struct Matcher::Impl {
   std::string labels;
   std::vector<GroupEntry> group_entries;  // ascending entry index within a group
   std::vector<GlobRef> globs;             // by priority desc, prefix length desc, index asc
+  // First bytes of the globs' literal prefixes, and whether a glob has none: a key whose first
+  // byte no glob can start with skips the globs altogether.
+  ByteSet glob_first;
+  bool glob_unanchored = false;
 };
 
 namespace {
@@ -176,6 +194,11 @@ std::optional<Matcher> Matcher::build(std::vector<Entry> entries, std::vector<Cl
     if (t.isGlob()) {
       im.globs.push_back(
           {im.entries[i].priority, static_cast<uint32_t>(i), t.literalPrefix(), t.impl_.get()});
+      if (t.literalPrefix().empty()) {
+        im.glob_unanchored = true;
+      } else {
+        im.glob_first.add(static_cast<uint8_t>(t.literalPrefix()[0]));
+      }
     } else {
       trie.insert(t.literalPrefix(), {t.impl_.get(), static_cast<uint32_t>(i)});
     }
@@ -211,8 +234,7 @@ MatchResult Matcher::match(std::string_view key, std::vector<Capture>* caps) con
     const uint64_t word = nd->kids[b >> 6];
     const uint64_t bit = uint64_t{1} << (b & 63);
     if ((word & bit) == 0) break;
-    nd = &m.nodes[nd->child_base + nd->rank[b >> 6] +
-                  static_cast<uint32_t>(std::popcount(word & (bit - 1)))];
+    nd = &m.nodes[nd->child_base + nd->rank[b >> 6] + bitCount(word & (bit - 1))];
     ++pos;
     if (n - pos < nd->label_len ||
         !bytesEqual(k + pos, m.labels.data() + nd->label_off, nd->label_len)) {
@@ -224,7 +246,9 @@ MatchResult Matcher::match(std::string_view key, std::vector<Capture>* caps) con
   // 2. Globs in precedence order, down to the template group's precedence: the first one that
   // matches is the best glob candidate (and the lowest index of its group).
   const Impl::GlobRef* glob = nullptr;
-  for (const auto& g : m.globs) {
+  const bool try_globs = m.glob_unanchored || (n > 0 && m.glob_first.has(k[0]));
+  for (const auto& g :
+       try_globs ? std::span<const Impl::GlobRef>(m.globs) : std::span<const Impl::GlobRef>()) {
     if (best != nullptr && (g.priority < best->top_priority ||
                             (g.priority == best->top_priority && g.prefix.size() < best_len))) {
       break;

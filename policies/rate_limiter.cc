@@ -1,6 +1,7 @@
 // GCRA rate limiting: the pure step plus a sharded, bounded table of buckets.
 //
-//   admit(limit, key, now) --hash--> shard (spin lock) --find (no allocation)--> TAT --gcraStep-->
+//   admit(limit, parts, now) --long parts digested, all hashed once--> shard (spin lock)
+//       --find (parts compared in place, no allocation)--> TAT --gcraStep-->
 //       allowed: TAT += interval          refused: TAT unchanged, retry_after = TAT - tol - now
 //   new bucket --> over the shard's share of max_buckets? sweep idle; still full? evict
 //       the closest-to-idle buckets of that limit down to a low-water mark --> insert
@@ -18,12 +19,13 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
-#include <random>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "policies/siphash.h"
 
 namespace corral::policies {
 
@@ -58,8 +60,16 @@ namespace {
 
 constexpr size_t kShards = 16;
 
-// The hash is computed once per admit() and carried in the key, so the shard choice and the
-// table lookup share it and a stored bucket never needs hashing again.
+constexpr uint8_t kDigestFlag = 0x80;  // on a part's length byte: a digest follows
+constexpr size_t kDigestBytes = 16;
+static_assert(RateLimiter::kMaxPartBytes < kDigestFlag);
+// The longest encoded bucket key: every part at its longest.
+constexpr size_t kMaxKeyBytes = RateLimiter::kMaxParts * (1 + RateLimiter::kMaxPartBytes);
+
+// A bucket's identity: the limit id and its encoded key (the parts one after the other, each as
+// a length byte, with kDigestFlag for a digest, and its bytes). The hash is computed once per
+// admit() and carried along, so the shard choice and the table lookup share it and a stored
+// bucket is never hashed again.
 struct BucketKeyView {
   uint32_t limit;
   std::string_view key;
@@ -110,10 +120,11 @@ constexpr uint64_t kM0 = 0xa0761d6478bd642fULL;
 constexpr uint64_t kM1 = 0xe7037ed1a0b428dbULL;
 constexpr uint64_t kM2 = 0x8ebc6af09c88c6e3ULL;
 
-// A fast hash of (limit, key): 16 bytes per multiply, short keys in one. Not cryptographic; it
-// only spreads buckets over shards and table slots. Clients choose keys and names, so the
-// limiter's random seed goes into one side of every multiply: without it nobody can aim many
-// keys at one slot (a fixed constant there would let a chosen word zero the product).
+// A fast hash of (limit, encoded key): 16 bytes per multiply, short keys in one. Not
+// cryptographic; it only spreads buckets over shards and table slots. Clients choose keys and
+// names, so the limiter's random seed goes into one side of every multiply: without it nobody
+// can aim many keys at one slot (a fixed constant there would let a chosen word zero the
+// product).
 uint64_t hashKey(uint64_t s0, uint64_t s1, uint32_t limit, std::string_view key) {
   const char* p = key.data();
   size_t n = key.size();
@@ -171,12 +182,14 @@ struct RateLimiter::Impl {
     BucketMap tats;
     std::unordered_map<uint32_t, size_t> per_limit;                // bucket count of each limit id
     std::vector<std::pair<int64_t, BucketMap::iterator>> scratch;  // eviction, reused
+    size_t key_bytes = 0;                                          // of the keys in tats
   };
 
   uint64_t s0 = 0;  // the hash's seed
   uint64_t s1 = 0;
-  size_t cap = 1;        // buckets per limit id per shard
-  size_t low_water = 0;  // eviction goes down to this, so the next one is cap/8 inserts away
+  SipKey digest_keys[2];  // of long parts
+  size_t cap = 1;         // buckets per limit id per shard
+  size_t low_water = 0;   // eviction goes down to this, so the next one is cap/8 inserts away
   std::array<Shard, kShards> shards;
 
   // Drops the shard's idle buckets (TAT <= now): exact, an idle bucket decides like a new one.
@@ -184,6 +197,7 @@ struct RateLimiter::Impl {
     for (auto it = s.tats.begin(); it != s.tats.end();) {
       if (it->second <= now_ns) {
         --s.per_limit[it->first.limit];
+        s.key_bytes -= it->first.key.size();
         it = s.tats.erase(it);
       } else {
         ++it;
@@ -207,36 +221,59 @@ struct RateLimiter::Impl {
     const auto nth = s.scratch.begin() + static_cast<std::ptrdiff_t>(evict);
     std::nth_element(s.scratch.begin(), nth, s.scratch.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (auto it = s.scratch.begin(); it != nth; ++it) s.tats.erase(it->second);
+    for (auto it = s.scratch.begin(); it != nth; ++it) {
+      s.key_bytes -= it->second->first.key.size();
+      s.tats.erase(it->second);
+    }
     n -= evict;
     s.scratch.clear();
   }
 };
 
-RateLimiter::RateLimiter(size_t max_buckets) : RateLimiter(max_buckets, std::random_device{}()) {}
+RateLimiter::RateLimiter(size_t max_buckets) : RateLimiter(max_buckets, randomSipKey().k0) {}
 
 RateLimiter::RateLimiter(size_t max_buckets, uint64_t seed) : impl_(std::make_unique<Impl>()) {
   impl_->s0 = fold(seed ^ kM0, kM1);
   impl_->s1 = fold(seed ^ kM2, kM0);
+  impl_->digest_keys[0] = SipKey{fold(seed ^ kM1, kM2), fold(seed ^ kM0, kM2)};
+  impl_->digest_keys[1] = SipKey{fold(seed ^ kM2, kM1), fold(seed ^ kM1, kM0)};
   impl_->cap = std::max<size_t>(1, max_buckets / kShards);
   impl_->low_water = impl_->cap - std::max<size_t>(1, impl_->cap / 8);
 }
 
 RateLimiter::~RateLimiter() = default;
 
-GcraVerdict RateLimiter::admit(uint32_t limit_id, std::string_view bucket_key, int64_t now_ns,
-                               const GcraParams& p) {
-  const BucketKeyView view{limit_id, bucket_key,
-                           hashKey(impl_->s0, impl_->s1, limit_id, bucket_key)};
-  Impl::Shard& s = impl_->shards[shardOf(view.hash)];
+GcraVerdict RateLimiter::admit(uint32_t limit_id, std::span<const std::string_view> parts,
+                               int64_t now_ns, const GcraParams& p) {
+  Impl& m = *impl_;
+  // Encode the key on the stack: it is bounded, so it fits, and a known bucket costs no copy.
+  char buf[kMaxKeyBytes];
+  size_t n = 0;
+  for (size_t i = 0, end = std::min(parts.size(), kMaxParts); i < end; ++i) {
+    const std::string_view v = parts[i];
+    if (v.size() <= kMaxPartBytes) [[likely]] {
+      buf[n] = static_cast<char>(v.size());
+      std::memcpy(buf + n + 1, v.data(), v.size());
+      n += 1 + v.size();
+    } else {
+      const uint64_t d[2] = {sipHash24(m.digest_keys[0], v), sipHash24(m.digest_keys[1], v)};
+      buf[n] = static_cast<char>(kDigestFlag | kDigestBytes);
+      std::memcpy(buf + n + 1, d, kDigestBytes);
+      n += 1 + kDigestBytes;
+    }
+  }
+  const std::string_view key(buf, n);
+  const BucketKeyView view{limit_id, key, hashKey(m.s0, m.s1, limit_id, key)};
+  Impl::Shard& s = m.shards[shardOf(view.hash)];
   std::lock_guard<SpinLock> lock(s.mu);
   if (auto it = s.tats.find(view); it != s.tats.end()) return gcraStep(it->second, now_ns, p);
 
   int64_t tat = 0;
   const GcraVerdict v = gcraStep(tat, now_ns, p);
   if (!v.allowed) return v;  // cannot happen for a fresh bucket; nothing to remember anyway
-  if (s.per_limit[limit_id] >= impl_->cap) impl_->makeRoom(s, limit_id, now_ns);
-  s.tats.emplace(BucketKey{limit_id, std::string(bucket_key), view.hash}, tat);
+  if (s.per_limit[limit_id] >= m.cap) m.makeRoom(s, limit_id, now_ns);
+  s.key_bytes += key.size();
+  s.tats.emplace(BucketKey{limit_id, std::string(key), view.hash}, tat);
   ++s.per_limit[limit_id];
   return v;
 }
@@ -246,6 +283,15 @@ void RateLimiter::sweep(int64_t now_ns) {
     std::lock_guard<SpinLock> lock(s.mu);
     Impl::sweepShard(s, now_ns);
   }
+}
+
+size_t RateLimiter::keyBytes() const {
+  size_t n = 0;
+  for (const Impl::Shard& s : impl_->shards) {
+    std::lock_guard<SpinLock> lock(s.mu);
+    n += s.key_bytes;
+  }
+  return n;
 }
 
 size_t RateLimiter::buckets() const {

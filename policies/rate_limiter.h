@@ -1,8 +1,9 @@
 // Rate limits: GCRA (the generic cell rate algorithm, equivalent to a token bucket that holds
 // `burst` tokens and refills `count` per `period`), one bucket per limit and bucket key.
 //
-//   engine: limit id + bucket key (its key_by parts, bounded: engine_limits.cc)
-//       --admit(now)--> allowed / retry after
+//   engine: limit id + bucket-key parts (key_by: client, key, capture, ...)
+//       --admit(now)--> hash the parts once --> shard --> find (parts compared in place)
+//       --> gcraStep --> allowed / retry after
 //   bucket state: one int64 per bucket, the theoretical arrival time (TAT)
 //
 // Process-wide (every worker checks the same buckets, so a limit is per sidecar, not per
@@ -15,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 
 namespace corral::policies {
@@ -36,22 +38,38 @@ GcraVerdict gcraStep(int64_t& tat, int64_t now_ns, const GcraParams& p);
 
 class RateLimiter {
  public:
-  // max_buckets: per limit id, the bound on remembered buckets. The seed of the bucket hash is
-  // random unless given (tests).
+  // A bucket key has at most this many parts (key_by parts; the compiler refuses more).
+  static constexpr size_t kMaxParts = 16;
+  // Parts longer than this are stored as a digest (see admit).
+  static constexpr size_t kMaxPartBytes = 64;
+
+  // max_buckets: per limit id, the bound on remembered buckets. The seed of the bucket hash and
+  // the key of the part digests are random unless a seed is given (tests).
   explicit RateLimiter(size_t max_buckets = 100000);
   RateLimiter(size_t max_buckets, uint64_t seed);
   ~RateLimiter();
   RateLimiter(const RateLimiter&) = delete;
   RateLimiter& operator=(const RateLimiter&) = delete;
 
-  // Checks one request against the bucket (limit_id, bucket_key). Thread-safe. Buckets persist
-  // across policy reloads when the limit keeps its id (the engine keys ids by limit name).
-  GcraVerdict admit(uint32_t limit_id, std::string_view bucket_key, int64_t now_ns,
+  // Checks one request against the bucket (limit_id, parts). Thread-safe. The parts (a client
+  // name, a key, a capture, ...) are views valid for the call; nothing is copied unless a new
+  // bucket is made. A part longer than kMaxPartBytes is kept as a 128-bit keyed digest
+  // (SipHash-2-4 under a random per-process key), so a bucket key takes at most
+  // 65 bytes per part whatever clients send, and no client can make two long values share a
+  // bucket on purpose. Parts stay apart ("ab" "c" is not "a" "bc"). At most kMaxParts parts.
+  // Buckets persist across policy reloads when the limit keeps its id (the engine keys ids by
+  // limit name).
+  GcraVerdict admit(uint32_t limit_id, std::span<const std::string_view> parts, int64_t now_ns,
                     const GcraParams& p);
+  // One part.
+  GcraVerdict admit(uint32_t limit_id, std::string_view key, int64_t now_ns, const GcraParams& p) {
+    return admit(limit_id, std::span<const std::string_view>(&key, 1), now_ns, p);
+  }
 
   // Drops every bucket that is idle at now_ns (exact: an idle bucket decides like a fresh one).
   void sweep(int64_t now_ns);
-  size_t buckets() const;  // all limits, for /metrics
+  size_t buckets() const;   // all limits, for /metrics
+  size_t keyBytes() const;  // bytes of all stored bucket keys (for tests of the bound)
 
   struct Impl;
 

@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <initializer_list>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -265,6 +267,39 @@ TEST_CASE("ratelimit: two threads sharing one key stay within the bound") {
   CHECK(total <= elapsed / p.interval_ns + 10);
   CHECK(total >= 500);
   CHECK(rl.buckets() <= 64);
+}
+
+TEST_CASE("ratelimit: bucket keys are parts, kept apart and bounded") {
+  const GcraParams p = GcraParams::from(1, 1'000'000'000, 1);  // 1/s, burst 1
+  RateLimiter rl(1000, 7);
+  const int64_t t = 1'000'000'000;
+  auto admit = [&](std::initializer_list<std::string_view> parts) {
+    return rl.admit(1, std::span<const std::string_view>(parts.begin(), parts.size()), t, p)
+        .allowed;
+  };
+  // ("ab", "c") and ("a", "bc") are different buckets; so are ("a") and ("a", "").
+  CHECK(admit({"ab", "c"}));
+  CHECK(admit({"a", "bc"}));
+  CHECK(admit({"a"}));
+  CHECK(admit({"a", ""}));
+  CHECK_FALSE(admit({"ab", "c"}));
+  CHECK_FALSE(admit({"a", ""}));
+  CHECK(rl.buckets() == 4);
+  CHECK(rl.keyBytes() == (3 + 2) + (2 + 3) + 2 + (2 + 1));
+
+  // 64 bytes are kept; 65 and more become a 16-byte digest, the same for the same value.
+  const std::string at_limit(RateLimiter::kMaxPartBytes, 'x');
+  const std::string over(RateLimiter::kMaxPartBytes + 1, 'x');
+  const std::string huge(8 << 20, 'y');
+  CHECK(admit({at_limit}));
+  CHECK(rl.keyBytes() == 15 + 65);
+  CHECK(admit({over}));
+  CHECK(admit({huge}));
+  CHECK(rl.keyBytes() == 15 + 65 + 17 + 17);
+  CHECK_FALSE(admit({huge}));
+  // Values differing only at their end have different digests.
+  CHECK(admit({std::string(8 << 20, 'y') + "z"}));
+  CHECK(rl.buckets() == 8);
 }
 
 }  // namespace

@@ -6,11 +6,7 @@
 
 namespace corral::policies {
 
-void PolicyCounters::countRead(std::string_view reply) {
-  if (reply.size() > 1 && reply[0] == '$' && reply[1] != '-') {  // the common case: a value
-    hits.add();
-    return;
-  }
+void PolicyCounters::countOtherRead(std::string_view reply) {
   if (reply.empty() || reply[0] == '-' || reply[0] == '!') return;
   if (reply[0] == '_' || reply.starts_with("$-1") || reply.starts_with("*-1") ||
       reply.starts_with("*0\r") || reply.starts_with("%0\r") || reply.starts_with("~0\r")) {

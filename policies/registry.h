@@ -17,7 +17,6 @@
 
 #include "policies/fill.h"
 #include "policies/rate_limiter.h"
-#include "policies/siphash.h"
 
 namespace corral::policies {
 
@@ -43,7 +42,14 @@ struct PolicyCounters {
 
   // Counts a GET-like reply (RESP bytes): nil (RESP2 "$-1"/"*-1", RESP3 "_") or an empty
   // collection is a miss, an error neither, anything else a hit.
-  void countRead(std::string_view reply);
+  void countRead(std::string_view reply) {
+    if (reply.size() > 1 && reply[0] == '$' && reply[1] != '-') [[likely]] {
+      hits.add();  // the common case, inline: a value
+      return;
+    }
+    countOtherRead(reply);
+  }
+  void countOtherRead(std::string_view reply);
 };
 
 struct LimitCounters {
@@ -63,9 +69,6 @@ class Registry {
   LimitCounters* limit(const std::string& name);
   FillCounters* fill(const std::string& policy);  // shared by every worker's FillEngine
   RateLimiter& limiter() { return limiter_; }
-  // Keys of the digests that stand for long parts of rate-limit bucket keys (engine_limits.cc):
-  // random, per process, so no client can make two long values share a bucket on purpose.
-  const SipKey& bucketDigestKey(size_t i) const { return bucket_digest_keys_[i]; }
 
   AtomicCounter unmatched_rejected;  // keys no policy covers, refused (unmatched_keys: reject)
   AtomicCounter unmatched_audited;
@@ -83,7 +86,6 @@ class Registry {
   std::deque<LimitCounters> limits_;
   std::deque<std::pair<std::string, FillCounters>> fills_;
   RateLimiter limiter_;
-  const SipKey bucket_digest_keys_[2] = {randomSipKey(), randomSipKey()};
 };
 
 }  // namespace corral::policies

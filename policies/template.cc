@@ -433,6 +433,20 @@ void finishCompile(Template::Impl& im) {
     const Segment& s = im.segs[i];
     Op op;
     op.kind = s.kind;
+    switch (s.kind) {
+      case Kind::kLiteral:
+        op.mode = OpMode::kLiteral;
+        break;
+      case Kind::kUuid:
+      case Kind::kEnum:
+      case Kind::kRest:
+        op.mode = OpMode::kOther;
+        break;
+      default:
+        op.mode = s.min_len == s.max_len ? OpMode::kFixed : OpMode::kScan;
+        break;
+    }
+    op.check_value = hasValueCheck(s.kind);
     op.first_mask = s.first_mask;
     op.tail_mask = s.tail_mask;
     op.last = i + 1 == n;

@@ -154,8 +154,8 @@ struct Segment {
   bool deterministic = true;
   uint32_t min_len = 0;  // placeholders: byte length bounds (max may be kUnbounded)
   uint32_t max_len = 0;
-  uint8_t first_mask = 0;  // class bits (kByteClass) of first and tail; 0 for enum and uuid
-  uint8_t tail_mask = 0;
+  uint8_t first_mask = 0;         // class bits (kByteClass) of first and tail; 0 for enum and uuid
+  uint8_t tail_mask = 0;          // one bit (the matcher relies on it: classRun)
   ByteSet first;                  // bytes allowed at the placeholder's first byte
   ByteSet tail;                   // bytes allowed after it
   ByteSet follow;                 // bytes the next segment may start with (empty for the last one)
@@ -165,11 +165,21 @@ struct Segment {
 
 // The fast matcher's compact copy of a segment (48 bytes, so a template's ops share a cache
 // line or two). lit and name point into the owning Template::Impl, which never moves.
+// How the fast matcher takes an op (decided once, at compile time).
+enum class OpMode : uint8_t {
+  kLiteral,  // compare bytes
+  kFixed,    // a class placeholder of one length (hex{32}, ...): that many bytes of the class
+  kScan,     // a class placeholder of a range of lengths: the run of class bytes
+  kOther,    // uuid, enum, rest
+};
+
 struct Op {
   Kind kind = Kind::kLiteral;
+  OpMode mode = OpMode::kLiteral;
   uint8_t first_mask = 0;
   uint8_t tail_mask = 0;
   bool last = false;
+  bool check_value = false;  // u64, int: canonical form and range (valueOk)
   uint32_t min_len = 0;
   uint32_t max_len = 0;
   uint32_t seg = 0;  // index into Impl::segs, for enum alternatives
@@ -332,9 +342,19 @@ struct Template::Impl {
   size_t firstSegmentAfterPrefix() const { return prefix.empty() ? 0 : 1; }
 
   // Matches key[pos..] against segs[s0..]; key[0..pos) is known to be the literal prefix.
-  bool matchFrom(std::string_view key, size_t s0, size_t pos, std::vector<Capture>* caps) const;
+  bool matchFrom(std::string_view key, size_t s0, size_t pos, std::vector<Capture>* caps) const {
+    if (caps != nullptr) caps->clear();
+    if (key.size() < min_total || key.size() > max_total) return false;
+    const bool ok =
+        all_deterministic ? matchFast(key, s0, pos, caps) : matchGeneral(key, s0, pos, caps);
+    if (!ok && caps != nullptr) caps->clear();  // the fast path may have captured a few
+    return ok;
+  }
   bool matchFast(std::string_view key, size_t s0, size_t pos, std::vector<Capture>* caps) const;
   bool matchGeneral(std::string_view key, size_t s0, size_t pos, std::vector<Capture>* caps) const;
+  // matchFast's rare ops (OpMode::kOther) at key[p..]: the value's length, or kNoValue.
+  static constexpr size_t kNoValue = SIZE_MAX;
+  size_t otherValue(const tmpl::Op& op, const uint8_t* k, size_t n, size_t p) const;
   size_t captureIndexBefore(size_t s0) const;
   tmpl::Nfa buildNfa() const;
 };

@@ -48,6 +48,34 @@ bool valueOk(Kind kind, const uint8_t* p, size_t len) {
   return true;
 }
 
+uint8_t classesOf4(const uint8_t* p) {
+  return static_cast<uint8_t>(kByteClass[p[0]] & kByteClass[p[1]] & kByteClass[p[2]] &
+                              kByteClass[p[3]]);
+}
+
+// Whether all of p[0, len) is in a placeholder's class: p[0] under first_mask, the rest under
+// tail_mask. tail_mask is one bit, so AND-ing four bytes' class bits keeps it exactly when each
+// of them has it: four table loads per branch instead of one. The last group may overlap the
+// one before (a byte checked twice changes nothing). The early exit in the loop also keeps the
+// compiler from vectorizing it, which for keys' short runs costs more than it saves.
+bool classRun(const uint8_t* p, size_t len, uint8_t first_mask, uint8_t tail_mask) {
+  if (len == 0) return true;
+  if (!inClass(p[0], first_mask)) return false;
+  const uint8_t* t = p + 1;
+  const size_t n = len - 1;
+  if (n < 4) {
+    for (size_t i = 0; i < n; ++i) {
+      if (!inClass(t[i], tail_mask)) return false;
+    }
+    return true;
+  }
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    if ((classesOf4(t + i) & tail_mask) == 0) return false;
+  }
+  return i == n || (classesOf4(t + n - 4) & tail_mask) != 0;
+}
+
 inline bool bitGet(const uint64_t* row, size_t i) { return ((row[i >> 6] >> (i & 63)) & 1) != 0; }
 inline void bitSet(uint64_t* row, size_t i) { row[i >> 6] |= uint64_t{1} << (i & 63); }
 
@@ -59,16 +87,6 @@ size_t Template::Impl::captureIndexBefore(size_t s0) const {
   return k;
 }
 
-bool Template::Impl::matchFrom(std::string_view key, size_t s0, size_t pos,
-                               std::vector<Capture>* caps) const {
-  if (caps != nullptr) caps->clear();
-  if (key.size() < min_total || key.size() > max_total) return false;
-  const bool ok =
-      all_deterministic ? matchFast(key, s0, pos, caps) : matchGeneral(key, s0, pos, caps);
-  if (!ok && caps != nullptr) caps->clear();  // the fast path may have captured a few
-  return ok;
-}
-
 bool Template::Impl::matchFast(std::string_view key, size_t s0, size_t pos,
                                std::vector<Capture>* caps) const {
   const auto* k = reinterpret_cast<const uint8_t*>(key.data());
@@ -76,62 +94,64 @@ bool Template::Impl::matchFast(std::string_view key, size_t s0, size_t pos,
   size_t p = pos;
   for (const Op *op = ops.data() + s0, *end = ops.data() + ops.size(); op != end; ++op) {
     size_t len = 0;
-    switch (op->kind) {
-      case Kind::kLiteral:
+    switch (op->mode) {
+      case OpMode::kLiteral:
         if (n - p < op->lit_len || !bytesEqual(k + p, op->lit, op->lit_len)) return false;
         p += op->lit_len;
         continue;
-      case Kind::kUuid:
-        if (n - p < kUuidBytes || !isUuidAt(k + p)) return false;
-        len = kUuidBytes;
+      case OpMode::kFixed:
+        // Exactly that many bytes of the class; a last one must end the key.
+        len = op->min_len;
+        if (op->last ? n - p != len : n - p < len) return false;
+        if (!classRun(k + p, len, op->first_mask, op->tail_mask)) return false;
         break;
-      case Kind::kEnum: {
-        // Deterministic: at most one alternative is followed by a byte that can start the
-        // next segment (or by the end of the key, when last).
-        const Segment& s = segs[op->seg];
-        bool found = false;
-        for (const auto& a : s.alts) {
-          if (n - p < a.size() || !bytesEqual(k + p, a.data(), a.size())) continue;
-          const size_t e = p + a.size();
-          if (op->last ? e == n : (e < n && s.follow.has(k[e]))) {
-            len = a.size();
-            found = true;
-            break;
-          }
+      case OpMode::kScan: {
+        // Deterministic: the byte after the class run cannot belong to this placeholder, so the
+        // run is the value. Scan one byte past max so an overlong run fails, not cuts.
+        const size_t limit =
+            op->max_len == kUnbounded ? n - p : std::min<size_t>(n - p, size_t{op->max_len} + 1);
+        len = (limit > 0 && inClass(k[p], op->first_mask)) ? 1 : 0;
+        if (len == 1) {
+          while (len < limit && inClass(k[p + len], op->tail_mask)) ++len;
         }
-        if (!found) return false;
+        if (len < op->min_len || len > op->max_len) return false;
+        if (op->last && p + len != n) return false;
         break;
       }
-      case Kind::kRest:
-        len = n - p;
-        if (len < op->min_len || len > op->max_len) return false;
-        break;
-      default:
-        if (op->min_len == op->max_len && !op->last) {
-          len = op->min_len;
-          if (n - p < len || !inClass(k[p], op->first_mask)) return false;
-          for (size_t j = 1; j < len; ++j) {
-            if (!inClass(k[p + j], op->tail_mask)) return false;
-          }
-        } else {
-          // Deterministic: the byte after the class run cannot belong to this placeholder, so
-          // the run is the value. Scan one byte past max so an overlong run fails, not cuts.
-          const size_t limit =
-              op->max_len == kUnbounded ? n - p : std::min<size_t>(n - p, size_t{op->max_len} + 1);
-          len = (limit > 0 && inClass(k[p], op->first_mask)) ? 1 : 0;
-          if (len == 1) {
-            while (len < limit && inClass(k[p + len], op->tail_mask)) ++len;
-          }
-          if (len < op->min_len || len > op->max_len) return false;
-          if (op->last && p + len != n) return false;
-        }
+      case OpMode::kOther:
+        len = otherValue(*op, k, n, p);
+        if (len == kNoValue) return false;
         break;
     }
-    if (hasValueCheck(op->kind) && !valueOk(op->kind, k + p, len)) return false;
+    if (op->check_value && !valueOk(op->kind, k + p, len)) return false;
     if (caps != nullptr) caps->push_back({op->name, key.substr(p, len)});
     p += len;
   }
   return p == n;
+}
+
+size_t Template::Impl::otherValue(const Op& op, const uint8_t* k, size_t n, size_t p) const {
+  switch (op.kind) {
+    case Kind::kUuid:
+      return n - p >= kUuidBytes && isUuidAt(k + p) ? kUuidBytes : kNoValue;
+    case Kind::kEnum: {
+      // Deterministic: at most one alternative is followed by a byte that can start the next
+      // segment (or by the end of the key, when last).
+      const Segment& s = segs[op.seg];
+      for (const auto& a : s.alts) {
+        if (n - p < a.size() || !bytesEqual(k + p, a.data(), a.size())) continue;
+        const size_t e = p + a.size();
+        if (op.last ? e == n : (e < n && s.follow.has(k[e]))) return a.size();
+      }
+      return kNoValue;
+    }
+    case Kind::kRest: {
+      const size_t len = n - p;
+      return len < op.min_len || len > op.max_len ? kNoValue : len;
+    }
+    default:
+      return kNoValue;  // not an OpMode::kOther kind
+  }
 }
 
 // The general case: R[i][p] = "segments i.. match key[p..]" computed backwards, one bitset row

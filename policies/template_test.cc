@@ -124,6 +124,29 @@ TEST_CASE("template: length forms") {
   });
 }
 
+TEST_CASE("template: fixed lengths check every byte, at the end of a key and inside it") {
+  // The fast matcher checks a fixed-length value four bytes at a time: a bad byte at any
+  // position, in any of the groups or the remainder, must fail the match.
+  const std::string ok = "0123456789abcdef0123";  // 20 hex digits
+  std::vector<std::string> bad_end;
+  std::vector<std::string> bad_mid;
+  for (size_t i = 0; i < ok.size(); ++i) {
+    std::string k = ok;
+    k[i] = 'g';
+    bad_end.push_back("h:" + k);
+    bad_mid.push_back("h:" + k + ":x");
+  }
+  bad_end.push_back("h:" + ok.substr(1));
+  bad_end.push_back("h:" + ok + "0");
+  bad_mid.push_back("h:" + ok.substr(1) + ":x");
+  checkTable({
+      {"h:<v:hex{20}>", {"h:" + ok}, bad_end},
+      {"h:<v:hex{20}>:x", {"h:" + ok + ":x"}, bad_mid},
+      {"h:<v:hex{1}>", {"h:a"}, {"h:g", "h:", "h:ab"}},
+      {"h:<v:slug{5}>", {"h:a-b_c"}, {"h:a-b_C", "h:A-b_c"}},
+  });
+}
+
 TEST_CASE("template: hash-tag braces, escapes and literal-only templates") {
   checkTable({
       {"cart:{<uid:u64>}:items",
