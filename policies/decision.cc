@@ -21,26 +21,12 @@ void FillPlan::clear() {
   item_count_ = 0;
 }
 
-void Decision::clear() {
-  if (verdict != Verdict::kForward) [[unlikely]] {
-    verdict = Verdict::kForward;
-    error.clear();
-    args.clear();
-    append_from = 0;
-  }
-  if (extras_) [[unlikely]] {
-    ttl_followups.clear();
-    lease_deletes.clear();
-    revoke.clear();
-    fill.clear();
-    extras_ = false;
-  }
-  if (!audit.empty()) [[unlikely]]
-    audit.clear();
-  has_read_from = false;
-  read_your_writes_ms = 0;
-  ryw_key = {};
-  hitmiss = nullptr;
+void Decision::clearExtras() {
+  ttl_followups.clear();
+  lease_deletes.clear();
+  revoke.clear();
+  fill.clear();
+  extras_ = false;
 }
 
 }  // namespace corral::policies

@@ -108,10 +108,27 @@ struct Decision {
   std::string scratch;
   TtlDecision ttl;
 
-  void clear();
+  // Ready for the next request (inline: every request calls it).
+  void clear() {
+    if (verdict != Verdict::kForward) [[unlikely]] {
+      verdict = Verdict::kForward;
+      error.clear();
+      args.clear();
+      append_from = 0;
+    }
+    if (extras_) [[unlikely]]
+      clearExtras();
+    if (!audit.empty()) [[unlikely]]
+      audit.clear();
+    has_read_from = false;
+    read_your_writes_ms = 0;
+    ryw_key = {};
+    hitmiss = nullptr;
+  }
 
  private:
   friend class PolicySet;
+  void clearExtras();
   // Set by decide() when it fills ttl_followups, lease_deletes, revoke or fill: clear() skips
   // them otherwise (most requests have none).
   bool extras_ = false;

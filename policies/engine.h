@@ -53,7 +53,8 @@ struct CompiledLimit {
   std::vector<uint8_t> applies_top;
   std::vector<int> capture_index;  // per key_by part: index into the policy's captures, or -1
   bool by_key = false;             // key_by has `key`: one bucket per key of the request
-  bool by_capture = false;  // key_by has a capture: one bucket per key, the key matched again
+  bool by_capture = false;      // key_by has a capture: one bucket per key, the key matched again
+  bool by_client_only = false;  // key_by is [client]
 };
 
 struct CompiledPolicy {
@@ -61,7 +62,9 @@ struct CompiledPolicy {
   PolicyCounters* counters = nullptr;
   std::vector<CompiledLimit> limits;
   bool has_ttl_rules = false;
-  bool audit = false;  // mode audit
+  bool audit = false;          // mode audit
+  bool off = false;            // mode off
+  uint32_t max_key_bytes = 0;  // naming.max_key_bytes
   // Cache-aside fill settings (fill.origin set), defaults resolved; origin pointer left null:
   // origins are per worker (the proxy looks them up by origin_name).
   std::unique_ptr<FillPolicy> fill;
@@ -105,20 +108,25 @@ class PolicySet {
   PolicySet();
 
   // decide()'s phases, in order. Each returns false when the request is refused (out.error
-  // set); the next phase runs only after the previous one let the request through.
-  bool checkCommand(const Request& r, Decision& out) const;  // 1
-  void run(const Request& r, Decision& out) const;           // 2 to 6, in order
-  bool resolveKeys(const Request& r, Decision& out) const;   // 2
+  // set); the next phase runs only after the previous one let the request through. The ones
+  // every request runs are `inline` (defined and used in engine_decide.cc or engine_limits.cc
+  // only), so that the compiler can fold them into their caller: decide() is the hot path.
+  bool checkCommand(const Request& r, Decision& out) const;        // 1
+  inline void run(const Request& r, Decision& out) const;          // 2 to 6, in order
+  inline bool resolveKeys(const Request& r, Decision& out) const;  // 2
+  // Phase 2 for one key: its policy into `policy` (nullptr: none, or mode off), naming checked.
+  inline bool resolveKey(const Request& r, std::string_view key, Decision& out,
+                         const CompiledPolicy*& policy) const;
   bool checkLimits(const Request& r, Decision& out) const;   // 3
   bool applyTtl(const Request& r, Decision& out) const;      // 4
-  void route(const Request& r, Decision& out) const;         // 5
+  inline void route(const Request& r, Decision& out) const;  // 5
   void planFills(const Request& r, Decision& out) const;     // 6
 
   // Phase 3's parts: whether l applies to the command; one admission of the bucket made of
   // parts[0, nparts), false (out.error set) when refused.
-  bool limitApplies(const CompiledLimit& l, const Request& r) const;
-  bool admit(const CompiledLimit& l, bool shadow, const Request& r, size_t nparts,
-             const std::string_view* parts, Decision& out) const;
+  inline bool limitApplies(const CompiledLimit& l, const Request& r) const;
+  inline bool admit(const CompiledLimit& l, bool shadow, const Request& r, size_t nparts,
+                    const std::string_view* parts, Decision& out) const;
   // The origin path of key under p's fill.path into path (out.caps is scratch).
   void fillPath(const CompiledPolicy& p, std::string_view key, Decision& out,
                 std::string& path) const;

@@ -105,6 +105,8 @@ CompiledLimit compileLimit(const config::RateLimitSpec& ls, const std::string& p
     }
     cl.capture_index.push_back(idx);
   }
+  cl.by_client_only =
+      ls.key_by.size() == 1 && ls.key_by[0].kind == config::KeyByPart::Kind::kClient;
   // Applicability per top-level command, so that decide() needs one load per limit.
   const auto all = commands::allCommands();
   cl.applies_top.assign(all.size(), 0);
@@ -150,6 +152,8 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
     const config::TtlSpec& ttl = p.ttl;
     cp.has_ttl_rules = ttl.default_ttl || ttl.min || ttl.max || ttl.require || ttl.jitter_client;
     cp.audit = p.mode == config::PolicyMode::kAudit;
+    cp.off = p.mode == config::PolicyMode::kOff;
+    cp.max_key_bytes = p.max_key_bytes;
     if (!p.fill.origin.empty()) {
       const config::OriginSpec* origin = nullptr;
       for (const auto& o : c.origins) {

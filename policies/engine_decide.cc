@@ -81,7 +81,7 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
   run(r, out);
 }
 
-void PolicySet::run(const Request& r, Decision& out) const {
+inline void PolicySet::run(const Request& r, Decision& out) const {
   if (!resolveKeys(r, out)) return;
   if (any_limits_ && !checkLimits(r, out)) return;
   if (any_ttl_rules_ && r.traits.write && !applyTtl(r, out)) return;
@@ -137,94 +137,27 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
 }
 
 // 2. The keys (from the command table), each key's policy, and naming.
-bool PolicySet::resolveKeys(const Request& r, Decision& out) const {
+inline bool PolicySet::resolveKeys(const Request& r, Decision& out) const {
   out.keys.clear();
   out.key_policy.clear();
   if (!r.traits.keyed || !arityFits(r.traits.arity, r.args.size())) return true;
   if (r.traits.key_at != 0) {
-    out.keys.push_back(r.traits.key_at);  // arityOk: the argument is there
-  } else if (!commands::extractKeys(*r.cmd, r.args, out.keys)) {
-    out.keys.clear();  // malformed: Redis will refuse it
-  }
-  const config::GlobalSpec& g = config_.global;
-  const bool have_policies = matcher_.has_value() && !policies_.empty();
-  for (uint32_t idx : out.keys) {
-    const std::string_view key = r.args[idx];
-    if (key.starts_with(kInternalPrefix)) [[unlikely]] {
-      // Leases and negative entries of fills: corral's own, never a client's to read or write.
-      out.verdict = Decision::Verdict::kReject;
-      out.error = "KEYNAME key '";
-      appendEscaped(out.error, key);
-      out.error += "' is in corral's reserved prefix ";
-      out.error += kInternalPrefix;
-      return false;
-    }
+    // One key at a fixed position (GET, SET, HSET, ...), the common case: no loops.
+    out.keys.push_back(r.traits.key_at);  // arityFits: the argument is there
     const CompiledPolicy* p = nullptr;
-    bool violation = false;
-    if (have_policies) {
-      const MatchResult m = matcher_->match(key, nullptr);
-      if (m.entry >= 0) {
-        p = &policies_[static_cast<size_t>(m.entry)];
-        violation = m.violation;
-      }
-    }
-    if (p == nullptr) {
-      out.key_policy.push_back(nullptr);
-      if (g.unmatched_keys == config::UnmatchedKeys::kReject) {
-        r.bump(r.reg.unmatched_rejected);
-        out.verdict = Decision::Verdict::kReject;
-        out.error = "KEYNAME key '";
-        appendEscaped(out.error, key);
-        out.error += "' matches no policy (global.unmatched_keys: reject)";
-        return false;
-      }
-      if (g.unmatched_keys == config::UnmatchedKeys::kAudit) {
-        r.bump(r.reg.unmatched_audited);
-        if (out.audit.empty()) {
-          out.audit = "key '";
-          appendEscaped(out.audit, key);
-          out.audit += "' matches no policy (global.unmatched_keys: audit)";
-        }
-      }
-      continue;
-    }
-    const config::PolicySpec& spec = *p->spec;
-    if (spec.mode == config::PolicyMode::kOff) {
-      out.key_policy.push_back(nullptr);
-      continue;
-    }
+    if (!resolveKey(r, r.args[r.traits.key_at], out, p)) return false;
     out.key_policy.push_back(p);
-    const bool too_long = key.size() > spec.max_key_bytes;
-    if (!violation && !too_long) [[likely]] {
-      continue;
-    }
-    if (p->audit) {
-      r.bump(p->counters->naming_audited);
-      if (out.audit.empty()) {
-        out.audit = "policy ";
-        out.audit += spec.name;
-        out.audit += " (mode audit) would refuse key '";
-        appendEscaped(out.audit, key);
-        out.audit += too_long ? "': longer than naming.max_key_bytes" : "': does not match ";
-        if (!too_long) out.audit += spec.match;
-      }
-      continue;
-    }
-    r.bump(p->counters->naming_rejected);
-    out.verdict = Decision::Verdict::kReject;
-    out.error = "KEYNAME ";
-    out.error += spec.name;
-    out.error += ": key '";
-    appendEscaped(out.error, key);
-    if (too_long) {
-      out.error += "' is longer than naming.max_key_bytes (";
-      out.error += std::to_string(spec.max_key_bytes);
-      out.error += ")";
-    } else {
-      out.error += "' does not match ";
-      out.error += spec.match;
-    }
-    return false;
+    if (p != nullptr) r.bump(p->counters->requests);
+    return true;
+  }
+  if (!commands::extractKeys(*r.cmd, r.args, out.keys)) {
+    out.keys.clear();  // malformed: Redis will refuse it
+    return true;
+  }
+  for (uint32_t idx : out.keys) {
+    const CompiledPolicy* p = nullptr;
+    if (!resolveKey(r, r.args[idx], out, p)) return false;
+    out.key_policy.push_back(p);
   }
   // Each policy counts a request once, however many of its keys the request has.
   for (size_t i = 0; i < out.key_policy.size(); ++i) {
@@ -235,6 +168,82 @@ bool PolicySet::resolveKeys(const Request& r, Decision& out) const {
     if (!seen) r.bump(p->counters->requests);
   }
   return true;
+}
+
+inline bool PolicySet::resolveKey(const Request& r, std::string_view key, Decision& out,
+                                  const CompiledPolicy*& policy) const {
+  if (key.starts_with(kInternalPrefix)) [[unlikely]] {
+    // Leases and negative entries of fills: corral's own, never a client's to read or write.
+    out.verdict = Decision::Verdict::kReject;
+    out.error = "KEYNAME key '";
+    appendEscaped(out.error, key);
+    out.error += "' is in corral's reserved prefix ";
+    out.error += kInternalPrefix;
+    return false;
+  }
+  const CompiledPolicy* p = nullptr;
+  bool violation = false;
+  if (matcher_) {
+    const MatchResult m = matcher_->match(key, nullptr);
+    if (m.entry >= 0) {
+      p = &policies_[static_cast<size_t>(m.entry)];
+      violation = m.violation;
+    }
+  }
+  if (p == nullptr) [[unlikely]] {
+    const config::GlobalSpec& g = config_.global;
+    if (g.unmatched_keys == config::UnmatchedKeys::kReject) {
+      r.bump(r.reg.unmatched_rejected);
+      out.verdict = Decision::Verdict::kReject;
+      out.error = "KEYNAME key '";
+      appendEscaped(out.error, key);
+      out.error += "' matches no policy (global.unmatched_keys: reject)";
+      return false;
+    }
+    if (g.unmatched_keys == config::UnmatchedKeys::kAudit) {
+      r.bump(r.reg.unmatched_audited);
+      if (out.audit.empty()) {
+        out.audit = "key '";
+        appendEscaped(out.audit, key);
+        out.audit += "' matches no policy (global.unmatched_keys: audit)";
+      }
+    }
+    return true;
+  }
+  if (p->off) return true;  // mode off: as if no policy covered the key
+  policy = p;
+  const bool too_long = key.size() > p->max_key_bytes;
+  if (!violation && !too_long) [[likely]] {
+    return true;
+  }
+  const config::PolicySpec& spec = *p->spec;
+  if (p->audit) {
+    r.bump(p->counters->naming_audited);
+    if (out.audit.empty()) {
+      out.audit = "policy ";
+      out.audit += spec.name;
+      out.audit += " (mode audit) would refuse key '";
+      appendEscaped(out.audit, key);
+      out.audit += too_long ? "': longer than naming.max_key_bytes" : "': does not match ";
+      if (!too_long) out.audit += spec.match;
+    }
+    return true;
+  }
+  r.bump(p->counters->naming_rejected);
+  out.verdict = Decision::Verdict::kReject;
+  out.error = "KEYNAME ";
+  out.error += spec.name;
+  out.error += ": key '";
+  appendEscaped(out.error, key);
+  if (too_long) {
+    out.error += "' is longer than naming.max_key_bytes (";
+    out.error += std::to_string(spec.max_key_bytes);
+    out.error += ")";
+  } else {
+    out.error += "' does not match ";
+    out.error += spec.match;
+  }
+  return false;
 }
 
 // 4. TTL rules of a write (decideTtl leaves commands without TTL semantics alone).
@@ -304,7 +313,7 @@ bool PolicySet::applyTtl(const Request& r, Decision& out) const {
 }
 
 // 5. Routing hints and hit/miss accounting, from the first key's policy (not null here).
-void PolicySet::route(const Request& r, Decision& out) const {
+inline void PolicySet::route(const Request& r, Decision& out) const {
   const CompiledPolicy* p = out.key_policy[0];
   if (any_routing_) {
     const config::RoutingSpec& routing = p->spec->routing;

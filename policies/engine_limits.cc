@@ -15,9 +15,14 @@ namespace {
 
 // The bucket-key parts of limit l for one key (or for the whole request: key empty) into out;
 // returns how many (the compiler allows at most RateLimiter::kMaxParts).
-inline size_t bucketParts(const CompiledLimit& l, const CompiledPolicy* p,
-                          const PolicySet::Request& r, std::string_view key,
-                          std::span<const Capture> caps, std::string_view* out) {
+[[gnu::always_inline]] inline size_t bucketParts(const CompiledLimit& l, const CompiledPolicy* p,
+                                                 const PolicySet::Request& r, std::string_view key,
+                                                 std::span<const Capture> caps,
+                                                 std::string_view* out) {
+  if (l.by_client_only) {  // the usual per-client limit
+    out[0] = r.ctx.client;
+    return 1;
+  }
   const auto& parts = l.spec->key_by;
   for (size_t i = 0; i < parts.size(); ++i) {
     std::string_view v;
@@ -47,9 +52,38 @@ inline size_t bucketParts(const CompiledLimit& l, const CompiledPolicy* p,
 
 }  // namespace
 
-bool PolicySet::limitApplies(const CompiledLimit& l, const Request& r) const {
+inline bool PolicySet::limitApplies(const CompiledLimit& l, const Request& r) const {
   if (r.top >= 0) return l.applies_top[static_cast<size_t>(r.top)] != 0;
   return limitMatchesCommand(l, r.cmd);
+}
+
+[[gnu::always_inline]] inline bool PolicySet::admit(const CompiledLimit& l, bool shadow,
+                                                    const Request& r, size_t nparts,
+                                                    const std::string_view* parts,
+                                                    Decision& out) const {
+  if (!r.count) return true;  // a replay: admitted the first time
+  const GcraVerdict v =
+      r.reg.limiter().admit(l.counters->id, {parts, nparts}, r.ctx.clock->monoNs(), l.params);
+  if (v.allowed) {
+    l.counters->admitted.add();
+    return true;
+  }
+  if (shadow || l.spec->on_limit == config::OnLimit::kShadow) {
+    l.counters->shadowed.add();
+    if (out.audit.empty()) {
+      out.audit = "rate limit ";
+      out.audit += l.spec->name;
+      out.audit += " is over (shadow): request let through";
+    }
+    return true;
+  }
+  l.counters->rejected.add();
+  out.verdict = Decision::Verdict::kReject;
+  out.error = "RATELIMITED ";
+  out.error += l.spec->name;
+  out.error += " retry_after_ms=";
+  out.error += std::to_string(std::max<int64_t>(1, (v.retry_after_ns + 999999) / 1000000));
+  return false;
 }
 
 bool PolicySet::checkLimits(const Request& r, Decision& out) const {
@@ -88,33 +122,6 @@ bool PolicySet::checkLimits(const Request& r, Decision& out) const {
     }
   }
   return true;
-}
-
-bool PolicySet::admit(const CompiledLimit& l, bool shadow, const Request& r, size_t nparts,
-                      const std::string_view* parts, Decision& out) const {
-  if (!r.count) return true;  // a replay: admitted the first time
-  const GcraVerdict v =
-      r.reg.limiter().admit(l.counters->id, {parts, nparts}, r.ctx.clock->monoNs(), l.params);
-  if (v.allowed) {
-    l.counters->admitted.add();
-    return true;
-  }
-  if (shadow || l.spec->on_limit == config::OnLimit::kShadow) {
-    l.counters->shadowed.add();
-    if (out.audit.empty()) {
-      out.audit = "rate limit ";
-      out.audit += l.spec->name;
-      out.audit += " is over (shadow): request let through";
-    }
-    return true;
-  }
-  l.counters->rejected.add();
-  out.verdict = Decision::Verdict::kReject;
-  out.error = "RATELIMITED ";
-  out.error += l.spec->name;
-  out.error += " retry_after_ms=";
-  out.error += std::to_string(std::max<int64_t>(1, (v.retry_after_ns + 999999) / 1000000));
-  return false;
 }
 
 }  // namespace corral::policies

@@ -5,6 +5,7 @@
 //   match(key) --> one walk down the tree (deepest terminal of the highest priority)
 //       --> globs in precedence order --> the group's templates (Template::Impl::matchFrom)
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <limits>
 #include <map>
@@ -68,6 +69,8 @@ struct Matcher::Impl {
   std::string labels;
   std::vector<GroupEntry> group_entries;  // ascending entry index within a group
   std::vector<GlobRef> globs;             // by priority desc, prefix length desc, index asc
+  // The root's child for each first byte, as an index into nodes plus one (0: none).
+  std::array<uint32_t, 256> root_child{};
   // First bytes of the globs' literal prefixes, and whether a glob has none: a key whose first
   // byte no glob can start with skips the globs altogether.
   ByteSet glob_first;
@@ -205,6 +208,14 @@ std::optional<Matcher> Matcher::build(std::vector<Entry> entries, std::vector<Cl
   }
   im.nodes.resize(1);
   trie.fill(im, 0, 0, "");
+  const Impl::Node& root = im.nodes[0];
+  for (int b = 0; b < 256; ++b) {
+    const uint64_t word = root.kids[static_cast<size_t>(b >> 6)];
+    const uint64_t bit = uint64_t{1} << (b & 63);
+    if ((word & bit) == 0) continue;
+    im.root_child[static_cast<size_t>(b)] =
+        root.child_base + root.rank[static_cast<size_t>(b >> 6)] + bitCount(word & (bit - 1)) + 1;
+  }
   std::sort(im.globs.begin(), im.globs.end(), [](const Impl::GlobRef& l, const Impl::GlobRef& r) {
     if (l.priority != r.priority) return l.priority > r.priority;
     if (l.prefix.size() != r.prefix.size()) return l.prefix.size() > r.prefix.size();
@@ -220,15 +231,26 @@ MatchResult Matcher::match(std::string_view key, std::vector<Capture>* caps) con
   const size_t n = key.size();
 
   // 1. Walk the radix tree: the best template group is the highest priority, then the deepest.
+  // The root's children are found by the key's first byte in one load (most keys branch there).
   const Impl::Node* best = nullptr;
   size_t best_len = 0;
-  const Impl::Node* nd = m.nodes.data();
-  size_t pos = 0;
-  while (true) {
-    if (nd->group_len != 0 && (best == nullptr || nd->top_priority >= best->top_priority)) {
-      best = nd;
-      best_len = pos;
+  auto visit = [&best, &best_len](const Impl::Node* x, size_t at) {
+    if (x->group_len != 0 && (best == nullptr || x->top_priority >= best->top_priority)) {
+      best = x;
+      best_len = at;
     }
+  };
+  visit(m.nodes.data(), 0);
+  const Impl::Node* nd = nullptr;
+  size_t pos = 1;
+  if (n > 0 && m.root_child[k[0]] != 0) nd = &m.nodes[m.root_child[k[0]] - 1];
+  while (nd != nullptr) {
+    if (n - pos < nd->label_len ||
+        !bytesEqual(k + pos, m.labels.data() + nd->label_off, nd->label_len)) {
+      break;
+    }
+    pos += nd->label_len;
+    visit(nd, pos);
     if (pos == n) break;
     const uint8_t b = k[pos];
     const uint64_t word = nd->kids[b >> 6];
@@ -236,11 +258,6 @@ MatchResult Matcher::match(std::string_view key, std::vector<Capture>* caps) con
     if ((word & bit) == 0) break;
     nd = &m.nodes[nd->child_base + nd->rank[b >> 6] + bitCount(word & (bit - 1))];
     ++pos;
-    if (n - pos < nd->label_len ||
-        !bytesEqual(k + pos, m.labels.data() + nd->label_off, nd->label_len)) {
-      break;
-    }
-    pos += nd->label_len;
   }
 
   // 2. Globs in precedence order, down to the template group's precedence: the first one that

@@ -88,15 +88,6 @@ struct BucketHash {
   size_t operator()(const BucketKey& k) const noexcept { return k.hash; }
 };
 
-struct BucketEq {
-  using is_transparent = void;
-  template <class A, class B>
-  bool operator()(const A& a, const B& b) const noexcept {
-    return a.hash == b.hash && a.limit == b.limit &&
-           std::string_view(a.key) == std::string_view(b.key);
-  }
-};
-
 uint64_t load64(const char* p) {
   uint64_t v;
   std::memcpy(&v, p, 8);
@@ -108,6 +99,47 @@ uint64_t load32(const char* p) {
   std::memcpy(&v, p, 4);
   return v;
 }
+
+// Short byte strings (bucket keys are mostly a dozen bytes) compared and copied with a few word
+// loads instead of a library call.
+[[gnu::always_inline]] inline bool sameBytes(const char* a, const char* b, size_t n) {
+  if (n >= 8) {
+    if (n > 16) return std::memcmp(a, b, n) == 0;
+    return ((load64(a) ^ load64(b)) | (load64(a + n - 8) ^ load64(b + n - 8))) == 0;
+  }
+  if (n >= 4) return ((load32(a) ^ load32(b)) | (load32(a + n - 4) ^ load32(b + n - 4))) == 0;
+  if (n == 0) return true;
+  return ((a[0] ^ b[0]) | (a[n / 2] ^ b[n / 2]) | (a[n - 1] ^ b[n - 1])) == 0;
+}
+
+[[gnu::always_inline]] inline void copyBytes(char* dst, const char* src, size_t n) {
+  if (n > 16) {
+    std::memcpy(dst, src, n);
+  } else if (n >= 8) {
+    const uint64_t head = load64(src);
+    const uint64_t tail = load64(src + n - 8);
+    std::memcpy(dst, &head, 8);
+    std::memcpy(dst + n - 8, &tail, 8);
+  } else if (n >= 4) {
+    const auto head = static_cast<uint32_t>(load32(src));
+    const auto tail = static_cast<uint32_t>(load32(src + n - 4));
+    std::memcpy(dst, &head, 4);
+    std::memcpy(dst + n - 4, &tail, 4);
+  } else if (n > 0) {
+    dst[0] = src[0];
+    dst[n / 2] = src[n / 2];
+    dst[n - 1] = src[n - 1];
+  }
+}
+
+struct BucketEq {
+  using is_transparent = void;
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const noexcept {
+    return a.hash == b.hash && a.limit == b.limit && a.key.size() == b.key.size() &&
+           sameBytes(a.key.data(), b.key.data(), a.key.size());
+  }
+};
 
 // 64 x 64 -> 128-bit product, folded: every input bit reaches many output bits.
 uint64_t fold(uint64_t a, uint64_t b) {
@@ -253,7 +285,7 @@ GcraVerdict RateLimiter::admit(uint32_t limit_id, std::span<const std::string_vi
     const std::string_view v = parts[i];
     if (v.size() <= kMaxPartBytes) [[likely]] {
       buf[n] = static_cast<char>(v.size());
-      std::memcpy(buf + n + 1, v.data(), v.size());
+      copyBytes(buf + n + 1, v.data(), v.size());
       n += 1 + v.size();
     } else {
       const uint64_t d[2] = {sipHash24(m.digest_keys[0], v), sipHash24(m.digest_keys[1], v)};

@@ -190,6 +190,45 @@ struct Op {
 
 inline bool hasValueCheck(Kind kind) { return kind == Kind::kU64 || kind == Kind::kInt; }
 
+// Typed value checks beyond the byte class (u64, int): canonical form and range.
+bool valueOk(Kind kind, const uint8_t* p, size_t len);
+
+inline uint8_t classesOf4(const uint8_t* p) {
+  return static_cast<uint8_t>(kByteClass[p[0]] & kByteClass[p[1]] & kByteClass[p[2]] &
+                              kByteClass[p[3]]);
+}
+
+// Whether all of p[0, len) is in a placeholder's class: p[0] under first_mask, the rest under
+// tail_mask. tail_mask is one bit, so AND-ing four bytes' class bits keeps it exactly when each
+// of them has it: four table loads per branch instead of one. The last group may overlap the
+// one before (a byte checked twice changes nothing). The early exit in the loop also keeps the
+// compiler from vectorizing it, which for keys' short runs costs more than it saves.
+inline bool classRun(const uint8_t* p, size_t len, uint8_t first_mask, uint8_t tail_mask) {
+  if (len == 0) return true;
+  if (first_mask == tail_mask && len >= 4) {
+    // One class for every byte: groups of four from the first byte on.
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+      if ((classesOf4(p + i) & tail_mask) == 0) return false;
+    }
+    return i == len || (classesOf4(p + len - 4) & tail_mask) != 0;
+  }
+  if (!inClass(p[0], first_mask)) return false;
+  const uint8_t* t = p + 1;
+  const size_t n = len - 1;
+  if (n < 4) {
+    for (size_t i = 0; i < n; ++i) {
+      if (!inClass(t[i], tail_mask)) return false;
+    }
+    return true;
+  }
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    if ((classesOf4(t + i) & tail_mask) == 0) return false;
+  }
+  return i == n || (classesOf4(t + n - 4) & tail_mask) != 0;
+}
+
 struct GlobToken {
   enum Type : uint8_t { kByte, kAny, kClass, kStar };
   Type type = kByte;
@@ -342,7 +381,8 @@ struct Template::Impl {
   size_t firstSegmentAfterPrefix() const { return prefix.empty() ? 0 : 1; }
 
   // Matches key[pos..] against segs[s0..]; key[0..pos) is known to be the literal prefix.
-  bool matchFrom(std::string_view key, size_t s0, size_t pos, std::vector<Capture>* caps) const {
+  [[gnu::always_inline]] bool matchFrom(std::string_view key, size_t s0, size_t pos,
+                                        std::vector<Capture>* caps) const {
     if (caps != nullptr) caps->clear();
     if (key.size() < min_total || key.size() > max_total) return false;
     const bool ok =
@@ -358,5 +398,51 @@ struct Template::Impl {
   size_t captureIndexBefore(size_t s0) const;
   tmpl::Nfa buildNfa() const;
 };
+
+// The fast matcher, inline so that Matcher::match runs it without a call (the common case).
+[[gnu::always_inline]] inline bool Template::Impl::matchFast(std::string_view key, size_t s0,
+                                                             size_t pos,
+                                                             std::vector<Capture>* caps) const {
+  const auto* k = reinterpret_cast<const uint8_t*>(key.data());
+  const size_t n = key.size();
+  size_t p = pos;
+  for (const tmpl::Op *op = ops.data() + s0, *end = ops.data() + ops.size(); op != end; ++op) {
+    size_t len = 0;
+    switch (op->mode) {
+      case tmpl::OpMode::kLiteral:
+        if (n - p < op->lit_len || !tmpl::bytesEqual(k + p, op->lit, op->lit_len)) return false;
+        p += op->lit_len;
+        continue;
+      case tmpl::OpMode::kFixed:
+        // Exactly that many bytes of the class; a last one must end the key.
+        len = op->min_len;
+        if (op->last ? n - p != len : n - p < len) return false;
+        if (!tmpl::classRun(k + p, len, op->first_mask, op->tail_mask)) return false;
+        break;
+      case tmpl::OpMode::kScan: {
+        // Deterministic: the byte after the class run cannot belong to this placeholder, so the
+        // run is the value. Scan one byte past max so an overlong run fails, not cuts.
+        const size_t limit = op->max_len == tmpl::kUnbounded
+                                 ? n - p
+                                 : std::min<size_t>(n - p, size_t{op->max_len} + 1);
+        len = (limit > 0 && tmpl::inClass(k[p], op->first_mask)) ? 1 : 0;
+        if (len == 1) {
+          while (len < limit && tmpl::inClass(k[p + len], op->tail_mask)) ++len;
+        }
+        if (len < op->min_len || len > op->max_len) return false;
+        if (op->last && p + len != n) return false;
+        break;
+      }
+      case tmpl::OpMode::kOther:
+        len = otherValue(*op, k, n, p);
+        if (len == kNoValue) return false;
+        break;
+    }
+    if (op->check_value && !tmpl::valueOk(op->kind, k + p, len)) return false;
+    if (caps != nullptr) caps->push_back({op->name, key.substr(p, len)});
+    p += len;
+  }
+  return p == n;
+}
 
 }  // namespace corral::policies

@@ -31,8 +31,9 @@ bool digitsFit(const uint8_t* p, size_t len, std::string_view limit) {
   return std::memcmp(p, limit.data(), len) <= 0;
 }
 
-// Typed value checks beyond the byte class: canonical form and range.
-bool valueOk(Kind kind, const uint8_t* p, size_t len) {
+}  // namespace
+
+bool tmpl::valueOk(Kind kind, const uint8_t* p, size_t len) {
   if (kind == Kind::kU64) {
     if (len > 1 && p[0] == '0') return false;
     return digitsFit(p, len, "18446744073709551615");
@@ -48,33 +49,7 @@ bool valueOk(Kind kind, const uint8_t* p, size_t len) {
   return true;
 }
 
-uint8_t classesOf4(const uint8_t* p) {
-  return static_cast<uint8_t>(kByteClass[p[0]] & kByteClass[p[1]] & kByteClass[p[2]] &
-                              kByteClass[p[3]]);
-}
-
-// Whether all of p[0, len) is in a placeholder's class: p[0] under first_mask, the rest under
-// tail_mask. tail_mask is one bit, so AND-ing four bytes' class bits keeps it exactly when each
-// of them has it: four table loads per branch instead of one. The last group may overlap the
-// one before (a byte checked twice changes nothing). The early exit in the loop also keeps the
-// compiler from vectorizing it, which for keys' short runs costs more than it saves.
-bool classRun(const uint8_t* p, size_t len, uint8_t first_mask, uint8_t tail_mask) {
-  if (len == 0) return true;
-  if (!inClass(p[0], first_mask)) return false;
-  const uint8_t* t = p + 1;
-  const size_t n = len - 1;
-  if (n < 4) {
-    for (size_t i = 0; i < n; ++i) {
-      if (!inClass(t[i], tail_mask)) return false;
-    }
-    return true;
-  }
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    if ((classesOf4(t + i) & tail_mask) == 0) return false;
-  }
-  return i == n || (classesOf4(t + n - 4) & tail_mask) != 0;
-}
+namespace {
 
 inline bool bitGet(const uint64_t* row, size_t i) { return ((row[i >> 6] >> (i & 63)) & 1) != 0; }
 inline void bitSet(uint64_t* row, size_t i) { row[i >> 6] |= uint64_t{1} << (i & 63); }
@@ -85,49 +60,6 @@ size_t Template::Impl::captureIndexBefore(size_t s0) const {
   size_t k = 0;
   for (size_t i = 0; i < s0; ++i) k += segs[i].kind == Kind::kLiteral ? 0 : 1;
   return k;
-}
-
-bool Template::Impl::matchFast(std::string_view key, size_t s0, size_t pos,
-                               std::vector<Capture>* caps) const {
-  const auto* k = reinterpret_cast<const uint8_t*>(key.data());
-  const size_t n = key.size();
-  size_t p = pos;
-  for (const Op *op = ops.data() + s0, *end = ops.data() + ops.size(); op != end; ++op) {
-    size_t len = 0;
-    switch (op->mode) {
-      case OpMode::kLiteral:
-        if (n - p < op->lit_len || !bytesEqual(k + p, op->lit, op->lit_len)) return false;
-        p += op->lit_len;
-        continue;
-      case OpMode::kFixed:
-        // Exactly that many bytes of the class; a last one must end the key.
-        len = op->min_len;
-        if (op->last ? n - p != len : n - p < len) return false;
-        if (!classRun(k + p, len, op->first_mask, op->tail_mask)) return false;
-        break;
-      case OpMode::kScan: {
-        // Deterministic: the byte after the class run cannot belong to this placeholder, so the
-        // run is the value. Scan one byte past max so an overlong run fails, not cuts.
-        const size_t limit =
-            op->max_len == kUnbounded ? n - p : std::min<size_t>(n - p, size_t{op->max_len} + 1);
-        len = (limit > 0 && inClass(k[p], op->first_mask)) ? 1 : 0;
-        if (len == 1) {
-          while (len < limit && inClass(k[p + len], op->tail_mask)) ++len;
-        }
-        if (len < op->min_len || len > op->max_len) return false;
-        if (op->last && p + len != n) return false;
-        break;
-      }
-      case OpMode::kOther:
-        len = otherValue(*op, k, n, p);
-        if (len == kNoValue) return false;
-        break;
-    }
-    if (op->check_value && !valueOk(op->kind, k + p, len)) return false;
-    if (caps != nullptr) caps->push_back({op->name, key.substr(p, len)});
-    p += len;
-  }
-  return p == n;
 }
 
 size_t Template::Impl::otherValue(const Op& op, const uint8_t* k, size_t n, size_t p) const {

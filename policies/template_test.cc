@@ -144,6 +144,8 @@ TEST_CASE("template: fixed lengths check every byte, at the end of a key and ins
       {"h:<v:hex{20}>:x", {"h:" + ok + ":x"}, bad_mid},
       {"h:<v:hex{1}>", {"h:a"}, {"h:g", "h:", "h:ab"}},
       {"h:<v:slug{5}>", {"h:a-b_c"}, {"h:a-b_C", "h:A-b_c"}},
+      // A first byte of its own class (int: '-' or a digit), then digits only.
+      {"i:<v:int{6}>", {"i:-12345", "i:123456"}, {"i:12-345", "i:12345-", "i:-1234", "i:a12345"}},
   });
 }
 
