@@ -108,6 +108,10 @@ struct Decision {
   std::string scratch;
   TtlDecision ttl;
 
+  // True when ttl_followups, lease_deletes, revoke or fill hold something (most requests have
+  // none of them: the proxy checks this once).
+  bool extras() const { return extras_; }
+
   // Ready for the next request (inline: every request calls it).
   void clear() {
     if (verdict != Verdict::kForward) [[unlikely]] {

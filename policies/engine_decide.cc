@@ -81,7 +81,7 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
   run(r, out);
 }
 
-inline void PolicySet::run(const Request& r, Decision& out) const {
+[[gnu::always_inline]] inline void PolicySet::run(const Request& r, Decision& out) const {
   if (!resolveKeys(r, out)) return;
   if (any_limits_ && !checkLimits(r, out)) return;
   if (any_ttl_rules_ && r.traits.write && !applyTtl(r, out)) return;
@@ -137,7 +137,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
 }
 
 // 2. The keys (from the command table), each key's policy, and naming.
-inline bool PolicySet::resolveKeys(const Request& r, Decision& out) const {
+[[gnu::always_inline]] inline bool PolicySet::resolveKeys(const Request& r, Decision& out) const {
   out.keys.clear();
   out.key_policy.clear();
   if (!r.traits.keyed || !arityFits(r.traits.arity, r.args.size())) return true;
@@ -170,8 +170,9 @@ inline bool PolicySet::resolveKeys(const Request& r, Decision& out) const {
   return true;
 }
 
-inline bool PolicySet::resolveKey(const Request& r, std::string_view key, Decision& out,
-                                  const CompiledPolicy*& policy) const {
+[[gnu::always_inline]] inline bool PolicySet::resolveKey(const Request& r, std::string_view key,
+                                                         Decision& out,
+                                                         const CompiledPolicy*& policy) const {
   if (key.starts_with(kInternalPrefix)) [[unlikely]] {
     // Leases and negative entries of fills: corral's own, never a client's to read or write.
     out.verdict = Decision::Verdict::kReject;
@@ -313,7 +314,7 @@ bool PolicySet::applyTtl(const Request& r, Decision& out) const {
 }
 
 // 5. Routing hints and hit/miss accounting, from the first key's policy (not null here).
-inline void PolicySet::route(const Request& r, Decision& out) const {
+[[gnu::always_inline]] inline void PolicySet::route(const Request& r, Decision& out) const {
   const CompiledPolicy* p = out.key_policy[0];
   if (any_routing_) {
     const config::RoutingSpec& routing = p->spec->routing;

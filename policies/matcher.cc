@@ -288,6 +288,19 @@ MatchResult Matcher::match(std::string_view key, std::vector<Capture>* caps) con
     const Impl::GroupEntry& ge = group[i];
     if (glob != nullptr && glob->entry < ge.entry) break;
     const Template::Impl& t = *ge.tmpl;
+    if (t.tail_class >= 0) {
+      // Prefix, then one class placeholder to the end: the rest of the key is its value. This
+      // is what matchFast decides for such a template, without its loop over ops.
+      const Op& op = t.ops[static_cast<size_t>(t.tail_class)];
+      const size_t len = n - best_len;
+      if (len >= op.min_len && len <= op.max_len &&
+          classRun(k + best_len, len, op.first_mask, op.tail_mask) &&
+          (!op.check_value || valueOk(op.kind, k + best_len, len))) {
+        if (caps != nullptr) caps->push_back({op.name, key.substr(best_len)});
+        return {static_cast<int32_t>(ge.entry), false};
+      }
+      continue;
+    }
     if (t.matchFrom(key, t.firstSegmentAfterPrefix(), best_len, caps)) {
       return {static_cast<int32_t>(ge.entry), false};
     }

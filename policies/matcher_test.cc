@@ -2,6 +2,7 @@
 // matching cost that does not grow with the number of templates.
 #include <doctest/doctest.h>
 
+#include <random>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -186,6 +187,63 @@ TEST_CASE("matcher: 1000 templates, long keys and capture reuse") {
   const MatchResult r = m->match(long_key, &caps);
   CHECK(r.entry == 5);
   CHECK(r.violation);  // 600 digits is no u64
+}
+
+// Matcher::match has its own path for the most common shape (a literal prefix, then one class
+// placeholder to the end of the key). It must decide exactly as Template::matches does, with
+// the same captures, on keys that are right, too short, too long, or wrong at any byte.
+TEST_CASE("matcher: the prefix-and-one-placeholder path agrees with Template::matches") {
+  const char* const kTemplates[] = {
+      "key:<n:hex{12}>", "user:<id:u64>",   "n:<v:int>",           "s:<sid:hex{32,64}>",
+      "lb:<b:slug>",     "lock:<name:seg>", "p:<sku:alnum{6,12}>", "i:<v:int{3}>",
+      "<v:u64>",         "x:<v:hex{1}>",    "y:<v:slug{4,}>",
+  };
+  std::mt19937 rng(7);
+  const std::string alphabet = "0123456789abcdefABZ-_.:x";
+  const std::string digits = "0123456789abcdef";
+  int checked = 0;
+  int matched = 0;
+  for (const char* text : kTemplates) {
+    std::vector<Matcher::Entry> entries;
+    entries.push_back({compileOk(text), 0});
+    std::vector<Matcher::Clash> clashes;
+    const auto m = Matcher::build(std::move(entries), &clashes);
+    REQUIRE(m.has_value());
+    const Template t = compileOk(text);
+    const std::string prefix(t.literalPrefix());
+    std::vector<Capture> want;
+    std::vector<Capture> got;
+    for (int i = 0; i < 4000; ++i) {
+      std::string key = prefix;
+      if (rng() % 2 == 0) {
+        const size_t len = rng() % 70;
+        for (size_t j = 0; j < len; ++j) key.push_back(alphabet[rng() % alphabet.size()]);
+      } else {
+        // Mostly valid-looking values (hex digits, no leading zero), so that matches are
+        // frequent; sometimes one byte is spoiled.
+        const size_t len = 1 + rng() % 66;
+        key.push_back(digits[1 + rng() % 9]);
+        for (size_t j = 1; j < len; ++j) key.push_back(digits[rng() % digits.size()]);
+        if (rng() % 4 == 0) key[prefix.size() + rng() % len] = alphabet[rng() % alphabet.size()];
+      }
+      const bool should = t.matches(key, &want);
+      const MatchResult r = m->match(key, &got);
+      CHECK_MESSAGE((r.entry == 0 && !r.violation) == should, text, " key=", key);
+      if (should) {
+        ++matched;
+        REQUIRE(got.size() == want.size());
+        for (size_t c = 0; c < got.size(); ++c) {
+          CHECK(got[c].name == want[c].name);
+          CHECK(got[c].value == want[c].value);
+        }
+      } else {
+        CHECK(got.empty());
+      }
+      ++checked;
+    }
+  }
+  CHECK(checked == 44000);
+  CHECK(matched > 5000);
 }
 
 }  // namespace corral::policies

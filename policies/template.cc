@@ -458,6 +458,13 @@ void finishCompile(Template::Impl& im) {
     if (s.kind != Kind::kLiteral) op.name = im.names[cap++];
     im.ops.push_back(op);
   }
+  // The most common shape, a literal prefix and then one class placeholder to the end of the
+  // key (user:<id:u64>, sess:<sid:hex{32,64}>): Matcher::match checks it without matchFast.
+  const size_t s0 = im.firstSegmentAfterPrefix();
+  if (im.ops.size() == s0 + 1 &&
+      (im.ops[s0].mode == OpMode::kFixed || im.ops[s0].mode == OpMode::kScan)) {
+    im.tail_class = static_cast<int32_t>(s0);
+  }
 }
 
 }  // namespace

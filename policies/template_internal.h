@@ -370,6 +370,9 @@ struct Template::Impl {
   uint64_t max_total = 0;     // kUnbounded-sized sums saturate to UINT64_MAX
   bool all_deterministic = true;
   bool glob = false;
+  // >= 0: the template is its literal prefix and then ops[tail_class], a class placeholder that
+  // takes the rest of the key (finishCompile); -1 otherwise.
+  int32_t tail_class = -1;
 
   std::string text;
   std::string prefix;

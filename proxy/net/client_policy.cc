@@ -51,40 +51,42 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
     }
     *use = &rewritten_;
   }
-  // Follow-ups go right behind the request on its connection (a dedicated connection pairs
-  // their replies and drops them; inside MULTI they wait for EXEC).
-  hidden_.append(d.ttl_followups);
   next_hitmiss_ = d.hitmiss;
-  // Writes of keys that may be being filled: the fills must not store their (older) values.
-  for (std::string_view key : d.revoke) worker_.policies().fillEngine().revoke(key);
-  if (!d.lease_deletes.empty()) {
-    if (inMulti()) {
-      // Inside MULTI a hidden command would wait for EXEC: delete the leases now on a shared
-      // connection too, and again right after EXEC (with the transaction's follow-ups).
-      upstream::Connection* shared = worker_.route(false, primary_slot_, db_);
-      if (shared->accepting()) sendHidden(d.lease_deletes, shared);
+  if (d.extras()) [[unlikely]] {
+    // Follow-ups go right behind the request on its connection (a dedicated connection pairs
+    // their replies and drops them; inside MULTI they wait for EXEC).
+    hidden_.append(d.ttl_followups);
+    // Writes of keys that may be being filled: the fills must not store their (older) values.
+    for (std::string_view key : d.revoke) worker_.policies().fillEngine().revoke(key);
+    if (!d.lease_deletes.empty()) {
+      if (inMulti()) {
+        // Inside MULTI a hidden command would wait for EXEC: delete the leases now on a shared
+        // connection too, and again right after EXEC (with the transaction's follow-ups).
+        upstream::Connection* shared = worker_.route(false, primary_slot_, db_);
+        if (shared->accepting()) sendHidden(d.lease_deletes, shared);
+      }
+      hidden_.append(d.lease_deletes);
     }
-    hidden_.append(d.lease_deletes);
-  }
-  // Fills wait in a slot of a shared connection's request (never on a dedicated one, whose
-  // frames must pair in order).
-  const policies::FillPlan& plan = d.fill;
-  if (!plan.empty() && db_ == worker_.defaultDb() && st_.link == Link::kShared) [[unlikely]] {
-    auto f = std::make_unique<FillReq>();
-    f->set = worker_.policies().setPtr();
-    f->policy = plan.policy;
-    f->key = plan.key;
-    f->path = plan.path;
-    f->with_pttl = plan.with_pttl;
-    f->mget.assign(plan.items().begin(), plan.items().end());
-    if (plan.with_pttl) {
-      // The plan's request (value and PTTL at once) goes instead of the GET.
-      rewritten_.args.assign(req.args.begin(), req.args.end());
-      rewritten_.frame = plan.request;
-      rewritten_.is_inline = false;
-      *use = &rewritten_;
+    // Fills wait in a slot of a shared connection's request (never on a dedicated one, whose
+    // frames must pair in order).
+    const policies::FillPlan& plan = d.fill;
+    if (!plan.empty() && db_ == worker_.defaultDb() && st_.link == Link::kShared) {
+      auto f = std::make_unique<FillReq>();
+      f->set = worker_.policies().setPtr();
+      f->policy = plan.policy;
+      f->key = plan.key;
+      f->path = plan.path;
+      f->with_pttl = plan.with_pttl;
+      f->mget.assign(plan.items().begin(), plan.items().end());
+      if (plan.with_pttl) {
+        // The plan's request (value and PTTL at once) goes instead of the GET.
+        rewritten_.args.assign(req.args.begin(), req.args.end());
+        rewritten_.frame = plan.request;
+        rewritten_.is_inline = false;
+        *use = &rewritten_;
+      }
+      next_fill_ = std::move(f);
     }
-    next_fill_ = std::move(f);
   }
   if (d.read_your_writes_ms > 0 && cmd != nullptr) {
     if (cmd->flags & commands::kWrite) {
