@@ -62,8 +62,10 @@ inline bool PolicySet::limitApplies(const CompiledLimit& l, const Request& r) co
                                                     const std::string_view* parts,
                                                     Decision& out) const {
   if (!r.count) return true;  // a replay: admitted the first time
-  const GcraVerdict v =
-      r.reg.limiter().admit(l.counters->id, {parts, nparts}, r.ctx.clock->monoNs(), l.params);
+  const int64_t now = r.ctx.clock->monoNs();
+  RateLimiter& limiter = r.reg.limiter();
+  const GcraVerdict v = nparts == 1 ? limiter.admit(l.counters->id, parts[0], now, l.params)
+                                    : limiter.admit(l.counters->id, {parts, nparts}, now, l.params);
   if (v.allowed) {
     l.counters->admitted.add();
     return true;

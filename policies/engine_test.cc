@@ -158,6 +158,23 @@ TEST_CASE("engine: type writes on a require policy get a follow-up PEXPIRE") {
   CHECK(f.d.ttl_followups.empty());
 }
 
+TEST_CASE("engine: a read's reply counts as a hit or a miss") {
+  PolicyCounters c;
+  const char* const hits[] = {"$1\r\nv\r\n", "$0\r\n\r\n", "*1\r\n$1\r\na\r\n",
+                              "%1\r\n",      ":1\r\n",     "+OK\r\n"};
+  const char* const misses[] = {"$-1\r\n", "*-1\r\n", "_\r\n", "*0\r\n", "%0\r\n", "~0\r\n"};
+  const char* const neither[] = {"-ERR x\r\n", "!3\r\nerr\r\n", ""};
+  for (const char* r : hits) c.countRead(r);
+  CHECK(c.hits.get() == 6);
+  CHECK(c.misses.get() == 0);
+  for (const char* r : misses) c.countRead(r);
+  CHECK(c.hits.get() == 6);
+  CHECK(c.misses.get() == 6);
+  for (const char* r : neither) c.countRead(r);
+  CHECK(c.hits.get() == 6);
+  CHECK(c.misses.get() == 6);
+}
+
 TEST_CASE("engine: routing hints and read-your-writes window") {
   PolicyConfig cfg;
   auto p = policy("feed", "feed:<id:u64>");

@@ -224,6 +224,24 @@ struct RateLimiter::Impl {
   size_t low_water = 0;   // eviction goes down to this, so the next one is cap/8 inserts away
   std::array<Shard, kShards> shards;
 
+  // admit() once the key is encoded.
+  [[gnu::always_inline]] GcraVerdict admitKey(uint32_t limit_id, std::string_view key,
+                                              int64_t now_ns, const GcraParams& p) {
+    const BucketKeyView view{limit_id, key, hashKey(s0, s1, limit_id, key)};
+    Shard& s = shards[shardOf(view.hash)];
+    std::lock_guard<SpinLock> lock(s.mu);
+    if (auto it = s.tats.find(view); it != s.tats.end()) return gcraStep(it->second, now_ns, p);
+
+    int64_t tat = 0;
+    const GcraVerdict v = gcraStep(tat, now_ns, p);
+    if (!v.allowed) return v;  // cannot happen for a fresh bucket; nothing to remember anyway
+    if (s.per_limit[limit_id] >= cap) makeRoom(s, limit_id, now_ns);
+    s.key_bytes += key.size();
+    s.tats.emplace(BucketKey{limit_id, std::string(key), view.hash}, tat);
+    ++s.per_limit[limit_id];
+    return v;
+  }
+
   // Drops the shard's idle buckets (TAT <= now): exact, an idle bucket decides like a new one.
   static void sweepShard(Shard& s, int64_t now_ns) {
     for (auto it = s.tats.begin(); it != s.tats.end();) {
@@ -241,7 +259,7 @@ struct RateLimiter::Impl {
   // the low-water mark (most buckets still busy), evicts the limit's buckets with the lowest
   // TAT, the ones closest to idle, whose loss changes the fewest decisions. Either way the
   // O(shard) pass buys at least cap - low_water inserts, so inserting stays amortized O(1).
-  void makeRoom(Shard& s, uint32_t limit, int64_t now_ns) {
+  [[gnu::noinline]] void makeRoom(Shard& s, uint32_t limit, int64_t now_ns) {
     sweepShard(s, now_ns);
     size_t& n = s.per_limit[limit];
     if (n <= low_water) return;
@@ -275,39 +293,44 @@ RateLimiter::RateLimiter(size_t max_buckets, uint64_t seed) : impl_(std::make_un
 
 RateLimiter::~RateLimiter() = default;
 
-GcraVerdict RateLimiter::admit(uint32_t limit_id, std::span<const std::string_view> parts,
-                               int64_t now_ns, const GcraParams& p) {
-  Impl& m = *impl_;
+namespace {
+
+// Appends the encoding of one part to buf[0, n) and returns the new length. buf has room for
+// 1 + kMaxPartBytes more bytes.
+[[gnu::always_inline]] inline size_t encodePart(char* buf, size_t n, std::string_view v,
+                                                const SipKey* digest_keys) {
+  if (v.size() <= RateLimiter::kMaxPartBytes) [[likely]] {
+    buf[n] = static_cast<char>(v.size());
+    copyBytes(buf + n + 1, v.data(), v.size());
+    return n + 1 + v.size();
+  }
+  const uint64_t d[2] = {sipHash24(digest_keys[0], v), sipHash24(digest_keys[1], v)};
+  buf[n] = static_cast<char>(kDigestFlag | kDigestBytes);
+  std::memcpy(buf + n + 1, d, kDigestBytes);
+  return n + 1 + kDigestBytes;
+}
+
+}  // namespace
+
+// flatten: the lookup (hash, table find, GCRA step) is one straight path; the rare insert
+// path's makeRoom stays a call (noinline).
+[[gnu::flatten]] GcraVerdict RateLimiter::admit(uint32_t limit_id,
+                                                std::span<const std::string_view> parts,
+                                                int64_t now_ns, const GcraParams& p) {
   // Encode the key on the stack: it is bounded, so it fits, and a known bucket costs no copy.
   char buf[kMaxKeyBytes];
   size_t n = 0;
   for (size_t i = 0, end = std::min(parts.size(), kMaxParts); i < end; ++i) {
-    const std::string_view v = parts[i];
-    if (v.size() <= kMaxPartBytes) [[likely]] {
-      buf[n] = static_cast<char>(v.size());
-      copyBytes(buf + n + 1, v.data(), v.size());
-      n += 1 + v.size();
-    } else {
-      const uint64_t d[2] = {sipHash24(m.digest_keys[0], v), sipHash24(m.digest_keys[1], v)};
-      buf[n] = static_cast<char>(kDigestFlag | kDigestBytes);
-      std::memcpy(buf + n + 1, d, kDigestBytes);
-      n += 1 + kDigestBytes;
-    }
+    n = encodePart(buf, n, parts[i], impl_->digest_keys);
   }
-  const std::string_view key(buf, n);
-  const BucketKeyView view{limit_id, key, hashKey(m.s0, m.s1, limit_id, key)};
-  Impl::Shard& s = m.shards[shardOf(view.hash)];
-  std::lock_guard<SpinLock> lock(s.mu);
-  if (auto it = s.tats.find(view); it != s.tats.end()) return gcraStep(it->second, now_ns, p);
+  return impl_->admitKey(limit_id, std::string_view(buf, n), now_ns, p);
+}
 
-  int64_t tat = 0;
-  const GcraVerdict v = gcraStep(tat, now_ns, p);
-  if (!v.allowed) return v;  // cannot happen for a fresh bucket; nothing to remember anyway
-  if (s.per_limit[limit_id] >= m.cap) m.makeRoom(s, limit_id, now_ns);
-  s.key_bytes += key.size();
-  s.tats.emplace(BucketKey{limit_id, std::string(key), view.hash}, tat);
-  ++s.per_limit[limit_id];
-  return v;
+[[gnu::flatten]] GcraVerdict RateLimiter::admit(uint32_t limit_id, std::string_view part,
+                                                int64_t now_ns, const GcraParams& p) {
+  char buf[1 + kMaxPartBytes];
+  const size_t n = encodePart(buf, 0, part, impl_->digest_keys);
+  return impl_->admitKey(limit_id, std::string_view(buf, n), now_ns, p);
 }
 
 void RateLimiter::sweep(int64_t now_ns) {

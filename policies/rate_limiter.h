@@ -61,10 +61,8 @@ class RateLimiter {
   // limit name).
   GcraVerdict admit(uint32_t limit_id, std::span<const std::string_view> parts, int64_t now_ns,
                     const GcraParams& p);
-  // One part.
-  GcraVerdict admit(uint32_t limit_id, std::string_view key, int64_t now_ns, const GcraParams& p) {
-    return admit(limit_id, std::span<const std::string_view>(&key, 1), now_ns, p);
-  }
+  // The same for a key of one part (a limit keyed by client only: the common case).
+  GcraVerdict admit(uint32_t limit_id, std::string_view part, int64_t now_ns, const GcraParams& p);
 
   // Drops every bucket that is idle at now_ns (exact: an idle bucket decides like a fresh one).
   void sweep(int64_t now_ns);

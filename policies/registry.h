@@ -43,8 +43,13 @@ struct PolicyCounters {
   // Counts a GET-like reply (RESP bytes): nil (RESP2 "$-1"/"*-1", RESP3 "_") or an empty
   // collection is a miss, an error neither, anything else a hit.
   void countRead(std::string_view reply) {
-    if (reply.size() > 1 && reply[0] == '$' && reply[1] != '-') [[likely]] {
-      hits.add();  // the common case, inline: a value
+    // The common cases inline: a bulk value, or RESP2's nil bulk "$-1".
+    if (reply.size() > 2 && reply[0] == '$') [[likely]] {
+      if (reply[1] != '-') {
+        hits.add();
+      } else {
+        misses.add();
+      }
       return;
     }
     countOtherRead(reply);

@@ -20,7 +20,7 @@ void Client::sendHidden(const policies::CommandBatch& batch, upstream::Connectio
 bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
                            const codec::Request** use) {
   policies::Decision& d = worker_.policies().decision();
-  policies::RequestContext ctx = worker_.policies().context(identity());
+  const policies::RequestContext& ctx = worker_.policies().context(identity());
   worker_.policies().set().decide(cmd, req.args, ctx, worker_.shared().policy_registry, d);
   if (!d.audit.empty()) [[unlikely]] {
     worker_.policies().logAudit(worker_.nowMs(), id_, d.audit);
