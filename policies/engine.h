@@ -13,8 +13,8 @@
 //   and what a command is (a write, a GET-like read, where its key is) is looked up once per
 //   command in a table built from the command table, not worked out per request.
 //
-// Files: engine_compile.cc (compile), engine_decide.cc (phases 1, 2, 4, 5, 6),
-// engine_limits.cc (phase 3, bucket keys), engine_describe.cc (describeJson). The counters live
+// Files: engine_compile.cc (compile), engine_decide.cc (decide and its phases),
+// engine_describe.cc (describeJson). The counters live
 // in registry.h, the outcome in decision.h. PolicySets are read by every worker thread at once
 // and never change after compile().
 #pragma once
@@ -109,8 +109,8 @@ class PolicySet {
 
   // decide()'s phases, in order. Each returns false when the request is refused (out.error
   // set); the next phase runs only after the previous one let the request through. The ones
-  // every request runs are `inline` (defined and used in engine_decide.cc or engine_limits.cc
-  // only), so that the compiler can fold them into their caller: decide() is the hot path.
+  // every request runs are `inline` (defined and used in engine_decide.cc only), so that the
+  // compiler can fold them into their caller: decide() is the hot path.
   bool checkCommand(const Request& r, Decision& out) const;        // 1
   inline void run(const Request& r, Decision& out) const;          // 2 to 6, in order
   inline bool resolveKeys(const Request& r, Decision& out) const;  // 2

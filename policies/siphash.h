@@ -3,7 +3,7 @@
 // digest of any input, which is what corral needs it for:
 //   - internal key names of fills (fill.h): a digest of the data key under the deployment's
 //     fill secret, so that no client can name, hence forge, a lease or a negative entry;
-//   - rate-limit bucket keys (engine_limits.cc): long client names, keys and captures become a
+//   - rate-limit bucket keys (rate_limiter.cc): long client names, keys and captures become a
 //     fixed-size digest under a random per-process key.
 // 64-bit output. Not constant-time with respect to the input length (no hash is).
 #pragma once
