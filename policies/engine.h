@@ -127,8 +127,9 @@ class PolicySet {
   inline bool limitApplies(const CompiledLimit& l, const Request& r) const;
   inline bool admit(const CompiledLimit& l, bool shadow, const Request& r, size_t nparts,
                     const std::string_view* parts, Decision& out) const;
-  // The origin path of key under p's fill.path into path (out.caps is scratch).
-  void fillPath(const CompiledPolicy& p, std::string_view key, Decision& out,
+  // The origin path of key under p's fill.path into path (out.caps is scratch); false when
+  // the key has none (buildFillPath).
+  bool fillPath(const CompiledPolicy& p, std::string_view key, Decision& out,
                 std::string& path) const;
 
   config::PolicyConfig config_;

@@ -457,9 +457,9 @@ void PolicySet::planFills(const Request& r, Decision& out) const {
       first->fill_get) {
     out.extras_ = true;
     FillPlan& f = out.fill;
-    f.policy = first->fill.get();
     f.key.assign(r.args[out.keys[0]]);
-    fillPath(*first, f.key, out, f.path);
+    if (!fillPath(*first, f.key, out, f.path)) return;  // no path for this key: no fill
+    f.policy = first->fill.get();
     f.with_pttl = first->fill->window_ms() > 0 || first->fill->xfetch;
     if (f.with_pttl) {
       // One atomic read of the value and its remaining TTL (freshness needs both).
@@ -476,12 +476,14 @@ void PolicySet::planFills(const Request& r, Decision& out) const {
     for (size_t i = 0; i < out.key_policy.size(); ++i) {
       const CompiledPolicy* p = out.key_policy[i];
       if (p == nullptr || p->fill == nullptr || !p->fill_mget) continue;
+      const std::string_view key = r.args[out.keys[i]];
+      if (!fillPath(*p, key, out, out.scratch)) continue;  // no path for this key: no fill
       out.extras_ = true;
       FillPlan::Item& m = out.fill.addItem();
       m.pos = static_cast<uint32_t>(i);
       m.policy = p->fill.get();
-      m.key.assign(r.args[out.keys[i]]);
-      fillPath(*p, m.key, out, m.path);
+      m.key.assign(key);
+      m.path.assign(out.scratch);
     }
     return;
   }
@@ -502,11 +504,14 @@ void PolicySet::planFills(const Request& r, Decision& out) const {
   }
 }
 
-void PolicySet::fillPath(const CompiledPolicy& p, std::string_view key, Decision& out,
+bool PolicySet::fillPath(const CompiledPolicy& p, std::string_view key, Decision& out,
                          std::string& path) const {
   out.caps.clear();
   matcher_->match(key, &out.caps);
-  path = buildFillPath(p.spec->fill.path, out.caps).value_or(std::string());
+  std::optional<std::string> built = buildFillPath(p.spec->fill.path, out.caps);
+  if (!built) return false;
+  path.swap(*built);
+  return true;
 }
 
 }  // namespace corral::policies

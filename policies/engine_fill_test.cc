@@ -200,5 +200,24 @@ TEST_CASE("engine: a reused Decision carries nothing over") {
   }
 }
 
+TEST_CASE("engine: a fill's origin path keeps the key from moving it (defect 12a)") {
+  PolicyConfig cfg = fillConfig();
+  auto items = policy("item", "item:<id:seg>");
+  items.ttl.default_ttl = config::Millis(1000);
+  items.fill.origin = "users";
+  items.fill.path = "/v1/items/<id>";
+  items.fill.commands = {"get", "mget"};
+  cfg.policies.push_back(items);
+  Fixture f(cfg);
+  CHECK(f.run({"GET", "item:.."}) == Verdict::kForward);
+  CHECK(f.d.fill.path == "/v1/items/%2E%2E");
+  CHECK(f.run({"GET", "item:."}) == Verdict::kForward);
+  CHECK(f.d.fill.path == "/v1/items/%2E");
+  CHECK(f.run({"MGET", "item:..", "item:a/b"}) == Verdict::kForward);
+  REQUIRE(f.d.fill.items().size() == 2);
+  CHECK(f.d.fill.items()[0].path == "/v1/items/%2E%2E");
+  CHECK(f.d.fill.items()[1].path == "/v1/items/a%2Fb");
+}
+
 }  // namespace
 }  // namespace corral::policies::enginetest

@@ -127,23 +127,60 @@ FillKeys fillKeys(std::string_view key) {
 
 void appendLeaseKey(std::string& out, std::string_view key) { appendFillKey(out, "lease", key); }
 
+namespace {
+
+// Whether out[s, e) is a dot-segment ("." or ".."): "this" or "parent" directory to every URL
+// resolver and to most servers.
+bool isDotSegment(std::string_view out, size_t s, size_t e) {
+  return (e - s == 1 && out[s] == '.') || (e - s == 2 && out[s] == '.' && out[s + 1] == '.');
+}
+
+}  // namespace
+
 std::optional<std::string> buildFillPath(std::string_view path_template,
                                          std::span<const Capture> caps) {
   std::string out;
   out.reserve(path_template.size() + 16);
+  // Where captures landed in out, to tell a dot the key brought from one the operator wrote.
+  std::vector<std::pair<size_t, size_t>> from_key;
   const bool ok = walkPath(
       path_template, [&](std::string_view lit) { out.append(lit); },
       [&](std::string_view name) {
         for (const Capture& c : caps) {
-          if (c.name == name) {
-            percentEncode(c.value, out);
-            return true;
-          }
+          if (c.name != name) continue;
+          // An empty value would change the path's shape ("/v1/users/" is the collection).
+          if (c.value.empty()) return false;
+          const size_t start = out.size();
+          percentEncode(c.value, out);
+          from_key.emplace_back(start, out.size());
+          return true;
         }
         return false;
       });
   if (!ok) return std::nullopt;
-  return out;
+  // Every byte of a capture that could change the path's structure ('/', '?', '#', '%', ...) is
+  // percent-encoded already; the dots of a dot-segment are not (they are unreserved), so a key
+  // "user:.." would fetch the parent of its resource. A path segment that is "." or ".." and
+  // holds a dot from the key has its dots encoded (%2E): to the origin it is a name, not a move.
+  const size_t path_end = std::min(out.find('?'), out.find('#'));
+  const size_t end = path_end == std::string::npos ? out.size() : path_end;
+  std::string fixed;
+  size_t copied = 0;
+  for (size_t s = 0; s <= end;) {
+    size_t e = out.find('/', s);
+    if (e == std::string::npos || e > end) e = end;
+    bool keyed = false;
+    for (const auto& [ks, ke] : from_key) keyed |= ks < e && s < ke;
+    if (keyed && isDotSegment(out, s, e)) {
+      fixed.append(out, copied, s - copied);
+      for (size_t i = s; i < e; ++i) fixed.append("%2E");
+      copied = e;
+    }
+    s = e + 1;
+  }
+  if (copied == 0) return out;
+  fixed.append(out, copied, std::string::npos);
+  return fixed;
 }
 
 bool fillPathValid(std::string_view path_template, const std::vector<std::string>& capture_names,

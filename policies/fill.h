@@ -60,8 +60,11 @@ void appendLeaseKey(std::string& out, std::string_view key);
 inline constexpr std::string_view kGetWithPttlScript =
     "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
 
-// fill.path with "<name>" replaced by the key's capture of that name, percent-encoded
-// (RFC 3986 unreserved bytes kept). nullopt when the path names a capture the template lacks.
+// fill.path with "<name>" replaced by the key's capture of that name, percent-encoded so that no
+// key can change the path's structure: RFC 3986 unreserved bytes are kept, everything else
+// ('/', '?', '#', '%', spaces, ...) becomes %XX, and the dots of a "." or ".." segment made with
+// a capture become %2E ("user:.." fetches /v1/users/%2E%2E, not /v1/users/..). nullopt when the
+// path names a capture the template lacks, or a capture is empty.
 std::optional<std::string> buildFillPath(std::string_view path_template,
                                          std::span<const Capture> caps);
 // True when every <name> in path_template is a placeholder of the template (for load checks);

@@ -107,5 +107,30 @@ TEST_CASE("fill: buildFillPath percent-encodes captures and copies literal text"
   CHECK(fillPathValid("/plain", {}, nullptr));
 }
 
+TEST_CASE("fill: no key can change the origin path's structure (defect 12a)") {
+  auto path = [](std::string_view tmpl, std::vector<Capture> caps) {
+    return buildFillPath(tmpl, caps).value_or("<none>");
+  };
+  // Dot-segments made with a capture: their dots are encoded, the origin sees a name.
+  CHECK(path("/v1/users/<id>", {{"id", ".."}}) == "/v1/users/%2E%2E");
+  CHECK(path("/v1/users/<id>", {{"id", "."}}) == "/v1/users/%2E");
+  CHECK(path("/v1/users/<id>/profile", {{"id", ".."}}) == "/v1/users/%2E%2E/profile");
+  CHECK(path("/v1/<a><b>/x", {{"a", "."}, {"b", "."}}) == "/v1/%2E%2E/x");
+  CHECK(path("/v1/.<a>/x", {{"a", "."}}) == "/v1/%2E%2E/x");
+  CHECK(path("/v1/<a>", {{"a", "..."}}) == "/v1/...");  // not a dot-segment
+  CHECK(path("/v1/<a>.json", {{"a", "."}}) == "/v1/..json");
+  // The operator's own dots stay (the template is trusted), and so does the query.
+  CHECK(path("/v1/../<id>", {{"id", "7"}}) == "/v1/../7");
+  CHECK(path("/v1/<id>?up=<id>", {{"id", ".."}}) == "/v1/%2E%2E?up=..");
+  CHECK(path("/v1/<id>#<id>", {{"id", "."}}) == "/v1/%2E#.");
+  // Separators, query and fragment marks and '%' never pass through unencoded.
+  CHECK(path("/v1/users/<id>", {{"id", "../admin"}}) == "/v1/users/..%2Fadmin");
+  CHECK(path("/v1/users/<id>", {{"id", "x?admin=1#y"}}) == "/v1/users/x%3Fadmin%3D1%23y");
+  CHECK(path("/v1/users/<id>", {{"id", "%2E%2E"}}) == "/v1/users/%252E%252E");
+  CHECK(path("/v1/users/<id>", {{"id", "a\\b"}}) == "/v1/users/a%5Cb");
+  // An empty capture would name the collection ("/v1/users/"): no path, no fill.
+  CHECK(path("/v1/users/<id>", {{"id", ""}}) == "<none>");
+}
+
 }  // namespace
 }  // namespace corral::policies

@@ -127,6 +127,22 @@ def test_fill_path_is_percent_encoded_and_captures_substituted(redis_server, cor
     assert origin.stats()["paths"] == {"/v1/items/books/a%20b%2Fc": 1}
 
 
+def test_fill_path_dot_segments_from_keys_are_encoded(redis_server, corral_factory, origin):
+    """Defect 12a: a key "acct:.." must not make corral fetch /v1/users/../profile (another
+    resource, which it would then cache under the key). The dots of a dot-segment that a key
+    brings are percent-encoded; the origin receives a name, not a move."""
+    pol = item_policy(name="acct", match="acct:<id:slug>",
+                      fill={"origin": "items", "path": "/v1/users/<id>/profile"})
+    c = corral_factory(fill_config(redis_server.port, origin.url, [pol]))
+    with c.client() as cl:
+        assert body(cl.cmd("GET", "acct:.."))["id"] == "profile"
+        assert body(cl.cmd("GET", "acct:."))["id"] == "profile"
+        assert body(cl.cmd("GET", "acct:..."))["id"] == "profile"
+    assert origin.stats()["paths"] == {"/v1/users/%2E%2E/profile": 1,
+                                       "/v1/users/%2E/profile": 1,
+                                       "/v1/users/.../profile": 1}
+
+
 # ---------------------------------------------------------------------------------------------
 # 2, 3. single-flight local and off
 
