@@ -136,6 +136,9 @@ struct GlobalSpec {
   std::vector<std::string> deny_commands;   // commands.deny, lower case
   std::vector<std::string> audit_commands;  // commands.audit, lower case
   std::vector<RateLimitSpec> rate_limits;
+  // fill_secret, or the value of the variable fill_secret_env names, read at load: the key of
+  // the digests in fills' internal key names (policies/fill.h). "" when neither is set.
+  std::string fill_secret;
 };
 
 // Everything a policy reload replaces, in one value.

@@ -3,7 +3,9 @@
 // table in policy_fields.cc; merging defaults and the rules between fields come after the walk
 // (policy_merge.cc).
 #include <algorithm>
+#include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -299,6 +301,8 @@ void Loader::walkOrigins(const YAML::Node& key, const YAML::Node& node, const st
 
 void Loader::walkGlobal(const YAML::Node& node, const std::string& prefix) {
   GlobalSpec& g = cfg_.policy.global;
+  std::optional<Located<std::string>> secret;
+  std::optional<Located<std::string>> secret_env;
   std::vector<Located<std::string>> denied;
   std::vector<Located<std::string>> audited;
   std::vector<Key> keys = {
@@ -326,8 +330,47 @@ void Loader::walkGlobal(const YAML::Node& node, const std::string& prefix) {
        }},
       {"rate_limits", [&](const YAML::Node& k, const YAML::Node& v,
                           const std::string& p) { rateLimits(k, v, p, true, &g.rate_limits); }},
+      // The key of fills' internal key names (policies/fill.h), shared by the deployment.
+      {"fill_secret",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         // Only the type and length are described on error: the value is a secret.
+         if (!v.IsScalar()) return failValue(k, v, p, "must be a string");
+         secret = Located<std::string>{v.Scalar(), v.Mark(), p};
+       }},
+      {"fill_secret_env",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         static constexpr const char* kRule =
+             "must be the name of an environment variable, like CORRAL_FILL_SECRET";
+         const std::string* s = scalar(k, v, p, kRule);
+         if (s == nullptr) return;
+         if (!isValidEnvName(*s)) return failValue(k, v, p, kRule);
+         secret_env = Located<std::string>{*s, v.Mark(), p};
+       }},
   };
   walkMap(node, prefix, keys);
+  if (secret && secret_env) {
+    fail(secret_env->mark, secret_env->path, "cannot be used together with fill_secret");
+  } else if (secret_env) {
+    const char* value = std::getenv(secret_env->value.c_str());
+    if (value == nullptr) {
+      fail(secret_env->mark, secret_env->path,
+           "environment variable " + secret_env->value + " is not set");
+    } else if (*value == '\0') {
+      fail(secret_env->mark, secret_env->path,
+           "environment variable " + secret_env->value + " is empty");
+    } else {
+      secret = Located<std::string>{value, secret_env->mark, secret_env->path};
+    }
+  }
+  // 16 bytes at the least: the secret keys a digest that must not be guessed.
+  constexpr size_t kMinSecretBytes = 16;
+  if (secret && secret->value.size() < kMinSecretBytes) {
+    fail(secret->mark, secret->path,
+         "must be at least 16 bytes; use 32 random characters, the same on every corral",
+         std::to_string(secret->value.size()) + " bytes");
+  } else if (secret) {
+    g.fill_secret = secret->value;
+  }
   // A denied command never runs, so auditing it too is a contradiction, not a combination.
   for (const auto& a : audited) {
     for (const auto& d : denied) {

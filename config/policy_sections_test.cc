@@ -1,6 +1,10 @@
 // origins, global, rate limits and names (policy_sections.cc).
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+#include <string>
+#include <vector>
+
 #include "config/test_helpers.h"
 
 namespace corral::config {
@@ -220,11 +224,47 @@ TEST_CASE("origins and global: every rule, with its exact error") {
        {"t.yaml:1:10: global.rate_limit: unknown key (did you mean rate_limits?)"}},
       {"global: {rate_limits: {}}\n" + p,
        {"t.yaml:1:23: global.rate_limits: must be a list of rate limits (got a mapping)"}},
+      // global.fill_secret: the value is a secret, only its length is shown.
+      {"global: {fill_secret: short}\n" + p,
+       {"t.yaml:1:23: global.fill_secret: must be at least 16 bytes; use 32 random characters, "
+        "the same on every corral (got 5 bytes)"}},
+      {"global: {fill_secret: [a]}\n" + p,
+       {"t.yaml:1:23: global.fill_secret: must be a string (got a list)"}},
+      {"global: {fill_secret_env: 'not a name'}\n" + p,
+       {"t.yaml:1:27: global.fill_secret_env: must be the name of an environment variable, like "
+        "CORRAL_FILL_SECRET (got not a name)"}},
+      {"global: {fill_secret_env: CORRAL_TEST_NO_SUCH_VARIABLE}\n" + p,
+       {"t.yaml:1:27: global.fill_secret_env: environment variable "
+        "CORRAL_TEST_NO_SUCH_VARIABLE is not set"}},
+      {"global: {fill_secret: 0123456789abcdef, fill_secret_env: CORRAL_TEST_FILL_SECRET}\n" + p,
+       {"t.yaml:1:58: global.fill_secret_env: cannot be used together with fill_secret"}},
   };
   for (const ErrorCase& c : cases) {
     CAPTURE(c.yaml);
     CHECK(errorsOf(c.yaml) == c.errors);
   }
+}
+
+TEST_CASE("global: fill_secret, or fill_secret_env read at load") {
+  Config c = mustLoad(std::string("global: {fill_secret: 0123456789abcdef0123}\n") + kPrimary);
+  CHECK(c.policy.global.fill_secret == "0123456789abcdef0123");
+  ::setenv("CORRAL_TEST_FILL_SECRET", "from-the-environment-0123", 1);
+  Config e =
+      mustLoad(std::string("global: {fill_secret_env: CORRAL_TEST_FILL_SECRET}\n") + kPrimary);
+  CHECK(e.policy.global.fill_secret == "from-the-environment-0123");
+  ::setenv("CORRAL_TEST_FILL_SECRET", "", 1);
+  CHECK(errorsOf(std::string("global: {fill_secret_env: CORRAL_TEST_FILL_SECRET}\n") + kPrimary) ==
+        std::vector<std::string>{
+            "t.yaml:1:27: global.fill_secret_env: environment variable CORRAL_TEST_FILL_SECRET "
+            "is empty"});
+  ::setenv("CORRAL_TEST_FILL_SECRET", "too-short", 1);
+  CHECK(errorsOf(std::string("global: {fill_secret_env: CORRAL_TEST_FILL_SECRET}\n") + kPrimary) ==
+        std::vector<std::string>{"t.yaml:1:27: global.fill_secret_env: must be at least 16 bytes; "
+                                 "use 32 random characters, the same on every corral (got 9 "
+                                 "bytes)"});
+  ::unsetenv("CORRAL_TEST_FILL_SECRET");
+  // Unset: no secret (the policy compiler then refuses single_flight: distributed).
+  CHECK(mustLoad(kPrimary).policy.global.fill_secret.empty());
 }
 
 }  // namespace

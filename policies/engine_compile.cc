@@ -134,6 +134,10 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
   const config::PolicyConfig& c = set->config_;
   const size_t errors_before = errors->size();
 
+  // How fills name their leases and negative entries: the deployment's secret, else this
+  // process's own random one (policies/fill.h).
+  const FillKeyNames names = c.global.fill_secret.empty() ? FillKeyNames::processDefault()
+                                                          : FillKeyNames(c.global.fill_secret);
   std::vector<Matcher::Entry> entries;
   entries.reserve(c.policies.size());
   std::vector<size_t> entry_policy;  // entry index -> policy index
@@ -203,6 +207,16 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
           }
         }
         cp.distributed = f->single_flight == config::SingleFlight::kDistributed;
+        f->names = names;
+        if (cp.distributed && c.global.fill_secret.empty()) {
+          // Without a shared secret every corral would name a key's lease its own way: no
+          // single-flight across sidecars, and a write through one could not revoke another's
+          // fill. A random secret per process is fine for local fills, not for these.
+          errors->push_back(config::configError(
+              p.where, path + ".stampede.single_flight",
+              "distributed needs global.fill_secret or global.fill_secret_env, one secret shared "
+              "by every corral of the deployment"));
+        }
         cp.fill = std::move(f);
       }
     }

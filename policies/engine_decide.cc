@@ -498,7 +498,7 @@ void PolicySet::planFills(const Request& r, Decision& out) const {
     out.revoke.push_back(key);
     if (p->distributed) {
       out.scratch.clear();
-      appendLeaseKey(out.scratch, key);
+      p->fill->names.appendLease(out.scratch, key);
       out.lease_deletes.add({"DEL", out.scratch});
     }
   }

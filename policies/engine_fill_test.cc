@@ -13,8 +13,11 @@
 namespace corral::policies::enginetest {
 namespace {
 
+constexpr std::string_view kSecret = "a-deployment-secret-0123456789";
+
 PolicyConfig fillConfig() {
   PolicyConfig cfg;
+  cfg.global.fill_secret = kSecret;
   config::OriginSpec o;
   o.name = "users";
   o.base_url = "http://127.0.0.1:8080";
@@ -55,7 +58,7 @@ TEST_CASE("engine: fill policies resolve their defaults and mark GETs") {
   CHECK(f.run({"SET", "user:7:card", "v"}) == Verdict::kRewrite);
   CHECK(f.d.revoke == std::vector<std::string_view>{"user:7:card"});
   REQUIRE(f.d.lease_deletes.size() == 1);
-  const std::string lease = fillKeys("user:7:card").lease;
+  const std::string lease = FillKeyNames(kSecret).keys("user:7:card").lease;
   CHECK(f.d.lease_deletes.command(0) ==
         "*2\r\n$3\r\nDEL\r\n$" + std::to_string(lease.size()) + "\r\n" + lease + "\r\n");
   CHECK(f.d.fill.empty());
@@ -217,6 +220,35 @@ TEST_CASE("engine: a fill's origin path keeps the key from moving it (defect 12a
   REQUIRE(f.d.fill.items().size() == 2);
   CHECK(f.d.fill.items()[0].path == "/v1/items/%2E%2E");
   CHECK(f.d.fill.items()[1].path == "/v1/items/a%2Fb");
+}
+
+TEST_CASE("engine: distributed fills need the deployment's secret; others use the process's") {
+  PolicyConfig cfg = fillConfig();
+  cfg.global.fill_secret.clear();
+  Registry reg;
+  std::vector<config::ConfigError> errors;
+  CHECK(PolicySet::compile(cfg, reg, &errors) == nullptr);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].format() ==
+        "test.yaml:10:3: policies[0].stampede.single_flight: distributed needs global.fill_secret "
+        "or global.fill_secret_env, one secret shared by every corral of the deployment");
+
+  // A local fill policy compiles without one: its names are this process's.
+  cfg.policies[0].stampede.single_flight = config::SingleFlight::kLocal;
+  Fixture local(cfg);
+  CHECK(local.run({"GET", "user:7:card"}) == Verdict::kForward);
+  REQUIRE(local.d.fill.policy != nullptr);
+  CHECK(local.d.fill.policy->names.keys("user:7:card").lease ==
+        FillKeyNames::processDefault().keys("user:7:card").lease);
+
+  // With the secret, a write's lease deletion names the lease under it.
+  Fixture f(fillConfig());
+  CHECK(f.run({"DEL", "user:7:card"}) == Verdict::kForward);
+  REQUIRE(f.d.lease_deletes.size() == 1);
+  const std::string lease = FillKeyNames(kSecret).keys("user:7:card").lease;
+  CHECK(f.d.lease_deletes.command(0).find(lease) != std::string_view::npos);
+  CHECK(f.d.lease_deletes.command(0).find(
+            FillKeyNames::processDefault().keys("user:7:card").lease) == std::string_view::npos);
 }
 
 }  // namespace

@@ -49,44 +49,6 @@ constexpr int64_t kPollFirstMs = 2;  // lease-wait polling backoff: 2, 4, 8, 10,
 constexpr int64_t kPollMaxMs = 10;
 constexpr double kDeltaAlpha = 0.2;  // weight of the newest sample in the latency average
 
-bool unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_' || c == '~';
-}
-
-void percentEncode(std::string_view v, std::string& out) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (char ch : v) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (unreserved(c)) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-    }
-  }
-}
-
-// Walks a path template: literal runs go to lit(text), "<name>" to ph(name), which returns
-// false to stop. A '<' without a closing '>' is literal text. Returns false when ph did.
-template <class Lit, class Ph>
-bool walkPath(std::string_view t, Lit&& lit, Ph&& ph) {
-  size_t i = 0;
-  while (i < t.size()) {
-    const size_t open = t.find('<', i);
-    const size_t close = open == std::string_view::npos ? open : t.find('>', open + 1);
-    if (close == std::string_view::npos) {
-      lit(t.substr(i));
-      return true;
-    }
-    lit(t.substr(i, open - i));
-    if (!ph(t.substr(open + 1, close - open - 1))) return false;
-    i = close + 1;
-  }
-  return true;
-}
-
 // Reasons end up in a one-line error reply: no CR or LF.
 std::string oneLine(std::string s) {
   for (char& c : s) {
@@ -96,107 +58,6 @@ std::string oneLine(std::string s) {
 }
 
 }  // namespace
-
-namespace {
-
-// "<prefix><kind>:{tag}..." (see fill.h for the slot rule).
-void appendFillKey(std::string& out, std::string_view kind, std::string_view key) {
-  out.append(kInternalPrefix).append(kind).append(":");
-  const size_t open = key.find('{');
-  const size_t close = open == std::string_view::npos ? open : key.find('}', open + 1);
-  if (close != std::string_view::npos && close > open + 1) {
-    // The Redis rule: the tag is between the first '{' and the first '}' after it. Repeating
-    // it in front keeps the slot and the whole key after it keeps the fill keys distinct.
-    out.append("{").append(key.substr(open + 1, close - open - 1)).append("}:").append(key);
-  } else {
-    // No tag: Redis hashes the whole key, so the whole key becomes the tag. Exact only when the
-    // key has no brace at all (see fill.h for the keys that lose their slot).
-    out.append("{").append(key).append("}");
-  }
-}
-
-}  // namespace
-
-FillKeys fillKeys(std::string_view key) {
-  FillKeys k;
-  k.data = std::string(key);
-  appendFillKey(k.lease, "lease", key);
-  appendFillKey(k.negative, "neg", key);
-  return k;
-}
-
-void appendLeaseKey(std::string& out, std::string_view key) { appendFillKey(out, "lease", key); }
-
-namespace {
-
-// Whether out[s, e) is a dot-segment ("." or ".."): "this" or "parent" directory to every URL
-// resolver and to most servers.
-bool isDotSegment(std::string_view out, size_t s, size_t e) {
-  return (e - s == 1 && out[s] == '.') || (e - s == 2 && out[s] == '.' && out[s + 1] == '.');
-}
-
-}  // namespace
-
-std::optional<std::string> buildFillPath(std::string_view path_template,
-                                         std::span<const Capture> caps) {
-  std::string out;
-  out.reserve(path_template.size() + 16);
-  // Where captures landed in out, to tell a dot the key brought from one the operator wrote.
-  std::vector<std::pair<size_t, size_t>> from_key;
-  const bool ok = walkPath(
-      path_template, [&](std::string_view lit) { out.append(lit); },
-      [&](std::string_view name) {
-        for (const Capture& c : caps) {
-          if (c.name != name) continue;
-          // An empty value would change the path's shape ("/v1/users/" is the collection).
-          if (c.value.empty()) return false;
-          const size_t start = out.size();
-          percentEncode(c.value, out);
-          from_key.emplace_back(start, out.size());
-          return true;
-        }
-        return false;
-      });
-  if (!ok) return std::nullopt;
-  // Every byte of a capture that could change the path's structure ('/', '?', '#', '%', ...) is
-  // percent-encoded already; the dots of a dot-segment are not (they are unreserved), so a key
-  // "user:.." would fetch the parent of its resource. A path segment that is "." or ".." and
-  // holds a dot from the key has its dots encoded (%2E): to the origin it is a name, not a move.
-  const size_t path_end = std::min(out.find('?'), out.find('#'));
-  const size_t end = path_end == std::string::npos ? out.size() : path_end;
-  std::string fixed;
-  size_t copied = 0;
-  for (size_t s = 0; s <= end;) {
-    size_t e = out.find('/', s);
-    if (e == std::string::npos || e > end) e = end;
-    bool keyed = false;
-    for (const auto& [ks, ke] : from_key) keyed |= ks < e && s < ke;
-    if (keyed && isDotSegment(out, s, e)) {
-      fixed.append(out, copied, s - copied);
-      for (size_t i = s; i < e; ++i) fixed.append("%2E");
-      copied = e;
-    }
-    s = e + 1;
-  }
-  if (copied == 0) return out;
-  fixed.append(out, copied, std::string::npos);
-  return fixed;
-}
-
-bool fillPathValid(std::string_view path_template, const std::vector<std::string>& capture_names,
-                   std::string* missing) {
-  return walkPath(
-      path_template, [](std::string_view) {},
-      [&](std::string_view name) {
-        if (std::find(capture_names.begin(), capture_names.end(), name) != capture_names.end()) {
-          return true;
-        }
-        if (missing != nullptr) *missing = std::string(name);
-        return false;
-      });
-}
-
-// ---------------------------------------------------------------------------------------------
 
 namespace {
 
@@ -330,7 +191,7 @@ struct FillEngine::Impl {
     f->policy = p;
     f->state = &state(p.name);
     f->path = path;
-    f->keys = fillKeys(key);
+    f->keys = p.names.keys(key);
     f->joinable = p.single_flight != config::SingleFlight::kOff;
     f->refresh = refresh;
     f->fresh_above_ms = fresh_above_ms;

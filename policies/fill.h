@@ -33,27 +33,53 @@
 
 #include "config/policy_config.h"
 #include "policies/clock.h"
+#include "policies/siphash.h"
 #include "policies/template.h"
 
 namespace corral::policies {
 
-// Keys a fill uses besides the data key. They live under kInternalPrefix, which clients cannot
-// read or write through corral, and share the data key's Redis Cluster hash slot (so the
-// lookup and commit scripts touch one slot):
-//   key with a hash tag ("cart:{42}:items")       -> "__corral:lease:{42}:cart:{42}:items"
-//   key without any brace ("user:42")             -> "__corral:lease:{user:42}"
-// Limit: a key with braces but no valid tag ("a}b", "a{}b") is wrapped the same way,
+// Keys a fill uses besides the data key: the lease and the negative entry. They live under
+// kInternalPrefix, which clients cannot name as a key through corral, and their names carry a
+// keyed digest of the data key under the deployment's fill secret (FillKeyNames): a client that
+// could still write an arbitrary key (EVAL with the name in ARGV, a module command) cannot name
+// a lease or a negative entry without the secret, so it cannot block or poison fills.
+//   key with a hash tag ("cart:{42}:items")  -> "__corral:lease:{42}:<16 hex digits>"
+//   key without any brace ("user:42")        -> "__corral:lease:{user:42}:<16 hex digits>"
+// Both share the data key's Redis Cluster hash slot (so the lookup and commit scripts touch one
+// slot). Limit: a key with braces but no valid tag ("a}b", "a{}b") is wrapped the same way,
 // "{a}b}", whose tag is no longer the whole key: its fill keys may hash to another slot (a
 // CROSSSLOT error under Redis Cluster). Such keys should not be filled in cluster mode.
+// The names are not secret from whoever can list or watch the keyspace (KEYS, SCAN, MONITOR):
+// deny those to clients that must not interfere with fills (global.commands.deny).
 inline constexpr std::string_view kInternalPrefix = "__corral:";
 struct FillKeys {
   std::string data;      // the client's key
-  std::string lease;     // "__corral:lease:{tag}..." holds the winner's token, PX lock_ttl
-  std::string negative;  // "__corral:neg:{tag}..." present while a 404 is remembered
+  std::string lease;     // "__corral:lease:{tag}:<digest>" holds the winner's token, PX lock_ttl
+  std::string negative;  // "__corral:neg:{tag}:<digest>" present while a 404 is remembered
 };
-FillKeys fillKeys(std::string_view key);
-// Appends fillKeys(key).lease to out (no allocation when out has the capacity).
-void appendLeaseKey(std::string& out, std::string_view key);
+
+// The internal key names of one deployment. Every corral given the same secret names a key's
+// lease and negative entry alike (distributed single-flight and revocations work across
+// sidecars); a corral without a configured secret uses a random one of its own process.
+// The digest is SipHash-2-4 of the data key, 64 bits as hex, under a 128-bit key derived from
+// the secret (one per kind of internal key). Cheap to copy (a flight keeps its own).
+class FillKeyNames {
+ public:
+  // The names under `secret` (any bytes; the config asks for at least 16).
+  explicit FillKeyNames(std::string_view secret);
+  // The names of this process when no secret is configured: random, the same for every policy
+  // and every reload of this process, different in every other.
+  static const FillKeyNames& processDefault();
+
+  FillKeys keys(std::string_view key) const;
+  void appendLease(std::string& out, std::string_view key) const;  // no allocation when warm
+  void appendNegative(std::string& out, std::string_view key) const;
+
+ private:
+  FillKeyNames() = default;
+  SipKey lease_;
+  SipKey negative_;
+};
 
 // What a GET under freshness rules runs instead of GET: the value and its PTTL in one atomic
 // step (EVAL <script> 1 <key>), so a fill policy can tell a stale value from a fresh one.
@@ -162,6 +188,8 @@ struct FillPolicy {
   config::FillOnError on_error = config::FillOnError::kNil;
   uint64_t max_value_bytes = 0;  // 0 = no limit; larger bodies are served, not stored
   bool audit = false;            // mode audit: count the fill it would make, never fill
+  // How the lease and negative entry of a key are named (global.fill_secret).
+  FillKeyNames names = FillKeyNames::processDefault();
   // The TTL to store: ttl_ms jittered, plus the freshness window (physical = soft + window).
   int64_t window_ms() const { return swr_ms > sie_ms ? swr_ms : sie_ms; }
 };

@@ -11,7 +11,7 @@
 namespace corral::policies {
 namespace {
 
-// ---- Redis Cluster key slot (CRC16/XMODEM), for the fillKeys tests only ---------------------
+// ---- Redis Cluster key slot (CRC16/XMODEM), for the names tests only ---------------------
 
 uint16_t crc16(std::string_view s) {
   uint16_t crc = 0;
@@ -48,26 +48,42 @@ TEST_CASE("fill: keySlot (test helper) matches the Redis Cluster reference value
   CHECK(keySlot("foo{bar}{zap}") == keySlot("bar"));
 }
 
-TEST_CASE("fill: fillKeys names the lease and negative keys in the data key's slot") {
-  FillKeys k = fillKeys("user:42");
+TEST_CASE("fill: internal key names are keyed digests in the data key's slot (defect 12b)") {
+  // Known answers (tests/support/fill_keys.py computes the same names).
+  const FillKeyNames names("0123456789abcdef-test-secret");
+  FillKeys k = names.keys("user:42");
   CHECK(k.data == "user:42");
-  CHECK(k.lease == "__corral:lease:{user:42}");
-  CHECK(k.negative == "__corral:neg:{user:42}");
+  CHECK(k.lease == "__corral:lease:{user:42}:665c778035415d28");
+  CHECK(k.negative == "__corral:neg:{user:42}:d68f8a4e0958b1f1");
+  k = names.keys("cart:{42}:items");
+  CHECK(k.lease == "__corral:lease:{42}:6c63681c4a784c58");
+  CHECK(k.negative == "__corral:neg:{42}:3ab040386b7d6a9b");
+  k = names.keys("a{b{c}d");  // tag "b{c": the first '}' after the first '{'
+  CHECK(k.lease == "__corral:lease:{b{c}:2d077607ec728ebe");
+  std::string lease;
+  names.appendLease(lease, "user:42");
+  CHECK(lease == names.keys("user:42").lease);
 
-  k = fillKeys("cart:{42}:items");
-  CHECK(k.data == "cart:{42}:items");
-  CHECK(k.lease == "__corral:lease:{42}:cart:{42}:items");
-  CHECK(k.negative == "__corral:neg:{42}:cart:{42}:items");
-
-  k = fillKeys("a{b{c}d");  // tag "b{c": the first '}' after the first '{'
-  CHECK(k.lease == "__corral:lease:{b{c}:a{b{c}d");
+  // Another secret, other names: without the secret nobody can name a key's lease. The same
+  // secret elsewhere (another corral): the same names.
+  const FillKeyNames other("another-secret-of-16+-bytes");
+  CHECK(other.keys("user:42").lease != k.lease);
+  CHECK(other.keys("user:42").lease.starts_with("__corral:lease:{user:42}:"));
+  CHECK(FillKeyNames("0123456789abcdef-test-secret").keys("user:42").lease ==
+        names.keys("user:42").lease);
+  // The old, guessable names are never used.
+  CHECK(names.keys("user:42").lease != "__corral:lease:{user:42}");
+  // Without a configured secret: one random secret per process, the same on every call.
+  CHECK(FillKeyNames::processDefault().keys("user:42").lease ==
+        FillKeyNames::processDefault().keys("user:42").lease);
+  CHECK(FillKeyNames::processDefault().keys("user:42").lease != names.keys("user:42").lease);
 
   // Keys that keep their slot: no brace at all, or a valid hash tag; also "a{b" (wrapped, its
   // tag is the whole key again).
   for (std::string_view key : {"user:42", "x", "sess:9f86d081884c7d65", "cart:{42}:items", "{42}",
                                "a{b{c}d", "foo{bar}{zap}", "a{b"}) {
     CAPTURE(key);
-    const FillKeys fk = fillKeys(key);
+    const FillKeys fk = names.keys(key);
     CHECK(keySlot(fk.lease) == keySlot(key));
     CHECK(keySlot(fk.negative) == keySlot(key));
     CHECK(fk.lease != fk.negative);
@@ -76,8 +92,8 @@ TEST_CASE("fill: fillKeys names the lease and negative keys in the data key's sl
   // empty key ("{}" is an empty tag).
   for (std::string_view key : {"a}b", "a{}b", "}{", "foo{}{bar}x", ""}) {
     CAPTURE(key);
-    const FillKeys fk = fillKeys(key);
-    CHECK(fk.lease == "__corral:lease:{" + std::string(key) + "}");
+    const FillKeys fk = names.keys(key);
+    CHECK(fk.lease.starts_with("__corral:lease:{" + std::string(key) + "}:"));
     CHECK(keySlot(fk.lease) != keySlot(key));
   }
 }

@@ -23,7 +23,7 @@ TEST_CASE("fill: local single-flight coalesces N misses into one origin call") {
   REQUIRE(e.store.lookups.size() == 1);
   const auto& l = e.store.lookups[0];
   CHECK(l.keys.data == "user:42");
-  CHECK(l.keys.lease == "__corral:lease:{user:42}");
+  CHECK(l.keys.lease == kLease42);
   CHECK(l.token == "");
   CHECK_FALSE(l.take_lease);
   CHECK_FALSE(l.refresh);
@@ -305,7 +305,7 @@ TEST_CASE("fill: an origin 404 is remembered as a negative entry") {
   CHECK(e.store.commits[0].negative);
   CHECK(e.store.commits[0].ttl_ms == 30'000);
   CHECK(e.store.commits[0].token == e.store.lookups[0].token);
-  CHECK(e.store.commits[0].keys.negative == "__corral:neg:{user:42}");
+  CHECK(e.store.commits[0].keys.negative == kNegative42);
   CHECK(e.store.releases.empty());
   e.store.commits[0].done(false);  // token refused
   CHECK(e.c().not_stored == 1);
@@ -330,7 +330,7 @@ TEST_CASE("fill: an origin 404 without negative caching releases the lease") {
   CHECK(e.store.commits.empty());
   REQUIRE(e.store.releases.size() == 1);
   CHECK(e.store.releases[0].token == e.store.lookups[0].token);
-  CHECK(e.store.releases[0].keys.lease == "__corral:lease:{user:42}");
+  CHECK(e.store.releases[0].keys.lease == kLease42);
 }
 
 TEST_CASE("fill: an origin error answers by on_error, or with the stale value") {

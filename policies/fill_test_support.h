@@ -27,6 +27,12 @@ using OKind = OriginResult::Kind;
 using FKind = FillOutcome::Kind;
 using HitAction = FillEngine::HitAction;
 
+// The names of user:42's lease and negative entry under kTestSecret (tests/support/fill_keys.py
+// gives the same).
+inline constexpr std::string_view kTestSecret = "0123456789abcdef-test-secret";
+inline constexpr std::string_view kLease42 = "__corral:lease:{user:42}:665c778035415d28";
+inline constexpr std::string_view kNegative42 = "__corral:neg:{user:42}:d68f8a4e0958b1f1";
+
 constexpr int64_t kMs = 1'000'000;
 constexpr int64_t kT0 = 7'000 * kMs;  // a monotonic clock does not start at zero
 
@@ -208,6 +214,7 @@ struct Env {
     p.single_flight = sf;
     p.lock_ttl_ms = 600;
     p.wait_ms = 600;
+    p.names = FillKeyNames(kTestSecret);
     return p;
   }
   FillEngine::Done waiter(int tag) {

@@ -16,8 +16,12 @@ import time
 
 import pytest
 
+from fill_keys import lease_key, negative_key
 from harness import EOF, RespConn, RespError, corral_config, to_yaml, wait_until
 from sample_origin import SampleOrigin
+
+# global.fill_secret of every config here: the internal keys' names are digests under it.
+SECRET = "integration-fill-secret-0123456789"
 
 USER = {"name": "user", "match": "user:<id:u64>", "ttl": {"default": "60s"},
         "fill": {"origin": "users", "path": "/v1/users/<id>"}, "negative": {"ttl": "5s"},
@@ -33,6 +37,7 @@ def origin():
 def fill_config(redis_port, origin_url, policies, timeout="500ms", **overrides):
     """corral_config() plus origins `users` and `items` (both the same SampleOrigin)."""
     cfg = corral_config(redis_port, **overrides)
+    cfg.setdefault("global", {})["fill_secret"] = SECRET
     cfg["origins"] = {"users": {"base_url": origin_url, "timeout": timeout},
                       "items": {"base_url": origin_url, "timeout": timeout}}
     cfg["policies"] = policies
@@ -227,8 +232,9 @@ def test_not_found_is_remembered_as_negative_entry(redis_server, corral_factory,
         assert cl.cmd("GET", "item:missing-1") is None
         assert origin.calls("/v1/items/missing-1") == 1
         assert redis_server.cmd("EXISTS", "item:missing-1") == 0
-        assert internal_keys(redis_server) == [b"__corral:neg:{item:missing-1}"]
-        pttl = redis_server.cmd("PTTL", "__corral:neg:{item:missing-1}")
+        neg = negative_key(SECRET, "item:missing-1")
+        assert internal_keys(redis_server) == [neg.encode()]
+        pttl = redis_server.cmd("PTTL", neg)
         assert 4000 <= pttl <= 5000, pttl
         # within the window: nil again, and the origin is not asked
         assert cl.cmd("GET", "item:missing-1") is None
@@ -325,6 +331,31 @@ def test_clients_cannot_touch_internal_keys(redis_server, corral_factory, origin
     assert redis_server.cmd("PTTL", lease) == -1
     assert redis_server.cmd("GET", neg) == b"1"
     assert redis_server.cmd("DBSIZE") == 2
+
+def test_internal_keys_cannot_be_forged_through_scripts(redis_server, corral_factory, origin):
+    """Defect 12b: the prefix check sees key arguments only, so EVAL could write any name given
+    in ARGV: a lease that never expires (every distributed fill of the key waits, then fails) or
+    a negative entry (every fill answers nil). The names corral uses now carry a digest of the
+    key under global.fill_secret; a client writing the names it can guess (the old scheme's)
+    reaches keys that corral never reads."""
+    pol = policy(stampede={"single_flight": "distributed", "wait": "300ms"},
+                 fill={"origin": "users", "path": "/v1/users/<id>", "on_error": "error"})
+    c = corral_factory(fill_config(redis_server.port, origin.url, [pol]))
+    forge = "redis.call('SET', ARGV[1], 'forged'); redis.call('SET', ARGV[2], '1'); return 1"
+    with c.client() as cl:
+        for n in (70, 71):
+            assert cl.cmd("EVAL", forge, "0", f"__corral:lease:{{user:{n}}}",
+                          f"__corral:neg:{{user:{n}}}") == 1
+        # the forged keys are in Redis, and fills go on as if they were not
+        assert redis_server.cmd("GET", "__corral:lease:{user:70}") == b"forged"
+        assert body(cl.cmd("GET", "user:70"))["id"] == "70"
+        assert body(cl.cmd("GET", "user:71"))["id"] == "71"
+    assert origin.calls() == 2
+    assert fill_event(c, "user", "lease_wins") == 2
+    assert fill_event(c, "user", "negative_hits") == 0
+    assert fill_event(c, "user", "wait_timeouts") == 0
+    # the names corral used are not the guessable ones
+    assert lease_key(SECRET, "user:70") != "__corral:lease:{user:70}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -540,15 +571,14 @@ def test_client_write_under_swr_policy_is_fresh_for_ttl_default(redis_server, co
     assert fill_event(c, "user", "stale_served") == 0
 
 
+
 # ---------------------------------------------------------------------------------------------
 # leases: names, lifetimes, a stuck lease, an origin at max_in_flight
 
 
-@pytest.mark.parametrize("key,lease", [
-    ("user:60", "__corral:lease:{user:60}"),
-    ("cart:{61}:items", "__corral:lease:{61}:cart:{61}:items"),
-])
-def test_lease_key_during_distributed_fill(redis_server, corral_factory, origin, key, lease):
+@pytest.mark.parametrize("key", ["user:60", "cart:{61}:items"])
+def test_lease_key_during_distributed_fill(redis_server, corral_factory, origin, key):
+    lease = lease_key(SECRET, key)  # "__corral:lease:{<tag>}:<digest>", in the key's slot
     origin.set(latency_ms=300)
     pols = [policy(stampede={"single_flight": "distributed"}),
             policy(name="cart", match="cart:{<id:u64>}:items",
@@ -573,7 +603,7 @@ def test_expired_lease_of_a_dead_corral_is_taken_over(redis_server, corral_facto
     c = corral_factory(fill_config(redis_server.port, origin.url,
                                    [policy(stampede={"single_flight": "distributed"})]))
     # a lease left by a corral that died mid-fill (lock_ttl 1 s here, 400 ms left)
-    assert redis_server.cmd("SET", "__corral:lease:{user:62}", "dead-token", "PX", "400") == "OK"
+    assert redis_server.cmd("SET", lease_key(SECRET, "user:62"), "dead-token", "PX", "400") == "OK"
     with c.client() as cl:
         t0 = time.monotonic()
         v = cl.cmd("GET", "user:62")
@@ -591,7 +621,8 @@ def test_lease_wait_timeout_answers_on_error(redis_server, corral_factory, origi
     pol = policy(stampede={"single_flight": "distributed", "wait": "300ms"},
                  fill={"origin": "users", "path": "/v1/users/<id>", "on_error": "error"})
     c = corral_factory(fill_config(redis_server.port, origin.url, [pol]))
-    assert redis_server.cmd("SET", "__corral:lease:{user:63}", "other", "PX", "5000") == "OK"
+    lease = lease_key(SECRET, "user:63")
+    assert redis_server.cmd("SET", lease, "other", "PX", "5000") == "OK"
     with c.client() as cl:
         t0 = time.monotonic()
         r = cl.cmd("GET", "user:63")
@@ -599,7 +630,7 @@ def test_lease_wait_timeout_answers_on_error(redis_server, corral_factory, origi
     assert r == RespError("FILLERR users lease wait timed out"), r
     assert 0.25 <= took < 1.0, took
     assert origin.calls() == 0
-    assert redis_server.cmd("GET", "__corral:lease:{user:63}") == b"other"  # not ours to free
+    assert redis_server.cmd("GET", lease) == b"other"  # not ours to free
     assert fill_event(c, "user", "wait_timeouts") == 1
 
 

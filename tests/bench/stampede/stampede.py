@@ -42,7 +42,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "support"))
+from fill_keys import lease_key  # noqa: E402  (internal key names, as corral makes them)
 from harness import read_ready_file  # noqa: E402  (corral's --ready-file, as the tests read it)
+
+# global.fill_secret of the generated configs (distributed single-flight needs one).
+FILL_SECRET = "stampede-bench-fill-secret-0123456789"
 
 # ---------------------------------------------------------------------------------------------
 # RESP
@@ -379,6 +383,7 @@ workers: 1
 upstream: {{primary: 127.0.0.1:{self.a.redis_port}}}
 admin: {{listen: 127.0.0.1:0}}
 log: {{level: warn}}
+global: {{fill_secret: "{FILL_SECRET}"}}
 origins:
   users: {{base_url: "http://127.0.0.1:{self.a.origin_port}", timeout: 1s, max_in_flight: 64}}
 policies:
@@ -669,7 +674,7 @@ policies:
             for i in range(n_rounds):
                 kid = self.keys.fresh()
                 key = f"user:{kid}"
-                lease = f"__corral:lease:{{{key}}}"
+                lease = lease_key(FILL_SECRET, key)
                 wval = f"writer-{i}-{random.getrandbits(32):08x}"
                 delay_ms = random.uniform(0.0, window_ms)
                 t0 = time.perf_counter()
