@@ -143,9 +143,6 @@ struct RequestContext {
   std::string_view client;  // AUTH user, else CLIENT SETNAME name, else peer IP
   const Clock* clock = nullptr;
   Random* random = nullptr;
-  // The same request decided again (the proxy parsed it twice because it had to wait): decide
-  // identically but count nothing and take no rate-limit tokens a second time.
-  bool replay = false;
 };
 
 }  // namespace corral::policies

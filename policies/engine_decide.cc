@@ -69,14 +69,14 @@ void PolicySet::decide(const CommandInfo* cmd, std::span<const std::string_view>
   if (cmd != nullptr && off < commands_count_ * sizeof(CommandInfo)) [[likely]] {
     const size_t top = off / sizeof(CommandInfo);
     const CommandEntry& e = commands_[top];
-    const Request r{cmd, static_cast<int64_t>(top), e.traits, args, ctx, reg, !ctx.replay};
+    const Request r{cmd, static_cast<int64_t>(top), e.traits, args, ctx, reg};
     if ((e.denied || e.audited) && !checkCommand(r, out)) return;
     run(r, out);
     return;
   }
   // A subcommand or a command the table does not know.
   const CommandTraits traits = cmd != nullptr ? commandTraits(*cmd) : CommandTraits{};
-  const Request r{cmd, -1, traits, args, ctx, reg, !ctx.replay};
+  const Request r{cmd, -1, traits, args, ctx, reg};
   if (!checkCommand(r, out)) return;
   run(r, out);
 }
@@ -114,7 +114,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
   };
   const CommandEntry* e = r.top >= 0 ? &commands_[static_cast<size_t>(r.top)] : nullptr;
   if (listed(e != nullptr && e->denied, g.deny_commands, deny_)) {
-    r.bump(r.reg.denied);
+    r.reg.denied.add();
     out.verdict = Decision::Verdict::kReject;
     out.error = "DENIED command '";
     if (r.cmd != nullptr) {
@@ -126,7 +126,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
     return false;
   }
   if (listed(e != nullptr && e->audited, g.audit_commands, audit_)) {
-    r.bump(r.reg.command_audit);
+    r.reg.command_audit.add();
     if (out.audit.empty()) {
       out.audit = "command '";
       appendEscaped(out.audit, r.args[0]);
@@ -147,7 +147,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
     const CompiledPolicy* p = nullptr;
     if (!resolveKey(r, r.args[r.traits.key_at], out, p)) return false;
     out.key_policy.push_back(p);
-    if (p != nullptr) r.bump(p->counters->requests);
+    if (p != nullptr) p->counters->requests.add();
     return true;
   }
   if (!commands::extractKeys(*r.cmd, r.args, out.keys)) {
@@ -165,7 +165,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
     if (p == nullptr) continue;
     bool seen = false;
     for (size_t j = 0; j < i && !seen; ++j) seen = out.key_policy[j] == p;
-    if (!seen) r.bump(p->counters->requests);
+    if (!seen) p->counters->requests.add();
   }
   return true;
 }
@@ -194,7 +194,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
   if (p == nullptr) [[unlikely]] {
     const config::GlobalSpec& g = config_.global;
     if (g.unmatched_keys == config::UnmatchedKeys::kReject) {
-      r.bump(r.reg.unmatched_rejected);
+      r.reg.unmatched_rejected.add();
       out.verdict = Decision::Verdict::kReject;
       out.error = "KEYNAME key '";
       appendEscaped(out.error, key);
@@ -202,7 +202,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
       return false;
     }
     if (g.unmatched_keys == config::UnmatchedKeys::kAudit) {
-      r.bump(r.reg.unmatched_audited);
+      r.reg.unmatched_audited.add();
       if (out.audit.empty()) {
         out.audit = "key '";
         appendEscaped(out.audit, key);
@@ -219,7 +219,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
   }
   const config::PolicySpec& spec = *p->spec;
   if (p->audit) {
-    r.bump(p->counters->naming_audited);
+    p->counters->naming_audited.add();
     if (out.audit.empty()) {
       out.audit = "policy ";
       out.audit += spec.name;
@@ -230,7 +230,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
     }
     return true;
   }
-  r.bump(p->counters->naming_rejected);
+  p->counters->naming_rejected.add();
   out.verdict = Decision::Verdict::kReject;
   out.error = "KEYNAME ";
   out.error += spec.name;
@@ -302,7 +302,6 @@ inline bool PolicySet::limitApplies(const CompiledLimit& l, const Request& r) co
                                                     const Request& r, size_t nparts,
                                                     const std::string_view* parts,
                                                     Decision& out) const {
-  if (!r.count) return true;  // a replay: admitted the first time
   const int64_t now = r.ctx.clock->monoNs();
   RateLimiter& limiter = r.reg.limiter();
   const GcraVerdict v = nparts == 1 ? limiter.admit(l.counters->id, parts[0], now, l.params)
@@ -395,13 +394,13 @@ bool PolicySet::applyTtl(const Request& r, Decision& out) const {
     if (p == nullptr) continue;
     switch (e.kind) {
       case TtlEvent::Kind::kFixed:
-        r.bump(p->counters->ttl_fixed);
+        p->counters->ttl_fixed.add();
         break;
       case TtlEvent::Kind::kRejected:
-        r.bump(p->counters->ttl_rejected);
+        p->counters->ttl_rejected.add();
         break;
       case TtlEvent::Kind::kAudited:
-        r.bump(p->counters->ttl_audited);
+        p->counters->ttl_audited.add();
         if (out.audit.empty()) {
           out.audit = "policy ";
           out.audit += p->spec->name;

@@ -47,11 +47,6 @@ struct PolicySet::Request {
   std::span<const std::string_view> args;
   const RequestContext& ctx;
   Registry& reg;
-  bool count = true;  // not a replay: bump counters, take rate-limit tokens
-
-  void bump(AtomicCounter& c) const {
-    if (count) c.add();
-  }
 };
 
 struct PolicySet::CommandEntry {

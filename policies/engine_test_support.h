@@ -67,12 +67,11 @@ struct Fixture {
     REQUIRE(set != nullptr);
   }
 
-  Verdict run(std::vector<std::string_view> args, bool replay = false) {
+  Verdict run(std::vector<std::string_view> args) {
     RequestContext ctx;
     ctx.client = client;
     ctx.clock = &clock;
     ctx.random = &random;
-    ctx.replay = replay;
     const commands::CommandInfo* cmd = commands::lookup(args);
     set->decide(cmd, args, ctx, reg, d);
     return d.verdict;

@@ -164,9 +164,6 @@ void Registry::appendMetrics(std::string& out) const {
   head("corral_ttl_followup_errors_total", "counter",
        "Follow-up PEXPIRE ... NX that Redis answered with an error.");
   out += "corral_ttl_followup_errors_total " + std::to_string(followup_errors.get()) + "\n";
-  head("corral_ttl_followups_skipped_total", "counter",
-       "Follow-up PEXPIREs not sent because the client's connection is in pipe mode.");
-  out += "corral_ttl_followups_skipped_total " + std::to_string(followups_skipped.get()) + "\n";
 }
 
 }  // namespace corral::policies

@@ -77,10 +77,9 @@ class Registry {
 
   AtomicCounter unmatched_rejected;  // keys no policy covers, refused (unmatched_keys: reject)
   AtomicCounter unmatched_audited;
-  AtomicCounter denied;             // global.commands.deny
-  AtomicCounter command_audit;      // global.commands.audit
-  AtomicCounter followup_errors;    // follow-up PEXPIREs that Redis answered with an error
-  AtomicCounter followups_skipped;  // follow-ups not sent (client in pipe mode)
+  AtomicCounter denied;           // global.commands.deny
+  AtomicCounter command_audit;    // global.commands.audit
+  AtomicCounter followup_errors;  // follow-up PEXPIREs that Redis answered with an error
 
   // Prometheus text of every counter above (corral_policy_*).
   void appendMetrics(std::string& out) const;
