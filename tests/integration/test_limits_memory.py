@@ -8,7 +8,8 @@
 - rate-limit buckets keyed by client use the client's name: many distinct 1 MiB names must not
   keep 1 MiB each.
 
-RSS bounds are on growth (peak - baseline), so they hold for an ASan build too.
+RSS bounds are on growth (peak - baseline), so they hold for an ASan build too, except where
+freed memory sits in ASan's quarantine (the client-name test says so).
 """
 
 import os
@@ -19,7 +20,7 @@ import time
 
 import pytest
 
-from harness import RespError, corral_config, encode_command, to_yaml
+from harness import RespError, corral_bin, corral_config, encode_command, to_yaml
 
 MIB = 1024 * 1024
 
@@ -111,6 +112,11 @@ def test_reply_over_max_reply_bytes_is_refused(redis_server, corral_factory):
         assert cl.cmd("PING") == "PONG"
 
 
+def _asan():
+    with open(corral_bin(), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 RATE_BY_CLIENT = """
 global:
   rate_limits:
@@ -132,5 +138,13 @@ def test_rate_limit_buckets_keyed_by_client_name_bounded(redis_server, corral_fa
         if i % 10 == 9:
             peak = max(peak, c.rss_kib())
     growth = peak - rss0
+    # At most one bucket per name (idle ones are swept every second), each keyed by a digest of
+    # the name, not the name itself.
+    assert c.metrics()["corral_ratelimit_buckets"] <= n
+    if _asan():
+        # ASan keeps freed memory in quarantine (256 MiB by default) before reusing it, so the
+        # 1 MiB names the closed clients freed still count in RSS; the bound is checked on the
+        # uninstrumented build (the debug stage of scripts/test.sh).
+        return
     assert growth < 32 * 1024, \
         f"corral's RSS grew by {growth // 1024} MiB for {n} distinct 1 MiB client names"
