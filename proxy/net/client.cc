@@ -26,6 +26,7 @@ constexpr size_t kReleaseOutputBytes = 4 * 1024;
 
 Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
     : worker_(worker),
+      worker_armed_(worker.armed()),
       fd_(fd),
       id_(id),
       peer_(std::move(peer)),
@@ -338,26 +339,26 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
     worker_.stats().upstream_errors.add();
     if (cur_cmd_ != kNoCommand) worker_.stats().per_command_errors[cur_cmd_].add();
     replyLocal(conn->unavailableError());
-    hidden_.clear();
+    armed().hidden.clear();
     return;
   }
   Slot& s = newSlot(cur_flags_);
-  if (next_fill_ != nullptr) [[unlikely]] {
-    s.more().fill = std::move(next_fill_);
+  if (armed().fill != nullptr) [[unlikely]] {
+    s.more().fill = std::move(armed().fill);
   }
-  s.hitmiss = next_hitmiss_;
+  s.hitmiss = armed().hitmiss;
   s.arg = arg;
   s.rewrite = rewrite;
-  next_hitmiss_ = nullptr;
+  armed().hitmiss = nullptr;
   ++inflight_refs_;
   worker_.stats().forwarded.add();
   worker_.stats().pending.add();
   const std::string_view bytes = wireBytes(req);
   pending_bytes_ += bytes.size();
   conn->enqueue(this, next_seq_ - 1, bytes, timeout_ms);
-  if (!hidden_.empty()) [[unlikely]] {
-    sendHidden(hidden_, conn);
-    hidden_.clear();
+  if (!armed().hidden.empty()) [[unlikely]] {
+    sendHidden(armed().hidden, conn);
+    armed().hidden.clear();
   }
 }
 

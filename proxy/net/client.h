@@ -38,6 +38,7 @@
 #include "proxy/codec/buffer.h"
 #include "proxy/codec/resp.h"
 #include "proxy/codec/ring.h"
+#include "proxy/net/armed.h"
 #include "proxy/net/command_kind.h"
 #include "proxy/net/session.h"
 #include "proxy/net/stats.h"
@@ -54,18 +55,6 @@ namespace corral::net {
 
 class Worker;
 struct KillFilter;
-
-// What a GET (or MGET) of a fill policy's key needs once its reply is back (see
-// Client::onFillReply): the decision's FillPlan, kept past the request.
-struct FillReq {
-  std::shared_ptr<const policies::PolicySet> set;  // keeps the plan's policies alive (reloads)
-  const policies::FillPolicy* policy = nullptr;
-  std::string key;
-  std::string path;
-  bool with_pttl = false;  // sent as FillPlan::request: the reply is {value, pttl}
-  // MGET: the keys that may be filled (key and path empty above).
-  std::vector<policies::FillPlan::Item> mget;
-};
 
 // What corral does to the replies of a transaction's commands when EXEC answers (see
 // reply_rewrite.cc): answers for its own commands, which were queued as a PING placeholder,
@@ -197,6 +186,7 @@ class Client final : public upstream::ReplySink {
     int64_t ryw_all_until = 0;
   };
   Extras& extras();
+  Armed& armed() { return worker_armed_; }
 
   // --- client.cc: socket, framing, ordering, flushing
   static void onEvent(evutil_socket_t fd, short what, void* arg);
@@ -287,7 +277,7 @@ class Client final : public upstream::ReplySink {
 
   // --- client_policy.cc: the policy engine
   // Runs the policy engine on a request. Returns false when a policy refused it (the error is
-  // already queued); otherwise *use is the request to send (req, or rewritten_) and the
+  // already queued); otherwise *use is the request to send (req, or Armed::rewritten) and the
   // decision's follow-ups and routing hints are armed for forward().
   bool applyPolicies(const commands::CommandInfo* cmd, const codec::Request& req,
                      const codec::Request** use);
@@ -330,6 +320,7 @@ class Client final : public upstream::ReplySink {
   std::string rewriteExec(const TxPlan& plan, int64_t queued, std::string_view reply);
 
   Worker& worker_;
+  Armed& worker_armed_;  // the worker's (armed.h)
   int fd_;
   uint64_t id_;
   std::string peer_;  // "1.2.3.4:5678", "[::1]:5678" or "unix"
@@ -372,17 +363,6 @@ class Client final : public upstream::ReplySink {
   uint32_t tx_queued_ = 0;  // commands queued by Redis in the current transaction
   std::unique_ptr<upstream::Connection> dedicated_;
   std::unique_ptr<Extras> extras_;
-
-  // Policies (see applyPolicies).
-  codec::Request rewritten_;  // a request whose args a policy changed (views into decision)
-  std::string rewrite_buf_;   // rewritten_.frame when only arguments were appended
-  policies::PolicyCounters* next_hitmiss_ = nullptr;
-  std::unique_ptr<FillReq> next_fill_;  // armed by applyPolicies for forward()
-  policies::CommandBatch hidden_;       // sent right behind the request by forward()
-  // Routing a policy asked for: default, the primary (read-your-writes), or a ReadFrom value.
-  static constexpr int8_t kRouteDefault = -1;
-  static constexpr int8_t kRoutePrimary = -2;
-  int8_t policy_route_ = kRouteDefault;
 
   friend class Worker;
 };

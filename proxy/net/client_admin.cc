@@ -340,10 +340,10 @@ bool Client::clientAdmin(const CommandInfo* cmd, const codec::Request& req) {
     translated = std::to_string(upstream_id);
     args[2] = translated;
     const codec::Request& use = [&]() -> const codec::Request& {
-      rewritten_.args = args;
-      rewritten_.is_inline = true;  // re-encoded from args
-      rewritten_.frame = {};
-      return rewritten_;
+      armed().rewritten.args = args;
+      armed().rewritten.is_inline = true;  // re-encoded from args
+      armed().rewritten.frame = {};
+      return armed().rewritten;
     }();
     if (dedicated_ != nullptr) {
       sendDedicatedRaw(encode(use.args), cur_flags_ | kOnDedicated, Rewrite::kNone, 0, 0, 1);

@@ -32,30 +32,30 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
     return false;
   }
   if (d.verdict == policies::Decision::Verdict::kRewrite) {
-    rewritten_.args.assign(d.args.begin(), d.args.end());
+    armed().rewritten.args.assign(d.args.begin(), d.args.end());
     if (d.append_from == req.args.size() && !req.is_inline) {
       // Only arguments appended (SET k v -> SET k v PX n): the request's own bytes with a new
       // count, then the new arguments; nothing re-encoded.
-      std::string& b = rewrite_buf_;
+      std::string& b = armed().rewrite_buf;
       b.clear();
       codec::appendArrayHeader(b, d.args.size());
       const size_t first_line = req.frame.find('\n') + 1;
       b.append(req.frame.substr(first_line));
       for (size_t i = d.append_from; i < d.args.size(); ++i) codec::appendBulk(b, d.args[i]);
-      rewritten_.frame = b;
-      rewritten_.is_inline = false;
+      armed().rewritten.frame = b;
+      armed().rewritten.is_inline = false;
     } else {
       // Re-encoded from the new args by wireBytes() (an "inline" request goes as multibulk).
-      rewritten_.is_inline = true;
-      rewritten_.frame = {};
+      armed().rewritten.is_inline = true;
+      armed().rewritten.frame = {};
     }
-    *use = &rewritten_;
+    *use = &armed().rewritten;
   }
-  next_hitmiss_ = d.hitmiss;
+  armed().hitmiss = d.hitmiss;
   if (d.extras()) [[unlikely]] {
     // Follow-ups go right behind the request on its connection (a dedicated connection pairs
     // their replies and drops them; inside MULTI they wait for EXEC).
-    hidden_.append(d.ttl_followups);
+    armed().hidden.append(d.ttl_followups);
     // Writes of keys that may be being filled: the fills must not store their (older) values.
     for (std::string_view key : d.revoke) worker_.policies().fillEngine().revoke(key);
     if (!d.lease_deletes.empty()) {
@@ -65,7 +65,7 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
         upstream::Connection* shared = worker_.route(false, primary_slot_, db_);
         if (shared->accepting()) sendHidden(d.lease_deletes, shared);
       }
-      hidden_.append(d.lease_deletes);
+      armed().hidden.append(d.lease_deletes);
     }
     // Fills wait in a slot of a shared connection's request (never on a dedicated one, whose
     // frames must pair in order).
@@ -80,23 +80,23 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
       f->mget.assign(plan.items().begin(), plan.items().end());
       if (plan.with_pttl) {
         // The plan's request (value and PTTL at once) goes instead of the GET.
-        rewritten_.args.assign(req.args.begin(), req.args.end());
-        rewritten_.frame = plan.request;
-        rewritten_.is_inline = false;
-        *use = &rewritten_;
+        armed().rewritten.args.assign(req.args.begin(), req.args.end());
+        armed().rewritten.frame = plan.request;
+        armed().rewritten.is_inline = false;
+        *use = &armed().rewritten;
       }
-      next_fill_ = std::move(f);
+      armed().fill = std::move(f);
     }
   }
   if (d.read_your_writes_ms > 0 && cmd != nullptr) {
     if (cmd->flags & commands::kWrite) {
       noteWrite(d.ryw_key, d.read_your_writes_ms);
     } else if (recentlyWritten(d.ryw_key)) {
-      policy_route_ = kRoutePrimary;
+      armed().route = Armed::kRoutePrimary;
     }
   }
-  if (d.has_read_from && policy_route_ == kRouteDefault) {
-    policy_route_ = static_cast<int8_t>(d.read_from);
+  if (d.has_read_from && armed().route == Armed::kRouteDefault) {
+    armed().route = static_cast<int8_t>(d.read_from);
   }
   return true;
 }

@@ -25,15 +25,7 @@ int helloVersion(const std::vector<std::string_view>& args) {
 
 bool Client::handleRequest(const codec::Request& request) {
   const bool done = dispatch(request);
-  // Nothing armed for this request outlives it (forward() consumed what it used).
-  next_hitmiss_ = nullptr;
-  if (next_fill_ != nullptr) [[unlikely]] {
-    next_fill_.reset();
-  }
-  if (!hidden_.empty()) [[unlikely]] {
-    hidden_.clear();
-  }
-  policy_route_ = kRouteDefault;
+  armed().reset();  // nothing armed for this request outlives it
   cur_cmd_ = kNoCommand;
   cur_flags_ = 0;
   return done;
@@ -293,16 +285,16 @@ void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::
   const bool read_only =
       cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
   upstream::Connection* conn = nullptr;
-  if (policy_route_ == kRouteDefault && db_ == worker_.defaultDb() &&
+  if (armed().route == Armed::kRouteDefault && db_ == worker_.defaultDb() &&
       (!read_only || !worker_.hasReplicas())) [[likely]] {
     conn = primary_;  // what route() would choose, without asking
-  } else if (policy_route_ == kRouteDefault) {
+  } else if (armed().route == Armed::kRouteDefault) {
     conn = worker_.route(read_only, primary_slot_, db_);
-  } else if (policy_route_ == kRoutePrimary) {
+  } else if (armed().route == Armed::kRoutePrimary) {
     conn = worker_.route(false, primary_slot_, db_);
   } else {
     conn =
-        worker_.route(read_only, primary_slot_, db_, static_cast<config::ReadFrom>(policy_route_));
+        worker_.route(read_only, primary_slot_, db_, static_cast<config::ReadFrom>(armed().route));
   }
   forward(conn, req, 0);
 }
@@ -496,15 +488,16 @@ void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, Co
       }
     }
   }
-  if (!hidden_.empty()) [[unlikely]] {
+  if (!armed().hidden.empty()) [[unlikely]] {
     if (inMulti()) {
-      extras().tx_hidden.append(hidden_);  // queued by Redis: sent after EXEC instead
+      extras().tx_hidden.append(armed().hidden);  // queued by Redis: sent after EXEC instead
     } else {
-      for (size_t i = 0; i < hidden_.size(); ++i) {
-        sendDedicatedRaw(hidden_.command(i), kHidden | kOnDedicated, Rewrite::kNone, 0, 0, 1);
+      for (size_t i = 0; i < armed().hidden.size(); ++i) {
+        sendDedicatedRaw(armed().hidden.command(i), kHidden | kOnDedicated, Rewrite::kNone, 0, 0,
+                         1);
       }
     }
-    hidden_.clear();
+    armed().hidden.clear();
   }
 }
 

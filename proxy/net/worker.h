@@ -27,6 +27,7 @@
 
 #include "config/config.h"
 #include "policies/engine.h"
+#include "proxy/net/armed.h"
 #include "proxy/net/auth.h"
 #include "proxy/net/stats.h"
 #include "proxy/upstream/upstream.h"
@@ -110,8 +111,10 @@ class Worker {
   static constexpr size_t kReadScratch = 64 * 1024;
   // Scratch string for re-encoding inline commands and local replies.
   std::string& scratch() { return scratch_; }
-  // Where clients parse their requests into (valid until the next request is parsed).
+  // Where clients parse their requests into (valid until the next request is parsed), and
+  // what the policy engine arms for the request being handled (armed.h).
   codec::Request& parsedRequest() { return parsed_; }
+  Armed& armed() { return armed_; }
 
   // The policy engine's world on this worker: the set in force, the decision, fills, origins.
   wiring::PolicyRuntime& policies() { return *policies_; }
@@ -209,6 +212,7 @@ class Worker {
   std::unique_ptr<char[]> read_scratch_;
   std::string scratch_;
   codec::Request parsed_;
+  Armed armed_;
 
   // Policies (see SharedState): picked up between loop turns.
   void syncPolicies();
