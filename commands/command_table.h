@@ -108,4 +108,16 @@ int64_t topLevelIndex(const CommandInfo* cmd);
 // Case-insensitive ASCII comparison helper used by the proxy for argument keywords.
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 
+// True when `arg` spells the command name `name` (lower case, as CommandInfo::name), in any
+// case. Inline: the proxy checks it for every request against the previous command.
+inline bool isCommandName(std::string_view arg, std::string_view name) {
+  if (arg.size() != name.size()) return false;
+  for (size_t i = 0; i < arg.size(); ++i) {
+    char c = arg[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
+    if (c != name[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace corral::commands

@@ -9,6 +9,13 @@
 
 namespace corral::codec {
 
+// What pop_front does to the element it leaves: back to T{}, unless T's namespace provides a
+// cheaper recycle(T&) that leaves it as emplace_back's callers expect.
+template <typename T>
+void recycle(T& v) {
+  v = T{};
+}
+
 template <typename T>
 class Ring {
  public:
@@ -27,14 +34,15 @@ class Ring {
     data_[(head_ + size_) & (cap_ - 1)] = std::move(v);
     ++size_;
   }
-  // A default-state element at the back, filled in place (popped elements are reset to T{}).
+  // An element at the back to fill in place: T{} or, with a recycle() of T's own, what that
+  // leaves.
   T& emplace_back() {
     if (size_ == cap_) grow();
     ++size_;
     return data_[(head_ + size_ - 1) & (cap_ - 1)];
   }
   void pop_front() {
-    data_[head_] = T{};
+    recycle(data_[head_]);
     head_ = (head_ + 1) & (cap_ - 1);
     --size_;
   }

@@ -239,8 +239,13 @@ void Client::replyArity(const commands::CommandInfo* cmd) {
 
 Client::Slot& Client::newSlot(uint8_t flags) {
   Slot& s = pending_.emplace_back();
+  s.hitmiss = nullptr;
   s.start_us = worker_.loop_.now_us;
+  s.deadline_ms = -1;
+  s.arg = 0;
+  s.frames = 1;
   s.cmd = cur_cmd_;
+  s.rewrite = Rewrite::kNone;
   s.flags = flags;
   ++next_seq_;
   return s;

@@ -166,8 +166,15 @@ class Client final : public upstream::ReplySink {
       if (extra == nullptr) extra = std::make_unique<SlotExtra>();
       return *extra;
     }
+    // Ring::pop_front's reset: only what newSlot() does not set again.
+    friend void recycle(Slot& s) {
+      if (s.extra != nullptr) [[unlikely]] {
+        s.extra.reset();
+      }
+    }
   };
-  // A new slot at the back of pending_, for the request being handled (next_seq_ advanced).
+  // A new slot at the back of pending_, for the request being handled (next_seq_ advanced);
+  // every field but `extra` (left empty by recycle) is set here.
   Slot& newSlot(uint8_t flags);
 
   // Rarely used session state, allocated on first use so that idle clients stay small.

@@ -107,7 +107,7 @@ Event Client::eventOf(const CommandInfo* cmd, CommandKind kind, const codec::Req
 bool Client::dispatch(const codec::Request& req) {
   // Clients repeat commands: checking the previous one first skips the table's hashing.
   const CommandInfo* cmd = last_cmd_;
-  if (cmd == nullptr || !commands::equalsIgnoreCase(req.args[0], cmd->name)) {
+  if (cmd == nullptr || !commands::isCommandName(req.args[0], cmd->name)) {
     cmd = commands::lookup(req.args);
     last_cmd_ =
         (cmd != nullptr && cmd->nsubcommands == 0 && cmd->name.find('|') == std::string_view::npos)
@@ -127,7 +127,7 @@ bool Client::dispatch(const codec::Request& req) {
     last_active_ms_ = worker_.nowMs();
     last_full_ = cmd;
     const codec::Request* use = &req;
-    if (!worker_.policies().set().trivial() && !applyPolicies(cmd, req, &use)) return true;
+    if (!worker_.policiesTrivial() && !applyPolicies(cmd, req, &use)) return true;
     routeShared(cmd, kind, *use);
     return true;
   }
@@ -149,7 +149,7 @@ bool Client::dispatch(const codec::Request& req) {
                        s.route == Route::kLocal || s.route == Route::kTxPlaceholder;
   // Policies see every request but credentials (AUTH, and HELLO which may carry them).
   if (decided && kind != CommandKind::kAuth && kind != CommandKind::kHello &&
-      !worker_.policies().set().trivial() && !applyPolicies(cmd, req, &use)) {
+      !worker_.policiesTrivial() && !applyPolicies(cmd, req, &use)) {
     return true;  // refused; the error is queued (and a transaction is now dirty)
   }
   if (kind == CommandKind::kHello && (s.route == Route::kLocal || s.route == Route::kDedicated)) {

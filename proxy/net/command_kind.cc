@@ -9,9 +9,6 @@ namespace {
 
 using commands::CommandInfo;
 
-constexpr uint32_t kMaybeSpecial = commands::kConnState | commands::kTransaction |
-                                   commands::kBlocking | commands::kPubSub | commands::kNoKey;
-
 const std::unordered_map<const CommandInfo*, CommandKind>& kindTable() {
   static const std::unordered_map<const CommandInfo*, CommandKind> table = [] {
     std::unordered_map<const CommandInfo*, CommandKind> t;
@@ -83,8 +80,7 @@ const std::unordered_map<const CommandInfo*, CommandKind>& kindTable() {
 
 }  // namespace
 
-CommandKind classify(const CommandInfo* cmd, const std::vector<std::string_view>& args) {
-  if (cmd == nullptr || (cmd->flags & kMaybeSpecial) == 0) return CommandKind::kForward;
+CommandKind classifySpecial(const CommandInfo* cmd, const std::vector<std::string_view>& args) {
   const auto& table = kindTable();
   auto it = table.find(cmd);
   if (it == table.end()) return CommandKind::kForward;

@@ -57,7 +57,18 @@ enum class CommandKind : uint8_t {
 
 // The kind of a command (cmd may be nullptr: an unknown command is forwarded). Only commands
 // whose flags say they may be special are looked up, so GET/SET never pay for it.
-CommandKind classify(const commands::CommandInfo* cmd, const std::vector<std::string_view>& args);
+CommandKind classifySpecial(const commands::CommandInfo* cmd,
+                            const std::vector<std::string_view>& args);
+inline constexpr uint32_t kMaybeSpecial = commands::kConnState | commands::kTransaction |
+                                          commands::kBlocking | commands::kPubSub |
+                                          commands::kNoKey;
+inline CommandKind classify(const commands::CommandInfo* cmd,
+                            const std::vector<std::string_view>& args) {
+  if (cmd == nullptr || (cmd->flags & kMaybeSpecial) == 0) [[likely]] {
+    return CommandKind::kForward;
+  }
+  return classifySpecial(cmd, args);
+}
 
 // Redis's error for a command it would not even look at: unknown command, unknown subcommand
 // or wrong number of arguments (without '-' and CRLF); empty when the command is well formed.

@@ -180,6 +180,7 @@ void Worker::syncPolicies() {
   if (gen == policy_gen_seen_) return;
   policy_gen_seen_ = gen;
   policies_->sync(shared_.policies());
+  policies_trivial_ = policies_->set().trivial();
 }
 
 void Worker::refreshClock() { loop_.now_ms = loop::monotonicMs(); }

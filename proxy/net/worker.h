@@ -118,6 +118,8 @@ class Worker {
 
   // The policy engine's world on this worker: the set in force, the decision, fills, origins.
   wiring::PolicyRuntime& policies() { return *policies_; }
+  // The set in force decides nothing (no policies): requests skip the engine.
+  bool policiesTrivial() const { return policies_trivial_; }
 
   // Chooses the shared connection for a request of a client on `db`. Reads may go to a
   // replica only on the configured db (replica pools exist for it alone).
@@ -218,6 +220,7 @@ class Worker {
   void syncPolicies();
   std::unique_ptr<wiring::PolicyRuntime> policies_;
   uint64_t policy_gen_seen_ = UINT64_MAX;
+  bool policies_trivial_ = true;
 
   // Control messages from the main thread.
   std::mutex control_mu_;
