@@ -233,6 +233,9 @@ class Client final : public upstream::ReplySink {
   void route(const Step& s, const commands::CommandInfo* cmd, CommandKind kind,
              const codec::Request& req, Event ev);
   void routeShared(const commands::CommandInfo* cmd, CommandKind kind, const codec::Request& req);
+  // The shared connection for a command: the client's primary connection, a replica or another
+  // db's pool, as the config and the policy's routing say.
+  upstream::Connection* sharedConnection(const commands::CommandInfo* cmd);
   // An event that is not a request (upstream, client, worker). Requests still waiting on a
   // dedicated connection that the step gives up get `error` (RESP bytes) as their reply.
   void sessionEvent(Event e, std::string_view error = {});

@@ -25,7 +25,8 @@ int helloVersion(const std::vector<std::string_view>& args) {
 
 bool Client::handleRequest(const codec::Request& request) {
   const bool done = dispatch(request);
-  armed().reset();  // nothing armed for this request outlives it
+  // Nothing armed for this request outlives it (only the policy engine arms anything).
+  if (!worker_.policiesTrivial()) armed().reset();
   cur_cmd_ = kNoCommand;
   cur_flags_ = 0;
   return done;
@@ -128,7 +129,7 @@ bool Client::dispatch(const codec::Request& req) {
     last_full_ = cmd;
     const codec::Request* use = &req;
     if (!worker_.policiesTrivial() && !applyPolicies(cmd, req, &use)) return true;
-    routeShared(cmd, kind, *use);
+    forward(sharedConnection(cmd), *use, 0);
     return true;
   }
   if (!authenticated_ && gateAuth(cmd, kind, req)) return true;
@@ -282,21 +283,20 @@ void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::
     default:
       break;
   }
+  forward(sharedConnection(cmd), req, 0);
+}
+
+upstream::Connection* Client::sharedConnection(const CommandInfo* cmd) {
+  const int8_t route = armed().route;
+  if (route == Armed::kRouteDefault && db_ == worker_.defaultDb() && !worker_.hasReplicas())
+      [[likely]] {
+    return primary_;  // what Worker::route would choose, without asking
+  }
   const bool read_only =
       cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
-  upstream::Connection* conn = nullptr;
-  if (armed().route == Armed::kRouteDefault && db_ == worker_.defaultDb() &&
-      (!read_only || !worker_.hasReplicas())) [[likely]] {
-    conn = primary_;  // what route() would choose, without asking
-  } else if (armed().route == Armed::kRouteDefault) {
-    conn = worker_.route(read_only, primary_slot_, db_);
-  } else if (armed().route == Armed::kRoutePrimary) {
-    conn = worker_.route(false, primary_slot_, db_);
-  } else {
-    conn =
-        worker_.route(read_only, primary_slot_, db_, static_cast<config::ReadFrom>(armed().route));
-  }
-  forward(conn, req, 0);
+  if (route == Armed::kRouteDefault) return worker_.route(read_only, primary_slot_, db_);
+  if (route == Armed::kRoutePrimary) return worker_.route(false, primary_slot_, db_);
+  return worker_.route(read_only, primary_slot_, db_, static_cast<config::ReadFrom>(route));
 }
 
 void Client::refuse(const CommandInfo* cmd, CommandKind kind, const codec::Request& req, Event ev) {
