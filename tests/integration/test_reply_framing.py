@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from harness import RespConn, RespError, corral_config, wait_until
+from harness import RespConn, RespError, corral_config, wait_until, connections_received
 
 DEEP_EVAL = "local t={} local c=t for i=1,%d do c[1]={} c=c[1] end return t"
 
@@ -40,15 +40,6 @@ def read_raw_reply(conn: RespConn) -> bytes:
         else:
             pending -= 1
     return bytes(conn.buf[start:conn.pos])
-
-
-def connections_received(probe: RespConn) -> int:
-    info = probe.cmd("INFO", "stats")
-    assert isinstance(info, bytes), info
-    for line in info.decode().splitlines():
-        if line.startswith("total_connections_received:"):
-            return int(line.split(":", 1)[1])
-    raise AssertionError("no total_connections_received in INFO stats")
 
 
 def single_connection_corral(redis_server, corral_factory, **limits):

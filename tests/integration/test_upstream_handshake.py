@@ -10,19 +10,10 @@ exponentially (reconnect_backoff.min..max, jittered), is logged once (then remin
 import re
 import time
 
-from harness import RedisServer, RespConn, RespError, corral_config, wait_until
+from harness import RedisServer, RespConn, RespError, corral_config, wait_until, connections_received
 
 UNAVAILABLE = re.compile(r"^ERR corral: upstream \S+ unavailable$")
 BACKOFF = {"min": "100ms", "max": "2s"}
-
-
-def connections_received(probe: RespConn) -> int:
-    info = probe.cmd("INFO", "stats")
-    assert isinstance(info, bytes), info
-    for line in info.decode().splitlines():
-        if line.startswith("total_connections_received:"):
-            return int(line.split(":", 1)[1])
-    raise AssertionError("no total_connections_received in INFO stats")
 
 
 def upstream_log_lines(c) -> list:

@@ -86,6 +86,16 @@ def tail(path: str, n: int = 40) -> str:
     return "\n".join(lines[-n:])
 
 
+def connections_received(probe: "RespConn") -> int:
+    """Redis's total_connections_received (INFO stats), read on a connection to that Redis."""
+    info = probe.cmd("INFO", "stats")
+    assert isinstance(info, bytes), info
+    for line in info.decode().splitlines():
+        if line.startswith("total_connections_received:"):
+            return int(line.split(":", 1)[1])
+    raise AssertionError("no total_connections_received in INFO stats")
+
+
 def proc_rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
