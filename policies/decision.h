@@ -4,8 +4,8 @@
 //   kReject  --> reply "-" + error; nothing is sent
 //   kForward / kRewrite (args) --> send the request (or the rewritten one), then
 //       ttl_followups   right behind it on the same connection (replies swallowed)
-//       lease_deletes   likewise; inside MULTI or in pipe mode also at once on a shared
-//                       connection (a transaction would only run them at EXEC)
+//       lease_deletes   likewise; inside MULTI also at once on a shared connection (a
+//                       transaction would only run them at EXEC)
 //       revoke          the keys whose in-flight local fills must not store their value
 //       fill            a plan for the reply: a GET's miss (or stale value) or an MGET's misses
 //       routing hints, hit/miss counters, an audit line to log

@@ -73,7 +73,7 @@ struct Stats {
     Counter primary_ready;               // gauge: connected primary connections
     Counter dedicated;                   // gauge: dedicated connections held by clients
     Counter auth_failures;               // AUTH / HELLO AUTH with wrong credentials
-    Counter slow_consumers;              // pipe-mode clients cut off at max_output_bytes
+    Counter slow_consumers;              // subscribers cut off at limits.pubsub_*_bytes
     CommandCounters per_command;         // calls, indexed by CommandInfo::id
     CommandCounters per_command_errors;  // error replies (Redis's or corral's), the same way
     // Request latency, from the read that brought the request to the read that brought its

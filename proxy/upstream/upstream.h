@@ -143,11 +143,11 @@ class Connection {
   // command_timeout; > 0 its own (a blocking command's block time plus a margin); < 0 none.
   void enqueue(ReplySink* sink, uint64_t seq, std::string_view request, int64_t timeout_ms = 0);
 
-  // Pipe mode, for a client's dedicated connection once it holds state that makes Redis send
-  // unsolicited frames (pub/sub, MONITOR, CLIENT TRACKING, RESP3): after corral's own handshake
-  // replies, every frame goes to `sink` as onUpstreamReply(kPipeFrame, frame) in arrival
-  // order, and the end of the connection as onUpstreamReply(kPipeClosed, {}). Requests are
-  // queued with enqueueRaw(): no pairing, no command timeout.
+  // Pipe mode, for a client's dedicated connection (set before start): after corral's own
+  // handshake replies, every frame goes to `sink` as onUpstreamReply(kPipeFrame, frame) in
+  // arrival order, and the end of the connection as onUpstreamReply(kPipeClosed, {}). Requests
+  // are queued with enqueueRaw(): the sink pairs replies and keeps deadlines itself (the client
+  // session, proxy/net/client_dedicated.cc).
   // setPipe(nullptr) detaches the owner: frames still arriving are dropped.
   void setPipe(ReplySink* sink) {
     pipe_sink_ = sink;
