@@ -284,8 +284,10 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
   }
   const uint64_t idx = seq - head_seq_;
   Slot& slot = pending_[idx];
-  if (slot.extra != nullptr && slot.extra->fill != nullptr) [[unlikely]] {
-    onFillReply(idx, seq, reply);  // counts the hit or miss itself (what Redis answered)
+  const bool looked = (slot.flags & kLooked) != 0;
+  if (looked && slot.extra != nullptr && slot.extra->fill != nullptr) [[unlikely]] {
+    // Counts the hit or miss itself (what Redis answered); the final answer comes back here.
+    onFillReply(idx, seq, reply);
     return;
   }
   if (slot.cmd != kNoCommand) {
@@ -293,13 +295,13 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
     if (!reply.empty() && reply[0] == '-') st.per_command_errors[slot.cmd].add();
     st.observeLatency(worker_.loop_.now_us - slot.start_us);
   }
-  if (slot.hitmiss != nullptr) [[unlikely]] {
-    slot.hitmiss->countRead(reply);
-  }
-  if (slot.rewrite != Rewrite::kNone) [[unlikely]] {
-    const std::string rewritten = rewriteReply(slot, reply);
-    place(idx, rewritten);
-    return;
+  if (looked) [[unlikely]] {
+    if (slot.hitmiss != nullptr) slot.hitmiss->countRead(reply);
+    if (slot.rewrite != Rewrite::kNone) {
+      const std::string rewritten = rewriteReply(slot, reply);
+      place(idx, rewritten);
+      return;
+    }
   }
   place(idx, reply);
 }
@@ -347,23 +349,25 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
     armed().hidden.clear();
     return;
   }
+  Armed& a = armed();
   Slot& s = newSlot(cur_flags_);
-  if (armed().fill != nullptr) [[unlikely]] {
-    s.more().fill = std::move(armed().fill);
+  if (a.fill != nullptr || a.hitmiss != nullptr || rewrite != Rewrite::kNone) [[unlikely]] {
+    s.flags |= kLooked;
+    if (a.fill != nullptr) s.more().fill = std::move(a.fill);
+    s.hitmiss = a.hitmiss;
+    s.arg = arg;
+    s.rewrite = rewrite;
+    a.hitmiss = nullptr;
   }
-  s.hitmiss = armed().hitmiss;
-  s.arg = arg;
-  s.rewrite = rewrite;
-  armed().hitmiss = nullptr;
   ++inflight_refs_;
   worker_.stats().forwarded.add();
   worker_.stats().pending.add();
   const std::string_view bytes = wireBytes(req);
   pending_bytes_ += bytes.size();
   conn->enqueue(this, next_seq_ - 1, bytes, timeout_ms);
-  if (!armed().hidden.empty()) [[unlikely]] {
-    sendHidden(armed().hidden, conn);
-    armed().hidden.clear();
+  if (!a.hidden.empty()) [[unlikely]] {
+    sendHidden(a.hidden, conn);
+    a.hidden.clear();
   }
 }
 

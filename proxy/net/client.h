@@ -140,7 +140,8 @@ class Client final : public upstream::ReplySink {
   static constexpr uint8_t kFramesUnknown = 16;  // UNSUBSCRIBE with no channel: one frame each
   static constexpr uint8_t kMonitorOk = 32;      // MONITOR: its +OK starts the monitor stream
 
-  static constexpr uint8_t kReady = 64;  // answered; waits for the slots before it
+  static constexpr uint8_t kReady = 64;    // answered; waits for the slots before it
+  static constexpr uint8_t kLooked = 128;  // its reply is looked at (fill, hit/miss, rewrite)
 
   // What few slots need: a stored reply, a fill, a transaction's plan.
   struct SlotExtra {

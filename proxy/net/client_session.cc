@@ -125,7 +125,6 @@ bool Client::dispatch(const codec::Request& req) {
     // kShared + kCommand -> kShared, route kShared), taken here without the general path.
     cur_cmd_ = worker_.stats().countCommand(cmd);
     worker_.stats().requests.add();
-    last_active_ms_ = worker_.nowMs();
     last_full_ = cmd;
     const codec::Request* use = &req;
     if (!worker_.policiesTrivial() && !applyPolicies(cmd, req, &use)) return true;
