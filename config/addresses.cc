@@ -299,6 +299,13 @@ std::string addressLines(const Config& cfg) {
     out += std::string(role) + " " + endpointText(u.addr) + (u.password.empty() ? "" : " password");
     out += "\n";
   };
+  if (const auto& s = cfg.upstream.sentinel) {
+    // The data nodes are whatever the sentinels name at run time.
+    for (const ListenAddress& a : s->addresses) {
+      out += "sentinel " + endpointText(a) + (s->password.empty() ? "" : " password") + "\n";
+    }
+    return out;
+  }
   upstream("primary", cfg.upstream.primary);
   for (const UpstreamAddress& r : cfg.upstream.replicas) upstream("replica", r);
   return out;

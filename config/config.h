@@ -39,9 +39,23 @@ struct UpstreamAddress {
 
 enum class ReadFrom : uint8_t { kPrimary, kReplica, kPreferReplica };
 
+// upstream.sentinel: the primary and its replicas are asked of Redis Sentinel (proxy/sentinel)
+// instead of being written in the file.
+struct SentinelConfig {
+  std::string master;                    // the name the sentinels monitor the primary under
+  std::vector<ListenAddress> addresses;  // the sentinels, at least one, no duplicates
+  std::string user;                      // ACL user on the sentinels ("" = the default user)
+  std::string password;                  // for the sentinels; never logged (or password_env)
+  std::string password_env;
+  Millis poll_interval{1000};  // every sentinel is asked this often, events or not
+};
+
 struct UpstreamConfig {
-  UpstreamAddress primary;  // required
-  std::vector<UpstreamAddress> replicas;
+  // Required unless `sentinel` is set. With Sentinel it is a template: no address (empty
+  // host), text "sentinel:<master>", and the credentials and db of every data connection.
+  UpstreamAddress primary;
+  std::vector<UpstreamAddress> replicas;  // empty with Sentinel (it reports the replicas)
+  std::optional<SentinelConfig> sentinel;
   ReadFrom read_from = ReadFrom::kPrimary;
   Millis connect_timeout{500};
   Millis command_timeout{1000};  // from send to reply
@@ -171,8 +185,8 @@ std::string endpointText(const ListenAddress& a);
 
 // The resolved addresses of a config, one per line, "ROLE ADDRESS" with ADDRESS as
 // endpointText() gives it: each `listen` (the default included), `admin` if set, `primary`, each
-// `replica`. An upstream corral sends a password to has a third word, "password" (never the
-// password itself). For scripts: `corral --print-addresses FILE`.
+// `replica`, or with Sentinel each `sentinel`. An upstream corral sends a password to has a third
+// word, "password" (never the password itself). For scripts: `corral --print-addresses FILE`.
 std::string addressLines(const Config& cfg);
 
 }  // namespace corral::config

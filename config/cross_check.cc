@@ -1,8 +1,7 @@
 // Rules that need several proxy keys at once, checked after the walk: listen clashes, the
-// admin address, the required primary, replicas that are the primary or corral itself,
-// password vs password_env, reconnect_backoff min <= max. Then each upstream address is made
-// self-contained: what its URL carries wins field by field, upstream.user/password/db fill in.
-#include <cstdlib>
+// admin address, the required primary (or sentinel), replicas that are the primary or corral
+// itself, password vs password_env, reconnect_backoff min <= max. Then each upstream address is
+// made self-contained: what its URL carries wins field by field, upstream.user/password/db fill in.
 #include <vector>
 
 #include "config/loader.h"
@@ -47,11 +46,13 @@ void Loader::crossCheck() {
   }
 
   UpstreamConfig& u = cfg_.upstream;
-  if (!primary_seen_ && !upstream_unusable_) {
+  if (!primary_seen_ && !sentinel_mark_ && !upstream_unusable_) {
     fail(upstream_mark_.value_or(root_mark_), "upstream.primary",
-         "is required: the Redis server to proxy to, like 127.0.0.1:6379");
+         "is required (or upstream.sentinel): the Redis server to proxy to, like "
+         "127.0.0.1:6379");
   }
-  if (u.read_from == ReadFrom::kReplica && replicas_.empty() && read_from_mark_) {
+  if (u.read_from == ReadFrom::kReplica && replicas_.empty() && !sentinel_mark_ &&
+      read_from_mark_) {
     fail(*read_from_mark_, "upstream.read_from", "needs at least one upstream.replicas entry",
          "replica");
   }
@@ -81,20 +82,7 @@ void Loader::crossCheck() {
   }
 
   // Credentials: password and password_env are two ways to say one thing.
-  if (password_env_) {
-    if (password_mark_) {
-      fail(password_env_->mark, password_env_->path,
-           "cannot be used together with upstream.password");
-    } else if (const char* env = std::getenv(password_env_->value.c_str()); env == nullptr) {
-      fail(password_env_->mark, password_env_->path,
-           "environment variable " + password_env_->value + " is not set");
-    } else if (*env == '\0') {
-      fail(password_env_->mark, password_env_->path,
-           "environment variable " + password_env_->value + " is empty");
-    } else {
-      u.password = env;
-    }
-  }
+  resolvePasswordEnv(password_mark_, password_env_, "upstream.password", &u.password);
 
   // Report at whichever bound was written (max when both were): the other one is a default.
   if (u.reconnect_min > u.reconnect_max) {
@@ -119,6 +107,7 @@ void Loader::crossCheck() {
   };
   if (primary_) u.primary = complete(primary_->value);
   for (const auto& r : replicas_) u.replicas.push_back(complete(r.value));
+  crossCheckSentinel();  // sentinel_section.cc
 }
 
 }  // namespace corral::config::detail

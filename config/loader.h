@@ -151,6 +151,13 @@ class Loader {
   bool walkUpstream(const YAML::Node& value, const std::string& path);
   void walkLimits(const YAML::Node& value, const std::string& path);
   void walkAuth(const YAML::Node& value, const std::string& path);
+  void walkSentinel(const YAML::Node& key, const YAML::Node& value, const std::string& path);
+  // The rules of upstream.sentinel that need other keys; false when it is not set.
+  bool crossCheckSentinel();
+  // password vs password_env, read from the environment: upstream.* and upstream.sentinel.*.
+  void resolvePasswordEnv(const std::optional<YAML::Mark>& password_mark,
+                          const std::optional<Located<std::string>>& env, const char* other,
+                          std::string* password);
   void walkAuthUser(const YAML::Node& key, const YAML::Node& value, const std::string& path,
                     std::map<std::string, std::string>* names);
   void crossCheck();
@@ -273,6 +280,12 @@ class Loader {
   std::optional<Located<std::string>> password_env_;
   std::optional<Located<std::string>> reconnect_min_;  // as written, when given and valid
   std::optional<Located<std::string>> reconnect_max_;
+  // upstream.sentinel (sentinel_section.cc)
+  std::optional<YAML::Mark> sentinel_mark_;  // the key, when written
+  bool sentinel_ok_ = false;                 // a mapping with master and addresses
+  std::vector<Located<ListenAddress>> sentinel_addresses_;
+  std::optional<YAML::Mark> sentinel_password_mark_;
+  std::optional<Located<std::string>> sentinel_password_env_;
 };
 
 }  // namespace corral::config::detail

@@ -59,6 +59,8 @@ bool Loader::walkUpstream(const YAML::Node& node, const std::string& prefix) {
              replicas_.push_back(std::move(*r));
          }
        }},
+      {"sentinel", [&](const YAML::Node& k, const YAML::Node& v,
+                       const std::string& p) { walkSentinel(k, v, p); }},
       {"read_from",
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
          static constexpr const char* kRule = "must be one of primary, replica, prefer_replica";
