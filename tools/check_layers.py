@@ -25,11 +25,12 @@ ALLOWED: dict[str, set[str]] = {
     "proxy/loop": {"policies"},
     "proxy/upstream": {"config", "policies", "proxy/codec", "proxy/loop"},
     "proxy/origin": {"config", "policies"},
+    "proxy/sentinel": {"config", "proxy/codec", "proxy/loop", "proxy/upstream"},
     "proxy/wiring": {"config", "policies", "proxy/loop", "proxy/upstream", "proxy/origin"},
     "proxy/net": {"config", "commands", "policies", "proxy/codec", "proxy/loop",
-                  "proxy/upstream", "proxy/wiring"},
-    "proxy/admin": {"config", "commands", "policies", "proxy/loop", "proxy/net"},
-    "cmd/corral": {"config", "proxy/admin", "proxy/loop", "proxy/net"},
+                  "proxy/upstream", "proxy/wiring", "proxy/sentinel"},
+    "proxy/admin": {"config", "commands", "policies", "proxy/loop", "proxy/net", "proxy/sentinel"},
+    "cmd/corral": {"config", "proxy/admin", "proxy/loop", "proxy/net", "proxy/sentinel"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

@@ -23,6 +23,7 @@
 #include "proxy/loop/clock.h"
 #include "proxy/net/listen.h"
 #include "proxy/net/worker.h"
+#include "proxy/sentinel/monitor.h"
 
 namespace {
 
@@ -112,6 +113,7 @@ int checkConfig(const std::string& path, bool print_addresses) {
 struct App {
   Options opts;
   std::unique_ptr<corral::net::SharedState> shared;
+  std::unique_ptr<corral::sentinel::Monitor> sentinel;  // with upstream.sentinel
   std::vector<std::unique_ptr<corral::net::Worker>> workers;
   std::unique_ptr<corral::admin::Reloader> reloader;  // owns the running config
   event_base* base = nullptr;
@@ -256,6 +258,20 @@ int main(int argc, char** argv) {
     ready_lines.push_back("admin " + bound);
   }
 
+  if (cfg.upstream.sentinel) {
+    // The workers start with whatever the first round of questions found; if no sentinel has
+    // answered by then, requests fail fast until one does (and /ready says so).
+    app.sentinel =
+        std::make_unique<corral::sentinel::Monitor>(*cfg.upstream.sentinel, cfg.upstream);
+    app.shared->topology = &app.sentinel->board();
+    app.sentinel->start();
+    const int64_t wait_ms =
+        cfg.upstream.connect_timeout.count() + cfg.upstream.command_timeout.count() + 100;
+    if (!app.sentinel->waitFirstRound(wait_ms)) {
+      app.log->warn("starting without a primary: no sentinel named one master={} waited_ms={}",
+                    cfg.upstream.sentinel->master, wait_ms);
+    }
+  }
   for (int i = 0; i < cfg.workers; ++i) {
     app.workers.push_back(std::make_unique<corral::net::Worker>(
         i, cfg, *app.shared, std::move(sockets[static_cast<size_t>(i)])));
@@ -273,9 +289,12 @@ int main(int argc, char** argv) {
   event_add(app.tick, &every_second);
 
   for (const auto& l : ready_lines) app.log->info("listening {}", l);
+  const std::string primary = app.sentinel ? "sentinel:" + cfg.upstream.sentinel->master + "=" +
+                                                 app.sentinel->board().status().primary
+                                           : cfg.upstream.primary.text;
   app.log->info(
       "corral started version={} workers={} primary={} replicas={} policies={} policy_files={}",
-      CORRAL_VERSION, cfg.workers, cfg.upstream.primary.text, cfg.upstream.replicas.size(),
+      CORRAL_VERSION, cfg.workers, primary, cfg.upstream.replicas.size(),
       cfg.policy.policies.size(), cfg.policy.files.size());
   if (!app.opts.ready_file.empty() && !writeReadyFile(app.opts.ready_file, ready_lines)) {
     app.log->error("cannot write ready file path={}", app.opts.ready_file);
@@ -284,7 +303,10 @@ int main(int argc, char** argv) {
   event_base_dispatch(app.base);
 
   for (auto& w : app.workers) w->join();
+  // The monitor wakes workers: it stops before they are freed.
+  if (app.sentinel) app.sentinel->stop();
   app.workers.clear();
+  app.sentinel.reset();
   admin.reset();
   event_free(sigterm);
   event_free(sigint);

@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "proxy/admin/sentinel_status.h"
 #include "proxy/loop/clock.h"
 #include "proxy/net/metrics_table.h"
 #include "proxy/net/prometheus.h"
@@ -38,11 +39,12 @@ void onRequest(evhttp_request* req, void* arg) {
   } else if (path == "/ready") {
     // Ready means every worker has a primary connection past its handshake: a Redis that
     // answers the handshake with NOAUTH or WRONGPASS is as unavailable as one that is down.
-    if (self->ready()) {
-      reply(req, 200, "OK", "ready\n", "text/plain");
+    // With Sentinel, also a known primary that is not being failed over (sentinel_status.h).
+    std::string body;
+    if (self->ready(&body)) {
+      reply(req, 200, "OK", body, "text/plain");
     } else {
-      reply(req, 503, "Service Unavailable", "primary unavailable (down or handshake refused)\n",
-            "text/plain");
+      reply(req, 503, "Service Unavailable", body, "text/plain");
     }
   } else if (path == "/metrics") {
     reply(req, 200, "OK", self->metricsText(), "text/plain; version=0.0.4");
@@ -92,11 +94,14 @@ std::string AdminServer::listen(const config::ListenAddress& addr, std::string& 
   return (v6 ? "[" + addr.host + "]" : addr.host) + ":" + std::to_string(port);
 }
 
-bool AdminServer::ready() const {
+bool AdminServer::ready(std::string* body) const {
+  bool primary = true;
   for (const auto& b : shared_.stats.blocks) {
-    if (b->primary_ready.get() == 0) return false;
+    if (b->primary_ready.get() == 0) primary = false;
   }
-  return true;
+  if (shared_.topology != nullptr) return sentinelReady(shared_.topology->status(), primary, body);
+  *body = primary ? "ready\n" : "primary unavailable (down or handshake refused)\n";
+  return primary;
 }
 
 std::string AdminServer::metricsText() const {
@@ -114,6 +119,12 @@ std::string AdminServer::metricsText() const {
            "Replies over limits.max_reply_bytes, dropped (the request got an error).");
   w.sample("corral_upstream_replies_too_large_total",
            up.replies_too_large.load(std::memory_order_relaxed));
+  w.header("corral_upstream_not_primary_total", net::MetricType::kCounter,
+           "Upstream handshakes refused because ROLE named no primary (Sentinel).");
+  w.sample("corral_upstream_not_primary_total", up.not_primary.load(std::memory_order_relaxed));
+  if (shared_.topology != nullptr) {
+    writeSentinelMetrics(w, shared_.topology->status(), loop::monotonicMs());
+  }
   shared_.policy_registry.appendMetrics(out);
   w.header("corral_config_reload_failures_total", net::MetricType::kCounter,
            "Config reloads rejected.");

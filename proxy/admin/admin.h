@@ -1,6 +1,7 @@
 // The admin HTTP endpoint (libevent evhttp) on the main thread's loop:
 //   GET /health   200 while the process runs
-//   GET /ready    200 when every worker has a connected primary connection, else 503
+//   GET /ready    200 when every worker has a connected primary connection (with Sentinel:
+//                 and the sentinels named it, and it is not being failed over), else 503
 //   GET /metrics  Prometheus text: the per-worker counters of net::Stats, summed, and the
 //                 policy counters (policies::Registry)
 //   GET /policies the policies in force, as JSON
@@ -39,7 +40,8 @@ class AdminServer {
   // Renders the Prometheus text (also used by tests).
   std::string metricsText() const;
   std::string policiesJson() const;
-  bool ready() const;
+  // /ready: the verdict, and the reply text in *body.
+  bool ready(std::string* body) const;
 
  private:
   net::SharedState& shared_;

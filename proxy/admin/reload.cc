@@ -23,8 +23,23 @@ bool sameAddress(const config::UpstreamAddress& a, const config::UpstreamAddress
   return a.text == b.text && a.user == b.user && a.password == b.password && a.db == b.db;
 }
 
+bool sameSentinel(const std::optional<config::SentinelConfig>& a,
+                  const std::optional<config::SentinelConfig>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  if (!a) return true;
+  if (a->master != b->master || a->user != b->user || a->password != b->password ||
+      a->poll_interval != b->poll_interval || a->addresses.size() != b->addresses.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a->addresses.size(); ++i) {
+    if (a->addresses[i].text != b->addresses[i].text) return false;
+  }
+  return true;
+}
+
 bool sameUpstream(const config::UpstreamConfig& a, const config::UpstreamConfig& b) {
   if (!sameAddress(a.primary, b.primary) || a.replicas.size() != b.replicas.size()) return false;
+  if (!sameSentinel(a.sentinel, b.sentinel)) return false;
   for (size_t i = 0; i < a.replicas.size(); ++i) {
     if (!sameAddress(a.replicas[i], b.replicas[i])) return false;
   }

@@ -153,11 +153,11 @@ void Client::appendProxyInfo(std::string& text) {
   // What is not a counter; every counter comes from the metrics table below.
   line("corral_version", CORRAL_VERSION);
   line("corral_uptime_in_seconds", std::to_string((loop::monotonicMs() - sh.started_ms) / 1000));
-  line("corral_upstream_primary", worker_.upstreamConfig().primary.text);
+  line("corral_upstream_primary", worker_.primaryText());
   // This worker's view, live (the counters are refreshed by the worker's tick only).
   line("corral_upstream_primary_status",
        worker_.primaryReady() || st.sum(&Stats::Worker::primary_ready) > 0 ? "up" : "down");
-  line("corral_upstream_replicas", std::to_string(worker_.upstreamConfig().replicas.size()));
+  line("corral_upstream_replicas", std::to_string(worker_.replicaCount()));
   line("corral_upstream_connections_ready",
        std::to_string(st.sum(&Stats::Worker::upstreams_ready)) + "/" +
            std::to_string(st.sum(&Stats::Worker::upstreams_total)));

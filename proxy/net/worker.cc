@@ -110,17 +110,18 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
       [this] { return route(false, 0, cfg_.upstream.primary.db); });
   syncPolicies();
 
-  pools_.push_back(makePool(cfg_.upstream.primary, true));
-  for (const auto& r : cfg_.upstream.replicas) pools_.push_back(makePool(r, false));
+  primary_addr_ = cfg_.upstream.primary;
+  makeUpstreams();
   stats_->upstreams_total.set(static_cast<uint64_t>(pools_[0].size()) * pools_.size());
 }
 
 std::vector<std::unique_ptr<upstream::Connection>> Worker::makePool(
-    const config::UpstreamAddress& addr, bool learn_version) {
+    const config::UpstreamAddress& addr, bool learn_version, bool primary) {
   std::vector<std::unique_ptr<upstream::Connection>> p;
   for (int k = 0; k < std::max(1, cfg_.upstream.pool_size); ++k) {
     p.push_back(std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_,
                                                        learn_version && k == 0));
+    if (primary && shared_.topology != nullptr) p.back()->checkRole();
   }
   return p;
 }
@@ -152,13 +153,14 @@ void Worker::join() {
 
 void Worker::run() {
   loop_.now_ms = loop::monotonicMs();
-  for (auto& pool : pools_) {
-    for (auto& c : pool) c->start();
+  for (size_t u = primary_known_ ? 0 : 1; u < pools_.size(); ++u) {
+    for (auto& c : pools_[u]) c->start();
   }
   while (!stop_loop_) {
     syncPolicies();
     event_base_loop(loop_.base, EVLOOP_ONCE);
     loop_.now_ms = loop::monotonicMs();
+    syncTopology();  // before the flush: what a switch answers leaves this turn
     flushPhase();
     reap();
   }
@@ -235,10 +237,13 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db,
       if (d == db) return pool[client_id % pool.size()].get();
     }
     // First client on this db: a pool like the primary's, whose handshake SELECTs it.
-    config::UpstreamAddress addr = cfg_.upstream.primary;
+    config::UpstreamAddress addr = primary_addr_;
     addr.db = db;
-    db_pools_.emplace_back(db, makePool(addr, false));
-    for (auto& c : db_pools_.back().second) c->start();
+    db_pools_.emplace_back(db, makePool(addr, false, true));
+    for (auto& c : db_pools_.back().second) {
+      c->setFenced(fenced_);
+      if (primary_known_) c->start();
+    }
     auto& p = db_pools_.back().second;
     return p[client_id % p.size()].get();
   }
@@ -271,10 +276,11 @@ std::unique_ptr<upstream::Connection> Worker::acquireDedicated(int db, uint64_t 
     *error = primary->unavailableError();
     return nullptr;
   }
-  config::UpstreamAddress addr = cfg_.upstream.primary;
+  config::UpstreamAddress addr = primary_addr_;
   addr.db = db;
   auto conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
                                                      /*reconnect=*/false, owner_id);
+  if (shared_.topology != nullptr) conn->checkRole();
   conn->setPipe(owner);
   conn->start();
   dedicated_owners_.push_back(owner);
@@ -294,7 +300,7 @@ bool Worker::sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view 
   constexpr size_t kMaxBusyCalls = 16;
   if (busy_.size() >= kMaxBusyCalls) return false;
   // db 0 and no CLIENT ID or INFO: only AUTH, which Redis still runs while a script is busy.
-  config::UpstreamAddress addr = cfg_.upstream.primary;
+  config::UpstreamAddress addr = primary_addr_;
   addr.db = 0;
   auto call = std::make_unique<BusyCall>();
   call->sink = sink;

@@ -30,6 +30,7 @@
 #include "proxy/net/armed.h"
 #include "proxy/net/auth.h"
 #include "proxy/net/stats.h"
+#include "proxy/sentinel/topology.h"
 #include "proxy/upstream/upstream.h"
 #include "proxy/wiring/policy_runtime.h"
 
@@ -47,6 +48,9 @@ struct SharedState {
   static constexpr uint64_t kFirstClientId = 1000000000000;
   std::atomic<uint64_t> next_client_id{kFirstClientId};
   upstream::IdRegistry ids;
+  // upstream.sentinel: where the primary and replicas come from (proxy/sentinel's monitor, owned
+  // by main; set before the workers are made). nullptr: the addresses of the config.
+  sentinel::TopologyBoard* topology = nullptr;
   int64_t started_ms = 0;  // monotonic, set before the workers start
   Stats stats;
   std::unique_ptr<const Authenticator> auth;  // client AUTH (auth.users); set before start
@@ -135,6 +139,9 @@ class Worker {
   // The db count learned from the primary (-1 when unknown: any db >= 0 is tried).
   int64_t databases() const { return loop_.databases; }
   int defaultDb() const { return cfg_.upstream.primary.db; }
+  // The primary in use ("sentinel:<master>" while Sentinel has named none) and the replicas.
+  const std::string& primaryText() const { return primary_addr_.text; }
+  size_t replicaCount() const { return pools_.size() - 1; }
   // True when one of this worker's primary connections is connected right now.
   bool primaryReady() const {
     for (const auto& c : pools_[0]) {
@@ -176,8 +183,9 @@ class Worker {
   static void onControl(evutil_socket_t fd, short what, void* arg);
   void run();
   // pool_size connections to addr; the first asks for the version when learn_version.
+  // primary: with Sentinel, each checks ROLE in its handshake.
   std::vector<std::unique_ptr<upstream::Connection>> makePool(const config::UpstreamAddress& addr,
-                                                              bool learn_version);
+                                                              bool learn_version, bool primary);
   void acceptFrom(int fd);
   void flushPhase();
   void reap();
@@ -199,6 +207,21 @@ class Worker {
 
   // Upstreams: [0] primary pool; then one pool per replica. pools_[u][k]: k-th connection.
   std::vector<std::vector<std::unique_ptr<upstream::Connection>>> pools_;
+  // The primary in use: cfg_.upstream.primary, or (Sentinel) that template with the node the
+  // sentinels name. Pooled connections follow it in place (retarget), so pointers stay valid.
+  config::UpstreamAddress primary_addr_;
+
+  // Sentinel (worker_topology.cc): the board's topology, picked up between loop turns.
+  void makeUpstreams();  // constructor: the pools, from the config or the board
+  void syncTopology();
+  void applyTopology(const sentinel::Topology& t);
+  void syncReplicaPools(const std::vector<config::ListenAddress>& nodes, bool start);
+  void setPrimaryFenced(bool on);
+  void endDedicated(std::string_view why);
+  bool primary_known_ = true;  // false with Sentinel until it names a primary
+  bool fenced_ = false;        // requests to the primary fail fast (unknown, or failing over)
+  uint64_t topology_gen_ = 0;
+  std::vector<config::ListenAddress> replica_nodes_;  // Sentinel: pools_[1 + i] serves [i]
   uint32_t replica_rr_ = 0;
   // Shared primary pools for dbs other than the configured one, made on first use.
   std::vector<std::pair<int, std::vector<std::unique_ptr<upstream::Connection>>>> db_pools_;

@@ -27,6 +27,7 @@ constexpr uint64_t kStepInfo = 3;
 constexpr uint64_t kStepDatabases = 4;
 constexpr uint64_t kStepClientId = 5;
 constexpr uint64_t kStepPing = 6;
+constexpr uint64_t kStepRole = 7;
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kMaxReadsPerEvent = 16;
@@ -51,6 +52,8 @@ const char* stepName(uint64_t step) {
       return "client-id";
     case kStepPing:
       return "ping";
+    case kStepRole:
+      return "role";
   }
   return "unknown";
 }
@@ -197,6 +200,13 @@ void Connection::connectNow() {
     enqueueInternal(kStepSelect, cmd);
     ++handshake_left_;
   }
+  if (check_role_) {
+    // Also what shows NOAUTH, so no PING is needed beside it.
+    cmd.clear();
+    codec::appendCommand(cmd, {"ROLE"});
+    enqueueInternal(kStepRole, cmd);
+    ++handshake_left_;
+  }
   if (handshake_left_ == 0 && handshake_ping_) {
     // Without AUTH or SELECT, a PING is what tells a server that wants a password (NOAUTH)
     // from one that serves us.
@@ -218,6 +228,7 @@ void Connection::connectNow() {
     codec::appendCommand(cmd, {"CONFIG", "GET", "databases"});
     enqueueInternal(kStepDatabases, cmd);
   }
+  handshake_bytes_ = queued_bytes_;
 }
 
 void Connection::enqueueInternal(uint64_t step, std::string_view request) {
@@ -303,18 +314,26 @@ void Connection::onHandshakeDone() {
   } else {
     log()->debug("upstream ready addr={}", addr_.text);
   }
-  down_ = false;
+  down_ = fenced_;
   failures_ = 0;
   failures_unlogged_ = 0;
   last_reason_.clear();
   backoff_ms_ = 0;
+  if (check_role_ && !out_.empty()) markDirty();  // what waited behind ROLE goes now
 }
 
 void Connection::flush() {
   dirty_ = false;
   if (state_ != State::kReady && state_ != State::kHandshake) return;
+  bool held = false;  // client bytes wait until ROLE has answered (checkRole)
   while (!out_.empty()) {
-    ssize_t n = ::send(fd_, out_.readPtr(), out_.readable(), MSG_NOSIGNAL);
+    size_t len = out_.readable();
+    if (check_role_ && state_ != State::kReady) {
+      held = written_bytes_ >= handshake_bytes_;
+      if (held) break;
+      len = std::min<size_t>(len, handshake_bytes_ - written_bytes_);
+    }
+    ssize_t n = ::send(fd_, out_.readPtr(), len, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -335,7 +354,7 @@ void Connection::flush() {
     out_.shrinkIfEmpty(kReadChunk);
     armWrite(false);
   } else {
-    armWrite(true);
+    armWrite(!held);
   }
 }
 
@@ -424,6 +443,9 @@ bool Connection::handleInternalReply(uint64_t step, std::string_view reply) {
     return false;
   }
   switch (step) {
+    case kStepRole:
+      if (!checkPrimaryRole(reply)) return false;
+      [[fallthrough]];
     case kStepAuth:
     case kStepSelect:
     case kStepPing:
@@ -632,6 +654,47 @@ void Connection::tick() {
     fail("timeout", Then::kReconnect);
   }
 }
+
+// ROLE's reply: ["master", offset, replicas] for the primary; ["slave", ...] or ["sentinel",
+// ...] otherwise. Anything but "master" fails the handshake: such a server never gets a write.
+bool Connection::checkPrimaryRole(std::string_view reply) {
+  codec::FrameReader rd(reply);
+  int64_t n = 0;
+  std::string_view role;
+  if (rd.array(&n) && n >= 1 && rd.string(&role) && role == "master") return true;
+  counters().not_primary.fetch_add(1, std::memory_order_relaxed);
+  std::string reason = "not the primary: ROLE says ";
+  reason.append(role.empty() ? std::string_view("nothing usable") : role.substr(0, 32));
+  fail("unavailable", Then::kBackoff, reason);
+  if (ctx_.on_not_primary) ctx_.on_not_primary();
+  return false;
+}
+
+void Connection::retarget(const config::UpstreamAddress& addr) {
+  fail("unavailable", Then::kStay);
+  log()->debug("upstream retargeted from={} to={}", addr_.text, addr.text);
+  addr_ = addr;
+  error_unavailable_ = upstreamError(addr_.text, "unavailable");
+  error_timeout_ = upstreamError(addr_.text, "timeout");
+  backoff_ms_ = 0;
+  failures_ = 0;
+  failures_unlogged_ = 0;
+  last_reason_.clear();
+  down_ = fenced_;
+  if (reconnect_) connectNow();
+}
+
+void Connection::setFenced(bool on) {
+  fenced_ = on;
+  // down_ also means "failed since the last handshake"; with no failure it was the fence alone.
+  if (on) {
+    down_ = true;
+  } else if (failures_ == 0) {
+    down_ = false;
+  }
+}
+
+void Connection::drop(std::string_view reason) { fail("unavailable", Then::kBackoff, reason); }
 
 void Connection::shutdown() {
   fail("unavailable", Then::kStay);

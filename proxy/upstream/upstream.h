@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -89,6 +90,7 @@ class IdRegistry {
 struct Counters {
   std::atomic<uint64_t> handshake_failures{0};  // AUTH/SELECT refused (NOAUTH, WRONGPASS, ...)
   std::atomic<uint64_t> replies_too_large{0};   // replies dropped at limits.max_reply_bytes
+  std::atomic<uint64_t> not_primary{0};         // checkRole(): ROLE named another role than master
 };
 Counters& counters();
 
@@ -102,6 +104,9 @@ struct LoopContext {
   IdRegistry* ids = nullptr;  // process-wide; set by the worker
   int64_t databases = -1;     // CONFIG GET databases at the handshake; -1 when not known
   std::string redis_version;  // learned from the primary's INFO during the handshake
+  // Called (on this loop) when a connection that checks ROLE finds a server that is not the
+  // primary: with Sentinel, the worker asks for the topology again (proxy/sentinel).
+  std::function<void()> on_not_primary;
 };
 
 class Connection {
@@ -123,6 +128,21 @@ class Connection {
   // server busy with a script (SCRIPT KILL and the like): Redis answers nothing but such
   // commands (and AUTH) until the script ends, so a PING would hold the handshake.
   void handshakeWithoutPing() { handshake_ping_ = false; }
+
+  // Before start(), with Sentinel: the handshake also asks ROLE, and nothing of a client's is
+  // written before the server has said it is the primary. Any other answer fails the handshake
+  // (backoff, counted in Counters::not_primary, logged) and calls ctx.on_not_primary.
+  void checkRole() { check_role_ = true; }
+  // Points a pooled connection at another server (Sentinel named a new primary): it closes now,
+  // what was in flight gets the old address's unavailable error (never retried: a write may have
+  // run there), and it connects to addr at once with a fresh backoff.
+  void retarget(const config::UpstreamAddress& addr);
+  // While fenced (a failover of this server is under way), accepting() is false, so new
+  // requests fail fast; what is already queued or in flight completes. Lasts across reconnects.
+  void setFenced(bool on);
+  // Closes now: what is in flight gets the unavailable error; a dedicated connection tells its
+  // owner (kPipeClosed), a pooled one reconnects after backoff. `reason` is for the log.
+  void drop(std::string_view reason);
 
   // Starts connecting (from kIdle). Called once at startup; later the connection reconnects
   // by itself with jittered backoff.
@@ -193,6 +213,8 @@ class Connection {
   void enqueueInternal(uint64_t step, std::string_view request);
   // Returns false when the reply failed the connection (the caller must stop using in_).
   bool handleInternalReply(uint64_t step, std::string_view reply);
+  // checkRole(): false (and the connection failed) when ROLE's reply is not the primary's.
+  bool checkPrimaryRole(std::string_view reply);
   // Answers the request whose reply is being dropped at limits.max_reply_bytes. Returns false
   // when that failed the connection.
   bool replyTooLarge();
@@ -200,7 +222,7 @@ class Connection {
   void armWrite(bool on);
 
   LoopContext& ctx_;
-  const config::UpstreamAddress addr_;
+  config::UpstreamAddress addr_;  // changed only by retarget()
   const config::UpstreamConfig& cfg_;
   const config::Limits& limits_;
   State state_ = State::kIdle;
@@ -214,6 +236,9 @@ class Connection {
   ReplySink* pipe_sink_ = nullptr;
   bool pipe_ = false;  // a pipe once setPipe was called
   bool handshake_ping_ = true;
+  bool check_role_ = false;
+  bool fenced_ = false;           // setFenced(): down_ stays set while it is
+  uint64_t handshake_bytes_ = 0;  // with check_role_: out-bytes of the handshake, sent alone
   int fd_ = -1;
   event* rev_ = nullptr;
   event* wev_ = nullptr;

@@ -1,0 +1,126 @@
+// Worker: following the primary and replicas that Sentinel names (proxy/sentinel).
+//
+//   Monitor --publish + wake--> loop turn ends --syncTopology--> applyTopology:
+//     failover under way (fenced) or primary unknown: new requests to the primary fail fast,
+//       what is in flight completes, dedicated connections end (their clients are told)
+//     new primary: dedicated connections end; every pooled primary connection (and each db's)
+//       is retargeted in place (in flight: the old address's error, never retried), then
+//       connects with ROLE checked before any client byte is written
+//     replicas: pools kept, added, or retired (what was in flight on a retired one gets an error)
+//
+// Without upstream.sentinel, makeUpstreams() builds the pools of the config and nothing else
+// here runs.
+#include <algorithm>
+
+#include "proxy/net/client.h"
+#include "proxy/net/log.h"
+#include "proxy/net/worker.h"
+#include "proxy/sentinel/protocol.h"
+
+namespace corral::net {
+
+void Worker::makeUpstreams() {
+  sentinel::TopologyBoard* board = shared_.topology;
+  if (board == nullptr) {
+    pools_.push_back(makePool(primary_addr_, true, true));
+    for (const auto& r : cfg_.upstream.replicas) pools_.push_back(makePool(r, false, false));
+    return;
+  }
+  loop_.on_not_primary = [board] { board->requestRefresh(); };
+  board->addWaker([this] { event_active(control_ev_, EV_READ, 0); });
+  topology_gen_ = board->generation();
+  const std::shared_ptr<const sentinel::Topology> t = board->get();
+  primary_known_ = t != nullptr && t->primary.has_value();
+  if (primary_known_) {
+    primary_addr_.addr = *t->primary;
+    primary_addr_.text = t->primary->text;
+  }
+  pools_.push_back(makePool(primary_addr_, true, true));
+  setPrimaryFenced(!primary_known_ || t->fenced);
+  if (t != nullptr) syncReplicaPools(t->replicas, /*start=*/false);  // run() starts them
+}
+
+void Worker::syncTopology() {
+  sentinel::TopologyBoard* board = shared_.topology;
+  if (board == nullptr) return;
+  const uint64_t gen = board->generation();
+  if (gen == topology_gen_) return;
+  topology_gen_ = gen;
+  if (const auto t = board->get(); t != nullptr) applyTopology(*t);
+}
+
+void Worker::applyTopology(const sentinel::Topology& t) {
+  const bool moved =
+      t.primary && (!primary_known_ || !sentinel::sameNode(primary_addr_.addr, *t.primary));
+  const bool fence = !t.primary || t.fenced;
+  // A dedicated connection holds server-side state (MULTI, WATCH, a blocked pop, subscriptions)
+  // that cannot move: it ends now and its client is told (session.h), never rebound elsewhere.
+  if (moved || (fence && !fenced_)) endDedicated(moved ? "primary switched" : "failover under way");
+  setPrimaryFenced(fence);
+  if (moved) {
+    log()->info("upstream primary switched worker={} from={} to={}", index_, primary_addr_.text,
+                t.primary->text);
+    primary_addr_.addr = *t.primary;
+    primary_addr_.text = t.primary->text;
+    primary_known_ = true;
+    for (auto& c : pools_[0]) c->retarget(primary_addr_);
+    for (auto& [db, pool] : db_pools_) {
+      config::UpstreamAddress addr = primary_addr_;
+      addr.db = db;
+      for (auto& c : pool) c->retarget(addr);
+    }
+  }
+  syncReplicaPools(t.replicas, /*start=*/true);
+}
+
+void Worker::setPrimaryFenced(bool on) {
+  fenced_ = on;
+  for (auto& c : pools_[0]) c->setFenced(on);
+  for (auto& entry : db_pools_) {
+    for (auto& c : entry.second) c->setFenced(on);
+  }
+}
+
+void Worker::endDedicated(std::string_view why) {
+  // A copy: each loss releases the connection, which edits the list.
+  const std::vector<Client*> owners = dedicated_owners_;
+  for (Client* c : owners) {
+    if (c->dedicated_ != nullptr) c->dedicated_->drop(why);
+  }
+  if (!owners.empty()) {
+    log()->info("dedicated upstream connections ended worker={} count={} reason=\"{}\"", index_,
+                owners.size(), why);
+  }
+}
+
+void Worker::syncReplicaPools(const std::vector<config::ListenAddress>& nodes, bool start) {
+  std::vector<std::vector<std::unique_ptr<upstream::Connection>>> next;
+  next.push_back(std::move(pools_[0]));
+  for (const config::ListenAddress& n : nodes) {
+    const auto it = std::find_if(replica_nodes_.begin(), replica_nodes_.end(),
+                                 [&n](const auto& r) { return sentinel::sameNode(r, n); });
+    if (it != replica_nodes_.end()) {
+      next.push_back(std::move(pools_[1 + static_cast<size_t>(it - replica_nodes_.begin())]));
+      continue;
+    }
+    config::UpstreamAddress addr = cfg_.upstream.primary;  // the template's credentials and db
+    addr.addr = n;
+    addr.text = n.text;
+    next.push_back(makePool(addr, false, false));
+    if (start) {
+      for (auto& c : next.back()) c->start();
+    }
+  }
+  // Pools of replicas no longer listed close at the end of the turn; reads in flight on them
+  // get the unavailable error.
+  for (auto& pool : pools_) {
+    for (auto& c : pool) {
+      if (c != nullptr) retired_.push_back(std::move(c));
+    }
+  }
+  pools_ = std::move(next);
+  replica_nodes_ = nodes;
+  stats_->upstreams_total.set(static_cast<uint64_t>(pools_[0].size()) * pools_.size());
+}
+
+}  // namespace corral::net
