@@ -153,6 +153,11 @@ void Connection::connectNow() {
   std::string err;
   ++attempts_;
   connect_started_ms_ = ctx_.now_ms;
+  if (addr_.addr.kind == config::ListenAddress::Kind::kTcp && addr_.addr.host.empty()) {
+    // Sentinel's template before any sentinel has named the primary (retarget() sets it).
+    fail("unavailable", Then::kBackoff, "no address yet: no sentinel has named the primary");
+    return;
+  }
   if (!resolve(addr_.addr, ss, len, err)) {
     fail("unavailable", Then::kBackoff, "resolve failed: " + err);
     return;
@@ -646,8 +651,9 @@ void Connection::tick() {
   const int64_t own = oldest.timeout_ms == 0 ? limit : oldest.timeout_ms;
   const bool reply_late = own > 0 && oldest.sent_ms >= 0 && now - oldest.sent_ms >= own;
   // A request stuck in our out buffer (Redis not reading) has no send time; no write progress
-  // for a whole timeout counts the same.
-  const bool write_stuck = !out_.empty() && now - last_progress_ms_ >= limit;
+  // for a whole timeout counts the same. Bytes queued in this loop turn (dirty_: their flush is
+  // still to come) are not stuck, however long the connection was idle before them.
+  const bool write_stuck = !out_.empty() && !dirty_ && now - last_progress_ms_ >= limit;
   if (reply_late || write_stuck) {
     log()->warn("upstream command timeout addr={} inflight={} timeout_ms={}", addr_.text,
                 inflight_.size(), limit);

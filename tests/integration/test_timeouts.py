@@ -35,6 +35,20 @@ def test_command_timeout_then_service_resumes(redis_server, corral_factory):
         assert cl.cmd("GET", "t") == b"1"
 
 
+def test_request_after_an_idle_spell_is_no_timeout(redis_server, corral_factory):
+    """A connection idle for longer than command_timeout is not "stuck" when a request is queued
+    on it: the stall clock starts with the request. (It used to start at the last byte moved,
+    so a tick in the same loop turn as the request failed it with a timeout, about one request
+    in five here.)"""
+    c = corral_factory(corral_config(redis_server.port, upstream={"command_timeout": "100ms"}))
+    with c.client() as cl:
+        got = []
+        for i in range(40):
+            time.sleep(0.12)
+            got.append(cl.cmd("SET", "k", i))
+        assert got == ["OK"] * 40, [r for r in got if r != "OK"]
+
+
 def test_unavailable_upstream_fails_fast(corral_factory, corral_only):
     dead = free_port()  # nothing listens here
     c = corral_factory(corral_config(dead, upstream={"connect_timeout": "300ms",
