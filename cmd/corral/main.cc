@@ -259,18 +259,10 @@ int main(int argc, char** argv) {
   }
 
   if (cfg.upstream.sentinel) {
-    // The workers start with whatever the first round of questions found; if no sentinel has
-    // answered by then, requests fail fast until one does (and /ready says so).
     app.sentinel =
         std::make_unique<corral::sentinel::Monitor>(*cfg.upstream.sentinel, cfg.upstream);
     app.shared->topology = &app.sentinel->board();
-    app.sentinel->start();
-    const int64_t wait_ms =
-        cfg.upstream.connect_timeout.count() + cfg.upstream.command_timeout.count() + 100;
-    if (!app.sentinel->waitFirstRound(wait_ms)) {
-      app.log->warn("starting without a primary: no sentinel named one master={} waited_ms={}",
-                    cfg.upstream.sentinel->master, wait_ms);
-    }
+    app.sentinel->start();  // returns after its first round of questions (bounded)
   }
   for (int i = 0; i < cfg.workers; ++i) {
     app.workers.push_back(std::make_unique<corral::net::Worker>(
@@ -306,6 +298,7 @@ int main(int argc, char** argv) {
   // The monitor wakes workers: it stops before they are freed.
   if (app.sentinel) app.sentinel->stop();
   app.workers.clear();
+  app.shared->topology = nullptr;
   app.sentinel.reset();
   admin.reset();
   event_free(sigterm);

@@ -153,8 +153,8 @@ void Worker::join() {
 
 void Worker::run() {
   loop_.now_ms = loop::monotonicMs();
-  for (size_t u = primary_known_ ? 0 : 1; u < pools_.size(); ++u) {
-    for (auto& c : pools_[u]) c->start();
+  for (auto& pool : pools_) {
+    for (auto& c : pool) c->start();
   }
   while (!stop_loop_) {
     syncPolicies();
@@ -242,7 +242,7 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db,
     db_pools_.emplace_back(db, makePool(addr, false, true));
     for (auto& c : db_pools_.back().second) {
       c->setFenced(fenced_);
-      if (primary_known_) c->start();
+      c->start();
     }
     auto& p = db_pools_.back().second;
     return p[client_id % p.size()].get();

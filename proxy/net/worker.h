@@ -218,8 +218,10 @@ class Worker {
   void syncReplicaPools(const std::vector<config::ListenAddress>& nodes, bool start);
   void setPrimaryFenced(bool on);
   void endDedicated(std::string_view why);
-  bool primary_known_ = true;  // false with Sentinel until it names a primary
-  bool fenced_ = false;        // requests to the primary fail fast (unknown, or failing over)
+  // With Sentinel, until it names a primary the pool's address has no host: connecting fails
+  // at once ("no address yet"), so requests fail fast.
+  bool primary_known_ = true;
+  bool fenced_ = false;  // a failover of the primary is under way: requests to it fail fast
   uint64_t topology_gen_ = 0;
   std::vector<config::ListenAddress> replica_nodes_;  // Sentinel: pools_[1 + i] serves [i]
   uint32_t replica_rr_ = 0;

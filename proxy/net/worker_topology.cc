@@ -1,8 +1,8 @@
 // Worker: following the primary and replicas that Sentinel names (proxy/sentinel).
 //
 //   Monitor --publish + wake--> loop turn ends --syncTopology--> applyTopology:
-//     failover under way (fenced) or primary unknown: new requests to the primary fail fast,
-//       what is in flight completes, dedicated connections end (their clients are told)
+//     failover under way (fenced): new requests to the primary fail fast, what is in flight
+//       completes, dedicated connections end (their clients are told)
 //     new primary: dedicated connections end; every pooled primary connection (and each db's)
 //       is retargeted in place (in flight: the old address's error, never retried), then
 //       connects with ROLE checked before any client byte is written
@@ -36,7 +36,7 @@ void Worker::makeUpstreams() {
     primary_addr_.text = t->primary->text;
   }
   pools_.push_back(makePool(primary_addr_, true, true));
-  setPrimaryFenced(!primary_known_ || t->fenced);
+  setPrimaryFenced(primary_known_ && t->fenced);
   if (t != nullptr) syncReplicaPools(t->replicas, /*start=*/false);  // run() starts them
 }
 
@@ -52,7 +52,7 @@ void Worker::syncTopology() {
 void Worker::applyTopology(const sentinel::Topology& t) {
   const bool moved =
       t.primary && (!primary_known_ || !sentinel::sameNode(primary_addr_.addr, *t.primary));
-  const bool fence = !t.primary || t.fenced;
+  const bool fence = t.fenced;
   // A dedicated connection holds server-side state (MULTI, WATCH, a blocked pop, subscriptions)
   // that cannot move: it ends now and its client is told (session.h), never rebound elsewhere.
   if (moved || (fence && !fenced_)) endDedicated(moved ? "primary switched" : "failover under way");

@@ -112,6 +112,14 @@ void Monitor::start() {
   timeval tv{0, static_cast<suseconds_t>(kTickMs * 1000)};
   event_add(timer_, &tv);
   thread_ = std::thread([this] { run(); });
+  const int64_t wait_ms =
+      conn_cfg_.connect_timeout.count() + conn_cfg_.command_timeout.count() + 100;
+  if (!waitFirstRound(wait_ms)) {
+    log()->warn(
+        "sentinel named no primary at startup, requests fail until one does master={} "
+        "waited_ms={}",
+        cfg_.master, wait_ms);
+  }
 }
 
 bool Monitor::waitFirstRound(int64_t timeout_ms) {

@@ -46,11 +46,11 @@ class Monitor {
 
   TopologyBoard& board() { return board_; }
 
-  // Starts the thread: connects, subscribes and sends the first round of questions.
+  // Starts the thread (connects, subscribes, sends the first round of questions) and returns
+  // once that round ended, every sentinel having answered or failed, or after connect_timeout
+  // + command_timeout + 100 ms: the workers start with a primary when one could be had. A start
+  // without one is logged; requests then fail fast until a sentinel names it.
   void start();
-  // Blocks the caller until the first round ended (every sentinel answered or failed) or
-  // timeout_ms passed; true when a primary is known then. For startup, before workers run.
-  bool waitFirstRound(int64_t timeout_ms);
   // Stops the thread and closes every connection. Call after the workers stopped.
   void stop();
 
@@ -59,6 +59,7 @@ class Monitor {
   static void onTimer(evutil_socket_t fd, short what, void* arg);
   static void onWake(evutil_socket_t fd, short what, void* arg);
   void run();
+  bool waitFirstRound(int64_t timeout_ms);
   void tick();
   void flushDirty();
   void soon();  // a round as soon as the minimum gap between rounds allows

@@ -189,7 +189,7 @@ def test_sigkill_primary_under_load(cluster, corral_factory):
         wait_until(lambda: load.acked() > 200, 5, what="load flowing through corral")
         t_kill = time.monotonic()
         primary.kill()
-        t_switch = watcher.wait_for("+switch-master", 10)
+        t_switch = watcher.wait_for("+switch-master", 10, sentinels)
         resumed = wait_until(lambda: load.resumed(t_kill), 6, what="writes resumed")
         # The old primary comes back as it was (a primary of nothing), MONITORed from its start,
         # while the load goes on: corral must not write to it, even before Sentinel demotes it.
@@ -235,7 +235,7 @@ def test_sentinel_failover_under_load(cluster, corral_factory):
         wait_until(lambda: load.acked() > 200, 5, what="load flowing through corral")
         t_trigger = time.monotonic()
         assert sentinels.cmd(0, "SENTINEL", "FAILOVER", MASTER) == "OK"
-        t_switch = watcher.wait_for("+switch-master", 10)
+        t_switch = watcher.wait_for("+switch-master", 10, sentinels)
         resumed = wait_until(lambda: load.resumed(t_trigger), 6, what="writes resumed")
         time.sleep(0.5)
         worst = load.finish()

@@ -30,7 +30,7 @@ class SentinelSet:
     and 180 s; tests use about a second so a failover takes seconds)."""
 
     def __init__(self, primary_port: int, n: int = 3, down_after_ms: int = 1000,
-                 failover_timeout_ms: int = 5000):
+                 failover_timeout_ms: int = 3000):
         self.primary_port = primary_port
         self.dir = tempfile.mkdtemp(prefix="corral-it-sentinel-")
         self.ports = [free_port() for _ in range(n)]
@@ -152,8 +152,12 @@ class EventWatcher:
     (time.monotonic(), time.time(), port, channel, payload). first(channel) is the earliest time any of them
     announced it. Reader threads end with close() (their sockets are shut down)."""
 
-    def __init__(self, ports: list, channels=("+switch-master", "+try-failover", "+odown",
-                                              "+promoted-slave", "+failover-end")):
+    CHANNELS = ("+switch-master", "+try-failover", "+sdown", "+odown", "+new-epoch",
+                "+vote-for-leader", "+elected-leader", "+selected-slave", "+promoted-slave",
+                "+failover-end", "-failover-abort-not-elected", "-failover-abort-no-good-slave",
+                "-failover-abort-slave-timeout")
+
+    def __init__(self, ports: list, channels=CHANNELS):
         self.events: list = []
         self._lock = threading.Lock()
         self._socks = []
@@ -192,9 +196,19 @@ class EventWatcher:
             ts = [e[1 if unix else 0] for e in self.events if e[3] == channel]
         return min(ts) if ts else None
 
-    def wait_for(self, channel: str, timeout: float) -> float:
-        return wait_until(lambda: self.first(channel), timeout, interval=0.01,
-                          what=f"a sentinel announcing {channel}")
+    def wait_for(self, channel: str, timeout: float, sentinels: "SentinelSet" = None) -> float:
+        """The first time a sentinel announced channel; on timeout the assertion lists what they
+        did announce (and, given the set, the tail of each sentinel's log)."""
+        try:
+            return wait_until(lambda: self.first(channel), timeout, interval=0.01,
+                              what=f"a sentinel announcing {channel}")
+        except AssertionError as e:
+            with self._lock:
+                seen = "\n".join(f"{t:.3f} {p} {c} {m}" for t, _, p, c, m in self.events)
+            logs = "" if sentinels is None else "\n".join(
+                f"--- sentinel {p} ---\n{tail(sentinels.log_path(i), 25)}"
+                for i, p in enumerate(sentinels.ports))
+            raise AssertionError(f"{e}\nannounced:\n{seen}\n{logs}") from None
 
     def close(self):
         for s in self._socks:
