@@ -281,13 +281,17 @@ int main(int argc, char** argv) {
   event_add(app.tick, &every_second);
 
   for (const auto& l : ready_lines) app.log->info("listening {}", l);
-  const std::string primary = app.sentinel ? "sentinel:" + cfg.upstream.sentinel->master + "=" +
-                                                 app.sentinel->board().status().primary
-                                           : cfg.upstream.primary.text;
+  std::string primary = cfg.upstream.primary.text;
+  size_t replicas = cfg.upstream.replicas.size();
+  if (app.sentinel) {
+    const corral::sentinel::Status s = app.sentinel->board().status();
+    primary += "=" + (s.primary.empty() ? std::string("unknown") : s.primary);
+    replicas = s.replicas;
+  }
   app.log->info(
       "corral started version={} workers={} primary={} replicas={} policies={} policy_files={}",
-      CORRAL_VERSION, cfg.workers, primary, cfg.upstream.replicas.size(),
-      cfg.policy.policies.size(), cfg.policy.files.size());
+      CORRAL_VERSION, cfg.workers, primary, replicas, cfg.policy.policies.size(),
+      cfg.policy.files.size());
   if (!app.opts.ready_file.empty() && !writeReadyFile(app.opts.ready_file, ready_lines)) {
     app.log->error("cannot write ready file path={}", app.opts.ready_file);
   }
