@@ -318,6 +318,24 @@ def test_no_sentinel_answers_at_startup(corral_factory, corral_only):
         assert cl.cmd("PING") == "PONG"
 
 
+def test_a_silent_subscription_is_replaced_and_polls_find_the_switch(corral_factory, corral_only):
+    """A subscription can die without a sign: one that leaves a PING unanswered is made again,
+    and a switch no event announces is found by the next round (poll_interval 1 s)."""
+    with RedisServer() as a, RedisServer() as b, FakeSentinel(a.port) as fake:
+        c = corral_factory(sentinel_config([f"127.0.0.1:{fake.port}"]))
+        with c.client() as cl:
+            assert cl.cmd("SET", "k", "a") == "OK"
+            wait_until(lambda: fake.subscriptions == 1, 2, what="corral subscribed")
+            fake.mute_pings = True
+            wait_until(lambda: fake.subscriptions >= 2, 4, what="a new subscription")
+            assert "sentinel subscription silent, subscribing again" in c.stderr_text()
+            fake.name(b.port)  # no +switch-master
+            t0 = time.monotonic()
+            wait_until(lambda: cl.cmd("SET", "k", "b") == "OK" and b.cmd("GET", "k") == b"b", 3,
+                       interval=0.02, what="writes to the new primary")
+            assert time.monotonic() - t0 < 1.5  # one poll_interval, and a margin
+
+
 def _marked_replica(primary_port: int, marker: str) -> RedisServer:
     r = RedisServer(replicaof=primary_port, extra_args=["--replica-read-only", "no"])
     try:

@@ -159,6 +159,7 @@ class EventWatcher:
 
     def __init__(self, ports: list, channels=CHANNELS):
         self.events: list = []
+        self._confirmed = 0
         self._lock = threading.Lock()
         self._socks = []
         self._threads = []
@@ -173,8 +174,6 @@ class EventWatcher:
         # every subscription confirmed before the test goes on
         wait_until(lambda: self._confirmed >= len(ports) * len(channels), 5,
                    what="test subscriber confirmed on every sentinel")
-
-    _confirmed = 0
 
     def _read(self, port: int, conn: RespConn):
         while True:
@@ -232,6 +231,8 @@ class FakeSentinel:
         self.primary_port = primary_port
         self.config_epoch = 1
         self.asked: list = []
+        self.subscriptions = 0     # SUBSCRIBE commands received
+        self.mute_pings = False    # True: a PING on a subscription is never answered
         self._lock = threading.Lock()
         self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -305,6 +306,8 @@ class FakeSentinel:
             if not isinstance(req, list) or not req:
                 return
             if subscribed and req[0].upper() == b"PING":
+                if self.mute_pings:
+                    continue
                 out = encode_command("pong", "")
             else:
                 out = self._answer(req)
@@ -316,6 +319,7 @@ class FakeSentinel:
                 subscribed = True
                 with self._lock:
                     self._subscribers.append(s)
+                    self.subscriptions += 1
 
     def close(self):
         self._closed = True
