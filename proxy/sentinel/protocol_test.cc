@@ -157,7 +157,8 @@ TEST_CASE("events: channels, the master they concern, +switch-master") {
 }
 
 TEST_CASE("subscription frames") {
-  PubsubMessage m = parsePubsub(bulks({"message", "+switch-master", "m 1.1.1.1 1 2.2.2.2 2"}));
+  const std::string frame = bulks({"message", "+switch-master", "m 1.1.1.1 1 2.2.2.2 2"});
+  PubsubMessage m = parsePubsub(frame);  // views into frame
   CHECK(m.kind == PubsubMessage::Kind::kMessage);
   CHECK(m.channel == "+switch-master");
   CHECK(m.payload == "m 1.1.1.1 1 2.2.2.2 2");
