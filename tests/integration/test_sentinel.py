@@ -150,6 +150,10 @@ class Load:
         return worst
 
 
+def primary_series(port: int) -> str:
+    return f'corral_sentinel_primary{{master="{MASTER}",address="127.0.0.1:{port}"}}'
+
+
 def monitor(port: int) -> RespConn:
     m = RespConn(port, timeout=5)
     assert m.cmd("MONITOR") == "OK"
@@ -217,7 +221,7 @@ def test_sigkill_primary_under_load(cluster, corral_factory):
     assert "sentinel primary switched" in c.stderr_text()
     m = c.metrics()
     assert m["corral_sentinel_primary_switches_total"] == 1
-    assert m[f'corral_sentinel_primary{{master="{MASTER}",address="127.0.0.1:{replica.port}"}}'] == 1
+    assert m[primary_series(replica.port)] == 1
 
 
 def test_sentinel_failover_under_load(cluster, corral_factory):
@@ -289,8 +293,7 @@ def test_every_sentinel_down_keeps_serving(cluster, corral_factory):
         m = c.metrics()
         for p in sentinels.ports:
             assert m[f'corral_sentinel_up{{sentinel="127.0.0.1:{p}"}}'] == 0
-        assert m[f'corral_sentinel_primary{{master="{MASTER}",address="127.0.0.1:{primary.port}"}}'] \
-            == 1
+        assert m[primary_series(primary.port)] == 1
         for i in range(50):
             assert cl.cmd("SET", "k", i) == "OK"
         assert primary.cmd("GET", "k") == b"49"

@@ -149,8 +149,8 @@ class _SocketConn(RespConn):
 
 class EventWatcher:
     """Subscribes to `channels` on every sentinel in `ports` and records each message as
-    (time.monotonic(), time.time(), port, channel, payload). first(channel) is the earliest time any of them
-    announced it. Reader threads end with close() (their sockets are shut down)."""
+    (time.monotonic(), time.time(), port, channel, payload). first(channel) is the earliest
+    time any of them announced it. Reader threads end with close(), which shuts the sockets."""
 
     CHANNELS = ("+switch-master", "+try-failover", "+sdown", "+odown", "+new-epoch",
                 "+vote-for-leader", "+elected-leader", "+selected-slave", "+promoted-slave",
