@@ -282,7 +282,17 @@ def test_every_sentinel_down_keeps_serving(cluster, corral_factory):
     c = corral_factory(sentinel_config(sentinels.addresses()))
     with c.client() as cl:
         assert cl.cmd("SET", "k", "before") == "OK"
-        for i in range(len(sentinels.ports)):
+        # One down is skipped: the others still answer.
+        sentinels.kill(0)
+        wait_until(lambda: c.metrics()["corral_sentinel_reachable"] == 2, 5,
+                   what="corral_sentinel_reachable 2")
+        m = c.metrics()
+        assert m[f'corral_sentinel_up{{sentinel="127.0.0.1:{sentinels.ports[0]}"}}'] == 0
+        assert m[f'corral_sentinel_up{{sentinel="127.0.0.1:{sentinels.ports[1]}"}}'] == 1
+        assert c.http_get("/ready") == (200, f"ready; primary 127.0.0.1:{primary.port} (sentinel "
+                                             f"master {MASTER}, 2 of 3 sentinels reachable)\n")
+        assert cl.cmd("SET", "k", "one-down") == "OK"
+        for i in range(1, len(sentinels.ports)):
             sentinels.kill(i)
         wait_until(lambda: c.metrics()["corral_sentinel_reachable"] == 0, 5,
                    what="corral_sentinel_reachable 0")
