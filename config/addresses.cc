@@ -165,10 +165,13 @@ std::optional<ListenAddress> listenWithReason(std::string_view s, bool allow_por
     a.path = std::string(path);
     return a;
   }
-  if (s.find("://") != std::string_view::npos) {
-    return fail("must be host:port, [ipv6]:port or unix:/path, not a URL");
+  std::string_view host_port = s;
+  if (s.size() > 6 && lowerAscii(s.substr(0, 6)) == "tls://") host_port = s.substr(6);
+  if (host_port.find("://") != std::string_view::npos) {
+    return fail("must be host:port, [ipv6]:port, tls://host:port or unix:/path");
   }
-  if (!hostPortWithReason(s, allow_port_zero, std::nullopt, &a, why)) return std::nullopt;
+  if (!hostPortWithReason(host_port, allow_port_zero, std::nullopt, &a, why)) return std::nullopt;
+  a.tls = host_port.size() != s.size();
   return a;
 }
 
@@ -187,9 +190,8 @@ std::optional<ParsedUpstream> upstreamWithReason(std::string_view s, std::string
     return p;
   }
   std::string scheme = lowerAscii(s.substr(0, scheme_end));
-  if (scheme == "rediss") return fail("rediss:// (TLS) is not supported by this version of corral");
-  if (scheme != "redis") {
-    return fail("must be host:port, unix:/path or redis://[user[:password]@]host:port[/db]");
+  if (scheme != "redis" && scheme != "rediss") {
+    return fail("must be host:port, unix:/path or redis[s]://[user[:password]@]host:port[/db]");
   }
   std::string_view rest = s.substr(scheme_end + 3);
   size_t at = rest.rfind('@');
@@ -235,6 +237,7 @@ std::optional<ParsedUpstream> upstreamWithReason(std::string_view s, std::string
       p.has_db = true;
     }
   }
+  p.addr.addr.tls = scheme == "rediss";
   p.addr.text = maskPassword(s);
   p.addr.addr.text = p.addr.text;
   return p;
@@ -293,10 +296,13 @@ std::string endpointText(const ListenAddress& a) {
 
 std::string addressLines(const Config& cfg) {
   std::string out;
-  for (const ListenAddress& l : cfg.listen) out += "listen " + endpointText(l) + "\n";
+  for (const ListenAddress& l : cfg.listen) {
+    out += "listen " + endpointText(l) + (l.tls ? " tls" : "") + "\n";
+  }
   if (cfg.admin.listen) out += "admin " + endpointText(*cfg.admin.listen) + "\n";
   auto upstream = [&out](const char* role, const UpstreamAddress& u) {
     out += std::string(role) + " " + endpointText(u.addr) + (u.password.empty() ? "" : " password");
+    if (u.addr.tls) out += " tls";
     out += "\n";
   };
   upstream("primary", cfg.upstream.primary);

@@ -154,6 +154,13 @@ class Loader {
   void walkAuthUser(const YAML::Node& key, const YAML::Node& value, const std::string& path,
                     std::map<std::string, std::string>* names);
   void crossCheck();
+  void crossCheckTls();
+  void walkTlsServer(const YAML::Node& value, const std::string& path);
+  void walkTlsClient(const YAML::Node& value, const std::string& path);
+  bool tlsVersion(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                  TlsVersion* out);
+  void tlsFile(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+               std::string* out);
 
   // ---- policies: origins, global, defaults, policies, policy_files ----
   using ParseFn = bool (*)(Loader&, PolicySpec&, const YAML::Node& key, const YAML::Node& value,
@@ -273,6 +280,10 @@ class Loader {
   std::optional<Located<std::string>> password_env_;
   std::optional<Located<std::string>> reconnect_min_;  // as written, when given and valid
   std::optional<Located<std::string>> reconnect_max_;
+  std::optional<YAML::Mark> tls_server_mark_;
+  std::optional<Located<std::string>> client_certs_;  // tls.client_certs, when written
+  std::vector<Located<std::string>> tls_files_;       // every TLS file named: checked readable
+  std::vector<ConfigError> refused_by_check_;
 };
 
 }  // namespace corral::config::detail

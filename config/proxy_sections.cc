@@ -132,6 +132,8 @@ bool Loader::walkUpstream(const YAML::Node& node, const std::string& prefix) {
          };
          walkMap(v, p, backoff);
        }},
+      {"tls",
+       [&](const YAML::Node&, const YAML::Node& v, const std::string& p) { walkTlsClient(v, p); }},
   };
   return walkMap(node, prefix, keys);
 }

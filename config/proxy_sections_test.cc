@@ -244,7 +244,7 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
       {"listen: 300.1.1.1:80\n" + p,
        {"t.yaml:1:9: listen: is not a valid host name or IP address (got 300.1.1.1:80)"}},
       {"listen: redis://x:1\n" + p,
-       {"t.yaml:1:9: listen: must be host:port, [ipv6]:port or unix:/path, not a URL "
+       {"t.yaml:1:9: listen: must be host:port, [ipv6]:port, tls://host:port or unix:/path "
         "(got redis://x:1)"}},
       // upstream addresses
       {"upstream: [h:1]\n", {"t.yaml:1:11: upstream: must be a mapping (got a list)"}},
@@ -254,19 +254,16 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
        {"t.yaml:2:12: upstream.primary: port must be a number from 1 to 65535 (got h:0)"}},
       {"upstream:\n  primary:\n",
        {"t.yaml:2:3: upstream.primary: must be host:port, unix:/path or "
-        "redis://[user[:password]@]host:port[/db] (got nothing)"}},
+        "redis[s]://[user[:password]@]host:port[/db] (got nothing)"}},
       {"upstream:\n  primary: redis://u:s3cret@h:1/99999999\n",
        {"t.yaml:2:12: upstream.primary: database must be a number from 0 to 1000000, as in "
         "redis://host:port/2 (got redis://u:***@h:1/99999999)"}},
       {"upstream:\n  primary: 'redis://u:p%zz@h:1'\n",
        {"t.yaml:2:12: upstream.primary: bad percent-encoding in the user or password (use %XX) "
         "(got redis://u:***@h:1)"}},
-      {"upstream:\n  primary: rediss://h:1\n",
-       {"t.yaml:2:12: upstream.primary: rediss:// (TLS) is not supported by this version of "
-        "corral (got rediss://h:1)"}},
       {"upstream:\n  primary: http://h:1\n",
        {"t.yaml:2:12: upstream.primary: must be host:port, unix:/path or "
-        "redis://[user[:password]@]host:port[/db] (got http://h:1)"}},
+        "redis[s]://[user[:password]@]host:port[/db] (got http://h:1)"}},
       {up + "  replicas: {a: 1}\n",
        {"t.yaml:3:13: upstream.replicas: must be an address or a list of addresses "
         "(got a mapping)"}},
@@ -302,7 +299,8 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
        {"t.yaml:3:22: upstream.reconnect_backoff: must be a mapping (got 1s)"}},
       // admin
       {"admin: {listen: }\n" + p,
-       {"t.yaml:1:9: admin.listen: must be host:port, [ipv6]:port or unix:/path (got nothing)"}},
+       {"t.yaml:1:9: admin.listen: must be host:port, [ipv6]:port, tls://host:port or "
+        "unix:/path (got nothing)"}},
       {"admin: {listen: 'h'}\n" + p,
        {"t.yaml:1:17: admin.listen: needs a port, as in host:port (got h)"}},
       {"admin: 9121\n" + p, {"t.yaml:1:8: admin: must be a mapping (got 9121)"}},

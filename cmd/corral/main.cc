@@ -101,6 +101,12 @@ int checkConfig(const std::string& path, bool print_addresses) {
     std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), r.errors.size());
     return 1;
   }
+  if (!print_addresses && !r.refused_by_check.empty()) {
+    for (const auto& e : r.refused_by_check) std::fprintf(stderr, "%s\n", e.format().c_str());
+    std::fprintf(stderr, "%s: loads, but refused: %zu setting(s) for tests only\n", path.c_str(),
+                 r.refused_by_check.size());
+    return 1;
+  }
   if (print_addresses) {
     std::printf("%s", corral::config::addressLines(*r.config).c_str());
   } else {

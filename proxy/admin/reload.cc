@@ -54,6 +54,7 @@ Loaded loadAndCompile(const std::string& path, policies::Registry& registry) {
   config::LoadResult r = config::loadConfigFile(path);
   Loaded out;
   out.errors = std::move(r.errors);
+  out.refused_by_check = std::move(r.refused_by_check);
   policies::Registry scratch;
   std::vector<config::ConfigError> compile_errors;
   const bool compiled = policies::PolicySet::compile(r.policy, scratch, &compile_errors) != nullptr;
