@@ -21,15 +21,16 @@ ALLOWED: dict[str, set[str]] = {
     "commands": set(),
     "proxy/codec": set(),
     "config": set(),
+    "proxy/tls": {"config"},
     "policies": {"config", "commands", "proxy/codec"},
     "proxy/loop": {"policies"},
-    "proxy/upstream": {"config", "policies", "proxy/codec", "proxy/loop"},
+    "proxy/upstream": {"config", "policies", "proxy/codec", "proxy/loop", "proxy/tls"},
     "proxy/origin": {"config", "policies"},
     "proxy/wiring": {"config", "policies", "proxy/loop", "proxy/upstream", "proxy/origin"},
     "proxy/net": {"config", "commands", "policies", "proxy/codec", "proxy/loop",
-                  "proxy/upstream", "proxy/wiring"},
-    "proxy/admin": {"config", "commands", "policies", "proxy/loop", "proxy/net"},
-    "cmd/corral": {"config", "proxy/admin", "proxy/loop", "proxy/net"},
+                  "proxy/tls", "proxy/upstream", "proxy/wiring"},
+    "proxy/admin": {"config", "commands", "policies", "proxy/loop", "proxy/net", "proxy/tls"},
+    "cmd/corral": {"config", "proxy/admin", "proxy/loop", "proxy/net", "proxy/tls"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

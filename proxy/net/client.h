@@ -42,6 +42,7 @@
 #include "proxy/net/command_kind.h"
 #include "proxy/net/session.h"
 #include "proxy/net/stats.h"
+#include "proxy/tls/stream.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::policies {
@@ -89,6 +90,12 @@ class Client final : public upstream::ReplySink {
   };
 
   void start();  // begins reading
+  // Before start(), for a client of a tls:// listener: every byte goes through a TLS stream.
+  bool startTls(std::shared_ptr<const tls::Context> ctx);
+  // A TLS client that has not finished its handshake within `timeout_ms` of connecting.
+  bool tlsHandshakeLate(int64_t now_ms, int64_t timeout_ms) const {
+    return tls_handshaking_ && now_ms - created_ms_ >= timeout_ms;
+  }
 
   // upstream::ReplySink: replies of shared connections (by seq), and every frame of the
   // dedicated connection (kPipeFrame) and its end (kPipeClosed).
@@ -121,6 +128,7 @@ class Client final : public upstream::ReplySink {
   uint32_t inflightRefs() const { return inflight_refs_; }
   size_t pendingCount() const { return pending_.size(); }
   uint64_t id() const { return id_; }
+  const std::string& peer() const { return peer_; }
   bool hasDedicated() const { return dedicated_ != nullptr; }
   SessionState sessionState() const { return st_; }
   int64_t lastActiveMs() const { return last_active_ms_; }
@@ -374,6 +382,14 @@ class Client final : public upstream::ReplySink {
   uint32_t tx_queued_ = 0;  // commands queued by Redis in the current transaction
   std::unique_ptr<upstream::Connection> dedicated_;
   std::unique_ptr<Extras> extras_;
+  // --- client_tls.cc: the socket, or the TLS stream of a tls:// client. recv/send results
+  // with errno set (EPROTO: the TLS stream failed; ioError() says why).
+  ssize_t readSome(char* buf, size_t cap);
+  ssize_t writeSome(const char* buf, size_t len);
+  std::string ioError() const;
+  int eventPriority() const;
+  std::unique_ptr<tls::Stream> tls_;
+  bool tls_handshaking_ = false;
 
   friend class Worker;
 };

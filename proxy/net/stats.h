@@ -74,6 +74,9 @@ struct Stats {
     Counter dedicated;                   // gauge: dedicated connections held by clients
     Counter auth_failures;               // AUTH / HELLO AUTH with wrong credentials
     Counter slow_consumers;              // subscribers cut off at limits.pubsub_*_bytes
+    Counter tls_handshakes;              // TLS clients whose handshake completed
+    Counter tls_failures;                // TLS clients refused (handshake or record error)
+    Counter tls_timeouts;                // TLS clients closed at tls.handshake_timeout
     CommandCounters per_command;         // calls, indexed by CommandInfo::id
     CommandCounters per_command_errors;  // error replies (Redis's or corral's), the same way
     // Request latency, from the read that brought the request to the read that brought its

@@ -89,8 +89,16 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
       stats_(shared.stats.blocks.at(static_cast<size_t>(index)).get()),
       listeners_(std::move(listeners)),
       read_scratch_(new char[kReadScratch]) {
-  loop_.base = event_base_new();
+  // Three priorities: everything runs at the default (1) but TLS handshakes (kPriorityHandshake),
+  // which run only when nothing else is ready, and at most kHandshakeStepsPerTurn of them before
+  // the loop looks for other work again: 2,000 apps reconnecting at once do not stall the others.
+  event_config* ec = event_config_new();
+  event_config_set_max_dispatch_interval(ec, nullptr, kHandshakeStepsPerTurn, kPriorityHandshake);
+  loop_.base = event_base_new_with_config(ec);
+  event_config_free(ec);
+  event_base_priority_init(loop_.base, kPriorities);
   loop_.ids = &shared.ids;
+  loop_.tls = shared.tls_upstream.get();
   if (shared.workers.size() <= static_cast<size_t>(index)) {
     shared.workers.resize(static_cast<size_t>(index) + 1);
   }
@@ -190,6 +198,8 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
 }
 
 void Worker::acceptFrom(int lfd) {
+  bool tls = false;
+  for (const ListenSocket& l : listeners_) tls = tls || (l.fd == lfd && l.tls);
   for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
     int fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
@@ -203,9 +213,13 @@ void Worker::acceptFrom(int lfd) {
     if (now > shared_.max_clients.load(std::memory_order_relaxed)) {
       shared_.clients.fetch_sub(1, std::memory_order_relaxed);
       stats_->connections_rejected.add();
-      // Best effort, like Redis: the socket is new, so the short reply fits its buffer.
-      ssize_t ignored = ::send(fd, kMaxClientsReply.data(), kMaxClientsReply.size(), MSG_NOSIGNAL);
-      (void)ignored;
+      // Best effort, like Redis: the socket is new, so the short reply fits its buffer. (A TLS
+      // client could not read it before a handshake: it is only closed.)
+      if (!tls) {
+        ssize_t ignored =
+            ::send(fd, kMaxClientsReply.data(), kMaxClientsReply.size(), MSG_NOSIGNAL);
+        (void)ignored;
+      }
       ::close(fd);
       log()->debug("client rejected: max clients reached limit={}",
                    shared_.max_clients.load(std::memory_order_relaxed));
@@ -215,12 +229,18 @@ void Worker::acceptFrom(int lfd) {
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on unix
     const uint64_t id = shared_.next_client_id.fetch_add(1, std::memory_order_relaxed);
     auto* c = new Client(*this, fd, id, peerName(fd));
+    const bool tls_failed = tls && !c->startTls(shared_.tls_server->current());
     c->index_ = all_clients_.size();
     all_clients_.push_back(c);
     stats_->connections_accepted.add();
     stats_->clients.add();
     c->start();
-    if (draining_) c->beginDrain();
+    if (tls_failed) {
+      log()->warn("TLS client refused: cannot start a TLS stream err={}", tls::lastError());
+      c->closeNow("TLS setup failed");
+    } else if (draining_) {
+      c->beginDrain();
+    }
   }
 }
 
@@ -438,8 +458,17 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
   // Once a second, clients idle for a second give back their buffers.
   if (self->loop_.now_ms - self->idle_sweep_ms_ >= 1000) {
     self->idle_sweep_ms_ = self->loop_.now_ms;
+    std::vector<Client*> late;
+    const int64_t handshake_ms = self->cfg_.tls.handshake_timeout.count();
     for (Client* c : self->all_clients_) {
       if (self->loop_.now_ms - c->lastActiveMs() >= 1000) c->releaseIdleMemory();
+      if (c->tlsHandshakeLate(self->loop_.now_ms, handshake_ms)) late.push_back(c);
+    }
+    for (Client* c : late) {
+      self->stats_->tls_timeouts.add();
+      log()->info("client TLS handshake timeout id={} peer={} timeout_ms={}", c->id(), c->peer(),
+                  handshake_ms);
+      c->closeNow("TLS handshake timeout");
     }
   }
   self->stats_->upstreams_ready.set(ready);

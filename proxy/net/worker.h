@@ -30,6 +30,7 @@
 #include "proxy/net/armed.h"
 #include "proxy/net/auth.h"
 #include "proxy/net/stats.h"
+#include "proxy/tls/context.h"
 #include "proxy/upstream/upstream.h"
 #include "proxy/wiring/policy_runtime.h"
 
@@ -50,6 +51,10 @@ struct SharedState {
   int64_t started_ms = 0;  // monotonic, set before the workers start
   Stats stats;
   std::unique_ptr<const Authenticator> auth;  // client AUTH (auth.users); set before start
+  // TLS contexts (null when not configured): `tls:` for tls:// listeners, `upstream.tls` for
+  // rediss:// upstreams. Set before start; the main thread reloads them when their files change.
+  std::unique_ptr<tls::Holder> tls_server;
+  std::unique_ptr<tls::Holder> tls_upstream;
   // Every worker, by index; filled as they are made, before any starts (read-only then).
   std::vector<Worker*> workers;
 
@@ -79,6 +84,7 @@ struct SharedState {
 struct ListenSocket {
   int fd = -1;
   std::string text;
+  bool tls = false;  // a tls:// listener: its clients get a TLS stream
 };
 
 class Worker {
@@ -109,6 +115,11 @@ class Worker {
   // Scratch space for one recv: idle clients keep no input buffer of their own.
   char* readScratch() { return read_scratch_.get(); }
   static constexpr size_t kReadScratch = 64 * 1024;
+  // Event priorities (see the constructor): TLS handshakes run last, a few per loop turn.
+  static constexpr int kPriorities = 3;
+  static constexpr int kPriorityDefault = 1;
+  static constexpr int kPriorityHandshake = 2;
+  static constexpr int kHandshakeStepsPerTurn = 4;
   // Scratch string for re-encoding inline commands and local replies.
   std::string& scratch() { return scratch_; }
   // Where clients parse their requests into (valid until the next request is parsed), and

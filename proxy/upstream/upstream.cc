@@ -171,6 +171,13 @@ void Connection::connectNow() {
     return;
   }
   fd_ = fd;
+  if (addr_.addr.tls) {
+    std::string tls_err;
+    if (!startTls(&tls_err)) {
+      fail("unavailable", Then::kBackoff, "TLS: " + tls_err);
+      return;
+    }
+  }
   rev_ = event_new(ctx_.base, fd_, EV_READ | EV_PERSIST, &Connection::onEvent, this);
   wev_ = event_new(ctx_.base, fd_, EV_WRITE | EV_PERSIST, &Connection::onEvent, this);
   state_ = State::kConnecting;
@@ -263,7 +270,14 @@ void Connection::onEvent(evutil_socket_t, short what, void* arg) {
   self->ctx_.now_us = loop::monotonicUs();
   if (what & EV_READ) {
     self->onReadable();
+    // TLS: a write that waited for the handshake (or for any read) can go on now.
+    if (self->tls_ != nullptr && self->fd_ >= 0 && !self->out_.empty()) self->flush();
   } else if (what & EV_WRITE) {
+    if (self->read_wants_write_) {
+      self->read_wants_write_ = false;
+      self->onReadable();
+      if (self->fd_ < 0) return;
+    }
     self->onWritable();
   }
 }
@@ -297,6 +311,7 @@ void Connection::onConnected() {
 
 void Connection::onHandshakeDone() {
   state_ = State::kReady;
+  if (tls_ != nullptr) saveTlsSession();
   if (down_ || failures_ > 0) {
     log()->info("upstream ready addr={} after_failures={} down_for_ms={}", addr_.text, failures_,
                 ctx_.now_ms - down_since_ms_);
@@ -314,11 +329,11 @@ void Connection::flush() {
   dirty_ = false;
   if (state_ != State::kReady && state_ != State::kHandshake) return;
   while (!out_.empty()) {
-    ssize_t n = ::send(fd_, out_.readPtr(), out_.readable(), MSG_NOSIGNAL);
+    ssize_t n = sendSome(out_.readPtr(), out_.readable());
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      fail("unavailable", Then::kBackoff, std::string("write failed: ") + std::strerror(errno));
+      fail("unavailable", Then::kBackoff, ioError("write failed"));
       return;
     }
     out_.consume(static_cast<size_t>(n));
@@ -335,14 +350,15 @@ void Connection::flush() {
     out_.shrinkIfEmpty(kReadChunk);
     armWrite(false);
   } else {
-    armWrite(true);
+    // A TLS write waiting to read (its handshake) is resumed by the read event, not this one.
+    armWrite(tls_ == nullptr || tls_->wantsWrite());
   }
 }
 
 void Connection::onReadable() {
   for (int i = 0; i < kMaxReadsPerEvent; ++i) {
     in_.reserve(kReadChunk);
-    ssize_t n = ::recv(fd_, in_.writePtr(), in_.writable(), 0);
+    ssize_t n = recvSome(in_.writePtr(), in_.writable());
     if (n == 0) {
       fail("unavailable", Then::kBackoff, "closed by the server");
       return;
@@ -350,7 +366,7 @@ void Connection::onReadable() {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      fail("unavailable", Then::kBackoff, std::string("read failed: ") + std::strerror(errno));
+      fail("unavailable", Then::kBackoff, ioError("read failed"));
       return;
     }
     in_.commit(static_cast<size_t>(n));
@@ -401,9 +417,12 @@ void Connection::onReadable() {
       }
       in_.consume(r.consumed);
     }
-    if (static_cast<size_t>(n) < kReadChunk) break;  // drained the socket
+    // A short read drained the socket; TLS reads one record at a time, so go on until kAgain.
+    if (static_cast<size_t>(n) < kReadChunk && tls_ == nullptr) break;
   }
   if (in_.empty()) in_.shrinkIfEmpty(kReadChunk);
+  // Records OpenSSL already decrypted do not make the socket readable: come back for them.
+  if (tls_ != nullptr && tls_->pending()) event_active(rev_, EV_READ, 0);
 }
 
 // Corral's own handshake replies, read with codec::FrameReader like every reply corral looks
@@ -515,6 +534,8 @@ void Connection::fail(std::string_view why, Then then, std::string_view reason) 
     event_free(rev_);
     event_free(wev_);
     rev_ = wev_ = nullptr;
+    tls_.reset();
+    read_wants_write_ = false;
     ::close(fd_);
     fd_ = -1;
   }
@@ -615,6 +636,14 @@ void Connection::tick() {
       }
       return;
     case State::kHandshake:
+      // A TLS peer that never finishes its handshake is a connect failure (backoff), not a
+      // command timeout (which reconnects at once).
+      if (tls_ != nullptr && !tls_->handshakeDone() &&
+          now - connect_started_ms_ >= cfg_.connect_timeout.count()) {
+        fail("unavailable", Then::kBackoff, "TLS: handshake timeout");
+        return;
+      }
+      break;
     case State::kReady:
       break;
   }

@@ -37,6 +37,8 @@
 #include "proxy/codec/buffer.h"
 #include "proxy/codec/resp.h"
 #include "proxy/codec/ring.h"
+#include "proxy/tls/context.h"
+#include "proxy/tls/stream.h"
 
 namespace corral::upstream {
 
@@ -89,6 +91,8 @@ class IdRegistry {
 struct Counters {
   std::atomic<uint64_t> handshake_failures{0};  // AUTH/SELECT refused (NOAUTH, WRONGPASS, ...)
   std::atomic<uint64_t> replies_too_large{0};   // replies dropped at limits.max_reply_bytes
+  std::atomic<uint64_t> tls_failures{0};        // TLS handshakes or records refused
+  std::atomic<uint64_t> tls_resumed{0};         // TLS handshakes that resumed a session
 };
 Counters& counters();
 
@@ -96,6 +100,11 @@ Counters& counters();
 // of connections with bytes to write at the end of this loop turn.
 struct LoopContext {
   event_base* base = nullptr;
+  // upstream.tls: the context for rediss:// upstreams (null when none is configured), and the
+  // TLS session last agreed with each server (by address text), resumed on reconnect.
+  tls::Holder* tls = nullptr;
+  std::unordered_map<std::string, std::unique_ptr<SSL_SESSION, void (*)(SSL_SESSION*)>>
+      tls_sessions;
   int64_t now_ms = 0;  // monotonic, refreshed once per loop turn
   int64_t now_us = 0;  // precise monotonic, refreshed when a socket becomes readable
   std::vector<Connection*> dirty;
@@ -198,6 +207,12 @@ class Connection {
   bool replyTooLarge();
   void markDirty();
   void armWrite(bool on);
+  // The socket or, on TLS, the stream (upstream_tls.cc): recv/send results with errno set.
+  bool startTls(std::string* err);
+  ssize_t recvSome(char* buf, size_t cap);
+  ssize_t sendSome(const char* buf, size_t len);
+  void saveTlsSession();
+  std::string ioError(std::string_view what) const;
 
   LoopContext& ctx_;
   const config::UpstreamAddress addr_;
@@ -217,6 +232,8 @@ class Connection {
   int fd_ = -1;
   event* rev_ = nullptr;
   event* wev_ = nullptr;
+  std::unique_ptr<tls::Stream> tls_;  // rediss://: set from connect to close
+  bool read_wants_write_ = false;     // TLS: a read waits for the socket to take a write
   codec::Buffer out_;
   codec::Buffer in_;
   codec::ReplyParser parser_;
