@@ -12,6 +12,7 @@
 #include "proxy/loop/clock.h"
 #include "proxy/net/metrics_table.h"
 #include "proxy/net/prometheus.h"
+#include "proxy/tls/context.h"
 
 namespace corral::admin {
 namespace {
@@ -114,6 +115,19 @@ std::string AdminServer::metricsText() const {
            "Replies over limits.max_reply_bytes, dropped (the request got an error).");
   w.sample("corral_upstream_replies_too_large_total",
            up.replies_too_large.load(std::memory_order_relaxed));
+  w.header("corral_upstream_tls_failures_total", net::MetricType::kCounter,
+           "Upstream TLS handshakes or records refused (the log line says why).");
+  w.sample("corral_upstream_tls_failures_total", up.tls_failures.load(std::memory_order_relaxed));
+  w.header("corral_upstream_tls_resumed_total", net::MetricType::kCounter,
+           "Upstream TLS handshakes that resumed an earlier session.");
+  w.sample("corral_upstream_tls_resumed_total", up.tls_resumed.load(std::memory_order_relaxed));
+  const tls::Counters& tc = tls::counters();
+  w.header("corral_tls_reloads_total", net::MetricType::kCounter,
+           "TLS certificates reloaded after their files changed.");
+  w.sample("corral_tls_reloads_total", tc.reloads.load(std::memory_order_relaxed));
+  w.header("corral_tls_reload_failures_total", net::MetricType::kCounter,
+           "Changed TLS files refused (the old certificate stays in force).");
+  w.sample("corral_tls_reload_failures_total", tc.reload_failures.load(std::memory_order_relaxed));
   shared_.policy_registry.appendMetrics(out);
   w.header("corral_config_reload_failures_total", net::MetricType::kCounter,
            "Config reloads rejected.");

@@ -48,11 +48,12 @@ Stream::~Stream() { SSL_free(ssl_); }
 
 SSL_SESSION* Stream::session() const {
   SSL_SESSION* s = SSL_get1_session(ssl_);
-  if (s != nullptr && SSL_SESSION_is_resumable(s) != 1) {
-    SSL_SESSION_free(s);
-    return nullptr;
-  }
-  return s;
+  if (s == nullptr) return nullptr;
+  // A copy: when this connection ends without a close_notify (a killed server, a timeout),
+  // SSL_free marks its own session not resumable, and that would be the one kept.
+  SSL_SESSION* copy = SSL_SESSION_is_resumable(s) == 1 ? SSL_SESSION_dup(s) : nullptr;
+  SSL_SESSION_free(s);
+  return copy;
 }
 
 ssize_t Stream::read(char* buf, size_t cap) {

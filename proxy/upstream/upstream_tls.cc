@@ -4,9 +4,18 @@
 #include <cerrno>
 #include <cstring>
 
+#include "config/logging.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::upstream {
+namespace {
+
+const std::shared_ptr<spdlog::logger>& log() {
+  static const auto logger = logging::get("upstream");
+  return logger;
+}
+
+}  // namespace
 
 bool Connection::startTls(std::string* err) {
   if (ctx_.tls == nullptr) {
@@ -28,6 +37,8 @@ bool Connection::startTls(std::string* err) {
 void Connection::saveTlsSession() {
   if (tls_->resumed()) counters().tls_resumed.fetch_add(1, std::memory_order_relaxed);
   SSL_SESSION* s = tls_->session();
+  log()->debug("upstream TLS ready addr={} version={} resumed={} session_saved={}", addr_.text,
+               tls_->version(), tls_->resumed(), s != nullptr);
   if (s == nullptr) return;
   auto it = ctx_.tls_sessions.find(addr_.text);
   if (it != ctx_.tls_sessions.end()) {
