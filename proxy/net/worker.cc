@@ -1,6 +1,7 @@
 #include "proxy/net/worker.h"
 
 #include <arpa/inet.h>
+#include <event2/dns.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -99,6 +100,13 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   event_base_priority_init(loop_.base, kPriorities);
   loop_.ids = &shared.ids;
   loop_.tls = shared.tls_upstream.get();
+  // Upstream host names (managed services give names): /etc/hosts, then resolv.conf's servers.
+  loop_.dns = evdns_base_new(loop_.base,
+                             EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  if (loop_.dns == nullptr) {  // no usable resolv.conf: names from /etc/hosts only
+    loop_.dns = evdns_base_new(loop_.base, 0);
+    if (loop_.dns != nullptr) evdns_base_load_hosts(loop_.dns, nullptr);
+  }
   if (shared.workers.size() <= static_cast<size_t>(index)) {
     shared.workers.resize(static_cast<size_t>(index) + 1);
   }
@@ -147,6 +155,7 @@ Worker::~Worker() {
   }
   if (tick_ev_ != nullptr) event_free(tick_ev_);
   if (control_ev_ != nullptr) event_free(control_ev_);
+  if (loop_.dns != nullptr) evdns_base_free(loop_.dns, /*fail_requests=*/1);
   if (loop_.base != nullptr) event_base_free(loop_.base);
 }
 

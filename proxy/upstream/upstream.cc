@@ -60,39 +60,6 @@ const std::shared_ptr<spdlog::logger>& log() {
   return logger;
 }
 
-// Resolves addr into a sockaddr. Numeric addresses never block; a host name is resolved with
-// getaddrinfo, which does block the loop (acceptable for a sidecar whose upstream is usually
-// an IP or a local name; noted in proxy/upstream/README.md).
-bool resolve(const config::ListenAddress& addr, sockaddr_storage& ss, socklen_t& len,
-             std::string& err) {
-  std::memset(&ss, 0, sizeof(ss));
-  if (addr.kind == config::ListenAddress::Kind::kUnix) {
-    auto* un = reinterpret_cast<sockaddr_un*>(&ss);
-    if (addr.path.size() >= sizeof(un->sun_path)) {
-      err = "unix socket path too long";
-      return false;
-    }
-    un->sun_family = AF_UNIX;
-    std::memcpy(un->sun_path, addr.path.c_str(), addr.path.size() + 1);
-    len = sizeof(sockaddr_un);
-    return true;
-  }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  std::string port = std::to_string(addr.port);
-  int rc = getaddrinfo(addr.host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0 || res == nullptr) {
-    err = gai_strerror(rc);
-    return false;
-  }
-  std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
-  len = res->ai_addrlen;
-  freeaddrinfo(res);
-  return true;
-}
-
 uint64_t jitterSeed(const std::string& text) {
   std::random_device rd;
   return (static_cast<uint64_t>(rd()) << 32) ^ std::hash<std::string>{}(text);
@@ -145,15 +112,33 @@ void Connection::start() {
 }
 
 void Connection::connectNow() {
-  sockaddr_storage ss;
-  socklen_t len = 0;
-  std::string err;
   ++attempts_;
   connect_started_ms_ = ctx_.now_ms;
-  if (!resolve(addr_.addr, ss, len, err)) {
+  SockAddr sa;
+  std::string err;
+  if (resolveNow(addr_.addr, &sa, &err)) {
+    connectTo(sa);
+    return;
+  }
+  if (!err.empty()) {
     fail("unavailable", Then::kBackoff, "resolve failed: " + err);
     return;
   }
+  // A host name: looked up on every attempt, without blocking the loop. Until the answer the
+  // connection is kConnecting with no socket; connect_timeout covers the lookup too.
+  state_ = State::kConnecting;
+  lookup_.start(ctx_.dns, addr_.addr, [this](bool ok, const SockAddr& a, const std::string& e) {
+    if (ok) {
+      connectTo(a);
+    } else {
+      fail("unavailable", Then::kBackoff, "resolve failed: " + e);
+    }
+  });
+}
+
+void Connection::connectTo(const SockAddr& sa) {
+  const sockaddr_storage& ss = sa.ss;
+  const socklen_t len = sa.len;
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     fail("unavailable", Then::kBackoff, std::string("socket failed: ") + std::strerror(errno));
@@ -163,7 +148,7 @@ void Connection::connectNow() {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   }
-  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
+  int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&ss), len);
   if (rc != 0 && errno != EINPROGRESS) {
     const std::string reason = std::string("connect failed: ") + std::strerror(errno);
     ::close(fd);
@@ -530,6 +515,7 @@ bool Connection::replyTooLarge() {
 }
 
 void Connection::fail(std::string_view why, Then then, std::string_view reason) {
+  lookup_.cancel();
   if (fd_ >= 0) {
     event_free(rev_);
     event_free(wev_);

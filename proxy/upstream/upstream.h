@@ -39,6 +39,7 @@
 #include "proxy/codec/ring.h"
 #include "proxy/tls/context.h"
 #include "proxy/tls/stream.h"
+#include "proxy/upstream/resolve.h"
 
 namespace corral::upstream {
 
@@ -100,6 +101,7 @@ Counters& counters();
 // of connections with bytes to write at the end of this loop turn.
 struct LoopContext {
   event_base* base = nullptr;
+  evdns_base* dns = nullptr;  // host names of upstreams (resolve.h)
   // upstream.tls: the context for rediss:// upstreams (null when none is configured), and the
   // TLS session last agreed with each server (by address text), resumed on reconnect.
   tls::Holder* tls = nullptr;
@@ -190,6 +192,7 @@ class Connection {
   void onConnected();
   void onHandshakeDone();
   void connectNow();
+  void connectTo(const SockAddr& addr);
   enum class Then : uint8_t { kBackoff, kReconnect, kStay };
   // Closes the socket and fails every in-flight request with `why` ("unavailable" or
   // "timeout"), then backs off (the server is down, or refused the handshake: `reason` says
@@ -232,6 +235,7 @@ class Connection {
   int fd_ = -1;
   event* rev_ = nullptr;
   event* wev_ = nullptr;
+  Lookup lookup_;                     // the host name being looked up (connectNow)
   std::unique_ptr<tls::Stream> tls_;  // rediss://: set from connect to close
   bool read_wants_write_ = false;     // TLS: a read waits for the socket to take a write
   codec::Buffer out_;
