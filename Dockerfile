@@ -24,7 +24,7 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 \
-      libevent-pthreads-2.1-7 libspdlog1.10 libfmt9 libyaml-cpp0.7 libssl3 ca-certificates \
+      libevent-pthreads-2.1-7 libevent-openssl-2.1-7 libspdlog1.10 libfmt9 libyaml-cpp0.7 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin corral

@@ -257,12 +257,12 @@ std::optional<std::string> httpUrlWithReason(std::string_view s, std::string* wh
     if (why != nullptr) *why = reason;
     return std::nullopt;
   };
-  static constexpr const char* kUrlRule = "must be an http:// URL like http://127.0.0.1:8080";
+  static constexpr const char* kUrlRule =
+      "must be an http:// or https:// URL like http://127.0.0.1:8080";
   size_t scheme_end = s.find("://");
   if (scheme_end == std::string_view::npos) return fail(kUrlRule);
   std::string scheme = lowerAscii(s.substr(0, scheme_end));
-  if (scheme == "https") return fail("https origins are not supported by this version of corral");
-  if (scheme != "http") return fail(kUrlRule);
+  if (scheme != "http" && scheme != "https") return fail(kUrlRule);
   std::string_view rest = s.substr(scheme_end + 3);
   for (char c : rest) {
     auto u = static_cast<unsigned char>(c);
@@ -279,11 +279,12 @@ std::optional<std::string> httpUrlWithReason(std::string_view s, std::string* wh
   }
   if (authority.empty()) return fail("needs a host, as in http://host:port");
   ListenAddress a;
-  if (!hostPortWithReason(authority, /*allow_port_zero=*/false, kDefaultHttpPort, &a, why)) {
+  const uint16_t default_port = scheme == "https" ? 443 : kDefaultHttpPort;
+  if (!hostPortWithReason(authority, /*allow_port_zero=*/false, default_port, &a, why)) {
     return std::nullopt;
   }
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  return "http://" + std::string(authority) + std::string(path);
+  return scheme + "://" + std::string(authority) + std::string(path);
 }
 
 }  // namespace detail

@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "policies": {"config", "commands", "proxy/codec"},
     "proxy/loop": {"policies"},
     "proxy/upstream": {"config", "policies", "proxy/codec", "proxy/loop", "proxy/tls"},
-    "proxy/origin": {"config", "policies"},
+    "proxy/origin": {"config", "policies", "proxy/tls"},
     "proxy/wiring": {"config", "policies", "proxy/loop", "proxy/upstream", "proxy/origin"},
     "proxy/net": {"config", "commands", "policies", "proxy/codec", "proxy/loop",
                   "proxy/tls", "proxy/upstream", "proxy/wiring"},

@@ -122,7 +122,7 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   event_add(tick_ev_, &tv);
   control_ev_ = event_new(loop_.base, -1, 0, &Worker::onControl, this);
   policies_ = std::make_unique<wiring::PolicyRuntime>(
-      loop_.base, index, shared.policy_registry,
+      loop_.base, loop_.dns, index, shared.policy_registry,
       [this] { return route(false, 0, cfg_.upstream.primary.db); });
   syncPolicies();
 

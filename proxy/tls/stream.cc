@@ -25,6 +25,12 @@ std::unique_ptr<Stream> Stream::connect(std::shared_ptr<const Context> ctx, int 
   std::unique_ptr<Stream> s(new Stream(std::move(ctx), ssl));
   SSL_set_fd(ssl, fd);
   SSL_set_connect_state(ssl);
+  expectServer(ssl, name, verify);
+  if (resume != nullptr) SSL_set_session(ssl, resume);
+  return s;
+}
+
+void expectServer(SSL* ssl, const std::string& name, bool verify) {
   in6_addr ip6;
   in_addr ip4;
   const bool is_ip =
@@ -40,8 +46,6 @@ std::unique_ptr<Stream> Stream::connect(std::shared_ptr<const Context> ctx, int 
       SSL_set1_host(ssl, name.c_str());
     }
   }
-  if (resume != nullptr) SSL_set_session(ssl, resume);
-  return s;
 }
 
 Stream::~Stream() { SSL_free(ssl_); }

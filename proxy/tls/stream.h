@@ -14,6 +14,11 @@
 
 namespace corral::tls {
 
+// Sets up a client SSL for a server called `name` (a DNS name or an IP address): SNI for a
+// name, and, when `verify`, the name or address the certificate must carry. Shared by the
+// upstream streams and the https origins.
+void expectServer(SSL* ssl, const std::string& name, bool verify);
+
 class Stream {
  public:
   // read()/write() results other than a byte count.

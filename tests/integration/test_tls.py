@@ -9,6 +9,7 @@ after a restart (with session resumption), insecure refused by --check-config.
 Certificates come from the openssl command line (tests/support/certs.py).
 """
 
+import json
 import os
 import shutil
 import ssl
@@ -321,3 +322,39 @@ def test_insecure_runs_but_check_config_refuses_it(corral_factory, certs, tmp_pa
                               capture_output=True, text=True, timeout=10)
         assert proc.returncode == 1
         assert "upstream.tls.insecure: turns off certificate and host name checks" in proc.stderr
+
+
+# ---- fill origins over https
+
+def https_fill_config(redis_port, origin, certs, ca):
+    cfg = corral_config(redis_port)
+    cfg["global"] = {"fill_secret": "tls-test-fill-secret-0123456789abcdef"}
+    cfg["origins"] = {"users": {"base_url": origin.url, "timeout": "2s", "ca_file": certs.path(ca)}}
+    cfg["policies"] = [{"name": "user", "match": "user:<id:u64>", "ttl": {"default": "60s"},
+                        "fill": {"origin": "users", "path": "/v1/users/<id>"},
+                        "stampede": {"single_flight": "local"}}]
+    return cfg
+
+
+def test_fill_from_an_https_origin(redis_server, corral_factory, certs):
+    from sample_origin import SampleOrigin
+    with SampleOrigin(host="localhost", tls_cert=certs.path("server"),
+                      tls_key=certs.path("server", "key")) as o:
+        assert o.url.startswith("https://localhost:")
+        c = corral_factory(https_fill_config(redis_server.port, o, certs, "ca"))
+        with RespConn(c.port) as p:
+            v = p.cmd("GET", "user:7")
+            assert isinstance(v, bytes) and json.loads(v)["id"] == "7", v
+        assert redis_server.cmd("GET", "user:7") == v
+
+
+def test_https_origin_with_an_unknown_ca_is_refused(redis_server, corral_factory, certs):
+    from sample_origin import SampleOrigin
+    with SampleOrigin(host="localhost", tls_cert=certs.path("server"),
+                      tls_key=certs.path("server", "key")) as o:
+        c = corral_factory(https_fill_config(redis_server.port, o, certs, "other_ca"))
+        with RespConn(c.port) as p:
+            assert p.cmd("GET", "user:8") is None  # the fill failed: a miss, as documented
+        assert redis_server.cmd("EXISTS", "user:8") == 0
+        wait_until(lambda: "certificate verify failed" in c.stderr_text(), 3,
+                   what="the TLS reason logged")
