@@ -266,7 +266,7 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db,
   return prim;  // no healthy replica: the primary serves reads too
 }
 
-std::unique_ptr<upstream::Connection> Worker::acquireDedicated(const UserPools::Pool* user, int db,
+std::unique_ptr<upstream::Connection> Worker::acquireDedicated(UserPools::Pool* user, int db,
                                                                uint64_t owner_id, Client* owner,
                                                                std::string_view* error) {
   static const std::string kTooMany =
@@ -275,8 +275,10 @@ std::unique_ptr<upstream::Connection> Worker::acquireDedicated(const UserPools::
     *error = kTooMany;
     return nullptr;
   }
-  // While the primary is down a new connection would fail too: say so at once.
-  upstream::Connection* primary = route(false, 0, cfg_.upstream.primary.db);
+  // While the primary is down a new connection would fail too: say so at once. (A user of its
+  // own asks its pool: corral's credentials may be refused where the user's are not.)
+  upstream::Connection* primary = user != nullptr ? user_pools_->connection(*user, db, 0)
+                                                  : route(false, 0, cfg_.upstream.primary.db);
   if (!primary->accepting()) {
     *error = primary->unavailableError();
     return nullptr;

@@ -153,7 +153,7 @@ class Worker {
   // down. Give it back with releaseDedicated(), which closes it at the end of the loop turn
   // (never from inside one of its own callbacks).
   // `user`: the pool of the client's own credentials (passthrough), or nullptr for corral's.
-  std::unique_ptr<upstream::Connection> acquireDedicated(const UserPools::Pool* user, int db,
+  std::unique_ptr<upstream::Connection> acquireDedicated(UserPools::Pool* user, int db,
                                                          uint64_t owner_id, Client* owner,
                                                          std::string_view* error);
   void releaseDedicated(Client* owner, std::unique_ptr<upstream::Connection> conn);

@@ -421,3 +421,29 @@ def test_credentials_never_shown(acl_redis, corral_factory):
         assert {x["user"] for x in listed} == {"app", "other"}, listed
     shown.append(acl_redis.cmd("CLIENT", "LIST"))
     _assert_no_secrets(c, *shown)
+
+
+def test_redis_requiring_auth_with_no_credentials_of_corral(corral_factory):
+    """A deployment where only the apps hold credentials: corral's own pool cannot log in, yet a
+    client that logs in gets shared, dedicated and RESP3 connections as its user."""
+    with RedisServer(password=REQUIREPASS) as r:
+        with RespConn(r.port) as admin:
+            assert admin.cmd("AUTH", REQUIREPASS) == "OK"
+            assert admin.cmd("ACL", "SETUSER", "app", *APP_ACL) == "OK"
+        c = _corral(corral_factory, r, unauthenticated="refuse")
+        with c.client() as cl:
+            assert cl.cmd("GET", "app:1") == RespError("NOAUTH Authentication required.")
+            _login(cl, "app", APP_PW)
+            assert cl.cmd("SET", "app:1", "v") == "OK"
+            assert cl.cmd("MULTI") == "OK"
+            assert cl.cmd("GET", "app:1") == "QUEUED"
+            assert cl.cmd("EXEC") == [b"v"]
+            assert cl.cmd("BLPOP", "app:q", "0.05") is None
+            r3 = cl.cmd("HELLO", "3")
+            assert isinstance(r3, dict) and r3[b"proto"] == 3, r3
+            assert cl.cmd("ACL", "WHOAMI") == b"app"
+        with c.client() as cl:
+            assert cl.cmd("AUTH", REQUIREPASS) == "OK"  # the default user's password
+            assert cl.cmd("ACL", "WHOAMI") == b"default"
+            assert cl.cmd("GET", "app:1") == b"v"
+        _assert_no_secrets(c)
