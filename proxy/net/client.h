@@ -294,7 +294,8 @@ class Client final : public upstream::ReplySink {
   // --- client_passthrough.cc: AUTH checked by Redis (passthrough.h has the worker's side)
   // True when every verdict the request's credentials need is known (from an earlier check or
   // the cache); false when a check is running and the request must wait for it.
-  bool credentialsReady(CommandKind kind, const std::vector<std::string_view>& args);
+  // *logs_in: the request carries credentials.
+  bool credentialsReady(CommandKind kind, const std::vector<std::string_view>& args, bool* logs_in);
   // Applies the verdict for these credentials: +OK logs the client in as that user (its pool,
   // and its dedicated connection, if any, logged in again); else Redis's reply goes into out.
   bool authenticatePassthrough(bool one_arg, std::string_view user, std::string_view password,

@@ -49,7 +49,7 @@ bool Client::runLocal(const CommandInfo* cmd, CommandKind kind,
     case CommandKind::kAuth:
       if (n > 3) {
         codec::appendError(out, "ERR syntax error");
-      } else if (worker_.shared().auth->passthrough()) {
+      } else if (worker_.passthrough()) {
         if (authenticatePassthrough(n == 2, n == 2 ? std::string_view() : args[1], args[n - 1],
                                     out)) {
           codec::appendSimple(out, "OK");
@@ -220,7 +220,7 @@ void Client::hello(const std::vector<std::string_view>& args, bool* ok, std::str
   for (size_t j = 2; j < args.size(); ++j) {
     const HelloOption opt = helloOption(args, j);
     if (opt == HelloOption::kAuth) {
-      if (auth.passthrough()) {
+      if (worker_.passthrough()) {
         if (!authenticatePassthrough(false, args[j + 1], args[j + 2], out)) return;
       } else if (auth.enabled()) {
         if (!authenticate(args[j + 1], args[j + 2], out)) return;

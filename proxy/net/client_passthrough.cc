@@ -50,9 +50,12 @@ std::vector<Credentials> credentialsOf(CommandKind kind, const std::vector<std::
 
 }  // namespace
 
-bool Client::credentialsReady(CommandKind kind, const std::vector<std::string_view>& args) {
+bool Client::credentialsReady(CommandKind kind, const std::vector<std::string_view>& args,
+                              bool* logs_in) {
   const SharedState& sh = worker_.shared();
-  for (const Credentials& c : credentialsOf(kind, args)) {
+  const std::vector<Credentials> all = credentialsOf(kind, args);
+  *logs_in = !all.empty();
+  for (const Credentials& c : all) {
     const Sha256Digest key = sh.credential_keys.key(c.one_arg, c.user, c.password);
     std::vector<std::pair<Sha256Digest, std::string>>& known = extras().verdicts;
     const std::string* verdict = nullptr;

@@ -60,7 +60,7 @@ Event Client::eventOf(const CommandInfo* cmd, CommandKind kind, const codec::Req
       return Event::kSelect;
     case K::kHello: {
       const int ver = helloVersion(req.args);
-      if (inMulti() && worker_.shared().auth->passthrough() && helloLogsIn(req.args)) {
+      if (inMulti() && worker_.passthrough() && helloLogsIn(req.args)) {
         return Event::kRefused;  // as AUTH above
       }
       if (ver == 0 || ver == proto_) return Event::kLocal;
@@ -70,7 +70,7 @@ Event Client::eventOf(const CommandInfo* cmd, CommandKind kind, const codec::Req
     case K::kAuth:
       // Passthrough: the user of the connection would change inside EXEC, which corral cannot
       // follow there (README "The app's own credentials").
-      if (inMulti() && worker_.shared().auth->passthrough()) return Event::kRefused;
+      if (inMulti() && worker_.passthrough()) return Event::kRefused;
       return Event::kLocal;
     case K::kClientSetinfo:
     case K::kClientSetname:
@@ -151,9 +151,12 @@ bool Client::dispatch(const codec::Request& req) {
     }
   } drop_verdicts;
   if ((kind == CommandKind::kAuth || kind == CommandKind::kHello) &&
-      (s.route == Route::kLocal || s.route == Route::kDedicated) &&
-      worker_.shared().auth->passthrough()) {
-    if (!credentialsReady(kind, req.args)) return false;  // parsed again with the verdict
+      (s.route == Route::kLocal || s.route == Route::kDedicated) && worker_.passthrough()) {
+    bool logs_in = false;
+    if (!credentialsReady(kind, req.args, &logs_in)) return false;  // parsed again with it
+    // What follows a login goes to the user's pool: what came before must be answered first,
+    // on the connections it went to (as for SELECT), or Redis could run it later.
+    if (logs_in && !pending_.empty()) return false;
     drop_verdicts.c = this;
   }
 

@@ -164,7 +164,8 @@ class Worker {
   bool sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view request,
                 const UserPools::Pool* user);
 
-  // Passthrough authentication (passthrough.h); only in auth mode passthrough.
+  // Passthrough authentication (passthrough.h); only when passthrough() (auth mode passthrough).
+  bool passthrough() const { return auth_checks_ != nullptr; }
   AuthChecks& authChecks() { return *auth_checks_; }
   UserPools& userPools() { return *user_pools_; }
 
