@@ -98,6 +98,9 @@ class Client final : public upstream::ReplySink {
   // Passthrough: Redis's verdict on credentials this client gave (AuthChecks::check); the
   // request that gave them is parsed again now (client_passthrough.cc).
   void onAuthVerdict(const Sha256Digest& key, std::string_view reply);
+  // Passthrough: what this client waited for (a verdict, a permission) is known; the waiting
+  // request is parsed again.
+  void onWaitOver();
 
   // Worker's end-of-turn write; returns false when the client closed.
   void flush();
@@ -300,6 +303,10 @@ class Client final : public upstream::ReplySink {
   // and its dedicated connection, if any, logged in again); else Redis's reply goes into out.
   bool authenticatePassthrough(bool one_arg, std::string_view user, std::string_view password,
                                std::string& out);
+  // CLIENT LIST/KILL of a client logged in as its own user: false while Redis is asked whether
+  // its ACL allows it (the request waits); true once known, with *denial set to Redis's
+  // -NOPERM reply (RESP bytes) when it does not.
+  bool adminPermitted(CommandKind kind, std::string* denial);
   void dropUserPool();
   void clientReply(const std::vector<std::string_view>& args);
 
@@ -390,7 +397,7 @@ class Client final : public upstream::ReplySink {
   // Session (session.h): the state, and what it needs beside it.
   SessionState st_;
   bool authenticated_ = false;   // may run commands (Authenticator::gate() passed)
-  bool checking_ = false;        // passthrough: a check of its credentials is running
+  bool checking_ = false;        // passthrough: waits for a verdict or a permission
   uint8_t proto_ = 2;            // RESP version the client speaks
   bool reply_off_ = false;       // CLIENT REPLY OFF
   bool reply_skip_ = false;      // CLIENT REPLY SKIP: the next command's reply is dropped

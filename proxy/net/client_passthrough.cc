@@ -87,14 +87,31 @@ bool Client::credentialsReady(CommandKind kind, const std::vector<std::string_vi
 }
 
 void Client::onAuthVerdict(const Sha256Digest& key, std::string_view reply) {
+  if (!closed()) extras().verdicts.emplace_back(key, std::string(reply));
+  onWaitOver();
+}
+
+void Client::onWaitOver() {
   checking_ = false;
   --inflight_refs_;
   if (closed()) {
     if (inflight_refs_ == 0) worker_.clientClosed(this);
     return;
   }
-  extras().verdicts.emplace_back(key, std::string(reply));
   worker_.markDirty(this);  // maybeResume() parses the waiting request again
+}
+
+bool Client::adminPermitted(CommandKind kind, std::string* denial) {
+  if (checking_) return false;
+  const AdminCommand cmd =
+      kind == CommandKind::kClientKill ? AdminCommand::kClientKill : AdminCommand::kClientList;
+  if (worker_.userPools().permitted(*user_pool_, cmd, db_, this, denial, worker_.nowMs()) ==
+      UserPools::Verdict::kWait) {
+    checking_ = true;
+    ++inflight_refs_;  // the probe holds this client until it answers
+    return false;
+  }
+  return true;
 }
 
 bool Client::authenticatePassthrough(bool one_arg, std::string_view user, std::string_view password,

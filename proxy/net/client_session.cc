@@ -159,6 +159,15 @@ bool Client::dispatch(const codec::Request& req) {
     if (logs_in && !pending_.empty()) return false;
     drop_verdicts.c = this;
   }
+  // Passthrough: CLIENT LIST/KILL show and act on other clients; a user runs them only if
+  // Redis's ACL lets it (UserPools::permitted).
+  std::string denial;
+  if (user_pool_ != nullptr &&
+      (kind == CommandKind::kClientList || kind == CommandKind::kClientKill) &&
+      (s.route == Route::kLocal || s.route == Route::kTxPlaceholder) &&
+      !adminPermitted(kind, &denial)) {
+    return false;  // parsed again with Redis's answer
+  }
 
   // From here on the request is handled exactly once.
   cur_cmd_ = worker_.stats().countCommand(cmd);  // per command or subcommand (client|setname)
@@ -167,6 +176,13 @@ bool Client::dispatch(const codec::Request& req) {
   if (reply_off_ || reply_skip_) {
     cur_flags_ |= kSilent;
     reply_skip_ = false;  // SKIP drops one reply
+  }
+  if (!denial.empty()) [[unlikely]] {
+    if (inMulti()) st_.tx = Tx::kMultiDirty;  // refused while queueing: EXEC aborts, as in Redis
+    if (denial.starts_with("-ERR corral: ")) worker_.stats().upstream_errors.add();
+    if (cur_cmd_ != kNoCommand) worker_.stats().per_command_errors[cur_cmd_].add();
+    replyLocal(denial);
+    return true;
   }
   const codec::Request* use = &req;
   const bool decided = s.route == Route::kShared || s.route == Route::kDedicated ||

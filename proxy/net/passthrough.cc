@@ -194,6 +194,7 @@ UserPools::Pool* UserPools::acquire(const Sha256Digest& key, bool one_arg, std::
       config::endpointText(up_.primary.addr) + " user=" + printableUser(one_arg ? "default" : user);
   p->refs = 1;
   p->idle_since_ms = now_ms;
+  p->serial = next_serial_++;
   pools_.push_back(std::move(p));
   stats_.auth_user_pools.set(pools_.size());
   log()->debug("user pool opened user={} pools={}", printableUser(one_arg ? "default" : user),
@@ -222,6 +223,51 @@ upstream::Connection* UserPools::connection(Pool& pool, int db, uint64_t slot) {
   pool.dbs.emplace_back(db, std::move(conns));
   auto& made = pool.dbs.back().second;
   return made[slot % made.size()].get();
+}
+
+UserPools::Verdict UserPools::permitted(Pool& pool, AdminCommand cmd, int db, Client* waiter,
+                                        std::string* denial, int64_t now_ms) {
+  const auto which = static_cast<size_t>(cmd);
+  Permission& p = pool.perms[which];
+  if (now_ms < p.until_ms && !p.asking) {
+    if (p.denial.empty()) return Verdict::kAllowed;
+    *denial = p.denial;
+    return Verdict::kDenied;
+  }
+  p.waiters.push_back(waiter);
+  if (p.asking) return Verdict::kWait;
+  upstream::Connection* c = connection(pool, db, 0);
+  if (!c->accepting()) {
+    p.waiters.pop_back();
+    *denial = c->unavailableError();
+    return Verdict::kDenied;
+  }
+  p.asking = true;
+  // No client has this id (Redis counts ids up from 1): listing or killing it does nothing.
+  static constexpr std::string_view kProbes[kAdminCommands] = {
+      "*4\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n$2\r\nID\r\n$19\r\n9223372036854775807\r\n",
+      "*4\r\n$6\r\nCLIENT\r\n$4\r\nKILL\r\n$2\r\nID\r\n$19\r\n9223372036854775807\r\n"};
+  c->enqueue(this, pool.serial * kAdminCommands + which, kProbes[which]);
+  return Verdict::kWait;
+}
+
+void UserPools::onUpstreamReply(uint64_t seq, std::string_view reply) {
+  const uint64_t serial = seq / kAdminCommands;
+  const size_t which = seq % kAdminCommands;
+  for (auto& pool : pools_) {
+    if (pool->serial != serial) continue;
+    Permission& p = pool->perms[which];
+    p.asking = false;
+    // Redis's verdict is kept for the cache's time; an error of the connection itself
+    // (unavailable, timeout) only long enough for the clients waiting now to be told it.
+    const bool ours = reply.starts_with("-ERR corral: ");
+    p.denial = ours || reply.starts_with("-NOPERM") ? std::string(reply) : std::string();
+    p.until_ms = loop_.now_ms + (ours ? 100 : std::max<int64_t>(cfg_.cache_ttl.count(), 1000));
+    std::vector<Client*> waiters;
+    waiters.swap(p.waiters);
+    for (Client* w : waiters) w->onWaitOver();
+    return;
+  }
 }
 
 void UserPools::evict(size_t i) {

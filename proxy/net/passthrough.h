@@ -90,15 +90,30 @@ class AuthChecks final : public upstream::ReplySink {
   uint32_t in_flight_ = 0;
 };
 
-// The shared connections of each user that clients logged in as (loop thread only).
-class UserPools {
+// Commands corral answers itself that act on or show other clients: a user runs them only if
+// Redis's ACL would let it run them there (UserPools::permitted).
+enum class AdminCommand : uint8_t { kClientList, kClientKill };
+inline constexpr size_t kAdminCommands = 2;
+
+// The shared connections of each user that clients logged in as (loop thread only). It is also
+// the sink of the permission probes (UserPools::permitted) sent on them.
+class UserPools final : public upstream::ReplySink {
  public:
+  // Whether the user may run an AdminCommand, as Redis last said.
+  struct Permission {
+    int64_t until_ms = 0;  // known until then (0: never asked)
+    std::string denial;    // Redis's -NOPERM reply; empty: allowed
+    bool asking = false;   // a probe is in flight
+    std::vector<Client*> waiters;
+  };
   struct Pool {
     Sha256Digest key;
     config::UpstreamAddress addr;  // the primary with this user's credentials
     uint32_t refs = 0;             // clients logged in as this user
     int64_t idle_since_ms = 0;     // when refs last dropped to 0
+    uint64_t serial = 0;           // names the pool in probes' sequence numbers
     std::vector<std::pair<int, std::vector<std::unique_ptr<upstream::Connection>>>> dbs;
+    Permission perms[kAdminCommands];
   };
 
   // Everything passed must outlive this object; evicted connections go to `retired`, which
@@ -106,7 +121,7 @@ class UserPools {
   UserPools(upstream::LoopContext& loop, const config::UpstreamConfig& up,
             const config::Limits& limits, const config::PassthroughConfig& cfg,
             Stats::Worker& stats, std::vector<std::unique_ptr<upstream::Connection>>& retired);
-  ~UserPools();
+  ~UserPools();  // tells no waiter anything: the worker deletes its clients first
   UserPools(const UserPools&) = delete;
   UserPools& operator=(const UserPools&) = delete;
 
@@ -118,6 +133,17 @@ class UserPools {
   void release(Pool* pool, int64_t now_ms);
   // The connection for a client's slot on db, opened on first use.
   upstream::Connection* connection(Pool& pool, int db, uint64_t slot);
+
+  // May the pool's user run `cmd`? Asks Redis with a harmless form of it sent as that user
+  // (CLIENT LIST ID <none>, CLIENT KILL ID <none>): Redis checks the ACL before the arguments.
+  // kWait: the probe is on its way and waiter is told through Client::onWaitOver() (exactly
+  // once); kDenied: *denial is Redis's -NOPERM reply (RESP bytes), or corral's upstream error.
+  // Redis's answer is kept for max(cache_ttl, 1 s); an upstream error for 100 ms.
+  enum class Verdict : uint8_t { kAllowed, kDenied, kWait };
+  Verdict permitted(Pool& pool, AdminCommand cmd, int db, Client* waiter, std::string* denial,
+                    int64_t now_ms);
+  // upstream::ReplySink: a probe's reply.
+  void onUpstreamReply(uint64_t seq, std::string_view reply) override;
 
   void tick(int64_t now_ms);  // timeouts and reconnects; idle pools closed
   void shutdown();            // fails what is in flight; nothing may be sent any more
@@ -134,6 +160,7 @@ class UserPools {
   Stats::Worker& stats_;
   std::vector<std::unique_ptr<upstream::Connection>>& retired_;
   std::vector<std::unique_ptr<Pool>> pools_;
+  uint64_t next_serial_ = 1;
 };
 
 }  // namespace corral::net
