@@ -367,7 +367,8 @@ void Client::refuse(const CommandInfo* cmd, CommandKind kind, const codec::Reque
   msg.append(upperName(cmd, req.args));
   if (kind == CommandKind::kRefuse) {
     msg.append(" is not supported through corral (it acts on the upstream connection itself)");
-  } else if (kind == CommandKind::kAuth || kind == CommandKind::kHello) {
+  } else if (worker_.passthrough() && (kind == CommandKind::kAuth ||
+                                       (kind == CommandKind::kHello && helloLogsIn(req.args)))) {
     msg.append(
         " inside MULTI is not supported by corral with auth mode passthrough (it changes "
         "the connection's user)");
