@@ -129,9 +129,36 @@ struct AuthUser {
   std::string password_env;  // name of the variable the password came from ("" = none), for logs
 };
 
-// Client authentication. No users (the default) = auth off: clients are not asked to AUTH.
+// Who checks a client's AUTH (README "The app's own credentials").
+enum class AuthMode : uint8_t {
+  kPassthrough,  // Redis: corral asks it, then runs the client's commands as that user
+  kUsers,        // corral, against auth.users
+  kOff,          // nobody: corral answers AUTH as a Redis without passwords would
+};
+
+// What a client that has not (yet) authenticated may do in passthrough mode.
+enum class Unauthenticated : uint8_t {
+  kUpstream,  // its commands run on corral's own upstream credentials (as before passthrough)
+  kRefuse,    // -NOAUTH until it authenticates, as Redis with requirepass answers
+};
+
+// auth.passthrough: bounds and timings of checking clients' credentials against Redis. Every
+// count is per worker except cache_entries (process-wide).
+struct PassthroughConfig {
+  Unauthenticated unauthenticated = Unauthenticated::kUpstream;
+  Millis cache_ttl{10000};         // how long a verdict of Redis is reused (0: never)
+  uint32_t cache_entries = 10000;  // accepted and refused verdicts each, process-wide
+  uint32_t max_users = 64;         // credentials with shared connections of their own, per worker
+  int pool_size = 1;               // shared connections per credential and db, per worker
+  Millis idle_timeout{60000};  // a credential's connections close this long after its last client
+  uint32_t max_checks = 16;    // AUTH checks in flight per worker; more wait in order
+};
+
+// Client authentication. The mode defaults to kUsers when users are listed, else kPassthrough.
 struct AuthConfig {
-  std::vector<AuthUser> users;  // names unique, in file order
+  AuthMode mode = AuthMode::kPassthrough;
+  std::vector<AuthUser> users;  // names unique, in file order; only with mode kUsers
+  PassthroughConfig passthrough;
 };
 
 struct LogConfig {

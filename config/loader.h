@@ -153,6 +153,8 @@ class Loader {
   void walkAuth(const YAML::Node& value, const std::string& path);
   void walkAuthUser(const YAML::Node& key, const YAML::Node& value, const std::string& path,
                     std::map<std::string, std::string>* names);
+  void walkPassthrough(const YAML::Node& value, const std::string& path);
+  bool users_failed_ = false;  // an auth.users entry had errors (and was left out)
   void crossCheck();
   void crossCheckTls();
   void walkTlsServer(const YAML::Node& value, const std::string& path);

@@ -301,6 +301,8 @@ int main(int argc, char** argv) {
   app.shared->max_clients.store(cfg.limits.max_clients);
   app.shared->started_ms = corral::loop::monotonicMs();
   app.shared->auth = std::make_unique<corral::net::Authenticator>(cfg.auth);
+  app.shared->verdicts = std::make_unique<corral::net::VerdictCache>(
+      cfg.auth.passthrough.cache_entries, cfg.auth.passthrough.cache_ttl.count());
   if (!setUpTls(cfg, *app.shared, app.log)) return 1;
 
   app.base = event_base_new();

@@ -35,12 +35,13 @@ Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
       created_ms_(worker.nowMs()),
       last_active_ms_(worker.nowMs()),
       db_(worker.defaultDb()) {
-  primary_ = worker.primaryFor(primary_slot_);
+  bindShared();
   // Before AUTH, Redis takes only small requests (10 elements, 16 KiB bulks): so does corral.
-  parser_.setAuthRequired(worker.shared().auth != nullptr && worker.shared().auth->enabled());
+  parser_.setAuthRequired(worker.shared().auth != nullptr && worker.shared().auth->gate());
 }
 
 Client::~Client() {
+  dropUserPool();
   if (ev_ != nullptr) event_free(ev_);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -436,6 +437,7 @@ void Client::closeNow(const char* why) {
   if (closed()) return;
   log()->debug("client closed id={} peer={} reason={}", id_, peer_, why);
   sessionEvent(Event::kClientClosed);  // gives the dedicated connection back
+  dropUserPool();
   event_free(ev_);
   ev_ = nullptr;
   tls_.reset();

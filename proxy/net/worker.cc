@@ -126,6 +126,12 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
       [this] { return route(false, 0, cfg_.upstream.primary.db); });
   syncPolicies();
 
+  if (shared.auth != nullptr && shared.auth->passthrough() && shared.verdicts != nullptr) {
+    auth_checks_ = std::make_unique<AuthChecks>(
+        loop_, cfg_.upstream, limits_, cfg_.auth.passthrough.max_checks, *shared.verdicts, *stats_);
+    user_pools_ = std::make_unique<UserPools>(loop_, cfg_.upstream, limits_, cfg_.auth.passthrough,
+                                              *stats_, retired_);
+  }
   pools_.push_back(makePool(cfg_.upstream.primary, true));
   for (const auto& r : cfg_.upstream.replicas) pools_.push_back(makePool(r, false));
   stats_->upstreams_total.set(static_cast<uint64_t>(pools_[0].size()) * pools_.size());
@@ -145,6 +151,8 @@ Worker::~Worker() {
   // Fills first: their pending callbacks point at clients and use the loop's timers.
   policies_.reset();
   for (Client* c : all_clients_) delete c;  // dead_clients_ is a subset of all_clients_
+  auth_checks_.reset();
+  user_pools_.reset();
   busy_.clear();
   pools_.clear();
   db_pools_.clear();
@@ -187,6 +195,8 @@ void Worker::run() {
   for (auto& entry : db_pools_) {
     for (auto& c : entry.second) c->shutdown();
   }
+  if (auth_checks_ != nullptr) auth_checks_->shutdown();
+  if (user_pools_ != nullptr) user_pools_->shutdown();
   flushPhase();
   reap();
   finished_.store(true, std::memory_order_release);
@@ -285,8 +295,8 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db,
   return prim;  // no healthy replica: the primary serves reads too
 }
 
-std::unique_ptr<upstream::Connection> Worker::acquireDedicated(int db, uint64_t owner_id,
-                                                               Client* owner,
+std::unique_ptr<upstream::Connection> Worker::acquireDedicated(UserPools::Pool* user, int db,
+                                                               uint64_t owner_id, Client* owner,
                                                                std::string_view* error) {
   static const std::string kTooMany =
       "-ERR corral: too many dedicated upstream connections (upstream.max_dedicated)\r\n";
@@ -294,16 +304,20 @@ std::unique_ptr<upstream::Connection> Worker::acquireDedicated(int db, uint64_t 
     *error = kTooMany;
     return nullptr;
   }
-  // While the primary is down a new connection would fail too: say so at once.
-  upstream::Connection* primary = route(false, 0, cfg_.upstream.primary.db);
+  // While the primary is down a new connection would fail too: say so at once. (A user of its
+  // own asks its pool: corral's credentials may be refused where the user's are not.)
+  upstream::Connection* primary = user != nullptr ? user_pools_->connection(*user, db, 0)
+                                                  : route(false, 0, cfg_.upstream.primary.db);
   if (!primary->accepting()) {
     *error = primary->unavailableError();
     return nullptr;
   }
-  config::UpstreamAddress addr = cfg_.upstream.primary;
+  // Logged in as the client's own user when it gave one (passthrough): Redis's ACLs apply.
+  config::UpstreamAddress addr = user != nullptr ? user->addr : cfg_.upstream.primary;
   addr.db = db;
   auto conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
                                                      /*reconnect=*/false, owner_id);
+  if (user != nullptr) conn->authenticateAlways();
   conn->setPipe(owner);
   conn->start();
   dedicated_owners_.push_back(owner);
@@ -319,11 +333,13 @@ void Worker::releaseDedicated(Client* owner, std::unique_ptr<upstream::Connectio
   retired_.push_back(std::move(conn));
 }
 
-bool Worker::sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view request) {
+bool Worker::sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view request,
+                      const UserPools::Pool* user) {
   constexpr size_t kMaxBusyCalls = 16;
   if (busy_.size() >= kMaxBusyCalls) return false;
   // db 0 and no CLIENT ID or INFO: only AUTH, which Redis still runs while a script is busy.
-  config::UpstreamAddress addr = cfg_.upstream.primary;
+  // As the client's own user when it gave one: SHUTDOWN is Redis's to allow, not corral's.
+  config::UpstreamAddress addr = user != nullptr ? user->addr : cfg_.upstream.primary;
   addr.db = 0;
   auto call = std::make_unique<BusyCall>();
   call->sink = sink;
@@ -331,6 +347,7 @@ bool Worker::sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view 
   call->conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
                                                       /*reconnect=*/false, 0);
   call->conn->handshakeWithoutPing();
+  if (user != nullptr) call->conn->authenticateAlways();
   call->conn->start();
   call->conn->enqueue(call.get(), 0, request, kBusyTimeoutMs);
   busy_.push_back(std::move(call));
@@ -455,6 +472,8 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
   for (auto& entry : self->db_pools_) {
     for (auto& c : entry.second) c->tick();
   }
+  if (self->auth_checks_ != nullptr) self->auth_checks_->tick();
+  if (self->user_pools_ != nullptr) self->user_pools_->tick(self->loop_.now_ms);
   for (size_t u = 0; u < self->pools_.size(); ++u) {
     for (auto& c : self->pools_[u]) {
       c->tick();

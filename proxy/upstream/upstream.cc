@@ -173,7 +173,7 @@ void Connection::connectTo(const SockAddr& sa) {
   // SELECT (or else PING) must succeed for the connection to be ready; the rest is optional.
   handshake_left_ = 0;
   std::string cmd;
-  if (!addr_.password.empty()) {
+  if (!addr_.password.empty() || auth_always_) {
     if (addr_.user.empty()) {
       codec::appendCommand(cmd, {"AUTH", addr_.password});
     } else {

@@ -134,6 +134,10 @@ class Connection {
   // server busy with a script (SCRIPT KILL and the like): Redis answers nothing but such
   // commands (and AUTH) until the script ends, so a PING would hold the handshake.
   void handshakeWithoutPing() { handshake_ping_ = false; }
+  // Before start(): AUTH even with an empty password (a client's own credentials in
+  // passthrough mode: `AUTH app ""` is a valid login for a user with nopass, and skipping it
+  // would log the connection in as the default user instead).
+  void authenticateAlways() { auth_always_ = true; }
 
   // Starts connecting (from kIdle). Called once at startup; later the connection reconnects
   // by itself with jittered backoff.
@@ -232,6 +236,7 @@ class Connection {
   ReplySink* pipe_sink_ = nullptr;
   bool pipe_ = false;  // a pipe once setPipe was called
   bool handshake_ping_ = true;
+  bool auth_always_ = false;
   int fd_ = -1;
   event* rev_ = nullptr;
   event* wev_ = nullptr;
