@@ -259,6 +259,13 @@ def test_upstream_over_tls_with_acl_user_and_client_certificate(corral_factory, 
             assert p.cmd("SET", "other:1", "x") == RespError(
                 "NOPERM this user has no permissions to access one of the keys used as arguments")
         assert r.cmd("GET", "app:1") == b"x"
+        # The app's own user (passthrough AUTH) gets its own connections, over TLS too.
+        r.cmd("ACL", "SETUSER", "other", "on", ">other-pass", "~other:*", "+@all")
+        with RespConn(c.port) as q:
+            assert q.cmd("AUTH", "other", "other-pass") == "OK"
+            assert q.cmd("ACL", "WHOAMI") == b"other"
+            assert q.cmd("SET", "other:1", "y") == "OK"
+        assert r.cmd("GET", "other:1") == b"y"
         # Every upstream connection of corral came over TLS (the plain port saw only ours).
         tls_clients = [cl for cl in r.client_list() if cl.get("user") == "app"]
         assert tls_clients, r.client_list()
