@@ -165,10 +165,13 @@ std::optional<ListenAddress> listenWithReason(std::string_view s, bool allow_por
     a.path = std::string(path);
     return a;
   }
-  if (s.find("://") != std::string_view::npos) {
-    return fail("must be host:port, [ipv6]:port or unix:/path, not a URL");
+  std::string_view host_port = s;
+  if (s.size() > 6 && lowerAscii(s.substr(0, 6)) == "tls://") host_port = s.substr(6);
+  if (host_port.find("://") != std::string_view::npos) {
+    return fail("must be host:port, [ipv6]:port, tls://host:port or unix:/path");
   }
-  if (!hostPortWithReason(s, allow_port_zero, std::nullopt, &a, why)) return std::nullopt;
+  if (!hostPortWithReason(host_port, allow_port_zero, std::nullopt, &a, why)) return std::nullopt;
+  a.tls = host_port.size() != s.size();
   return a;
 }
 
@@ -187,9 +190,8 @@ std::optional<ParsedUpstream> upstreamWithReason(std::string_view s, std::string
     return p;
   }
   std::string scheme = lowerAscii(s.substr(0, scheme_end));
-  if (scheme == "rediss") return fail("rediss:// (TLS) is not supported by this version of corral");
-  if (scheme != "redis") {
-    return fail("must be host:port, unix:/path or redis://[user[:password]@]host:port[/db]");
+  if (scheme != "redis" && scheme != "rediss") {
+    return fail("must be host:port, unix:/path or redis[s]://[user[:password]@]host:port[/db]");
   }
   std::string_view rest = s.substr(scheme_end + 3);
   size_t at = rest.rfind('@');
@@ -235,6 +237,7 @@ std::optional<ParsedUpstream> upstreamWithReason(std::string_view s, std::string
       p.has_db = true;
     }
   }
+  p.addr.addr.tls = scheme == "rediss";
   p.addr.text = maskPassword(s);
   p.addr.addr.text = p.addr.text;
   return p;
@@ -254,12 +257,12 @@ std::optional<std::string> httpUrlWithReason(std::string_view s, std::string* wh
     if (why != nullptr) *why = reason;
     return std::nullopt;
   };
-  static constexpr const char* kUrlRule = "must be an http:// URL like http://127.0.0.1:8080";
+  static constexpr const char* kUrlRule =
+      "must be an http:// or https:// URL like http://127.0.0.1:8080";
   size_t scheme_end = s.find("://");
   if (scheme_end == std::string_view::npos) return fail(kUrlRule);
   std::string scheme = lowerAscii(s.substr(0, scheme_end));
-  if (scheme == "https") return fail("https origins are not supported by this version of corral");
-  if (scheme != "http") return fail(kUrlRule);
+  if (scheme != "http" && scheme != "https") return fail(kUrlRule);
   std::string_view rest = s.substr(scheme_end + 3);
   for (char c : rest) {
     auto u = static_cast<unsigned char>(c);
@@ -276,11 +279,12 @@ std::optional<std::string> httpUrlWithReason(std::string_view s, std::string* wh
   }
   if (authority.empty()) return fail("needs a host, as in http://host:port");
   ListenAddress a;
-  if (!hostPortWithReason(authority, /*allow_port_zero=*/false, kDefaultHttpPort, &a, why)) {
+  const uint16_t default_port = scheme == "https" ? 443 : kDefaultHttpPort;
+  if (!hostPortWithReason(authority, /*allow_port_zero=*/false, default_port, &a, why)) {
     return std::nullopt;
   }
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  return "http://" + std::string(authority) + std::string(path);
+  return scheme + "://" + std::string(authority) + std::string(path);
 }
 
 }  // namespace detail
@@ -293,10 +297,13 @@ std::string endpointText(const ListenAddress& a) {
 
 std::string addressLines(const Config& cfg) {
   std::string out;
-  for (const ListenAddress& l : cfg.listen) out += "listen " + endpointText(l) + "\n";
+  for (const ListenAddress& l : cfg.listen) {
+    out += "listen " + endpointText(l) + (l.tls ? " tls" : "") + "\n";
+  }
   if (cfg.admin.listen) out += "admin " + endpointText(*cfg.admin.listen) + "\n";
   auto upstream = [&out](const char* role, const UpstreamAddress& u) {
     out += std::string(role) + " " + endpointText(u.addr) + (u.password.empty() ? "" : " password");
+    if (u.addr.tls) out += " tls";
     out += "\n";
   };
   if (const auto& s = cfg.upstream.sentinel) {

@@ -131,7 +131,7 @@ TEST_CASE("upstreamWithReason: plain, unix and redis:// URLs") {
   CHECK(user_only->text == "redis://bob@h:1/1000000");
 
   for (const char* bad :
-       {"rediss://h:1", "http://h:1", "redis://", "redis://u:p@", "redis://h:1/1000001",
+       {"rediss://", "http://h:1", "redis://", "redis://u:p@", "redis://h:1/1000001",
         "redis://h:1/-1", "redis://h:1/x", "redis://h:1?db=2", "redis://h:1/2#x",
         "redis://u:p%zz@h:1", "redis://u%4@h:1", "redis://h:0", "redis://::1:7000", ""}) {
     const std::string text = bad;
@@ -144,7 +144,7 @@ TEST_CASE("a password never appears in errors or in text") {
   for (const char* primary :
        {"redis://u:SECRETPW@h:1/x", "redis://u:SECRETPW@h:0", "redis://u:SECRETPW@",
         "redis://:SECRETPW@h:1?x", "redis://u:SEC/RETPW@h:1/99999999", "redis://u:SEC@RETPW@h:1/x",
-        "rediss://u:SECRETPW@h:1"}) {
+        "rediss://u:SECRETPW@h:0"}) {
     const std::string text = primary;
     CAPTURE(text);
     std::vector<std::string> errors =

@@ -18,10 +18,11 @@
 
 namespace corral::config {
 
-// "host:port", "[::1]:port" or "unix:/path".
+// "host:port", "[::1]:port", "unix:/path", or "tls://host:port" (a listener of `tls:`).
 struct ListenAddress {
   enum class Kind : uint8_t { kTcp, kUnix };
   Kind kind = Kind::kTcp;
+  bool tls = false;   // listen: tls://; upstream: rediss:// (or upstream.tls.enabled)
   std::string host;   // kTcp: numeric address or name
   uint16_t port = 0;  // kTcp: 0 = pick a free port (reported on startup)
   std::string path;   // kUnix
@@ -38,6 +39,32 @@ struct UpstreamAddress {
 };
 
 enum class ReadFrom : uint8_t { kPrimary, kReplica, kPreferReplica };
+
+enum class TlsVersion : uint8_t { k12, k13 };
+
+// `tls:` at the root: what the tls:// listeners present to apps. Files are read at startup and
+// re-read on SIGHUP and when they change; a bad new file keeps the old certificate.
+struct TlsServerConfig {
+  std::string cert_file;       // PEM chain, leaf first (required when a tls:// listener exists)
+  std::string key_file;        // PEM private key
+  std::string client_ca_file;  // "" = no client certificates asked for
+  enum class ClientCerts : uint8_t { kNone, kOptional, kRequired };
+  ClientCerts client_certs = ClientCerts::kNone;  // default kRequired when client_ca_file is set
+  TlsVersion min_version = TlsVersion::k12;
+  Millis handshake_timeout{10000};  // a peer that has not finished its handshake by then is closed
+};
+
+// `upstream.tls:`: how corral connects to Redis over TLS (every upstream when enabled, or one
+// written as rediss://). Verification is on unless `insecure: true` (tests only).
+struct TlsClientConfig {
+  bool enabled = false;
+  std::string ca_file;      // "" = the system's trust store
+  std::string server_name;  // SNI and the name checked in the certificate; "" = the host
+  std::string cert_file;    // client certificate, for servers with tls-auth-clients yes
+  std::string key_file;
+  bool insecure = false;  // no certificate or name checks; --check-config refuses it
+  TlsVersion min_version = TlsVersion::k12;
+};
 
 // upstream.sentinel: the primary and its replicas are asked of Redis Sentinel (proxy/sentinel)
 // instead of being written in the file.
@@ -70,6 +97,7 @@ struct UpstreamConfig {
   int db = 0;
   Millis reconnect_min{50};  // jittered exponential backoff between connect attempts
   Millis reconnect_max{2000};
+  TlsClientConfig tls;
 };
 
 struct AdminConfig {
@@ -115,9 +143,36 @@ struct AuthUser {
   std::string password_env;  // name of the variable the password came from ("" = none), for logs
 };
 
-// Client authentication. No users (the default) = auth off: clients are not asked to AUTH.
+// Who checks a client's AUTH (README "The app's own credentials").
+enum class AuthMode : uint8_t {
+  kPassthrough,  // Redis: corral asks it, then runs the client's commands as that user
+  kUsers,        // corral, against auth.users
+  kOff,          // nobody: corral answers AUTH as a Redis without passwords would
+};
+
+// What a client that has not (yet) authenticated may do in passthrough mode.
+enum class Unauthenticated : uint8_t {
+  kUpstream,  // its commands run on corral's own upstream credentials (as before passthrough)
+  kRefuse,    // -NOAUTH until it authenticates, as Redis with requirepass answers
+};
+
+// auth.passthrough: bounds and timings of checking clients' credentials against Redis. Every
+// count is per worker except cache_entries (process-wide).
+struct PassthroughConfig {
+  Unauthenticated unauthenticated = Unauthenticated::kUpstream;
+  Millis cache_ttl{10000};         // how long a verdict of Redis is reused (0: never)
+  uint32_t cache_entries = 10000;  // accepted and refused verdicts each, process-wide
+  uint32_t max_users = 64;         // credentials with shared connections of their own, per worker
+  int pool_size = 1;               // shared connections per credential and db, per worker
+  Millis idle_timeout{60000};  // a credential's connections close this long after its last client
+  uint32_t max_checks = 16;    // AUTH checks in flight per worker; more wait in order
+};
+
+// Client authentication. The mode defaults to kUsers when users are listed, else kPassthrough.
 struct AuthConfig {
-  std::vector<AuthUser> users;  // names unique, in file order
+  AuthMode mode = AuthMode::kPassthrough;
+  std::vector<AuthUser> users;  // names unique, in file order; only with mode kUsers
+  PassthroughConfig passthrough;
 };
 
 struct LogConfig {
@@ -130,6 +185,7 @@ struct Config {
   int workers = 1;
   UpstreamConfig upstream;
   AdminConfig admin;
+  TlsServerConfig tls;  // for the tls:// listeners
   AuthConfig auth;
   Limits limits;
   LogConfig log;
@@ -160,6 +216,8 @@ struct LoadResult {
   PolicyConfig policy;
   // Every file read, the main file first, then each policy file: the order errors sort in.
   std::vector<std::string> files;
+  // Settings corral runs with but --check-config refuses (upstream.tls.insecure: true).
+  std::vector<ConfigError> refused_by_check;
 };
 
 // Sorts errors as the loader does, so that errors found later (by the policy compiler) merge

@@ -103,11 +103,13 @@ void Loader::crossCheck() {
     if (!p.has_user) a.user = u.user;
     if (!p.has_password) a.password = u.password;
     if (!p.has_db) a.db = u.db;
+    if (u.tls.enabled) a.addr.tls = true;  // upstream.tls.enabled: every upstream, rediss:// or not
     return a;
   };
   if (primary_) u.primary = complete(primary_->value);
   for (const auto& r : replicas_) u.replicas.push_back(complete(r.value));
   crossCheckSentinel();  // sentinel_section.cc
+  crossCheckTls();
 }
 
 }  // namespace corral::config::detail

@@ -283,6 +283,8 @@ void Loader::walkRoot(const YAML::Node& root) {
        }},
       {"limits",
        [&](const YAML::Node&, const YAML::Node& v, const std::string& p) { walkLimits(v, p); }},
+      {"tls",
+       [&](const YAML::Node&, const YAML::Node& v, const std::string& p) { walkTlsServer(v, p); }},
       {"auth",
        [&](const YAML::Node&, const YAML::Node& v, const std::string& p) { walkAuth(v, p); }},
       {"log",
@@ -342,6 +344,7 @@ LoadResult Loader::finish() {
   // the errors top to bottom: the main file, then each policy file in the order read.
   r.errors = std::move(errors_);
   sortErrors(r.errors, r.files);
+  r.refused_by_check = std::move(refused_by_check_);
   // With errors, cfg_.policy holds only what the compiler can check (finishPolicies); if the
   // walk was cut short by an exception, that was never worked out, so there is nothing.
   if (policies_finished_) r.policy = cfg_.policy;

@@ -160,7 +160,16 @@ class Loader {
                           std::string* password);
   void walkAuthUser(const YAML::Node& key, const YAML::Node& value, const std::string& path,
                     std::map<std::string, std::string>* names);
+  void walkPassthrough(const YAML::Node& value, const std::string& path);
+  bool users_failed_ = false;  // an auth.users entry had errors (and was left out)
   void crossCheck();
+  void crossCheckTls();
+  void walkTlsServer(const YAML::Node& value, const std::string& path);
+  void walkTlsClient(const YAML::Node& value, const std::string& path);
+  bool tlsVersion(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                  TlsVersion* out);
+  void tlsFile(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+               std::string* out);
 
   // ---- policies: origins, global, defaults, policies, policy_files ----
   using ParseFn = bool (*)(Loader&, PolicySpec&, const YAML::Node& key, const YAML::Node& value,
@@ -286,6 +295,10 @@ class Loader {
   std::vector<Located<ListenAddress>> sentinel_addresses_;
   std::optional<YAML::Mark> sentinel_password_mark_;
   std::optional<Located<std::string>> sentinel_password_env_;
+  std::optional<YAML::Mark> tls_server_mark_;
+  std::optional<Located<std::string>> client_certs_;  // tls.client_certs, when written
+  std::vector<Located<std::string>> tls_files_;       // every TLS file named: checked readable
+  std::vector<ConfigError> refused_by_check_;
 };
 
 }  // namespace corral::config::detail

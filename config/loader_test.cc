@@ -254,7 +254,16 @@ TEST_CASE("the shipped config/corral.yaml loads and states the built-in defaults
   CHECK(c.limits.max_pending_bytes == defaults.limits.max_pending_bytes);
   CHECK(c.log.level == defaults.log.level);
   CHECK(c.shutdown_timeout == defaults.shutdown_timeout);
-  CHECK(c.auth.users.empty());  // the example users are commented out: auth stays off
+  CHECK(c.auth.users.empty());  // the example users are commented out
+  CHECK(c.auth.mode == defaults.auth.mode);
+  const PassthroughConfig& pt = c.auth.passthrough;
+  CHECK(pt.unauthenticated == defaults.auth.passthrough.unauthenticated);
+  CHECK(pt.cache_ttl == defaults.auth.passthrough.cache_ttl);
+  CHECK(pt.cache_entries == defaults.auth.passthrough.cache_entries);
+  CHECK(pt.max_users == defaults.auth.passthrough.max_users);
+  CHECK(pt.pool_size == defaults.auth.passthrough.pool_size);
+  CHECK(pt.idle_timeout == defaults.auth.passthrough.idle_timeout);
+  CHECK(pt.max_checks == defaults.auth.passthrough.max_checks);
   // No policies: the policy sections state their defaults.
   const PolicyConfig& pc = c.policy;
   CHECK(pc.origins.empty());

@@ -81,7 +81,8 @@ void Loader::string(const YAML::Node& key, const YAML::Node& value, const std::s
 std::optional<Located<ListenAddress>> Loader::listenAddress(const YAML::Node& key,
                                                             const YAML::Node& value,
                                                             const std::string& path) {
-  const std::string* s = scalar(key, value, path, "must be host:port, [ipv6]:port or unix:/path");
+  const std::string* s =
+      scalar(key, value, path, "must be host:port, [ipv6]:port, tls://host:port or unix:/path");
   if (s == nullptr) return std::nullopt;
   std::string why;
   auto a = listenWithReason(*s, /*allow_port_zero=*/true, &why);
@@ -97,7 +98,7 @@ std::optional<Located<ParsedUpstream>> Loader::upstreamAddress(const YAML::Node&
                                                                const std::string& path) {
   if (!value.IsScalar()) {
     failValue(key, value, path,
-              "must be host:port, unix:/path or redis://[user[:password]@]host:port[/db]");
+              "must be host:port, unix:/path or redis[s]://[user[:password]@]host:port[/db]");
     return std::nullopt;
   }
   std::string why;

@@ -124,7 +124,8 @@ struct PolicySpec {
 
 struct OriginSpec {
   std::string name;
-  std::string base_url;  // http://host[:port][/prefix]; https is refused at load
+  std::string base_url;  // http[s]://host[:port][/prefix]
+  std::string ca_file;   // https: the CAs that may sign the origin's certificate ("" = system)
   Millis timeout{1000};
   uint32_t max_in_flight = 64;
   Where where;

@@ -286,6 +286,8 @@ void Loader::walkOrigins(const YAML::Node& key, const YAML::Node& node, const st
          [&](const YAML::Node& k2, const YAML::Node& v2, const std::string& p2) {
            duration(k2, v2, p2, /*allow_zero=*/false, &o.timeout);
          }},
+        {"ca_file", [&](const YAML::Node& k2, const YAML::Node& v2,
+                        const std::string& p2) { tlsFile(k2, v2, p2, &o.ca_file); }},
         {"max_in_flight",
          [&](const YAML::Node& k2, const YAML::Node& v2, const std::string& p2) {
            int64_t n = 0;

@@ -172,14 +172,16 @@ TEST_CASE("origins and global: every rule, with its exact error") {
       {"origins: {'a b': {base_url: 'http://h'}}\n" + p,
        {"t.yaml:1:11: origins.a b: origin names must be 1 to 128 characters of A-Z a-z 0-9 _ . "
         ": - (got a b)"}},
-      {"origins: {a: {base_url: 'https://h'}}\n" + p,
-       {"t.yaml:1:25: origins.a.base_url: https origins are not supported by this version of "
-        "corral (got https://h)"}},
+      {"origins: {a: {base_url: 'ftp://h'}}\n" + p,
+       {"t.yaml:1:25: origins.a.base_url: must be an http:// or https:// URL like "
+        "http://127.0.0.1:8080 (got ftp://h)"}},
       {"origins: {a: {base_url: 'h:80'}}\n" + p,
-       {"t.yaml:1:25: origins.a.base_url: must be an http:// URL like http://127.0.0.1:8080 (got "
+       {"t.yaml:1:25: origins.a.base_url: must be an http:// or https:// URL like "
+        "http://127.0.0.1:8080 (got "
         "h:80)"}},
       {"origins: {a: {base_url: 'ftp://h'}}\n" + p,
-       {"t.yaml:1:25: origins.a.base_url: must be an http:// URL like http://127.0.0.1:8080 (got "
+       {"t.yaml:1:25: origins.a.base_url: must be an http:// or https:// URL like "
+        "http://127.0.0.1:8080 (got "
         "ftp://h)"}},
       {"origins: {a: {base_url: 'http://h:0'}}\n" + p,
        {"t.yaml:1:25: origins.a.base_url: port must be a number from 1 to 65535 (got "

@@ -134,6 +134,8 @@ bool Loader::walkUpstream(const YAML::Node& node, const std::string& prefix) {
          };
          walkMap(v, p, backoff);
        }},
+      {"tls",
+       [&](const YAML::Node&, const YAML::Node& v, const std::string& p) { walkTlsClient(v, p); }},
   };
   return walkMap(node, prefix, keys);
 }
@@ -186,7 +188,24 @@ void Loader::walkLimits(const YAML::Node& node, const std::string& prefix) {
 }
 
 void Loader::walkAuth(const YAML::Node& node, const std::string& prefix) {
+  AuthConfig& a = cfg_.auth;
+  std::optional<AuthMode> mode;
+  YAML::Mark mode_mark;
+  std::string mode_path;
   std::vector<Key> keys = {
+      {"mode",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         if (choiceOpt(k, v, p,
+                       {{"passthrough", AuthMode::kPassthrough},
+                        {"users", AuthMode::kUsers},
+                        {"off", AuthMode::kOff}},
+                       &mode)) {
+           mode_mark = v.Mark();
+           mode_path = p;
+         }
+       }},
+      {"passthrough", [&](const YAML::Node&, const YAML::Node& v,
+                          const std::string& p) { walkPassthrough(v, p); }},
       {"users",
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
          // An empty list is how auth is switched off explicitly; `users:` alone is more likely
@@ -197,6 +216,53 @@ void Loader::walkAuth(const YAML::Node& node, const std::string& prefix) {
          for (auto it = v.begin(); it != v.end(); ++it, ++i) {
            walkAuthUser(k, *it, indexPath(p, i), &names);
          }
+       }},
+  };
+  walkMap(node, prefix, keys);
+  // Listing users means corral checks them, unless a mode says otherwise (then it is an error:
+  // users that would never be asked are a mistake, not a setting).
+  a.mode = mode.value_or(a.users.empty() ? AuthMode::kPassthrough : AuthMode::kUsers);
+  if (mode && *mode == AuthMode::kUsers && a.users.empty() && !users_failed_) {
+    fail(mode_mark, mode_path, "users needs at least one entry in auth.users", "users");
+  } else if (mode && *mode != AuthMode::kUsers && !a.users.empty()) {
+    fail(mode_mark, mode_path, "must be users when auth.users lists users",
+         *mode == AuthMode::kOff ? "off" : "passthrough");
+  }
+}
+
+void Loader::walkPassthrough(const YAML::Node& node, const std::string& prefix) {
+  PassthroughConfig& pt = cfg_.auth.passthrough;
+  std::vector<Key> keys = {
+      {"unauthenticated",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         choice(k, v, p,
+                {{"upstream", Unauthenticated::kUpstream}, {"refuse", Unauthenticated::kRefuse}},
+                &pt.unauthenticated);
+       }},
+      {"cache_ttl",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         duration(k, v, p, /*allow_zero=*/true, &pt.cache_ttl);
+       }},
+      {"cache_entries",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         integer(k, v, p, 1, 10000000,
+                 [&](int64_t n) { pt.cache_entries = static_cast<uint32_t>(n); });
+       }},
+      {"max_users",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         integer(k, v, p, 1, 100000, [&](int64_t n) { pt.max_users = static_cast<uint32_t>(n); });
+       }},
+      {"pool_size",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         integer(k, v, p, 1, kMaxPoolSize, [&](int64_t n) { pt.pool_size = static_cast<int>(n); });
+       }},
+      {"idle_timeout",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         duration(k, v, p, /*allow_zero=*/true, &pt.idle_timeout);
+       }},
+      {"max_checks",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         integer(k, v, p, 1, 10000, [&](int64_t n) { pt.max_checks = static_cast<uint32_t>(n); });
        }},
   };
   walkMap(node, prefix, keys);
@@ -292,7 +358,11 @@ void Loader::walkAuthUser(const YAML::Node& key, const YAML::Node& node, const s
       user.password_env = env->value;
     }
   }
-  if (ok) cfg_.auth.users.push_back(std::move(user));
+  if (ok) {
+    cfg_.auth.users.push_back(std::move(user));
+  } else {
+    users_failed_ = true;  // auth.mode: users is not also reported as having no users
+  }
 }
 
 }  // namespace corral::config::detail

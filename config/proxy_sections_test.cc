@@ -51,7 +51,15 @@ TEST_CASE("defaults when keys are absent") {
   CHECK(c.limits.max_reply_depth == 128);
   CHECK(c.log.level == "info");
   CHECK(c.shutdown_timeout == Millis{5000});
-  CHECK(c.auth.users.empty());  // auth off
+  CHECK(c.auth.users.empty());
+  CHECK(c.auth.mode == AuthMode::kPassthrough);  // no users: Redis checks AUTH
+  CHECK(c.auth.passthrough.unauthenticated == Unauthenticated::kUpstream);
+  CHECK(c.auth.passthrough.cache_ttl == Millis{10000});
+  CHECK(c.auth.passthrough.cache_entries == 10000);
+  CHECK(c.auth.passthrough.max_users == 64);
+  CHECK(c.auth.passthrough.pool_size == 1);
+  CHECK(c.auth.passthrough.idle_timeout == Millis{60000});
+  CHECK(c.auth.passthrough.max_checks == 16);
 
   // Empty sections are empty mappings.
   Config e =
@@ -244,7 +252,7 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
       {"listen: 300.1.1.1:80\n" + p,
        {"t.yaml:1:9: listen: is not a valid host name or IP address (got 300.1.1.1:80)"}},
       {"listen: redis://x:1\n" + p,
-       {"t.yaml:1:9: listen: must be host:port, [ipv6]:port or unix:/path, not a URL "
+       {"t.yaml:1:9: listen: must be host:port, [ipv6]:port, tls://host:port or unix:/path "
         "(got redis://x:1)"}},
       // upstream addresses
       {"upstream: [h:1]\n", {"t.yaml:1:11: upstream: must be a mapping (got a list)"}},
@@ -254,19 +262,16 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
        {"t.yaml:2:12: upstream.primary: port must be a number from 1 to 65535 (got h:0)"}},
       {"upstream:\n  primary:\n",
        {"t.yaml:2:3: upstream.primary: must be host:port, unix:/path or "
-        "redis://[user[:password]@]host:port[/db] (got nothing)"}},
+        "redis[s]://[user[:password]@]host:port[/db] (got nothing)"}},
       {"upstream:\n  primary: redis://u:s3cret@h:1/99999999\n",
        {"t.yaml:2:12: upstream.primary: database must be a number from 0 to 1000000, as in "
         "redis://host:port/2 (got redis://u:***@h:1/99999999)"}},
       {"upstream:\n  primary: 'redis://u:p%zz@h:1'\n",
        {"t.yaml:2:12: upstream.primary: bad percent-encoding in the user or password (use %XX) "
         "(got redis://u:***@h:1)"}},
-      {"upstream:\n  primary: rediss://h:1\n",
-       {"t.yaml:2:12: upstream.primary: rediss:// (TLS) is not supported by this version of "
-        "corral (got rediss://h:1)"}},
       {"upstream:\n  primary: http://h:1\n",
        {"t.yaml:2:12: upstream.primary: must be host:port, unix:/path or "
-        "redis://[user[:password]@]host:port[/db] (got http://h:1)"}},
+        "redis[s]://[user[:password]@]host:port[/db] (got http://h:1)"}},
       {up + "  replicas: {a: 1}\n",
        {"t.yaml:3:13: upstream.replicas: must be an address or a list of addresses "
         "(got a mapping)"}},
@@ -302,7 +307,8 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
        {"t.yaml:3:22: upstream.reconnect_backoff: must be a mapping (got 1s)"}},
       // admin
       {"admin: {listen: }\n" + p,
-       {"t.yaml:1:9: admin.listen: must be host:port, [ipv6]:port or unix:/path (got nothing)"}},
+       {"t.yaml:1:9: admin.listen: must be host:port, [ipv6]:port, tls://host:port or "
+        "unix:/path (got nothing)"}},
       {"admin: {listen: 'h'}\n" + p,
        {"t.yaml:1:17: admin.listen: needs a port, as in host:port (got h)"}},
       {"admin: 9121\n" + p, {"t.yaml:1:8: admin: must be a mapping (got 9121)"}},
@@ -389,6 +395,66 @@ TEST_CASE("auth.users: a plain password, a SHA-256 or an environment variable") 
   // An empty list, or an empty section, switches auth off.
   CHECK(mustLoad(std::string(kPrimary) + "auth: {users: []}\n").auth.users.empty());
   CHECK(mustLoad(std::string(kPrimary) + "auth: {}\n").auth.users.empty());
+}
+
+TEST_CASE("auth.mode and auth.passthrough: every key, and the mode users imply") {
+  const std::string p = kPrimary;
+  Config c = mustLoad(p + R"(auth:
+  mode: passthrough
+  passthrough:
+    unauthenticated: refuse
+    cache_ttl: 0
+    cache_entries: 5
+    max_users: 3
+    pool_size: 2
+    idle_timeout: 1500ms
+    max_checks: 7
+)");
+  CHECK(c.auth.mode == AuthMode::kPassthrough);
+  const PassthroughConfig& pt = c.auth.passthrough;
+  CHECK(pt.unauthenticated == Unauthenticated::kRefuse);
+  CHECK(pt.cache_ttl == Millis{0});
+  CHECK(pt.cache_entries == 5);
+  CHECK(pt.max_users == 3);
+  CHECK(pt.pool_size == 2);
+  CHECK(pt.idle_timeout == Millis{1500});
+  CHECK(pt.max_checks == 7);
+  CHECK(mustLoad(p + "auth: {mode: off}\n").auth.mode == AuthMode::kOff);
+  // Users listed: corral checks them, with or without the mode written.
+  CHECK(mustLoad(p + "auth: {users: [{name: a, password: b}]}\n").auth.mode == AuthMode::kUsers);
+  CHECK(mustLoad(p + "auth: {users: [{name: a, password: b}], mode: users}\n").auth.mode ==
+        AuthMode::kUsers);
+  CHECK(mustLoad(p + "auth: {users: []}\n").auth.mode == AuthMode::kPassthrough);
+}
+
+TEST_CASE("auth.mode and auth.passthrough errors") {
+  const std::string p = kPrimary;
+  checkErrorCases({
+      {p + "auth: {mode: redis}\n",
+       {"t.yaml:2:14: auth.mode: must be one of passthrough, users, off (got redis)"}},
+      {p + "auth: {mode: users}\n",
+       {"t.yaml:2:14: auth.mode: users needs at least one entry in auth.users (got users)"}},
+      {p + "auth: {mode: passthrough, users: [{name: a, password: b}]}\n",
+       {"t.yaml:2:14: auth.mode: must be users when auth.users lists users (got passthrough)"}},
+      {p + "auth: {mode: off, users: [{name: a, password: b}]}\n",
+       {"t.yaml:2:14: auth.mode: must be users when auth.users lists users (got off)"}},
+      // A user with errors is reported once, not again as "no users".
+      {p + "auth: {mode: users, users: [{name: a}]}\n",
+       {"t.yaml:2:29: auth.users[0]: needs one of password, password_sha256 or password_env"}},
+      {p + "auth: {passthrough: {unauthenticated: no}}\n",
+       {"t.yaml:2:39: auth.passthrough.unauthenticated: must be one of upstream, refuse (got no)"}},
+      {p + "auth: {passthrough: {cache_ttl: 10}}\n",
+       {"t.yaml:2:33: auth.passthrough.cache_ttl: must have a unit (ms, s, m, h or d), like "
+        "250ms or 5s (got 10)"}},
+      {p + "auth: {passthrough: {max_users: 0, pool_size: 65, max_checks: 0, cache_entries: 0}}\n",
+       {"t.yaml:2:33: auth.passthrough.max_users: must be an integer from 1 to 100000 (got 0)",
+        "t.yaml:2:47: auth.passthrough.pool_size: must be an integer from 1 to 64 (got 65)",
+        "t.yaml:2:63: auth.passthrough.max_checks: must be an integer from 1 to 10000 (got 0)",
+        "t.yaml:2:81: auth.passthrough.cache_entries: must be an integer from 1 to 10000000 "
+        "(got 0)"}},
+      {p + "auth: {passthrough: {max_user: 3}}\n",
+       {"t.yaml:2:22: auth.passthrough.max_user: unknown key (did you mean max_users?)"}},
+  });
 }
 
 TEST_CASE("auth.users errors: exact positions, and secrets are never echoed") {

@@ -97,8 +97,8 @@ TEST_CASE("upstream.sentinel: each error at its position") {
         "upstream.sentinel.addresses[0] (got H:1)",
         "t.yaml:4:27: upstream.sentinel.addresses[2]: port must be a number from 1 to 65535 "
         "(got h:0)",
-        "t.yaml:4:34: upstream.sentinel.addresses[3]: must be host:port, [ipv6]:port or "
-        "unix:/path, not a URL (got redis://h:2)"}},
+        "t.yaml:4:34: upstream.sentinel.addresses[3]: must be host:port, [ipv6]:port, "
+        "tls://host:port or unix:/path (got redis://h:2)"}},
       {s + "    master: 'my master'\n    addresses: [h:1]\n",
        {"t.yaml:3:13: upstream.sentinel.master: must be the name the sentinels monitor the "
         "primary under: 1 to 128 of A-Z a-z 0-9 _ . : - (got my master)"}},

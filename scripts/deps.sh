@@ -15,7 +15,7 @@
 set -euo pipefail
 
 build_pkgs=(cmake ninja-build g++ pkg-config libevent-dev libspdlog-dev libfmt-dev
-  libyaml-cpp-dev doctest-dev)
+  libyaml-cpp-dev doctest-dev libssl-dev)
 redis_pkgs=(redis-server redis-tools)
 # The stampede demo of scripts/run.sh (CORRAL_DEMO=1): the sample origin and a way to read it.
 demo_pkgs=(python3 curl)
@@ -23,7 +23,8 @@ demo_pkgs=(python3 curl)
 # install without recommends.
 # prometheus: only its promtool is used (tests/integration/test_admin.py lints /metrics with it);
 # the server it also installs is not started by anything of ours.
-test_pkgs=(nutcracker python3 python3-redis python3-pytest python3-yaml clang libclang-rt-14-dev
+# openssl: the TLS tests make their certificates with its command line.
+test_pkgs=(openssl nutcracker python3 python3-redis python3-pytest python3-yaml clang libclang-rt-14-dev
   clang-format util-linux nodejs npm prometheus)
 bench_pkgs=(nutcracker valgrind util-linux python3)
 

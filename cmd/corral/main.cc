@@ -24,6 +24,7 @@
 #include "proxy/net/listen.h"
 #include "proxy/net/worker.h"
 #include "proxy/sentinel/monitor.h"
+#include "proxy/tls/context.h"
 
 namespace {
 
@@ -102,6 +103,12 @@ int checkConfig(const std::string& path, bool print_addresses) {
     std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), r.errors.size());
     return 1;
   }
+  if (!print_addresses && !r.refused_by_check.empty()) {
+    for (const auto& e : r.refused_by_check) std::fprintf(stderr, "%s\n", e.format().c_str());
+    std::fprintf(stderr, "%s: loads, but refused: %zu setting(s) for tests only\n", path.c_str(),
+                 r.refused_by_check.size());
+    return 1;
+  }
   if (print_addresses) {
     std::printf("%s", corral::config::addressLines(*r.config).c_str());
   } else {
@@ -153,8 +160,31 @@ void onTerminate(evutil_socket_t sig, short, void* arg) {
   event_add(app->stop_poll, &tv);
 }
 
+// Certificates and keys: re-read when their files change (a rotated Kubernetes secret) or on
+// SIGHUP. A file that does not load leaves the old context in force and is logged once.
+void reloadTls(App* app, bool force) {
+  struct Named {
+    const char* name;
+    corral::tls::Holder* holder;
+  };
+  for (Named h : {Named{"tls", app->shared->tls_server.get()},
+                  Named{"upstream.tls", app->shared->tls_upstream.get()}}) {
+    if (h.holder == nullptr) continue;
+    bool changed = false;
+    std::string err;
+    if (!h.holder->reload(force, &changed, &err)) {
+      app->log->error("TLS reload refused, old certificate kept section={} err=\"{}\"", h.name,
+                      err);
+    } else if (changed) {
+      app->log->info("TLS certificate reloaded section={}", h.name);
+    }
+  }
+}
+
 void onReload(evutil_socket_t, short, void* arg) {
-  static_cast<App*>(arg)->reloader->reload("SIGHUP");
+  auto* app = static_cast<App*>(arg);
+  app->reloader->reload("SIGHUP");
+  reloadTls(app, /*force=*/true);
 }
 
 void onTick(evutil_socket_t, short, void* arg) {
@@ -165,6 +195,39 @@ void onTick(evutil_socket_t, short, void* arg) {
   // (Workers' rate-limit clock is the same: loop::monotonicNs.)
   app->shared->policy_registry.limiter().sweep(corral::loop::monotonicNs());
   app->reloader->poll();
+  reloadTls(app, /*force=*/false);
+}
+
+bool setUpTls(const corral::config::Config& cfg, corral::net::SharedState& shared,
+              const std::shared_ptr<spdlog::logger>& log) {
+  bool tls_listener = false;
+  for (const auto& l : cfg.listen) tls_listener = tls_listener || l.tls;
+  bool tls_upstream = cfg.upstream.primary.addr.tls || cfg.upstream.tls.enabled;
+  for (const auto& r : cfg.upstream.replicas) tls_upstream = tls_upstream || r.addr.tls;
+  if (cfg.upstream.sentinel) {
+    for (const auto& s : cfg.upstream.sentinel->addresses) tls_upstream = tls_upstream || s.tls;
+  }
+  std::string err;
+  if (tls_listener) {
+    shared.tls_server = corral::tls::Holder::server(cfg.tls, &err);
+    if (shared.tls_server == nullptr) {
+      log->error("TLS setup failed section=tls err=\"{}\"", err);
+      return false;
+    }
+  }
+  if (tls_upstream) {
+    shared.tls_upstream = corral::tls::Holder::client(cfg.upstream.tls, &err);
+    if (shared.tls_upstream == nullptr) {
+      log->error("TLS setup failed section=upstream.tls err=\"{}\"", err);
+      return false;
+    }
+    if (cfg.upstream.tls.insecure) {
+      log->warn(
+          "upstream.tls.insecure: true: Redis's certificate and name are NOT checked "
+          "(tests only)");
+    }
+  }
+  return true;
 }
 
 bool writeReadyFile(const std::string& path, const std::vector<std::string>& lines) {
@@ -243,6 +306,9 @@ int main(int argc, char** argv) {
   app.shared->max_clients.store(cfg.limits.max_clients);
   app.shared->started_ms = corral::loop::monotonicMs();
   app.shared->auth = std::make_unique<corral::net::Authenticator>(cfg.auth);
+  app.shared->verdicts = std::make_unique<corral::net::VerdictCache>(
+      cfg.auth.passthrough.cache_entries, cfg.auth.passthrough.cache_ttl.count());
+  if (!setUpTls(cfg, *app.shared, app.log)) return 1;
 
   app.base = event_base_new();
   std::unique_ptr<corral::admin::AdminServer> admin;
@@ -259,8 +325,8 @@ int main(int argc, char** argv) {
   }
 
   if (cfg.upstream.sentinel) {
-    app.sentinel =
-        std::make_unique<corral::sentinel::Monitor>(*cfg.upstream.sentinel, cfg.upstream);
+    app.sentinel = std::make_unique<corral::sentinel::Monitor>(*cfg.upstream.sentinel, cfg.upstream,
+                                                               app.shared->tls_upstream.get());
     app.shared->topology = &app.sentinel->board();
     app.sentinel->start();  // returns after its first round of questions (bounded)
   }

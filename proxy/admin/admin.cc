@@ -13,6 +13,7 @@
 #include "proxy/loop/clock.h"
 #include "proxy/net/metrics_table.h"
 #include "proxy/net/prometheus.h"
+#include "proxy/tls/context.h"
 
 namespace corral::admin {
 namespace {
@@ -125,6 +126,19 @@ std::string AdminServer::metricsText() const {
   if (shared_.topology != nullptr) {
     writeSentinelMetrics(w, shared_.topology->status(), loop::monotonicMs());
   }
+  w.header("corral_upstream_tls_failures_total", net::MetricType::kCounter,
+           "Upstream TLS handshakes or records refused (the log line says why).");
+  w.sample("corral_upstream_tls_failures_total", up.tls_failures.load(std::memory_order_relaxed));
+  w.header("corral_upstream_tls_resumed_total", net::MetricType::kCounter,
+           "Upstream TLS handshakes that resumed an earlier session.");
+  w.sample("corral_upstream_tls_resumed_total", up.tls_resumed.load(std::memory_order_relaxed));
+  const tls::Counters& tc = tls::counters();
+  w.header("corral_tls_reloads_total", net::MetricType::kCounter,
+           "TLS certificates reloaded after their files changed.");
+  w.sample("corral_tls_reloads_total", tc.reloads.load(std::memory_order_relaxed));
+  w.header("corral_tls_reload_failures_total", net::MetricType::kCounter,
+           "Changed TLS files refused (the old certificate stays in force).");
+  w.sample("corral_tls_reload_failures_total", tc.reload_failures.load(std::memory_order_relaxed));
   shared_.policy_registry.appendMetrics(out);
   w.header("corral_config_reload_failures_total", net::MetricType::kCounter,
            "Config reloads rejected.");

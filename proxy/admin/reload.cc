@@ -51,6 +51,14 @@ bool sameUpstream(const config::UpstreamConfig& a, const config::UpstreamConfig&
 }
 
 bool sameAuth(const config::AuthConfig& a, const config::AuthConfig& b) {
+  const config::PassthroughConfig& p = a.passthrough;
+  const config::PassthroughConfig& q = b.passthrough;
+  if (a.mode != b.mode || p.unauthenticated != q.unauthenticated || p.cache_ttl != q.cache_ttl ||
+      p.cache_entries != q.cache_entries || p.max_users != q.max_users ||
+      p.pool_size != q.pool_size || p.idle_timeout != q.idle_timeout ||
+      p.max_checks != q.max_checks) {
+    return false;
+  }
   if (a.users.size() != b.users.size()) return false;
   for (size_t i = 0; i < a.users.size(); ++i) {
     const config::AuthUser& x = a.users[i];
@@ -69,6 +77,7 @@ Loaded loadAndCompile(const std::string& path, policies::Registry& registry) {
   config::LoadResult r = config::loadConfigFile(path);
   Loaded out;
   out.errors = std::move(r.errors);
+  out.refused_by_check = std::move(r.refused_by_check);
   policies::Registry scratch;
   std::vector<config::ConfigError> compile_errors;
   const bool compiled = policies::PolicySet::compile(r.policy, scratch, &compile_errors) != nullptr;

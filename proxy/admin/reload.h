@@ -34,6 +34,8 @@ struct Loaded {
   // The loader's and the policy compiler's errors, merged in file order. When the loader finds
   // errors, what it could load is compiled too, so that one run reports both kinds.
   std::vector<config::ConfigError> errors;
+  // Settings corral runs with but --check-config refuses (LoadResult::refused_by_check).
+  std::vector<config::ConfigError> refused_by_check;
 };
 
 // Loads path and compiles its policies: the checks a reload makes, so --check-config says yes

@@ -13,7 +13,12 @@ bool digestsEqual(const Sha256Digest& a, const Sha256Digest& b) {
   return diff == 0;
 }
 
-Authenticator::Authenticator(const config::AuthConfig& cfg) {
+Authenticator::Authenticator(const config::AuthConfig& cfg)
+    // Listed users mean mode users (the loader refuses them with another mode).
+    : mode_(cfg.users.empty() ? cfg.mode : config::AuthMode::kUsers) {
+  gate_ =
+      !cfg.users.empty() || (mode_ == config::AuthMode::kPassthrough &&
+                             cfg.passthrough.unauthenticated == config::Unauthenticated::kRefuse);
   users_.reserve(cfg.users.size());
   for (const config::AuthUser& u : cfg.users) {
     users_.push_back(User{u.name, u.has_sha ? u.sha256 : sha256(u.password)});

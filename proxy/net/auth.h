@@ -15,8 +15,8 @@
 //   - HELLO <ver> AUTH <user> <password> authenticates like AUTH (kWrongPassError on failure);
 //     a HELLO without AUTH from an unauthenticated client gets kHelloNoAuthError.
 //   - RESET de-authenticates the client (Redis: back to "default", which needs a password).
-// When !enabled(), AUTH <password> is answered kNoPasswordConfiguredError, as Redis does
-// without requirepass.
+// In mode off, AUTH <password> is answered kNoPasswordConfiguredError, as Redis does without
+// requirepass. In mode passthrough, Redis itself answers each AUTH (client_passthrough.cc).
 #pragma once
 
 #include <string>
@@ -51,8 +51,13 @@ class Authenticator {
   // kept). cfg is expected to be validated by config/ (unique names).
   explicit Authenticator(const config::AuthConfig& cfg);
 
-  // True when at least one user is configured: clients must AUTH first.
+  // True when corral itself checks AUTH against auth.users (mode users): clients must AUTH first.
   bool enabled() const { return !users_.empty(); }
+  // True in mode passthrough: Redis checks AUTH (client_passthrough.cc).
+  bool passthrough() const { return mode_ == config::AuthMode::kPassthrough; }
+  // True when a client must authenticate before its commands run: mode users, or passthrough
+  // with unauthenticated: refuse.
+  bool gate() const { return gate_; }
 
   // Returns true when (user, password) is valid. An empty user means "default". Always false
   // when !enabled(). The password is hashed and compared in constant time whether or not the
@@ -67,6 +72,8 @@ class Authenticator {
     Sha256Digest digest;
   };
   std::vector<User> users_;
+  config::AuthMode mode_ = config::AuthMode::kPassthrough;
+  bool gate_ = false;
 };
 
 // Compares two digests in time that depends only on their size, not on where they differ.

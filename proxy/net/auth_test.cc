@@ -35,9 +35,27 @@ constexpr Sha256Digest kS3cretSha256 = {
 TEST_CASE("auth: no users means disabled, and nothing checks") {
   Authenticator a{config::AuthConfig{}};
   CHECK_FALSE(a.enabled());
+  CHECK(a.passthrough());  // the default: Redis checks
+  CHECK_FALSE(a.gate());
   CHECK_FALSE(a.check("", ""));
   CHECK_FALSE(a.check("default", ""));
   CHECK_FALSE(a.check("default", "anything"));
+}
+
+TEST_CASE("auth: the modes, and who must authenticate first") {
+  config::AuthConfig cfg;
+  cfg.mode = config::AuthMode::kOff;
+  Authenticator off(cfg);
+  CHECK_FALSE(off.enabled());
+  CHECK_FALSE(off.passthrough());
+  CHECK_FALSE(off.gate());
+  cfg.mode = config::AuthMode::kPassthrough;
+  cfg.passthrough.unauthenticated = config::Unauthenticated::kRefuse;
+  Authenticator refuse(cfg);
+  CHECK(refuse.passthrough());
+  CHECK(refuse.gate());
+  CHECK_FALSE(refuse.enabled());
+  CHECK_FALSE(refuse.check("default", ""));
 }
 
 TEST_CASE("auth: plain and SHA-256 passwords, named users and default") {
@@ -47,6 +65,8 @@ TEST_CASE("auth: plain and SHA-256 passwords, named users and default") {
   cfg.users.push_back(plainUser("default", "dflt"));
   Authenticator a(cfg);
   REQUIRE(a.enabled());
+  CHECK(a.gate());
+  CHECK_FALSE(a.passthrough());
 
   CHECK(a.check("app", "s3cret"));
   CHECK(a.check("ops", "s3cret"));  // the configured digest is SHA-256 of the same password

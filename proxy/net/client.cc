@@ -35,12 +35,13 @@ Client::Client(Worker& worker, int fd, uint64_t id, std::string peer)
       created_ms_(worker.nowMs()),
       last_active_ms_(worker.nowMs()),
       db_(worker.defaultDb()) {
-  primary_ = worker.primaryFor(primary_slot_);
+  bindShared();
   // Before AUTH, Redis takes only small requests (10 elements, 16 KiB bulks): so does corral.
-  parser_.setAuthRequired(worker.shared().auth != nullptr && worker.shared().auth->enabled());
+  parser_.setAuthRequired(worker.shared().auth != nullptr && worker.shared().auth->gate());
 }
 
 Client::~Client() {
+  dropUserPool();
   if (ev_ != nullptr) event_free(ev_);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -53,6 +54,7 @@ Client::Extras& Client::extras() {
 void Client::start() {
   ev_ = event_new(worker_.loop_.base, fd_, EV_READ | EV_PERSIST, &Client::onEvent, this);
   read_enabled_ = true;
+  if (tls_handshaking_) event_priority_set(ev_, eventPriority());
   event_add(ev_, nullptr);
 }
 
@@ -72,6 +74,8 @@ void Client::onEvent(evutil_socket_t, short what, void* arg) {
   if ((what & EV_READ) && !self->closed()) {
     self->worker_.loop_.now_us = loop::monotonicUs();  // requests' latency starts here
     self->onReadable();
+    // TLS: a write that waited for a read can go on now.
+    if (self->tls_ != nullptr && !self->closed() && !self->out_.empty()) self->flush();
   }
 }
 
@@ -79,6 +83,7 @@ void Client::setReadEnabled(bool on) {
   if (on == read_enabled_ || ev_ == nullptr) return;
   read_enabled_ = on;
   armEvent();
+  if (on && tls_ != nullptr && tls_->pending()) event_active(ev_, EV_READ, 0);
 }
 
 void Client::setWriteEnabled(bool on) {
@@ -95,6 +100,7 @@ void Client::armEvent() {
                                         (write_enabled_ ? EV_WRITE : 0) | EV_PERSIST);
   event_del(ev_);
   event_assign(ev_, worker_.loop_.base, fd_, what, &Client::onEvent, this);
+  if (tls_ != nullptr) event_priority_set(ev_, eventPriority());  // assign reset it
   event_add(ev_, nullptr);
 }
 
@@ -113,14 +119,14 @@ void Client::onReadable() {
       buf = in_.writePtr();
       cap = in_.writable();
     }
-    ssize_t n = ::recv(fd_, buf, cap, 0);
+    ssize_t n = readSome(buf, cap);
     if (n == 0) {
       closeNow("eof");
       return;
     }
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) closeNow(std::strerror(errno));
+      if (errno != EAGAIN && errno != EWOULDBLOCK) closeNow(ioError().c_str());
       return;
     }
     const auto got = static_cast<size_t>(n);
@@ -137,8 +143,11 @@ void Client::onReadable() {
       in_.consume(st_.link == Link::kClosing ? in_.readable() : used);
     }
     if (in_.empty()) in_.release();
-    if (got < cap) return;  // the socket is drained
+    // A short read drained the socket; TLS reads one record at a time, so it goes on.
+    if (got < cap && tls_ == nullptr) return;
   }
+  // Records OpenSSL already decrypted do not make the socket readable: come back for them.
+  if (tls_ != nullptr && tls_->pending()) event_active(ev_, EV_READ, 0);
 }
 
 bool Client::overLimits() const {
@@ -385,15 +394,16 @@ std::string_view Client::wireBytes(const codec::Request& req) {
 
 void Client::flush() {
   while (!out_.empty()) {
-    ssize_t n = ::send(fd_, out_.readPtr(), out_.readable(), MSG_NOSIGNAL);
+    ssize_t n = writeSome(out_.readPtr(), out_.readable());
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        setWriteEnabled(true);
+        // (A TLS write waiting to read goes on with the next read: onEvent.)
+        setWriteEnabled(tls_ == nullptr || tls_->wantsWrite());
         if (st_.link == Link::kSubscribed || st_.link == Link::kPush) overSubscriberLimits();
         return;
       }
-      closeNow(std::strerror(errno));
+      closeNow(ioError().c_str());
       return;
     }
     out_.consume(static_cast<size_t>(n));
@@ -427,8 +437,10 @@ void Client::closeNow(const char* why) {
   if (closed()) return;
   log()->debug("client closed id={} peer={} reason={}", id_, peer_, why);
   sessionEvent(Event::kClientClosed);  // gives the dedicated connection back
+  dropUserPool();
   event_free(ev_);
   ev_ = nullptr;
+  tls_.reset();
   ::close(fd_);
   fd_ = -1;
   in_.consume(in_.readable());

@@ -40,8 +40,10 @@
 #include "proxy/codec/ring.h"
 #include "proxy/net/armed.h"
 #include "proxy/net/command_kind.h"
+#include "proxy/net/passthrough.h"
 #include "proxy/net/session.h"
 #include "proxy/net/stats.h"
+#include "proxy/tls/stream.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::policies {
@@ -86,13 +88,26 @@ class Client final : public upstream::ReplySink {
     kProtocol,      // hidden HELLO sent upstream: an error ends the session (Slot::arg = ver)
     kTracking,      // CLIENT TRACKING: +OK turns tracking on/off (Slot::arg = on, redirect id)
     kTrackingInfo,  // CLIENT TRACKINGINFO: Redis's redirect id becomes corral's
+    kReauth,        // hidden AUTH with the client's new credentials: an error ends the session
   };
 
   void start();  // begins reading
+  // Before start(), for a client of a tls:// listener: every byte goes through a TLS stream.
+  bool startTls(std::shared_ptr<const tls::Context> ctx);
+  // A TLS client that has not finished its handshake within `timeout_ms` of connecting.
+  bool tlsHandshakeLate(int64_t now_ms, int64_t timeout_ms) const {
+    return tls_handshaking_ && now_ms - created_ms_ >= timeout_ms;
+  }
 
   // upstream::ReplySink: replies of shared connections (by seq), and every frame of the
   // dedicated connection (kPipeFrame) and its end (kPipeClosed).
   void onUpstreamReply(uint64_t seq, std::string_view reply) override;
+  // Passthrough: Redis's verdict on credentials this client gave (AuthChecks::check); the
+  // request that gave them is parsed again now (client_passthrough.cc).
+  void onAuthVerdict(const Sha256Digest& key, std::string_view reply);
+  // Passthrough: what this client waited for (a verdict, a permission) is known; the waiting
+  // request is parsed again.
+  void onWaitOver();
 
   // Worker's end-of-turn write; returns false when the client closed.
   void flush();
@@ -121,6 +136,7 @@ class Client final : public upstream::ReplySink {
   uint32_t inflightRefs() const { return inflight_refs_; }
   size_t pendingCount() const { return pending_.size(); }
   uint64_t id() const { return id_; }
+  const std::string& peer() const { return peer_; }
   bool hasDedicated() const { return dedicated_ != nullptr; }
   SessionState sessionState() const { return st_; }
   int64_t lastActiveMs() const { return last_active_ms_; }
@@ -181,7 +197,7 @@ class Client final : public upstream::ReplySink {
   // Rarely used session state, allocated on first use so that idle clients stay small.
   struct Extras {
     std::string name;      // CLIENT SETNAME
-    std::string user;      // AUTH user, when auth.users is configured
+    std::string user;      // the user the client logged in as (auth.users or passthrough)
     std::string lib_name;  // CLIENT SETINFO
     std::string lib_ver;
     TxPlan tx_plan;                    // the transaction being queued
@@ -192,6 +208,9 @@ class Client final : public upstream::ReplySink {
     // read goes to the primary until ryw_all_until.
     std::unordered_map<std::string, int64_t> ryw;
     int64_t ryw_all_until = 0;
+    // Passthrough: Redis's verdicts for the credentials of the request being handled (one per
+    // AUTH option of a HELLO at most), kept from its check until it has run.
+    std::vector<std::pair<Sha256Digest, std::string>> verdicts;
   };
   Extras& extras();
   Armed& armed() { return worker_armed_; }
@@ -235,8 +254,17 @@ class Client final : public upstream::ReplySink {
              const codec::Request& req, Event ev);
   void routeShared(const commands::CommandInfo* cmd, CommandKind kind, const codec::Request& req);
   // The shared connection for a command: the client's primary connection, a replica or another
-  // db's pool, as the config and the policy's routing say.
+  // db's pool, as the config and the policy's routing say; always its own user's pool when it
+  // logged in as one (passthrough), whose reads stay on the primary.
   upstream::Connection* sharedConnection(const commands::CommandInfo* cmd);
+  // The shared primary connection on the client's db (and user).
+  upstream::Connection* primaryConnection();
+  // After a change of db or user: primary_ and fixed_route_ follow.
+  void bindShared();
+  void setDb(int db) {
+    db_ = db;
+    bindShared();
+  }
   // An event that is not a request (upstream, client, worker). Requests still waiting on a
   // dedicated connection that the step gives up get `error` (RESP bytes) as their reply.
   void sessionEvent(Event e, std::string_view error = {});
@@ -273,6 +301,21 @@ class Client final : public upstream::ReplySink {
   void hello(const std::vector<std::string_view>& args, bool* ok, std::string& out);
   void helloReply(std::string& out) const;
   void reset();  // RESET: everything but the connection itself
+
+  // --- client_passthrough.cc: AUTH checked by Redis (passthrough.h has the worker's side)
+  // True when every verdict the request's credentials need is known (from an earlier check or
+  // the cache); false when a check is running and the request must wait for it.
+  // *logs_in: the request carries credentials.
+  bool credentialsReady(CommandKind kind, const std::vector<std::string_view>& args, bool* logs_in);
+  // Applies the verdict for these credentials: +OK logs the client in as that user (its pool,
+  // and its dedicated connection, if any, logged in again); else Redis's reply goes into out.
+  bool authenticatePassthrough(bool one_arg, std::string_view user, std::string_view password,
+                               std::string& out);
+  // CLIENT LIST/KILL of a client logged in as its own user: false while Redis is asked whether
+  // its ACL allows it (the request waits); true once known, with *denial set to Redis's
+  // -NOPERM reply (RESP bytes) when it does not.
+  bool adminPermitted(CommandKind kind, std::string* denial);
+  void dropUserPool();
   void clientReply(const std::vector<std::string_view>& args);
 
   // --- client_admin.cc: CLIENT LIST/INFO/KILL/UNBLOCK/GETREDIR/TRACKINGINFO, ids
@@ -348,7 +391,12 @@ class Client final : public upstream::ReplySink {
   // Bytes of requests sent upstream since nothing was last pending (limits.max_pending_bytes).
   uint64_t pending_bytes_ = 0;
   uint32_t primary_slot_ = 0;
-  upstream::Connection* primary_ = nullptr;  // Worker::primaryFor(primary_slot_)
+  // Worker::primaryFor(primary_slot_), or the user pool's connection on db_.
+  upstream::Connection* primary_ = nullptr;
+  // primary_ is where every shared command goes unless a policy routes it: the client has its
+  // own user's pool, or is on the configured db without replicas.
+  bool fixed_route_ = true;
+  UserPools::Pool* user_pool_ = nullptr;  // passthrough: the user the client logged in as
   int64_t created_ms_ = 0;
   int64_t last_active_ms_ = 0;
   uint16_t cur_cmd_ = kNoCommand;  // the request being handled: its counter slot
@@ -356,7 +404,8 @@ class Client final : public upstream::ReplySink {
 
   // Session (session.h): the state, and what it needs beside it.
   SessionState st_;
-  bool authenticated_ = false;   // meaningful only when auth.users is configured
+  bool authenticated_ = false;   // may run commands (Authenticator::gate() passed)
+  bool checking_ = false;        // passthrough: waits for a verdict or a permission
   uint8_t proto_ = 2;            // RESP version the client speaks
   bool reply_off_ = false;       // CLIENT REPLY OFF
   bool reply_skip_ = false;      // CLIENT REPLY SKIP: the next command's reply is dropped
@@ -374,6 +423,14 @@ class Client final : public upstream::ReplySink {
   uint32_t tx_queued_ = 0;  // commands queued by Redis in the current transaction
   std::unique_ptr<upstream::Connection> dedicated_;
   std::unique_ptr<Extras> extras_;
+  // --- client_tls.cc: the socket, or the TLS stream of a tls:// client. recv/send results
+  // with errno set (EPROTO: the TLS stream failed; ioError() says why).
+  ssize_t readSome(char* buf, size_t cap);
+  ssize_t writeSome(const char* buf, size_t len);
+  std::string ioError() const;
+  int eventPriority() const;
+  std::unique_ptr<tls::Stream> tls_;
+  bool tls_handshaking_ = false;
 
   friend class Worker;
 };

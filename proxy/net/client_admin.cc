@@ -348,7 +348,7 @@ bool Client::clientAdmin(const CommandInfo* cmd, const codec::Request& req) {
     if (dedicated_ != nullptr) {
       sendDedicatedRaw(encode(use.args), cur_flags_ | kOnDedicated, Rewrite::kNone, 0, 0, 1);
     } else {
-      forward(worker_.route(false, primary_slot_, db_), use, 0);
+      forward(primaryConnection(), use, 0);
     }
     return true;
   }

@@ -132,6 +132,16 @@ void Client::answerDedicatedHead(std::string_view frame) {
         onDedicatedLost("refused the client's protocol (HELLO)");
         return;
       }
+      if (h.rewrite == Rewrite::kReauth) {
+        // The user the client logged in as (from a cached verdict) is refused now: nothing more
+        // may run on this connection as the previous user.
+        log()->info(
+            "upstream refused the client's credentials on its dedicated connection "
+            "client={}",
+            id_);
+        onDedicatedLost("refused the client's credentials (AUTH)");
+        return;
+      }
       worker_.policies().followupSink()->onUpstreamReply(0, frame);
     }
   } else if (h.rewrite != Rewrite::kNone) {

@@ -49,6 +49,11 @@ bool Client::runLocal(const CommandInfo* cmd, CommandKind kind,
     case CommandKind::kAuth:
       if (n > 3) {
         codec::appendError(out, "ERR syntax error");
+      } else if (worker_.passthrough()) {
+        if (authenticatePassthrough(n == 2, n == 2 ? std::string_view() : args[1], args[n - 1],
+                                    out)) {
+          codec::appendSimple(out, "OK");
+        }
       } else if (worker_.shared().auth->enabled()) {
         if (authenticate(n == 2 ? kDefaultUser : args[1], args[n - 1], out)) {
           codec::appendSimple(out, "OK");
@@ -76,7 +81,7 @@ bool Client::runLocal(const CommandInfo* cmd, CommandKind kind,
                  db > INT32_MAX) {
         codec::appendError(out, "ERR DB index is out of range");
       } else {
-        db_ = static_cast<int>(db);
+        setDb(static_cast<int>(db));
         codec::appendSimple(out, "OK");
       }
       return true;
@@ -174,7 +179,7 @@ bool Client::authenticate(std::string_view user, std::string_view password, std:
 }
 
 bool Client::gateAuth(const CommandInfo* cmd, CommandKind kind, const codec::Request& req) {
-  if (!worker_.shared().auth->enabled()) {
+  if (!worker_.shared().auth->gate()) {
     authenticated_ = true;  // nothing to check: stop asking
     return false;
   }
@@ -211,17 +216,20 @@ void Client::hello(const std::vector<std::string_view>& args, bool* ok, std::str
     }
   }
   // Options in order, each applied at once, as Redis does; credentials stay with corral.
+  const Authenticator& auth = *worker_.shared().auth;
   for (size_t j = 2; j < args.size(); ++j) {
-    const size_t more = args.size() - 1 - j;
-    if (commands::equalsIgnoreCase(args[j], "AUTH") && more >= 2) {
-      if (worker_.shared().auth->enabled()) {
+    const HelloOption opt = helloOption(args, j);
+    if (opt == HelloOption::kAuth) {
+      if (worker_.passthrough()) {
+        if (!authenticatePassthrough(false, args[j + 1], args[j + 2], out)) return;
+      } else if (auth.enabled()) {
         if (!authenticate(args[j + 1], args[j + 2], out)) return;
       } else if (!commands::equalsIgnoreCase(args[j + 1], kDefaultUser)) {
         codec::appendError(out, kWrongPassError);
         return;
       }
       j += 2;
-    } else if (commands::equalsIgnoreCase(args[j], "SETNAME") && more >= 1) {
+    } else if (opt == HelloOption::kSetname) {
       if (!validName(args[j + 1])) {
         codec::appendError(out, kBadNameError);
         return;
@@ -236,7 +244,7 @@ void Client::hello(const std::vector<std::string_view>& args, bool* ok, std::str
       return;
     }
   }
-  if (worker_.shared().auth->enabled() && !authenticated_) {
+  if (auth.gate() && !authenticated_) {
     codec::appendError(out, kHelloNoAuthError);
     return;
   }
@@ -269,9 +277,12 @@ void Client::helloReply(std::string& out) const {
 void Client::reset() {
   // The dedicated connection (and with it MULTI, WATCH, subscriptions, MONITOR, tracking and
   // RESP3 upstream) is gone already (session.h: RESET releases it).
-  authenticated_ = !worker_.shared().auth->enabled();
+  authenticated_ = !worker_.shared().auth->gate();
   parser_.setAuthRequired(!authenticated_);
-  db_ = worker_.defaultDb();
+  // Passthrough: logged out, as Redis's RESET logs out (back to corral's credentials, or to
+  // the gate with unauthenticated: refuse).
+  dropUserPool();
+  setDb(worker_.defaultDb());
   proto_ = 2;
   reply_off_ = reply_skip_ = false;
   cur_flags_ &= static_cast<uint8_t>(~kSilent);

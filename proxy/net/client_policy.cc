@@ -62,7 +62,7 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
       if (inMulti()) {
         // Inside MULTI a hidden command would wait for EXEC: delete the leases now on a shared
         // connection too, and again right after EXEC (with the transaction's follow-ups).
-        upstream::Connection* shared = worker_.route(false, primary_slot_, db_);
+        upstream::Connection* shared = primaryConnection();
         if (shared->accepting()) sendHidden(d.lease_deletes, shared);
       }
       armed().hidden.append(d.lease_deletes);

@@ -60,11 +60,18 @@ Event Client::eventOf(const CommandInfo* cmd, CommandKind kind, const codec::Req
       return Event::kSelect;
     case K::kHello: {
       const int ver = helloVersion(req.args);
+      if (inMulti() && worker_.passthrough() && helloLogsIn(req.args)) {
+        return Event::kRefused;  // as AUTH above
+      }
       if (ver == 0 || ver == proto_) return Event::kLocal;
       if (inMulti()) return Event::kRefused;  // would switch the protocol halfway through EXEC
       return ver == 3 ? Event::kEnterPush : Event::kLocal;
     }
     case K::kAuth:
+      // Passthrough: the user of the connection would change inside EXEC, which corral cannot
+      // follow there (README "The app's own credentials").
+      if (inMulti() && worker_.passthrough()) return Event::kRefused;
+      return Event::kLocal;
     case K::kClientSetinfo:
     case K::kClientSetname:
     case K::kClientGetname:
@@ -135,6 +142,32 @@ bool Client::dispatch(const codec::Request& req) {
   const Event ev = eventOf(cmd, kind, req);
   const Step s = step(st_, ev, pending_.empty());
   if (s.wait) return false;  // parsed again once every earlier request is answered
+  // Passthrough: credentials wait for Redis's verdict first; the verdicts are dropped once the
+  // request has run, so a later AUTH asks again (or finds the cache).
+  struct DropVerdicts {
+    Client* c = nullptr;
+    ~DropVerdicts() {
+      if (c != nullptr && c->extras_ != nullptr) c->extras_->verdicts.clear();
+    }
+  } drop_verdicts;
+  if ((kind == CommandKind::kAuth || kind == CommandKind::kHello) &&
+      (s.route == Route::kLocal || s.route == Route::kDedicated) && worker_.passthrough()) {
+    bool logs_in = false;
+    if (!credentialsReady(kind, req.args, &logs_in)) return false;  // parsed again with it
+    // What follows a login goes to the user's pool: what came before must be answered first,
+    // on the connections it went to (as for SELECT), or Redis could run it later.
+    if (logs_in && !pending_.empty()) return false;
+    drop_verdicts.c = this;
+  }
+  // Passthrough: CLIENT LIST/KILL show and act on other clients; a user runs them only if
+  // Redis's ACL lets it (UserPools::permitted).
+  std::string denial;
+  if (user_pool_ != nullptr &&
+      (kind == CommandKind::kClientList || kind == CommandKind::kClientKill) &&
+      (s.route == Route::kLocal || s.route == Route::kTxPlaceholder) &&
+      !adminPermitted(kind, &denial)) {
+    return false;  // parsed again with Redis's answer
+  }
 
   // From here on the request is handled exactly once.
   cur_cmd_ = worker_.stats().countCommand(cmd);  // per command or subcommand (client|setname)
@@ -143,6 +176,13 @@ bool Client::dispatch(const codec::Request& req) {
   if (reply_off_ || reply_skip_) {
     cur_flags_ |= kSilent;
     reply_skip_ = false;  // SKIP drops one reply
+  }
+  if (!denial.empty()) [[unlikely]] {
+    if (inMulti()) st_.tx = Tx::kMultiDirty;  // refused while queueing: EXEC aborts, as in Redis
+    if (denial.starts_with("-ERR corral: ")) worker_.stats().upstream_errors.add();
+    if (cur_cmd_ != kNoCommand) worker_.stats().per_command_errors[cur_cmd_].add();
+    replyLocal(denial);
+    return true;
   }
   const codec::Request* use = &req;
   const bool decided = s.route == Route::kShared || s.route == Route::kDedicated ||
@@ -256,18 +296,18 @@ void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::
           if (commands::equalsIgnoreCase(req.args[i], s)) rw = Rewrite::kInfo;
         }
       }
-      forward(worker_.route(false, primary_slot_, db_), req, 0, rw);
+      forward(primaryConnection(), req, 0, rw);
       return;
     }
     case CommandKind::kConfigGet:
-      forward(worker_.route(false, primary_slot_, db_), req, 0, Rewrite::kConfigGet);
+      forward(primaryConnection(), req, 0, Rewrite::kConfigGet);
       return;
     case CommandKind::kKeyspace:
-      forward(worker_.route(false, primary_slot_, db_), req, 0);
+      forward(primaryConnection(), req, 0);
       return;
     case CommandKind::kBusy:
       // Never behind a running script on a shared connection: a connection of its own.
-      if (!worker_.sendBusy(this, next_seq_, wireBytes(req))) {
+      if (!worker_.sendBusy(this, next_seq_, wireBytes(req), user_pool_)) {
         replyError("ERR corral: too many connections for SCRIPT KILL / SHUTDOWN at once");
         return;
       }
@@ -277,7 +317,7 @@ void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::
       worker_.stats().pending.add();
       return;
     case CommandKind::kClientUnblock:
-      if (!clientAdmin(cmd, req)) forward(worker_.route(false, primary_slot_, db_), req, 0);
+      if (!clientAdmin(cmd, req)) forward(primaryConnection(), req, 0);
       return;
     default:
       break;
@@ -287,15 +327,30 @@ void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::
 
 upstream::Connection* Client::sharedConnection(const CommandInfo* cmd) {
   const int8_t route = armed().route;
-  if (route == Armed::kRouteDefault && db_ == worker_.defaultDb() && !worker_.hasReplicas())
-      [[likely]] {
+  if (route == Armed::kRouteDefault && fixed_route_) [[likely]] {
     return primary_;  // what Worker::route would choose, without asking
   }
+  // A user of its own: replicas are logged in as corral, whose ACL is not the user's.
+  if (user_pool_ != nullptr) return primary_;
   const bool read_only =
       cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
   if (route == Armed::kRouteDefault) return worker_.route(read_only, primary_slot_, db_);
   if (route == Armed::kRoutePrimary) return worker_.route(false, primary_slot_, db_);
   return worker_.route(read_only, primary_slot_, db_, static_cast<config::ReadFrom>(route));
+}
+
+upstream::Connection* Client::primaryConnection() {
+  return user_pool_ != nullptr ? primary_ : worker_.route(false, primary_slot_, db_);
+}
+
+void Client::bindShared() {
+  if (user_pool_ != nullptr) {
+    primary_ = worker_.userPools().connection(*user_pool_, db_, primary_slot_);
+    fixed_route_ = true;
+  } else {
+    primary_ = worker_.primaryFor(primary_slot_);
+    fixed_route_ = db_ == worker_.defaultDb() && !worker_.hasReplicas();
+  }
 }
 
 void Client::refuse(const CommandInfo* cmd, CommandKind kind, const codec::Request& req, Event ev) {
@@ -312,6 +367,11 @@ void Client::refuse(const CommandInfo* cmd, CommandKind kind, const codec::Reque
   msg.append(upperName(cmd, req.args));
   if (kind == CommandKind::kRefuse) {
     msg.append(" is not supported through corral (it acts on the upstream connection itself)");
+  } else if (worker_.passthrough() && (kind == CommandKind::kAuth ||
+                                       (kind == CommandKind::kHello && helloLogsIn(req.args)))) {
+    msg.append(
+        " inside MULTI is not supported by corral with auth mode passthrough (it changes "
+        "the connection's user)");
   } else {
     msg.append(" inside MULTI is not supported by corral (it changes the connection's mode)");
   }
@@ -369,7 +429,7 @@ void Client::failDedicatedSlots(std::string_view error) {
 
 bool Client::acquireDedicated() {
   std::string_view error;
-  dedicated_ = worker_.acquireDedicated(db_, id_, this, &error);
+  dedicated_ = worker_.acquireDedicated(user_pool_, db_, id_, this, &error);
   if (dedicated_ != nullptr) return true;
   worker_.stats().upstream_errors.add();
   if (cur_cmd_ != kNoCommand) worker_.stats().per_command_errors[cur_cmd_].add();

@@ -183,4 +183,29 @@ std::string upperName(const CommandInfo* cmd, const std::vector<std::string_view
   return s;
 }
 
+HelloOption helloOption(const std::vector<std::string_view>& args, size_t j) {
+  const size_t more = args.size() - 1 - j;
+  if (commands::equalsIgnoreCase(args[j], "AUTH") && more >= 2) return HelloOption::kAuth;
+  if (commands::equalsIgnoreCase(args[j], "SETNAME") && more >= 1) return HelloOption::kSetname;
+  return HelloOption::kBad;
+}
+
+std::vector<std::pair<std::string_view, std::string_view>> helloCredentials(
+    const std::vector<std::string_view>& args) {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
+  int64_t ver = 0;
+  if (args.size() < 2 || !parseInt(args[1], ver) || ver < 2 || ver > 3) return out;
+  for (size_t j = 2; j < args.size();) {
+    const HelloOption o = helloOption(args, j);
+    if (o == HelloOption::kBad) break;
+    if (o == HelloOption::kAuth) {
+      out.emplace_back(args[j + 1], args[j + 2]);
+      j += 3;
+    } else {
+      j += 2;
+    }
+  }
+  return out;
+}
+
 }  // namespace corral::net

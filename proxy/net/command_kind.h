@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "commands/command_table.h"
@@ -89,5 +90,17 @@ std::string_view fullName(const commands::CommandInfo* cmd,
 
 // "CLIENT PAUSE", "SUBSCRIBE": the command's name as corral's errors spell it.
 std::string upperName(const commands::CommandInfo* cmd, const std::vector<std::string_view>& args);
+
+// HELLO's options as Redis 7.0 reads them, from args[j]: AUTH <user> <pass> (3 arguments) and
+// SETNAME <name> (2); anything else is Redis's syntax error, and the walk stops there.
+enum class HelloOption : uint8_t { kAuth, kSetname, kBad };
+HelloOption helloOption(const std::vector<std::string_view>& args, size_t j);
+// The (user, password) of each AUTH option a HELLO would try, in order (none when its protocol
+// version is not 2 or 3: Redis refuses it before the options).
+std::vector<std::pair<std::string_view, std::string_view>> helloCredentials(
+    const std::vector<std::string_view>& args);
+inline bool helloLogsIn(const std::vector<std::string_view>& args) {
+  return !helloCredentials(args).empty();
+}
 
 }  // namespace corral::net

@@ -115,7 +115,7 @@ std::vector<std::vector<ListenSocket>> bindListeners(
       port = bound;  // later workers join the port the first bind got
       const bool v6 = a.host.find(':') != std::string::npos;
       std::string text = (v6 ? "[" + a.host + "]" : a.host) + ":" + std::to_string(bound);
-      out[static_cast<size_t>(w)].push_back(ListenSocket{fd, text});
+      out[static_cast<size_t>(w)].push_back(ListenSocket{fd, text, a.tls});
     }
   }
   return out;

@@ -63,6 +63,7 @@ std::string Client::rewriteReply(Slot& slot, std::string_view reply) {
   switch (slot.rewrite) {
     case Rewrite::kNone:
     case Rewrite::kProtocol:
+    case Rewrite::kReauth:
       return std::string(reply);
     case Rewrite::kExecAbort:
       if (error) return std::string(reply);  // DISCARD failed: say so
@@ -75,7 +76,7 @@ std::string Client::rewriteReply(Slot& slot, std::string_view reply) {
       if (slot.extra == nullptr || slot.extra->tx == nullptr) return std::string(reply);
       return rewriteExec(*slot.extra->tx, slot.arg, reply);
     case Rewrite::kSelect:
-      if (reply.starts_with("+OK")) db_ = static_cast<int>(slot.arg);
+      if (reply.starts_with("+OK")) setDb(static_cast<int>(slot.arg));
       return std::string(reply);
     case Rewrite::kTracking:
       if (reply.starts_with("+OK")) extras().tracking_redirect = slot.arg;
@@ -131,7 +132,7 @@ std::string Client::rewriteExec(const TxPlan& plan, int64_t queued, std::string_
         out.append(withProxySection(elem, [this](std::string& text) { appendProxyInfo(text); }));
         break;
       case TxEntry::Kind::kSelect:
-        if (elem.starts_with("+OK")) db_ = static_cast<int>(e.db);
+        if (elem.starts_with("+OK")) setDb(static_cast<int>(e.db));
         out.append(elem);
         break;
     }

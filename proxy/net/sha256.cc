@@ -77,6 +77,8 @@ void Sha256::compress(const uint8_t* block) {
 }
 
 void Sha256::update(std::string_view data) {
+  // An empty view may have a null data(): memcpy from it is undefined even for 0 bytes.
+  if (data.empty()) return;
   const auto* p = reinterpret_cast<const uint8_t*>(data.data());
   size_t n = data.size();
   total_bytes_ += n;

@@ -97,5 +97,13 @@ TEST_CASE("sha256: finish() resets, so one hasher can hash again") {
         "3e875bfbc64180ead1f647db8d930c3eb7114d1c2791972fc3a3cf6438cbc297");
 }
 
+TEST_CASE("sha256: an empty view with no data (string_view{}) hashes as the empty string") {
+  Sha256 h;
+  h.update(std::string_view());
+  h.update("abc");
+  h.update(std::string_view());
+  CHECK(hexOf(h.finish()) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
 }  // namespace
 }  // namespace corral::net

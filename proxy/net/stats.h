@@ -73,7 +73,15 @@ struct Stats {
     Counter primary_ready;               // gauge: connected primary connections
     Counter dedicated;                   // gauge: dedicated connections held by clients
     Counter auth_failures;               // AUTH / HELLO AUTH with wrong credentials
+    Counter auth_checks;                 // passthrough: credentials checked by Redis
+    Counter auth_cache_hits;             // passthrough: verdicts reused from the cache
+    Counter auth_user_pools;             // gauge: users with connections of their own
+    Counter auth_pool_evictions;         // user pools closed (idle, or to make room)
+    Counter auth_pools_full;             // AUTHs refused: max_users pools all in use
     Counter slow_consumers;              // subscribers cut off at limits.pubsub_*_bytes
+    Counter tls_handshakes;              // TLS clients whose handshake completed
+    Counter tls_failures;                // TLS clients refused (handshake or record error)
+    Counter tls_timeouts;                // TLS clients closed at tls.handshake_timeout
     CommandCounters per_command;         // calls, indexed by CommandInfo::id
     CommandCounters per_command_errors;  // error replies (Redis's or corral's), the same way
     // Request latency, from the read that brought the request to the read that brought its

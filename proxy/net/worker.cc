@@ -1,6 +1,7 @@
 #include "proxy/net/worker.h"
 
 #include <arpa/inet.h>
+#include <event2/dns.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -89,8 +90,23 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
       stats_(shared.stats.blocks.at(static_cast<size_t>(index)).get()),
       listeners_(std::move(listeners)),
       read_scratch_(new char[kReadScratch]) {
-  loop_.base = event_base_new();
+  // Three priorities: everything runs at the default (1) but TLS handshakes (kPriorityHandshake),
+  // which run only when nothing else is ready, and at most kHandshakeStepsPerTurn of them before
+  // the loop looks for other work again: 2,000 apps reconnecting at once do not stall the others.
+  event_config* ec = event_config_new();
+  event_config_set_max_dispatch_interval(ec, nullptr, kHandshakeStepsPerTurn, kPriorityHandshake);
+  loop_.base = event_base_new_with_config(ec);
+  event_config_free(ec);
+  event_base_priority_init(loop_.base, kPriorities);
   loop_.ids = &shared.ids;
+  loop_.tls = shared.tls_upstream.get();
+  // Upstream host names (managed services give names): /etc/hosts, then resolv.conf's servers.
+  loop_.dns = evdns_base_new(loop_.base,
+                             EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  if (loop_.dns == nullptr) {  // no usable resolv.conf: names from /etc/hosts only
+    loop_.dns = evdns_base_new(loop_.base, 0);
+    if (loop_.dns != nullptr) evdns_base_load_hosts(loop_.dns, nullptr);
+  }
   if (shared.workers.size() <= static_cast<size_t>(index)) {
     shared.workers.resize(static_cast<size_t>(index) + 1);
   }
@@ -106,10 +122,16 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   event_add(tick_ev_, &tv);
   control_ev_ = event_new(loop_.base, -1, 0, &Worker::onControl, this);
   policies_ = std::make_unique<wiring::PolicyRuntime>(
-      loop_.base, index, shared.policy_registry,
+      loop_.base, loop_.dns, index, shared.policy_registry,
       [this] { return route(false, 0, cfg_.upstream.primary.db); });
   syncPolicies();
 
+  if (shared.auth != nullptr && shared.auth->passthrough() && shared.verdicts != nullptr) {
+    auth_checks_ = std::make_unique<AuthChecks>(
+        loop_, cfg_.upstream, limits_, cfg_.auth.passthrough.max_checks, *shared.verdicts, *stats_);
+    user_pools_ = std::make_unique<UserPools>(loop_, cfg_.upstream, limits_, cfg_.auth.passthrough,
+                                              *stats_, retired_);
+  }
   primary_addr_ = cfg_.upstream.primary;
   makeUpstreams();
   stats_->upstreams_total.set(static_cast<uint64_t>(pools_[0].size()) * pools_.size());
@@ -130,6 +152,8 @@ Worker::~Worker() {
   // Fills first: their pending callbacks point at clients and use the loop's timers.
   policies_.reset();
   for (Client* c : all_clients_) delete c;  // dead_clients_ is a subset of all_clients_
+  auth_checks_.reset();
+  user_pools_.reset();
   busy_.clear();
   pools_.clear();
   db_pools_.clear();
@@ -140,6 +164,7 @@ Worker::~Worker() {
   }
   if (tick_ev_ != nullptr) event_free(tick_ev_);
   if (control_ev_ != nullptr) event_free(control_ev_);
+  if (loop_.dns != nullptr) evdns_base_free(loop_.dns, /*fail_requests=*/1);
   if (loop_.base != nullptr) event_base_free(loop_.base);
 }
 
@@ -172,6 +197,8 @@ void Worker::run() {
   for (auto& entry : db_pools_) {
     for (auto& c : entry.second) c->shutdown();
   }
+  if (auth_checks_ != nullptr) auth_checks_->shutdown();
+  if (user_pools_ != nullptr) user_pools_->shutdown();
   flushPhase();
   reap();
   finished_.store(true, std::memory_order_release);
@@ -192,6 +219,8 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
 }
 
 void Worker::acceptFrom(int lfd) {
+  bool tls = false;
+  for (const ListenSocket& l : listeners_) tls = tls || (l.fd == lfd && l.tls);
   for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
     int fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
@@ -205,9 +234,13 @@ void Worker::acceptFrom(int lfd) {
     if (now > shared_.max_clients.load(std::memory_order_relaxed)) {
       shared_.clients.fetch_sub(1, std::memory_order_relaxed);
       stats_->connections_rejected.add();
-      // Best effort, like Redis: the socket is new, so the short reply fits its buffer.
-      ssize_t ignored = ::send(fd, kMaxClientsReply.data(), kMaxClientsReply.size(), MSG_NOSIGNAL);
-      (void)ignored;
+      // Best effort, like Redis: the socket is new, so the short reply fits its buffer. (A TLS
+      // client could not read it before a handshake: it is only closed.)
+      if (!tls) {
+        ssize_t ignored =
+            ::send(fd, kMaxClientsReply.data(), kMaxClientsReply.size(), MSG_NOSIGNAL);
+        (void)ignored;
+      }
       ::close(fd);
       log()->debug("client rejected: max clients reached limit={}",
                    shared_.max_clients.load(std::memory_order_relaxed));
@@ -217,12 +250,18 @@ void Worker::acceptFrom(int lfd) {
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on unix
     const uint64_t id = shared_.next_client_id.fetch_add(1, std::memory_order_relaxed);
     auto* c = new Client(*this, fd, id, peerName(fd));
+    const bool tls_failed = tls && !c->startTls(shared_.tls_server->current());
     c->index_ = all_clients_.size();
     all_clients_.push_back(c);
     stats_->connections_accepted.add();
     stats_->clients.add();
     c->start();
-    if (draining_) c->beginDrain();
+    if (tls_failed) {
+      log()->warn("TLS client refused: cannot start a TLS stream err={}", tls::lastError());
+      c->closeNow("TLS setup failed");
+    } else if (draining_) {
+      c->beginDrain();
+    }
   }
 }
 
@@ -261,8 +300,8 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db,
   return prim;  // no healthy replica: the primary serves reads too
 }
 
-std::unique_ptr<upstream::Connection> Worker::acquireDedicated(int db, uint64_t owner_id,
-                                                               Client* owner,
+std::unique_ptr<upstream::Connection> Worker::acquireDedicated(UserPools::Pool* user, int db,
+                                                               uint64_t owner_id, Client* owner,
                                                                std::string_view* error) {
   static const std::string kTooMany =
       "-ERR corral: too many dedicated upstream connections (upstream.max_dedicated)\r\n";
@@ -270,16 +309,25 @@ std::unique_ptr<upstream::Connection> Worker::acquireDedicated(int db, uint64_t 
     *error = kTooMany;
     return nullptr;
   }
-  // While the primary is down a new connection would fail too: say so at once.
-  upstream::Connection* primary = route(false, 0, cfg_.upstream.primary.db);
+  // While the primary is down a new connection would fail too: say so at once. (A user of its
+  // own asks its pool: corral's credentials may be refused where the user's are not.)
+  upstream::Connection* primary = user != nullptr ? user_pools_->connection(*user, db, 0)
+                                                  : route(false, 0, cfg_.upstream.primary.db);
   if (!primary->accepting()) {
     *error = primary->unavailableError();
     return nullptr;
   }
+  // Logged in as the client's own user when it gave one (passthrough): Redis's ACLs apply.
   config::UpstreamAddress addr = primary_addr_;
+  if (user != nullptr) {
+    addr.user = user->addr.user;
+    addr.password = user->addr.password;
+    addr.text = user->addr.text;
+  }
   addr.db = db;
   auto conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
                                                      /*reconnect=*/false, owner_id);
+  if (user != nullptr) conn->authenticateAlways();
   if (shared_.topology != nullptr) conn->checkRole();
   conn->setPipe(owner);
   conn->start();
@@ -296,11 +344,18 @@ void Worker::releaseDedicated(Client* owner, std::unique_ptr<upstream::Connectio
   retired_.push_back(std::move(conn));
 }
 
-bool Worker::sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view request) {
+bool Worker::sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view request,
+                      const UserPools::Pool* user) {
   constexpr size_t kMaxBusyCalls = 16;
   if (busy_.size() >= kMaxBusyCalls) return false;
   // db 0 and no CLIENT ID or INFO: only AUTH, which Redis still runs while a script is busy.
+  // As the client's own user when it gave one: SHUTDOWN is Redis's to allow, not corral's.
   config::UpstreamAddress addr = primary_addr_;
+  if (user != nullptr) {
+    addr.user = user->addr.user;
+    addr.password = user->addr.password;
+    addr.text = user->addr.text;
+  }
   addr.db = 0;
   auto call = std::make_unique<BusyCall>();
   call->sink = sink;
@@ -308,6 +363,7 @@ bool Worker::sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view 
   call->conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
                                                       /*reconnect=*/false, 0);
   call->conn->handshakeWithoutPing();
+  if (user != nullptr) call->conn->authenticateAlways();
   call->conn->start();
   call->conn->enqueue(call.get(), 0, request, kBusyTimeoutMs);
   busy_.push_back(std::move(call));
@@ -432,6 +488,8 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
   for (auto& entry : self->db_pools_) {
     for (auto& c : entry.second) c->tick();
   }
+  if (self->auth_checks_ != nullptr) self->auth_checks_->tick();
+  if (self->user_pools_ != nullptr) self->user_pools_->tick(self->loop_.now_ms);
   for (size_t u = 0; u < self->pools_.size(); ++u) {
     for (auto& c : self->pools_[u]) {
       c->tick();
@@ -444,8 +502,17 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
   // Once a second, clients idle for a second give back their buffers.
   if (self->loop_.now_ms - self->idle_sweep_ms_ >= 1000) {
     self->idle_sweep_ms_ = self->loop_.now_ms;
+    std::vector<Client*> late;
+    const int64_t handshake_ms = self->cfg_.tls.handshake_timeout.count();
     for (Client* c : self->all_clients_) {
       if (self->loop_.now_ms - c->lastActiveMs() >= 1000) c->releaseIdleMemory();
+      if (c->tlsHandshakeLate(self->loop_.now_ms, handshake_ms)) late.push_back(c);
+    }
+    for (Client* c : late) {
+      self->stats_->tls_timeouts.add();
+      log()->info("client TLS handshake timeout id={} peer={} timeout_ms={}", c->id(), c->peer(),
+                  handshake_ms);
+      c->closeNow("TLS handshake timeout");
     }
   }
   self->stats_->upstreams_ready.set(ready);

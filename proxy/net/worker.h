@@ -29,8 +29,11 @@
 #include "policies/engine.h"
 #include "proxy/net/armed.h"
 #include "proxy/net/auth.h"
+#include "proxy/net/auth_cache.h"
+#include "proxy/net/passthrough.h"
 #include "proxy/net/stats.h"
 #include "proxy/sentinel/topology.h"
+#include "proxy/tls/context.h"
 #include "proxy/upstream/upstream.h"
 #include "proxy/wiring/policy_runtime.h"
 
@@ -53,7 +56,14 @@ struct SharedState {
   sentinel::TopologyBoard* topology = nullptr;
   int64_t started_ms = 0;  // monotonic, set before the workers start
   Stats stats;
-  std::unique_ptr<const Authenticator> auth;  // client AUTH (auth.users); set before start
+  std::unique_ptr<const Authenticator> auth;  // client AUTH (auth.mode); set before start
+  // TLS contexts (null when not configured): `tls:` for tls:// listeners, `upstream.tls` for
+  // rediss:// upstreams. Set before start; the main thread reloads them when their files change.
+  std::unique_ptr<tls::Holder> tls_server;
+  std::unique_ptr<tls::Holder> tls_upstream;
+  // Passthrough AUTH: salted keys of credentials and Redis's verdicts on them (auth_cache.h).
+  CredentialHasher credential_keys;
+  std::unique_ptr<VerdictCache> verdicts;  // set before start
   // Every worker, by index; filled as they are made, before any starts (read-only then).
   std::vector<Worker*> workers;
 
@@ -83,6 +93,7 @@ struct SharedState {
 struct ListenSocket {
   int fd = -1;
   std::string text;
+  bool tls = false;  // a tls:// listener: its clients get a TLS stream
 };
 
 class Worker {
@@ -113,6 +124,11 @@ class Worker {
   // Scratch space for one recv: idle clients keep no input buffer of their own.
   char* readScratch() { return read_scratch_.get(); }
   static constexpr size_t kReadScratch = 64 * 1024;
+  // Event priorities (see the constructor): TLS handshakes run last, a few per loop turn.
+  static constexpr int kPriorities = 3;
+  static constexpr int kPriorityDefault = 1;
+  static constexpr int kPriorityHandshake = 2;
+  static constexpr int kHandshakeStepsPerTurn = 4;
   // Scratch string for re-encoding inline commands and local replies.
   std::string& scratch() { return scratch_; }
   // Where clients parse their requests into (valid until the next request is parsed), and
@@ -154,14 +170,22 @@ class Worker {
   // nullptr and *error set (RESP bytes) past upstream.max_dedicated or while the primary is
   // down. Give it back with releaseDedicated(), which closes it at the end of the loop turn
   // (never from inside one of its own callbacks).
-  std::unique_ptr<upstream::Connection> acquireDedicated(int db, uint64_t owner_id, Client* owner,
+  // `user`: the pool of the client's own credentials (passthrough), or nullptr for corral's.
+  std::unique_ptr<upstream::Connection> acquireDedicated(UserPools::Pool* user, int db,
+                                                         uint64_t owner_id, Client* owner,
                                                          std::string_view* error);
   void releaseDedicated(Client* owner, std::unique_ptr<upstream::Connection> conn);
   // Commands meant for a busy server (SCRIPT KILL, FUNCTION KILL, SHUTDOWN) go on a
   // connection of their own, never behind a running script on a shared one, with a deadline
   // above Redis's busy-reply-threshold (5 s by default, during which Redis answers nothing).
   static constexpr int64_t kBusyTimeoutMs = 15000;
-  bool sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view request);
+  bool sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view request,
+                const UserPools::Pool* user);
+
+  // Passthrough authentication (passthrough.h); only when passthrough() (auth mode passthrough).
+  bool passthrough() const { return auth_checks_ != nullptr; }
+  AuthChecks& authChecks() { return *auth_checks_; }
+  UserPools& userPools() { return *user_pools_; }
 
   // Fan-out (CLIENT LIST/KILL): `each` runs on every worker's loop thread with a shared text
   // and count (under a lock), then `done` on this worker's loop with the totals.
@@ -229,7 +253,9 @@ class Worker {
   std::vector<std::pair<int, std::vector<std::unique_ptr<upstream::Connection>>>> db_pools_;
   std::vector<Client*> dedicated_owners_;  // clients holding a dedicated connection (tick)
   std::vector<std::unique_ptr<upstream::Connection>> retired_;
-  struct BusyCall;  // one SCRIPT KILL-like request on its own connection
+  std::unique_ptr<AuthChecks> auth_checks_;  // passthrough only
+  std::unique_ptr<UserPools> user_pools_;    // passthrough only
+  struct BusyCall;                           // one SCRIPT KILL-like request on its own connection
   std::vector<std::unique_ptr<BusyCall>> busy_;
 
   std::vector<Client*> dirty_clients_;

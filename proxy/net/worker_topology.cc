@@ -33,7 +33,10 @@ void Worker::makeUpstreams() {
   primary_known_ = t != nullptr && t->primary.has_value();
   if (primary_known_) {
     primary_addr_.addr = *t->primary;
+    primary_addr_.addr.tls = cfg_.upstream.tls.enabled;  // data nodes: TLS as configured
     primary_addr_.text = t->primary->text;
+    if (auth_checks_ != nullptr) auth_checks_->retarget(primary_addr_.addr);
+    if (user_pools_ != nullptr) user_pools_->retarget(primary_addr_.addr);
   }
   pools_.push_back(makePool(primary_addr_, true, true));
   setPrimaryFenced(primary_known_ && t->fenced);
@@ -61,6 +64,7 @@ void Worker::applyTopology(const sentinel::Topology& t) {
     log()->info("upstream primary switched worker={} from={} to={}", index_, primary_addr_.text,
                 t.primary->text);
     primary_addr_.addr = *t.primary;
+    primary_addr_.addr.tls = cfg_.upstream.tls.enabled;
     primary_addr_.text = t.primary->text;
     primary_known_ = true;
     for (auto& c : pools_[0]) c->retarget(primary_addr_);
@@ -69,12 +73,16 @@ void Worker::applyTopology(const sentinel::Topology& t) {
       addr.db = db;
       for (auto& c : pool) c->retarget(addr);
     }
+    // The app's own users' connections (passthrough AUTH) follow too.
+    if (auth_checks_ != nullptr) auth_checks_->retarget(primary_addr_.addr);
+    if (user_pools_ != nullptr) user_pools_->retarget(primary_addr_.addr);
   }
   syncReplicaPools(t.replicas, /*start=*/true);
 }
 
 void Worker::setPrimaryFenced(bool on) {
   fenced_ = on;
+  if (user_pools_ != nullptr) user_pools_->setFenced(on);
   for (auto& c : pools_[0]) c->setFenced(on);
   for (auto& entry : db_pools_) {
     for (auto& c : entry.second) c->setFenced(on);
@@ -105,6 +113,7 @@ void Worker::syncReplicaPools(const std::vector<config::ListenAddress>& nodes, b
     }
     config::UpstreamAddress addr = cfg_.upstream.primary;  // the template's credentials and db
     addr.addr = n;
+    addr.addr.tls = cfg_.upstream.tls.enabled;
     addr.text = n.text;
     next.push_back(makePool(addr, false, false));
     if (start) {

@@ -29,8 +29,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
 #include <strings.h>
 
 #include <cerrno>
@@ -38,6 +41,8 @@
 #include <vector>
 
 #include "config/logging.h"
+#include "proxy/tls/context.h"
+#include "proxy/tls/stream.h"
 
 #ifndef CORRAL_VERSION
 #define CORRAL_VERSION "dev"
@@ -82,6 +87,7 @@ timeval toTimeval(std::chrono::milliseconds ms) {
 // base_url, split. The config loader has validated and normalized it (scheme lower-cased, no
 // trailing '/'); this parse is still defensive, since a bad URL must not crash a worker.
 struct BaseUrl {
+  bool tls = false;  // https://
   std::string host;  // for connect: no brackets around an IPv6 literal
   uint16_t port = 80;
   std::string host_header;  // "host[:port]", brackets kept
@@ -89,12 +95,19 @@ struct BaseUrl {
 };
 
 bool parseBaseUrl(std::string_view url, BaseUrl& out, std::string& why) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.size() < kScheme.size() || strncasecmp(url.data(), kScheme.data(), kScheme.size()) != 0) {
-    why = "not an http:// URL";
+  constexpr std::string_view kHttp = "http://";
+  constexpr std::string_view kHttps = "https://";
+  auto starts = [url](std::string_view scheme) {
+    return url.size() >= scheme.size() &&
+           strncasecmp(url.data(), scheme.data(), scheme.size()) == 0;
+  };
+  out.tls = starts(kHttps);
+  if (!out.tls && !starts(kHttp)) {
+    why = "not an http:// or https:// URL";
     return false;
   }
-  std::string_view rest = url.substr(kScheme.size());
+  out.port = out.tls ? 443 : 80;
+  std::string_view rest = url.substr(out.tls ? kHttps.size() : kHttp.size());
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view prefix = slash == std::string_view::npos ? "" : rest.substr(slash);
@@ -143,7 +156,7 @@ bool parseBaseUrl(std::string_view url, BaseUrl& out, std::string& why) {
   out.host = std::string(host);
   out.host_header = std::string(authority);
   // Host: the default port is left out, as browsers and curl do.
-  if (out.port == 80 && !port.empty()) {
+  if (out.port == (out.tls ? 443 : 80) && !port.empty()) {
     out.host_header = std::string(authority.substr(0, authority.size() - port.size() - 1));
   }
   out.prefix = std::string(prefix);
@@ -198,6 +211,8 @@ struct HttpOrigin::Impl {
   };
 
   event_base* base = nullptr;
+  evdns_base* dns = nullptr;             // host names, without blocking the worker
+  std::unique_ptr<tls::Holder> tls_ctx;  // https: the system's CAs or the origin's ca_file
   std::string name;
   std::chrono::milliseconds timeout{1000};
   size_t max_in_flight = 64;
@@ -255,8 +270,27 @@ HttpOrigin::Impl::~Impl() {
 }
 
 HttpOrigin::Impl::Conn* HttpOrigin::Impl::newConn() {
-  evhttp_connection* evcon = evhttp_connection_base_new(base, nullptr, url.host.c_str(), url.port);
-  if (evcon == nullptr) return nullptr;
+  bufferevent* bev = nullptr;  // null: evhttp makes a plain one
+  if (url.tls) {
+    SSL* ssl = SSL_new(tls_ctx->current()->get());
+    if (ssl == nullptr) return nullptr;
+    tls::expectServer(ssl, url.host, /*verify=*/true);
+    // The bufferevent owns the SSL from here (BEV_OPT_CLOSE_ON_FREE frees both).
+    bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (bev == nullptr) {
+      SSL_free(ssl);
+      return nullptr;
+    }
+    // A response delimited by the end of the connection is complete without close_notify.
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  }
+  evhttp_connection* evcon =
+      evhttp_connection_base_bufferevent_new(base, dns, bev, url.host.c_str(), url.port);
+  if (evcon == nullptr) {
+    if (bev != nullptr) bufferevent_free(bev);
+    return nullptr;
+  }
   auto c = std::make_unique<Conn>();
   c->owner = this;
   c->evcon = evcon;
@@ -434,6 +468,11 @@ void HttpOrigin::Impl::onResponse(evhttp_request* req, void* arg) {
             bufferevent* bev = evhttp_connection_get_bufferevent(c->evcon);
             if (bev != nullptr && bufferevent_socket_get_dns_error(bev) != 0) {
               reason = "resolve failed";
+            } else if (bev != nullptr && self->url.tls) {
+              if (const unsigned long e = bufferevent_get_openssl_error(bev); e != 0) {
+                const char* r = ERR_reason_error_string(e);
+                reason = std::string("TLS: ") + (r != nullptr ? r : "error");
+              }
             }
           }
       }
@@ -482,15 +521,22 @@ void HttpOrigin::Impl::onReap(evutil_socket_t, short, void* arg) {
   for (auto& c : dead) freeConn(*c);
 }
 
-HttpOrigin::HttpOrigin(event_base* base, const config::OriginSpec& spec)
+HttpOrigin::HttpOrigin(event_base* base, evdns_base* dns, const config::OriginSpec& spec)
     : impl_(std::make_unique<Impl>()) {
   impl_->base = base;
+  impl_->dns = dns;
   impl_->name = spec.name;
   impl_->timeout = spec.timeout;
   impl_->max_in_flight = spec.max_in_flight;
   impl_->reaper = event_new(base, -1, 0, &Impl::onReap, impl_.get());
   std::string why;
   impl_->valid = impl_->reaper != nullptr && parseBaseUrl(spec.base_url, impl_->url, why);
+  if (impl_->valid && impl_->url.tls) {
+    config::TlsClientConfig tls_cfg;
+    tls_cfg.ca_file = spec.ca_file;
+    impl_->tls_ctx = tls::Holder::client(tls_cfg, &why);
+    impl_->valid = impl_->tls_ctx != nullptr;
+  }
   if (!impl_->valid) {
     log()->error("origin disabled name={} base_url={} err={}", spec.name, spec.base_url,
                  why.empty() ? "out of memory" : why);

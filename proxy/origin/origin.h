@@ -6,6 +6,7 @@
 // One HttpOrigin per origin per worker thread, on that worker's event_base; not thread-safe.
 #pragma once
 
+#include <event2/dns.h>
 #include <event2/event.h>
 
 #include <cstdint>
@@ -22,7 +23,8 @@ class HttpOrigin final : public policies::Origin {
  public:
   // spec.base_url was validated by the config loader (http://host[:port][/prefix]).
   // A base_url that does not parse is logged and every fetch then fails with "bad base_url".
-  HttpOrigin(event_base* base, const config::OriginSpec& spec);
+  // dns: the worker's resolver for the origin's host name (null: libevent's blocking lookup).
+  HttpOrigin(event_base* base, evdns_base* dns, const config::OriginSpec& spec);
   // Frees every connection. Requests in flight are dropped silently: their done never runs
   // (calling it would hand a fill a result while the worker is being torn down). So destroy an
   // origin only at worker shutdown, after the fill engine, and never from inside a done.

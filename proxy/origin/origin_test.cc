@@ -226,7 +226,7 @@ bool hasHeader(const std::vector<std::string>& headers, const std::string& line)
 
 TEST_CASE("origin: 200 is a value, 404 not found, anything else an error") {
   Fixture f;
-  HttpOrigin o(f.base, f.spec());
+  HttpOrigin o(f.base, nullptr, f.spec());
 
   OriginResult ok = fetchOne(f, o, "/v1/ok");
   CHECK(ok.kind == OriginResult::Kind::kValue);
@@ -250,17 +250,17 @@ TEST_CASE("origin: 200 is a value, 404 not found, anything else an error") {
 TEST_CASE("origin: prefix and path are joined with exactly one slash") {
   Fixture f;
   {
-    HttpOrigin o(f.base, f.spec("/api"));
+    HttpOrigin o(f.base, nullptr, f.spec("/api"));
     CHECK(fetchOne(f, o, "/v1/a").body == "/api/v1/a");
     CHECK(fetchOne(f, o, "v1/b").body == "/api/v1/b");
   }
   {
-    HttpOrigin o(f.base, f.spec("/api/v2/"));  // the loader strips it; be safe anyway
+    HttpOrigin o(f.base, nullptr, f.spec("/api/v2/"));  // the loader strips it; be safe anyway
     CHECK(fetchOne(f, o, "/v1/c").body == "/api/v2/v1/c");
     CHECK(fetchOne(f, o, "v1/d").body == "/api/v2/v1/d");
   }
   {
-    HttpOrigin o(f.base, f.spec());
+    HttpOrigin o(f.base, nullptr, f.spec());
     CHECK(fetchOne(f, o, "v1/e").body == "/v1/e");
     CHECK(fetchOne(f, o, "/v1/f").body == "/v1/f");
   }
@@ -268,7 +268,7 @@ TEST_CASE("origin: prefix and path are joined with exactly one slash") {
 
 TEST_CASE("origin: a percent-encoded path reaches the origin unchanged") {
   Fixture f;
-  HttpOrigin o(f.base, f.spec("/api"));
+  HttpOrigin o(f.base, nullptr, f.spec("/api"));
   const std::string path = "/v1/users/a%2Fb%20c%3F%25d?x=1";
   OriginResult r = fetchOne(f, o, path);
   CHECK(r.kind == OriginResult::Kind::kValue);
@@ -290,7 +290,7 @@ TEST_CASE("origin: a percent-encoded path reaches the origin unchanged") {
 TEST_CASE("origin: a slow origin times out once, within the deadline") {
   Fixture f;
   f.server->slow_ms = 500;
-  HttpOrigin o(f.base, f.spec("", /*timeout_ms=*/100));
+  HttpOrigin o(f.base, nullptr, f.spec("", /*timeout_ms=*/100));
   Results res;
   auto start = Clock::now();
   int64_t elapsed = -1;
@@ -320,7 +320,7 @@ TEST_CASE("origin: a slow origin times out once, within the deadline") {
 TEST_CASE("origin: max_in_flight is a bulkhead") {
   Fixture f;
   f.server->slow_ms = 150;
-  HttpOrigin o(f.base, f.spec("", /*timeout_ms=*/2000, /*max_in_flight=*/2));
+  HttpOrigin o(f.base, nullptr, f.spec("", /*timeout_ms=*/2000, /*max_in_flight=*/2));
   Results res;
   o.fetch("/slow", res.sink());
   o.fetch("/slow", res.sink());
@@ -348,7 +348,7 @@ TEST_CASE("origin: max_in_flight is a bulkhead") {
 
 TEST_CASE("origin: sequential requests reuse one keep-alive connection") {
   Fixture f;
-  HttpOrigin o(f.base, f.spec());
+  HttpOrigin o(f.base, nullptr, f.spec());
   for (int i = 0; i < 3; ++i) CHECK(fetchOne(f, o, "/ok").body == "hello");
 
   // Two more, each started from the previous one's done (re-entrant fetch while libevent is
@@ -371,7 +371,7 @@ TEST_CASE("origin: sequential requests reuse one keep-alive connection") {
 
 TEST_CASE("origin: an origin that closes after each response still works") {
   Fixture f;
-  HttpOrigin o(f.base, f.spec());
+  HttpOrigin o(f.base, nullptr, f.spec());
   CHECK(fetchOne(f, o, "/close").body == "bye");
   CHECK(fetchOne(f, o, "/close").body == "bye");
   CHECK(f.server->connections_seen == 2);
@@ -392,7 +392,7 @@ TEST_CASE("origin: a refused connection is an error") {
 
   config::OriginSpec spec = f.spec();
   spec.base_url = "http://127.0.0.1:" + std::to_string(ntohs(sin.sin_port));
-  HttpOrigin o(f.base, spec);
+  HttpOrigin o(f.base, nullptr, spec);
   OriginResult r = fetchOne(f, o, "/ok");
   CHECK(r.kind == OriginResult::Kind::kError);
   CHECK(r.error == "connect failed");
@@ -404,7 +404,7 @@ TEST_CASE("origin: a refused connection is an error") {
 
 TEST_CASE("origin: bodies up to the cap are values, larger ones errors") {
   Fixture f;
-  HttpOrigin o(f.base, f.spec("", /*timeout_ms=*/5000));
+  HttpOrigin o(f.base, nullptr, f.spec("", /*timeout_ms=*/5000));
   OriginResult big = fetchOne(f, o, "/big");
   CHECK(big.kind == OriginResult::Kind::kValue);
   CHECK(big.body == std::string(1u << 20, 'b'));
@@ -426,7 +426,7 @@ TEST_CASE("origin: destroying the origin with a request in flight drops it") {
   f.server->slow_ms = 150;
   int calls = 0;
   {
-    HttpOrigin o(f.base, f.spec());
+    HttpOrigin o(f.base, nullptr, f.spec());
     o.fetch("/slow", [&](OriginResult) { ++calls; });
     o.fetch("/ok", [&](OriginResult) { ++calls; });
     REQUIRE(runUntil(
@@ -444,7 +444,7 @@ TEST_CASE("origin: a bad base_url fails every fetch") {
   for (const char* bad :
        {"ftp://127.0.0.1", "http://", "http://h:0", "http://h:99999", "http://[::1"}) {
     spec.base_url = bad;
-    HttpOrigin o(f.base, spec);
+    HttpOrigin o(f.base, nullptr, spec);
     Results res;
     o.fetch("/ok", res.sink());
     REQUIRE(res.got.size() == 1);

@@ -1,6 +1,8 @@
 // The Sentinel monitor's loop (the flow is drawn in monitor.h).
 #include "proxy/sentinel/monitor.h"
 
+#include <event2/dns.h>
+
 #include <algorithm>
 
 #include "config/logging.h"
@@ -72,9 +74,13 @@ struct Monitor::Link final : upstream::ReplySink {
   }
 };
 
-Monitor::Monitor(const config::SentinelConfig& cfg, const config::UpstreamConfig& upstream)
+Monitor::Monitor(const config::SentinelConfig& cfg, const config::UpstreamConfig& upstream,
+                 tls::Holder* tls)
     : cfg_(cfg), conn_cfg_(upstream), view_(cfg.addresses.size()) {
   ctx_.base = event_base_new();
+  ctx_.tls = tls;
+  ctx_.dns = evdns_base_new(ctx_.base,
+                            EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
   ctx_.now_ms = loop::monotonicMs();
   timer_ = event_new(ctx_.base, -1, EV_PERSIST, &Monitor::onTimer, this);
   wake_ = event_new(ctx_.base, -1, 0, &Monitor::onWake, this);
@@ -105,6 +111,7 @@ Monitor::~Monitor() {
   retired_.clear();
   if (timer_ != nullptr) event_free(timer_);
   if (wake_ != nullptr) event_free(wake_);
+  if (ctx_.dns != nullptr) evdns_base_free(ctx_.dns, /*fail_requests=*/1);
   if (ctx_.base != nullptr) event_base_free(ctx_.base);
 }
 

@@ -31,6 +31,7 @@
 #include "config/config.h"
 #include "proxy/sentinel/topology.h"
 #include "proxy/sentinel/view.h"
+#include "proxy/tls/context.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::sentinel {
@@ -39,7 +40,9 @@ class Monitor {
  public:
   // `cfg`: upstream.sentinel; `upstream`: its timeouts and backoff serve the sentinel
   // connections too. Needs evthread_use_pthreads() called before (it is woken across threads).
-  Monitor(const config::SentinelConfig& cfg, const config::UpstreamConfig& upstream);
+  // tls: the upstream.tls context, for sentinels written tls://host:port (may be null).
+  Monitor(const config::SentinelConfig& cfg, const config::UpstreamConfig& upstream,
+          tls::Holder* tls = nullptr);
   ~Monitor();  // stops the thread if it runs
   Monitor(const Monitor&) = delete;
   Monitor& operator=(const Monitor&) = delete;

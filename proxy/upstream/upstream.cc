@@ -63,39 +63,6 @@ const std::shared_ptr<spdlog::logger>& log() {
   return logger;
 }
 
-// Resolves addr into a sockaddr. Numeric addresses never block; a host name is resolved with
-// getaddrinfo, which does block the loop (acceptable for a sidecar whose upstream is usually
-// an IP or a local name; noted in proxy/upstream/README.md).
-bool resolve(const config::ListenAddress& addr, sockaddr_storage& ss, socklen_t& len,
-             std::string& err) {
-  std::memset(&ss, 0, sizeof(ss));
-  if (addr.kind == config::ListenAddress::Kind::kUnix) {
-    auto* un = reinterpret_cast<sockaddr_un*>(&ss);
-    if (addr.path.size() >= sizeof(un->sun_path)) {
-      err = "unix socket path too long";
-      return false;
-    }
-    un->sun_family = AF_UNIX;
-    std::memcpy(un->sun_path, addr.path.c_str(), addr.path.size() + 1);
-    len = sizeof(sockaddr_un);
-    return true;
-  }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  std::string port = std::to_string(addr.port);
-  int rc = getaddrinfo(addr.host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0 || res == nullptr) {
-    err = gai_strerror(rc);
-    return false;
-  }
-  std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
-  len = res->ai_addrlen;
-  freeaddrinfo(res);
-  return true;
-}
-
 uint64_t jitterSeed(const std::string& text) {
   std::random_device rd;
   return (static_cast<uint64_t>(rd()) << 32) ^ std::hash<std::string>{}(text);
@@ -148,9 +115,6 @@ void Connection::start() {
 }
 
 void Connection::connectNow() {
-  sockaddr_storage ss;
-  socklen_t len = 0;
-  std::string err;
   ++attempts_;
   connect_started_ms_ = ctx_.now_ms;
   if (addr_.addr.kind == config::ListenAddress::Kind::kTcp && addr_.addr.host.empty()) {
@@ -158,10 +122,31 @@ void Connection::connectNow() {
     fail("unavailable", Then::kBackoff, "no address yet: no sentinel has named the primary");
     return;
   }
-  if (!resolve(addr_.addr, ss, len, err)) {
+  SockAddr sa;
+  std::string err;
+  if (resolveNow(addr_.addr, &sa, &err)) {
+    connectTo(sa);
+    return;
+  }
+  if (!err.empty()) {
     fail("unavailable", Then::kBackoff, "resolve failed: " + err);
     return;
   }
+  // A host name: looked up on every attempt, without blocking the loop. Until the answer the
+  // connection is kConnecting with no socket; connect_timeout covers the lookup too.
+  state_ = State::kConnecting;
+  lookup_.start(ctx_.dns, addr_.addr, [this](bool ok, const SockAddr& a, const std::string& e) {
+    if (ok) {
+      connectTo(a);
+    } else {
+      fail("unavailable", Then::kBackoff, "resolve failed: " + e);
+    }
+  });
+}
+
+void Connection::connectTo(const SockAddr& sa) {
+  const sockaddr_storage& ss = sa.ss;
+  const socklen_t len = sa.len;
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     fail("unavailable", Then::kBackoff, std::string("socket failed: ") + std::strerror(errno));
@@ -171,7 +156,7 @@ void Connection::connectNow() {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   }
-  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
+  int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&ss), len);
   if (rc != 0 && errno != EINPROGRESS) {
     const std::string reason = std::string("connect failed: ") + std::strerror(errno);
     ::close(fd);
@@ -179,6 +164,13 @@ void Connection::connectNow() {
     return;
   }
   fd_ = fd;
+  if (addr_.addr.tls) {
+    std::string tls_err;
+    if (!startTls(&tls_err)) {
+      fail("unavailable", Then::kBackoff, "TLS: " + tls_err);
+      return;
+    }
+  }
   rev_ = event_new(ctx_.base, fd_, EV_READ | EV_PERSIST, &Connection::onEvent, this);
   wev_ = event_new(ctx_.base, fd_, EV_WRITE | EV_PERSIST, &Connection::onEvent, this);
   state_ = State::kConnecting;
@@ -189,7 +181,7 @@ void Connection::connectNow() {
   // SELECT (or else PING) must succeed for the connection to be ready; the rest is optional.
   handshake_left_ = 0;
   std::string cmd;
-  if (!addr_.password.empty()) {
+  if (!addr_.password.empty() || auth_always_) {
     if (addr_.user.empty()) {
       codec::appendCommand(cmd, {"AUTH", addr_.password});
     } else {
@@ -279,7 +271,14 @@ void Connection::onEvent(evutil_socket_t, short what, void* arg) {
   self->ctx_.now_us = loop::monotonicUs();
   if (what & EV_READ) {
     self->onReadable();
+    // TLS: a write that waited for the handshake (or for any read) can go on now.
+    if (self->tls_ != nullptr && self->fd_ >= 0 && !self->out_.empty()) self->flush();
   } else if (what & EV_WRITE) {
+    if (self->read_wants_write_) {
+      self->read_wants_write_ = false;
+      self->onReadable();
+      if (self->fd_ < 0) return;
+    }
     self->onWritable();
   }
 }
@@ -313,6 +312,7 @@ void Connection::onConnected() {
 
 void Connection::onHandshakeDone() {
   state_ = State::kReady;
+  if (tls_ != nullptr) saveTlsSession();
   if (down_ || failures_ > 0) {
     log()->info("upstream ready addr={} after_failures={} down_for_ms={}", addr_.text, failures_,
                 ctx_.now_ms - down_since_ms_);
@@ -338,11 +338,11 @@ void Connection::flush() {
       if (held) break;
       len = std::min<size_t>(len, handshake_bytes_ - written_bytes_);
     }
-    ssize_t n = ::send(fd_, out_.readPtr(), len, MSG_NOSIGNAL);
+    ssize_t n = sendSome(out_.readPtr(), len);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      fail("unavailable", Then::kBackoff, std::string("write failed: ") + std::strerror(errno));
+      fail("unavailable", Then::kBackoff, ioError("write failed"));
       return;
     }
     out_.consume(static_cast<size_t>(n));
@@ -359,14 +359,15 @@ void Connection::flush() {
     out_.shrinkIfEmpty(kReadChunk);
     armWrite(false);
   } else {
-    armWrite(!held);
+    // A TLS write waiting to read (its handshake) is resumed by the read event, not this one.
+    armWrite(!held && (tls_ == nullptr || tls_->wantsWrite()));
   }
 }
 
 void Connection::onReadable() {
   for (int i = 0; i < kMaxReadsPerEvent; ++i) {
     in_.reserve(kReadChunk);
-    ssize_t n = ::recv(fd_, in_.writePtr(), in_.writable(), 0);
+    ssize_t n = recvSome(in_.writePtr(), in_.writable());
     if (n == 0) {
       fail("unavailable", Then::kBackoff, "closed by the server");
       return;
@@ -374,7 +375,7 @@ void Connection::onReadable() {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      fail("unavailable", Then::kBackoff, std::string("read failed: ") + std::strerror(errno));
+      fail("unavailable", Then::kBackoff, ioError("read failed"));
       return;
     }
     in_.commit(static_cast<size_t>(n));
@@ -425,9 +426,12 @@ void Connection::onReadable() {
       }
       in_.consume(r.consumed);
     }
-    if (static_cast<size_t>(n) < kReadChunk) break;  // drained the socket
+    // A short read drained the socket; TLS reads one record at a time, so go on until kAgain.
+    if (static_cast<size_t>(n) < kReadChunk && tls_ == nullptr) break;
   }
   if (in_.empty()) in_.shrinkIfEmpty(kReadChunk);
+  // Records OpenSSL already decrypted do not make the socket readable: come back for them.
+  if (tls_ != nullptr && tls_->pending()) event_active(rev_, EV_READ, 0);
 }
 
 // Corral's own handshake replies, read with codec::FrameReader like every reply corral looks
@@ -538,10 +542,13 @@ bool Connection::replyTooLarge() {
 }
 
 void Connection::fail(std::string_view why, Then then, std::string_view reason) {
+  lookup_.cancel();
   if (fd_ >= 0) {
     event_free(rev_);
     event_free(wev_);
     rev_ = wev_ = nullptr;
+    tls_.reset();
+    read_wants_write_ = false;
     ::close(fd_);
     fd_ = -1;
   }
@@ -642,6 +649,14 @@ void Connection::tick() {
       }
       return;
     case State::kHandshake:
+      // A TLS peer that never finishes its handshake is a connect failure (backoff), not a
+      // command timeout (which reconnects at once).
+      if (tls_ != nullptr && !tls_->handshakeDone() &&
+          now - connect_started_ms_ >= cfg_.connect_timeout.count()) {
+        fail("unavailable", Then::kBackoff, "TLS: handshake timeout");
+        return;
+      }
+      break;
     case State::kReady:
       break;
   }

@@ -38,6 +38,9 @@
 #include "proxy/codec/buffer.h"
 #include "proxy/codec/resp.h"
 #include "proxy/codec/ring.h"
+#include "proxy/tls/context.h"
+#include "proxy/tls/stream.h"
+#include "proxy/upstream/resolve.h"
 
 namespace corral::upstream {
 
@@ -91,6 +94,8 @@ struct Counters {
   std::atomic<uint64_t> handshake_failures{0};  // AUTH/SELECT refused (NOAUTH, WRONGPASS, ...)
   std::atomic<uint64_t> replies_too_large{0};   // replies dropped at limits.max_reply_bytes
   std::atomic<uint64_t> not_primary{0};         // checkRole(): ROLE named another role than master
+  std::atomic<uint64_t> tls_failures{0};        // TLS handshakes or records refused
+  std::atomic<uint64_t> tls_resumed{0};         // TLS handshakes that resumed a session
 };
 Counters& counters();
 
@@ -98,6 +103,12 @@ Counters& counters();
 // of connections with bytes to write at the end of this loop turn.
 struct LoopContext {
   event_base* base = nullptr;
+  evdns_base* dns = nullptr;  // host names of upstreams (resolve.h)
+  // upstream.tls: the context for rediss:// upstreams (null when none is configured), and the
+  // TLS session last agreed with each server (by address text), resumed on reconnect.
+  tls::Holder* tls = nullptr;
+  std::unordered_map<std::string, std::unique_ptr<SSL_SESSION, void (*)(SSL_SESSION*)>>
+      tls_sessions;
   int64_t now_ms = 0;  // monotonic, refreshed once per loop turn
   int64_t now_us = 0;  // precise monotonic, refreshed when a socket becomes readable
   std::vector<Connection*> dirty;
@@ -128,6 +139,10 @@ class Connection {
   // server busy with a script (SCRIPT KILL and the like): Redis answers nothing but such
   // commands (and AUTH) until the script ends, so a PING would hold the handshake.
   void handshakeWithoutPing() { handshake_ping_ = false; }
+  // Before start(): AUTH even with an empty password (a client's own credentials in
+  // passthrough mode: `AUTH app ""` is a valid login for a user with nopass, and skipping it
+  // would log the connection in as the default user instead).
+  void authenticateAlways() { auth_always_ = true; }
 
   // Before start(), with Sentinel: the handshake also asks ROLE, and nothing of a client's is
   // written before the server has said it is the primary. Any other answer fails the handshake
@@ -201,6 +216,7 @@ class Connection {
   void onConnected();
   void onHandshakeDone();
   void connectNow();
+  void connectTo(const SockAddr& addr);
   enum class Then : uint8_t { kBackoff, kReconnect, kStay };
   // Closes the socket and fails every in-flight request with `why` ("unavailable" or
   // "timeout"), then backs off (the server is down, or refused the handshake: `reason` says
@@ -220,6 +236,12 @@ class Connection {
   bool replyTooLarge();
   void markDirty();
   void armWrite(bool on);
+  // The socket or, on TLS, the stream (upstream_tls.cc): recv/send results with errno set.
+  bool startTls(std::string* err);
+  ssize_t recvSome(char* buf, size_t cap);
+  ssize_t sendSome(const char* buf, size_t len);
+  void saveTlsSession();
+  std::string ioError(std::string_view what) const;
 
   LoopContext& ctx_;
   config::UpstreamAddress addr_;  // changed only by retarget()
@@ -239,9 +261,13 @@ class Connection {
   bool check_role_ = false;
   bool fenced_ = false;           // setFenced(): down_ stays set while it is
   uint64_t handshake_bytes_ = 0;  // with check_role_: out-bytes of the handshake, sent alone
+  bool auth_always_ = false;
   int fd_ = -1;
   event* rev_ = nullptr;
   event* wev_ = nullptr;
+  Lookup lookup_;                     // the host name being looked up (connectNow)
+  std::unique_ptr<tls::Stream> tls_;  // rediss://: set from connect to close
+  bool read_wants_write_ = false;     // TLS: a read waits for the socket to take a write
   codec::Buffer out_;
   codec::Buffer in_;
   codec::ReplyParser parser_;

@@ -13,9 +13,11 @@ const std::shared_ptr<spdlog::logger>& log() {
 
 }  // namespace
 
-PolicyRuntime::PolicyRuntime(event_base* base, int worker_index, policies::Registry& registry,
+PolicyRuntime::PolicyRuntime(event_base* base, evdns_base* dns, int worker_index,
+                             policies::Registry& registry,
                              std::function<upstream::Connection*()> primary)
     : base_(base),
+      dns_(dns),
       registry_(registry),
       random_(static_cast<uint64_t>(worker_index) * 0xbf58476d1ce4e5b9ull ^
               static_cast<uint64_t>(loop::monotonicNs())) {
@@ -65,7 +67,8 @@ const policies::FillPolicy& PolicyRuntime::localFillPolicy(const policies::FillP
                    " " + std::to_string(spec->max_in_flight);
   auto it = origins_.find(id);
   if (it == origins_.end()) {
-    it = origins_.emplace(std::move(id), std::make_unique<origin::HttpOrigin>(base_, *spec)).first;
+    it = origins_.emplace(std::move(id), std::make_unique<origin::HttpOrigin>(base_, dns_, *spec))
+             .first;
   }
   cached->second.origin = it->second.get();
   return cached->second;

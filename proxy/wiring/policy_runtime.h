@@ -32,7 +32,7 @@ namespace corral::wiring {
 class PolicyRuntime {
  public:
   // primary() returns the connection the fill scripts run on (called for every script).
-  PolicyRuntime(event_base* base, int worker_index, policies::Registry& registry,
+  PolicyRuntime(event_base* base, evdns_base* dns, int worker_index, policies::Registry& registry,
                 std::function<upstream::Connection*()> primary);
   ~PolicyRuntime();  // pending fill callbacks are dropped first
   PolicyRuntime(const PolicyRuntime&) = delete;
@@ -66,6 +66,7 @@ class PolicyRuntime {
 
  private:
   event_base* base_;
+  evdns_base* dns_;  // the worker's resolver, for origins' host names
   policies::Registry& registry_;
   std::shared_ptr<const policies::PolicySet> set_;
   policies::Decision decision_;

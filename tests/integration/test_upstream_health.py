@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import RedisServer, RespError, corral_config
+from harness import RedisServer, RespConn, RespError, corral_config, wait_until
 
 PASSWORD = "right-upstream-pass"
 WINDOW = 2.0
@@ -50,3 +50,19 @@ def test_bad_upstream_password_backs_off_and_is_not_ready(redis_with_password, c
     with c.client() as cl:
         r = cl.cmd("GET", "k")
         assert isinstance(r, RespError), r
+
+
+def test_unresolvable_upstream_name_fails_fast_and_says_why(corral_factory, corral_only):
+    """Host names are looked up without blocking the worker (evdns): a name that does not
+    resolve fails requests with corral's error, backs off, and the log says why."""
+    cfg = corral_config(1)
+    cfg["upstream"]["primary"] = "no-such-host.invalid:6379"
+    c = corral_factory(cfg, check_gauges=False)
+    with RespConn(c.port) as conn:
+        start = time.monotonic()
+        reply = conn.cmd("GET", "k")
+        assert isinstance(reply, RespError) and "unavailable" in str(reply), reply
+        assert time.monotonic() - start < 2.0
+        assert conn.cmd("PING") == "PONG"  # the worker is not stuck in a lookup
+    wait_until(lambda: "resolve failed" in c.stderr_text(), 5, what="the reason logged")
+    assert c.http_get("/ready")[0] == 503

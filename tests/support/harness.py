@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -180,11 +181,19 @@ class RespConn:
     A timeout raises RespTimeout (an AssertionError) with what was being read.
     """
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0):
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0,
+                 tls=None, server_hostname: Optional[str] = None):
+        """tls: an ssl.SSLContext to speak TLS with (the handshake happens here)."""
         self.port = port
         self.timeout = timeout
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            try:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname or host)
+            except BaseException:
+                self.sock.close()
+                raise
         self.sock.settimeout(timeout)
         self.buf = bytearray()
         self.pos = 0
@@ -238,8 +247,8 @@ class RespConn:
         except socket.timeout:
             raise RespTimeout(f"no reply within {self.timeout}s from 127.0.0.1:{self.port} "
                               f"(buffered unread: {bytes(self.buf[self.pos:self.pos + 80])!r})")
-        except ConnectionResetError:
-            data = b""
+        except (ConnectionResetError, ssl.SSLError):
+            data = b""  # a TLS peer that closes without close_notify reads as EOF too
         if not data:
             self.closed_by_peer = True
             return False

@@ -193,8 +193,11 @@ class SampleOrigin:
     """
 
     def __init__(self, port: int = 0, latency_ms: float = 0, fail_rate: float = 0.0,
-                 host: str = "127.0.0.1", quiet: bool = True) -> None:
+                 host: str = "127.0.0.1", quiet: bool = True,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None) -> None:
+        """tls_cert, tls_key: serve https with this certificate."""
         self.host = host
+        self._tls = (tls_cert, tls_key) if tls_cert else None
         self.port = port
         self._state = _State(latency_ms, fail_rate)
         self._quiet = quiet
@@ -203,13 +206,18 @@ class SampleOrigin:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> "SampleOrigin":
         if self._server is not None:
             return self
         self._server = _Server((self.host, self.port), self._state, self._quiet)
         self.port = self._server.server_address[1]
+        if self._tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self._tls)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
                                         name=f"sample-origin:{self.port}", daemon=True)
