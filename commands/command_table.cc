@@ -118,6 +118,8 @@ constexpr bool idsDense() {
 }
 
 static_assert(idsDense(), "CommandInfo ids are not dense: regenerate commands.inc");
+// lookup() indexes kAll with a shift; a CommandInfo that grows past 128 bytes costs a multiply.
+static_assert(sizeof(CommandInfo) == 128);
 static_assert(kCommandIds == kAll.size() + kSubList.size() && kCommandIds < 0xFFFF);
 static_assert(kTopIndex.entries == kRedisCommandCount, "table differs from COMMAND COUNT");
 static_assert(kSubIndex.entries == kRedisSubcommandCount);
@@ -304,8 +306,10 @@ bool extractSpecial(const CommandInfo& cmd, std::span<const std::string_view> ar
 const CommandInfo* lookup(std::span<const std::string_view> args) {
   if (args.empty()) return nullptr;
   const std::string_view name = args[0];
-  if (name.empty()) return nullptr;
-  if (name.size() > kMaxNameLen) return lookupMiss(args);
+  // One compare for both ends: an empty name wraps around to the largest size.
+  if (name.size() - 1 >= kMaxNameLen) [[unlikely]] {
+    return name.empty() ? nullptr : lookupMiss(args);
+  }
 
   uint32_t h = hashLower(kFnvBasis, name);
   const CommandInfo* cmd = nullptr;
@@ -328,18 +332,14 @@ bool arityOk(const CommandInfo& cmd, size_t nargs) {
   return nargs >= static_cast<size_t>(-static_cast<int64_t>(cmd.arity));
 }
 
-bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
-                 std::vector<uint32_t>& out) {
-  out.clear();
-  // Fast path for one key at a fixed position (GET, SET, HGET, INCR, ...: most traffic).
-  if (cmd.nkeyspecs == 1 && cmd.keys[0].search == KeySearch::kRange &&
-      cmd.keys[0].first == cmd.keys[0].last) {
-    const auto at = static_cast<size_t>(cmd.keys[0].first);
-    if (at >= args.size()) return false;
-    out.push_back(static_cast<uint32_t>(at));
-    return true;
-  }
-  const KeySpec* specs = cmd.key_list != nullptr ? cmd.key_list : cmd.keys;
+namespace {
+
+// extractKeys past its fast path; out of line, so the fast path saves no registers for it.
+[[gnu::noinline]] bool extractKeysSpecs(const CommandInfo& cmd,
+                                        std::span<const std::string_view> args,
+                                        std::vector<uint32_t>& out) {
+  const KeySpec* specs = cmd.nkeyspecs <= 2 ? cmd.keys : detail::learntKeySpecs(cmd);
+  if (specs == nullptr) return true;  // its overlay is gone: nothing left to read
   for (size_t s = 0; s < cmd.nkeyspecs; ++s) {
     const KeySpec& spec = specs[s];
     bool ok = true;
@@ -369,6 +369,22 @@ bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
     }
   }
   return true;
+}
+
+}  // namespace
+
+bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
+                 std::vector<uint32_t>& out) {
+  out.clear();
+  // Fast path for one key at a fixed position (GET, SET, HGET, INCR, ...: most traffic).
+  if (cmd.nkeyspecs == 1 && cmd.keys[0].search == KeySearch::kRange &&
+      cmd.keys[0].first == cmd.keys[0].last) {
+    const auto at = static_cast<size_t>(cmd.keys[0].first);
+    if (at >= args.size()) return false;
+    out.push_back(static_cast<uint32_t>(at));
+    return true;
+  }
+  return extractKeysSpecs(cmd, args, out);
 }
 
 std::span<const CommandInfo> allCommands() { return kAll; }

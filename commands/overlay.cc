@@ -131,8 +131,10 @@ struct Overlay::Builder {
     return true;
   }
 
-  // The key specs of d into e (and the overlay's storage); false (why set) when not learnable.
-  bool keys(const CommandDesc& d, uint32_t flags, CommandInfo& e, const char*& why) {
+  // The key specs of d into e, or into *more when there are more than two (they go to the
+  // overlay once e has its final address); false (why set) when not learnable.
+  bool keys(const CommandDesc& d, uint32_t flags, CommandInfo& e, std::vector<KeySpec>& more,
+            const char*& why) {
     std::vector<KeySpec> specs;
     if (d.has_key_specs) {
       if (d.key_specs.size() > kMaxLearntKeySpecs) {
@@ -182,13 +184,14 @@ struct Overlay::Builder {
     if (specs.size() <= 2) {
       std::copy(specs.begin(), specs.end(), e.keys);
     } else {
-      e.key_list = o.key_lists_.emplace_back(std::move(specs)).data();
+      more = std::move(specs);
     }
     return true;
   }
 
   // d as an entry named `name` (already lower case); false when it is not learnable.
-  bool entry(const CommandDesc& d, std::string_view name, CommandInfo& e) {
+  bool entry(const CommandDesc& d, std::string_view name, CommandInfo& e,
+             std::vector<KeySpec>& more) {
     const char* why = "";
     if (d.arity == 0 || !inRange(d.arity, -kMaxPos, kMaxPos)) {
       skip(name, "arity out of range");
@@ -200,7 +203,7 @@ struct Overlay::Builder {
         if (equalsIgnoreCase(f, text)) flags |= bit;
       }
     }
-    if (!keys(d, flags, e, why)) {
+    if (!keys(d, flags, e, more, why)) {
       skip(name, why);
       return false;
     }
@@ -247,29 +250,43 @@ struct Overlay::Builder {
         if (full.empty() || builtin(full) != nullptr || !seen.insert(full).second) continue;
         if (!room()) return;
         CommandInfo e;
-        if (!entry(s, keep(full), e)) continue;
-        o.index(&o.singles_.emplace_back(e));
+        std::vector<KeySpec> more;
+        if (!entry(s, keep(full), e, more)) continue;
+        place(&o.singles_.emplace_back(e), std::move(more));
       }
       return;
     }
     if (!room()) return;
     CommandInfo top;
-    if (!entry(d, keep(name), top)) return;
+    std::vector<KeySpec> top_more;
+    if (!entry(d, keep(name), top, top_more)) return;
     std::vector<CommandInfo> subs;
+    std::vector<std::vector<KeySpec>> subs_more;
     for (const CommandDesc& s : d.subcommands) {
       const std::string full = subName(s, name);
       if (full.empty() || !seen.insert(full).second) continue;
       if (o.entries_.size() + 1 + subs.size() >= kMaxLearntCommands) break;
       CommandInfo e;
-      if (entry(s, keep(full), e)) subs.push_back(e);
+      std::vector<KeySpec> more;
+      if (!entry(s, keep(full), e, more)) continue;
+      subs.push_back(e);
+      subs_more.push_back(std::move(more));
     }
     if (!subs.empty()) {
       const std::vector<CommandInfo>& arr = o.sub_arrays_.emplace_back(std::move(subs));
       top.subcommands = arr.data();
       top.nsubcommands = static_cast<uint16_t>(arr.size());
     }
-    o.index(&o.singles_.emplace_back(top));
-    for (const CommandInfo& s : std::span(top.subcommands, top.nsubcommands)) o.index(&s);
+    place(&o.singles_.emplace_back(top), std::move(top_more));
+    for (size_t i = 0; i < top.nsubcommands; ++i) {
+      place(&top.subcommands[i], std::move(subs_more[i]));
+    }
+  }
+
+  // An entry at its final address: indexed, and its key specs kept if there are more than two.
+  void place(const CommandInfo* e, std::vector<KeySpec> more) {
+    if (!more.empty()) o.more_specs_.emplace(e, std::move(more));
+    o.index(e);
   }
 };
 
@@ -321,6 +338,11 @@ const CommandInfo* Overlay::findSub(uint32_t hc, std::string_view container,
   }
 }
 
+const KeySpec* Overlay::moreKeySpecs(const CommandInfo* e) const {
+  const auto it = more_specs_.find(e);
+  return it != more_specs_.end() ? it->second.data() : nullptr;
+}
+
 void setOverlay(const Overlay* overlay) { g_overlay.store(overlay, std::memory_order_release); }
 
 const Overlay* currentOverlay() { return g_overlay.load(std::memory_order_acquire); }
@@ -340,6 +362,11 @@ const CommandInfo* lookupLearntSub(const CommandInfo& container, uint32_t h, std
   const Overlay* o = currentOverlay();
   const CommandInfo* e = o != nullptr ? o->findSub(h, container.name, sub) : nullptr;
   return e != nullptr ? e : &container;
+}
+
+const KeySpec* learntKeySpecs(const CommandInfo& cmd) {
+  const Overlay* o = currentOverlay();
+  return o != nullptr ? o->moreKeySpecs(&cmd) : nullptr;
 }
 
 void extractLearnt(const KeySpec& spec, std::span<const std::string_view> args,

@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "commands/command_table.h"
@@ -86,6 +87,9 @@ class Overlay {
   const CommandInfo* find(uint32_t h, std::string_view name) const;
   // The entry "<container>|<sub>" (sub in any case), where hc is the hash of container's name.
   const CommandInfo* findSub(uint32_t hc, std::string_view container, std::string_view sub) const;
+  // The key specs of entry e when it has more than two (they do not fit CommandInfo), else
+  // nullptr.
+  const KeySpec* moreKeySpecs(const CommandInfo* e) const;
 
   Overlay(const Overlay&) = delete;
   Overlay& operator=(const Overlay&) = delete;
@@ -97,7 +101,9 @@ class Overlay {
   void index(const CommandInfo* e);
 
   std::deque<std::string> strings_;  // names and keywords the entries point into
-  std::deque<std::vector<KeySpec>> key_lists_;
+  // Key specs of the entries that have more than two (rare: no command of Redis 7.0-8 has
+  // more than three, and those are built in).
+  std::unordered_map<const CommandInfo*, std::vector<KeySpec>> more_specs_;
   std::deque<std::vector<CommandInfo>> sub_arrays_;  // subcommands of learnt containers
   std::deque<CommandInfo> singles_;  // learnt top-level commands and subs of built-in containers
   std::vector<const CommandInfo*> entries_;

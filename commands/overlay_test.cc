@@ -242,13 +242,13 @@ TEST_CASE("keynum key specs, with index and keyword begins; a bad count drops on
   CHECK(keys("kwnum opt nokeyword 1 a") == "");
 }
 
-TEST_CASE("more than two key specs are kept in a list of their own") {
+TEST_CASE("more than two key specs are kept by the overlay") {
   Laid laid({cmd("three", -4, {"write"}, {indexRange(1), indexRange(2), indexRange(3)})});
   CHECK(laid.report.learnt == 1);
   const CommandInfo* c = lookup(std::vector<std::string_view>{"three"});
   REQUIRE(c != nullptr);
   CHECK(c->nkeyspecs == 3);
-  CHECK(c->key_list != nullptr);
+  CHECK(laid.overlay->moreKeySpecs(c) != nullptr);
   CHECK(keys("three a b c d") == "1 2 3");
   CHECK(keys("three a b") == "1 2");  // the third key is past the args: that spec adds nothing
 }

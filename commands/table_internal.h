@@ -60,6 +60,10 @@ constexpr bool isSubName(std::string_view full, std::string_view container, std:
 const CommandInfo* lookupLearnt(uint32_t h, std::span<const std::string_view> args);
 const CommandInfo* lookupLearntSub(const CommandInfo& container, uint32_t h, std::string_view sub);
 
+// The key specs of a learnt command with more than two (CommandInfo::nkeyspecs > 2), kept by
+// the overlay set now; nullptr if it has none for cmd.
+const KeySpec* learntKeySpecs(const CommandInfo& cmd);
+
 // A numkeys argument, parsed strictly: decimal digits, no sign, no leading zeros (what Redis
 // accepts when it runs the command). Anything above `limit` is refused before it can overflow.
 bool parseCount(std::string_view s, size_t limit, size_t& value);
