@@ -67,8 +67,9 @@ const std::unordered_map<const CommandInfo*, CommandKind>& kindTable() {
       add({name}, K::kRefuse);
     }
     // NO-EVICT is a flag of one Redis connection, and PAUSE/UNPAUSE would also stop corral's
-    // own traffic (fills, other clients' requests on shared connections).
-    for (std::string_view sub : {"no-evict", "no-touch", "pause", "unpause"}) {
+    // own traffic (fills, other clients' requests on shared connections). NO-TOUCH (7.2) is not
+    // in the table: classifySpecial refuses it by name.
+    for (std::string_view sub : {"no-evict", "pause", "unpause"}) {
       add({"client", sub}, K::kRefuse);
     }
     // Any other blocking command would hold a shared connection: refused as well.
@@ -109,8 +110,11 @@ CommandKind classifySpecial(const CommandInfo* cmd, const std::vector<std::strin
   }
   if (it->second == CommandKind::kClientSetinfo &&
       !(args.size() >= 2 && commands::equalsIgnoreCase(args[1], "setinfo"))) {
-    // CLIENT alone (Redis's arity error), or a subcommand nobody knows.
-    return args.size() >= 2 ? CommandKind::kUnknown : CommandKind::kForward;
+    if (args.size() < 2) return CommandKind::kForward;  // CLIENT alone: Redis's arity error
+    // CLIENT's subcommands newer than the table are never learnt (commands/overlay.h). NO-TOUCH
+    // (Redis 7.2) would flag a shared connection: refused in any unknown_commands mode.
+    if (commands::equalsIgnoreCase(args[1], "no-touch")) return CommandKind::kRefuse;
+    return CommandKind::kUnknown;
   }
   return it->second;
 }

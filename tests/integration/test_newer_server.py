@@ -90,14 +90,22 @@ def test_unknown_commands_reject(fake, corral_factory):
                               "'b' "), r
         r = cl.cmd("OBJECT", "NOSUCH", "k")
         assert r == RespError("ERR unknown subcommand 'NOSUCH'. Try OBJECT HELP."), r
+        # CLIENT is corral's own: a newer server's CLIENT subcommands are never learnt. NO-TOUCH
+        # (7.2) would flag the shared connection: refused whatever the setting, in 7.0's words.
+        r = cl.cmd("CLIENT", "NO-TOUCH", "on")
+        assert r == RespError("ERR unknown subcommand 'NO-TOUCH'. Try CLIENT HELP."), r
+        r = cl.cmd("CLIENT", "CAPA", "redirect")
+        assert r == RespError("ERR unknown subcommand 'CAPA'. Try CLIENT HELP."), r
+        assert cl.cmd("CLIENT", "SETINFO", "lib-name", "x") == "OK"  # answered by corral
         # Learnt and built-in commands are not unknown.
         assert cl.cmd("HEXPIRE", "k", *HEXPIRE_ARGS) == [1]
         assert cl.cmd("GET", "k") is None
         assert cl.cmd("PING") == "PONG"
     assert fake.requests_named("NOSUCHCMD") == []
     assert fake.requests_named("OBJECT") == []
+    assert fake.requests_named("CLIENT") == []
     assert len(fake.requests_named("HEXPIRE")) == 1
-    assert c.metrics()["corral_unknown_commands_rejected_total"] == 2
+    assert c.metrics()["corral_unknown_commands_rejected_total"] == 3  # NO-TOUCH: refused apart
 
 
 def test_unknown_commands_forward(fake, corral_factory):
@@ -110,6 +118,10 @@ def test_unknown_commands_forward(fake, corral_factory):
                               "'b' "), r
     assert fake.requests_named("NOSUCHCMD") == [[b"NOSUCHCMD", b"a", b"b"]]
     assert c.metrics()["corral_unknown_commands_rejected_total"] == 0
+    with c.client() as cl:  # refused in either mode: never sent to the shared connection
+        r = cl.cmd("CLIENT", "NO-TOUCH", "on")
+        assert r == RespError("ERR unknown subcommand 'NO-TOUCH'. Try CLIENT HELP."), r
+    assert fake.requests_named("CLIENT") == []
 
 
 def test_unknown_commands_default_follows_the_policies(fake, corral_factory):
