@@ -20,6 +20,9 @@
 #include <string_view>
 #include <vector>
 
+#include "commands/overlay.h"
+#include "commands/table_internal.h"
+
 namespace corral::commands {
 namespace {
 
@@ -27,38 +30,11 @@ namespace {
 #include "commands/commands.inc"
 #undef CORRAL_COMMANDS_TABLE
 
-// ASCII lower-casing table. Command names are ASCII; other bytes map to themselves, so a
-// non-ASCII argument simply matches nothing.
-constexpr std::array<uint8_t, 256> kLower = [] {
-  std::array<uint8_t, 256> t{};
-  for (size_t i = 0; i < t.size(); ++i) {
-    t[i] = static_cast<uint8_t>(i >= 'A' && i <= 'Z' ? i + ('a' - 'A') : i);
-  }
-  return t;
-}();
-
-constexpr uint8_t lower(char c) { return kLower[static_cast<uint8_t>(c)]; }
-
-// 32-bit FNV-1a over lower-cased bytes. Names are short (at most 20 bytes in Redis 7.0), so a
-// plain byte loop is enough; names longer than the longest command never get here.
-constexpr uint32_t kFnvBasis = 2166136261u;
-constexpr uint32_t kFnvPrime = 16777619u;
-
-constexpr uint32_t hashByte(uint32_t h, uint8_t c) { return (h ^ c) * kFnvPrime; }
-
-constexpr uint32_t hashLower(uint32_t h, std::string_view s) {
-  for (char c : s) h = hashByte(h, lower(c));
-  return h;
-}
-
-// `name` is a table name (already lower case); `arg` is client input in any case.
-constexpr bool equalsLower(std::string_view name, std::string_view arg) {
-  if (name.size() != arg.size()) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    if (static_cast<uint8_t>(name[i]) != lower(arg[i])) return false;
-  }
-  return true;
-}
+using detail::equalsLower;
+using detail::hashByte;
+using detail::hashLower;
+using detail::kFnvBasis;
+using detail::lower;
 
 // An open-addressing table with linear probing over small entry numbers (slot value = entry
 // number + 1, 0 = empty), so the whole table is a few cache lines. Bits keeps the load factor
@@ -142,6 +118,8 @@ constexpr bool idsDense() {
 }
 
 static_assert(idsDense(), "CommandInfo ids are not dense: regenerate commands.inc");
+// lookup() indexes kAll with a shift; a CommandInfo that grows past 128 bytes costs a multiply.
+static_assert(sizeof(CommandInfo) == 128);
 static_assert(kCommandIds == kAll.size() + kSubList.size() && kCommandIds < 0xFFFF);
 static_assert(kTopIndex.entries == kRedisCommandCount, "table differs from COMMAND COUNT");
 static_assert(kSubIndex.entries == kRedisSubcommandCount);
@@ -154,20 +132,7 @@ static_assert(kTopIndex.max_probe <= 8 && kSubIndex.max_probe <= 8, "hash cluste
 // ---------------------------------------------------------------------------------------------
 // Key extraction.
 
-// Parses a numkeys argument strictly: decimal digits, no sign, no leading zeros, which is what
-// Redis accepts when it executes the command (negative counts are errors there too). Anything
-// above `limit` is rejected early (it cannot fit in the arguments), so the value never overflows.
-bool parseCount(std::string_view s, size_t limit, size_t& value) {
-  if (s.empty() || (s.size() > 1 && s[0] == '0')) return false;
-  size_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<size_t>(c - '0');
-    if (v > limit) return false;
-  }
-  value = v;
-  return true;
-}
+using detail::parseCount;
 
 // Appends first, first+step, ... up to last (inclusive); an empty range appends nothing.
 void appendRange(size_t first, int64_t last, size_t step, std::vector<uint32_t>& out) {
@@ -319,18 +284,21 @@ bool extractSpecial(const CommandInfo& cmd, std::span<const std::string_view> ar
 // lookup() stays small (fewer saved registers).
 [[gnu::noinline]] const CommandInfo* lookupSubcommand(const CommandInfo& cmd, uint32_t h,
                                                       std::string_view sub) {
-  if (sub.empty() || sub.size() > kMaxSubNameLen) return &cmd;
-  h = hashLower(hashByte(h, '|'), sub);
-  const size_t prefix = cmd.name.size() + 1;
-  for (size_t i = kSubIndex.slotOf(h);; i = (i + 1) & kSubIndex.kMask) {
+  if (sub.empty()) return &cmd;
+  if (sub.size() > kMaxSubNameLen) return detail::lookupLearntSub(cmd, h, sub);
+  const uint32_t hs = hashLower(hashByte(h, '|'), sub);
+  for (size_t i = kSubIndex.slotOf(hs);; i = (i + 1) & kSubIndex.kMask) {
     const uint16_t slot = kSubIndex.slots[i];
-    if (slot == 0) return &cmd;
+    if (slot == 0) return detail::lookupLearntSub(cmd, h, sub);
     const CommandInfo* e = kSubList[slot - 1];
-    if (e->name.size() == prefix + sub.size() && e->name.starts_with(cmd.name) &&
-        e->name[prefix - 1] == '|' && equalsLower(e->name.substr(prefix), sub)) {
-      return e;
-    }
+    if (detail::isSubName(e->name, cmd.name, sub)) return e;
   }
+}
+
+// args[0] is not a built-in command: maybe a learnt one. Out of line, as lookupSubcommand.
+[[gnu::noinline]] const CommandInfo* lookupMiss(std::span<const std::string_view> args) {
+  if (args[0].size() > kMaxLearntNameLen) return nullptr;  // never hash a huge argument
+  return detail::lookupLearnt(hashLower(kFnvBasis, args[0]), args);
 }
 
 }  // namespace
@@ -338,13 +306,16 @@ bool extractSpecial(const CommandInfo& cmd, std::span<const std::string_view> ar
 const CommandInfo* lookup(std::span<const std::string_view> args) {
   if (args.empty()) return nullptr;
   const std::string_view name = args[0];
-  if (name.empty() || name.size() > kMaxNameLen) return nullptr;
+  // One compare for both ends: an empty name wraps around to the largest size.
+  if (name.size() - 1 >= kMaxNameLen) [[unlikely]] {
+    return name.empty() ? nullptr : lookupMiss(args);
+  }
 
   uint32_t h = hashLower(kFnvBasis, name);
   const CommandInfo* cmd = nullptr;
   for (size_t i = kTopIndex.slotOf(h);; i = (i + 1) & kTopIndex.kMask) {
     const uint16_t slot = kTopIndex.slots[i];
-    if (slot == 0) return nullptr;
+    if (slot == 0) return detail::lookupLearnt(h, args);
     const CommandInfo& e = kAll[slot - 1];
     if (equalsLower(e.name, name)) {
       cmd = &e;
@@ -361,19 +332,16 @@ bool arityOk(const CommandInfo& cmd, size_t nargs) {
   return nargs >= static_cast<size_t>(-static_cast<int64_t>(cmd.arity));
 }
 
-bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
-                 std::vector<uint32_t>& out) {
-  out.clear();
-  // Fast path for one key at a fixed position (GET, SET, HGET, INCR, ...: most traffic).
-  if (cmd.nkeyspecs == 1 && cmd.keys[0].search == KeySearch::kRange &&
-      cmd.keys[0].first == cmd.keys[0].last) {
-    const auto at = static_cast<size_t>(cmd.keys[0].first);
-    if (at >= args.size()) return false;
-    out.push_back(static_cast<uint32_t>(at));
-    return true;
-  }
+namespace {
+
+// extractKeys past its fast path; out of line, so the fast path saves no registers for it.
+[[gnu::noinline]] bool extractKeysSpecs(const CommandInfo& cmd,
+                                        std::span<const std::string_view> args,
+                                        std::vector<uint32_t>& out) {
+  const KeySpec* specs = cmd.nkeyspecs <= 2 ? cmd.keys : detail::learntKeySpecs(cmd);
+  if (specs == nullptr) return true;  // its overlay is gone: nothing left to read
   for (size_t s = 0; s < cmd.nkeyspecs; ++s) {
-    const KeySpec& spec = cmd.keys[s];
+    const KeySpec& spec = specs[s];
     bool ok = true;
     switch (spec.search) {
       case KeySearch::kNone:
@@ -390,6 +358,10 @@ bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
       case KeySearch::kSpecial:
         ok = extractSpecial(cmd, args, out);
         break;
+      case KeySearch::kLearntRange:
+      case KeySearch::kLearntKeynum:
+        detail::extractLearnt(spec, args, out);  // as Redis: a spec that finds nothing adds nothing
+        break;
     }
     if (!ok) {
       out.clear();
@@ -397,6 +369,22 @@ bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
     }
   }
   return true;
+}
+
+}  // namespace
+
+bool extractKeys(const CommandInfo& cmd, std::span<const std::string_view> args,
+                 std::vector<uint32_t>& out) {
+  out.clear();
+  // Fast path for one key at a fixed position (GET, SET, HGET, INCR, ...: most traffic).
+  if (cmd.nkeyspecs == 1 && cmd.keys[0].search == KeySearch::kRange &&
+      cmd.keys[0].first == cmd.keys[0].last) {
+    const auto at = static_cast<size_t>(cmd.keys[0].first);
+    if (at >= args.size()) return false;
+    out.push_back(static_cast<uint32_t>(at));
+    return true;
+  }
+  return extractKeysSpecs(cmd, args, out);
 }
 
 std::span<const CommandInfo> allCommands() { return kAll; }
@@ -414,6 +402,20 @@ int64_t topLevelIndex(const CommandInfo* cmd) {
   const auto base = reinterpret_cast<uintptr_t>(all.data());
   if (at < base || at >= base + all.size() * sizeof(CommandInfo)) return -1;
   return static_cast<int64_t>((at - base) / sizeof(CommandInfo));
+}
+
+// Negative counts are errors in Redis too; anything above `limit` cannot fit in the arguments,
+// so it is refused early and the value never overflows.
+bool detail::parseCount(std::string_view s, size_t limit, size_t& value) {
+  if (s.empty() || (s.size() > 1 && s[0] == '0')) return false;
+  size_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<size_t>(c - '0');
+    if (v > limit) return false;
+  }
+  value = v;
+  return true;
 }
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {

@@ -1,6 +1,8 @@
-// The command table: every Redis 7.0 command with its arity, key positions and flags.
+// The command table: every Redis 7.0 command with its arity, key positions and flags, and the
+// commands a newer server reports on top of it (the learnt overlay, commands/overlay.h).
 //
 //   request args --> lookup(args) --> const CommandInfo* --> extractKeys(args) / flags for routing
+//                        \--built-in miss--> overlay (learnt at connect)
 //
 // The data (commands.inc) is generated from a real redis-server's COMMAND / COMMAND DOCS output
 // by tools/gen_commands.py and checked in; this file only reads it.
@@ -50,6 +52,13 @@ enum class KeySearch : uint8_t {
              // a missing keyword makes the arguments malformed. `last`, `step` and `limit`
              // then apply as in Redis' range find_keys, counted from the arg after the keyword.
   kSpecial,  // hand-written extractor (MIGRATE, SORT STORE, GEORADIUS STORE, ...)
+  // Learnt from a server's COMMAND reply (commands/overlay.h) and read as Redis reads its key
+  // specs, GET_KEYSPEC_RETURN_PARTIAL: the search begins at `first`, or, when `keyword` is set,
+  // after the keyword searched from `keyword_start_from` (negative: backwards from the end; the
+  // last arg and arg 0 are never a match); a missing keyword or keys out of bounds add no keys.
+  kLearntRange,   // keys from the begin to `last` (>= 0: relative to the begin; < 0: counted
+                  // from the end, or with `limit` > 0 the first 1/limit of the rest), every `step`
+  kLearntKeynum,  // numkeys at begin + `numkeys_at`, keys from begin + `key_offset`, every `step`
 };
 
 struct KeySpec {
@@ -63,6 +72,7 @@ struct KeySpec {
   // Added by the commands module: kKeyword with last < 0 only; 0 = keys run to `last` from the
   // end, N = keys are the first 1/N of the args after the keyword (XREAD: 2, keys then IDs).
   int16_t limit = 0;
+  int16_t numkeys_at = 0;  // kLearntKeynum: the numkeys argument, relative to the begin
 };
 
 struct CommandInfo {
@@ -78,10 +88,19 @@ struct CommandInfo {
   // per-command counters). Fixed by the generator for one Redis version; a regeneration may
   // renumber, so never store it outside the process.
   uint16_t id = 0;
+  // nkeyspecs > 2 only for a learnt command (commands/overlay.h): its specs are then kept by the
+  // overlay, keys[] unused. (A pointer here would take CommandInfo past 128 bytes, and lookup()
+  // would pay a multiply instead of a shift to index the table.)
 };
 
+// CommandInfo::id of every learnt command (commands/overlay.h): one slot past the built-in ids,
+// shared, so tables indexed by id need one extra row for all of them.
+inline constexpr uint16_t kLearntId = static_cast<uint16_t>(kCommandIds);
+
 // Looks up args[0] (case-insensitively, no allocation); for container commands also args[1].
-// Returns nullptr for unknown commands (corral forwards them to the primary unchanged).
+// What the built-in table does not know is looked up in the learnt overlay, if one is set
+// (commands/overlay.h). Returns nullptr for a command neither knows (global.unknown_commands
+// decides what happens to it); the container itself for an unknown subcommand.
 const CommandInfo* lookup(std::span<const std::string_view> args);
 
 // True when args.size() satisfies the command's arity.

@@ -29,6 +29,8 @@ struct Where {
 enum class PolicyMode : uint8_t { kEnforce, kAudit, kOff };
 enum class TtlOnViolation : uint8_t { kFix, kReject, kAudit };
 enum class UnmatchedKeys : uint8_t { kAllow, kAudit, kReject };
+// What happens to a command neither the built-in table nor the learnt overlay knows.
+enum class UnknownCommands : uint8_t { kForward, kReject };
 enum class OnLimit : uint8_t { kReject, kShadow };
 enum class LimitScope : uint8_t { kLocal, kGlobal };  // kGlobal is refused at load (a later issue)
 enum class SingleFlight : uint8_t { kOff, kLocal, kDistributed };
@@ -134,6 +136,8 @@ struct OriginSpec {
 // `global:` section.
 struct GlobalSpec {
   UnmatchedKeys unmatched_keys = UnmatchedKeys::kAllow;
+  // unknown_commands as written; unset means the default of effectiveUnknownCommands().
+  std::optional<UnknownCommands> unknown_commands;
   std::vector<std::string> deny_commands;   // commands.deny, lower case
   std::vector<std::string> audit_commands;  // commands.audit, lower case
   std::vector<RateLimitSpec> rate_limits;
@@ -154,5 +158,17 @@ struct PolicyConfig {
   // they held no *.yaml at load).
   std::vector<std::string> dirs;
 };
+
+// global.unknown_commands in force: as written, else `reject` when the policies are strict
+// (unmatched_keys: reject, or any policy in mode enforce: a command whose keys corral cannot see
+// would escape them), else `forward`.
+inline UnknownCommands effectiveUnknownCommands(const PolicyConfig& c) {
+  if (c.global.unknown_commands) return *c.global.unknown_commands;
+  if (c.global.unmatched_keys == UnmatchedKeys::kReject) return UnknownCommands::kReject;
+  for (const PolicySpec& p : c.policies) {
+    if (p.mode == PolicyMode::kEnforce) return UnknownCommands::kReject;
+  }
+  return UnknownCommands::kForward;
+}
 
 }  // namespace corral::config

@@ -316,6 +316,12 @@ void Loader::walkGlobal(const YAML::Node& node, const std::string& prefix) {
                  {"reject", UnmatchedKeys::kReject}},
                 &g.unmatched_keys);
        }},
+      {"unknown_commands",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         choiceOpt(k, v, p,
+                   {{"forward", UnknownCommands::kForward}, {"reject", UnknownCommands::kReject}},
+                   &g.unknown_commands);
+       }},
       {"commands",
        [&](const YAML::Node&, const YAML::Node& v, const std::string& p) {
          std::vector<Key> commands = {

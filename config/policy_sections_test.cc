@@ -208,6 +208,10 @@ TEST_CASE("origins and global: every rule, with its exact error") {
       // global
       {"global: {unmatched_keys: deny}\n" + p,
        {"t.yaml:1:26: global.unmatched_keys: must be one of allow, audit, reject (got deny)"}},
+      {"global: {unknown_commands: drop}\n" + p,
+       {"t.yaml:1:28: global.unknown_commands: must be one of forward, reject (got drop)"}},
+      {"global: {unknown_command: reject}\n" + p,
+       {"t.yaml:1:10: global.unknown_command: unknown key (did you mean unknown_commands?)"}},
       {"global: {commands: {deny: FLUSHALL}}\n" + p,
        {"t.yaml:1:27: global.commands.deny: must be a list of command names like GET or "
         "CONFIG|SET (got FLUSHALL)"}},
@@ -245,6 +249,35 @@ TEST_CASE("origins and global: every rule, with its exact error") {
     CAPTURE(c.yaml);
     CHECK(errorsOf(c.yaml) == c.errors);
   }
+}
+
+TEST_CASE("global.unknown_commands: as written, else reject exactly when policies are strict") {
+  const std::string p = kPrimary;
+  Config none = mustLoad(p);
+  CHECK_FALSE(none.policy.global.unknown_commands.has_value());
+  CHECK(effectiveUnknownCommands(none.policy) == UnknownCommands::kForward);
+  CHECK(effectiveUnknownCommands(mustLoad("global: {unknown_commands: reject}\n" + p).policy) ==
+        UnknownCommands::kReject);
+  CHECK(effectiveUnknownCommands(mustLoad("global: {unknown_commands: forward}\n" + p).policy) ==
+        UnknownCommands::kForward);
+  // Strict: keys no policy covers are refused, or a policy enforces its rules.
+  CHECK(effectiveUnknownCommands(mustLoad("global: {unmatched_keys: reject}\n" + p).policy) ==
+        UnknownCommands::kReject);
+  CHECK(effectiveUnknownCommands(mustLoad("global: {unmatched_keys: audit}\n" + p).policy) ==
+        UnknownCommands::kForward);
+  const std::string enforce = "policies: [{name: u, match: 'user:<id>'}]\n";
+  const std::string audit = "policies: [{name: u, match: 'user:<id>', mode: audit}]\n";
+  const std::string off = "policies: [{name: u, match: 'user:<id>', mode: 'off'}]\n";
+  CHECK(effectiveUnknownCommands(mustLoad(enforce + p).policy) == UnknownCommands::kReject);
+  CHECK(effectiveUnknownCommands(mustLoad(audit + p).policy) == UnknownCommands::kForward);
+  CHECK(effectiveUnknownCommands(mustLoad(off + p).policy) == UnknownCommands::kForward);
+  // Written out, it wins over the default either way.
+  CHECK(effectiveUnknownCommands(
+            mustLoad("global: {unmatched_keys: reject, unknown_commands: forward}\n" + p).policy) ==
+        UnknownCommands::kForward);
+  CHECK(effectiveUnknownCommands(
+            mustLoad("global: {unknown_commands: forward}\n" + enforce + p).policy) ==
+        UnknownCommands::kForward);
 }
 
 TEST_CASE("global: fill_secret, or fill_secret_env read at load") {

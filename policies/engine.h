@@ -83,6 +83,10 @@ class PolicySet {
 
   // True when no rule could ever act: the proxy then skips decide() altogether.
   bool trivial() const { return trivial_; }
+  // global.unknown_commands in force (config::effectiveUnknownCommands): what the proxy does with
+  // a command neither the built-in table nor the learnt overlay knows. Decided by the proxy,
+  // not by decide(), since only the proxy knows which commands it answers itself.
+  config::UnknownCommands unknownCommands() const { return unknown_commands_; }
   size_t size() const { return policies_.size(); }
 
   // Decides one request. cmd may be nullptr (unknown command: only the deny list applies).
@@ -143,6 +147,7 @@ class PolicySet {
   uintptr_t commands_base_ = 0;  // commands::allCommands(): where it starts, how many
   size_t commands_count_ = 0;
   bool trivial_ = true;
+  config::UnknownCommands unknown_commands_ = config::UnknownCommands::kForward;
   // What the set can act on at all: phases without anything to do are skipped.
   bool any_limits_ = false;     // a global limit or a policy's
   bool any_ttl_rules_ = false;  // a policy with TTL rules

@@ -23,7 +23,10 @@ const CommandInfo* resolveCommand(const std::string& name) {
     start = bar + 1;
   }
   const CommandInfo* c = commands::lookup(parts);
-  if (c == nullptr) return nullptr;
+  // Built-in commands only: a command learnt from the server (commands/overlay.h) is known only
+  // after connecting, and a config must compile the same at startup as on a reload. Lists of
+  // names (global.commands) still match learnt commands by name (engine_decide.cc).
+  if (c == nullptr || c->id == commands::kLearntId) return nullptr;
   // lookup() answers the container for an unknown subcommand: require the exact name.
   return c->name == name ? c : nullptr;
 }
@@ -276,6 +279,7 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
     set->any_fills_ |= cp.fill != nullptr;
     set->any_routing_ |= p.routing.read_from.has_value() || p.routing.read_your_writes.count() > 0;
   }
+  set->unknown_commands_ = config::effectiveUnknownCommands(c);
   set->trivial_ = c.policies.empty() && c.global.rate_limits.empty() &&
                   c.global.deny_commands.empty() && c.global.audit_commands.empty() &&
                   c.global.unmatched_keys == config::UnmatchedKeys::kAllow;

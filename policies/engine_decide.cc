@@ -103,13 +103,18 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
                      const std::vector<const CommandInfo*>& cmds) {
     if (r.top >= 0) return top_listed;
     if (names.empty()) return false;
-    if (r.cmd != nullptr) {
+    if (r.cmd != nullptr && r.cmd->id != commands::kLearntId) {
       return std::any_of(cmds.begin(), cmds.end(),
                          [&r](const CommandInfo* c) { return sameOrChild(c, r.cmd); });
     }
-    // A command the table does not know (a module's): compare the names as written.
-    return std::any_of(names.begin(), names.end(), [&r](const std::string& n) {
-      return commands::equalsIgnoreCase(n, r.args[0]);
+    // A command the table does not know (a module's), or one learnt from the server after the
+    // lists were compiled (commands/overlay.h: its name did not resolve then): compare names as
+    // written, a listed container covering its subcommands ("vset" lists "vset|add").
+    const std::string_view name = r.cmd != nullptr ? r.cmd->name : r.args[0];
+    return std::any_of(names.begin(), names.end(), [name](const std::string& n) {
+      return commands::equalsIgnoreCase(n, name) ||
+             (name.size() > n.size() && name[n.size()] == '|' &&
+              commands::equalsIgnoreCase(n, name.substr(0, n.size())));
     });
   };
   const CommandEntry* e = r.top >= 0 ? &commands_[static_cast<size_t>(r.top)] : nullptr;

@@ -43,6 +43,7 @@ constexpr const char* kModeNames[] = {"enforce", "audit", "off"};
 constexpr const char* kReadFromNames[] = {"primary", "replica", "prefer_replica"};
 constexpr const char* kOnViolationNames[] = {"fix", "reject", "audit"};
 constexpr const char* kUnmatchedNames[] = {"allow", "audit", "reject"};
+constexpr const char* kUnknownNames[] = {"forward", "reject"};
 
 template <typename Enum, size_t N>
 const char* nameOf(const char* const (&names)[N], Enum v) {
@@ -56,6 +57,9 @@ std::string PolicySet::describeJson() const {
   std::string o;
   o += "{\"global\":{\"unmatched_keys\":\"";
   o += nameOf(kUnmatchedNames, config_.global.unmatched_keys);
+  // The value in force (written, or the default the policies imply).
+  o += "\",\"unknown_commands\":\"";
+  o += nameOf(kUnknownNames, unknown_commands_);
   o += "\",\"commands\":{\"deny\":";
   appendJsonStrings(o, config_.global.deny_commands);
   o += ",\"audit\":";

@@ -4,11 +4,13 @@
 
 #include <doctest/doctest.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "commands/command_table.h"
+#include "commands/overlay.h"
 #include "policies/engine_test_support.h"
 
 namespace corral::policies::enginetest {
@@ -108,6 +110,91 @@ TEST_CASE("engine: global.commands deny and audit") {
   CHECK(f.reg.denied.get() == 3);
   CHECK(f.run({"KEYS", "*"}) == Verdict::kForward);
   CHECK(f.reg.command_audit.get() == 1);
+}
+
+// Commands a newer server reports (commands/overlay.h), laid over the table for one test.
+struct LearntCommands {
+  std::unique_ptr<commands::Overlay> overlay;
+  LearntCommands() {
+    auto one = [](std::string name, int64_t arity, std::vector<std::string> flags, int64_t pos) {
+      commands::CommandDesc d;
+      d.name = std::move(name);
+      d.arity = arity;
+      d.flags = std::move(flags);
+      d.has_key_specs = true;
+      commands::KeySpecDesc k;
+      k.begin = commands::KeySpecDesc::Begin::kIndex;
+      k.index = pos;
+      k.find = commands::KeySpecDesc::Find::kRange;
+      d.key_specs.push_back(k);
+      return d;
+    };
+    std::vector<commands::CommandDesc> cmds = {one("hexpire", -6, {"write", "denyoom", "fast"}, 1),
+                                               one("httl", -5, {"readonly"}, 1)};
+    // STREAMS-like keyword search: keys are the first half after the keyword.
+    commands::CommandDesc x = one("xreadx", -4, {"readonly", "movablekeys"}, 1);
+    x.key_specs[0].begin = commands::KeySpecDesc::Begin::kKeyword;
+    x.key_specs[0].keyword = "STREAMS";
+    x.key_specs[0].startfrom = 1;
+    x.key_specs[0].lastkey = -1;
+    x.key_specs[0].limit = 2;
+    cmds.push_back(x);
+    commands::CommandDesc object = one("object", -2, {}, 1);
+    object.key_specs.clear();
+    object.subcommands.push_back(one("object|newthing", 3, {"readonly"}, 2));
+    cmds.push_back(object);
+    commands::Overlay::Report report;
+    overlay = commands::Overlay::build(cmds, &report);
+    REQUIRE(report.learnt == 4);
+    commands::setOverlay(overlay.get());
+  }
+  ~LearntCommands() { commands::setOverlay(nullptr); }
+  LearntCommands(const LearntCommands&) = delete;
+  LearntCommands& operator=(const LearntCommands&) = delete;
+};
+
+TEST_CASE("engine: commands learnt from the server meet the key policies and command lists") {
+  LearntCommands learnt;
+  PolicyConfig cfg = namingConfig();
+  cfg.global.unmatched_keys = config::UnmatchedKeys::kReject;
+  cfg.global.deny_commands = {"httl", "object"};
+  auto writes = limit("writes", 1, 1000, 1);
+  writes.commands = {"@write"};
+  cfg.global.rate_limits.push_back(writes);
+  Fixture f(cfg);
+  CHECK(f.run({"HEXPIRE", "other:1", "100", "FIELDS", "1", "f"}) == Verdict::kReject);
+  CHECK(f.d.error == "KEYNAME key 'other:1' matches no policy (global.unmatched_keys: reject)");
+  CHECK(f.run({"hexpire", "user:x", "100", "FIELDS", "1", "f"}) == Verdict::kReject);
+  CHECK(f.d.error == "KEYNAME user: key 'user:x' does not match user:<id:u64>");
+  CHECK(f.run({"HEXPIRE", "user:1", "100", "FIELDS", "1", "f"}) == Verdict::kForward);
+  REQUIRE(f.d.keys.size() == 1);
+  CHECK(f.d.keys[0] == 1);
+  // A learnt write counts against @write limits like any write.
+  CHECK(f.run({"HEXPIRE", "user:1", "100", "FIELDS", "1", "f"}) == Verdict::kReject);
+  CHECK(f.d.error.starts_with("RATELIMITED writes"));
+  // Every key a keyword search finds is checked.
+  CHECK(f.run({"XREADX", "STREAMS", "user:1", "user:2", "0", "0"}) == Verdict::kForward);
+  CHECK(f.run({"XREADX", "STREAMS", "user:1", "stray", "0", "0"}) == Verdict::kReject);
+  CHECK(f.d.error == "KEYNAME key 'stray' matches no policy (global.unmatched_keys: reject)");
+  // Deny lists name learnt commands, and a listed container covers its learnt subcommands.
+  CHECK(f.run({"HTTL", "user:1", "FIELDS", "1", "f"}) == Verdict::kReject);
+  CHECK(f.d.error == "DENIED command 'httl' is denied by global.commands.deny");
+  CHECK(f.run({"OBJECT", "NEWTHING", "user:1"}) == Verdict::kReject);
+  CHECK(f.d.error == "DENIED command 'object|newthing' is denied by global.commands.deny");
+}
+
+TEST_CASE("engine: a learnt command is not a name rate limits or fills may resolve") {
+  // Config must compile the same before the overlay is laid (startup) as after (a reload).
+  LearntCommands learnt;
+  PolicyConfig cfg;
+  auto l = limit("l", 1, 1000, 1);
+  l.commands = {"hexpire"};
+  cfg.global.rate_limits.push_back(l);
+  std::vector<config::ConfigError> errors;
+  Registry reg;
+  CHECK(PolicySet::compile(cfg, reg, &errors) == nullptr);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].format().find("unknown command 'hexpire'") != std::string::npos);
 }
 
 TEST_CASE("engine: TTL rules rewrite SET, add follow-ups and refuse") {

@@ -34,6 +34,11 @@ bool Client::handleRequest(const codec::Request& request) {
 
 Event Client::eventOf(const CommandInfo* cmd, CommandKind kind, const codec::Request& req) {
   using K = CommandKind;
+  if (kind == K::kUnknown) {
+    // Redis's own unknown-command error when refused, as Redis would answer it (in a
+    // transaction too: EXEC then aborts, as Redis's would).
+    return worker_.rejectUnknownCommands() ? Event::kRefused : Event::kCommand;
+  }
   if (kind != K::kForward && kind != K::kInfo && kind != K::kConfigGet && kind != K::kKeyspace &&
       kind != K::kBusy && kind != K::kClientUnblock && kind != K::kClientTracking &&
       kind != K::kClientSetinfo && !commandError(cmd, req.args).empty()) {
@@ -42,6 +47,7 @@ Event Client::eventOf(const CommandInfo* cmd, CommandKind kind, const codec::Req
   }
   switch (kind) {
     case K::kForward:
+    case K::kUnknown:
     case K::kInfo:
     case K::kConfigGet:
     case K::kKeyspace:
@@ -358,6 +364,7 @@ void Client::refuse(const CommandInfo* cmd, CommandKind kind, const codec::Reque
     replyError(ev == Event::kExec ? "ERR EXEC without MULTI" : "ERR DISCARD without MULTI");
     return;
   }
+  if (kind == CommandKind::kUnknown) worker_.stats().unknown_rejected.add();
   if (std::string e = commandError(cmd, req.args); !e.empty()) {
     replyError(e);
     return;

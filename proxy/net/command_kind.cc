@@ -12,10 +12,12 @@ using commands::CommandInfo;
 const std::unordered_map<const CommandInfo*, CommandKind>& kindTable() {
   static const std::unordered_map<const CommandInfo*, CommandKind> table = [] {
     std::unordered_map<const CommandInfo*, CommandKind> t;
+    // Built-in entries only: the table is built once, maybe before the overlay is laid, so
+    // learnt commands are classified apart (classifyLearnt) whatever the timing.
     auto add = [&t](std::initializer_list<std::string_view> args, CommandKind what) {
       std::vector<std::string_view> v(args);
       const CommandInfo* c = commands::lookup(v);
-      if (c != nullptr) t.emplace(c, what);
+      if (c != nullptr && c->id != commands::kLearntId) t.emplace(c, what);
     };
     using K = CommandKind;
     add({"ping"}, K::kPing);
@@ -65,8 +67,9 @@ const std::unordered_map<const CommandInfo*, CommandKind>& kindTable() {
       add({name}, K::kRefuse);
     }
     // NO-EVICT is a flag of one Redis connection, and PAUSE/UNPAUSE would also stop corral's
-    // own traffic (fills, other clients' requests on shared connections).
-    for (std::string_view sub : {"no-evict", "no-touch", "pause", "unpause"}) {
+    // own traffic (fills, other clients' requests on shared connections). NO-TOUCH (7.2) is not
+    // in the table: classifySpecial refuses it by name.
+    for (std::string_view sub : {"no-evict", "pause", "unpause"}) {
       add({"client", sub}, K::kRefuse);
     }
     // Any other blocking command would hold a shared connection: refused as well.
@@ -78,9 +81,26 @@ const std::unordered_map<const CommandInfo*, CommandKind>& kindTable() {
   return table;
 }
 
+// A command learnt from the server (commands/overlay.h). Its flags are the server's own; the
+// ones that make a command hold or change its connection cannot go on a shared connection.
+CommandKind classifyLearnt(const CommandInfo* cmd) {
+  if (cmd->name == "waitaof") return CommandKind::kBlocking;  // Redis 7.2; blockMs knows it
+  if (cmd->flags & (commands::kBlocking | commands::kPubSub)) return CommandKind::kRefuse;
+  return CommandKind::kForward;
+}
+
+// lookup() answers the container itself for a subcommand nobody knows.
+bool unknownSubcommand(const CommandInfo* cmd, const std::vector<std::string_view>& args) {
+  return cmd->nsubcommands > 0 && args.size() >= 2;
+}
+
 }  // namespace
 
 CommandKind classifySpecial(const CommandInfo* cmd, const std::vector<std::string_view>& args) {
+  if (unknownSubcommand(cmd, args) && !commands::isCommandName(args[0], "client")) {
+    return CommandKind::kUnknown;  // CLIENT SETINFO is corral's own, below
+  }
+  if (cmd->id == commands::kLearntId) return classifyLearnt(cmd);
   const auto& table = kindTable();
   auto it = table.find(cmd);
   if (it == table.end()) return CommandKind::kForward;
@@ -90,7 +110,11 @@ CommandKind classifySpecial(const CommandInfo* cmd, const std::vector<std::strin
   }
   if (it->second == CommandKind::kClientSetinfo &&
       !(args.size() >= 2 && commands::equalsIgnoreCase(args[1], "setinfo"))) {
-    return CommandKind::kForward;  // CLIENT alone or an unknown subcommand: Redis's error
+    if (args.size() < 2) return CommandKind::kForward;  // CLIENT alone: Redis's arity error
+    // CLIENT's subcommands newer than the table are never learnt (commands/overlay.h). NO-TOUCH
+    // (Redis 7.2) would flag a shared connection: refused in any unknown_commands mode.
+    if (commands::equalsIgnoreCase(args[1], "no-touch")) return CommandKind::kRefuse;
+    return CommandKind::kUnknown;
   }
   return it->second;
 }

@@ -16,6 +16,8 @@ namespace corral::net {
 
 enum class CommandKind : uint8_t {
   kForward,  // nothing special: forwarded as it is
+  kUnknown,  // neither the built-in table nor the learnt overlay knows it (a name, or a
+             // container's subcommand): forwarded or refused by global.unknown_commands
   // Answered by corral.
   kPing,
   kEcho,
@@ -56,8 +58,11 @@ enum class CommandKind : uint8_t {
   kRefuse,     // refused by corral (replication and cluster commands, CLIENT PAUSE, ...)
 };
 
-// The kind of a command (cmd may be nullptr: an unknown command is forwarded). Only commands
-// whose flags say they may be special are looked up, so GET/SET never pay for it.
+// The kind of a command (cmd may be nullptr: kUnknown). Only commands whose flags say they may
+// be special are looked up, so GET/SET never pay for it (the nullptr test was there before
+// kUnknown: it only moved). Commands learnt from the server (id kLearntId) are classified by
+// their flags: blocking and pub/sub ones are refused (they would hold or change a shared
+// connection), WAITAOF blocks like WAIT, the rest are forwarded.
 CommandKind classifySpecial(const commands::CommandInfo* cmd,
                             const std::vector<std::string_view>& args);
 inline constexpr uint32_t kMaybeSpecial = commands::kConnState | commands::kTransaction |
@@ -65,7 +70,10 @@ inline constexpr uint32_t kMaybeSpecial = commands::kConnState | commands::kTran
                                           commands::kNoKey;
 inline CommandKind classify(const commands::CommandInfo* cmd,
                             const std::vector<std::string_view>& args) {
-  if (cmd == nullptr || (cmd->flags & kMaybeSpecial) == 0) [[likely]] {
+  if (cmd == nullptr) [[unlikely]] {
+    return CommandKind::kUnknown;
+  }
+  if ((cmd->flags & kMaybeSpecial) == 0) [[likely]] {
     return CommandKind::kForward;
   }
   return classifySpecial(cmd, args);

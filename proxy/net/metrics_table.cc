@@ -137,6 +137,18 @@ constexpr MetricRow kRows[] = {
      .help = "TLS clients closed at tls.handshake_timeout.",
      .counter = &W::tls_timeouts,
      .info = "corral_tls_handshake_timeouts"},
+    {.name = "corral_unknown_commands_rejected_total",
+     .type = kCounter,
+     .help = "Commands neither the built-in table nor the server's learnt commands know, refused "
+             "(global.unknown_commands: reject).",
+     .counter = &W::unknown_rejected,
+     .info = "corral_unknown_commands_rejected"},
+    {.name = "corral_commands_learnt",
+     .type = kGauge,
+     .help = "Commands and subcommands learnt from the primary's COMMAND reply on top of the "
+             "built-in table (Redis 7.0.15).",
+     .counter = &W::commands_learnt,
+     .info = "corral_commands_learnt"},
     {.name = "corral_dedicated_connections",
      .type = kGauge,
      .help = "Dedicated upstream connections held by clients (MULTI/WATCH, blocking commands).",
@@ -158,6 +170,13 @@ constexpr MetricRow kRows[] = {
      .histogram = &W::latency,
      .info = "corral_request_duration"},
 };
+
+// The name a command slot is shown by: the table's name, or "(learnt)" for the one slot every
+// learnt command shares (not a name Redis could have: it has parentheses).
+std::string_view slotName(size_t slot) {
+  const commands::CommandInfo* c = commands::byId(slot);
+  return c != nullptr ? c->name : std::string_view(kLearntSlotName);
+}
 
 uint64_t sumCommand(const Stats& stats, const MetricRow& r, size_t slot) {
   return stats.sum([&r, slot](const W& w) -> const Counter& { return (w.*r.per_command)[slot]; });
@@ -221,7 +240,7 @@ void writePrometheus(const Stats& stats, PromWriter& w) {
     } else if (r.per_command != nullptr) {
       for (size_t i = 0; i < Stats::kCommandSlots; ++i) {
         if (!active[i]) continue;
-        w.sample(r.name, {{"command", commands::byId(i)->name}}, sumCommand(stats, r, i));
+        w.sample(r.name, {{"command", slotName(i)}}, sumCommand(stats, r, i));
       }
     } else if (r.histogram != nullptr) {
       const HistogramTotals t = sumHistogram(stats, r.histogram);
@@ -249,7 +268,7 @@ void appendProxyInfoLines(const Stats& stats, std::string& text) {
   for (size_t i = 0; i < Stats::kCommandSlots; ++i) {
     if (!active[i]) continue;
     field.assign(kInfoCommandPrefix);
-    field.append(commands::byId(i)->name);
+    field.append(slotName(i));
     value.clear();
     for (const MetricRow& r : kRows) {
       if (r.per_command == nullptr || r.info.empty()) continue;

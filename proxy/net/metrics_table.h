@@ -42,6 +42,8 @@ std::span<const MetricRow> metricRows();
 // INFO's per-command lines start with this, followed by the command's table name
 // ("client|setname"), mirroring Redis's "cmdstat_client|setname".
 inline constexpr std::string_view kInfoCommandPrefix = "corral_cmdstat_";
+// The command label of the slot all commands learnt from the server share (commands::kLearntId).
+inline constexpr std::string_view kLearntSlotName = "(learnt)";
 
 // Appends every row as Prometheus text. Per-command rows list only the commands that have a
 // non-zero count in some per-command row, so every such family names the same commands.

@@ -49,8 +49,10 @@ struct LatencyHistogram {
 
 struct Stats {
   // One slot per command and subcommand (CommandInfo::id): CLIENT SETNAME counts as
-  // client|setname, as in Redis's INFO commandstats.
-  static constexpr size_t kCommandSlots = commands::kCommandIds;
+  // client|setname, as in Redis's INFO commandstats. Commands learnt from the server
+  // (commands/overlay.h) share the last slot, commands::kLearntId.
+  static constexpr size_t kCommandSlots = commands::kCommandIds + 1;
+  static_assert(commands::kLearntId == kCommandSlots - 1);
   static constexpr uint16_t kNoCommand = UINT16_MAX;  // a request with no slot (unknown command)
   static_assert(kCommandSlots < kNoCommand);
   using CommandCounters = std::array<Counter, kCommandSlots>;
@@ -82,6 +84,8 @@ struct Stats {
     Counter tls_handshakes;              // TLS clients whose handshake completed
     Counter tls_failures;                // TLS clients refused (handshake or record error)
     Counter tls_timeouts;                // TLS clients closed at tls.handshake_timeout
+    Counter unknown_rejected;            // unknown commands refused (unknown_commands: reject)
+    Counter commands_learnt;             // gauge: commands this worker learnt (one worker does)
     CommandCounters per_command;         // calls, indexed by CommandInfo::id
     CommandCounters per_command_errors;  // error replies (Redis's or corral's), the same way
     // Request latency, from the read that brought the request to the read that brought its

@@ -58,6 +58,21 @@ struct Worker::BusyCall final : upstream::ReplySink {
   }
 };
 
+// COMMAND on this worker's first primary connection, once it is ready; the reply goes to the
+// process-wide learning state. Owned by the worker, so it outlives the connection it waits on
+// (pools_ are cleared first in ~Worker, failing what is in flight into onUpstreamReply).
+struct Worker::CommandAsk final : upstream::ReplySink {
+  explicit CommandAsk(Worker& worker) : w(worker) {}
+  Worker& w;
+  bool in_flight = false;
+  bool settled = false;  // nothing more to ask, on this worker or any other
+  void onUpstreamReply(uint64_t, std::string_view reply) override {
+    in_flight = false;
+    const size_t learnt = w.shared_.commands.onReply(reply, w.cfg_.upstream.primary.text);
+    if (learnt > 0) w.stats_->commands_learnt.set(learnt);
+  }
+};
+
 std::string Worker::addressText(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = {0};
   if (ss.ss_family == AF_INET) {
@@ -132,6 +147,7 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
     user_pools_ = std::make_unique<UserPools>(loop_, cfg_.upstream, limits_, cfg_.auth.passthrough,
                                               *stats_, retired_);
   }
+  command_ask_ = std::make_unique<CommandAsk>(*this);
   primary_addr_ = cfg_.upstream.primary;
   makeUpstreams();
   stats_->upstreams_total.set(static_cast<uint64_t>(pools_[0].size()) * pools_.size());
@@ -210,6 +226,22 @@ void Worker::syncPolicies() {
   policy_gen_seen_ = gen;
   policies_->sync(shared_.policies());
   policies_trivial_ = policies_->set().trivial();
+  reject_unknown_ = policies_->set().unknownCommands() == config::UnknownCommands::kReject;
+}
+
+void Worker::askCommands() {
+  if (command_ask_->in_flight || draining_) return;
+  if (shared_.commands.settled()) {
+    command_ask_->settled = true;
+    return;
+  }
+  upstream::Connection* c = pools_[0][0].get();
+  if (!c->ready() || !shared_.commands.claim()) return;
+  // No arguments: every command the server has. COMMAND rather than COMMAND INFO, which needs
+  // an argument before Redis 7.0; both give the same reply.
+  static constexpr std::string_view kCommand = "*1\r\n$7\r\nCOMMAND\r\n";
+  command_ask_->in_flight = true;
+  c->enqueue(command_ask_.get(), 0, kCommand);
 }
 
 void Worker::refreshClock() { loop_.now_ms = loop::monotonicMs(); }
@@ -515,6 +547,7 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
       c->closeNow("TLS handshake timeout");
     }
   }
+  if (!self->command_ask_->settled) self->askCommands();
   self->stats_->upstreams_ready.set(ready);
   self->stats_->primary_ready.set(primary_ready);
   if (self->draining_) self->checkDrain();

@@ -30,6 +30,7 @@
 #include "proxy/net/armed.h"
 #include "proxy/net/auth.h"
 #include "proxy/net/auth_cache.h"
+#include "proxy/net/command_learn.h"
 #include "proxy/net/passthrough.h"
 #include "proxy/net/stats.h"
 #include "proxy/sentinel/topology.h"
@@ -81,6 +82,11 @@ struct SharedState {
     return policy_set_;
   }
   uint64_t policyGeneration() const { return policy_gen_.load(std::memory_order_acquire); }
+
+  // The primary's commands, learnt once per process by the first worker whose primary
+  // connection is ready (command_learn.h). Declared after the workers list and before nothing
+  // that outlives it: its destructor takes the overlay off the table.
+  CommandLearning commands;
 
  private:
   mutable std::mutex policy_mu_;
@@ -140,6 +146,8 @@ class Worker {
   wiring::PolicyRuntime& policies() { return *policies_; }
   // The set in force decides nothing (no policies): requests skip the engine.
   bool policiesTrivial() const { return policies_trivial_; }
+  // global.unknown_commands: reject is in force (from the policy set, picked up with it).
+  bool rejectUnknownCommands() const { return reject_unknown_; }
 
   // Chooses the shared connection for a request of a client on `db`. Reads may go to a
   // replica only on the configured db (replica pools exist for it alone).
@@ -272,6 +280,12 @@ class Worker {
   std::unique_ptr<wiring::PolicyRuntime> policies_;
   uint64_t policy_gen_seen_ = UINT64_MAX;
   bool policies_trivial_ = true;
+  bool reject_unknown_ = false;
+
+  // Asking the primary for its commands (SharedState::commands), from the tick.
+  struct CommandAsk;
+  std::unique_ptr<CommandAsk> command_ask_;
+  void askCommands();
 
   // Control messages from the main thread.
   std::mutex control_mu_;

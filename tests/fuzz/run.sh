@@ -5,7 +5,7 @@
 #
 #   usage: tests/fuzz/run.sh DURATION_SECONDS BUILD_DIR
 #   build: cmake -B BUILD_DIR -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCORRAL_FUZZ=ON \
-#            && ninja -C BUILD_DIR fuzz_request fuzz_reply
+#            && ninja -C BUILD_DIR fuzz_request fuzz_reply fuzz_command_reply
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -19,7 +19,7 @@ artifacts="$build/fuzz-artifacts"
 mkdir -p "$artifacts"
 
 status=0
-for target in request reply; do
+for target in request reply command_reply; do
   bin=""
   for candidate in "$build/tests/fuzz/fuzz_$target" "$build/fuzz/fuzz_$target" "$build/fuzz_$target"; do
     if [[ -x $candidate ]]; then bin=$candidate; break; fi
