@@ -365,3 +365,52 @@ def test_https_origin_with_an_unknown_ca_is_refused(redis_server, corral_factory
         assert redis_server.cmd("EXISTS", "user:8") == 0
         wait_until(lambda: "certificate verify failed" in c.stderr_text(), 3,
                    what="the TLS reason logged")
+
+
+def test_upstream_client_certificate_rotation_under_load(corral_factory, certs, tmp_path):
+    """upstream.tls cert_file/key_file replaced while a client writes: corral loads the new
+    pair within its 1 s poll, the connection in use keeps working, and a reconnect presents
+    the new certificate (the server accepts it)."""
+    cert = tmp_path / "client.crt"
+    key = tmp_path / "client.key"
+    shutil.copy(certs.path("client"), cert)
+    shutil.copy(certs.path("client", "key"), key)
+    with tls_redis(certs, auth_clients="yes") as r:
+        c = corral_factory(upstream_tls_config(r, certs, cert_file=str(cert), key_file=str(key)))
+        stop = threading.Event()
+        failures = []
+        count = [0]
+
+        def load():
+            with RespConn(c.port) as p:
+                while not stop.is_set():
+                    reply = p.cmd("INCR", "rot")
+                    if not isinstance(reply, int):
+                        failures.append(reply)
+                        time.sleep(0.01)
+                        continue
+                    count[0] += 1
+
+        th = threading.Thread(target=load)
+        th.start()
+        try:
+            wait_until(lambda: count[0] > 100, 5, what="load flowing")
+            # Another certificate from the same CA (the expired one's key pair would be refused
+            # by Redis: it checks dates too), swapped in atomically like a rotated secret.
+            for src, dst in ((certs.path("server"), cert), (certs.path("server", "key"), key)):
+                tmp = str(dst) + ".new"
+                shutil.copy(src, tmp)
+                os.replace(tmp, dst)
+            wait_until(lambda: c.metrics()["corral_tls_reloads_total"] >= 1, 5, what="reload")
+            before = count[0]
+            wait_until(lambda: count[0] > before + 100, 5, what="load goes on after the reload")
+            # A new connection presents the new certificate: Redis accepts it.
+            r.cmd("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            after_kill = count[0]
+            wait_until(lambda: count[0] > after_kill + 100, 5, what="load after a reconnect")
+        finally:
+            stop.set()
+            th.join(10)
+        # Only the request in flight at the kill may have failed, with corral's error.
+        assert len(failures) <= 1 and all(isinstance(f, RespError) for f in failures), failures
+        assert c.metrics()["corral_tls_reload_failures_total"] == 0
