@@ -143,8 +143,9 @@ void Client::onReadable() {
       in_.consume(st_.link == Link::kClosing ? in_.readable() : used);
     }
     if (in_.empty()) in_.release();
-    // A short read drained the socket; TLS reads one record at a time, so it goes on.
-    if (got < cap && tls_ == nullptr) return;
+    // A short read drained the socket (TLS: when OpenSSL holds nothing more; epoll is
+    // level-triggered, so bytes still on the socket wake us again).
+    if (got < cap && (tls_ == nullptr || !tls_->pending())) return;
   }
   // Records OpenSSL already decrypted do not make the socket readable: come back for them.
   if (tls_ != nullptr && tls_->pending()) event_active(ev_, EV_READ, 0);

@@ -275,6 +275,7 @@ HttpOrigin::Impl::Conn* HttpOrigin::Impl::newConn() {
     SSL* ssl = SSL_new(tls_ctx->current()->get());
     if (ssl == nullptr) return nullptr;
     tls::expectServer(ssl, url.host, /*verify=*/true);
+    SSL_set_read_ahead(ssl, 0);  // bufferevent_openssl reads record by record
     // The bufferevent owns the SSL from here (BEV_OPT_CLOSE_ON_FREE frees both).
     bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);

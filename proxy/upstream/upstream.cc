@@ -427,7 +427,7 @@ void Connection::onReadable() {
       in_.consume(r.consumed);
     }
     // A short read drained the socket; TLS reads one record at a time, so go on until kAgain.
-    if (static_cast<size_t>(n) < kReadChunk && tls_ == nullptr) break;
+    if (static_cast<size_t>(n) < kReadChunk && (tls_ == nullptr || !tls_->pending())) break;
   }
   if (in_.empty()) in_.shrinkIfEmpty(kReadChunk);
   // Records OpenSSL already decrypted do not make the socket readable: come back for them.

@@ -132,8 +132,12 @@ for ((r = 1; r <= rounds; r++)); do
   log "handshakes round $r done"
 done
 
-# A plain client's latency, alone and while 2,000 TLS clients connect to the same corral.
+# A plain client's latency, alone and while 2,000 TLS clients connect to the same corral. The
+# storm's client runs on the server CPU: on the client CPU it would slow the measuring client
+# itself, whatever corral does.
+storm_cpu=()
+[[ ${#server_cpu[@]} -gt 0 ]] && storm_cpu=(--storm-cpu 0)
 "${client_cpu[@]}" "$py" "$here/tls_storm.py" --plain-port "${port[corral]}" \
-  --tls-port "${port[corral_tls]}" --ca "$ca" --handshakes 2000 >"$out/storm.txt"
+  --tls-port "${port[corral_tls]}" --ca "$ca" --handshakes 2000 "${storm_cpu[@]}" >"$out/storm.txt"
 
 "$py" "$here/tls_report.py" "$out"

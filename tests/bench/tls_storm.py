@@ -42,11 +42,13 @@ def main():
     ap.add_argument("--ca", required=True)
     ap.add_argument("--handshakes", type=int, default=2000)
     ap.add_argument("--baseline-seconds", type=float, default=3.0)
+    ap.add_argument("--storm-cpu", default="", help="taskset CPU list for the storm's client")
     a = ap.parse_args()
 
     base = measure(a.plain_port, a.baseline_seconds)
+    pin = ["taskset", "-c", a.storm_cpu] if a.storm_cpu else []
     storm = subprocess.Popen(
-        ["redis-benchmark", "-h", "127.0.0.1", "-p", str(a.tls_port), "--tls", "--cacert", a.ca,
+        pin + ["redis-benchmark", "-h", "127.0.0.1", "-p", str(a.tls_port), "--tls", "--cacert", a.ca,
          "--sni", "localhost", "-k", "0", "-t", "ping_inline", "-n", str(a.handshakes),
          "-c", "50", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
