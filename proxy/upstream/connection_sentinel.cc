@@ -3,19 +3,12 @@
 // connection to a new primary, the failover fence, and ending a dedicated connection. Kept
 // apart from upstream.cc's data path, where only connectNow() (sending ROLE) and flush()
 // (holding client bytes until it has answered) read check_role_.
-#include "config/logging.h"
 #include "proxy/codec/resp.h"
+#include "proxy/upstream/log.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::upstream {
-namespace {
-
-const std::shared_ptr<spdlog::logger>& log() {
-  static const auto logger = logging::get("upstream");
-  return logger;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 // ROLE's reply: ["master", offset, replicas] for the primary; ["slave", ...] or ["sentinel",
 // ...] otherwise. Anything but "master" fails the handshake: such a server never gets a write.

@@ -4,18 +4,11 @@
 #include <cerrno>
 #include <cstring>
 
-#include "config/logging.h"
+#include "proxy/upstream/log.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::upstream {
-namespace {
-
-const std::shared_ptr<spdlog::logger>& log() {
-  static const auto logger = logging::get("upstream");
-  return logger;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 bool Connection::startTls(std::string* err) {
   if (ctx_.tls == nullptr) {
