@@ -180,7 +180,13 @@ Worker::~Worker() {
   }
   if (tick_ev_ != nullptr) event_free(tick_ev_);
   if (control_ev_ != nullptr) event_free(control_ev_);
-  if (loop_.dns != nullptr) evdns_base_free(loop_.dns, /*fail_requests=*/1);
+  if (loop_.dns != nullptr) {
+    // Lookups still in flight (a connection closed while its host name was being resolved)
+    // end in deferred callbacks: run them, with nothing of ours left on the loop, so that
+    // their memory is freed.
+    evdns_base_free(loop_.dns, /*fail_requests=*/1);
+    event_base_loop(loop_.base, EVLOOP_NONBLOCK);
+  }
   if (loop_.base != nullptr) event_base_free(loop_.base);
 }
 

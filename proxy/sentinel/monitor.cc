@@ -111,7 +111,10 @@ Monitor::~Monitor() {
   retired_.clear();
   if (timer_ != nullptr) event_free(timer_);
   if (wake_ != nullptr) event_free(wake_);
-  if (ctx_.dns != nullptr) evdns_base_free(ctx_.dns, /*fail_requests=*/1);
+  if (ctx_.dns != nullptr) {
+    evdns_base_free(ctx_.dns, /*fail_requests=*/1);  // as Worker::~Worker: run what it defers
+    event_base_loop(ctx_.base, EVLOOP_NONBLOCK);
+  }
   if (ctx_.base != nullptr) event_base_free(ctx_.base);
 }
 
