@@ -15,6 +15,7 @@
 #include "config/logging.h"
 #include "proxy/loop/clock.h"
 #include "proxy/net/client.h"
+#include "proxy/net/worker_parts.h"
 
 namespace corral::net {
 namespace {
@@ -44,34 +45,6 @@ timeval tickInterval(const config::UpstreamConfig& u) {
 }
 
 }  // namespace
-
-// A SCRIPT KILL-like request on a connection of its own, closed once answered.
-struct Worker::BusyCall final : upstream::ReplySink {
-  upstream::ReplySink* sink = nullptr;
-  uint64_t seq = 0;
-  std::unique_ptr<upstream::Connection> conn;
-  bool done = false;
-  void onUpstreamReply(uint64_t, std::string_view reply) override {
-    if (done) return;
-    done = true;
-    sink->onUpstreamReply(seq, reply);
-  }
-};
-
-// COMMAND on this worker's first primary connection, once it is ready; the reply goes to the
-// process-wide learning state. Owned by the worker, so it outlives the connection it waits on
-// (pools_ are cleared first in ~Worker, failing what is in flight into onUpstreamReply).
-struct Worker::CommandAsk final : upstream::ReplySink {
-  explicit CommandAsk(Worker& worker) : w(worker) {}
-  Worker& w;
-  bool in_flight = false;
-  bool settled = false;  // nothing more to ask, on this worker or any other
-  void onUpstreamReply(uint64_t, std::string_view reply) override {
-    in_flight = false;
-    const size_t learnt = w.shared_.commands.onReply(reply, w.cfg_.upstream.primary.text);
-    if (learnt > 0) w.stats_->commands_learnt.set(learnt);
-  }
-};
 
 std::string Worker::addressText(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = {0};
@@ -151,43 +124,6 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   primary_addr_ = cfg_.upstream.primary;
   makeUpstreams();
   stats_->upstreams_total.set(static_cast<uint64_t>(pools_[0].size()) * pools_.size());
-}
-
-std::vector<std::unique_ptr<upstream::Connection>> Worker::makePool(
-    const config::UpstreamAddress& addr, bool learn_version, bool primary) {
-  std::vector<std::unique_ptr<upstream::Connection>> p;
-  for (int k = 0; k < std::max(1, cfg_.upstream.pool_size); ++k) {
-    p.push_back(std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_,
-                                                       learn_version && k == 0));
-    if (primary && shared_.topology != nullptr) p.back()->checkRole();
-  }
-  return p;
-}
-
-Worker::~Worker() {
-  // Fills first: their pending callbacks point at clients and use the loop's timers.
-  policies_.reset();
-  for (Client* c : all_clients_) delete c;  // dead_clients_ is a subset of all_clients_
-  auth_checks_.reset();
-  user_pools_.reset();
-  busy_.clear();
-  pools_.clear();
-  db_pools_.clear();
-  retired_.clear();
-  for (event* ev : accept_events_) event_free(ev);
-  for (const ListenSocket& l : listeners_) {
-    if (l.fd >= 0) ::close(l.fd);
-  }
-  if (tick_ev_ != nullptr) event_free(tick_ev_);
-  if (control_ev_ != nullptr) event_free(control_ev_);
-  if (loop_.dns != nullptr) {
-    // Lookups still in flight (a connection closed while its host name was being resolved)
-    // end in deferred callbacks: run them, with nothing of ours left on the loop, so that
-    // their memory is freed.
-    evdns_base_free(loop_.dns, /*fail_requests=*/1);
-    event_base_loop(loop_.base, EVLOOP_NONBLOCK);
-  }
-  if (loop_.base != nullptr) event_base_free(loop_.base);
 }
 
 void Worker::start() {
@@ -301,111 +237,6 @@ void Worker::acceptFrom(int lfd) {
       c->beginDrain();
     }
   }
-}
-
-upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db) {
-  return route(read_only, client_id, db, cfg_.upstream.read_from);
-}
-
-upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db,
-                                    config::ReadFrom read_from) {
-  if (db != cfg_.upstream.primary.db) {
-    for (auto& [d, pool] : db_pools_) {
-      if (d == db) return pool[client_id % pool.size()].get();
-    }
-    // First client on this db: a pool like the primary's, whose handshake SELECTs it.
-    config::UpstreamAddress addr = primary_addr_;
-    addr.db = db;
-    db_pools_.emplace_back(db, makePool(addr, false, true));
-    for (auto& c : db_pools_.back().second) {
-      c->setFenced(fenced_);
-      c->start();
-    }
-    auto& p = db_pools_.back().second;
-    return p[client_id % p.size()].get();
-  }
-  auto& primary = pools_[0];
-  upstream::Connection* prim = primary[client_id % primary.size()].get();
-  if (!read_only || pools_.size() == 1 || read_from == config::ReadFrom::kPrimary) {
-    return prim;
-  }
-  const size_t replicas = pools_.size() - 1;
-  for (size_t i = 0; i < replicas; ++i) {
-    auto& pool = pools_[1 + (replica_rr_++ % replicas)];
-    upstream::Connection* c = pool[client_id % pool.size()].get();
-    if (c->ready()) return c;
-  }
-  return prim;  // no healthy replica: the primary serves reads too
-}
-
-std::unique_ptr<upstream::Connection> Worker::acquireDedicated(UserPools::Pool* user, int db,
-                                                               uint64_t owner_id, Client* owner,
-                                                               std::string_view* error) {
-  static const std::string kTooMany =
-      "-ERR corral: too many dedicated upstream connections (upstream.max_dedicated)\r\n";
-  if (dedicated_owners_.size() >= static_cast<size_t>(std::max(1, cfg_.upstream.max_dedicated))) {
-    *error = kTooMany;
-    return nullptr;
-  }
-  // While the primary is down a new connection would fail too: say so at once. (A user of its
-  // own asks its pool: corral's credentials may be refused where the user's are not.)
-  upstream::Connection* primary = user != nullptr ? user_pools_->connection(*user, db, 0)
-                                                  : route(false, 0, cfg_.upstream.primary.db);
-  if (!primary->accepting()) {
-    *error = primary->unavailableError();
-    return nullptr;
-  }
-  // Logged in as the client's own user when it gave one (passthrough): Redis's ACLs apply.
-  config::UpstreamAddress addr = primary_addr_;
-  if (user != nullptr) {
-    addr.user = user->addr.user;
-    addr.password = user->addr.password;
-    addr.text = user->addr.text;
-  }
-  addr.db = db;
-  auto conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
-                                                     /*reconnect=*/false, owner_id);
-  if (user != nullptr) conn->authenticateAlways();
-  if (shared_.topology != nullptr) conn->checkRole();
-  conn->setPipe(owner);
-  conn->start();
-  dedicated_owners_.push_back(owner);
-  stats_->dedicated.set(dedicated_owners_.size());
-  return conn;
-}
-
-void Worker::releaseDedicated(Client* owner, std::unique_ptr<upstream::Connection> conn) {
-  if (conn == nullptr) return;
-  auto it = std::find(dedicated_owners_.begin(), dedicated_owners_.end(), owner);
-  if (it != dedicated_owners_.end()) dedicated_owners_.erase(it);
-  stats_->dedicated.set(dedicated_owners_.size());
-  retired_.push_back(std::move(conn));
-}
-
-bool Worker::sendBusy(upstream::ReplySink* sink, uint64_t seq, std::string_view request,
-                      const UserPools::Pool* user) {
-  constexpr size_t kMaxBusyCalls = 16;
-  if (busy_.size() >= kMaxBusyCalls) return false;
-  // db 0 and no CLIENT ID or INFO: only AUTH, which Redis still runs while a script is busy.
-  // As the client's own user when it gave one: SHUTDOWN is Redis's to allow, not corral's.
-  config::UpstreamAddress addr = primary_addr_;
-  if (user != nullptr) {
-    addr.user = user->addr.user;
-    addr.password = user->addr.password;
-    addr.text = user->addr.text;
-  }
-  addr.db = 0;
-  auto call = std::make_unique<BusyCall>();
-  call->sink = sink;
-  call->seq = seq;
-  call->conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_.upstream, limits_, false,
-                                                      /*reconnect=*/false, 0);
-  call->conn->handshakeWithoutPing();
-  if (user != nullptr) call->conn->authenticateAlways();
-  call->conn->start();
-  call->conn->enqueue(call.get(), 0, request, kBusyTimeoutMs);
-  busy_.push_back(std::move(call));
-  return true;
 }
 
 void Worker::post(std::function<void()> task) {
