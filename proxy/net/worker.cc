@@ -89,12 +89,7 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   loop_.ids = &shared.ids;
   loop_.tls = shared.tls_upstream.get();
   // Upstream host names (managed services give names): /etc/hosts, then resolv.conf's servers.
-  loop_.dns = evdns_base_new(loop_.base,
-                             EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-  if (loop_.dns == nullptr) {  // no usable resolv.conf: names from /etc/hosts only
-    loop_.dns = evdns_base_new(loop_.base, 0);
-    if (loop_.dns != nullptr) evdns_base_load_hosts(loop_.dns, nullptr);
-  }
+  loop_.dns = upstream::newResolver(loop_.base);
   if (shared.workers.size() <= static_cast<size_t>(index)) {
     shared.workers.resize(static_cast<size_t>(index) + 1);
   }
@@ -124,6 +119,28 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   primary_addr_ = cfg_.upstream.primary;
   makeUpstreams();
   stats_->upstreams_total.set(static_cast<uint64_t>(pools_[0].size()) * pools_.size());
+}
+
+Worker::~Worker() {
+  // Fills first: their pending callbacks point at clients and use the loop's timers.
+  policies_.reset();
+  for (Client* c : all_clients_) delete c;  // dead_clients_ is a subset of all_clients_
+  auth_checks_.reset();
+  user_pools_.reset();
+  busy_.clear();
+  pools_.clear();
+  db_pools_.clear();
+  retired_.clear();
+  for (event* ev : accept_events_) event_free(ev);
+  for (const ListenSocket& l : listeners_) {
+    if (l.fd >= 0) ::close(l.fd);
+  }
+  if (tick_ev_ != nullptr) event_free(tick_ev_);
+  if (control_ev_ != nullptr) event_free(control_ev_);
+  // Lookups still in flight end in callbacks evdns defers: run them, with nothing of ours
+  // left on the loop, so that their memory is freed.
+  upstream::freeResolver(loop_.base, loop_.dns);
+  if (loop_.base != nullptr) event_base_free(loop_.base);
 }
 
 void Worker::start() {

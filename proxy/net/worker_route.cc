@@ -20,32 +20,6 @@ std::vector<std::unique_ptr<upstream::Connection>> Worker::makePool(
   return p;
 }
 
-Worker::~Worker() {
-  // Fills first: their pending callbacks point at clients and use the loop's timers.
-  policies_.reset();
-  for (Client* c : all_clients_) delete c;  // dead_clients_ is a subset of all_clients_
-  auth_checks_.reset();
-  user_pools_.reset();
-  busy_.clear();
-  pools_.clear();
-  db_pools_.clear();
-  retired_.clear();
-  for (event* ev : accept_events_) event_free(ev);
-  for (const ListenSocket& l : listeners_) {
-    if (l.fd >= 0) ::close(l.fd);
-  }
-  if (tick_ev_ != nullptr) event_free(tick_ev_);
-  if (control_ev_ != nullptr) event_free(control_ev_);
-  if (loop_.dns != nullptr) {
-    // Lookups still in flight (a connection closed while its host name was being resolved)
-    // end in deferred callbacks: run them, with nothing of ours left on the loop, so that
-    // their memory is freed.
-    evdns_base_free(loop_.dns, /*fail_requests=*/1);
-    event_base_loop(loop_.base, EVLOOP_NONBLOCK);
-  }
-  if (loop_.base != nullptr) event_base_free(loop_.base);
-}
-
 upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db) {
   return route(read_only, client_id, db, cfg_.upstream.read_from);
 }

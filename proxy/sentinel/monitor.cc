@@ -79,8 +79,7 @@ Monitor::Monitor(const config::SentinelConfig& cfg, const config::UpstreamConfig
     : cfg_(cfg), conn_cfg_(upstream), view_(cfg.addresses.size()) {
   ctx_.base = event_base_new();
   ctx_.tls = tls;
-  ctx_.dns = evdns_base_new(ctx_.base,
-                            EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  ctx_.dns = upstream::newResolver(ctx_.base);
   ctx_.now_ms = loop::monotonicMs();
   timer_ = event_new(ctx_.base, -1, EV_PERSIST, &Monitor::onTimer, this);
   wake_ = event_new(ctx_.base, -1, 0, &Monitor::onWake, this);
@@ -111,10 +110,7 @@ Monitor::~Monitor() {
   retired_.clear();
   if (timer_ != nullptr) event_free(timer_);
   if (wake_ != nullptr) event_free(wake_);
-  if (ctx_.dns != nullptr) {
-    evdns_base_free(ctx_.dns, /*fail_requests=*/1);  // as Worker::~Worker: run what it defers
-    event_base_loop(ctx_.base, EVLOOP_NONBLOCK);
-  }
+  upstream::freeResolver(ctx_.base, ctx_.dns);
   if (ctx_.base != nullptr) event_base_free(ctx_.base);
 }
 

@@ -1,12 +1,29 @@
 #include "proxy/upstream/resolve.h"
 
 #include <arpa/inet.h>
+#include <event2/event.h>
 #include <netinet/in.h>
 #include <sys/un.h>
 
 #include <cstring>
 
 namespace corral::upstream {
+
+evdns_base* newResolver(event_base* base) {
+  evdns_base* dns =
+      evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  if (dns == nullptr) {
+    dns = evdns_base_new(base, 0);
+    if (dns != nullptr) evdns_base_load_hosts(dns, nullptr);
+  }
+  return dns;
+}
+
+void freeResolver(event_base* base, evdns_base* dns) {
+  if (dns == nullptr) return;
+  evdns_base_free(dns, /*fail_requests=*/1);
+  event_base_loop(base, EVLOOP_NONBLOCK);
+}
 
 bool resolveNow(const config::ListenAddress& addr, SockAddr* out, std::string* err) {
   std::memset(&out->ss, 0, sizeof(out->ss));

@@ -18,6 +18,13 @@ struct SockAddr {
   socklen_t len = 0;
 };
 
+// A loop's resolver: /etc/hosts and resolv.conf's name servers, or /etc/hosts alone when
+// resolv.conf is unusable. freeResolver() fails the lookups still in flight and runs the
+// callbacks evdns defers for them, so nothing of theirs leaks: call it when nothing else of
+// the caller's is left on the loop, before freeing the loop.
+evdns_base* newResolver(event_base* base);
+void freeResolver(event_base* base, evdns_base* dns);
+
 // Fills `out` when `addr` needs no lookup (an IP address or a unix path): true. False when it
 // is a host name (or on an error: *err set, nothing to look up).
 bool resolveNow(const config::ListenAddress& addr, SockAddr* out, std::string* err);
