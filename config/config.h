@@ -52,6 +52,10 @@ struct TlsServerConfig {
   ClientCerts client_certs = ClientCerts::kNone;  // default kRequired when client_ca_file is set
   TlsVersion min_version = TlsVersion::k12;
   Millis handshake_timeout{10000};  // a peer that has not finished its handshake by then is closed
+  // Niceness added to the handshake thread (0-19): at 19 the kernel runs the workers, and so
+  // the established clients, first whenever both want the CPU; lower it when new connections
+  // matter more than the latency of the established ones.
+  int handshake_nice = 19;
 };
 
 // `upstream.tls:`: how corral connects to Redis over TLS (every upstream when enabled, or one

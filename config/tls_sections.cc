@@ -54,6 +54,11 @@ void Loader::walkTlsServer(const YAML::Node& node, const std::string& prefix) {
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
          duration(k, v, p, /*allow_zero=*/false, &t.handshake_timeout);
        }},
+      {"handshake_nice",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         int64_t n = 0;
+         if (integerOk(k, v, p, 0, 19, &n)) t.handshake_nice = static_cast<int>(n);
+       }},
   };
   walkMap(node, prefix, keys);
 }

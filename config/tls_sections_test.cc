@@ -45,6 +45,7 @@ TEST_CASE("tls:// listeners and rediss:// upstreams") {
   CHECK_FALSE(c.upstream.replicas[0].addr.tls);  // only rediss:// or tls.enabled
   CHECK(c.tls.client_certs == TlsServerConfig::ClientCerts::kNone);
   CHECK(c.tls.handshake_timeout == Millis{10000});
+  CHECK(c.tls.handshake_nice == 19);
   CHECK(addressLines(c).find("listen 0.0.0.0:6381 tls\n") != std::string::npos);
   CHECK(addressLines(c).find("primary redis.example.com:6390 password tls\n") != std::string::npos);
 }
@@ -123,6 +124,14 @@ TEST_CASE("tls errors") {
                                  "HTTP only (got tls://127.0.0.1:9)"});
   CHECK(errorsOf("upstream: {primary: 'rediss://h:1', tls: {server_name: 'a b'}}\n").size() == 1);
   CHECK(errorsOf("upstream: {primary: 'rediss://h:1', tls: {bogus: 1}}\n").size() == 1);
+  const auto nice = errorsOf(std::string(kPrimary) + "tls: {handshake_nice: 20}\n");
+  REQUIRE(nice.size() == 1);
+  CHECK(nice[0].find("tls.handshake_nice") != std::string::npos);
+}
+
+TEST_CASE("tls.handshake_nice") {
+  CHECK(mustLoad(std::string(kPrimary) + "tls: {handshake_nice: 0}\n").tls.handshake_nice == 0);
+  CHECK(mustLoad(std::string(kPrimary) + "tls: {handshake_nice: 7}\n").tls.handshake_nice == 7);
 }
 
 }  // namespace

@@ -214,6 +214,11 @@ bool setUpTls(const corral::config::Config& cfg, corral::net::SharedState& share
       log->error("TLS setup failed section=tls err=\"{}\"", err);
       return false;
     }
+    // Handshakes on their own thread, niced: under a reconnect storm the kernel runs the workers
+    // (the established clients) first.
+    shared.handshaker = std::make_unique<corral::net::Handshaker>(cfg.tls.handshake_timeout.count(),
+                                                                  cfg.tls.handshake_nice);
+    shared.handshaker->start();
   }
   if (tls_upstream) {
     shared.tls_upstream = corral::tls::Holder::client(cfg.upstream.tls, &err);
@@ -365,7 +370,8 @@ int main(int argc, char** argv) {
   event_base_dispatch(app.base);
 
   for (auto& w : app.workers) w->join();
-  // The monitor wakes workers: it stops before they are freed.
+  // The handshake thread and the monitor wake workers: they stop before the workers are freed.
+  if (app.shared->handshaker) app.shared->handshaker->stop();
   if (app.sentinel) app.sentinel->stop();
   app.workers.clear();
   app.shared->topology = nullptr;

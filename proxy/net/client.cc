@@ -54,8 +54,9 @@ Client::Extras& Client::extras() {
 void Client::start() {
   ev_ = event_new(worker_.loop_.base, fd_, EV_READ | EV_PERSIST, &Client::onEvent, this);
   read_enabled_ = true;
-  if (tls_handshaking_) event_priority_set(ev_, eventPriority());
   event_add(ev_, nullptr);
+  // The handshake thread may have read the first request with the handshake's last bytes.
+  if (tls_ != nullptr && tls_->pending()) event_active(ev_, EV_READ, 0);
 }
 
 void Client::onEvent(evutil_socket_t, short what, void* arg) {
@@ -100,7 +101,6 @@ void Client::armEvent() {
                                         (write_enabled_ ? EV_WRITE : 0) | EV_PERSIST);
   event_del(ev_);
   event_assign(ev_, worker_.loop_.base, fd_, what, &Client::onEvent, this);
-  if (tls_ != nullptr) event_priority_set(ev_, eventPriority());  // assign reset it
   event_add(ev_, nullptr);
 }
 

@@ -92,12 +92,9 @@ class Client final : public upstream::ReplySink {
   };
 
   void start();  // begins reading
-  // Before start(), for a client of a tls:// listener: every byte goes through a TLS stream.
-  bool startTls(std::shared_ptr<const tls::Context> ctx);
-  // A TLS client that has not finished its handshake within `timeout_ms` of connecting.
-  bool tlsHandshakeLate(int64_t now_ms, int64_t timeout_ms) const {
-    return tls_handshaking_ && now_ms - created_ms_ >= timeout_ms;
-  }
+  // Before start(), for a client of a tls:// listener: every byte goes through its TLS stream,
+  // whose handshake is done (handshaker.h).
+  void adoptTls(std::unique_ptr<tls::Stream> stream) { tls_ = std::move(stream); }
 
   // upstream::ReplySink: replies of shared connections (by seq), and every frame of the
   // dedicated connection (kPipeFrame) and its end (kPipeClosed).
@@ -428,9 +425,7 @@ class Client final : public upstream::ReplySink {
   ssize_t readSome(char* buf, size_t cap);
   ssize_t writeSome(const char* buf, size_t len);
   std::string ioError() const;
-  int eventPriority() const;
   std::unique_ptr<tls::Stream> tls_;
-  bool tls_handshaking_ = false;
 
   friend class Worker;
 };

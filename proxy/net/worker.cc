@@ -4,6 +4,7 @@
 #include <event2/dns.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,14 +79,8 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
       stats_(shared.stats.blocks.at(static_cast<size_t>(index)).get()),
       listeners_(std::move(listeners)),
       read_scratch_(new char[kReadScratch]) {
-  // Three priorities: everything runs at the default (1) but TLS handshakes (kPriorityHandshake),
-  // which run only when nothing else is ready, and at most kHandshakeStepsPerTurn of them before
-  // the loop looks for other work again: 2,000 apps reconnecting at once do not stall the others.
-  event_config* ec = event_config_new();
-  event_config_set_max_dispatch_interval(ec, nullptr, kHandshakeStepsPerTurn, kPriorityHandshake);
-  loop_.base = event_base_new_with_config(ec);
-  event_config_free(ec);
-  event_base_priority_init(loop_.base, kPriorities);
+  // TLS handshakes of clients do not run here but on the handshake thread (handshaker.h).
+  loop_.base = event_base_new();
   loop_.ids = &shared.ids;
   loop_.tls = shared.tls_upstream.get();
   // Upstream host names (managed services give names): /etc/hosts, then resolv.conf's servers.
@@ -152,6 +147,8 @@ void Worker::join() {
 }
 
 void Worker::run() {
+  const std::string name = "corral-w" + std::to_string(index_);
+  ::pthread_setname_np(::pthread_self(), name.c_str());  // top -H, /proc/<pid>/task/*/comm
   loop_.now_ms = loop::monotonicMs();
   for (auto& pool : pools_) {
     for (auto& c : pool) c->start();
@@ -239,20 +236,70 @@ void Worker::acceptFrom(int lfd) {
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on unix
-    const uint64_t id = shared_.next_client_id.fetch_add(1, std::memory_order_relaxed);
-    auto* c = new Client(*this, fd, id, peerName(fd));
-    const bool tls_failed = tls && !c->startTls(shared_.tls_server->current());
-    c->index_ = all_clients_.size();
-    all_clients_.push_back(c);
     stats_->connections_accepted.add();
-    stats_->clients.add();
-    c->start();
-    if (tls_failed) {
-      log()->warn("TLS client refused: cannot start a TLS stream err={}", tls::lastError());
-      c->closeNow("TLS setup failed");
-    } else if (draining_) {
-      c->beginDrain();
+    if (tls) {
+      handOverTls(fd);
+    } else {
+      addClient(fd, nullptr, peerName(fd));
     }
+  }
+}
+
+void Worker::addClient(int fd, std::unique_ptr<tls::Stream> stream, std::string peer) {
+  const uint64_t id = shared_.next_client_id.fetch_add(1, std::memory_order_relaxed);
+  auto* c = new Client(*this, fd, id, std::move(peer));
+  if (stream != nullptr) c->adoptTls(std::move(stream));
+  c->index_ = all_clients_.size();
+  all_clients_.push_back(c);
+  stats_->clients.add();
+  c->start();
+  if (draining_) c->beginDrain();
+}
+
+void Worker::handOverTls(int fd) {
+  // The result comes back on the handshake thread; it travels to this worker in a shared
+  // holder, so that a task never run (the worker stopped first) still closes the socket.
+  struct Back {
+    Handshaker::Result r;
+    ~Back() {
+      if (r.fd >= 0) ::close(r.fd);
+    }
+  };
+  std::string peer = peerName(fd);
+  shared_.handshaker->submit(fd, shared_.tls_server->current(), [this, peer](Handshaker::Result r) {
+    auto back = std::make_shared<Back>();
+    back->r = std::move(r);
+    post([this, back, peer] {
+      Handshaker::Result got = std::move(back->r);
+      back->r.fd = -1;
+      onHandshake(std::move(got), peer);
+    });
+  });
+}
+
+void Worker::onHandshake(Handshaker::Result r, const std::string& peer) {
+  using Outcome = Handshaker::Result::Outcome;
+  if (r.outcome == Outcome::kDone) {
+    stats_->tls_handshakes.add();
+    log()->debug("client TLS handshake done peer={} version={} resumed={}", peer,
+                 r.stream->version(), r.stream->resumed());
+    addClient(r.fd, std::move(r.stream), peer);
+    return;
+  }
+  shared_.clients.fetch_sub(1, std::memory_order_relaxed);
+  switch (r.outcome) {
+    case Outcome::kLate:
+      stats_->tls_timeouts.add();
+      log()->info("client TLS handshake timeout peer={} timeout_ms={}", peer,
+                  cfg_.tls.handshake_timeout.count());
+      break;
+    case Outcome::kFailed:
+      // The app's own mistake (plaintext to a TLS port, an unknown CA): worth a line, not more.
+      stats_->tls_failures.add();
+      log()->info("client TLS error peer={} err=\"{}\"", peer, r.error);
+      break;
+    default:
+      break;  // closed before its handshake ended: nothing to say
   }
 }
 
@@ -388,17 +435,8 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
   // Once a second, clients idle for a second give back their buffers.
   if (self->loop_.now_ms - self->idle_sweep_ms_ >= 1000) {
     self->idle_sweep_ms_ = self->loop_.now_ms;
-    std::vector<Client*> late;
-    const int64_t handshake_ms = self->cfg_.tls.handshake_timeout.count();
     for (Client* c : self->all_clients_) {
       if (self->loop_.now_ms - c->lastActiveMs() >= 1000) c->releaseIdleMemory();
-      if (c->tlsHandshakeLate(self->loop_.now_ms, handshake_ms)) late.push_back(c);
-    }
-    for (Client* c : late) {
-      self->stats_->tls_timeouts.add();
-      log()->info("client TLS handshake timeout id={} peer={} timeout_ms={}", c->id(), c->peer(),
-                  handshake_ms);
-      c->closeNow("TLS handshake timeout");
     }
   }
   if (!self->command_ask_->settled) self->askCommands();

@@ -31,6 +31,7 @@
 #include "proxy/net/auth.h"
 #include "proxy/net/auth_cache.h"
 #include "proxy/net/command_learn.h"
+#include "proxy/net/handshaker.h"
 #include "proxy/net/passthrough.h"
 #include "proxy/net/stats.h"
 #include "proxy/sentinel/topology.h"
@@ -62,6 +63,9 @@ struct SharedState {
   // rediss:// upstreams. Set before start; the main thread reloads them when their files change.
   std::unique_ptr<tls::Holder> tls_server;
   std::unique_ptr<tls::Holder> tls_upstream;
+  // The handshakes of tls:// listeners' clients (a thread; null without tls:// listeners). Set
+  // before start; main stops it before the workers are freed (its callbacks post to them).
+  std::unique_ptr<Handshaker> handshaker;
   // Passthrough AUTH: salted keys of credentials and Redis's verdicts on them (auth_cache.h).
   CredentialHasher credential_keys;
   std::unique_ptr<VerdictCache> verdicts;  // set before start
@@ -130,11 +134,6 @@ class Worker {
   // Scratch space for one recv: idle clients keep no input buffer of their own.
   char* readScratch() { return read_scratch_.get(); }
   static constexpr size_t kReadScratch = 64 * 1024;
-  // Event priorities (see the constructor): TLS handshakes run last, a few per loop turn.
-  static constexpr int kPriorities = 3;
-  static constexpr int kPriorityDefault = 1;
-  static constexpr int kPriorityHandshake = 2;
-  static constexpr int kHandshakeStepsPerTurn = 4;
   // Scratch string for re-encoding inline commands and local replies.
   std::string& scratch() { return scratch_; }
   // Where clients parse their requests into (valid until the next request is parsed), and
@@ -219,6 +218,10 @@ class Worker {
   std::vector<std::unique_ptr<upstream::Connection>> makePool(const config::UpstreamAddress& addr,
                                                               bool learn_version, bool primary);
   void acceptFrom(int fd);
+  // A tls:// client's socket, to the handshake thread; then back here as a Client, or closed.
+  void handOverTls(int fd);
+  void onHandshake(Handshaker::Result r, const std::string& peer);
+  void addClient(int fd, std::unique_ptr<tls::Stream> stream, std::string peer);
   void flushPhase();
   void reap();
   void refreshClock();

@@ -60,6 +60,13 @@ SSL_SESSION* Stream::session() const {
   return copy;
 }
 
+ssize_t Stream::handshake() {
+  ERR_clear_error();
+  const int rc = SSL_do_handshake(ssl_);
+  if (rc == 1) return 1;
+  return result(rc, 0);
+}
+
 ssize_t Stream::read(char* buf, size_t cap) {
   ERR_clear_error();
   size_t done = 0;

@@ -36,6 +36,9 @@ class Stream {
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
+  // Drives the handshake on its own (a tls:// client's, on the handshake thread): 1: done;
+  // 0: the peer closed; kAgain; kFailed. read() and write() also handshake when needed.
+  ssize_t handshake();
   // > 0: bytes read; 0: the peer closed; kAgain; kFailed.
   ssize_t read(char* buf, size_t cap);
   // > 0: bytes written (maybe fewer than len); kAgain; kFailed. After kAgain, the next call

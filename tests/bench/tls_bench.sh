@@ -15,6 +15,7 @@
 #     --> report: medians, ratios to the direct system of the same kind
 #
 # Environment: ROUNDS [5]  REQUESTS [200000]  HANDSHAKES [5000]  PORT_BASE [17500] (..+5)
+#   PARTS ["throughput handshakes storm"]: which measurements to run
 #   CORRAL_BIN [build/release/cmd/corral/corral]  BENCH_BUILD [1]  OUT_DIR [build/bench/tls-<time>]
 set -euo pipefail
 
@@ -110,8 +111,10 @@ run() {
     awk -F, -v r="$round" -v s="$system" -v c="$c" -v p="$p" \
       '{print r "," s "," c "," p "," $1 "," $2 "," $5 "," $7}' >>"$out/throughput.csv"
 }
+parts=" ${PARTS:-throughput handshakes storm} "
 systems=(redis corral redis_tls corral_tls)
-for ((r = 1; r <= rounds; r++)); do
+[[ $parts == *" throughput "* ]] || rounds_throughput=0
+for ((r = 1; r <= ${rounds_throughput:-rounds}; r++)); do
   for p in 1 16; do
     for ((i = 0; i < ${#systems[@]}; i++)); do
       run "${systems[$(((i + r) % ${#systems[@]}))]}" 50 "$p" "$r"
@@ -121,7 +124,8 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 # Handshakes per second: -k 0 opens a new connection (a full handshake) for every request.
-for ((r = 1; r <= rounds; r++)); do
+[[ $parts == *" handshakes "* ]] || rounds_handshakes=0
+for ((r = 1; r <= ${rounds_handshakes:-rounds}; r++)); do
   for s in redis_tls corral_tls; do
     target=${port[$s]}
     rps=$("${client_cpu[@]}" redis-benchmark -h 127.0.0.1 -p "$target" "${tls_args[@]}" -k 0 \
@@ -137,7 +141,14 @@ done
 # itself, whatever corral does.
 storm_cpu=()
 [[ ${#server_cpu[@]} -gt 0 ]] && storm_cpu=(--storm-cpu 0)
-"${client_cpu[@]}" "$py" "$here/tls_storm.py" --plain-port "${port[corral]}" \
-  --tls-port "${port[corral_tls]}" --ca "$ca" --handshakes 2000 "${storm_cpu[@]}" >"$out/storm.txt"
+# Twice: the storm's client as busy as corral (it takes CPU 0 from corral and Redis), and niced
+# to 19, standing in for apps on other machines (it gets only what corral and Redis leave).
+if [[ $parts == *" storm "* ]]; then
+  for nice in 0 19; do
+    "${client_cpu[@]}" "$py" "$here/tls_storm.py" --plain-port "${port[corral]}" \
+      --tls-port "${port[corral_tls]}" --ca "$ca" --handshakes 2000 "${storm_cpu[@]}" \
+      --storm-nice "$nice" >>"$out/storm.txt"
+  done
+fi
 
 "$py" "$here/tls_report.py" "$out"

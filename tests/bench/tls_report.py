@@ -8,6 +8,17 @@ from collections import defaultdict
 
 
 def main(out):
+    # Each part is optional (tls_bench.sh's PARTS).
+    if os.path.exists(os.path.join(out, "throughput.csv")):
+        throughput(out)
+    if os.path.exists(os.path.join(out, "handshakes.csv")):
+        handshakes(out)
+    if os.path.exists(os.path.join(out, "storm.txt")):
+        with open(os.path.join(out, "storm.txt")) as f:
+            print(f.read(), end="")
+
+
+def throughput(out):
     rows = defaultdict(list)  # (P, test, system) -> [(rps, p50, p99)]
     with open(os.path.join(out, "throughput.csv")) as f:
         for r in csv.reader(f):
@@ -36,19 +47,20 @@ def main(out):
             tls = med[(p, test, "corral_tls")] / med[(p, test, "redis_tls")]
             print(f"P={p:<2} {test}: TLS ratio {tls:.2f} vs plain ratio {plain:.2f} "
                   f"(difference {tls - plain:+.2f}; target within 0.05)")
+    print()
+
+
+def handshakes(out):
     hs = defaultdict(list)
     with open(os.path.join(out, "handshakes.csv")) as f:
         for r in csv.reader(f):
             hs[r[1]].append(float(r[2]))
-    print()
     print("TLS handshakes per second (redis-benchmark --tls -k 0, c=20, one PING per connection)")
     for s in ("redis_tls", "corral_tls"):
         print(f"{s:<11} median {statistics.median(hs[s]):>9,.0f}  rounds {hs[s]}")
     print(f"corral / redis: {statistics.median(hs['corral_tls']) / statistics.median(hs['redis_tls']):.2f}"
           " (target at least 0.8)")
     print()
-    with open(os.path.join(out, "storm.txt")) as f:
-        print(f.read(), end="")
 
 
 if __name__ == "__main__":

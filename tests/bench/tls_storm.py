@@ -43,10 +43,15 @@ def main():
     ap.add_argument("--handshakes", type=int, default=2000)
     ap.add_argument("--baseline-seconds", type=float, default=3.0)
     ap.add_argument("--storm-cpu", default="", help="taskset CPU list for the storm's client")
+    ap.add_argument("--storm-nice", type=int, default=0,
+                    help="niceness of the storm's client (19: it gets only the CPU left over, "
+                         "as if it ran on other machines)")
     a = ap.parse_args()
 
     base = measure(a.plain_port, a.baseline_seconds)
     pin = ["taskset", "-c", a.storm_cpu] if a.storm_cpu else []
+    if a.storm_nice:
+        pin = ["nice", "-n", str(a.storm_nice)] + pin
     storm = subprocess.Popen(
         pin + ["redis-benchmark", "-h", "127.0.0.1", "-p", str(a.tls_port), "--tls", "--cacert", a.ca,
          "--sni", "localhost", "-k", "0", "-t", "ping_inline", "-n", str(a.handshakes),
@@ -56,7 +61,8 @@ def main():
     storm.wait(60)
     storm_s = time.monotonic() - t0
     print(f"plain client GETs through corral while {a.handshakes} TLS clients connect "
-          f"(storm took {storm_s:.2f} s)")
+          f"(storm's client niceness {a.storm_nice}; storm took {storm_s:.2f} s, "
+          f"{a.handshakes / storm_s:.0f} handshakes/s)")
     print(f"{'window':<10} {'GETs':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, lat in (("alone", base), ("storm", during)):
         print(f"{name:<10} {len(lat):>7} {statistics.median(lat):>8.3f} {pct(lat, 99):>8.3f} "

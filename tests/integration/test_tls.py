@@ -147,9 +147,40 @@ def test_a_peer_that_never_says_hello_is_closed(redis_server, corral_factory, ce
         assert t.cmd("PING") == "PONG"
 
 
+def thread_niceness(pid):
+    """{thread name: niceness} of a process's threads (/proc/<pid>/task/<tid>/stat field 19)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            stat = f.read()
+        # "tid (comm) state ...": comm may hold spaces; the fields after it are space-separated.
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        out[name] = int(stat[stat.rindex(")") + 2:].split()[16])
+    return out
+
+
+@pytest.mark.parametrize("nice", [None, 0, 5])
+def test_handshakes_run_on_a_niced_thread_of_their_own(redis_server, corral_factory, certs, nice):
+    """The handshake thread (corral-tls) runs tls.handshake_nice (default 19) nicer than the
+    workers, which stay at the process's niceness."""
+    tls = {} if nice is None else {"handshake_nice": nice}
+    c = corral_factory(tls_listener_config(redis_server.port, certs, **tls))
+    threads = thread_niceness(c.proc.pid)
+    assert threads.get("corral-w0") == 0, threads
+    assert threads.get("corral-tls") == (19 if nice is None else nice), threads
+    with RespConn(c.listen_ports[1], tls=client_ctx(certs), server_hostname="localhost") as t:
+        assert t.cmd("PING") == "PONG"
+    assert c.metrics()["corral_tls_handshakes_total"] == 1
+
+
+def test_no_handshake_thread_without_tls_listeners(redis_server, corral_factory):
+    c = corral_factory(corral_config(redis_server.port))
+    assert "corral-tls" not in thread_niceness(c.proc.pid)
+
+
 def test_many_handshakes_while_a_plain_client_runs(redis_server, corral_factory, certs):
-    """Handshakes run at low priority: 300 TLS clients connecting at once all get served, and a
-    plain client's commands go on meanwhile. (Its latency is measured by
+    """Handshakes run on their own thread: 300 TLS clients connecting at once all get served,
+    and a plain client's commands go on meanwhile. (Its latency is measured by
     tests/bench/tls_bench.sh, not here.)"""
     c = corral_factory(tls_listener_config(redis_server.port, certs))
     plain_port, tls_port = c.listen_ports
