@@ -313,6 +313,11 @@ std::string addressLines(const Config& cfg) {
     }
     return out;
   }
+  if (const auto& c = cfg.upstream.cluster) {
+    // The seeds only: the other nodes are whatever the slot map names at run time.
+    for (const UpstreamAddress& a : c->seeds) upstream("seed", a);
+    return out;
+  }
   upstream("primary", cfg.upstream.primary);
   for (const UpstreamAddress& r : cfg.upstream.replicas) upstream("replica", r);
   return out;

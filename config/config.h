@@ -81,12 +81,33 @@ struct SentinelConfig {
   Millis poll_interval{1000};  // every sentinel is asked this often, events or not
 };
 
+// upstream.cluster: a Redis Cluster behind corral. Apps keep one plain connection to corral;
+// corral learns the slot map from the seeds (CLUSTER SHARDS) and routes each command by slot.
+// After loading every field is final: credentials already fall back to upstream.user/password.
+struct ClusterConfig {
+  // The nodes the slot map is first asked of, at least one, no duplicates; TCP only, db 0, no
+  // credentials in the URL; each completed with user, password and tls below.
+  std::vector<UpstreamAddress> seeds;
+  std::string user;          // ACL user on every node: upstream.cluster.user, else upstream.user
+  std::string password;      // cluster.password (or its password_env), else upstream.password
+  std::string password_env;  // the variable cluster.password came from ("" = none)
+  bool tls = false;  // every node over TLS: cluster.tls, a rediss:// seed or upstream.tls.enabled
+  std::optional<ReadFrom> read_from;  // unset: upstream.read_from applies
+  Millis refresh_interval{5000};      // CLUSTER SHARDS asked this often, MOVED or not
+  int max_refreshes_per_second = 5;   // refreshes (periodic, MOVED, failures) are capped at this
+  // Answer CLUSTER SLOTS/SHARDS/NODES with corral as the only node holding every slot, for
+  // clients that insist on cluster mode (off: corral does not present itself as a cluster).
+  bool expose = false;
+};
+
 struct UpstreamConfig {
-  // Required unless `sentinel` is set. With Sentinel it is a template: no address (empty
-  // host), text "sentinel:<master>", and the credentials and db of every data connection.
+  // Required unless `sentinel` or `cluster` is set. With either it is a template: no address
+  // (empty host), text "sentinel:<master>" or "cluster", and the credentials, db and (cluster)
+  // tls of every data connection.
   UpstreamAddress primary;
-  std::vector<UpstreamAddress> replicas;  // empty with Sentinel (it reports the replicas)
+  std::vector<UpstreamAddress> replicas;  // empty with Sentinel or Cluster (they report them)
   std::optional<SentinelConfig> sentinel;
+  std::optional<ClusterConfig> cluster;  // not with primary, replicas or sentinel; db must be 0
   ReadFrom read_from = ReadFrom::kPrimary;
   Millis connect_timeout{500};
   Millis command_timeout{1000};  // from send to reply
@@ -247,8 +268,9 @@ std::string endpointText(const ListenAddress& a);
 
 // The resolved addresses of a config, one per line, "ROLE ADDRESS" with ADDRESS as
 // endpointText() gives it: each `listen` (the default included), `admin` if set, `primary`, each
-// `replica`, or with Sentinel each `sentinel`. An upstream corral sends a password to has a third
-// word, "password" (never the password itself). For scripts: `corral --print-addresses FILE`.
+// `replica`, or with Sentinel each `sentinel`, or with Cluster each `seed`. An upstream corral
+// sends a password to has a third word, "password" (never the password itself), and one over TLS
+// a last word "tls". For scripts: `corral --print-addresses FILE`.
 std::string addressLines(const Config& cfg);
 
 }  // namespace corral::config

@@ -1,7 +1,8 @@
 // Rules that need several proxy keys at once, checked after the walk: listen clashes, the
-// admin address, the required primary (or sentinel), replicas that are the primary or corral
-// itself, password vs password_env, reconnect_backoff min <= max. Then each upstream address is
-// made self-contained: what its URL carries wins field by field, upstream.user/password/db fill in.
+// admin address, the required primary (or sentinel, or cluster), replicas that are the primary
+// or corral itself, password vs password_env, reconnect_backoff min <= max. Then each upstream
+// address is made self-contained: what its URL carries wins field by field, upstream.user/
+// password/db fill in.
 #include <vector>
 
 #include "config/loader.h"
@@ -46,12 +47,12 @@ void Loader::crossCheck() {
   }
 
   UpstreamConfig& u = cfg_.upstream;
-  if (!primary_seen_ && !sentinel_mark_ && !upstream_unusable_) {
+  if (!primary_seen_ && !sentinel_mark_ && !cluster_mark_ && !upstream_unusable_) {
     fail(upstream_mark_.value_or(root_mark_), "upstream.primary",
-         "is required (or upstream.sentinel): the Redis server to proxy to, like "
-         "127.0.0.1:6379");
+         "is required (or upstream.sentinel, or upstream.cluster): the Redis server to proxy "
+         "to, like 127.0.0.1:6379");
   }
-  if (u.read_from == ReadFrom::kReplica && replicas_.empty() && !sentinel_mark_ &&
+  if (u.read_from == ReadFrom::kReplica && replicas_.empty() && !sentinel_mark_ && !cluster_mark_ &&
       read_from_mark_) {
     fail(*read_from_mark_, "upstream.read_from", "needs at least one upstream.replicas entry",
          "replica");
@@ -109,6 +110,7 @@ void Loader::crossCheck() {
   if (primary_) u.primary = complete(primary_->value);
   for (const auto& r : replicas_) u.replicas.push_back(complete(r.value));
   crossCheckSentinel();  // sentinel_section.cc
+  crossCheckCluster();   // cluster_section.cc
   crossCheckTls();
 }
 

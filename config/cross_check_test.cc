@@ -15,14 +15,14 @@ TEST_CASE("rules between keys are reported at the value that breaks them") {
       {"listen: [a:1, a:1, b:0, b:0]\n" + p,
        {"t.yaml:1:15: listen[1]: duplicate of listen[0] (got a:1)"}},
       {"upstream:\n  replicas: []\n",
-       {"t.yaml:2:3: upstream.primary: is required (or upstream.sentinel): the Redis server "
-        "to proxy to, like 127.0.0.1:6379"}},
+       {"t.yaml:2:3: upstream.primary: is required (or upstream.sentinel, or "
+        "upstream.cluster): the Redis server to proxy to, like 127.0.0.1:6379"}},
       {"workers: 1\n",
-       {"t.yaml:1:1: upstream.primary: is required (or upstream.sentinel): the Redis server "
-        "to proxy to, like 127.0.0.1:6379"}},
+       {"t.yaml:1:1: upstream.primary: is required (or upstream.sentinel, or "
+        "upstream.cluster): the Redis server to proxy to, like 127.0.0.1:6379"}},
       {"",
-       {"t.yaml:0:0: upstream.primary: is required (or upstream.sentinel): the Redis server "
-        "to proxy to, like 127.0.0.1:6379"}},
+       {"t.yaml:0:0: upstream.primary: is required (or upstream.sentinel, or "
+        "upstream.cluster): the Redis server to proxy to, like 127.0.0.1:6379"}},
       {up + "  replicas: [h:2, H:1, h:2]\n",
        {"t.yaml:3:19: upstream.replicas[1]: is the same server as upstream.primary (got H:1)",
         "t.yaml:3:24: upstream.replicas[2]: is the same server as upstream.replicas[0] "

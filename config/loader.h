@@ -4,6 +4,7 @@
 //   loader.cc          entry points (loadConfigText/File), the root key table, walkMap (known
 //                      keys, duplicates, "did you mean"), typed leaves, error formatting, sorting
 //   proxy_sections.cc  listen, upstream, limits, auth (admin and log are small: in walkRoot)
+//   sentinel_section.cc, cluster_section.cc  upstream.sentinel, upstream.cluster
 //   cross_check.cc     rules between proxy keys; credentials copied into each address
 //   policy_sections.cc origins, global, rate limits, defaults, policies, policy_files entries
 //   policy_fields.cc   the table of policy fields: how each is parsed and merged
@@ -154,7 +155,15 @@ class Loader {
   void walkSentinel(const YAML::Node& key, const YAML::Node& value, const std::string& path);
   // The rules of upstream.sentinel that need other keys; false when it is not set.
   bool crossCheckSentinel();
-  // password vs password_env, read from the environment: upstream.* and upstream.sentinel.*.
+  void walkCluster(const YAML::Node& key, const YAML::Node& value, const std::string& path);
+  // The rules of upstream.cluster that need other keys, and the seeds and primary template
+  // completed with the credentials; false when it is not set.
+  bool crossCheckCluster();
+  // upstream.read_from and upstream.cluster.read_from: primary, replica or prefer_replica.
+  bool readFrom(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                ReadFrom* out);
+  // password vs password_env, read from the environment: upstream.*, upstream.sentinel.* and
+  // upstream.cluster.*.
   void resolvePasswordEnv(const std::optional<YAML::Mark>& password_mark,
                           const std::optional<Located<std::string>>& env, const char* other,
                           std::string* password);
@@ -295,6 +304,16 @@ class Loader {
   std::vector<Located<ListenAddress>> sentinel_addresses_;
   std::optional<YAML::Mark> sentinel_password_mark_;
   std::optional<Located<std::string>> sentinel_password_env_;
+  std::optional<Located<int64_t>> db_;  // upstream.db, when written and valid
+  // upstream.cluster (cluster_section.cc)
+  std::optional<YAML::Mark> cluster_mark_;  // the key, when written
+  std::vector<Located<ParsedUpstream>> cluster_seeds_;
+  bool cluster_user_seen_ = false;
+  bool cluster_password_seen_ = false;  // password or password_env written (valid or not)
+  std::optional<YAML::Mark> cluster_password_mark_;
+  std::optional<Located<std::string>> cluster_password_env_;
+  std::optional<Located<bool>> cluster_tls_;  // upstream.cluster.tls as written
+  std::optional<YAML::Mark> cluster_read_from_mark_;
   std::optional<YAML::Mark> tls_server_mark_;
   std::optional<Located<std::string>> client_certs_;  // tls.client_certs, when written
   std::vector<Located<std::string>> tls_files_;       // every TLS file named: checked readable

@@ -37,7 +37,7 @@ void Loader::checkLayer(const PolicyBody& body, const std::set<std::string, std:
   }
   if (auto it = body.set.find("routing.read_from"); it != body.set.end()) {
     if (body.spec.routing.read_from == PolicyReadFrom::kReplica && replicas_.empty() &&
-        !sentinel_mark_) {
+        !sentinel_mark_ && !cluster_mark_) {
       failAt(it->second.where, it->second.path, "needs at least one upstream.replicas entry",
              "replica");
     }

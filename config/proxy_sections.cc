@@ -61,21 +61,11 @@ bool Loader::walkUpstream(const YAML::Node& node, const std::string& prefix) {
        }},
       {"sentinel", [&](const YAML::Node& k, const YAML::Node& v,
                        const std::string& p) { walkSentinel(k, v, p); }},
+      {"cluster", [&](const YAML::Node& k, const YAML::Node& v,
+                      const std::string& p) { walkCluster(k, v, p); }},
       {"read_from",
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
-         static constexpr const char* kRule = "must be one of primary, replica, prefer_replica";
-         const std::string* s = scalar(k, v, p, kRule);
-         if (s == nullptr) return;
-         if (*s == "primary") {
-           u.read_from = ReadFrom::kPrimary;
-         } else if (*s == "replica") {
-           u.read_from = ReadFrom::kReplica;
-         } else if (*s == "prefer_replica") {
-           u.read_from = ReadFrom::kPreferReplica;
-         } else {
-           return failValue(k, v, p, kRule);
-         }
-         read_from_mark_ = v.Mark();
+         if (readFrom(k, v, p, &u.read_from)) read_from_mark_ = v.Mark();
        }},
       {"connect_timeout",
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
@@ -114,7 +104,10 @@ bool Loader::walkUpstream(const YAML::Node& node, const std::string& prefix) {
        }},
       {"db",
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
-         integer(k, v, p, 0, kMaxDb, [&](int64_t n) { u.db = static_cast<int>(n); });
+         integer(k, v, p, 0, kMaxDb, [&](int64_t n) {
+           u.db = static_cast<int>(n);
+           db_ = Located<int64_t>{n, v.Mark(), p};
+         });
        }},
       {"reconnect_backoff",
        [&](const YAML::Node&, const YAML::Node& v, const std::string& p) {
@@ -138,6 +131,15 @@ bool Loader::walkUpstream(const YAML::Node& node, const std::string& prefix) {
        [&](const YAML::Node&, const YAML::Node& v, const std::string& p) { walkTlsClient(v, p); }},
   };
   return walkMap(node, prefix, keys);
+}
+
+bool Loader::readFrom(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                      ReadFrom* out) {
+  return choice(key, value, path,
+                {{"primary", ReadFrom::kPrimary},
+                 {"replica", ReadFrom::kReplica},
+                 {"prefer_replica", ReadFrom::kPreferReplica}},
+                out);
 }
 
 void Loader::walkLimits(const YAML::Node& node, const std::string& prefix) {
