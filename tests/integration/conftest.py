@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 
 import harness  # noqa: E402
+from cluster import RedisCluster  # noqa: E402
 from harness import Corral, RedisServer, RespConn, corral_config  # noqa: E402,F401
 
 
@@ -32,6 +33,15 @@ class Target:
 def redis_server():
     with RedisServer() as r:
         yield r
+
+
+@pytest.fixture(scope="module")
+def redis_cluster():
+    """A Redis Cluster of 3 primaries with a replica each (../support/cluster.py), shared by the
+    tests of one module: building one takes seconds. A test that kills, fails over or reshards
+    leaves it with every node running and wait_ok() passed, so the next one finds it ok."""
+    with RedisCluster() as c:
+        yield c
 
 
 @pytest.fixture

@@ -390,15 +390,23 @@ def try_cmd(conn: "RespConn", *args):
 
 
 class RedisServer:
-    """A throwaway redis-server on a free loopback port, persistence off, in its own temp dir."""
+    """A throwaway redis-server on a free loopback port, persistence off, in its own temp dir.
+
+    tls_certs (a certs.Certs): `port` is a TLS port and the plain port is off (--port 0
+    --tls-port PORT, the `server` certificate, clients not asked for one, replication over TLS);
+    client(), cmd() and the start-up PING speak TLS, trusting the `ca`."""
 
     def __init__(self, port: Optional[int] = None, replicaof: Optional[int] = None,
                  password: Optional[str] = None, extra_args: Optional[list] = None,
-                 start: bool = True):
+                 start: bool = True, tls_certs=None):
         self.port = port or free_port()
         self.replicaof = replicaof
         self.password = password
         self.extra_args = list(extra_args or [])
+        self.tls_certs = tls_certs
+        self.tls_context: Optional[ssl.SSLContext] = None
+        if tls_certs is not None:
+            self.tls_context = ssl.create_default_context(cafile=tls_certs.path("ca"))
         self.dir = tempfile.mkdtemp(prefix="corral-it-redis-")
         self.log_path = os.path.join(self.dir, "redis.log")
         self.proc: Optional[subprocess.Popen] = None
@@ -411,6 +419,12 @@ class RedisServer:
              "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", self.dir,
              "--enable-debug-command", "yes", "--logfile", "",
              "--repl-diskless-sync-delay", "0"]
+        if self.tls_certs is not None:
+            c = self.tls_certs
+            a[2] = "0"
+            a += ["--tls-port", str(self.port), "--tls-cert-file", c.path("server"),
+                  "--tls-key-file", c.path("server", "key"), "--tls-ca-cert-file", c.path("ca"),
+                  "--tls-auth-clients", "no", "--tls-replication", "yes"]
         if self.replicaof:
             a += ["--replicaof", "127.0.0.1", str(self.replicaof)]
         if self.password:
@@ -442,7 +456,7 @@ class RedisServer:
                              f"{timeout}s (last: {last!r}):\n{tail(self.log_path)}")
 
     def client(self, timeout: float = 5.0) -> RespConn:
-        c = RespConn(self.port, timeout=timeout)
+        c = RespConn(self.port, timeout=timeout, tls=self.tls_context)
         if self.password:
             r = c.cmd("AUTH", self.password)
             assert r == "OK", r
