@@ -1,0 +1,179 @@
+#include "proxy/cluster/split.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "commands/command_table.h"
+#include "proxy/cluster/slot.h"
+#include "proxy/codec/resp.h"
+
+namespace corral::cluster {
+namespace {
+
+using codec::FrameReader;
+using codec::ReplyType;
+
+// What a splittable command looks like: its merge and the args per key (MSET: key + value).
+bool splittable(std::string_view name, Merge* merge, size_t* step) {
+  *step = 1;
+  if (commands::isCommandName(name, "mget")) {
+    *merge = Merge::kArrayInKeyOrder;
+  } else if (commands::isCommandName(name, "mset")) {
+    *merge = Merge::kAllOk;
+    *step = 2;
+  } else if (commands::isCommandName(name, "del") || commands::isCommandName(name, "unlink") ||
+             commands::isCommandName(name, "exists") || commands::isCommandName(name, "touch")) {
+    *merge = Merge::kSumIntegers;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+size_t bulkSize(std::string_view s) { return s.size() + 16; }  // "$<len>\r\n" + s + "\r\n"
+
+bool isError(std::string_view reply) {
+  return !reply.empty() && (reply[0] == '-' || reply[0] == '!');
+}
+
+}  // namespace
+
+bool splitBySlot(std::span<const std::string_view> args, SplitPlan* plan) {
+  Merge merge{};
+  size_t step = 1;
+  if (args.size() < 2 || !splittable(args[0], &merge, &step)) return false;
+  if ((args.size() - 1) % step != 0) return false;
+  const size_t keys = (args.size() - 1) / step;
+  auto key = [&](size_t k) { return args[1 + k * step]; };
+
+  // The common case, one slot, allocates nothing; slots before the first other one are known.
+  const uint16_t first_slot = keySlot(key(0));
+  size_t other = 1;
+  while (other < keys && keySlot(key(other)) == first_slot) ++other;
+  if (other == keys) return false;
+
+  std::vector<uint16_t> slot(keys, first_slot);
+  for (size_t k = other; k < keys; ++k) slot[k] = keySlot(key(k));
+  // Keys grouped by slot, each group in the client's order (ties broken by index), then the
+  // groups ordered by their first key: n log n however many slots there are.
+  std::vector<uint32_t> order(keys);
+  std::iota(order.begin(), order.end(), 0u);
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) { return slot[a] != slot[b] ? slot[a] < slot[b] : a < b; });
+  std::vector<std::pair<size_t, size_t>> groups;  // [begin, end) in order
+  for (size_t i = 0; i < keys; ++i) {
+    if (i == 0 || slot[order[i]] != slot[order[i - 1]]) groups.emplace_back(i, i);
+    groups.back().second = i + 1;
+  }
+  std::sort(groups.begin(), groups.end(),
+            [&](const auto& a, const auto& b) { return order[a.first] < order[b.first]; });
+
+  plan->merge = merge;
+  plan->keys = keys;
+  plan->fragments.clear();
+  plan->fragments.reserve(groups.size());
+  for (const auto& [begin, end] : groups) {
+    Fragment& f = plan->fragments.emplace_back();
+    f.slot = slot[order[begin]];
+    size_t bytes = 16 + bulkSize(args[0]);
+    for (size_t i = begin; i < end; ++i) {
+      for (size_t j = 0; j < step; ++j) bytes += bulkSize(args[1 + order[i] * step + j]);
+    }
+    f.request.reserve(bytes);
+    codec::appendArrayHeader(f.request, 1 + (end - begin) * step);
+    codec::appendBulk(f.request, args[0]);
+    for (size_t i = begin; i < end; ++i) {
+      for (size_t j = 0; j < step; ++j) codec::appendBulk(f.request, args[1 + order[i] * step + j]);
+    }
+    if (merge == Merge::kArrayInKeyOrder) {
+      f.positions.assign(order.begin() + begin, order.begin() + end);
+    }
+  }
+  return true;
+}
+
+bool crossSlot(std::span<const std::string_view> args, std::span<const uint32_t> key_indexes) {
+  if (key_indexes.size() < 2) return false;
+  uint16_t first = 0;
+  bool have = false;
+  for (uint32_t i : key_indexes) {
+    if (i >= args.size()) continue;
+    const uint16_t s = keySlot(args[i]);
+    if (!have) {
+      first = s;
+      have = true;
+    } else if (s != first) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void mergeReplies(const SplitPlan& plan, std::span<const std::string_view> replies,
+                  std::string* out) {
+  if (replies.size() != plan.fragments.size()) {
+    out->append(kBadFragmentReply);
+    return;
+  }
+  if (plan.merge == Merge::kAllOk) {
+    for (std::string_view r : replies) {
+      if (r != "+OK\r\n") {
+        out->append(r);
+        return;
+      }
+    }
+    out->append("+OK\r\n");
+    return;
+  }
+  for (std::string_view r : replies) {
+    if (isError(r)) {
+      out->append(r);
+      return;
+    }
+  }
+  if (plan.merge == Merge::kSumIntegers) {
+    int64_t sum = 0;
+    for (std::string_view r : replies) {
+      FrameReader rd(r);
+      int64_t v = 0;
+      if (!rd.integer(&v) || !rd.atEnd()) {
+        out->append(kBadFragmentReply);
+        return;
+      }
+      sum += v;
+    }
+    codec::appendInteger(*out, sum);
+    return;
+  }
+  // kArrayInKeyOrder: each fragment's elements go back to their keys' places.
+  std::vector<std::string_view> elements(plan.keys);
+  for (size_t i = 0; i < replies.size(); ++i) {
+    const Fragment& f = plan.fragments[i];
+    FrameReader rd(replies[i]);
+    int64_t n = 0;
+    if (!rd.array(&n) || n != static_cast<int64_t>(f.positions.size())) {
+      out->append(kBadFragmentReply);
+      return;
+    }
+    for (uint32_t pos : f.positions) {
+      if (pos >= elements.size() || !rd.skip(&elements[pos])) {
+        out->append(kBadFragmentReply);
+        return;
+      }
+    }
+    if (!rd.atEnd()) {
+      out->append(kBadFragmentReply);
+      return;
+    }
+  }
+  for (std::string_view e : elements) {
+    if (e.empty()) {  // a position no fragment filled: the plan was not splitBySlot's
+      out->append(kBadFragmentReply);
+      return;
+    }
+  }
+  codec::appendArrayHeader(*out, plan.keys);
+  for (std::string_view e : elements) out->append(e);
+}
+
+}  // namespace corral::cluster
