@@ -36,6 +36,83 @@ bool isError(std::string_view reply) {
   return !reply.empty() && (reply[0] == '-' || reply[0] == '!');
 }
 
+void mergeSum(std::span<const std::string_view> replies, std::string* out) {
+  int64_t sum = 0;
+  for (std::string_view r : replies) {
+    FrameReader rd(r);
+    int64_t v = 0;
+    if (!rd.integer(&v) || !rd.atEnd()) {
+      out->append(kBadFragmentReply);
+      return;
+    }
+    sum += v;
+  }
+  codec::appendInteger(*out, sum);
+}
+
+// The elements of an array reply ("*<n>\r\n" + n elements, nothing after): the bytes after its
+// header, and n. False for anything else (a nil array included).
+bool arrayBody(std::string_view reply, std::string_view* body, int64_t* n) {
+  FrameReader rd(reply);
+  if (!rd.array(n) || *n < 0) return false;
+  for (int64_t i = 0; i < *n; ++i) {
+    if (!rd.skip()) return false;
+  }
+  if (!rd.atEnd()) return false;
+  *body = reply.substr(reply.find("\r\n") + 2);
+  return true;
+}
+
+void mergeConcat(std::span<const std::string_view> replies, std::string* out) {
+  int64_t total = 0;
+  size_t bytes = 16;
+  for (std::string_view r : replies) {
+    std::string_view body;
+    int64_t n = 0;
+    if (!arrayBody(r, &body, &n)) {
+      out->append(kBadFragmentReply);
+      return;
+    }
+    total += n;
+    bytes += body.size();
+  }
+  out->reserve(out->size() + bytes);
+  codec::appendArrayHeader(*out, static_cast<size_t>(total));
+  for (std::string_view r : replies) out->append(r.substr(r.find("\r\n") + 2));
+}
+
+// SCRIPT EXISTS: every reply an array of :0/:1, all of one length.
+void mergeAnd(std::span<const std::string_view> replies, std::string* out) {
+  int64_t n = -1;
+  std::vector<bool> all;
+  for (std::string_view r : replies) {
+    FrameReader rd(r);
+    int64_t len = 0;
+    if (!rd.array(&len) || len < 0 || (n >= 0 && len != n)) {
+      out->append(kBadFragmentReply);
+      return;
+    }
+    if (n < 0) {
+      n = len;
+      all.assign(static_cast<size_t>(n), true);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t v = 0;
+      if (!rd.integer(&v) || (v != 0 && v != 1)) {
+        out->append(kBadFragmentReply);
+        return;
+      }
+      if (v == 0) all[static_cast<size_t>(i)] = false;
+    }
+    if (!rd.atEnd()) {
+      out->append(kBadFragmentReply);
+      return;
+    }
+  }
+  codec::appendArrayHeader(*out, all.size());
+  for (bool b : all) out->append(b ? ":1\r\n" : ":0\r\n");
+}
+
 }  // namespace
 
 bool splitBySlot(std::span<const std::string_view> args, SplitPlan* plan) {
@@ -115,14 +192,8 @@ void mergeReplies(const SplitPlan& plan, std::span<const std::string_view> repli
     out->append(kBadFragmentReply);
     return;
   }
-  if (plan.merge == Merge::kAllOk) {
-    for (std::string_view r : replies) {
-      if (r != "+OK\r\n") {
-        out->append(r);
-        return;
-      }
-    }
-    out->append("+OK\r\n");
+  if (plan.merge != Merge::kArrayInKeyOrder) {
+    mergeReplies(plan.merge, replies, out);
     return;
   }
   for (std::string_view r : replies) {
@@ -130,20 +201,6 @@ void mergeReplies(const SplitPlan& plan, std::span<const std::string_view> repli
       out->append(r);
       return;
     }
-  }
-  if (plan.merge == Merge::kSumIntegers) {
-    int64_t sum = 0;
-    for (std::string_view r : replies) {
-      FrameReader rd(r);
-      int64_t v = 0;
-      if (!rd.integer(&v) || !rd.atEnd()) {
-        out->append(kBadFragmentReply);
-        return;
-      }
-      sum += v;
-    }
-    codec::appendInteger(*out, sum);
-    return;
   }
   // kArrayInKeyOrder: each fragment's elements go back to their keys' places.
   std::vector<std::string_view> elements(plan.keys);
@@ -174,6 +231,49 @@ void mergeReplies(const SplitPlan& plan, std::span<const std::string_view> repli
   }
   codec::appendArrayHeader(*out, plan.keys);
   for (std::string_view e : elements) out->append(e);
+}
+
+void mergeReplies(Merge merge, std::span<const std::string_view> replies, std::string* out) {
+  if (replies.empty() || merge == Merge::kArrayInKeyOrder) {
+    out->append(kBadFragmentReply);
+    return;
+  }
+  if (merge == Merge::kAllOk) {
+    for (std::string_view r : replies) {
+      if (r != "+OK\r\n") {
+        out->append(r);
+        return;
+      }
+    }
+    out->append("+OK\r\n");
+    return;
+  }
+  if (merge == Merge::kSameReply) {
+    // A primary that refused (OOM, FUNCTION LOAD of a library it already holds) must not pass
+    // for success: the client sees that error, or ours when the primaries only disagree.
+    if (std::all_of(replies.begin(), replies.end(),
+                    [&](std::string_view r) { return r == replies[0]; })) {
+      out->append(replies[0]);
+    } else if (auto e = std::find_if(replies.begin(), replies.end(), isError); e != replies.end()) {
+      out->append(*e);
+    } else {
+      out->append(kRepliesDifferError);
+    }
+    return;
+  }
+  for (std::string_view r : replies) {
+    if (isError(r)) {
+      out->append(r);
+      return;
+    }
+  }
+  if (merge == Merge::kSumIntegers) {
+    mergeSum(replies, out);
+  } else if (merge == Merge::kConcatArrays) {
+    mergeConcat(replies, out);
+  } else {
+    mergeAnd(replies, out);
+  }
 }
 
 }  // namespace corral::cluster

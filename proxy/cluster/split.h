@@ -17,7 +17,11 @@ namespace corral::cluster {
 enum class Merge : uint8_t {
   kArrayInKeyOrder,  // MGET
   kAllOk,            // MSET
-  kSumIntegers,      // DEL UNLINK EXISTS TOUCH
+  kSumIntegers,      // DEL UNLINK EXISTS TOUCH; fan-out DBSIZE
+  // Fan-out merges (fanout.h): the command went to every primary, one reply each.
+  kConcatArrays,  // KEYS
+  kSameReply,     // SCRIPT LOAD (the sha), FUNCTION LOAD (the library name)
+  kAndArrays,     // SCRIPT EXISTS
 };
 
 struct Fragment {
@@ -53,15 +57,31 @@ inline constexpr std::string_view kCrossSlotError =
 // Appends the client's reply to *out:
 //   kArrayInKeyOrder: "*<keys>\r\n" then each element in the client's key order (copied
 //     verbatim: a RESP3 null "_\r\n" stays as Redis wrote it);
-//   kAllOk: "+OK\r\n" when every fragment answered +OK, else the first non-OK reply verbatim;
-//   kSumIntegers: ":<sum>\r\n".
-// For kArrayInKeyOrder and kSumIntegers, a fragment that answered an error ("-..." or RESP3
-// "!...") makes the reply that error, verbatim (the first in fragment order). A reply of the
-// wrong shape (or a count of replies that is not the plan's) gives kBadFragmentReply.
+//   any other kind: as the overload below.
+// For kArrayInKeyOrder, a fragment that answered an error ("-..." or RESP3 "!...") makes the
+// reply that error, verbatim (the first in fragment order). A reply of the wrong shape (or a
+// count of replies that is not the plan's) gives kBadFragmentReply.
 void mergeReplies(const SplitPlan& plan, std::span<const std::string_view> replies,
                   std::string* out);
 
+// The merges that need no plan: fan-out commands (fanout.h: one reply per primary, in any order)
+// and the split kinds kAllOk and kSumIntegers. Appends the client's reply to *out:
+//   kAllOk: "+OK\r\n" when every reply is +OK, else the first other reply verbatim;
+//   kSumIntegers: ":<sum>\r\n";
+//   kConcatArrays: one "*" array of every element of every reply (verbatim), in reply order;
+//   kSameReply: the first reply when all are byte-identical, else the first error reply, else
+//     kRepliesDifferError;
+//   kAndArrays: replies are arrays of :0/:1 of one length; element i is :1 when every reply
+//     has :1 at i.
+// For kSumIntegers, kConcatArrays and kAndArrays an error reply ("-..." or RESP3 "!...") is the
+// answer, verbatim (the first in reply order). No replies, a reply of the wrong shape (arrays of
+// different lengths for kAndArrays) or kArrayInKeyOrder (it needs the plan): kBadFragmentReply.
+void mergeReplies(Merge merge, std::span<const std::string_view> replies, std::string* out);
+
 inline constexpr std::string_view kBadFragmentReply =
     "-ERR corral: unexpected reply from a cluster node to a split command\r\n";
+
+inline constexpr std::string_view kRepliesDifferError =
+    "-ERR corral: the cluster's primaries answered differently\r\n";
 
 }  // namespace corral::cluster
