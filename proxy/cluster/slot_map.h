@@ -8,7 +8,10 @@
 //   a reply --> parseRedirect --> MOVED: refresh the map, resend to host:port (shardOf)
 //                                 ASK: ASKING + resend there once; TRYAGAIN / CLUSTERDOWN: retry
 //
-// slot.h, redirect.h and split.h hold the other parts; README.md says what the module owns.
+//   DBSIZE KEYS FLUSHALL SCRIPT ... --> fanOut --> every primary --> mergeReplies --> client
+//
+// slot.h, redirect.h, split.h, fanout.h and expose.h (corral as a one-node cluster) hold the
+// other parts; README.md says what the module owns.
 #pragma once
 
 #include <cstdint>

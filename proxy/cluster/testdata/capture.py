@@ -3,6 +3,7 @@
 
     proxy/cluster/testdata/capture.py > /tmp/keyslots.txt   # rewrites testdata/*.resp
     CAPTURE_OUT=/tmp/x proxy/cluster/testdata/capture.py    # writes them to /tmp/x instead
+    proxy/cluster/testdata/capture.py --one-node            # only one_node_*.resp
 
 Starts six redis-servers (cluster-enabled, persistence off) on free loopback ports in a temp
 dir, makes a 3-primary/3-replica cluster with redis-cli --cluster create, and saves the raw
@@ -10,6 +11,10 @@ bytes of what corral asks or meets: CLUSTER SHARDS and CLUSTER SLOTS in RESP2 an
 with announced hostnames, with unknown-endpoint, after a failover), and -MOVED, -ASK, -TRYAGAIN
 and -CLUSTERDOWN replies. Prints the CLUSTER KEYSLOT answers for slot_test.cc's reference table.
 Every wait is bounded; the servers are stopped by their pid.
+
+--one-node captures what corral imitates with upstream.cluster.expose: CLUSTER SLOTS, SHARDS
+and NODES of a one-node cluster that holds every slot (announced ip 127.0.0.1, config epoch
+bumped to 1), in RESP2 and RESP3.
 """
 
 import os
@@ -261,5 +266,36 @@ def main():
         print("// servers stopped; temp dir " + tmp, file=sys.stderr)
 
 
+def one_node():
+    tmp = tempfile.mkdtemp(prefix="corral-cluster-capture-")
+    p = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+         "--cluster-config-file", os.path.join(tmp, "nodes.conf"), "--cluster-announce-ip",
+         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp,
+         "--logfile", os.path.join(tmp, "one.log")])
+    try:
+        wait(lambda: Conn(p).call("PING") == b"+PONG\r\n", "PING on %d" % p)
+        c = Conn(p)
+        c.call("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        c.call("CLUSTER", "BUMPEPOCH")
+        wait(lambda: b"cluster_state:ok" in Conn(p).call("CLUSTER", "INFO"), "cluster_state:ok")
+        for proto in ("2", "3"):
+            conn = Conn(p)
+            conn.call("HELLO", proto)
+            for what in ("SLOTS", "SHARDS", "NODES"):
+                save("one_node_%s_resp%s.resp" % (what.lower(), proto), conn.call("CLUSTER", what))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        print("// server stopped; temp dir " + tmp, file=sys.stderr)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--one-node"]:
+        one_node()
+    else:
+        main()
