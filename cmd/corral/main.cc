@@ -9,6 +9,7 @@
 #include <event2/thread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -329,6 +330,10 @@ int main(int argc, char** argv) {
     ready_lines.push_back("admin " + bound);
   }
 
+  if (cfg.upstream.cluster) {
+    const int64_t gap_ms = 1000 / std::max(1, cfg.upstream.cluster->max_refreshes_per_second);
+    app.shared->cluster_board = std::make_unique<corral::net::ClusterBoard>(gap_ms);
+  }
   if (cfg.upstream.sentinel) {
     app.sentinel = std::make_unique<corral::sentinel::Monitor>(*cfg.upstream.sentinel, cfg.upstream,
                                                                app.shared->tls_upstream.get());

@@ -126,6 +126,17 @@ std::string AdminServer::metricsText() const {
   if (shared_.topology != nullptr) {
     writeSentinelMetrics(w, shared_.topology->status(), loop::monotonicMs());
   }
+  if (const net::ClusterBoard* b = shared_.cluster_board.get(); b != nullptr) {
+    w.header("corral_cluster_refreshes_total", net::MetricType::kCounter,
+             "Slot map refreshes started (CLUSTER SHARDS), all workers.");
+    w.sample("corral_cluster_refreshes_total", b->refreshes());
+    w.header("corral_cluster_refresh_failures_total", net::MetricType::kCounter,
+             "Slot map refreshes that got no usable map.");
+    w.sample("corral_cluster_refresh_failures_total", b->failures());
+    w.header("corral_cluster_topology_changes_total", net::MetricType::kCounter,
+             "Refreshes whose map differed from the one in force.");
+    w.sample("corral_cluster_topology_changes_total", b->changes());
+  }
   w.header("corral_upstream_tls_failures_total", net::MetricType::kCounter,
            "Upstream TLS handshakes or records refused (the log line says why).");
   w.sample("corral_upstream_tls_failures_total", up.tls_failures.load(std::memory_order_relaxed));

@@ -37,9 +37,22 @@ bool sameSentinel(const std::optional<config::SentinelConfig>& a,
   return true;
 }
 
+bool sameCluster(const std::optional<config::ClusterConfig>& a,
+                 const std::optional<config::ClusterConfig>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  if (!a) return true;
+  if (a->seeds.size() != b->seeds.size()) return false;
+  for (size_t i = 0; i < a->seeds.size(); ++i) {
+    if (!sameAddress(a->seeds[i], b->seeds[i])) return false;
+  }
+  return a->tls == b->tls && a->read_from == b->read_from &&
+         a->refresh_interval == b->refresh_interval &&
+         a->max_refreshes_per_second == b->max_refreshes_per_second && a->expose == b->expose;
+}
+
 bool sameUpstream(const config::UpstreamConfig& a, const config::UpstreamConfig& b) {
   if (!sameAddress(a.primary, b.primary) || a.replicas.size() != b.replicas.size()) return false;
-  if (!sameSentinel(a.sentinel, b.sentinel)) return false;
+  if (!sameSentinel(a.sentinel, b.sentinel) || !sameCluster(a.cluster, b.cluster)) return false;
   for (size_t i = 0; i < a.replicas.size(); ++i) {
     if (!sameAddress(a.replicas[i], b.replicas[i])) return false;
   }

@@ -352,13 +352,31 @@ void Client::onAllAnswered() {
 
 void Client::forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
                      Rewrite rewrite, int64_t arg) {
-  if (!conn->accepting()) {
-    worker_.stats().upstream_errors.add();
-    if (cur_cmd_ != kNoCommand) worker_.stats().per_command_errors[cur_cmd_].add();
-    replyLocal(conn->unavailableError());
-    armed().hidden.clear();
+  if (worker_.cluster() != nullptr) [[unlikely]] {
+    forwardToCluster(req, timeout_ms, rewrite, arg);  // the slot decides (client_cluster.cc)
     return;
   }
+  if (!conn->accepting()) {
+    replyUnavailable(conn->unavailableError());
+    return;
+  }
+  const std::string_view bytes = wireBytes(req);
+  conn->enqueue(this, openSlot(rewrite, arg, bytes.size()), bytes, timeout_ms);
+  Armed& a = armed();
+  if (!a.hidden.empty()) [[unlikely]] {
+    sendHidden(a.hidden, conn);
+    a.hidden.clear();
+  }
+}
+
+void Client::replyUnavailable(std::string_view error) {
+  worker_.stats().upstream_errors.add();
+  if (cur_cmd_ != kNoCommand) worker_.stats().per_command_errors[cur_cmd_].add();
+  replyLocal(error);
+  armed().hidden.clear();
+}
+
+uint64_t Client::openSlot(Rewrite rewrite, int64_t arg, size_t bytes) {
   Armed& a = armed();
   Slot& s = newSlot(cur_flags_);
   if (a.fill != nullptr || a.hitmiss != nullptr || rewrite != Rewrite::kNone) [[unlikely]] {
@@ -372,13 +390,8 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
   ++inflight_refs_;
   worker_.stats().forwarded.add();
   worker_.stats().pending.add();
-  const std::string_view bytes = wireBytes(req);
-  pending_bytes_ += bytes.size();
-  conn->enqueue(this, next_seq_ - 1, bytes, timeout_ms);
-  if (!a.hidden.empty()) [[unlikely]] {
-    sendHidden(a.hidden, conn);
-    a.hidden.clear();
-  }
+  pending_bytes_ += bytes;
+  return next_seq_ - 1;
 }
 
 std::string_view Client::encode(const std::vector<std::string_view>& args) {

@@ -239,6 +239,13 @@ class Client final : public upstream::ReplySink {
   std::string_view encode(const std::vector<std::string_view>& args);
   // What to send upstream for req: its own bytes, or a multibulk for an inline command.
   std::string_view wireBytes(const codec::Request& req);
+  // forward()'s parts: the slot of a request sent upstream (its seq), and the error of one
+  // that cannot be sent.
+  uint64_t openSlot(Rewrite rewrite, int64_t arg, size_t bytes);
+  void replyUnavailable(std::string_view error);
+  // upstream.cluster: forward() to the node that owns the request's slot (client_cluster.cc).
+  void forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rewrite rewrite,
+                        int64_t arg);
 
   // --- client_session.cc: dispatch and the state machine
   // Returns false when the request must wait until this client's earlier requests are

@@ -84,6 +84,11 @@ struct Stats {
     Counter tls_handshakes;              // TLS clients whose handshake completed
     Counter tls_failures;                // TLS clients refused (handshake or record error)
     Counter tls_timeouts;                // TLS clients closed at tls.handshake_timeout
+    Counter cluster_moved;               // upstream.cluster: MOVED replies followed
+    Counter cluster_ask;                 // ASK replies followed (ASKING + the command)
+    Counter cluster_retries;             // TRYAGAIN / CLUSTERDOWN: sent again after a pause
+    Counter cluster_gave_up;             // still redirected at command_timeout: an error
+    Counter cluster_split;               // multi-key requests split by slot
     Counter unknown_rejected;            // unknown commands refused (unknown_commands: reject)
     Counter commands_learnt;             // gauge: commands this worker learnt (one worker does)
     CommandCounters per_command;         // calls, indexed by CommandInfo::id

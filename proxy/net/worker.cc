@@ -120,6 +120,7 @@ Worker::~Worker() {
   // Fills first: their pending callbacks point at clients and use the loop's timers.
   policies_.reset();
   for (Client* c : all_clients_) delete c;  // dead_clients_ is a subset of all_clients_
+  cluster_.reset();
   auth_checks_.reset();
   user_pools_.reset();
   busy_.clear();
@@ -153,16 +154,19 @@ void Worker::run() {
   for (auto& pool : pools_) {
     for (auto& c : pool) c->start();
   }
+  if (cluster_ != nullptr) cluster_->start();
   while (!stop_loop_) {
     syncPolicies();
     event_base_loop(loop_.base, EVLOOP_ONCE);
     loop_.now_ms = loop::monotonicMs();
     syncTopology();  // before the flush: what a switch answers leaves this turn
+    if (cluster_ != nullptr) cluster_->sync();
     flushPhase();
     reap();
   }
   // Shutdown: fail whatever is still in flight, then release every client.
   for (Client* c : all_clients_) c->closeNow("shutdown");
+  if (cluster_ != nullptr) cluster_->shutdown();
   for (auto& pool : pools_) {
     for (auto& c : pool) c->shutdown();
   }
@@ -431,6 +435,14 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
         if (u == 0) ++primary_ready;
       }
     }
+  }
+  if (self->cluster_ != nullptr) {
+    self->cluster_->tick(self->loop_.now_ms);
+    // /ready: the cluster's primaries, not the seed connection (pools_[0]).
+    primary_ready = self->cluster_->anyReady() ? 1 : 0;
+    self->cluster_->forEachConnection([&ready](const upstream::Connection& c) {
+      if (c.ready()) ++ready;
+    });
   }
   // Once a second, clients idle for a second give back their buffers.
   if (self->loop_.now_ms - self->idle_sweep_ms_ >= 1000) {

@@ -30,6 +30,8 @@
 #include "proxy/net/armed.h"
 #include "proxy/net/auth.h"
 #include "proxy/net/auth_cache.h"
+#include "proxy/net/cluster_board.h"
+#include "proxy/net/cluster_router.h"
 #include "proxy/net/command_learn.h"
 #include "proxy/net/handshaker.h"
 #include "proxy/net/passthrough.h"
@@ -63,6 +65,8 @@ struct SharedState {
   // rediss:// upstreams. Set before start; the main thread reloads them when their files change.
   std::unique_ptr<tls::Holder> tls_server;
   std::unique_ptr<tls::Holder> tls_upstream;
+  // upstream.cluster: the slot map every worker follows (null otherwise). Set before start.
+  std::unique_ptr<ClusterBoard> cluster_board;
   // The handshakes of tls:// listeners' clients (a thread; null without tls:// listeners). Set
   // before start; main stops it before the workers are freed (its callbacks post to them).
   std::unique_ptr<Handshaker> handshaker;
@@ -159,6 +163,10 @@ class Worker {
     return pools_[0][slot % pools_[0].size()].get();
   }
   bool hasReplicas() const { return pools_.size() > 1; }
+  // upstream.cluster: the router keyed requests go through (null without a cluster), and a
+  // scratch list for the keys of the request being routed.
+  ClusterRouter* cluster() const { return cluster_.get(); }
+  std::vector<uint32_t>& clusterKeys() { return cluster_keys_; }
   // The db count learned from the primary (-1 when unknown: any db >= 0 is tried).
   int64_t databases() const { return loop_.databases; }
   int defaultDb() const { return cfg_.upstream.primary.db; }
@@ -167,6 +175,7 @@ class Worker {
   size_t replicaCount() const { return pools_.size() - 1; }
   // True when one of this worker's primary connections is connected right now.
   bool primaryReady() const {
+    if (cluster_ != nullptr) return cluster_->anyReady();
     for (const auto& c : pools_[0]) {
       if (c->ready()) return true;
     }
@@ -263,6 +272,10 @@ class Worker {
   // Shared primary pools for dbs other than the configured one, made on first use.
   std::vector<std::pair<int, std::vector<std::unique_ptr<upstream::Connection>>>> db_pools_;
   std::vector<Client*> dedicated_owners_;  // clients holding a dedicated connection (tick)
+  // upstream.cluster (worker_topology.cc makes it): keyed requests go by slot; pools_[0] is
+  // then a pool to the first seed, for what has no key and no better place (COMMAND, INFO).
+  std::unique_ptr<ClusterRouter> cluster_;
+  std::vector<uint32_t> cluster_keys_;
   std::vector<std::unique_ptr<upstream::Connection>> retired_;
   std::unique_ptr<AuthChecks> auth_checks_;  // passthrough only
   std::unique_ptr<UserPools> user_pools_;    // passthrough only

@@ -20,6 +20,20 @@
 namespace corral::net {
 
 void Worker::makeUpstreams() {
+  if (cfg_.upstream.cluster && shared_.cluster_board != nullptr) {
+    cluster_ = std::make_unique<ClusterRouter>(loop_, cfg_.upstream, limits_,
+                                               *shared_.cluster_board, *stats_, retired_);
+    const config::UpstreamAddress& seed = cfg_.upstream.cluster->seeds.front();
+    primary_addr_.addr = seed.addr;
+    primary_addr_.addr.tls =
+        seed.addr.tls || cfg_.upstream.cluster->tls || cfg_.upstream.tls.enabled;
+    primary_addr_.text = seed.text;
+    primary_addr_.db = 0;
+    if (auth_checks_ != nullptr) auth_checks_->retarget(primary_addr_.addr);
+    if (user_pools_ != nullptr) user_pools_->retarget(primary_addr_.addr);
+    pools_.push_back(makePool(primary_addr_, true, false));
+    return;
+  }
   sentinel::TopologyBoard* board = shared_.topology;
   if (board == nullptr) {
     pools_.push_back(makePool(primary_addr_, true, true));

@@ -140,9 +140,10 @@ def test_a_peer_that_never_says_hello_is_closed(redis_server, corral_factory, ce
         start = time.monotonic()
         assert silent.expect_eof(timeout=4.5)
         waited = time.monotonic() - start
-    # Checked on the worker's once-a-second sweep: closed between 1 s and about 2 s.
+    # The handshake thread's own timer: closed at 1 s (counted by the worker just after).
     assert 0.9 <= waited <= 3.0, waited
-    assert c.metrics()["corral_tls_handshake_timeouts_total"] == 1
+    wait_until(lambda: c.metrics()["corral_tls_handshake_timeouts_total"] == 1, 3,
+               what="the timeout counted")
     with RespConn(c.listen_ports[1], tls=client_ctx(certs), server_hostname="localhost") as t:
         assert t.cmd("PING") == "PONG"
 

@@ -1,0 +1,149 @@
+// A worker's view of a Redis Cluster (upstream.cluster): its slot table, one pool of shared
+// connections per node, and the requests on their way, which it retries while slots move.
+//
+//   Client::forward --slot--> send(sink, seq, slot, bytes) --> Call --enqueue--> owner's pool
+//   reply --Call::onUpstreamReply--> plain reply ............................--> sink (once)
+//                                    -MOVED slot host:port --> patch table, refresh, resend
+//                                    -ASK slot host:port --> ASKING + request to that node
+//                                    -TRYAGAIN / -CLUSTERDOWN --> backoff (tick), resend
+//                                    corral's own "unavailable"/"timeout" --> sink (never
+//                                      resent: a write may have run), refresh
+//   Past command_timeout since the first send, the sink gets an error instead of a resend.
+//
+// A split request (MGET/MSET/DEL/UNLINK/EXISTS/TOUCH across slots, proxy/cluster/split.h) is
+// one Call per slot; the merged reply reaches the sink when the last part is in.
+//
+// Node pools are made on first use and kept while the node is in the map (a node that leaves
+// it is shut down). The table is the board's map (cluster_board.h), swapped in whole when the
+// board has a newer one, with MOVED patches of this worker on top until then.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/cluster/slot_map.h"
+#include "proxy/cluster/split.h"
+#include "proxy/net/cluster_board.h"
+#include "proxy/net/stats.h"
+#include "proxy/upstream/upstream.h"
+
+namespace corral::net {
+
+class ClusterRouter {
+ public:
+  // `stats`: the worker's counters (cluster_*); `retired`: where connections of nodes that left
+  // the map go to be closed at the end of the loop turn (the worker's list).
+  ClusterRouter(upstream::LoopContext& loop, const config::UpstreamConfig& cfg,
+                const config::Limits& limits, ClusterBoard& board, Stats::Worker& stats,
+                std::vector<std::unique_ptr<upstream::Connection>>& retired);
+  ~ClusterRouter();
+  ClusterRouter(const ClusterRouter&) = delete;
+  ClusterRouter& operator=(const ClusterRouter&) = delete;
+
+  void start();
+  // Start of each loop turn: a newer map from the board replaces the table.
+  void sync();
+  // Worker tick: resends that are due, refreshes wanted or periodic, connection timeouts.
+  void tick(int64_t now_ms);
+  // Every call still waiting gets an error; connections close (worker shutdown).
+  void shutdown();
+
+  // One request for (sink, seq) to the owner of `slot` (-1: any primary). The sink gets
+  // exactly one reply. `request`: RESP bytes (copied). `client_key` picks the connection of the
+  // node's pool, the same for every request of one client, so Redis runs them in its order.
+  void send(upstream::ReplySink* sink, uint64_t seq, int slot, std::string_view request,
+            int64_t timeout_ms, uint64_t client_key);
+  // The same for a request split by slot; the sink gets the merged reply.
+  void sendSplit(upstream::ReplySink* sink, uint64_t seq, cluster::SplitPlan plan,
+                 int64_t timeout_ms, uint64_t client_key);
+
+  // A plan that sends `request` to every primary of the table (one part per shard, aimed at a
+  // slot it owns), merged by `merge`: DBSIZE, KEYS, FLUSHALL and the like. Empty (no parts)
+  // while no map is known.
+  cluster::SplitPlan planEveryPrimary(std::string_view request, cluster::Merge merge) const;
+
+  // SCAN across the cluster: the app's cursor holds the shard (cursor % kScanShards, shards in
+  // the order of the first slot they own) and that node's own cursor (cursor / kScanShards).
+  // `args`: SCAN's arguments; the reply's cursor is rewritten so the next call goes on there,
+  // then on the next shard, and 0 only after the last.
+  static constexpr uint64_t kScanShards = 16;
+  void sendScan(upstream::ReplySink* sink, uint64_t seq, std::span<const std::string_view> args,
+                int64_t timeout_ms, uint64_t client_key);
+
+  // The pooled connection to the owner of `slot` (-1: any primary); never null. For what must
+  // follow a request on its connection (a policy's hidden EXPIRE) and for INFO and the like.
+  upstream::Connection* connection(int slot, uint64_t client_id);
+  // Where a dedicated connection for `slot` goes (-1: any primary).
+  config::UpstreamAddress ownerAddress(int slot);
+
+  bool anyReady() const;
+  size_t connections() const;
+  // Visits every pooled connection (the worker's tick and ready counts).
+  template <typename F>
+  void forEachConnection(F&& f) const {
+    for (const auto& n : nodes_) {
+      for (const auto& c : n->pool) f(*c);
+    }
+  }
+
+ private:
+  struct Node {
+    std::string key;  // "host:port"
+    config::UpstreamAddress addr;
+    std::vector<std::unique_ptr<upstream::Connection>> pool;
+    bool in_map = true;
+  };
+  class Call;
+  struct Split;
+  friend class Call;
+
+  Node* nodeFor(std::string_view host, uint16_t port);
+  std::vector<int> scanOrder() const;
+  std::string scanReply(std::string_view reply, int shard_ordinal) const;
+  Node* ownerNode(int slot);
+  void dispatch(Call* call);
+  void onReply(Call* call, std::string_view reply);
+  void finish(Call* call, std::string_view reply);
+  void retryLater(Call* call);
+  void wantRefresh();
+  void startRefresh();
+  void onRefreshReply(std::string_view reply);
+  void install(const cluster::SlotMap& map);
+  Call* newCall();
+  void freeCall(Call* call);
+
+  upstream::LoopContext& loop_;
+  const config::UpstreamConfig& cfg_;
+  const config::Limits& limits_;
+  ClusterBoard& board_;
+  Stats::Worker& stats_;
+  std::vector<std::unique_ptr<upstream::Connection>>& retired_;
+  config::UpstreamAddress template_;  // credentials, TLS and db of every node connection
+
+  cluster::SlotMap table_;
+  uint64_t table_gen_ = 0;
+  std::vector<Node*> shard_node_;  // table_.shards[i]'s primary
+  std::vector<std::unique_ptr<Node>> nodes_;
+  size_t seed_next_ = 0;  // the seed asked when no node of the table answers
+
+  std::vector<Call*> waiting_;  // resends due at Call::due_ms
+  std::vector<std::unique_ptr<Call>> calls_;
+  std::vector<Call*> free_calls_;
+
+  bool refresh_wanted_ = true;  // the first map is wanted at once
+  bool refresh_mine_ = false;   // this worker's refresh is in flight
+  bool refresh_shards_ = true;  // CLUSTER SHARDS; false after a server refused it (SLOTS)
+  int64_t last_refresh_ms_ = 0;
+  class RefreshSink;
+  std::unique_ptr<RefreshSink> refresh_sink_;
+  class Ignore;
+  std::unique_ptr<Ignore> ignore_;
+  int64_t now_ms_ = 0;
+};
+
+}  // namespace corral::net

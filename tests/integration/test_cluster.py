@@ -1,0 +1,257 @@
+"""corral in front of a Redis Cluster (upstream.cluster): the app keeps one plain connection and
+corral routes each command by slot, splits multi-key commands across slots, and follows MOVED,
+ASK and TRYAGAIN without the app ever seeing one. The cluster (3 primaries + 3 replicas) comes
+from tests/support/cluster.py and is shared by the tests of this module; a test that kills,
+fails over or reshards leaves it whole again."""
+import threading
+import time
+
+import pytest
+
+from cluster import key_slot
+from harness import RespConn, RespError, corral_config
+
+
+def cluster_config(cluster, **upstream):
+    cfg = corral_config(0)
+    up = dict(cfg["upstream"])
+    del up["primary"]
+    up["cluster"] = {"seeds": cluster.seeds()[:2], "refresh_interval": "1s"}
+    up.update(upstream)
+    cfg["upstream"] = up
+    return cfg
+
+
+@pytest.fixture
+def corral_cluster(redis_cluster, corral_factory):
+    c = corral_factory(cluster_config(redis_cluster))
+    wait_routed(c)
+    return c
+
+
+def wait_routed(c, timeout=10.0):
+    """Until a write through corral works (the first map is in)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        with RespConn(c.port) as conn:
+            last = conn.cmd("SET", "corral:probe", "1")
+            if last == "OK":
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"corral never routed a write: {last!r}")
+
+
+def keys_across_slots(n, prefix="k"):
+    return [f"{prefix}:{i}" for i in range(n)]
+
+
+def test_keys_land_on_their_owners(redis_cluster, corral_cluster):
+    keys = keys_across_slots(10000, "land")
+    with RespConn(corral_cluster.port, timeout=30) as c:
+        replies = c.pipeline([("SET", k, k.upper()) for k in keys])
+    assert replies == ["OK"] * len(keys)
+    owners = redis_cluster.owners(keys)
+    assert len(set(owners.values())) == 3, "the keys must span every shard"
+    # Each key is on the node that owns its slot (asked directly, not through corral).
+    by_owner = {}
+    for k, port in owners.items():
+        by_owner.setdefault(port, []).append(k)
+    for port, ks in by_owner.items():
+        with redis_cluster.client(port) as direct:
+            got = direct.pipeline([("GET", k) for k in ks])
+        assert got == [k.upper().encode() for k in ks]
+
+
+def test_mget_across_shards_keeps_key_order(redis_cluster, corral_cluster):
+    keys = keys_across_slots(30, "mget")
+    with RespConn(corral_cluster.port) as c:
+        assert c.cmd("MSET", *[x for k in keys[::2] for x in (k, "v-" + k)]) == "OK"
+        asked = keys + ["mget:missing", keys[3], keys[0]]
+        got = c.cmd("MGET", *asked)
+    want = [("v-" + k).encode() if k in keys[::2] else None for k in asked]
+    assert got == want
+    assert len({key_slot(k) for k in asked}) > 3
+
+
+def test_del_exists_touch_sum_across_shards(redis_cluster, corral_cluster):
+    keys = keys_across_slots(12, "sum")
+    with RespConn(corral_cluster.port) as c:
+        assert c.cmd("MSET", *[x for k in keys for x in (k, "1")]) == "OK"
+        assert c.cmd("EXISTS", *keys, keys[0], "sum:none") == 13  # a repeated key counts twice
+        assert c.cmd("TOUCH", *keys[:5]) == 5
+        assert c.cmd("DEL", *keys[:7], "sum:none") == 7
+        assert c.cmd("UNLINK", *keys) == 5
+        assert c.cmd("EXISTS", *keys) == 0
+
+
+def test_hash_tags_keep_keys_together(redis_cluster, corral_cluster):
+    with RespConn(corral_cluster.port) as c:
+        assert c.cmd("MSET", "{user:7}:a", "1", "{user:7}:b", "2") == "OK"
+        # RENAME cannot be split: with one tag it runs, as Redis would.
+        assert c.cmd("RENAME", "{user:7}:a", "{user:7}:c") == "OK"
+        assert c.cmd("MGET", "{user:7}:b", "{user:7}:c") == [b"2", b"1"]
+    owner = redis_cluster.owner_of("{user:7}:b")
+    with redis_cluster.client(owner) as direct:
+        assert direct.cmd("MGET", "{user:7}:b", "{user:7}:c") == [b"2", b"1"]
+
+
+@pytest.mark.parametrize("cmd", [
+    ("RENAME", "cross:a", "cross:b"),
+    ("MSETNX", "cross:a", "1", "cross:b", "2"),
+    ("SMOVE", "cross:a", "cross:b", "m"),
+    ("LMOVE", "cross:a", "cross:b", "LEFT", "RIGHT"),
+    ("SUNIONSTORE", "cross:a", "cross:b"),
+])
+def test_commands_that_cannot_be_split_get_crossslot(redis_cluster, corral_cluster, cmd):
+    assert key_slot("cross:a") != key_slot("cross:b")
+    owner = redis_cluster.owner_of("cross:a")
+    with redis_cluster.client(owner) as direct:
+        want = direct.cmd(*cmd)  # what a cluster node says
+    assert isinstance(want, RespError) and want.message.startswith("CROSSSLOT")
+    with RespConn(corral_cluster.port) as c:
+        got = c.cmd(*cmd)
+        assert got == want
+        assert c.cmd("PING") == "PONG"  # the connection goes on
+
+
+def test_pipeline_mixing_split_and_single_commands_keeps_order(redis_cluster, corral_cluster):
+    keys = keys_across_slots(20, "pipe")
+    cmds = []
+    for i, k in enumerate(keys):
+        cmds.append(("SET", k, str(i)))
+        cmds.append(("MGET", k, keys[(i + 7) % len(keys)]))
+        cmds.append(("INCR", "pipe:counter"))
+    with RespConn(corral_cluster.port) as c:
+        c.cmd("DEL", "pipe:counter")
+        got = c.pipeline(cmds)
+    expected_counter = 0
+    for i, k in enumerate(keys):
+        assert got[3 * i] == "OK"
+        other = (i + 7) % len(keys)
+        assert got[3 * i + 1] == [str(i).encode(), str(other).encode() if other < i else None]
+        expected_counter += 1
+        assert got[3 * i + 2] == expected_counter
+
+
+def test_redirects_never_reach_the_app_while_slots_move(redis_cluster, corral_cluster):
+    """A reshard of 300 slots under pipelined INCRs: no MOVED/ASK/TRYAGAIN reaches a client, and
+    each counter equals the INCRs acknowledged."""
+    primaries = redis_cluster.primaries()
+    src, dst = primaries[0], primaries[1]
+    counters = [f"move:{i}" for i in range(200)]
+    with RespConn(corral_cluster.port) as c:
+        c.cmd("DEL", *counters)
+    acked = {k: 0 for k in counters}
+    errors = []
+    stop = threading.Event()
+
+    def load(part):
+        with RespConn(corral_cluster.port, timeout=10) as conn:
+            while not stop.is_set():
+                replies = conn.pipeline([("INCR", k) for k in part])
+                for k, r in zip(part, replies):
+                    if isinstance(r, int):
+                        acked[k] += 1
+                    else:
+                        errors.append(r)
+
+    threads = [threading.Thread(target=load, args=(counters[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        redis_cluster.reshard(src, dst, 300)
+    finally:
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not [e for e in errors if e.message.split(" ")[0] in ("MOVED", "ASK", "TRYAGAIN")], errors[:5]
+    assert errors == [], errors[:5]
+    with RespConn(corral_cluster.port) as c:
+        values = c.cmd("MGET", *counters)
+    assert [int(v) for v in values] == [acked[k] for k in counters]
+    m = corral_cluster.metrics()
+    assert m.get("corral_cluster_moved_total", 0) + m.get("corral_cluster_ask_total", 0) > 0
+    redis_cluster.reshard(dst, src, 300)  # as it was
+
+
+def test_failover_under_load_loses_nothing(redis_cluster, corral_cluster):
+    """CLUSTER FAILOVER (coordinated) while INCRs run: no error, counters exact."""
+    primary = redis_cluster.primaries()[2]
+    replica = redis_cluster.replicas_of(primary)[0]
+    counters = [f"fo:{i}" for i in range(60)]
+    with RespConn(corral_cluster.port) as c:
+        c.cmd("DEL", *counters)
+    acked = {k: 0 for k in counters}
+    errors = []
+    stop = threading.Event()
+
+    def load():
+        with RespConn(corral_cluster.port, timeout=10) as conn:
+            while not stop.is_set():
+                for k, r in zip(counters, conn.pipeline([("INCR", k) for k in counters])):
+                    if isinstance(r, int):
+                        acked[k] += 1
+                    else:
+                        errors.append(r)
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        time.sleep(0.3)
+        redis_cluster.failover(replica)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join(30)
+    assert errors == [], errors[:5]
+    with RespConn(corral_cluster.port) as c:
+        assert [int(v) for v in c.cmd("MGET", *counters)] == [acked[k] for k in counters]
+    redis_cluster.failover(primary)  # back as it was
+
+
+def test_primary_killed_answers_in_order_and_recovers(redis_cluster, corral_cluster):
+    """SIGKILL of a primary under load: every request gets its reply or an error, in order and
+    within command_timeout + 100 ms; writes to its slots work again within 5 s of the cluster's
+    failover, without any MOVED reaching the client."""
+    victim = redis_cluster.primaries()[1]
+    replica = redis_cluster.replicas_of(victim)[0]
+    key = next(f"kill:{i}" for i in range(10000) if redis_cluster.owner_of(f"kill:{i}") == victim)
+    slowest = [0.0]
+    bad = []
+    with RespConn(corral_cluster.port, timeout=10) as c:
+        redis_cluster.kill(victim)
+        killed_at = time.monotonic()
+        recovered_at = None
+        n = 0
+        while time.monotonic() - killed_at < 20:
+            t0 = time.monotonic()
+            got = c.pipeline([("INCR", key), ("PING",)])
+            slowest[0] = max(slowest[0], time.monotonic() - t0)
+            n += 1
+            if got[1] != "PONG":
+                bad.append(got)
+            if isinstance(got[0], RespError) and got[0].message.split(" ")[0] in ("MOVED", "ASK"):
+                bad.append(got)
+            if isinstance(got[0], int):
+                recovered_at = time.monotonic()
+                break
+            time.sleep(0.02)
+    try:
+        assert bad == []
+        assert recovered_at is not None, "writes never resumed"
+        print(f"writes resumed {recovered_at - killed_at:.2f} s after the kill")
+        assert recovered_at - killed_at <= 5.0
+        assert slowest[0] < 2.0 + 0.1 + 0.05  # command_timeout 2s + 100 ms (+ the client's own)
+        redis_cluster.wait_primary(replica, 20)
+    finally:
+        redis_cluster.restart(victim)
+
+
+def test_keyless_commands_and_info_still_work(corral_cluster):
+    with RespConn(corral_cluster.port) as c:
+        assert c.cmd("PING") == "PONG"
+        assert c.cmd("ECHO", "hi") == b"hi"
+        info = c.cmd("INFO", "server")
+        assert b"redis_version" in info
