@@ -273,7 +273,9 @@ class Client final : public upstream::ReplySink {
   // dedicated connection that the step gives up get `error` (RESP bytes) as their reply.
   void sessionEvent(Event e, std::string_view error = {});
   void failDedicatedSlots(std::string_view error);
-  bool acquireDedicated();  // false (and an error replied) past upstream.max_dedicated
+  // False (and an error replied) past upstream.max_dedicated. With a cluster, the connection
+  // goes to the owner of the request's first key (any primary when it has none).
+  bool acquireDedicated(const codec::Request& req, const commands::CommandInfo* cmd);
   void releaseDedicated();
   void refuse(const commands::CommandInfo* cmd, CommandKind kind, const codec::Request& req,
               Event ev);
@@ -426,6 +428,17 @@ class Client final : public upstream::ReplySink {
   uint32_t shard_channels_ = 0;
   uint32_t tx_queued_ = 0;  // commands queued by Redis in the current transaction
   std::unique_ptr<upstream::Connection> dedicated_;
+  // upstream.cluster (client_cluster.cc): the slot the dedicated connection serves, -1 while
+  // none is known (bound at MULTI, SUBSCRIBE: to any primary).
+  int dedicated_slot_ = -1;
+  // The slot of a request's keys: -1 with none, -2 when they span slots.
+  int clusterSlotOf(const commands::CommandInfo* cmd, const codec::Request& req);
+  // Before the state machine's step: true when the request must wait for the replies still
+  // due (the dedicated connection is about to move to its slot's owner).
+  bool clusterRebindWaits(const commands::CommandInfo* cmd, const codec::Request& req);
+  // Before a request goes on the dedicated connection: false when it was answered instead
+  // (CROSSSLOT); may move a fresh transaction's connection to the owner of its first key.
+  bool clusterRouteDedicated(const commands::CommandInfo* cmd, const codec::Request& req);
   std::unique_ptr<Extras> extras_;
   // --- client_tls.cc: the socket, or the TLS stream of a tls:// client. recv/send results
   // with errno set (EPROTO: the TLS stream failed; ioError() says why).

@@ -76,3 +76,87 @@ void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rew
 }
 
 }  // namespace corral::net
+
+namespace corral::net {
+
+int Client::clusterSlotOf(const commands::CommandInfo* cmd, const codec::Request& req) {
+  if (cmd == nullptr) return -1;
+  std::vector<uint32_t>& keys = worker_.clusterKeys();
+  keys.clear();
+  if (!commands::extractKeys(*cmd, req.args, keys) || keys.empty()) return -1;
+  if (keys.size() > 1 && cluster::crossSlot(req.args, keys)) return -2;
+  return cluster::keySlot(req.args[keys[0]]);
+}
+
+namespace {
+// A transaction whose connection went to "any primary" at MULTI and has queued nothing yet
+// moves to the owner of its first key: the MULTI is sent again there, unseen.
+bool rebindable(int bound_slot, bool in_multi, uint32_t queued) {
+  return bound_slot < 0 && in_multi && queued == 0;
+}
+}  // namespace
+
+bool Client::clusterRebindWaits(const commands::CommandInfo* cmd, const codec::Request& req) {
+  if (dedicated_ == nullptr || !rebindable(dedicated_slot_, inMulti(), tx_queued_)) return false;
+  const int slot = clusterSlotOf(cmd, req);
+  if (slot < 0) return false;
+  ClusterRouter& router = *worker_.cluster();
+  if (router.ownerAddress(slot).text == dedicated_->addrText()) return false;
+  return !pending_.empty();  // the MULTI's own reply must be in before its connection goes
+}
+
+bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, const codec::Request& req) {
+  const int slot = clusterSlotOf(cmd, req);
+  if (slot == -1) return true;  // no key: wherever the connection is
+  const bool in_multi = inMulti();
+  auto refuse = [&](std::string_view error) {
+    if (in_multi) st_.tx = Tx::kMultiDirty;  // a transaction that queued it cannot run
+    replyUnavailable(error);
+    return false;
+  };
+  if (slot == -2) return refuse(cluster::kCrossSlotError);
+  const config::UpstreamAddress owner = worker_.cluster()->ownerAddress(slot);
+  const bool same_node = dedicated_ != nullptr && owner.text == dedicated_->addrText();
+  if (!same_node && dedicated_ != nullptr && rebindable(dedicated_slot_, in_multi, tx_queued_) &&
+      pending_.empty()) {
+    std::string_view error;
+    std::unique_ptr<upstream::Connection> moved =
+        worker_.acquireDedicated(user_pool_, db_, id_, this, &error, slot);
+    if (moved == nullptr) return refuse(error);
+    std::unique_ptr<upstream::Connection> old = std::move(dedicated_);
+    old->setPipe(nullptr);
+    worker_.releaseDedicated(this, std::move(old));
+    dedicated_ = std::move(moved);
+    sendDedicatedRaw(encode({"MULTI"}), kHidden | kOnDedicated, Rewrite::kNone, 0, 0, 1);
+    dedicated_slot_ = slot;
+    return true;
+  }
+  if (in_multi) {
+    // A slot of the same node: queued, and the node itself answers EXEC with CROSSSLOT, as it
+    // would for a direct client. Another node's: the node would say MOVED, so corral says
+    // CROSSSLOT now and the transaction aborts.
+    if (dedicated_slot_ >= 0) return same_node || refuse(cluster::kCrossSlotError);
+    if (!same_node) {
+      return refuse(
+          "-ERR corral: a transaction's first key must come before any other queued command "
+          "when its slot is on another cluster node\r\n");
+    }
+    dedicated_slot_ = slot;
+    return true;
+  }
+  // Outside a transaction (WATCH, RESP3, tracking, MONITOR): any slot of the connection's node.
+  if (same_node) {
+    if (dedicated_slot_ < 0) dedicated_slot_ = slot;
+    return true;
+  }
+  std::string e = "-ERR corral: this connection is held on cluster node ";
+  e += dedicated_ != nullptr ? dedicated_->addrText() : std::string("?");
+  e += " (WATCH, a blocking command, RESP3, tracking or MONITOR); slot ";
+  e += std::to_string(slot);
+  e += " is served by ";
+  e += owner.text;
+  e += "\r\n";
+  return refuse(e);
+}
+
+}  // namespace corral::net

@@ -148,6 +148,10 @@ bool Client::dispatch(const codec::Request& req) {
   const Event ev = eventOf(cmd, kind, req);
   const Step s = step(st_, ev, pending_.empty());
   if (s.wait) return false;  // parsed again once every earlier request is answered
+  if (worker_.cluster() != nullptr && s.route == Route::kDedicated &&
+      clusterRebindWaits(cmd, req)) {
+    return false;  // likewise: its connection moves to the key's owner first
+  }
   // Passthrough: credentials wait for Redis's verdict first; the verdicts are dropped once the
   // request has run, so a later AUTH asks again (or finds the cache).
   struct DropVerdicts {
@@ -207,7 +211,7 @@ bool Client::dispatch(const codec::Request& req) {
       replyLocal(out);
       return true;
     }
-    if (s.conn == Conn::kAcquire && !acquireDedicated()) return true;
+    if (s.conn == Conn::kAcquire && !acquireDedicated(req, cmd)) return true;
     st_ = s.next;
     const int ver = helloVersion(req.args);
     if (ver != 0 && ver != proto_) {
@@ -224,7 +228,7 @@ bool Client::dispatch(const codec::Request& req) {
     replyLocal(out);
     return true;
   }
-  if (s.conn == Conn::kAcquire && !acquireDedicated()) return true;  // refused, state kept
+  if (s.conn == Conn::kAcquire && !acquireDedicated(req, cmd)) return true;  // refused, state kept
   const bool closing = s.next.link == Link::kClosing && st_.link != Link::kClosing;
   st_ = s.next;
   if (s.conn == Conn::kRelease) releaseDedicated();
@@ -434,9 +438,12 @@ void Client::failDedicatedSlots(std::string_view error) {
   }
 }
 
-bool Client::acquireDedicated() {
+bool Client::acquireDedicated(const codec::Request& req, const CommandInfo* cmd) {
   std::string_view error;
-  dedicated_ = worker_.acquireDedicated(user_pool_, db_, id_, this, &error);
+  int slot = -1;
+  if (worker_.cluster() != nullptr) slot = std::max(clusterSlotOf(cmd, req), -1);
+  dedicated_ = worker_.acquireDedicated(user_pool_, db_, id_, this, &error, slot);
+  dedicated_slot_ = slot;
   if (dedicated_ != nullptr) return true;
   worker_.stats().upstream_errors.add();
   if (cur_cmd_ != kNoCommand) worker_.stats().per_command_errors[cur_cmd_].add();
@@ -452,9 +459,11 @@ void Client::releaseDedicated() {
   channels_ = patterns_ = shard_channels_ = 0;
   monitoring_ = false;
   tx_queued_ = 0;
+  dedicated_slot_ = -1;
 }
 
 void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, CommandKind kind) {
+  if (worker_.cluster() != nullptr && !clusterRouteDedicated(cmd, req)) return;
   uint8_t flags = cur_flags_ | kOnDedicated;
   Rewrite rw = Rewrite::kNone;
   int64_t arg = 0;

@@ -187,9 +187,10 @@ class Worker {
   // down. Give it back with releaseDedicated(), which closes it at the end of the loop turn
   // (never from inside one of its own callbacks).
   // `user`: the pool of the client's own credentials (passthrough), or nullptr for corral's.
+  // `slot`: with a cluster, the connection goes to that slot's owner (-1: any primary).
   std::unique_ptr<upstream::Connection> acquireDedicated(UserPools::Pool* user, int db,
                                                          uint64_t owner_id, Client* owner,
-                                                         std::string_view* error);
+                                                         std::string_view* error, int slot = -1);
   void releaseDedicated(Client* owner, std::unique_ptr<upstream::Connection> conn);
   // Commands meant for a busy server (SCRIPT KILL, FUNCTION KILL, SHUTDOWN) go on a
   // connection of their own, never behind a running script on a shared one, with a deadline

@@ -57,7 +57,7 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db,
 
 std::unique_ptr<upstream::Connection> Worker::acquireDedicated(UserPools::Pool* user, int db,
                                                                uint64_t owner_id, Client* owner,
-                                                               std::string_view* error) {
+                                                               std::string_view* error, int slot) {
   static const std::string kTooMany =
       "-ERR corral: too many dedicated upstream connections (upstream.max_dedicated)\r\n";
   if (dedicated_owners_.size() >= static_cast<size_t>(std::max(1, cfg_.upstream.max_dedicated))) {
@@ -66,14 +66,15 @@ std::unique_ptr<upstream::Connection> Worker::acquireDedicated(UserPools::Pool* 
   }
   // While the primary is down a new connection would fail too: say so at once. (A user of its
   // own asks its pool: corral's credentials may be refused where the user's are not.)
-  upstream::Connection* primary = user != nullptr ? user_pools_->connection(*user, db, 0)
-                                                  : route(false, 0, cfg_.upstream.primary.db);
+  upstream::Connection* primary = cluster_ != nullptr ? cluster_->connection(slot, 0)
+                                  : user != nullptr   ? user_pools_->connection(*user, db, 0)
+                                                      : route(false, 0, cfg_.upstream.primary.db);
   if (!primary->accepting()) {
     *error = primary->unavailableError();
     return nullptr;
   }
   // Logged in as the client's own user when it gave one (passthrough): Redis's ACLs apply.
-  config::UpstreamAddress addr = primary_addr_;
+  config::UpstreamAddress addr = cluster_ != nullptr ? cluster_->ownerAddress(slot) : primary_addr_;
   if (user != nullptr) {
     addr.user = user->addr.user;
     addr.password = user->addr.password;

@@ -255,3 +255,109 @@ def test_keyless_commands_and_info_still_work(corral_cluster):
         assert c.cmd("ECHO", "hi") == b"hi"
         info = c.cmd("INFO", "server")
         assert b"redis_version" in info
+
+
+def keys_on_each_shard(redis_cluster, prefix):
+    """One key per primary: {port: key}."""
+    found = {}
+    for i in range(10000):
+        k = f"{prefix}:{i}"
+        found.setdefault(redis_cluster.owner_of(k), k)
+        if len(found) == len(redis_cluster.primaries()):
+            return found
+    raise AssertionError("no key found for some shard")
+
+
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_transactions_run_on_the_owner_of_their_first_key(redis_cluster, corral_cluster, pipelined):
+    for port, k in keys_on_each_shard(redis_cluster, "tx").items():
+        cmds = [("MULTI",), ("SET", k, "1"), ("INCR", k), ("EXEC",)]
+        with RespConn(corral_cluster.port) as c:
+            got = c.pipeline(cmds) if pipelined else [c.cmd(*x) for x in cmds]
+        assert got == ["OK", "QUEUED", "QUEUED", ["OK", 2]], (port, got)
+        with redis_cluster.client(port) as direct:
+            assert direct.cmd("GET", k) == b"2"
+
+
+def test_a_key_of_another_slot_in_a_transaction_aborts_it(redis_cluster, corral_cluster):
+    keys = keys_on_each_shard(redis_cluster, "txx")
+    ports = sorted(keys)
+    a = keys[ports[0]]
+    # A key of another slot on the same node: what the node itself answers.
+    same_node = next(f"txs:{i}" for i in range(10000)
+                     if redis_cluster.owner_of(f"txs:{i}") == ports[0]
+                     and key_slot(f"txs:{i}") != key_slot(a))
+    tx = [("MULTI",), ("SET", a, "1"), ("SET", same_node, "2"), ("EXEC",)]
+    with redis_cluster.client(ports[0]) as direct:
+        want = direct.pipeline(tx)
+    # Redis 7.0 queues both and refuses the EXEC.
+    assert want[:3] == ["OK", "QUEUED", "QUEUED"] and want[3].message.startswith("CROSSSLOT")
+    with RespConn(corral_cluster.port) as c:
+        assert c.pipeline(tx) == want
+        # Another node's key: the node would answer MOVED; corral answers CROSSSLOT and the
+        # transaction aborts.
+        other = keys[ports[1]]
+        got = c.pipeline([("MULTI",), ("SET", a, "1"), ("SET", other, "2"), ("EXEC",)])
+        assert got[:2] == ["OK", "QUEUED"]
+        assert got[2].message.startswith("CROSSSLOT") and got[3].message.startswith("EXECABORT")
+        assert c.cmd("MGET", a, same_node, other) == [None, None, None]
+        assert c.cmd("PING") == "PONG"
+
+
+def test_watch_binds_to_the_watched_keys_owner(redis_cluster, corral_cluster):
+    for port, k in keys_on_each_shard(redis_cluster, "watch").items():
+        with RespConn(corral_cluster.port) as c, RespConn(corral_cluster.port) as other:
+            c.cmd("SET", k, "1")
+            assert c.cmd("WATCH", k) == "OK"
+            assert c.cmd("GET", k) == b"1"
+            assert other.cmd("SET", k, "changed") == "OK"
+            assert c.pipeline([("MULTI",), ("SET", k, "mine"), ("EXEC",)]) == ["OK", "QUEUED", None]
+            assert c.cmd("GET", k) == b"changed"
+            # Unchanged: EXEC runs.
+            assert c.cmd("WATCH", k) == "OK"
+            assert c.pipeline([("MULTI",), ("SET", k, "mine"), ("EXEC",)]) == \
+                ["OK", "QUEUED", ["OK"]]
+
+
+def test_blocking_pop_waits_on_the_keys_owner(redis_cluster, corral_cluster):
+    for port, k in keys_on_each_shard(redis_cluster, "blk").items():
+        with RespConn(corral_cluster.port, timeout=10) as waiter, \
+                RespConn(corral_cluster.port) as pusher:
+            waiter.send_cmd("BLPOP", k, "5")
+            time.sleep(0.2)
+            assert pusher.cmd("RPUSH", k, "v") == 1
+            assert waiter.read_reply() == [k.encode(), b"v"]
+
+
+def test_publish_reaches_subscribers_across_the_cluster(redis_cluster, corral_cluster):
+    with RespConn(corral_cluster.port, timeout=5) as sub, RespConn(corral_cluster.port) as pub:
+        assert sub.cmd("SUBSCRIBE", "news") == [b"subscribe", b"news", 1]
+        # Published on another node than the subscriber's: the cluster bus carries it.
+        for port in redis_cluster.primaries():
+            with redis_cluster.client(port) as direct:
+                direct.cmd("PUBLISH", "news", f"from {port}")
+        assert pub.cmd("PUBLISH", "news", "via corral") >= 0
+        got = [sub.read_reply() for _ in range(len(redis_cluster.primaries()) + 1)]
+    assert sorted(m[2] for m in got) == sorted(
+        [f"from {p}".encode() for p in redis_cluster.primaries()] + [b"via corral"])
+
+
+def test_keyspace_commands_cover_every_shard(redis_cluster, corral_cluster):
+    keys = keys_across_slots(300, "ks")
+    with RespConn(corral_cluster.port, timeout=10) as c:
+        assert c.cmd("FLUSHALL") == "OK"
+        assert c.cmd("MSET", *[x for k in keys for x in (k, "1")]) == "OK"
+        assert c.cmd("DBSIZE") == len(keys)
+        assert sorted(c.cmd("KEYS", "ks:*")) == sorted(k.encode() for k in keys)
+        seen = []
+        cursor = b"0"
+        for _ in range(1000):
+            cursor, batch = c.cmd("SCAN", cursor, "MATCH", "ks:*", "COUNT", "50")
+            seen += batch
+            if cursor == b"0":
+                break
+        assert sorted(seen) == sorted(k.encode() for k in keys), "every key exactly once"
+        sha = c.cmd("SCRIPT", "LOAD", "return redis.call('GET', KEYS[1])")
+        assert c.cmd("EVALSHA", sha, 1, keys[5]) == b"1"  # loaded on the key's owner too
+        assert c.cmd("FLUSHALL") == "OK"
+        assert c.cmd("DBSIZE") == 0
