@@ -14,6 +14,7 @@
 #include <ctime>
 
 #include "config/logging.h"
+#include "proxy/cluster/slot.h"
 #include "proxy/loop/clock.h"
 #include "proxy/net/client.h"
 #include "proxy/net/worker_parts.h"
@@ -100,8 +101,14 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   event_add(tick_ev_, &tv);
   control_ev_ = event_new(loop_.base, -1, 0, &Worker::onControl, this);
   policies_ = std::make_unique<wiring::PolicyRuntime>(
-      loop_.base, loop_.dns, index, shared.policy_registry,
-      [this] { return route(false, 0, cfg_.upstream.primary.db); });
+      loop_.base, loop_.dns, index, shared.policy_registry, [this](std::string_view key) {
+        // Fill scripts: with a cluster, on the owner of the data key's slot (their keys share
+        // its hash tag); else the primary.
+        if (cluster_ != nullptr) {
+          return cluster_->connection(key.empty() ? -1 : cluster::keySlot(key), 0);
+        }
+        return route(false, 0, cfg_.upstream.primary.db);
+      });
   syncPolicies();
 
   if (shared.auth != nullptr && shared.auth->passthrough() && shared.verdicts != nullptr) {

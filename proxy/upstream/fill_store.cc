@@ -87,7 +87,7 @@ struct Call final : ReplySink {
 void FillStore::eval(std::string_view script, std::initializer_list<std::string_view> keys,
                      std::initializer_list<std::string_view> args,
                      std::function<void(std::string_view)> done) {
-  Connection* conn = primary_();
+  Connection* conn = primary_(keys.size() == 0 ? std::string_view() : *keys.begin());
   if (conn == nullptr || !conn->accepting()) {
     // Never answer from inside the caller: the engine may be in the middle of its own update.
     std::string err = conn != nullptr ? conn->unavailableError()

@@ -21,9 +21,10 @@ namespace corral::upstream {
 
 class FillStore final : public policies::Store {
  public:
-  // primary() returns the connection to run scripts on (the worker's shared primary connection
-  // of the configured db); called for every script.
-  FillStore(std::function<Connection*()> primary, policies::Timer& timer)
+  // primary(key) returns the connection to run a script on (the worker's shared primary
+  // connection of the configured db; with a cluster, the owner of the key's slot: a script's
+  // keys share the data key's hash tag); called for every script with its first key.
+  FillStore(std::function<Connection*(std::string_view key)> primary, policies::Timer& timer)
       : primary_(std::move(primary)), timer_(timer) {}
 
   void lookup(const policies::FillKeys& keys, const std::string& token, int64_t lock_ttl_ms,
@@ -47,7 +48,7 @@ class FillStore final : public policies::Store {
             std::initializer_list<std::string_view> args,
             std::function<void(std::string_view)> done);
 
-  std::function<Connection*()> primary_;
+  std::function<Connection*(std::string_view key)> primary_;
   policies::Timer& timer_;
   std::string scratch_;
 };

@@ -15,7 +15,7 @@ const std::shared_ptr<spdlog::logger>& log() {
 
 PolicyRuntime::PolicyRuntime(event_base* base, evdns_base* dns, int worker_index,
                              policies::Registry& registry,
-                             std::function<upstream::Connection*()> primary)
+                             std::function<upstream::Connection*(std::string_view key)> primary)
     : base_(base),
       dns_(dns),
       registry_(registry),

@@ -33,7 +33,7 @@ class PolicyRuntime {
  public:
   // primary() returns the connection the fill scripts run on (called for every script).
   PolicyRuntime(event_base* base, evdns_base* dns, int worker_index, policies::Registry& registry,
-                std::function<upstream::Connection*()> primary);
+                std::function<upstream::Connection*(std::string_view key)> primary);
   ~PolicyRuntime();  // pending fill callbacks are dropped first
   PolicyRuntime(const PolicyRuntime&) = delete;
   PolicyRuntime& operator=(const PolicyRuntime&) = delete;

@@ -361,3 +361,51 @@ def test_keyspace_commands_cover_every_shard(redis_cluster, corral_cluster):
         assert c.cmd("EVALSHA", sha, 1, keys[5]) == b"1"  # loaded on the key's owner too
         assert c.cmd("FLUSHALL") == "OK"
         assert c.cmd("DBSIZE") == 0
+
+
+def test_fills_with_distributed_single_flight_on_every_shard(redis_cluster, corral_factory):
+    """Cache-aside fills through two corrals in front of the cluster: per key one origin call,
+    the value stored on the key's owner; the lease lives in the key's slot (hash tag)."""
+    from sample_origin import SampleOrigin
+    with SampleOrigin() as origin:
+        origin.set(latency_ms=50)
+        cfg = cluster_config(redis_cluster)
+        cfg["global"] = {"fill_secret": "cluster-fill-secret-0123456789abcdef"}
+        cfg["origins"] = {"users": {"base_url": origin.url, "timeout": "1s"}}
+        cfg["policies"] = [{"name": "user", "match": "user:<id:u64>", "ttl": {"default": "60s"},
+                            "fill": {"origin": "users", "path": "/v1/users/<id>",
+                                     "commands": ["GET", "MGET"]},
+                            "stampede": {"single_flight": "distributed"}}]
+        corrals = [corral_factory(cfg) for _ in range(2)]
+        for c in corrals:
+            wait_routed(c)
+        ids = {}
+        for i in range(1, 10000):
+            ids.setdefault(redis_cluster.owner_of(f"user:{i}"), i)
+            if len(ids) == 3:
+                break
+        for port, i in ids.items():
+            conns = [RespConn(corrals[n % 2].port, timeout=5) for n in range(20)]
+            try:
+                for cl in conns:
+                    cl.send_cmd("GET", f"user:{i}")
+                got = [cl.read_reply() for cl in conns]
+            finally:
+                for cl in conns:
+                    cl.close()
+            assert len(set(got)) == 1 and got[0] is not None, got[:3]
+            assert origin.calls(f"/v1/users/{i}") == 1, origin.stats()
+            with redis_cluster.client(port) as direct:
+                assert direct.cmd("GET", f"user:{i}") == got[0]
+                assert 50000 <= direct.cmd("PTTL", f"user:{i}") <= 60000
+        # MGET across shards: split by slot, merged, then each missing key filled.
+        keys = [f"user:{i}" for i in range(20000, 20030)]
+        assert len({redis_cluster.owner_of(k) for k in keys}) == 3
+        with RespConn(corrals[0].port, timeout=10) as cl:
+            got = cl.cmd("MGET", *keys)
+            assert all(v is not None for v in got), got
+            assert cl.cmd("MGET", *keys) == got  # stored: all hits
+        assert sum(origin.calls(f"/v1/users/{k[5:]}") for k in keys) == len(keys)
+        for k, v in zip(keys, got):
+            with redis_cluster.client(redis_cluster.owner_of(k)) as direct:
+                assert direct.cmd("GET", k) == v
