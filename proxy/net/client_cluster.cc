@@ -66,8 +66,19 @@ void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rew
     replyUnavailable(conn->unavailableError());
     return;
   }
+  // Reads may go to a replica of the slot's shard: read_from, or a policy's route.
+  bool replica = false;
+  if (cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite)) {
+    const int8_t route = armed().route;
+    const config::ReadFrom from = route == Armed::kRouteDefault ? router.readFrom()
+                                  : route == Armed::kRoutePrimary
+                                      ? config::ReadFrom::kPrimary
+                                      : static_cast<config::ReadFrom>(route);
+    replica = from != config::ReadFrom::kPrimary;
+  }
   const std::string_view bytes = wireBytes(req);
-  router.send(this, openSlot(rewrite, arg, bytes.size()), slot, bytes, timeout_ms, primary_slot_);
+  router.send(this, openSlot(rewrite, arg, bytes.size()), slot, bytes, timeout_ms, primary_slot_,
+              replica);
   Armed& a = armed();
   if (!a.hidden.empty()) [[unlikely]] {
     sendHidden(a.hidden, conn);  // the same slot: the same node, behind the request

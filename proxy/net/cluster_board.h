@@ -11,10 +11,14 @@
 // refresh) learn the whole truth.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "proxy/cluster/slot_map.h"
 
@@ -49,7 +53,7 @@ class ClusterBoard {
       failures_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    if (map_ != nullptr && cluster::sameTopology(*map_, *map)) return;
+    if (map_ != nullptr && cluster::sameTopology(*map_, *map) && sameHealth(*map_, *map)) return;
     map_ = std::move(map);
     gen_.fetch_add(1, std::memory_order_release);
     changes_.fetch_add(1, std::memory_order_relaxed);
@@ -61,6 +65,20 @@ class ClusterBoard {
   uint64_t changes() const { return changes_.load(std::memory_order_relaxed); }
 
  private:
+  // Replica reads go to replicas the map reports online: a change of health is news too
+  // (sameTopology looks at addresses and slots only).
+  static bool sameHealth(const cluster::SlotMap& a, const cluster::SlotMap& b) {
+    auto health = [](const cluster::SlotMap& m) {
+      std::vector<std::tuple<std::string, uint16_t, uint16_t, bool>> v;
+      for (const cluster::Shard& s : m.shards) {
+        for (const cluster::Node& n : s.nodes) v.emplace_back(n.host, n.port, n.tls_port, n.online);
+      }
+      std::sort(v.begin(), v.end());
+      return v;
+    };
+    return health(a) == health(b);
+  }
+
   const int64_t min_gap_ms_;
   mutable std::mutex mu_;
   std::shared_ptr<const cluster::SlotMap> map_;

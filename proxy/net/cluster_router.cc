@@ -39,6 +39,7 @@ class ClusterRouter::Call final : public upstream::ReplySink {
   upstream::ReplySink* sink = nullptr;  // null for a part of a split
   uint64_t seq = 0;
   uint64_t client_key = 0;
+  bool replica = false;  // may be served by a replica of the slot's shard
   std::shared_ptr<Split> split;
   size_t part = 0;
   std::string request;
@@ -81,6 +82,7 @@ ClusterRouter::ClusterRouter(upstream::LoopContext& loop, const config::Upstream
   template_ = cfg.primary;
   template_.db = 0;
   template_.addr.tls = cfg.cluster->tls || cfg.tls.enabled;
+  read_from_ = cfg.cluster->read_from.value_or(cfg.read_from);
   table_.owner.assign(cluster::kSlots, -1);
 }
 
@@ -120,6 +122,9 @@ ClusterRouter::Node* ClusterRouter::nodeFor(std::string_view host, uint16_t port
   for (int k = 0; k < std::max(1, cfg_.pool_size); ++k) {
     n->pool.push_back(
         std::make_unique<upstream::Connection>(loop_, n->addr, cfg_, limits_, nodes_.empty()));
+    // Any node may be (or become) a replica that serves reads (read_from, or a policy's route):
+    // READONLY, which a primary ignores.
+    n->pool.back()->readOnly();
     if (now_ms_ != 0) n->pool.back()->start();  // before start(), start() starts them
   }
   nodes_.push_back(std::move(n));
@@ -140,6 +145,23 @@ ClusterRouter::Node* ClusterRouter::ownerNode(int slot) {
   const auto& seeds = cfg_.cluster->seeds;
   const auto& s = seeds[seed_next_ % seeds.size()];
   return nodeFor(s.addr.host, s.addr.port);
+}
+
+ClusterRouter::Node* ClusterRouter::replicaNode(int slot) {
+  if (slot < 0) return nullptr;
+  const int16_t shard = table_.owner[static_cast<size_t>(slot)];
+  if (shard < 0 || static_cast<size_t>(shard) >= table_.shards.size()) return nullptr;
+  const std::vector<cluster::Node>& nodes = table_.shards[static_cast<size_t>(shard)].nodes;
+  if (nodes.size() < 2) return nullptr;
+  const size_t replicas = nodes.size() - 1;
+  for (size_t i = 0; i < replicas; ++i) {
+    const cluster::Node& r = nodes[1 + (replica_rr_++ % replicas)];
+    if (!r.online || r.host.empty()) continue;
+    const uint16_t port = template_.addr.tls && r.tls_port != 0 ? r.tls_port : r.port;
+    Node* n = nodeFor(r.host, port);
+    if (n->pool[0]->accepting()) return n;
+  }
+  return nullptr;
 }
 
 upstream::Connection* ClusterRouter::connection(int slot, uint64_t client_id) {
@@ -186,15 +208,18 @@ void ClusterRouter::freeCall(Call* c) {
   c->asking = false;
   c->ask_node = nullptr;
   c->last_redirect.clear();
+  c->replica = false;
   free_calls_.push_back(c);
 }
 
 void ClusterRouter::send(upstream::ReplySink* sink, uint64_t seq, int slot,
-                         std::string_view request, int64_t timeout_ms, uint64_t client_key) {
+                         std::string_view request, int64_t timeout_ms, uint64_t client_key,
+                         bool replica) {
   Call* c = newCall();
   c->sink = sink;
   c->seq = seq;
   c->client_key = client_key;
+  c->replica = replica;
   c->slot = slot;
   c->request.assign(request);
   c->timeout_ms = timeout_ms;
@@ -346,7 +371,13 @@ void ClusterRouter::sendScan(upstream::ReplySink* sink, uint64_t seq,
 }
 
 void ClusterRouter::dispatch(Call* c) {
-  Node* n = c->asking && c->ask_node != nullptr ? c->ask_node : ownerNode(c->slot);
+  Node* n = nullptr;
+  if (c->asking && c->ask_node != nullptr) {
+    n = c->ask_node;
+  } else if (c->replica && c->resends == 0) {
+    n = replicaNode(c->slot);  // a redirected read goes to the owner the cluster names
+  }
+  if (n == nullptr) n = ownerNode(c->slot);
   upstream::Connection* conn = n->pool[c->client_key % n->pool.size()].get();
   if (!conn->accepting()) {
     // The owner is down: its replica takes over only once the cluster says so. Fail now (the
@@ -534,6 +565,15 @@ void ClusterRouter::install(const cluster::SlotMap& map) {
     const cluster::Node& p = s.nodes[0];
     const uint16_t port = template_.addr.tls && p.tls_port != 0 ? p.tls_port : p.port;
     shard_node_[i] = nodeFor(p.host, port);
+    // Replicas already connected stay (reads may go there); others are made when asked.
+    for (size_t r = 1; r < s.nodes.size(); ++r) {
+      const uint16_t rport =
+          template_.addr.tls && s.nodes[r].tls_port != 0 ? s.nodes[r].tls_port : s.nodes[r].port;
+      const std::string key = s.nodes[r].host + ":" + std::to_string(rport);
+      for (auto& n : nodes_) {
+        if (n->key == key) n->in_map = true;
+      }
+    }
   }
   // Nodes no shard's primary is any more: their pools close (what was in flight gets an error).
   std::vector<std::unique_ptr<Node>> gone;

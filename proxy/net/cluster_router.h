@@ -56,8 +56,12 @@ class ClusterRouter {
   // One request for (sink, seq) to the owner of `slot` (-1: any primary). The sink gets
   // exactly one reply. `request`: RESP bytes (copied). `client_key` picks the connection of the
   // node's pool, the same for every request of one client, so Redis runs them in its order.
+  // `replica`: a read that may go to an online replica of the slot's shard (read_from replica
+  // or prefer_replica; connections send READONLY); the primary when none is up.
   void send(upstream::ReplySink* sink, uint64_t seq, int slot, std::string_view request,
-            int64_t timeout_ms, uint64_t client_key);
+            int64_t timeout_ms, uint64_t client_key, bool replica = false);
+  // upstream.cluster.read_from, else upstream.read_from.
+  config::ReadFrom readFrom() const { return read_from_; }
   // The same for a request split by slot; the sink gets the merged reply.
   void sendSplit(upstream::ReplySink* sink, uint64_t seq, cluster::SplitPlan plan,
                  int64_t timeout_ms, uint64_t client_key);
@@ -103,6 +107,7 @@ class ClusterRouter {
   friend class Call;
 
   Node* nodeFor(std::string_view host, uint16_t port);
+  Node* replicaNode(int slot);  // an online replica of the slot's shard that accepts, or null
   std::vector<int> scanOrder() const;
   std::string scanReply(std::string_view reply, int shard_ordinal) const;
   Node* ownerNode(int slot);
@@ -128,6 +133,8 @@ class ClusterRouter {
   cluster::SlotMap table_;
   uint64_t table_gen_ = 0;
   std::vector<Node*> shard_node_;  // table_.shards[i]'s primary
+  config::ReadFrom read_from_ = config::ReadFrom::kPrimary;
+  uint32_t replica_rr_ = 0;
   std::vector<std::unique_ptr<Node>> nodes_;
   size_t seed_next_ = 0;  // the seed asked when no node of the table answers
 

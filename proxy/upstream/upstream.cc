@@ -28,6 +28,7 @@ constexpr uint64_t kStepDatabases = 4;
 constexpr uint64_t kStepClientId = 5;
 constexpr uint64_t kStepPing = 6;
 constexpr uint64_t kStepRole = 7;
+constexpr uint64_t kStepReadOnly = 8;
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kMaxReadsPerEvent = 16;
@@ -51,6 +52,8 @@ const char* stepName(uint64_t step) {
       return "ping";
     case kStepRole:
       return "role";
+    case kStepReadOnly:
+      return "readonly";
   }
   return "unknown";
 }
@@ -194,6 +197,13 @@ void Connection::connectTo(const SockAddr& sa) {
     cmd.clear();
     codec::appendCommand(cmd, {"ROLE"});
     enqueueInternal(kStepRole, cmd);
+    ++handshake_left_;
+  }
+  if (read_only_) {
+    // A cluster replica serves reads of its primary's slots only after READONLY.
+    cmd.clear();
+    codec::appendCommand(cmd, {"READONLY"});
+    enqueueInternal(kStepReadOnly, cmd);
     ++handshake_left_;
   }
   if (handshake_left_ == 0 && handshake_ping_) {
@@ -450,6 +460,7 @@ bool Connection::handleInternalReply(uint64_t step, std::string_view reply) {
     case kStepAuth:
     case kStepSelect:
     case kStepPing:
+    case kStepReadOnly:
       if (handshake_left_ > 0 && --handshake_left_ == 0) onHandshakeDone();
       break;
     case kStepClientId: {

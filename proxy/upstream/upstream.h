@@ -148,6 +148,9 @@ class Connection {
   // written before the server has said it is the primary. Any other answer fails the handshake
   // (backoff, counted in Counters::not_primary, logged) and calls ctx.on_not_primary.
   void checkRole() { check_role_ = true; }
+  // Before start(), for a Redis Cluster replica: READONLY in the handshake, so it serves reads
+  // of its primary's slots (harmless on a primary).
+  void readOnly() { read_only_ = true; }
   // Points a pooled connection at another server (Sentinel named a new primary): it closes now,
   // what was in flight gets the old address's unavailable error (never retried: a write may have
   // run there), and it connects to addr at once with a fresh backoff.
@@ -259,6 +262,7 @@ class Connection {
   bool pipe_ = false;  // a pipe once setPipe was called
   bool handshake_ping_ = true;
   bool check_role_ = false;
+  bool read_only_ = false;
   bool fenced_ = false;           // setFenced(): down_ stays set while it is
   uint64_t handshake_bytes_ = 0;  // with check_role_: out-bytes of the handshake, sent alone
   bool auth_always_ = false;

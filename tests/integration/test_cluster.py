@@ -409,3 +409,41 @@ def test_fills_with_distributed_single_flight_on_every_shard(redis_cluster, corr
         for k, v in zip(keys, got):
             with redis_cluster.client(redis_cluster.owner_of(k)) as direct:
                 assert direct.cmd("GET", k) == v
+
+
+def commandstat_calls(info: bytes, name: str) -> int:
+    for line in info.decode().splitlines():
+        if line.startswith(f"cmdstat_{name}:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+@pytest.mark.parametrize("where", ["config", "policy"])
+def test_reads_go_to_replicas_when_asked(redis_cluster, corral_factory, where):
+    """read_from: replica (upstream.cluster or a policy's route): GETs are served by the
+    replicas of the key's shard (after READONLY); writes still go to the primary."""
+    if where == "config":
+        cfg = cluster_config(redis_cluster)
+        cfg["upstream"]["cluster"]["read_from"] = "replica"
+    else:
+        cfg = cluster_config(redis_cluster)
+        cfg["policies"] = [{"name": "r", "match": "rr:<id:u64>", "routing": {"read_from": "replica"}}]
+    c = corral_factory(cfg)
+    wait_routed(c)
+    keys = [f"rr:{i}" for i in range(60)]
+    with RespConn(c.port) as conn:
+        assert conn.cmd("MSET", *[x for k in keys for x in (k, "v")]) == "OK"
+    time.sleep(1.5)  # replication, and a refresh that sees the replicas online
+    nodes = redis_cluster.primaries() + redis_cluster.replicas()
+    for port in nodes:
+        redis_cluster.cmd(port, "CONFIG", "RESETSTAT")
+    with RespConn(c.port) as conn:
+        for k in keys:
+            assert conn.cmd("GET", k) == b"v"
+        assert conn.cmd("SET", keys[0], "w") == "OK"
+    gets = {p: commandstat_calls(redis_cluster.cmd(p, "INFO", "commandstats"), "get") for p in nodes}
+    assert sum(gets[p] for p in redis_cluster.replicas()) == len(keys), gets
+    assert sum(gets[p] for p in redis_cluster.primaries()) == 0, gets
+    sets = sum(commandstat_calls(redis_cluster.cmd(p, "INFO", "commandstats"), "set")
+               for p in redis_cluster.primaries())
+    assert sets == 1
