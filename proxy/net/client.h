@@ -431,6 +431,9 @@ class Client final : public upstream::ReplySink {
   // upstream.cluster (client_cluster.cc): the slot the dedicated connection serves, -1 while
   // none is known (bound at MULTI, SUBSCRIBE: to any primary).
   int dedicated_slot_ = -1;
+  // upstream.cluster.expose: CLUSTER SLOTS/SHARDS/NODES answered with corral as the only node;
+  // false for any other subcommand (it goes to the cluster).
+  bool exposeCluster(std::string_view sub);
   // The slot of a request's keys: -1 with none, -2 when they span slots.
   int clusterSlotOf(const commands::CommandInfo* cmd, const codec::Request& req);
   // Before the state machine's step: true when the request must wait for the replies still

@@ -2,7 +2,14 @@
 // node; keys across slots are split per slot when the command allows it (MGET, MSET, DEL,
 // UNLINK, EXISTS, TOUCH), else refused with Redis's own CROSSSLOT; no keys: any primary.
 // Redirects and retries are the router's (cluster_router.h).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdio>
+
 #include "commands/command_table.h"
+#include "proxy/cluster/expose.h"
 #include "proxy/cluster/fanout.h"
 #include "proxy/cluster/slot.h"
 #include "proxy/cluster/split.h"
@@ -24,6 +31,10 @@ void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rew
     return;
   }
   const commands::CommandInfo* cmd = commands::lookup(req.args);
+  if (req.args.size() == 2 && worker_.upstreamConfig().cluster->expose &&
+      commands::equalsIgnoreCase(req.args[0], "cluster") && exposeCluster(req.args[1])) {
+    return;
+  }
   // Keyspace-wide: SCAN walks the shards one after the other; DBSIZE, KEYS, FLUSHALL and the
   // like go to every primary and their replies are merged (proxy/cluster/split.h).
   if (cmd != nullptr && cmd->name == "scan" && req.args.size() >= 2) {
@@ -90,6 +101,43 @@ void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rew
 
 namespace corral::net {
 
+bool Client::exposeCluster(std::string_view sub) {
+  const bool slots = commands::equalsIgnoreCase(sub, "slots");
+  const bool shards = commands::equalsIgnoreCase(sub, "shards");
+  const bool nodes = commands::equalsIgnoreCase(sub, "nodes");
+  if (!slots && !shards && !nodes) return false;
+  // corral as a one-node cluster at the address this client reached it on, so a cluster-aware
+  // client sends everything here. The node id stays the same for the process's life.
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+      ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
+      port = ntohs(a->sin_port);
+      host = buf;
+    } else if (ss.ss_family == AF_INET6) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+      ::inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
+      port = ntohs(a->sin6_port);
+      host = buf;
+    }
+  }
+  char id[41];
+  std::snprintf(id, sizeof(id), "%040llx",
+                static_cast<unsigned long long>(worker_.shared().started_ms) ^ 0xc0a1ULL);
+  std::string out;
+  if (slots) cluster::exposeSlots(host, port, id, &out, proto_ == 3);
+  if (shards) cluster::exposeShards(host, port, id, proto_ == 3, &out);
+  if (nodes) cluster::exposeNodes(host, port, id, &out, proto_ == 3);
+  worker_.stats().local_replies.add();
+  replyLocal(out);
+  return true;
+}
+
 int Client::clusterSlotOf(const commands::CommandInfo* cmd, const codec::Request& req) {
   if (cmd == nullptr) return -1;
   std::vector<uint32_t>& keys = worker_.clusterKeys();
@@ -117,6 +165,10 @@ bool Client::clusterRebindWaits(const commands::CommandInfo* cmd, const codec::R
 }
 
 bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, const codec::Request& req) {
+  if (req.args.size() == 2 && worker_.upstreamConfig().cluster->expose &&
+      commands::equalsIgnoreCase(req.args[0], "cluster") && exposeCluster(req.args[1])) {
+    return false;  // answered by corral (a RESP3 client's CLUSTER SLOTS, say)
+  }
   const int slot = clusterSlotOf(cmd, req);
   if (slot == -1) return true;  // no key: wherever the connection is
   const bool in_multi = inMulti();

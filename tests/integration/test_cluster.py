@@ -447,3 +447,54 @@ def test_reads_go_to_replicas_when_asked(redis_cluster, corral_factory, where):
     sets = sum(commandstat_calls(redis_cluster.cmd(p, "INFO", "commandstats"), "set")
                for p in redis_cluster.primaries())
     assert sets == 1
+
+
+@pytest.mark.parametrize("resp3", [False, True])
+def test_expose_presents_corral_as_a_one_node_cluster(redis_cluster, corral_factory, resp3):
+    cfg = cluster_config(redis_cluster)
+    cfg["upstream"]["cluster"]["expose"] = True
+    c = corral_factory(cfg)
+    wait_routed(c)
+    with RespConn(c.port) as conn:
+        if resp3:
+            conn.cmd("HELLO", "3")
+        slots = conn.cmd("CLUSTER", "SLOTS")
+        assert len(slots) == 1 and slots[0][:2] == [0, 16383]
+        assert slots[0][2][:2] == [b"127.0.0.1", c.port]
+        node_id = slots[0][2][2]
+        nodes = conn.cmd("CLUSTER", "NODES")
+        text = nodes.decode() if isinstance(nodes, bytes) else str(nodes)
+        assert f"127.0.0.1:{c.port}@" in text and "myself,master" in text
+        assert node_id.decode() in text
+        shards = conn.cmd("CLUSTER", "SHARDS")
+        assert len(shards) == 1
+        # Everything else still reaches the real cluster.
+        assert b"cluster_state:ok" in conn.cmd("CLUSTER", "INFO")
+    # Without expose, CLUSTER SLOTS is the cluster's own.
+    plain = corral_factory(cluster_config(redis_cluster))
+    with RespConn(plain.port) as conn:
+        assert len(conn.cmd("CLUSTER", "SLOTS")) >= 3
+
+
+def test_a_cluster_aware_client_works_through_expose(redis_cluster, corral_factory):
+    """redis-py's RedisCluster asks CLUSTER SLOTS, sees corral as the only node, and sends
+    everything there; keys still land on their real owners."""
+    rediscluster = pytest.importorskip("redis.cluster")
+    cfg = cluster_config(redis_cluster)
+    cfg["upstream"]["cluster"]["expose"] = True
+    c = corral_factory(cfg)
+    wait_routed(c)
+    rc = rediscluster.RedisCluster(host="127.0.0.1", port=c.port, socket_timeout=5)
+    try:
+        nodes = rc.get_nodes()
+        assert [(n.host, n.port) for n in nodes] == [("127.0.0.1", c.port)]
+        keys = [f"aware:{i}" for i in range(200)]
+        for k in keys:
+            assert rc.set(k, k) is True
+        assert rc.mget_nonatomic(keys) == [k.encode() for k in keys]
+    finally:
+        rc.disconnect_connection_pools()  # close() of redis-py 4.3 leaves them open
+        rc.close()
+    for k in keys[:20]:
+        with redis_cluster.client(redis_cluster.owner_of(k)) as direct:
+            assert direct.cmd("GET", k) == k.encode()
