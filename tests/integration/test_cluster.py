@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cluster import key_slot
-from harness import RespConn, RespError, corral_config
+from harness import RespConn, RespError, corral_config, wait_until
 
 
 def cluster_config(cluster, **upstream):
@@ -498,3 +498,36 @@ def test_a_cluster_aware_client_works_through_expose(redis_cluster, corral_facto
     for k in keys[:20]:
         with redis_cluster.client(redis_cluster.owner_of(k)) as direct:
             assert direct.cmd("GET", k) == k.encode()
+
+
+def test_tls_cluster(corral_factory):
+    """A TLS-only cluster (tls-cluster yes): corral reaches every node over TLS, verifying each
+    node's certificate for the address the map gives; a CA that did not sign them is refused."""
+    from cluster import RedisCluster
+    with RedisCluster(primaries=3, replicas=0, tls=True) as tc:
+        cfg = cluster_config(tc)
+        cfg["upstream"]["cluster"]["tls"] = True
+        cfg["upstream"]["tls"] = {"ca_file": tc.certs.path("ca")}
+        c = corral_factory(cfg)
+        wait_routed(c)
+        keys = keys_across_slots(300, "tls")
+        with RespConn(c.port, timeout=10) as conn:
+            assert conn.pipeline([("SET", k, k) for k in keys]) == ["OK"] * len(keys)
+            assert conn.cmd("MGET", *keys) == [k.encode() for k in keys]
+        owners = tc.owners(keys)
+        assert len(set(owners.values())) == 3
+        for k in keys[:10]:
+            with tc.client(owners[k]) as direct:
+                assert direct.cmd("GET", k) == k.encode()
+        assert c.metrics()["corral_upstream_tls_failures_total"] == 0
+        # The wrong CA: nothing is served, and the reason is counted and logged.
+        bad = cluster_config(tc)
+        bad["upstream"]["cluster"]["tls"] = True
+        bad["upstream"]["tls"] = {"ca_file": tc.certs.path("other_ca")}
+        b = corral_factory(bad)
+        with RespConn(b.port) as conn:
+            got = conn.cmd("SET", "tls:x", "1")
+        assert isinstance(got, RespError), got
+        wait_until(lambda: b.metrics()["corral_upstream_tls_failures_total"] >= 1, 5,
+                   what="TLS failure counted")
+        assert "certificate verify failed" in b.stderr_text()
