@@ -74,6 +74,7 @@ void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rew
   }
   upstream::Connection* conn = router.connection(slot, primary_slot_);
   if (!conn->accepting()) {
+    router.wantRefresh();  // a primary that dies sends no MOVED: the map must be asked
     replyUnavailable(conn->unavailableError());
     return;
   }

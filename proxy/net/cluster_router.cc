@@ -506,13 +506,24 @@ void ClusterRouter::startRefresh() {
   refresh_wanted_ = false;
   refresh_mine_ = true;
   last_refresh_ms_ = loop_.now_ms;
-  // Ask a node that answers: a primary of the table, else the seeds in turn.
+  // Whom to ask. A shard whose primary is down: one of its replicas, which is the first to
+  // know it was promoted (the other primaries learn it from gossip, up to a second later).
+  // Else a primary that answers; else the seeds in turn.
   upstream::Connection* conn = nullptr;
-  for (Node* n : shard_node_) {
-    if (n != nullptr && n->pool[0]->ready()) {
-      conn = n->pool[0].get();
-      break;
+  for (size_t i = 0; i < shard_node_.size() && conn == nullptr && i < table_.shards.size(); ++i) {
+    Node* p = shard_node_[i];
+    if (p == nullptr || p->pool[0]->accepting()) continue;
+    const std::vector<cluster::Node>& nodes = table_.shards[i].nodes;
+    for (size_t r = 1; r < nodes.size() && conn == nullptr; ++r) {
+      if (nodes[r].host.empty()) continue;
+      const uint16_t port =
+          template_.addr.tls && nodes[r].tls_port != 0 ? nodes[r].tls_port : nodes[r].port;
+      Node* n = nodeFor(nodes[r].host, port);
+      if (n->pool[0]->accepting()) conn = n->pool[0].get();
     }
+  }
+  for (Node* n : shard_node_) {
+    if (conn == nullptr && n != nullptr && n->pool[0]->ready()) conn = n->pool[0].get();
   }
   if (conn == nullptr) {
     const auto& seeds = cfg_.cluster->seeds;

@@ -85,6 +85,8 @@ class ClusterRouter {
   // Where a dedicated connection for `slot` goes (-1: any primary).
   config::UpstreamAddress ownerAddress(int slot);
 
+  // The map may be stale (an owner's connection is down): ask again, within the rate limit.
+  void wantRefresh();
   bool anyReady() const;
   size_t connections() const;
   // Visits every pooled connection (the worker's tick and ready counts).
@@ -115,7 +117,6 @@ class ClusterRouter {
   void onReply(Call* call, std::string_view reply);
   void finish(Call* call, std::string_view reply);
   void retryLater(Call* call);
-  void wantRefresh();
   void startRefresh();
   void onRefreshReply(std::string_view reply);
   void install(const cluster::SlotMap& map);
