@@ -19,6 +19,32 @@
 
 namespace corral::net {
 
+namespace {
+// Shard channels are not keys in the command table (their key specs say "not a key"), but a
+// cluster places them by slot like keys: SPUBLISH's channel, SSUBSCRIBE's and SUNSUBSCRIBE's.
+bool shardChannels(const commands::CommandInfo& cmd, size_t nargs, std::vector<uint32_t>& out) {
+  if (cmd.name == "spublish") {
+    if (nargs >= 2) out.push_back(1);
+    return true;
+  }
+  if (cmd.name == "ssubscribe" || cmd.name == "sunsubscribe") {
+    for (size_t i = 1; i < nargs; ++i) out.push_back(static_cast<uint32_t>(i));
+    return true;
+  }
+  return false;
+}
+
+// The key indexes a cluster routes the request by (into worker.clusterKeys()): false when the
+// arguments are malformed for key extraction.
+bool routingKeys(const commands::CommandInfo& cmd, const codec::Request& req,
+                 std::vector<uint32_t>& keys) {
+  keys.clear();
+  if (shardChannels(cmd, req.args.size(), keys)) return true;
+  return commands::extractKeys(cmd, req.args, keys);
+}
+
+}  // namespace
+
 void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rewrite rewrite,
                               int64_t arg) {
   ClusterRouter& router = *worker_.cluster();
@@ -56,7 +82,7 @@ void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rew
   }
   std::vector<uint32_t>& keys = worker_.clusterKeys();
   keys.clear();
-  if (cmd != nullptr && !commands::extractKeys(*cmd, req.args, keys)) keys.clear();
+  if (cmd != nullptr && !routingKeys(*cmd, req, keys)) keys.clear();
   int slot = -1;
   if (!keys.empty()) {
     if (keys.size() > 1 && cluster::crossSlot(req.args, keys)) {
@@ -142,8 +168,7 @@ bool Client::exposeCluster(std::string_view sub) {
 int Client::clusterSlotOf(const commands::CommandInfo* cmd, const codec::Request& req) {
   if (cmd == nullptr) return -1;
   std::vector<uint32_t>& keys = worker_.clusterKeys();
-  keys.clear();
-  if (!commands::extractKeys(*cmd, req.args, keys) || keys.empty()) return -1;
+  if (!routingKeys(*cmd, req, keys) || keys.empty()) return -1;
   if (keys.size() > 1 && cluster::crossSlot(req.args, keys)) return -2;
   return cluster::keySlot(req.args[keys[0]]);
 }

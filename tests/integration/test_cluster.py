@@ -568,3 +568,12 @@ def test_tls_cluster(corral_factory):
         wait_until(lambda: b.metrics()["corral_upstream_tls_failures_total"] >= 1, 5,
                    what="TLS failure counted")
         assert "certificate verify failed" in b.stderr_text()
+
+
+def test_shard_channels_go_to_the_channels_owner(redis_cluster, corral_cluster):
+    for port, ch in keys_on_each_shard(redis_cluster, "sch").items():
+        with RespConn(corral_cluster.port, timeout=5) as sub, \
+                RespConn(corral_cluster.port) as pub:
+            assert sub.cmd("SSUBSCRIBE", ch) == [b"ssubscribe", ch.encode(), 1]
+            assert pub.cmd("SPUBLISH", ch, "hello") == 1  # on the owner: one subscriber
+            assert sub.read_reply() == [b"smessage", ch.encode(), b"hello"]
