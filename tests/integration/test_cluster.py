@@ -577,3 +577,51 @@ def test_shard_channels_go_to_the_channels_owner(redis_cluster, corral_cluster):
             assert sub.cmd("SSUBSCRIBE", ch) == [b"ssubscribe", ch.encode(), 1]
             assert pub.cmd("SPUBLISH", ch, "hello") == 1  # on the owner: one subscriber
             assert sub.read_reply() == [b"smessage", ch.encode(), b"hello"]
+
+
+def test_scripts_go_to_the_owner_of_their_keys(redis_cluster, corral_cluster):
+    keys = keys_on_each_shard(redis_cluster, "lua")
+    ports = sorted(keys)
+    script = "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])"
+    with RespConn(corral_cluster.port) as c:
+        for port in ports:
+            assert c.cmd("EVAL", script, 1, keys[port], "v") == b"v"
+        assert c.cmd("EVAL", "return 1", 0) == 1  # no keys: any primary
+        got = c.cmd("EVAL", script, 2, keys[ports[0]], keys[ports[1]], "v")
+        assert isinstance(got, RespError) and got.message.startswith("CROSSSLOT")
+        c.cmd("FUNCTION", "FLUSH")
+        lib = "#!lua name=corraltest\nredis.register_function('setget', function(k, a) " \
+              "redis.call('SET', k[1], a[1]); return redis.call('GET', k[1]) end)"
+        assert c.cmd("FUNCTION", "LOAD", lib) == b"corraltest"  # on every primary
+        for port in ports:
+            assert c.cmd("FCALL", "setget", 1, keys[port], "f") == b"f"
+        assert c.cmd("FUNCTION", "FLUSH") == "OK"
+
+
+def test_split_commands_keep_pipeline_order_while_slots_move(redis_cluster, corral_cluster):
+    """MGET/DEL fragments retried on ASK/MOVED during a reshard still answer in order."""
+    primaries = redis_cluster.primaries()
+    keys = keys_across_slots(64, "order")
+    with RespConn(corral_cluster.port) as c:
+        assert c.cmd("MSET", *[x for k in keys for x in (k, k)]) == "OK"
+    bad = []
+    stop = threading.Event()
+
+    def load():
+        with RespConn(corral_cluster.port, timeout=10) as conn:
+            while not stop.is_set():
+                got = conn.pipeline([("MGET", *keys), ("PING",), ("EXISTS", *keys), ("ECHO", "e")])
+                if got != [[k.encode() for k in keys], "PONG", len(keys), b"e"]:
+                    bad.append(got)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        redis_cluster.reshard(primaries[2], primaries[0], 500)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert bad == [], bad[:2]
+    redis_cluster.reshard(primaries[0], primaries[2], 500)

@@ -97,12 +97,14 @@ def connections_received(probe: "RespConn") -> int:
     raise AssertionError("no total_connections_received in INFO stats")
 
 
-def proc_rss_kib(pid: int) -> int:
+def proc_rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """Resident KiB of a process: VmRSS (everything), or RssAnon (its private memory, without
+    the pages of the binary and shared libraries it maps)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
+    raise AssertionError(f"no {field} for pid {pid}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -710,8 +712,8 @@ class Corral:
     def pid(self) -> int:
         return self.proc.pid
 
-    def rss_kib(self) -> int:
-        return proc_rss_kib(self.proc.pid)
+    def rss_kib(self, field: str = "VmRSS") -> int:
+        return proc_rss_kib(self.proc.pid, field)
 
     def signal(self, sig):
         if self.proc.poll() is None:
