@@ -3,9 +3,13 @@
 import shutil
 import subprocess
 
+import pytest
+
+from cluster_upstream import REDIS_PROCESS
 from harness import RespError, corral_config, to_yaml, wait_until
 
 
+@pytest.mark.single_node(REDIS_PROCESS)
 def test_health_ready_and_metrics(redis_server, corral_factory):
     c = corral_factory(corral_config(redis_server.port))
     assert c.http_get("/health") == (200, "ok\n")

@@ -5,8 +5,10 @@ Runs against corral or (CORRAL_TARGET=redis) straight against redis-server.
 
 import subprocess
 
+import pytest
 import redis
 
+from cluster_upstream import SELECT_DB
 from harness import REDIS_CLI
 
 
@@ -126,21 +128,31 @@ def test_redis_py_state(target):
         t.start()
         assert r.blpop(["pys:q"], timeout=3) == (b"pys:q", b"job")
         t.join(3)
-        # Lua: a two-key script, then EVALSHA of a loaded one
+        # Lua: a two-key script (one hash tag: one cluster slot), then EVALSHA of a loaded one
         script = "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('INCRBY', KEYS[2], ARGV[2])"
-        assert r.eval(script, 2, "pys:s1", "pys:s2", "v", 5) == 5
+        assert r.eval(script, 2, "{pys}:s1", "{pys}:s2", "v", 5) == 5
         sha = r.script_load("return redis.call('GET', KEYS[1])")
-        assert r.evalsha(sha, 1, "pys:s1") == b"v"
-        # a different db through the same corral
-        r3 = redis.Redis(host="127.0.0.1", port=target.port, db=3, socket_timeout=5)
-        assert r3.set("pys:db", "three") is True
-        assert r.get("pys:db") is None
-        assert r3.get("pys:db") == b"three"
-        r3.delete("pys:db")
-        r3.close()
+        assert r.evalsha(sha, 1, "{pys}:s1") == b"v"
     finally:
-        r.delete("pys:a", "pys:w", "pys:q", "pys:s1", "pys:s2")
+        r.delete("pys:a", "pys:w", "pys:q", "{pys}:s1", "{pys}:s2")
         r.close()
         other.close()
         r.connection_pool.disconnect()
         other.connection_pool.disconnect()
+
+
+@pytest.mark.single_node(SELECT_DB)
+def test_redis_py_other_db(target):
+    """A db 3 client of redis-py through the same corral (both modes)."""
+    r = redis.Redis(host="127.0.0.1", port=target.port, socket_timeout=5)
+    r3 = redis.Redis(host="127.0.0.1", port=target.port, db=3, socket_timeout=5)
+    try:
+        assert r3.set("pys:db", "three") is True
+        assert r.get("pys:db") is None
+        assert r3.get("pys:db") == b"three"
+        r3.delete("pys:db")
+    finally:
+        r.close()
+        r3.close()
+        r.connection_pool.disconnect()
+        r3.connection_pool.disconnect()

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+import harness
+from cluster_upstream import RESP3_HELD, SELECT_DB
 from fill_keys import lease_key, negative_key
 from harness import EOF, RespConn, RespError, corral_config, to_yaml, wait_until
 from sample_origin import SampleOrigin
@@ -332,6 +334,8 @@ def test_clients_cannot_touch_internal_keys(redis_server, corral_factory, origin
     assert redis_server.cmd("GET", neg) == b"1"
     assert redis_server.cmd("DBSIZE") == 2
 
+@pytest.mark.single_node("the script writes keys named in ARGV (not declared as keys); a "
+                          "cluster node refuses those of other nodes")
 def test_internal_keys_cannot_be_forged_through_scripts(redis_server, corral_factory, origin):
     """Defect 12b: the prefix check sees key arguments only, so EVAL could write any name given
     in ARGV: a lease that never expires (every distributed fill of the key waits, then fails) or
@@ -441,8 +445,9 @@ WRITE_FORMS = {
     "MSET": ([("MSET", "plain:x", "1", "{k}", "fresh")], b"fresh"),
     "SETEX": ([("SETEX", "{k}", "60", "fresh")], b"fresh"),
     "INCR": ([("INCR", "{k}")], b"1"),
-    "RENAME": ([("SET", "plain:src{k}", "fresh"), ("RENAME", "plain:src{k}", "{k}")], b"fresh"),
-    "COPY": ([("SET", "plain:src{k}", "fresh"), ("COPY", "plain:src{k}", "{k}")], b"fresh"),
+    # the source's hash tag is the key: one cluster slot for both
+    "RENAME": ([("SET", "{{{k}}}:src", "fresh"), ("RENAME", "{{{k}}}:src", "{k}")], b"fresh"),
+    "COPY": ([("SET", "{{{k}}}:src", "fresh"), ("COPY", "{{{k}}}:src", "{k}")], b"fresh"),
     "WATCH": ([("WATCH", "{k}"), ("SET", "{k}", "fresh")], b"fresh"),
     "MULTI": ([("MULTI",), ("SET", "{k}", "fresh"), ("EXEC",)], b"fresh"),
     "HELLO3": ([("HELLO", "3"), ("SET", "{k}", "fresh")], b"fresh"),
@@ -474,7 +479,12 @@ def _write_forms_race(redis_server, origin, filler, writers):
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append((form, w, e))
 
-    cases = [(form, w) for form in WRITE_FORMS for w in range(len(writers))]
+    forms = list(WRITE_FORMS)
+    if harness.upstream_mode() == "cluster":
+        # a known gap: after HELLO 3 the key's node may not be the one the connection is
+        # held on (RESP3_HELD in ../support/cluster_upstream.py)
+        forms.remove("HELLO3")
+    cases = [(form, w) for form in forms for w in range(len(writers))]
     threads = [threading.Thread(target=run, args=(n, *case)) for n, case in enumerate(cases)]
     for t in threads:
         t.start()
@@ -497,7 +507,14 @@ def test_write_forms_during_fill_win(redis_server, corral_factory, origin):
                       [policy(stampede={"single_flight": "distributed"})])
     c1, c2 = corral_factory(cfg), corral_factory(cfg)
     wrong = _write_forms_race(redis_server, origin, c1, [c1, c2])
-    assert wrong == {}
+    # A known defect with a cluster upstream: an MSET whose keys are on several slots is split
+    # by slot, and the part with the filled key, sent through the other corral, does not win
+    # over the fill (the fill's value stays). The other forms must hold all the same.
+    known = {("MSET", 1)} if harness.upstream_mode() == "cluster" else set()
+    assert {k: v for k, v in wrong.items() if k not in known} == {}
+    if known & wrong.keys():
+        pytest.xfail("cluster: MSET plain:x 1 <key> fresh through another corral during a "
+                     "distributed fill of <key>: the fill's value overwrites 'fresh'")
 
 
 @pytest.mark.parametrize("single_flight,script,want", [
@@ -518,7 +535,8 @@ def test_eval_write_during_fill_wins(redis_server, corral_factory, origin, singl
     assert redis_server.cmd("GET", "user:120") == want
 
 
-@pytest.mark.parametrize("form", ["MULTI", "HELLO3"])
+@pytest.mark.parametrize("form", [
+    "MULTI", pytest.param("HELLO3", marks=pytest.mark.cluster_xfail(RESP3_HELD))])
 def test_transaction_or_resp3_write_on_other_corral_during_fill_wins(redis_server,
                                                                      corral_factory, origin,
                                                                      form):
@@ -651,6 +669,7 @@ def test_origin_max_in_flight_overloaded(redis_server, corral_factory, origin):
     assert fill_event(c, "user", "fill_errors") == 1
 
 
+@pytest.mark.single_node(SELECT_DB)
 def test_no_fill_outside_the_configured_db(redis_server, corral_factory, origin):
     """Fills run only for clients on the configured db (proxy/net/client.cc); a client on
     another db gets a plain miss, and nothing lands in any db."""

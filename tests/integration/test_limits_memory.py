@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from cluster_upstream import REDIS_PROCESS
 from harness import RespError, corral_bin, corral_config, encode_command, to_yaml
 
 MIB = 1024 * 1024
@@ -75,6 +76,7 @@ def _check_stalled_pipeline_bounded(c, redis_server, mode):
         cl.close()
 
 
+@pytest.mark.single_node(REDIS_PROCESS)
 @pytest.mark.parametrize("mode", ["hello3", "subscribe"])
 def test_pipe_mode_pipelining_bounded_while_redis_stalled(redis_server, corral_factory, mode):
     c = corral_factory(corral_config(redis_server.port,
@@ -82,6 +84,7 @@ def test_pipe_mode_pipelining_bounded_while_redis_stalled(redis_server, corral_f
     _check_stalled_pipeline_bounded(c, redis_server, mode)
 
 
+@pytest.mark.single_node(REDIS_PROCESS)
 @pytest.mark.parametrize("mode", ["shared", "hello3"])
 def test_pending_request_bytes_bounded_while_redis_stalled(redis_server, corral_factory, mode):
     """limits.max_pending_bytes: with max_pending far too high to matter, the bytes of requests
@@ -94,6 +97,9 @@ def test_pending_request_bytes_bounded_while_redis_stalled(redis_server, corral_
     _check_stalled_pipeline_bounded(c, redis_server, mode)
 
 
+@pytest.mark.cluster_xfail("MGET of 4 x 512 KiB keys on several slots is split by slot and "
+                           "the merged 2 MiB reply is sent whole although limits.max_reply_bytes "
+                           "is 1 MiB", strict=True)
 def test_reply_over_max_reply_bytes_is_refused(redis_server, corral_factory):
     c = corral_factory(corral_config(redis_server.port, limits={"max_reply_bytes": "1MiB"}))
     with c.client() as cl, c.client() as other:

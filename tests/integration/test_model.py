@@ -27,10 +27,13 @@ CORRAL_MODEL_SEQUENCES / CORRAL_MODEL_STEPS change the size (defaults: 12 x 200,
 nothing, which checks the model (and the kill invariants) against Redis's own behaviour.
 """
 
+import contextlib
 import fnmatch
 import os
 import random
 import time
+
+import pytest
 
 import harness
 from harness import (EOF, Push, RedisServer, RespConn, RespError, RespTimeout, corral_config,
@@ -43,8 +46,14 @@ CLIENTS = 3
 KILL_P = float(os.environ.get("CORRAL_MODEL_KILL_P", "0.02"))
 TRACE = bool(os.environ.get("CORRAL_MODEL_TRACE"))  # print every step
 
-STR_KEYS = ["k0", "k1", "k2"]
-LIST_KEYS = ["l0", "l1"]
+# CORRAL_UPSTREAM=cluster: redis A is the cluster (../support/cluster_upstream.py). Every key
+# has one hash tag, so that transactions stay on one node; SELECT is of db 0 only; no kills
+# (they CLIENT KILL corral's connections of the one redis A); HELLO 3 is HELLO 2 (a RESP3
+# connection is held on one node, a known gap: RESP3_HELD in cluster_upstream.py).
+CLUSTER = harness.upstream_mode() == "cluster"
+TAG = "{m}" if CLUSTER else ""
+STR_KEYS = [TAG + "k0", TAG + "k1", TAG + "k2"]
+LIST_KEYS = [TAG + "l0", TAG + "l1"]
 CHANNELS = ["ch0", "ch1"]
 PATTERNS = ["ch*", "ch1*"]
 SUB_ALLOWED = {"subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe",
@@ -119,6 +128,29 @@ def norm(args, r):
     return r
 
 
+def known_cluster_difference(st, args, rc, rr):
+    """CORRAL_UPSTREAM=cluster: a difference that is known, named (or None). PUBLISH counts the
+    receivers of the node it ran on (Redis Cluster's own rule). Two corral defects: a RESP2
+    subscriber's keyed command gets corral's held-node error instead of Redis's error
+    (subscribed context, wrong arity: test_pubsub.py::
+    test_unsubscribe_without_subscriptions_and_errors), and a MULTI whose first key follows
+    another queued command is refused when that key's node is not the first primary
+    (test_session_states.py::test_local_commands_inside_multi_answered_at_exec)."""
+    if not CLUSTER or len(rc) != 1 or len(rr) != 1:
+        return None
+    name, c, r = args[0].upper(), rc[0], rr[0]
+    if name == "PUBLISH" and isinstance(c, int) and isinstance(r, int):
+        return "PUBLISH counts one node's receivers"
+    if not isinstance(c, RespError):
+        return None
+    if st.sub_ctx and isinstance(r, RespError) and \
+            c.startswith("ERR corral: this connection is held on cluster node"):
+        return "subscriber's keyed command: corral's held-node error"
+    if st.multi and r == "QUEUED" and c.startswith("ERR corral: a transaction's first key"):
+        return "MULTI: first key after another queued command"  # EXEC differs too: resync
+    return None
+
+
 def norm_all(args, replies):
     return [norm(args, x) for x in replies]
 
@@ -149,6 +181,7 @@ class Run:
         self.rng = random.Random(seed)
         self.corral, self.a, self.b = corral, redis_a, redis_b
         self.failures = []
+        self.known = {}  # known_cluster_difference -> count
         self.step = 0
         self.needs_resync = False
         for r in (redis_a, redis_b):
@@ -173,13 +206,14 @@ class Run:
     def gen(self, cl):
         rng, st = self.rng, cl.st
         k, l = rng.choice(STR_KEYS), rng.choice(LIST_KEYS)
-        pk = f"p{cl.idx}"  # this client's own key
+        pk = f"{TAG}p{cl.idx}"  # this client's own key
+        s0, h0 = TAG + "s0", TAG + "h0"
         plain = [
             ("SET", k, str(rng.randint(0, 9))), ("GET", k), ("INCR", k), ("DEL", k),
             ("APPEND", k, "x"), ("EXISTS", k, l), ("LPUSH", l, "a"), ("RPUSH", l, "b"),
-            ("LRANGE", l, "0", "-1"), ("LPOP", l), ("SADD", "s0", rng.choice("abc")),
-            ("SCARD", "s0"), ("SISMEMBER", "s0", rng.choice("abc")),
-            ("HSET", "h0", rng.choice("fg"), "v"), ("HGETALL", "h0"),
+            ("LRANGE", l, "0", "-1"), ("LPOP", l), ("SADD", s0, rng.choice("abc")),
+            ("SCARD", s0), ("SISMEMBER", s0, rng.choice("abc")),
+            ("HSET", h0, rng.choice("fg"), "v"), ("HGETALL", h0),
             ("GET", pk), ("INCR", pk),
             ("GET", l),                       # WRONGTYPE when l is a list
             ("GET",), ("SET", k),             # wrong arity
@@ -225,12 +259,12 @@ class Run:
         table = [
             (0.06, lambda: ("MULTI",)), (0.10, lambda: ("WATCH", k)), (0.12, lambda: ("UNWATCH",)),
             (0.14, lambda: ("EXEC",)), (0.15, lambda: ("DISCARD",)),
-            (0.19, lambda: ("SELECT", str(rng.randint(0, 2)))),
+            (0.19, lambda: ("SELECT", "0" if CLUSTER else str(rng.randint(0, 2)))),
             (0.22, lambda: ("BLPOP", l, "0.1")), (0.25, "block_push"),
             (0.29, lambda: ("SUBSCRIBE", rng.choice(CHANNELS))),
             (0.31, lambda: ("PSUBSCRIBE", rng.choice(PATTERNS))),
             (0.36, "publish"),
-            (0.39, lambda: ("HELLO", rng.choice("23"))),
+            (0.39, lambda: ("HELLO", "2" if CLUSTER else rng.choice("23"))),
             (0.41, lambda: ("CLIENT", "REPLY", "OFF")), (0.43, lambda: ("CLIENT", "REPLY", "SKIP")),
             (0.44, lambda: ("CLIENT", "REPLY", "ON")),
             (0.46, lambda: ("RESET",)),
@@ -337,7 +371,14 @@ class Run:
         if TRACE:
             print(f"  [{self.seed}:{self.step}] c{cl.idx} db={st.db} multi={st.multi} "
                   f"w={st.watching} {args} -> corral={rc} redis={rr}")
-        if cmp(args, rc) != cmp(args, rr):
+        differs = cmp(args, rc) != cmp(args, rr)
+        known = known_cluster_difference(st, args, rc, rr) if differs else None
+        if known is not None:
+            self.known[known] = self.known.get(known, 0) + 1
+            if known.startswith("MULTI"):
+                cl.reconnect()  # the transactions differ from here on: both start afresh
+                return None
+        elif differs:
             self.fail("reply differs", client=cl.idx, cmd=args, state=vars(st).copy(),
                       corral=rc, redis=rr)
             self.apply(st, args, rr)
@@ -373,7 +414,7 @@ class Run:
         key = self.rng.choice(LIST_KEYS)
         # the list must be empty so that x blocks
         for r in (self.a, self.b):
-            with RespConn(r.port) as d:
+            with r.client() as d:
                 d.cmd("SELECT", x.st.db)
                 d.cmd("DEL", key)
         for conn in (x.c, x.r):
@@ -508,19 +549,27 @@ def _fmt(f):
         ", ".join(f"{k}={v!r}" for k, v in detail.items())[:600]
 
 
-def test_model_corral_vs_redis(request):
-    with RedisServer() as redis_a, RedisServer() as redis_b:
+@pytest.mark.cluster_xfail("stale pub/sub messages: a client through corral gets a message "
+                           "published before it subscribed (seed 20240601 step 48: [message "
+                           "ch1 m33] where Redis sends m48), or one published in an earlier "
+                           "sequence as the reply to UNSUBSCRIBE (seed 20240605 step 34: "
+                           "[message ch0 m128])")
+def test_model_corral_vs_redis(request, cluster_upstream):
+    with contextlib.ExitStack() as stack, RedisServer() as redis_b:
+        redis_a = cluster_upstream or stack.enter_context(RedisServer())
+        if cluster_upstream is not None:
+            cluster_upstream.reset()
         if harness.target_mode() == "redis":
             c = Front(redis_a.port)
         else:
             factory = request.getfixturevalue("corral_factory")
             corral = factory(corral_config(redis_a.port, upstream={"command_timeout": "2s"}))
             c = Front(corral.port, corral)
-        failures = []
+        failures, known = [], {}
         t0 = time.monotonic()
         for i in range(SEQUENCES):
             # every other sequence without kills: exact comparison all along
-            run = Run(SEED + i, c, redis_a, redis_b, KILL_P if i % 2 else 0.0)
+            run = Run(SEED + i, c, redis_a, redis_b, KILL_P if i % 2 and not CLUSTER else 0.0)
             try:
                 run.run(STEPS)
             except Exception as e:  # noqa: BLE001 - a crash of the run is a finding too
@@ -528,6 +577,8 @@ def test_model_corral_vs_redis(request):
                 for cl in run.clients:
                     cl.close()
             failures += run.failures
+            for k, n in run.known.items():
+                known[k] = known.get(k, 0) + n
             if not c.running():
                 failures.append((SEED + i, run.step, "corral died",
                                  {"stderr": c.corral.stderr_tail()}))
@@ -535,6 +586,8 @@ def test_model_corral_vs_redis(request):
         elapsed = time.monotonic() - t0
         print(f"\nmodel: {SEQUENCES} sequences x {STEPS} steps, base seed {SEED}, "
               f"{len(failures)} failures, {elapsed:.1f}s")
+        if known:
+            print(f"known differences with a cluster upstream (not failures): {known}")
         for f in failures[:40]:
             print("  " + _fmt(f))
         kinds = {}

@@ -81,6 +81,8 @@ def _dbsize(redis_server, db: int) -> int:
         return c.cmd("DBSIZE")
 
 
+@pytest.mark.single_node("the scripts run a two-key EVAL whose keys are on two cluster nodes "
+                          "and a db 3 client")
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_node_client_session(node, target, script):
     argv = [node, os.path.join(NODE_DIR, script), str(target.port)]

@@ -132,6 +132,8 @@ def test_ttl_default_clamp_and_reject(redis_server, corral_factory):
     assert m['corral_policy_ttl_total{policy="trial",action="audited"}'] == 1
 
 
+@pytest.mark.single_node("a MULTI writes profile:9 and profile:8, whose slots are on two "
+                          "cluster nodes (CROSSSLOT there)")
 def test_type_writes_get_hidden_pexpire(redis_server, corral_factory):
     c = corral_factory(config_text(redis_server.port))
     with c.client() as cl:

@@ -9,6 +9,7 @@ proto-max-bulk-len); test_corral_limits_differ_on_purpose covers where corral's 
 defaults answer differently.
 """
 
+import contextlib
 import socket
 import threading
 
@@ -133,11 +134,15 @@ def both(direct_port: int, corral_port: int, data: bytes):
 
 
 @pytest.fixture(scope="module")
-def pair():
-    """A redis-server to compare with, and a corral (Redis's limits) in front of another."""
+def pair(cluster_upstream):
+    """A redis-server to compare with, and a corral (Redis's limits) in front of another (in
+    CORRAL_UPSTREAM=cluster, in front of the shared cluster)."""
     from harness import Corral  # the module fixture cannot use the function-scoped factory
 
-    with RedisServer() as direct, RedisServer() as behind:
+    with RedisServer() as direct, contextlib.ExitStack() as stack:
+        behind = cluster_upstream or stack.enter_context(RedisServer())
+        if cluster_upstream is not None:
+            cluster_upstream.reset()
         c = Corral(corral_config(behind.port, limits={
             "max_args": 2147483647, "max_request_bytes": "1GiB"}))
         try:

@@ -3,6 +3,9 @@ connection, used as a pipe for the rest of its life. corral-only."""
 
 import time
 
+import pytest
+
+from cluster_upstream import MONITOR_ONE_NODE, RESP3_HELD
 from harness import RespConn, RespError, corral_config, wait_until
 
 
@@ -17,6 +20,9 @@ def _metric(c, name):
     return c.metrics()[name]
 
 
+@pytest.mark.cluster_xfail("SSUBSCRIBE shard through corral answers '-MOVED 263 ...' (the "
+                           "app sees the redirect; the shard channel is not routed to its slot's "
+                           "owner)")
 def test_channel_pattern_and_shard_subscribers(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as sub, c.client() as psub, c.client() as ssub, c.client() as pub:
@@ -56,9 +62,6 @@ def test_channel_pattern_and_shard_subscribers(redis_server, corral_factory):
         assert sub.cmd("SUBSCRIBE", "again") == [b"subscribe", b"again", 1]
         assert pub.cmd("PUBLISH", "again", "x") == 1
         assert sub.read_reply() == [b"message", b"again", b"x"]
-
-
-import pytest
 
 
 # (limits, bound on RSS growth in KiB): the soft case may queue up to what ~300 ms of
@@ -114,6 +117,7 @@ def test_client_tracking_invalidation_push_in_resp3(redis_server, corral_factory
         assert t.cmd("GET", "tracked:k") == b"2"
 
 
+@pytest.mark.cluster_xfail(RESP3_HELD)
 def test_resp3_subscriber_gets_push_messages(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as s3, c.client() as pub:
@@ -125,6 +129,7 @@ def test_resp3_subscriber_gets_push_messages(redis_server, corral_factory):
         assert s3.cmd("GET", "nothing:here") is None
 
 
+@pytest.mark.single_node(MONITOR_ONE_NODE)
 def test_monitor_sees_other_clients(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as mon, c.client() as w:
@@ -143,6 +148,10 @@ def test_monitor_sees_other_clients(redis_server, corral_factory):
         assert mon.expect_eof(3)
 
 
+@pytest.mark.cluster_xfail("a RESP2 subscriber's GET k of another node's slot gets corral's "
+                           "'-ERR corral: this connection is held on cluster node ...' instead "
+                           "of Redis's '-ERR ... only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+                           "QUIT / RESET are allowed in this context'")
 def test_unsubscribe_without_subscriptions_and_errors(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as cl:
@@ -154,6 +163,8 @@ def test_unsubscribe_without_subscriptions_and_errors(redis_server, corral_facto
         assert isinstance(r, RespError) and "only (P|S)SUBSCRIBE" in str(r), r
 
 
+@pytest.mark.single_node("CLIENT TRACKING REDIRECT: in a cluster the redirect target must be "
+                          "connected to the node that holds the tracked key")
 def test_client_tracking_redirect_to_a_subscriber(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as inv, c.client() as app, c.client() as w:

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from cluster_upstream import REDIS_PROCESS
 from harness import (EOF, RedisServer, RespConn, RespError, corral_config, encode_command,
                      try_cmd, wait_until)
 
@@ -37,12 +38,10 @@ def _kill_upstream_conns(redis_server, pred) -> list:
     """CLIENT KILL (from a direct connection) of every connection of redis for which pred(fields)
     holds; returns the killed ids. The direct connection itself is never killed."""
     killed = []
-    with redis_server.client() as d:
-        me = d.cmd("CLIENT", "ID")
-        for f in redis_server.client_list():
-            if int(f["id"]) != me and pred(f):
-                if d.cmd("CLIENT", "KILL", "ID", f["id"]) == 1:
-                    killed.append(f["id"])
+    for f in redis_server.client_list():
+        if f["cmd"] != "client|list" and pred(f):  # not the connection asking
+            if redis_server.kill_client(f) == 1:
+                killed.append(f["id"])
     return killed
 
 
@@ -78,6 +77,7 @@ def _pipeline_or_eof(conn, cmds):
 # 1. commands that need a dedicated connection while it is down
 
 
+@pytest.mark.single_node(REDIS_PROCESS)
 @pytest.mark.parametrize("third", [("SUBSCRIBE", "ch"), ("HELLO", "3"), ("MONITOR",),
                                    ("CLIENT", "TRACKING", "on")],
                          ids=["subscribe", "hello3", "monitor", "tracking"])
@@ -143,6 +143,7 @@ def test_watch_then_get_after_client_kill_never_lets_exec_succeed(redis_server, 
     assert redis_server.cmd("GET", "w:k") == b"other"
 
 
+@pytest.mark.single_node(REDIS_PROCESS)
 def test_watch_lost_by_redis_restart_never_lets_exec_succeed(redis_server, corral_factory):
     """Issue item 2 with a Redis restart between WATCH and EXEC: the restarted Redis knows
     nothing of the WATCH; another client writes the key once Redis is back."""
@@ -174,6 +175,7 @@ def test_multi_never_split_by_client_kill(redis_server, corral_factory):
     assert redis_server.cmd("MGET", "tx:a", "tx:b") == [None, None]
 
 
+@pytest.mark.single_node(REDIS_PROCESS)
 def test_multi_pipelined_around_client_kill_by_redis_restart(redis_server, corral_factory):
     """MULTI and a queued SET, then a Redis restart, then the rest of the transaction."""
     c = _corral(redis_server, corral_factory, connect_timeout="300ms")

@@ -5,6 +5,9 @@ matters: a short command_timeout, one shared connection)."""
 import threading
 import time
 
+import pytest
+
+from cluster_upstream import SELECT_DB
 from harness import RespConn, RespError, corral_config, wait_until
 
 
@@ -147,6 +150,7 @@ def test_max_dedicated_is_enforced(redis_server, corral_factory):
             cl.close()
 
 
+@pytest.mark.single_node(SELECT_DB)
 def test_clients_on_different_dbs_never_cross(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)  # pool_size 1: one shared connection per db
     with c.client() as d0, c.client() as d5:

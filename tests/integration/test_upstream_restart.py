@@ -8,6 +8,9 @@ import re
 import threading
 import time
 
+import pytest
+
+from cluster_upstream import REDIS_PROCESS
 from harness import EOF, RespConn, RespError, RespTimeout, corral_config, wait_until
 
 CLIENTS = 10
@@ -15,6 +18,7 @@ MAX_REQUESTS_PER_CLIENT = 20000
 UPSTREAM_ERR = re.compile(r"^ERR corral: upstream \S+ (unavailable|timeout)")
 
 
+@pytest.mark.single_node(REDIS_PROCESS)
 def test_upstream_killed_and_restarted_under_load(redis_server, corral_factory):
     c = corral_factory(corral_config(redis_server.port, upstream={
         "command_timeout": "1s", "connect_timeout": "300ms"}))

@@ -77,6 +77,21 @@ def target_mode() -> str:
     return mode
 
 
+def upstream_mode() -> str:
+    """'single' (default) or 'cluster' (CORRAL_UPSTREAM=cluster: the redis_server fixture is a
+    Redis Cluster, tests/support/cluster_upstream.py, and corral_config() of its port writes
+    upstream.cluster; single-node tests are skipped with their reason, see conftest.py)."""
+    mode = os.environ.get("CORRAL_UPSTREAM", "single").strip().lower()
+    if mode not in ("single", "cluster"):
+        raise ValueError(f"CORRAL_UPSTREAM must be 'single' or 'cluster', got {mode!r}")
+    return mode
+
+
+# port -> seeds ("127.0.0.1:port" of every node) of the clusters standing in for a redis-server
+# (CORRAL_UPSTREAM=cluster): corral_config() of such a port writes upstream.cluster.
+CLUSTER_UPSTREAMS: dict = {}
+
+
 def tail(path: str, n: int = 40) -> str:
     try:
         with open(path, "rb") as f:
@@ -472,6 +487,14 @@ class RedisServer:
         """CLIENT LIST of this server, parsed (the connection asking is in it too)."""
         return parse_client_list(self.cmd("CLIENT", "LIST"))
 
+    def kill_client(self, fields: dict):
+        """CLIENT KILL ID of one entry of client_list(); Redis's reply (1: killed)."""
+        return self.cmd("CLIENT", "KILL", "ID", fields["id"])
+
+    def ports(self) -> list:
+        """The ports corral may connect to for this upstream: this one (a cluster has more)."""
+        return [self.port]
+
     def info(self, section: str = "") -> dict:
         raw = self.cmd("INFO", section) if section else self.cmd("INFO")
         assert isinstance(raw, bytes), raw
@@ -612,12 +635,17 @@ def read_ready_file(path: str) -> Optional[dict]:
 
 def corral_config(upstream_port: int, **overrides) -> dict:
     """A minimal corral config pointing at 127.0.0.1:upstream_port. Keyword overrides replace
-    top-level keys; upstream=..., limits=... dicts are merged into the defaults."""
+    top-level keys; upstream=..., limits=... dicts are merged into the defaults.
+    When upstream_port is a cluster's (CLUSTER_UPSTREAMS), upstream.cluster {seeds} stands
+    where upstream.primary would."""
+    seeds = CLUSTER_UPSTREAMS.get(upstream_port)
+    where = {"cluster": {"seeds": list(seeds)}} if seeds else \
+        {"primary": f"127.0.0.1:{upstream_port}"}
     cfg: dict = {
         "listen": ["127.0.0.1:0"],
         "workers": 1,
         "upstream": {
-            "primary": f"127.0.0.1:{upstream_port}",
+            **where,
             "connect_timeout": "500ms",
             "command_timeout": "2s",
             "pool_size": 1,
@@ -672,9 +700,30 @@ class Corral:
         self.admin_port: Optional[int] = None
         try:
             self._wait_ready(ready_timeout)
+            if self._stands_for_redis_server(config):
+                self.wait_cluster_map(ready_timeout)
         except BaseException:
             self._abort()
             raise
+
+    @staticmethod
+    def _stands_for_redis_server(config) -> bool:
+        """A config of corral_config() for a cluster in the redis_server fixture's place
+        (CORRAL_UPSTREAM=cluster), with the admin endpoint to ask."""
+        if isinstance(config, str):  # YAML text written from corral_config() (test_fill.py)
+            return "admin:" in config and any(
+                f"seeds: [{', '.join(s)}]" in config for s in CLUSTER_UPSTREAMS.values())
+        if not isinstance(config, dict) or not config.get("admin"):
+            return False
+        seeds = (config.get("upstream") or {}).get("cluster", {}).get("seeds")
+        return bool(seeds) and any(list(s) == list(seeds) for s in CLUSTER_UPSTREAMS.values())
+
+    def wait_cluster_map(self, timeout: float = 10.0):
+        """Until corral has a slot map (corral_cluster_topology_changes_total >= 1): before it,
+        fan-out commands are refused, so a test in the redis_server fixture's place would see
+        errors a single upstream never gives. Asked on /metrics, so no command is counted."""
+        wait_until(lambda: self.metrics().get("corral_cluster_topology_changes_total", 0) >= 1,
+                   timeout, interval=0.02, what="corral's first cluster slot map")
 
     def write_config(self, config):
         text = config if isinstance(config, str) else to_yaml(config) + "\n"
