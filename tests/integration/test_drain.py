@@ -23,7 +23,7 @@ def _draining_corral(redis_server, corral_factory):
                                      upstream={"command_timeout": "5s"}))
     blocker = c.client(timeout=DRAIN + 5)
     assert blocker.cmd("PING") == "PONG"
-    with RespConn(redis_server.port) as direct:
+    with redis_server.client() as direct:  # a cluster upstream: every primary pauses
         assert direct.cmd("CLIENT", "PAUSE", "2500", "ALL") == "OK"
     blocker.send_cmd("GET", "drain:k")
     # The GET must be in flight (read by corral, unanswered) before the drain starts.

@@ -10,6 +10,8 @@ import pytest
 
 from harness import RedisServer, RespError, corral_config, wait_until
 
+pytestmark = pytest.mark.single_node("replicas of the one redis-server (replicaof its port)")
+
 
 @pytest.fixture
 def primary_and_replica(redis_server, corral_only):

@@ -72,7 +72,7 @@ def test_blpop_outlives_command_timeout(redis_server, corral_factory):
 
     def produce():
         time.sleep(0.2)
-        with RespConn(redis_server.port) as p:
+        with redis_server.client() as p:
             p.cmd("RPUSH", "q:late", "job")
 
     t = threading.Thread(target=produce, daemon=True)

@@ -38,7 +38,7 @@ _FAN_OUT = {
     ("FUNCTION", "FLUSH"): _SAME, ("FUNCTION", "LOAD"): _SAME, ("FUNCTION", "DELETE"): _SAME,
     ("CONFIG", "SET"): _SAME, ("CONFIG", "RESETSTAT"): _SAME,
     ("ACL", "SETUSER"): _SAME, ("ACL", "DELUSER"): _SAME,
-    ("CLIENT", "LIST"): _LINES,
+    ("CLIENT", "LIST"): _LINES, ("CLIENT", "PAUSE"): _SAME, ("CLIENT", "UNPAUSE"): _SAME,
 }
 
 # Keyless commands: answered by the first primary (deterministic, so connection state such as
