@@ -104,6 +104,7 @@ def test_slow_subscriber_is_disconnected_and_memory_stays_bounded(redis_server, 
         assert ok.cmd("PING") == "PONG"
 
 
+@pytest.mark.cluster_xfail(RESP3_HELD)
 def test_client_tracking_invalidation_push_in_resp3(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as t, c.client() as w:

@@ -56,6 +56,7 @@ def test_resp3_auth_reply_in_order(redis_server, corral_factory, password, expec
         assert cl.pipeline(cmds) == want
 
 
+@pytest.mark.cluster_xfail(RESP3_HELD)
 def test_resp3_noauth_after_reset_in_order(redis_server, corral_factory):
     """NOAUTH, corral's own reply, in order with forwarded ones: after HELLO 3, the packet
     GET k, RESET, GET k, AUTH app pw, GET k is answered like Redis with requirepass does:
@@ -122,6 +123,7 @@ def test_subscriber_refused_get_gets_a_get_error(redis_server, corral_factory):
         assert got[0] in (STRAY_ERR, _ctx_error("get")), got
 
 
+@pytest.mark.cluster_xfail(RESP3_HELD)
 def test_resp3_refused_and_forwarded_in_order(redis_server, corral_factory):
     """RESP3: refusals and forwarded replies interleaved keep their order (a guard: this one
     holds on the code the issue was written against)."""
