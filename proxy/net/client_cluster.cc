@@ -93,7 +93,7 @@ void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rew
       }
       const uint64_t seq = openSlot(rewrite, arg, req.frame.size());
       router.sendSplit(this, seq, std::move(plan), timeout_ms, primary_slot_);
-      armed().hidden.clear();  // no policy adds commands to a multi-key request
+      sendHiddenBySlot();  // a policy's follow-ups (lease revocations, TTLs) per key
       return;
     }
     slot = cluster::keySlot(req.args[keys[0]]);
@@ -165,6 +165,30 @@ bool Client::exposeCluster(std::string_view sub) {
   return true;
 }
 
+void Client::sendHiddenBySlot() {
+  Armed& a = armed();
+  if (a.hidden.empty()) return;
+  // Each follow-up names its own keys (one hash tag per data key): the owner of its first key.
+  codec::RequestParser parser;
+  codec::Request one;
+  std::vector<uint32_t> keys;
+  for (size_t i = 0; i < a.hidden.size(); ++i) {
+    const std::string_view bytes = a.hidden.command(i);
+    int slot = -1;
+    if (parser.parse(bytes.data(), bytes.size(), one).status == codec::ParseStatus::kComplete &&
+        !one.args.empty()) {
+      if (const commands::CommandInfo* c = commands::lookup(one.args);
+          c != nullptr && routingKeys(*c, one, keys) && !keys.empty()) {
+        slot = cluster::keySlot(one.args[keys[0]]);
+      }
+    }
+    worker_.cluster()
+        ->connection(slot, primary_slot_)
+        ->enqueue(worker_.policies().followupSink(), 0, bytes, 0);
+  }
+  a.hidden.clear();
+}
+
 int Client::clusterSlotOf(const commands::CommandInfo* cmd, const codec::Request& req) {
   if (cmd == nullptr) return -1;
   std::vector<uint32_t>& keys = worker_.clusterKeys();
@@ -195,6 +219,10 @@ bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, const codec
       commands::equalsIgnoreCase(req.args[0], "cluster") && exposeCluster(req.args[1])) {
     return false;  // answered by corral (a RESP3 client's CLUSTER SLOTS, say)
   }
+  // Redis's own answers come first: a wrong arity, and (RESP2 subscribed) the context error.
+  if (cmd == nullptr || !commands::arityOk(*cmd, req.args.size())) return true;
+  const bool shard_pubsub = cmd->name == "ssubscribe" || cmd->name == "sunsubscribe";
+  if (st_.link == Link::kSubscribed && !shard_pubsub) return true;
   const int slot = clusterSlotOf(cmd, req);
   if (slot == -1) return true;  // no key: wherever the connection is
   const bool in_multi = inMulti();

@@ -77,6 +77,8 @@ bool Client::runLocal(const CommandInfo* cmd, CommandKind kind,
       int64_t db = 0;
       if (!parseInt(args[1], db)) {
         codec::appendError(out, "ERR value is not an integer or out of range");
+      } else if (worker_.cluster() != nullptr && db != 0) {
+        codec::appendError(out, "ERR SELECT is not allowed in cluster mode");  // as a node says
       } else if (db < 0 || (worker_.databases() > 0 && db >= worker_.databases()) ||
                  db > INT32_MAX) {
         codec::appendError(out, "ERR DB index is out of range");

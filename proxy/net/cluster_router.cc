@@ -475,6 +475,12 @@ void ClusterRouter::finish(Call* c, std::string_view reply) {
   std::vector<std::string_view> views(s->replies.begin(), s->replies.end());
   std::string merged;
   cluster::mergeReplies(s->plan, views, &merged);
+  if (merged.size() > limits_.max_reply_bytes) {
+    // Each part was under limits.max_reply_bytes; the whole must be too, as for one node.
+    upstream::counters().replies_too_large.fetch_add(1, std::memory_order_relaxed);
+    s->sink->onUpstreamReply(s->seq, "-ERR corral: reply too large (limits.max_reply_bytes)\r\n");
+    return;
+  }
   s->sink->onUpstreamReply(s->seq, merged);
 }
 

@@ -625,3 +625,19 @@ def test_split_commands_keep_pipeline_order_while_slots_move(redis_cluster, corr
             t.join(30)
     assert bad == [], bad[:2]
     redis_cluster.reshard(primaries[0], primaries[2], 500)
+
+
+def test_select_is_refused_as_a_cluster_node_refuses_it(redis_cluster, corral_cluster):
+    with redis_cluster.client(redis_cluster.primaries()[0]) as direct:
+        want = direct.cmd("SELECT", "2")
+    assert isinstance(want, RespError) and "not allowed in cluster mode" in want.message
+    with RespConn(corral_cluster.port) as c:
+        assert c.cmd("SELECT", "2") == want
+        assert c.cmd("SELECT", "0") == "OK"
+        assert c.cmd("SET", "sel:x", "1") == "OK"
+        assert c.cmd("SELECT", "x") == direct_error_for_not_integer(redis_cluster)
+
+
+def direct_error_for_not_integer(redis_cluster):
+    with redis_cluster.client(redis_cluster.primaries()[0]) as direct:
+        return direct.cmd("SELECT", "x")

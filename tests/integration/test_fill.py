@@ -507,14 +507,7 @@ def test_write_forms_during_fill_win(redis_server, corral_factory, origin):
                       [policy(stampede={"single_flight": "distributed"})])
     c1, c2 = corral_factory(cfg), corral_factory(cfg)
     wrong = _write_forms_race(redis_server, origin, c1, [c1, c2])
-    # A known defect with a cluster upstream: an MSET whose keys are on several slots is split
-    # by slot, and the part with the filled key, sent through the other corral, does not win
-    # over the fill (the fill's value stays). The other forms must hold all the same.
-    known = {("MSET", 1)} if harness.upstream_mode() == "cluster" else set()
-    assert {k: v for k, v in wrong.items() if k not in known} == {}
-    if known & wrong.keys():
-        pytest.xfail("cluster: MSET plain:x 1 <key> fresh through another corral during a "
-                     "distributed fill of <key>: the fill's value overwrites 'fresh'")
+    assert wrong == {}
 
 
 @pytest.mark.parametrize("single_flight,script,want", [

@@ -97,9 +97,6 @@ def test_pending_request_bytes_bounded_while_redis_stalled(redis_server, corral_
     _check_stalled_pipeline_bounded(c, redis_server, mode)
 
 
-@pytest.mark.cluster_xfail("MGET of 4 x 512 KiB keys on several slots is split by slot and "
-                           "the merged 2 MiB reply is sent whole although limits.max_reply_bytes "
-                           "is 1 MiB", strict=True)
 def test_reply_over_max_reply_bytes_is_refused(redis_server, corral_factory):
     c = corral_factory(corral_config(redis_server.port, limits={"max_reply_bytes": "1MiB"}))
     with c.client() as cl, c.client() as other:

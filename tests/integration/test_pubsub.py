@@ -20,9 +20,6 @@ def _metric(c, name):
     return c.metrics()[name]
 
 
-@pytest.mark.cluster_xfail("SSUBSCRIBE shard through corral answers '-MOVED 263 ...' (the "
-                           "app sees the redirect; the shard channel is not routed to its slot's "
-                           "owner)")
 def test_channel_pattern_and_shard_subscribers(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as sub, c.client() as psub, c.client() as ssub, c.client() as pub:
@@ -149,10 +146,6 @@ def test_monitor_sees_other_clients(redis_server, corral_factory):
         assert mon.expect_eof(3)
 
 
-@pytest.mark.cluster_xfail("a RESP2 subscriber's GET k of another node's slot gets corral's "
-                           "'-ERR corral: this connection is held on cluster node ...' instead "
-                           "of Redis's '-ERR ... only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
-                           "QUIT / RESET are allowed in this context'")
 def test_unsubscribe_without_subscriptions_and_errors(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as cl:
