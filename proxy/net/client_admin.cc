@@ -345,6 +345,21 @@ bool Client::clientAdmin(const CommandInfo* cmd, const codec::Request& req) {
       armed().rewritten.frame = {};
       return armed().rewritten;
     }();
+    if (worker_.cluster() != nullptr) {
+      // Upstream ids are per node: only the node the target blocks on may be asked.
+      const std::string node = ids.server(static_cast<uint64_t>(target));
+      if (dedicated_ == nullptr || dedicated_->addrText() != node) {
+        upstream::Connection* conn = worker_.cluster()->connectionAt(node, primary_slot_);
+        if (dedicated_ != nullptr || conn == nullptr || !conn->accepting()) {
+          replyError("ERR corral: CLIENT UNBLOCK cannot reach cluster node " + node +
+                     " from this connection");
+          return true;
+        }
+        const std::string_view bytes = encode(use.args);
+        conn->enqueue(this, openSlot(Rewrite::kNone, 0, bytes.size()), bytes, 0);
+        return true;
+      }
+    }
     if (dedicated_ != nullptr) {
       sendDedicatedRaw(encode(use.args), cur_flags_ | kOnDedicated, Rewrite::kNone, 0, 0, 1);
     } else {

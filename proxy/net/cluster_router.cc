@@ -171,6 +171,13 @@ upstream::Connection* ClusterRouter::connection(int slot, uint64_t client_id) {
 
 config::UpstreamAddress ClusterRouter::ownerAddress(int slot) { return ownerNode(slot)->addr; }
 
+upstream::Connection* ClusterRouter::connectionAt(std::string_view addr, uint64_t client_key) {
+  for (auto& n : nodes_) {
+    if (n->key == addr) return n->pool[client_key % n->pool.size()].get();
+  }
+  return nullptr;
+}
+
 bool ClusterRouter::anyReady() const {
   for (const Node* n : shard_node_) {
     if (n == nullptr) continue;

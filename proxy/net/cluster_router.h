@@ -82,6 +82,9 @@ class ClusterRouter {
   // The pooled connection to the owner of `slot` (-1: any primary); never null. For what must
   // follow a request on its connection (a policy's hidden EXPIRE) and for INFO and the like.
   upstream::Connection* connection(int slot, uint64_t client_id);
+  // The pooled connection to the node whose address text is `addr` ("host:port"), or null
+  // when corral has none (CLIENT UNBLOCK of a client blocked there).
+  upstream::Connection* connectionAt(std::string_view addr, uint64_t client_key);
   // Where a dedicated connection for `slot` goes (-1: any primary).
   config::UpstreamAddress ownerAddress(int slot);
 

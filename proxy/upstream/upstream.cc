@@ -467,7 +467,7 @@ bool Connection::handleInternalReply(uint64_t step, std::string_view reply) {
       int64_t id = 0;
       if (codec::FrameReader ids(reply);
           ids.integer(&id) && ids.atEnd() && id >= 0 && ctx_.ids != nullptr) {
-        ctx_.ids->set(owner_id_, static_cast<uint64_t>(id));
+        ctx_.ids->set(owner_id_, static_cast<uint64_t>(id), addr_.text);
       }
       break;
     }

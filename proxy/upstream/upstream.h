@@ -61,18 +61,27 @@ class Connection;
 inline constexpr uint64_t kPipeFrame = UINT64_MAX;       // a frame, in arrival order
 inline constexpr uint64_t kPipeClosed = UINT64_MAX - 1;  // the connection is gone (empty view)
 
-// corral client id -> the upstream client id of that client's dedicated connection, for every
-// worker (CLIENT TRACKING ... REDIRECT names a client by the id corral gave it). Locked: used
-// only when a dedicated connection starts or ends and on a REDIRECT.
+// corral client id -> the upstream client id of that client's dedicated connection, and the
+// server it is on (ids are per server: a cluster has several), for every worker (CLIENT
+// TRACKING ... REDIRECT and CLIENT UNBLOCK name a client by the id corral gave it). Locked: used
+// only when a dedicated connection starts or ends and on a REDIRECT or UNBLOCK.
 class IdRegistry {
  public:
-  void set(uint64_t corral_id, uint64_t upstream_id) {
+  void set(uint64_t corral_id, uint64_t upstream_id, const std::string& server = {}) {
     std::lock_guard<std::mutex> lock(mu_);
     map_[corral_id] = upstream_id;
+    servers_[corral_id] = server;
+  }
+  // The server (address text) the client's dedicated connection is on; "" when unknown.
+  std::string server(uint64_t corral_id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = servers_.find(corral_id);
+    return it == servers_.end() ? std::string() : it->second;
   }
   void erase(uint64_t corral_id) {
     std::lock_guard<std::mutex> lock(mu_);
     map_.erase(corral_id);
+    servers_.erase(corral_id);
   }
   bool get(uint64_t corral_id, uint64_t& upstream_id) const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -85,6 +94,7 @@ class IdRegistry {
  private:
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, uint64_t> map_;
+  std::unordered_map<uint64_t, std::string> servers_;
 };
 
 // Process-wide counters of every worker's upstream connections, for /metrics. Touched only when

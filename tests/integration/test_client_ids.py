@@ -34,10 +34,6 @@ def _blocked(target, n):
                what=f"{n} blocked client(s) in redis")
 
 
-@pytest.mark.cluster_xfail("CLIENT UNBLOCK <id> of a client blocked in BLPOP answers 0 and "
-                           "unblocks nothing: corral sends it, with the upstream id, to the "
-                           "primary connection rather than to the node of the client's "
-                           "dedicated connection (client_admin.cc)")
 @pytest.mark.parametrize("mode", ["timeout", "error"])
 def test_client_unblock_by_id(target, mode):
     with target.client() as a, target.client() as b:
