@@ -199,8 +199,11 @@ class Client final : public upstream::ReplySink {
     std::string lib_ver;
     TxPlan tx_plan;                    // the transaction being queued
     policies::CommandBatch tx_hidden;  // its follow-ups, sent after EXEC
-    int64_t tracking_redirect = -1;    // -1 off; 0 on without REDIRECT; else corral's id
-    int64_t soft_since_ms = -1;        // since when the output is above limits.pubsub_soft_bytes
+    // upstream.cluster: what a transaction sent before its first key (MULTI and keyless
+    // commands), replayed unseen on the first key's owner when the connection moves there.
+    std::string tx_prefix;
+    int64_t tracking_redirect = -1;  // -1 off; 0 on without REDIRECT; else corral's id
+    int64_t soft_since_ms = -1;      // since when the output is above limits.pubsub_soft_bytes
     // read_your_writes: key -> until (loop ms). Bounded; when full of live entries, every
     // read goes to the primary until ryw_all_until.
     std::unordered_map<std::string, int64_t> ryw;

@@ -198,15 +198,27 @@ int Client::clusterSlotOf(const commands::CommandInfo* cmd, const codec::Request
 }
 
 namespace {
-// A transaction whose connection went to "any primary" at MULTI and has queued nothing yet
-// moves to the owner of its first key: the MULTI is sent again there, unseen.
-bool rebindable(int bound_slot, bool in_multi, uint32_t queued) {
-  return bound_slot < 0 && in_multi && queued == 0;
+// A transaction whose connection went to "any primary" at MULTI moves to the owner of its first
+// key: what it sent before (MULTI and keyless commands) is sent again there, unseen.
+bool rebindable(int bound_slot, bool in_multi) { return bound_slot < 0 && in_multi; }
+
+// How many commands `bytes` holds (whole RESP multibulk frames, as corral sent them).
+uint32_t countFrames(std::string_view bytes) {
+  codec::RequestParser parser;
+  codec::Request one;
+  uint32_t n = 0;
+  while (!bytes.empty()) {
+    const codec::ParseResult r = parser.parse(bytes.data(), bytes.size(), one);
+    if (r.status != codec::ParseStatus::kComplete || r.consumed == 0) break;
+    bytes.remove_prefix(r.consumed);
+    ++n;
+  }
+  return n;
 }
 }  // namespace
 
 bool Client::clusterRebindWaits(const commands::CommandInfo* cmd, const codec::Request& req) {
-  if (dedicated_ == nullptr || !rebindable(dedicated_slot_, inMulti(), tx_queued_)) return false;
+  if (dedicated_ == nullptr || !rebindable(dedicated_slot_, inMulti())) return false;
   const int slot = clusterSlotOf(cmd, req);
   if (slot < 0) return false;
   ClusterRouter& router = *worker_.cluster();
@@ -234,7 +246,7 @@ bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, const codec
   if (slot == -2) return refuse(cluster::kCrossSlotError);
   const config::UpstreamAddress owner = worker_.cluster()->ownerAddress(slot);
   const bool same_node = dedicated_ != nullptr && owner.text == dedicated_->addrText();
-  if (!same_node && dedicated_ != nullptr && rebindable(dedicated_slot_, in_multi, tx_queued_) &&
+  if (!same_node && dedicated_ != nullptr && rebindable(dedicated_slot_, in_multi) &&
       pending_.empty()) {
     std::string_view error;
     std::unique_ptr<upstream::Connection> moved =
@@ -244,7 +256,12 @@ bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, const codec
     old->setPipe(nullptr);
     worker_.releaseDedicated(this, std::move(old));
     dedicated_ = std::move(moved);
-    sendDedicatedRaw(encode({"MULTI"}), kHidden | kOnDedicated, Rewrite::kNone, 0, 0, 1);
+    // The transaction so far, again: MULTI and what was queued (each QUEUED reply unseen).
+    std::string prefix;
+    if (extras_ != nullptr) prefix.swap(extras_->tx_prefix);
+    if (prefix.empty()) prefix = "*1\r\n$5\r\nMULTI\r\n";
+    const uint32_t frames = countFrames(prefix);
+    sendDedicatedRaw(prefix, kHidden | kOnDedicated, Rewrite::kNone, 0, 0, frames);
     dedicated_slot_ = slot;
     return true;
   }
@@ -253,12 +270,8 @@ bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, const codec
     // would for a direct client. Another node's: the node would say MOVED, so corral says
     // CROSSSLOT now and the transaction aborts.
     if (dedicated_slot_ >= 0) return same_node || refuse(cluster::kCrossSlotError);
-    if (!same_node) {
-      return refuse(
-          "-ERR corral: a transaction's first key must come before any other queued command "
-          "when its slot is on another cluster node\r\n");
-    }
-    dedicated_slot_ = slot;
+    dedicated_slot_ = slot;  // on its owner already (a move waits for pending replies)
+    if (extras_ != nullptr) extras_->tx_prefix.clear();
     return true;
   }
   // Outside a transaction (WATCH, RESP3, tracking, MONITOR): any slot of the connection's node.

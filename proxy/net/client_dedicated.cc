@@ -61,6 +61,10 @@ void Client::sendDedicatedRaw(std::string_view bytes, uint8_t flags, Rewrite rew
   worker_.stats().forwarded.add();
   worker_.stats().pending.add();
   pending_bytes_ += bytes.size();
+  if (worker_.cluster() != nullptr && dedicated_slot_ < 0 && inMulti() && !(flags & kHidden))
+      [[unlikely]] {
+    extras().tx_prefix.append(bytes);  // replayed if the transaction moves (client_cluster.cc)
+  }
   dedicated_->enqueueRaw(bytes);
 }
 

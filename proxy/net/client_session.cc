@@ -460,10 +460,14 @@ void Client::releaseDedicated() {
   monitoring_ = false;
   tx_queued_ = 0;
   dedicated_slot_ = -1;
+  if (extras_ != nullptr) extras_->tx_prefix.clear();
 }
 
 void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, CommandKind kind) {
-  if (worker_.cluster() != nullptr && !clusterRouteDedicated(cmd, req)) return;
+  if (worker_.cluster() != nullptr) {
+    if (kind == CommandKind::kMulti && extras_ != nullptr) extras_->tx_prefix.clear();
+    if (!clusterRouteDedicated(cmd, req)) return;
+  }
   uint8_t flags = cur_flags_ | kOnDedicated;
   Rewrite rw = Rewrite::kNone;
   int64_t arg = 0;

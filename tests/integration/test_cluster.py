@@ -641,3 +641,19 @@ def test_select_is_refused_as_a_cluster_node_refuses_it(redis_cluster, corral_cl
 def direct_error_for_not_integer(redis_cluster):
     with redis_cluster.client(redis_cluster.primaries()[0]) as direct:
         return direct.cmd("SELECT", "x")
+
+
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_keyless_commands_before_a_transactions_first_key(redis_cluster, corral_cluster,
+                                                          pipelined):
+    """MULTI, then keyless commands, then the first key on another node: the transaction moves
+    there with what it queued, and EXEC answers every command in order."""
+    for port, k in keys_on_each_shard(redis_cluster, "txk").items():
+        cmds = [("MULTI",), ("ECHO", "a"), ("PING",), ("CLIENT", "SETNAME", "txn"),
+                ("SET", k, "1"), ("INCR", k), ("ECHO", "b"), ("EXEC",)]
+        with RespConn(corral_cluster.port) as c:
+            got = c.pipeline(cmds) if pipelined else [c.cmd(*x) for x in cmds]
+            assert got == ["OK"] + ["QUEUED"] * 6 + [[b"a", "PONG", "OK", "OK", 2, b"b"]], got
+            assert c.cmd("CLIENT", "GETNAME") == b"txn"
+        with redis_cluster.client(port) as direct:
+            assert direct.cmd("GET", k) == b"2"

@@ -17,11 +17,6 @@ from cluster_upstream import MONITOR_ONE_NODE
 from harness import RespConn, RespError, corral_config, wait_until
 
 
-@pytest.mark.cluster_xfail("a MULTI whose first keyed command (INCR tx:n) comes after keyless "
-                           "ones (CLIENT SETNAME, ECHO, CLIENT GETNAME) and whose slot is on "
-                           "another node than the first primary gets '-ERR corral: a "
-                           "transaction's first key must come before any other queued command' "
-                           "and EXECABORT")
 def test_local_commands_inside_multi_answered_at_exec(target):
     with target.client() as cl:
         r = cl.pipeline([("MULTI",), ("CLIENT", "SETNAME", "in-tx"), ("PING",),
