@@ -549,11 +549,13 @@ def _fmt(f):
         ", ".join(f"{k}={v!r}" for k, v in detail.items())[:600]
 
 
-@pytest.mark.cluster_xfail("stale pub/sub messages: a client through corral gets a message "
-                           "published before it subscribed (seed 20240601 step 48: [message "
-                           "ch1 m33] where Redis sends m48), or one published in an earlier "
-                           "sequence as the reply to UNSUBSCRIBE (seed 20240605 step 34: "
-                           "[message ch0 m128])")
+@pytest.mark.cluster_xfail("Redis Cluster carries PUBLISH between nodes over its bus, later "
+                           "than to the publisher's own node's subscribers: a client subscribed "
+                           "on another node (its connection held on a WATCHed key's node, say) "
+                           "can get a message published just before it subscribed (seed "
+                           "20240601 step 48: [message ch1 m33], c2 subscribing while WATCHing), "
+                           "or one that was on its way as it unsubscribed (seed 20240605 step "
+                           "34); timing-dependent, the same seed passes on other runs")
 def test_model_corral_vs_redis(request, cluster_upstream):
     with contextlib.ExitStack() as stack, RedisServer() as redis_b:
         redis_a = cluster_upstream or stack.enter_context(RedisServer())
