@@ -234,9 +234,18 @@ bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, const codec
   // Redis's own answers come first: a wrong arity, and (RESP2 subscribed) the context error.
   if (cmd == nullptr || !commands::arityOk(*cmd, req.args.size())) return true;
   const bool shard_pubsub = cmd->name == "ssubscribe" || cmd->name == "sunsubscribe";
-  if (st_.link == Link::kSubscribed && !shard_pubsub) return true;
   const int slot = clusterSlotOf(cmd, req);
   if (slot == -1) return true;  // no key: wherever the connection is
+  if (st_.link == Link::kSubscribed && !shard_pubsub) {
+    // The node answers the context error for its own slots; for another node's it would say
+    // MOVED (a cluster checks the slot first), so corral says what one Redis would.
+    if (slot >= 0 && dedicated_ != nullptr &&
+        worker_.cluster()->ownerAddress(slot).text == dedicated_->addrText()) {
+      return true;
+    }
+    contextError(req);
+    return false;
+  }
   const bool in_multi = inMulti();
   auto refuse = [&](std::string_view error) {
     if (in_multi) st_.tx = Tx::kMultiDirty;  // a transaction that queued it cannot run
