@@ -38,28 +38,11 @@ log() { printf '[cluster-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 nodes=("$port_base" $((port_base + 1)) $((port_base + 2)))
 declare -A port=([single]=$((port_base + 3)) [corral_cluster]=$((port_base + 4))
   [corral_single]=$((port_base + 5)) [cluster_direct]=${nodes[0]})
-for p in "${nodes[@]}" $((port_base + 3)) $((port_base + 4)) $((port_base + 5)) \
-  $((port_base + 10)) $((port_base + 11)) $((port_base + 12)); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-    log "port $p is in use: choose other ports with PORT_BASE"
-    exit 1
-  fi
-done
-
-"$root/scripts/deps.sh" bench
-if [[ ${BENCH_BUILD:-1} == 1 ]]; then
-  log "building corral (release preset)"
-  { cmake --preset release && cmake --build --preset release; } >"$out/build.log" 2>&1
-fi
-if [[ $(nproc) -ge 2 ]]; then
-  server_cpu=(taskset -c 0)
-  client_cpu=(taskset -c 1)
-else
-  server_cpu=()
-  client_cpu=()
-fi
 # shellcheck source=lib.sh
 source "$here/lib.sh"
+ports_free "${nodes[@]}" $((port_base + 3)) $((port_base + 4)) $((port_base + 5)) \
+  $((port_base + 10)) $((port_base + 11)) $((port_base + 12))
+prepare_bench "$out"
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

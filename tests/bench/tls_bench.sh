@@ -34,27 +34,10 @@ log() { printf '[tls-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 declare -A port=([redis]=$port_base [redis_tls]=$((port_base + 1)) [corral]=$((port_base + 2))
   [corral_tls]=$((port_base + 3)) [corral_admin]=$((port_base + 4)) [corral2]=$((port_base + 5)))
-for p in "${port[@]}"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-    log "port $p is in use: choose other ports with PORT_BASE"
-    exit 1
-  fi
-done
-
-"$root/scripts/deps.sh" bench
-if [[ ${BENCH_BUILD:-1} == 1 ]]; then
-  log "building corral (release preset)"
-  { cmake --preset release && cmake --build --preset release; } >"$out/build.log" 2>&1
-fi
-if [[ $(nproc) -ge 2 ]]; then
-  server_cpu=(taskset -c 0)
-  client_cpu=(taskset -c 1)
-else
-  server_cpu=()
-  client_cpu=()
-fi
 # shellcheck source=lib.sh
 source "$here/lib.sh"
+ports_free "${port[@]}"
+prepare_bench "$out"
 
 log "certificates"
 "$py" -c "import sys; sys.path.insert(0, '$root/tests/support'); import certs; certs.Certs('$out')"
