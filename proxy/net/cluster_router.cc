@@ -14,10 +14,7 @@ constexpr int64_t kFirstBackoffMs = 5;
 constexpr int64_t kMaxBackoffMs = 100;
 constexpr int kFreeResends = 2;  // MOVED/ASK resent at once this many times, then backed off
 constexpr std::string_view kAsking = "*1\r\n$6\r\nASKING\r\n";
-constexpr std::string_view kShards = "*2\r\n$7\r\nCLUSTER\r\n$6\r\nSHARDS\r\n";
-constexpr std::string_view kSlotsCmd = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
 
-bool isCorralError(std::string_view reply) { return reply.starts_with("-ERR corral: "); }
 }  // namespace
 
 struct ClusterRouter::Split {
@@ -57,14 +54,6 @@ class ClusterRouter::Call final : public upstream::ReplySink {
 class ClusterRouter::Ignore final : public upstream::ReplySink {
  public:
   void onUpstreamReply(uint64_t, std::string_view) override {}
-};
-
-// Receives CLUSTER SHARDS / SLOTS.
-class ClusterRouter::RefreshSink final : public upstream::ReplySink {
- public:
-  explicit RefreshSink(ClusterRouter* r) : router(r) {}
-  void onUpstreamReply(uint64_t, std::string_view reply) override { router->onRefreshReply(reply); }
-  ClusterRouter* router;
 };
 
 ClusterRouter::ClusterRouter(upstream::LoopContext& loop, const config::UpstreamConfig& cfg,
@@ -157,8 +146,7 @@ ClusterRouter::Node* ClusterRouter::replicaNode(int slot) {
   for (size_t i = 0; i < replicas; ++i) {
     const cluster::Node& r = nodes[1 + (replica_rr_++ % replicas)];
     if (!r.online || r.host.empty()) continue;
-    const uint16_t port = template_.addr.tls && r.tls_port != 0 ? r.tls_port : r.port;
-    Node* n = nodeFor(r.host, port);
+    Node* n = nodeFor(r.host, portOf(r));
     if (n->pool[0]->accepting()) return n;
   }
   return nullptr;
@@ -262,14 +250,9 @@ cluster::SplitPlan ClusterRouter::planEveryPrimary(std::string_view request,
                                                    cluster::Merge merge) const {
   cluster::SplitPlan plan;
   plan.merge = merge;
-  std::vector<bool> seen(shard_node_.size(), false);
-  for (size_t slot = 0; slot < table_.owner.size(); ++slot) {
-    const int16_t shard = table_.owner[slot];
-    if (shard < 0 || static_cast<size_t>(shard) >= seen.size() || seen[shard]) continue;
-    if (shard_node_[static_cast<size_t>(shard)] == nullptr) continue;
-    seen[static_cast<size_t>(shard)] = true;
+  for (const ShardStart& s : primaryShards()) {
     cluster::Fragment f;
-    f.slot = static_cast<uint16_t>(slot);
+    f.slot = s.first_slot;
     f.request.assign(request);
     plan.fragments.push_back(std::move(f));
   }
@@ -300,14 +283,15 @@ bool splitScanReply(std::string_view reply, uint64_t* cursor, std::string_view* 
 }
 }  // namespace
 
-std::vector<int> ClusterRouter::scanOrder() const {
-  std::vector<int> order;  // shard indexes, by the first slot each owns
+std::vector<ClusterRouter::ShardStart> ClusterRouter::primaryShards() const {
+  std::vector<ShardStart> order;
   std::vector<bool> seen(shard_node_.size(), false);
-  for (int16_t shard : table_.owner) {
+  for (size_t slot = 0; slot < table_.owner.size(); ++slot) {
+    const int16_t shard = table_.owner[slot];
     if (shard < 0 || static_cast<size_t>(shard) >= seen.size() || seen[shard]) continue;
     if (shard_node_[static_cast<size_t>(shard)] == nullptr) continue;
     seen[static_cast<size_t>(shard)] = true;
-    order.push_back(shard);
+    order.push_back({shard, static_cast<uint16_t>(slot)});
   }
   return order;
 }
@@ -319,7 +303,7 @@ std::string ClusterRouter::scanReply(std::string_view reply, int shard_ordinal) 
   uint64_t next = 0;
   if (node_cursor != 0) {
     next = node_cursor * kScanShards + static_cast<uint64_t>(shard_ordinal);
-  } else if (static_cast<size_t>(shard_ordinal + 1) < scanOrder().size()) {
+  } else if (static_cast<size_t>(shard_ordinal + 1) < primaryShards().size()) {
     next = static_cast<uint64_t>(shard_ordinal + 1);  // that shard, from its start
   }
   const std::string digits = std::to_string(next);
@@ -339,7 +323,7 @@ void ClusterRouter::sendScan(upstream::ReplySink* sink, uint64_t seq,
     }
     cursor = cursor * 10 + static_cast<uint64_t>(ch - '0');
   }
-  const std::vector<int> order = scanOrder();
+  const std::vector<ShardStart> order = primaryShards();
   const uint64_t ordinal = cursor % kScanShards;
   if (order.empty() || ordinal >= order.size()) {
     // No map yet, or a cursor of a bigger cluster: nothing more to walk.
@@ -363,14 +347,7 @@ void ClusterRouter::sendScan(upstream::ReplySink* sink, uint64_t seq,
   c->split = s;
   c->part = 0;
   c->client_key = client_key;
-  // Aimed at the first slot that shard owns.
-  c->slot = -1;
-  for (size_t slot = 0; slot < table_.owner.size(); ++slot) {
-    if (table_.owner[slot] == order[ordinal]) {
-      c->slot = static_cast<int>(slot);
-      break;
-    }
-  }
+  c->slot = order[ordinal].first_slot;  // aimed at the first slot that shard owns
   c->request = std::move(request);
   c->timeout_ms = timeout_ms;
   c->deadline_ms = loop_.now_ms + (timeout_ms > 0 ? timeout_ms : cfg_.command_timeout.count());
@@ -404,7 +381,7 @@ void ClusterRouter::onReply(Call* c, std::string_view reply) {
   const cluster::Redirect r = cluster::parseRedirect(reply);
   using K = cluster::Redirect::Kind;
   if (r.kind == K::kNone) {
-    if (isCorralError(reply)) wantRefresh();  // lost or timed out: the owner may have changed
+    if (corralError(reply)) wantRefresh();  // lost or timed out: the owner may have changed
     finish(c, reply);
     return;
   }
@@ -491,10 +468,6 @@ void ClusterRouter::finish(Call* c, std::string_view reply) {
   s->sink->onUpstreamReply(s->seq, merged);
 }
 
-// --- topology -----------------------------------------------------------------------------
-
-void ClusterRouter::wantRefresh() { refresh_wanted_ = true; }
-
 void ClusterRouter::tick(int64_t now_ms) {
   now_ms_ = now_ms;
   for (auto& n : nodes_) {
@@ -513,104 +486,8 @@ void ClusterRouter::tick(int64_t now_ms) {
   if (refresh_wanted_ && !refresh_mine_) startRefresh();
 }
 
-void ClusterRouter::startRefresh() {
-  const int64_t stale = cfg_.command_timeout.count() + cfg_.connect_timeout.count() + 1000;
-  if (!board_.beginRefresh(loop_.now_ms, stale)) return;  // another's, or too soon: later
-  refresh_wanted_ = false;
-  refresh_mine_ = true;
-  last_refresh_ms_ = loop_.now_ms;
-  // Whom to ask. A shard whose primary is down: one of its replicas, which is the first to
-  // know it was promoted (the other primaries learn it from gossip, up to a second later).
-  // Else a primary that answers; else the seeds in turn.
-  upstream::Connection* conn = nullptr;
-  for (size_t i = 0; i < shard_node_.size() && conn == nullptr && i < table_.shards.size(); ++i) {
-    Node* p = shard_node_[i];
-    if (p == nullptr || p->pool[0]->accepting()) continue;
-    const std::vector<cluster::Node>& nodes = table_.shards[i].nodes;
-    for (size_t r = 1; r < nodes.size() && conn == nullptr; ++r) {
-      if (nodes[r].host.empty()) continue;
-      const uint16_t port =
-          template_.addr.tls && nodes[r].tls_port != 0 ? nodes[r].tls_port : nodes[r].port;
-      Node* n = nodeFor(nodes[r].host, port);
-      if (n->pool[0]->accepting()) conn = n->pool[0].get();
-    }
-  }
-  for (Node* n : shard_node_) {
-    if (conn == nullptr && n != nullptr && n->pool[0]->ready()) conn = n->pool[0].get();
-  }
-  if (conn == nullptr) {
-    const auto& seeds = cfg_.cluster->seeds;
-    const auto& s = seeds[seed_next_++ % seeds.size()];
-    conn = nodeFor(s.addr.host, s.addr.port)->pool[0].get();
-  }
-  if (!conn->accepting()) {
-    refresh_mine_ = false;
-    board_.endRefresh(nullptr);
-    return;
-  }
-  conn->enqueue(refresh_sink_.get(), 0, refresh_shards_ ? kShards : kSlotsCmd, 0);
-}
-
-void ClusterRouter::onRefreshReply(std::string_view reply) {
-  refresh_mine_ = false;
-  if (refresh_shards_ && reply.starts_with("-ERR") && !isCorralError(reply)) {
-    refresh_shards_ = false;  // before Redis 7.0: CLUSTER SLOTS
-    board_.endRefresh(nullptr);
-    refresh_wanted_ = true;
-    return;
-  }
-  std::string err;
-  std::optional<cluster::SlotMap> map =
-      refresh_shards_ ? cluster::parseShards(reply, &err) : cluster::parseSlots(reply, &err);
-  if (!map) {
-    log()->warn("cluster refresh failed err=\"{}\"", err.empty() ? std::string(reply) : err);
-    board_.endRefresh(nullptr);
-    refresh_wanted_ = true;
-    return;
-  }
-  board_.endRefresh(std::make_shared<const cluster::SlotMap>(std::move(*map)));
-  sync();
-}
-
-void ClusterRouter::sync() {
-  const uint64_t gen = board_.generation();
-  if (gen == table_gen_) return;
-  table_gen_ = gen;
-  if (const auto map = board_.get(); map != nullptr) install(*map);
-}
-
-void ClusterRouter::install(const cluster::SlotMap& map) {
-  table_ = map;
-  for (auto& n : nodes_) n->in_map = false;
-  shard_node_.assign(table_.shards.size(), nullptr);
-  for (size_t i = 0; i < table_.shards.size(); ++i) {
-    const cluster::Shard& s = table_.shards[i];
-    if (s.nodes.empty() || !s.nodes[0].primary) continue;
-    const cluster::Node& p = s.nodes[0];
-    const uint16_t port = template_.addr.tls && p.tls_port != 0 ? p.tls_port : p.port;
-    shard_node_[i] = nodeFor(p.host, port);
-    // Replicas already connected stay (reads may go there); others are made when asked.
-    for (size_t r = 1; r < s.nodes.size(); ++r) {
-      const uint16_t rport =
-          template_.addr.tls && s.nodes[r].tls_port != 0 ? s.nodes[r].tls_port : s.nodes[r].port;
-      const std::string key = s.nodes[r].host + ":" + std::to_string(rport);
-      for (auto& n : nodes_) {
-        if (n->key == key) n->in_map = true;
-      }
-    }
-  }
-  // Nodes no shard's primary is any more: their pools close (what was in flight gets an error).
-  std::vector<std::unique_ptr<Node>> gone;
-  std::erase_if(nodes_, [&](std::unique_ptr<Node>& n) {
-    if (n->in_map) return false;
-    gone.push_back(std::move(n));
-    return true;
-  });
-  for (auto& n : gone) {
-    log()->info("cluster node left the map addr={}", n->key);
-    for (auto& c : n->pool) retired_.push_back(std::move(c));
-  }
-  // A waiting call that was asked to a node now gone asks the owner again.
+void ClusterRouter::forgetGoneAskNodes() {
+  // A waiting call that was asked to a node now gone (install) asks the owner again.
   for (Call* c : waiting_) {
     if (c->ask_node != nullptr) {
       bool alive = false;

@@ -111,9 +111,21 @@ class ClusterRouter {
   struct Split;
   friend class Call;
 
+  // corral's own error for a request (lost connection, timeout), not one from Redis.
+  static bool corralError(std::string_view reply) { return reply.starts_with("-ERR corral: "); }
   Node* nodeFor(std::string_view host, uint16_t port);
   Node* replicaNode(int slot);  // an online replica of the slot's shard that accepts, or null
-  std::vector<int> scanOrder() const;
+  // The shards whose primary is known, in the order of the first slot each owns (SCAN's order,
+  // and one part per primary for fan-outs).
+  struct ShardStart {
+    int shard;
+    uint16_t first_slot;
+  };
+  std::vector<ShardStart> primaryShards() const;
+  // The port to reach a node of the map on: its TLS port when the nodes speak TLS.
+  uint16_t portOf(const cluster::Node& n) const {
+    return template_.addr.tls && n.tls_port != 0 ? n.tls_port : n.port;
+  }
   std::string scanReply(std::string_view reply, int shard_ordinal) const;
   Node* ownerNode(int slot);
   void dispatch(Call* call);
@@ -123,6 +135,7 @@ class ClusterRouter {
   void startRefresh();
   void onRefreshReply(std::string_view reply);
   void install(const cluster::SlotMap& map);
+  void forgetGoneAskNodes();
   Call* newCall();
   void freeCall(Call* call);
 
@@ -150,7 +163,17 @@ class ClusterRouter {
   bool refresh_mine_ = false;   // this worker's refresh is in flight
   bool refresh_shards_ = true;  // CLUSTER SHARDS; false after a server refused it (SLOTS)
   int64_t last_refresh_ms_ = 0;
-  class RefreshSink;
+  // Receives CLUSTER SHARDS / SLOTS (cluster_router_topology.cc).
+  class RefreshSink final : public upstream::ReplySink {
+   public:
+    explicit RefreshSink(ClusterRouter* r) : router_(r) {}
+    void onUpstreamReply(uint64_t, std::string_view reply) override {
+      router_->onRefreshReply(reply);
+    }
+
+   private:
+    ClusterRouter* router_;
+  };
   std::unique_ptr<RefreshSink> refresh_sink_;
   class Ignore;
   std::unique_ptr<Ignore> ignore_;
