@@ -18,7 +18,7 @@ constexpr FanOutCommand kFanOut[] = {
     {"script", "exists", Merge::kAndArrays}, {"function", "load", Merge::kSameReply},
     {"function", "flush", Merge::kAllOk},    {"function", "delete", Merge::kAllOk},
     {"function", "restore", Merge::kAllOk},  {"config", "set", Merge::kAllOk},
-    {"config", "resetstat", Merge::kAllOk},
+    {"config", "resetstat", Merge::kAllOk},  {"info", "", Merge::kInfo},
 };
 
 }  // namespace

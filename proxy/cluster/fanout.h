@@ -1,6 +1,6 @@
 // Keyspace-wide commands in a cluster: sent to every primary, the replies merged.
 //
-//   DBSIZE / KEYS p / FLUSHALL / SCRIPT LOAD s / ... --> fanOut --> Merge kind
+//   DBSIZE / KEYS p / FLUSHALL / SCRIPT LOAD s / INFO / ... --> fanOut --> Merge kind
 //      --> the same request to each primary --> one reply each --> mergeReplies(merge, replies)
 #pragma once
 
@@ -20,6 +20,7 @@ namespace corral::cluster {
 //   SCRIPT EXISTS                                 kAndArrays
 //   SCRIPT FLUSH, FUNCTION FLUSH|DELETE|RESTORE,
 //   CONFIG SET|RESETSTAT                          kAllOk
+//   INFO (any sections)                           kInfo
 // Decided by name only (arity is Redis's to check). False otherwise, *merge untouched. No
 // allocation.
 bool fanOut(std::span<const std::string_view> args, Merge* merge);

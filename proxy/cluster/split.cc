@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "commands/command_table.h"
+#include "proxy/cluster/info_merge.h"
 #include "proxy/cluster/slot.h"
 #include "proxy/codec/resp.h"
 
@@ -271,6 +272,8 @@ void mergeReplies(Merge merge, std::span<const std::string_view> replies, std::s
     mergeSum(replies, out);
   } else if (merge == Merge::kConcatArrays) {
     mergeConcat(replies, out);
+  } else if (merge == Merge::kInfo) {
+    mergeInfo(replies, out);
   } else {
     mergeAnd(replies, out);
   }

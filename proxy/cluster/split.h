@@ -22,6 +22,7 @@ enum class Merge : uint8_t {
   kConcatArrays,  // KEYS
   kSameReply,     // SCRIPT LOAD (the sha), FUNCTION LOAD (the library name)
   kAndArrays,     // SCRIPT EXISTS
+  kInfo,          // INFO (info_merge.h)
 };
 
 struct Fragment {
@@ -72,10 +73,11 @@ void mergeReplies(const SplitPlan& plan, std::span<const std::string_view> repli
 //   kSameReply: the first reply when all are byte-identical, else the first error reply, else
 //     kRepliesDifferError;
 //   kAndArrays: replies are arrays of :0/:1 of one length; element i is :1 when every reply
-//     has :1 at i.
-// For kSumIntegers, kConcatArrays and kAndArrays an error reply ("-..." or RESP3 "!...") is the
-// answer, verbatim (the first in reply order). No replies, a reply of the wrong shape (arrays of
-// different lengths for kAndArrays) or kArrayInKeyOrder (it needs the plan): kBadFragmentReply.
+//     has :1 at i;
+//   kInfo: bulk (or RESP3 verbatim) INFO texts merged section by section (info_merge.h).
+// For kSumIntegers, kConcatArrays, kAndArrays and kInfo an error reply ("-..." or RESP3 "!...") is
+// the answer, verbatim (the first in reply order). No replies, a reply of the wrong shape (arrays
+// of different lengths for kAndArrays) or kArrayInKeyOrder (it needs the plan): kBadFragmentReply.
 void mergeReplies(Merge merge, std::span<const std::string_view> replies, std::string* out);
 
 inline constexpr std::string_view kBadFragmentReply =

@@ -4,6 +4,7 @@
     proxy/cluster/testdata/capture.py > /tmp/keyslots.txt   # rewrites testdata/*.resp
     CAPTURE_OUT=/tmp/x proxy/cluster/testdata/capture.py    # writes them to /tmp/x instead
     proxy/cluster/testdata/capture.py --one-node            # only one_node_*.resp
+    proxy/cluster/testdata/capture.py --info                # only info_*.resp
 
 Starts six redis-servers (cluster-enabled, persistence off) on free loopback ports in a temp
 dir, makes a 3-primary/3-replica cluster with redis-cli --cluster create, and saves the raw
@@ -15,6 +16,10 @@ Every wait is bounded; the servers are stopped by their pid.
 --one-node captures what corral imitates with upstream.cluster.expose: CLUSTER SLOTS, SHARDS
 and NODES of a one-node cluster that holds every slot (announced ip 127.0.0.1, config epoch
 bumped to 1), in RESP2 and RESP3.
+
+--info captures what info_merge_test.cc merges: INFO everything of each primary of a
+3-primary cluster holding keys with and without a TTL on every node (avg_ttl measured), commands
+and errors that differ per node (info_<n>_resp2.resp), and node 0's INFO in RESP3 (verbatim).
 """
 
 import os
@@ -294,8 +299,55 @@ def one_node():
         print("// server stopped; temp dir " + tmp, file=sys.stderr)
 
 
+def info():
+    tmp = tempfile.mkdtemp(prefix="corral-cluster-capture-")
+    ports = [free_port() for _ in range(3)]
+    procs = []
+    try:
+        for p in ports:
+            procs.append(subprocess.Popen(
+                ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", os.path.join(tmp, "nodes-%d.conf" % p), "--save", "",
+                 "--appendonly", "no", "--dir", tmp, "--logfile", os.path.join(tmp, "%d.log" % p)]))
+        for p in ports:
+            wait(lambda: Conn(p).call("PING") == b"+PONG\r\n", "PING on %d" % p)
+        subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in ports] +
+                       ["--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, stdout=subprocess.DEVNULL, timeout=60)
+        wait(lambda: all(b"cluster_state:ok" in Conn(p).call("CLUSTER", "INFO") for p in ports),
+             "cluster_state:ok")
+        conns = {p: Conn(p) for p in ports}
+        for i in range(300):  # every third key with a TTL; the MOVED errors count as errors too
+            args = ["SET", "info:%d" % i, "v"] + (["EX", 1000 + i] if i % 3 == 0 else [])
+            r = conns[ports[0]].call(*args)
+            if r.startswith(b"-MOVED"):
+                r = conns[int(r.split(b":")[-1][:-2])].call(*args)
+            assert r == b"+OK\r\n", r
+        conns[ports[0]].call("PING")  # commands and errors of one node only
+        conns[ports[1]].call("ECHO", "x")
+        conns[ports[2]].call("NOSUCHCOMMAND")
+        wait(lambda: all(b"avg_ttl=0" not in Conn(p).call("INFO", "keyspace") for p in ports),
+             "avg_ttl measured")
+        for n, p in enumerate(ports):
+            save("info_%d_resp2.resp" % n, Conn(p).call("INFO", "everything"))
+        conn = Conn(ports[0])
+        conn.call("HELLO", "3")
+        save("info_0_resp3.resp", conn.call("INFO"))
+    finally:
+        for pr in procs:
+            pr.terminate()
+        for pr in procs:
+            try:
+                pr.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pr.kill()
+        print("// servers stopped; temp dir " + tmp, file=sys.stderr)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--one-node"]:
         one_node()
+    elif sys.argv[1:] == ["--info"]:
+        info()
     else:
         main()
