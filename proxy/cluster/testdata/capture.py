@@ -306,7 +306,8 @@ def info():
     try:
         for p in ports:
             procs.append(subprocess.Popen(
-                ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                ["redis-server", "--port", str(p), "--bind", "127.0.0.1",
+                 "--cluster-enabled", "yes",
                  "--cluster-config-file", os.path.join(tmp, "nodes-%d.conf" % p), "--save", "",
                  "--appendonly", "no", "--dir", tmp, "--logfile", os.path.join(tmp, "%d.log" % p)]))
         for p in ports:
