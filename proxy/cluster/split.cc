@@ -130,15 +130,20 @@ bool splitBySlot(std::span<const std::string_view> args, SplitPlan* plan) {
   while (other < keys && keySlot(key(other)) == first_slot) ++other;
   if (other == keys) return false;
 
-  std::vector<uint16_t> slot(keys, first_slot);
+  // Scratch of this thread, kept between calls: a warm split allocates only what its plan
+  // has not held before.
+  thread_local std::vector<uint16_t> slot;
+  thread_local std::vector<uint32_t> order;
+  thread_local std::vector<std::pair<size_t, size_t>> groups;  // [begin, end) in order
+  slot.assign(keys, first_slot);
   for (size_t k = other; k < keys; ++k) slot[k] = keySlot(key(k));
   // Keys grouped by slot, each group in the client's order (ties broken by index), then the
   // groups ordered by their first key: n log n however many slots there are.
-  std::vector<uint32_t> order(keys);
+  order.resize(keys);
   std::iota(order.begin(), order.end(), 0u);
   std::sort(order.begin(), order.end(),
             [&](uint32_t a, uint32_t b) { return slot[a] != slot[b] ? slot[a] < slot[b] : a < b; });
-  std::vector<std::pair<size_t, size_t>> groups;  // [begin, end) in order
+  groups.clear();
   for (size_t i = 0; i < keys; ++i) {
     if (i == 0 || slot[order[i]] != slot[order[i - 1]]) groups.emplace_back(i, i);
     groups.back().second = i + 1;
@@ -148,10 +153,13 @@ bool splitBySlot(std::span<const std::string_view> args, SplitPlan* plan) {
 
   plan->merge = merge;
   plan->keys = keys;
-  plan->fragments.clear();
-  plan->fragments.reserve(groups.size());
-  for (const auto& [begin, end] : groups) {
-    Fragment& f = plan->fragments.emplace_back();
+  plan->fragments.resize(groups.size());  // fragments already there keep their buffers
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const size_t begin = groups[g].first;
+    const size_t end = groups[g].second;
+    Fragment& f = plan->fragments[g];
+    f.request.clear();
+    f.positions.clear();
     f.slot = slot[order[begin]];
     size_t bytes = 16 + bulkSize(args[0]);
     for (size_t i = begin; i < end; ++i) {
@@ -204,7 +212,8 @@ void mergeReplies(const SplitPlan& plan, std::span<const std::string_view> repli
     }
   }
   // kArrayInKeyOrder: each fragment's elements go back to their keys' places.
-  std::vector<std::string_view> elements(plan.keys);
+  thread_local std::vector<std::string_view> elements;
+  elements.assign(plan.keys, std::string_view());
   for (size_t i = 0; i < replies.size(); ++i) {
     const Fragment& f = plan.fragments[i];
     FrameReader rd(replies[i]);

@@ -346,14 +346,22 @@ void Client::popAnswered() {
 
 void Client::onAllAnswered() {
   pending_bytes_ = 0;
-  if (dedicated_ != nullptr) sessionEvent(Event::kIdle);
+  if (dedicated_ != nullptr) {
+    // A cluster's nodes have RESP3 connections too: a client that held its dedicated
+    // connection for pushes only, and holds none now, goes back to the shared ones.
+    const bool push_over = st_.link == Link::kPush && worker_.cluster() != nullptr &&
+                           !subscribedUpstream() && !monitoring_ &&
+                           (extras_ == nullptr || extras_->tracking_redirect < 0);
+    sessionEvent(push_over ? Event::kPushEnded : Event::kIdle);
+  }
   if (waiting_ || st_.link == Link::kClosing) worker_.markDirty(this);
 }
 
 void Client::forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
                      Rewrite rewrite, int64_t arg) {
   if (worker_.cluster() != nullptr) [[unlikely]] {
-    forwardToCluster(req, timeout_ms, rewrite, arg);  // the slot decides (client_cluster.cc)
+    // The slot decides (client_cluster.cc). The hot path (routeShared) calls it directly.
+    forwardToCluster(commands::lookup(req.args), req, timeout_ms, rewrite, arg);
     return;
   }
   if (!conn->accepting()) {

@@ -247,8 +247,9 @@ class Client final : public upstream::ReplySink {
   uint64_t openSlot(Rewrite rewrite, int64_t arg, size_t bytes);
   void replyUnavailable(std::string_view error);
   // upstream.cluster: forward() to the node that owns the request's slot (client_cluster.cc).
-  void forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rewrite rewrite,
-                        int64_t arg);
+  // `cmd`: the request's command (null when unknown).
+  void forwardToCluster(const commands::CommandInfo* cmd, const codec::Request& req,
+                        int64_t timeout_ms, Rewrite rewrite, int64_t arg);
 
   // --- client_session.cc: dispatch and the state machine
   // Returns false when the request must wait until this client's earlier requests are
@@ -441,12 +442,20 @@ class Client final : public upstream::ReplySink {
   void sendHiddenBySlot();
   // The slot of a request's keys: -1 with none, -2 when they span slots.
   int clusterSlotOf(const commands::CommandInfo* cmd, const codec::Request& req);
-  // Before the state machine's step: true when the request must wait for the replies still
-  // due (the dedicated connection is about to move to its slot's owner).
-  bool clusterRebindWaits(const commands::CommandInfo* cmd, const codec::Request& req);
-  // Before a request goes on the dedicated connection: false when it was answered instead
-  // (CROSSSLOT); may move a fresh transaction's connection to the owner of its first key.
-  bool clusterRouteDedicated(const commands::CommandInfo* cmd, const codec::Request& req);
+  // After the state machine's step, for a request meant for the dedicated connection: true
+  // when it must wait for the replies still due (the connection is about to move to its slot's
+  // owner; or it changes between the dedicated and the shared connections, below).
+  bool clusterWaits(const commands::CommandInfo* cmd, CommandKind kind, const codec::Request& req);
+  // A RESP3 client holding subscriptions on one node's dedicated connection: a command on
+  // another node's keys goes on the shared connections instead (never with WATCH, MULTI,
+  // tracking or MONITOR, whose state lives on that one connection).
+  bool clusterElsewhere(const commands::CommandInfo* cmd, CommandKind kind,
+                        const codec::Request& req);
+  // Before a request goes on the dedicated connection: false when it was answered or sent
+  // elsewhere instead (CROSSSLOT, clusterElsewhere); may move a fresh transaction's connection
+  // to the owner of its first key.
+  bool clusterRouteDedicated(const commands::CommandInfo* cmd, CommandKind kind,
+                             const codec::Request& req);
   std::unique_ptr<Extras> extras_;
   // --- client_tls.cc: the socket, or the TLS stream of a tls:// client. recv/send results
   // with errno set (EPROTO: the TLS stream failed; ioError() says why).

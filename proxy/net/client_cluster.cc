@@ -45,8 +45,8 @@ bool routingKeys(const commands::CommandInfo& cmd, const codec::Request& req,
 
 }  // namespace
 
-void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rewrite rewrite,
-                              int64_t arg) {
+void Client::forwardToCluster(const commands::CommandInfo* cmd, const codec::Request& req,
+                              int64_t timeout_ms, Rewrite rewrite, int64_t arg) {
   ClusterRouter& router = *worker_.cluster();
   if (user_pool_ != nullptr) {
     // The router's connections are logged in as corral: running this client's commands there
@@ -56,7 +56,8 @@ void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rew
         "upstream.cluster yet (use auth.users, or no AUTH)\r\n");
     return;
   }
-  const commands::CommandInfo* cmd = commands::lookup(req.args);
+  // A RESP3 client's requests go on the nodes' RESP3 connections: Redis encodes its replies.
+  const bool resp3 = proto_ == 3;
   if (req.args.size() == 2 && worker_.upstreamConfig().cluster->expose &&
       commands::equalsIgnoreCase(req.args[0], "cluster") && exposeCluster(req.args[1])) {
     return;
@@ -65,18 +66,19 @@ void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rew
   // like go to every primary and their replies are merged (proxy/cluster/split.h).
   if (cmd != nullptr && cmd->name == "scan" && req.args.size() >= 2) {
     const uint64_t seq = openSlot(rewrite, arg, req.frame.size());
-    router.sendScan(this, seq, req.args, timeout_ms, primary_slot_);
+    router.sendScan(this, seq, req.args, timeout_ms, primary_slot_, resp3);
     armed().hidden.clear();
     return;
   }
   if (cluster::Merge merge; cluster::fanOut(req.args, &merge)) {
-    cluster::SplitPlan plan = router.planEveryPrimary(wireBytes(req), merge);
+    cluster::SplitPlan& plan = router.scratchPlan();
+    router.planEveryPrimary(wireBytes(req), merge, &plan);
     if (plan.fragments.empty()) {
       replyUnavailable("-ERR corral: cluster slot map not known yet\r\n");
       return;
     }
     const uint64_t seq = openSlot(rewrite, arg, req.frame.size());
-    router.sendSplit(this, seq, std::move(plan), timeout_ms, primary_slot_);
+    router.sendSplit(this, seq, plan, timeout_ms, primary_slot_, resp3);
     armed().hidden.clear();
     return;
   }
@@ -86,19 +88,19 @@ void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rew
   int slot = -1;
   if (!keys.empty()) {
     if (keys.size() > 1 && cluster::crossSlot(req.args, keys)) {
-      cluster::SplitPlan plan;
+      cluster::SplitPlan& plan = router.scratchPlan();
       if (!cluster::splitBySlot(req.args, &plan)) {
         replyUnavailable(cluster::kCrossSlotError);  // counted as an error, as Redis's is
         return;
       }
       const uint64_t seq = openSlot(rewrite, arg, req.frame.size());
-      router.sendSplit(this, seq, std::move(plan), timeout_ms, primary_slot_);
+      router.sendSplit(this, seq, plan, timeout_ms, primary_slot_, resp3);
       sendHiddenBySlot();  // a policy's follow-ups (lease revocations, TTLs) per key
       return;
     }
     slot = cluster::keySlot(req.args[keys[0]]);
   }
-  upstream::Connection* conn = router.connection(slot, primary_slot_);
+  upstream::Connection* conn = router.connection(slot, primary_slot_, resp3);
   if (!conn->accepting()) {
     router.wantRefresh();  // a primary that dies sends no MOVED: the map must be asked
     replyUnavailable(conn->unavailableError());
@@ -116,7 +118,7 @@ void Client::forwardToCluster(const codec::Request& req, int64_t timeout_ms, Rew
   }
   const std::string_view bytes = wireBytes(req);
   router.send(this, openSlot(rewrite, arg, bytes.size()), slot, bytes, timeout_ms, primary_slot_,
-              replica);
+              resp3, replica);
   Armed& a = armed();
   if (!a.hidden.empty()) [[unlikely]] {
     sendHidden(a.hidden, conn);  // the same slot: the same node, behind the request
@@ -182,8 +184,9 @@ void Client::sendHiddenBySlot() {
         slot = cluster::keySlot(one.args[keys[0]]);
       }
     }
+    // On the connection the request's parts went on (RESP2 or RESP3), so they run after them.
     worker_.cluster()
-        ->connection(slot, primary_slot_)
+        ->connection(slot, primary_slot_, proto_ == 3)
         ->enqueue(worker_.policies().followupSink(), 0, bytes, 0);
   }
   a.hidden.clear();
@@ -217,8 +220,31 @@ uint32_t countFrames(std::string_view bytes) {
 }
 }  // namespace
 
-bool Client::clusterRebindWaits(const commands::CommandInfo* cmd, const codec::Request& req) {
-  if (dedicated_ == nullptr || !rebindable(dedicated_slot_, inMulti())) return false;
+bool Client::clusterElsewhere(const commands::CommandInfo* cmd, CommandKind kind,
+                              const codec::Request& req) {
+  if (st_.link != Link::kPush || proto_ != 3 || st_.tx != Tx::kNone || monitoring_ ||
+      kind != CommandKind::kForward || dedicated_ == nullptr) {
+    return false;
+  }
+  if (extras_ != nullptr && extras_->tracking_redirect >= 0) return false;
+  const int slot = clusterSlotOf(cmd, req);
+  if (slot == -1) return false;  // no key: on the dedicated connection, as before
+  return slot == -2 || worker_.cluster()->ownerAddress(slot).text != dedicated_->addrText();
+}
+
+bool Client::clusterWaits(const commands::CommandInfo* cmd, CommandKind kind,
+                          const codec::Request& req) {
+  if (dedicated_ == nullptr) return false;
+  if (st_.link == Link::kPush && proto_ == 3) {
+    // The dedicated connection's frames pair with the head of pending_: it never carries a
+    // request while one is due from a shared connection, nor the other way round.
+    if (clusterElsewhere(cmd, kind, req)) return !pending_.empty();
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      if (!(pending_[i].flags & kOnDedicated)) return true;
+    }
+    return false;
+  }
+  if (!rebindable(dedicated_slot_, inMulti())) return false;
   const int slot = clusterSlotOf(cmd, req);
   if (slot < 0) return false;
   ClusterRouter& router = *worker_.cluster();
@@ -226,7 +252,8 @@ bool Client::clusterRebindWaits(const commands::CommandInfo* cmd, const codec::R
   return !pending_.empty();  // the MULTI's own reply must be in before its connection goes
 }
 
-bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, const codec::Request& req) {
+bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, CommandKind kind,
+                                   const codec::Request& req) {
   if (req.args.size() == 2 && worker_.upstreamConfig().cluster->expose &&
       commands::equalsIgnoreCase(req.args[0], "cluster") && exposeCluster(req.args[1])) {
     return false;  // answered by corral (a RESP3 client's CLUSTER SLOTS, say)
@@ -246,6 +273,10 @@ bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, const codec
     contextError(req);
     return false;
   }
+  if (clusterElsewhere(cmd, kind, req)) {
+    forwardToCluster(cmd, req, 0, Rewrite::kNone, 0);  // nothing else is due (clusterWaits)
+    return false;
+  }
   const bool in_multi = inMulti();
   auto refuse = [&](std::string_view error) {
     if (in_multi) st_.tx = Tx::kMultiDirty;  // a transaction that queued it cannot run
@@ -259,7 +290,7 @@ bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, const codec
       pending_.empty()) {
     std::string_view error;
     std::unique_ptr<upstream::Connection> moved =
-        worker_.acquireDedicated(user_pool_, db_, id_, this, &error, slot);
+        worker_.acquireDedicated(user_pool_, db_, id_, this, &error, slot, proto_ == 3);
     if (moved == nullptr) return refuse(error);
     std::unique_ptr<upstream::Connection> old = std::move(dedicated_);
     old->setPipe(nullptr);

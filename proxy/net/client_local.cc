@@ -102,12 +102,12 @@ bool Client::runLocal(const CommandInfo* cmd, CommandKind kind,
       for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       const size_t names = n > 1 ? n - 1 : 1;
       for (size_t i = 0; i < names; ++i) {
-        codec::appendArrayHeader(out, 3);
+        out.append(proto_ == 3 ? ">3\r\n" : "*3\r\n");  // RESP3: a push, as Redis sends
         codec::appendBulk(out, lower);
         if (n > 1) {
           codec::appendBulk(out, args[i + 1]);
         } else {
-          codec::appendNullBulk(out);
+          out.append(proto_ == 3 ? "_\r\n" : "$-1\r\n");
         }
         codec::appendInteger(out, 0);
       }

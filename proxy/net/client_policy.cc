@@ -68,9 +68,9 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
       armed().hidden.append(d.lease_deletes);
     }
     // Fills wait in a slot of a shared connection's request (never on a dedicated one, whose
-    // frames must pair in order).
+    // frames must pair in order), for RESP2 clients (a fill's answers are RESP2 bulk strings).
     const policies::FillPlan& plan = d.fill;
-    if (!plan.empty() && db_ == worker_.defaultDb() && st_.link == Link::kShared) {
+    if (!plan.empty() && db_ == worker_.defaultDb() && st_.link == Link::kShared && proto_ == 2) {
       auto f = std::make_unique<FillReq>();
       f->set = worker_.policies().setPtr();
       f->policy = plan.policy;

@@ -13,6 +13,16 @@ namespace corral::net {
 using commands::CommandInfo;
 
 namespace {
+// INFO's Proxy section joins what Redis shows by default, "all", "everything" or "proxy".
+bool infoShowsProxy(std::span<const std::string_view> args) {
+  if (args.size() == 1) return true;
+  for (size_t i = 1; i < args.size(); ++i) {
+    for (std::string_view s : {"all", "everything", "default", "proxy"}) {
+      if (commands::equalsIgnoreCase(args[i], s)) return true;
+    }
+  }
+  return false;
+}
 
 // A HELLO's protocol version argument: 0 when absent or not 2/3 (hello() answers the error).
 int helloVersion(const std::vector<std::string_view>& args) {
@@ -71,7 +81,8 @@ Event Client::eventOf(const CommandInfo* cmd, CommandKind kind, const codec::Req
       }
       if (ver == 0 || ver == proto_) return Event::kLocal;
       if (inMulti()) return Event::kRefused;  // would switch the protocol halfway through EXEC
-      return ver == 3 ? Event::kEnterPush : Event::kLocal;
+      // With a cluster, the nodes' RESP3 connections serve RESP3 clients: no connection is held.
+      return ver == 3 && worker_.cluster() == nullptr ? Event::kEnterPush : Event::kLocal;
     }
     case K::kAuth:
       // Passthrough: the user of the connection would change inside EXEC, which corral cannot
@@ -107,6 +118,8 @@ Event Client::eventOf(const CommandInfo* cmd, CommandKind kind, const codec::Req
     case K::kBlocking:
       return Event::kBlocking;
     case K::kSubscribe:
+      // RESP3 (on shared cluster connections till now): pushes, not the RESP2 subscribed context.
+      if (proto_ == 3 && st_.link != Link::kPush) return Event::kEnterPush;
       return Event::kSubscribe;
     case K::kUnsubscribe:
       return Event::kUnsubscribe;
@@ -149,8 +162,8 @@ bool Client::dispatch(const codec::Request& req) {
   const Step s = step(st_, ev, pending_.empty());
   if (s.wait) return false;  // parsed again once every earlier request is answered
   if (worker_.cluster() != nullptr && s.route == Route::kDedicated &&
-      clusterRebindWaits(cmd, req)) {
-    return false;  // likewise: its connection moves to the key's owner first
+      clusterWaits(cmd, kind, req)) {
+    return false;  // likewise: its connection moves, or it goes elsewhere than those before
   }
   // Passthrough: credentials wait for Redis's verdict first; the verdicts are dropped once the
   // request has run, so a later AUTH asks again (or finds the cache).
@@ -298,17 +311,10 @@ void Client::route(const Step& s, const CommandInfo* cmd, CommandKind kind,
 
 void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::Request& req) {
   switch (kind) {
-    case CommandKind::kInfo: {
-      // The Proxy section joins what Redis shows by default, "all", "everything" or "proxy".
-      Rewrite rw = req.args.size() == 1 ? Rewrite::kInfo : Rewrite::kNone;
-      for (size_t i = 1; i < req.args.size(); ++i) {
-        for (std::string_view s : {"all", "everything", "default", "proxy"}) {
-          if (commands::equalsIgnoreCase(req.args[i], s)) rw = Rewrite::kInfo;
-        }
-      }
-      forward(primaryConnection(), req, 0, rw);
+    case CommandKind::kInfo:
+      forward(primaryConnection(), req, 0,
+              infoShowsProxy(req.args) ? Rewrite::kInfo : Rewrite::kNone);
       return;
-    }
     case CommandKind::kConfigGet:
       forward(primaryConnection(), req, 0, Rewrite::kConfigGet);
       return;
@@ -331,6 +337,10 @@ void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::
       return;
     default:
       break;
+  }
+  if (worker_.cluster() != nullptr) [[unlikely]] {
+    forwardToCluster(cmd, req, 0, Rewrite::kNone, 0);
+    return;
   }
   forward(sharedConnection(cmd), req, 0);
 }
@@ -417,7 +427,8 @@ void Client::sessionEvent(Event e, std::string_view error) {
     setReadEnabled(false);
     worker_.markDirty(this);  // flush() closes once the replies still due are out
   }
-  if (e == Event::kSubscriptionsEnded && pending_.empty() && dedicated_ != nullptr) {
+  if ((e == Event::kSubscriptionsEnded || e == Event::kPushEnded) && pending_.empty() &&
+      dedicated_ != nullptr) {
     sessionEvent(Event::kIdle);
   }
 }
@@ -442,7 +453,7 @@ bool Client::acquireDedicated(const codec::Request& req, const CommandInfo* cmd)
   std::string_view error;
   int slot = -1;
   if (worker_.cluster() != nullptr) slot = std::max(clusterSlotOf(cmd, req), -1);
-  dedicated_ = worker_.acquireDedicated(user_pool_, db_, id_, this, &error, slot);
+  dedicated_ = worker_.acquireDedicated(user_pool_, db_, id_, this, &error, slot, proto_ == 3);
   dedicated_slot_ = slot;
   if (dedicated_ != nullptr) return true;
   worker_.stats().upstream_errors.add();
@@ -466,7 +477,7 @@ void Client::releaseDedicated() {
 void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, CommandKind kind) {
   if (worker_.cluster() != nullptr) {
     if (kind == CommandKind::kMulti && extras_ != nullptr) extras_->tx_prefix.clear();
-    if (!clusterRouteDedicated(cmd, req)) return;
+    if (!clusterRouteDedicated(cmd, kind, req)) return;
   }
   uint8_t flags = cur_flags_ | kOnDedicated;
   Rewrite rw = Rewrite::kNone;
@@ -503,6 +514,7 @@ void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, Co
       timeout = Worker::kBusyTimeoutMs;
       break;
     case CommandKind::kInfo:
+      if (!infoShowsProxy(req.args)) break;  // the sections asked for, as Redis gives them
       if (queued) {
         planned(TxEntry::Kind::kInfo, 0);
       } else {

@@ -22,8 +22,8 @@ struct ClusterRouter::Split {
   uint64_t seq = 0;
   int scan_shard = -1;  // SCAN: the shard asked (its reply's cursor is rewritten)
   cluster::SplitPlan plan;
-  std::vector<std::string> replies;
-  size_t left = 0;
+  std::vector<std::string> replies;  // [part]; recycled with the split, buffers kept
+  size_t left = 0;                   // parts still due; the split is recycled at 0
 };
 
 // One request (or one part of a split one) until its final reply.
@@ -36,8 +36,9 @@ class ClusterRouter::Call final : public upstream::ReplySink {
   upstream::ReplySink* sink = nullptr;  // null for a part of a split
   uint64_t seq = 0;
   uint64_t client_key = 0;
-  bool replica = false;  // may be served by a replica of the slot's shard
-  std::shared_ptr<Split> split;
+  bool replica = false;    // may be served by a replica of the slot's shard
+  bool resp3 = false;      // a RESP3 client's: the node's RESP3 connections
+  Split* split = nullptr;  // a part of this split (owned by the router's pool)
   size_t part = 0;
   std::string request;
   int slot = -1;
@@ -152,9 +153,22 @@ ClusterRouter::Node* ClusterRouter::replicaNode(int slot) {
   return nullptr;
 }
 
-upstream::Connection* ClusterRouter::connection(int slot, uint64_t client_id) {
-  Node* n = ownerNode(slot);
-  return n->pool[client_id % n->pool.size()].get();
+upstream::Connection* ClusterRouter::pick(Node* n, uint64_t client_key, bool resp3) {
+  if (!resp3) return n->pool[client_key % n->pool.size()].get();
+  if (n->pool3.empty()) {
+    for (size_t k = 0; k < n->pool.size(); ++k) {
+      n->pool3.push_back(std::make_unique<upstream::Connection>(loop_, n->addr, cfg_, limits_,
+                                                                /*learn_version=*/false));
+      n->pool3.back()->readOnly();
+      n->pool3.back()->resp3();
+      if (now_ms_ != 0) n->pool3.back()->start();
+    }
+  }
+  return n->pool3[client_key % n->pool3.size()].get();
+}
+
+upstream::Connection* ClusterRouter::connection(int slot, uint64_t client_id, bool resp3) {
+  return pick(ownerNode(slot), client_id, resp3);
 }
 
 config::UpstreamAddress ClusterRouter::ownerAddress(int slot) { return ownerNode(slot)->addr; }
@@ -178,7 +192,7 @@ bool ClusterRouter::anyReady() const {
 
 size_t ClusterRouter::connections() const {
   size_t n = 0;
-  for (const auto& node : nodes_) n += node->pool.size();
+  for (const auto& node : nodes_) n += node->pool.size() + node->pool3.size();
   return n;
 }
 
@@ -194,9 +208,26 @@ ClusterRouter::Call* ClusterRouter::newCall() {
   return calls_.back().get();
 }
 
+ClusterRouter::Split* ClusterRouter::newSplit() {
+  if (!free_splits_.empty()) {
+    Split* s = free_splits_.back();
+    free_splits_.pop_back();
+    return s;
+  }
+  splits_.push_back(std::make_unique<Split>());
+  return splits_.back().get();
+}
+
+void ClusterRouter::freeSplit(Split* s) {
+  s->sink = nullptr;
+  s->scan_shard = -1;
+  s->left = 0;
+  free_splits_.push_back(s);
+}
+
 void ClusterRouter::freeCall(Call* c) {
   c->sink = nullptr;
-  c->split.reset();
+  c->split = nullptr;
   c->request.clear();
   if (c->request.capacity() > 4096) c->request.shrink_to_fit();
   c->resends = 0;
@@ -204,16 +235,18 @@ void ClusterRouter::freeCall(Call* c) {
   c->ask_node = nullptr;
   c->last_redirect.clear();
   c->replica = false;
+  c->resp3 = false;
   free_calls_.push_back(c);
 }
 
 void ClusterRouter::send(upstream::ReplySink* sink, uint64_t seq, int slot,
                          std::string_view request, int64_t timeout_ms, uint64_t client_key,
-                         bool replica) {
+                         bool resp3, bool replica) {
   Call* c = newCall();
   c->sink = sink;
   c->seq = seq;
   c->client_key = client_key;
+  c->resp3 = resp3;
   c->replica = replica;
   c->slot = slot;
   c->request.assign(request);
@@ -223,13 +256,13 @@ void ClusterRouter::send(upstream::ReplySink* sink, uint64_t seq, int slot,
   dispatch(c);
 }
 
-void ClusterRouter::sendSplit(upstream::ReplySink* sink, uint64_t seq, cluster::SplitPlan plan,
-                              int64_t timeout_ms, uint64_t client_key) {
+void ClusterRouter::sendSplit(upstream::ReplySink* sink, uint64_t seq, cluster::SplitPlan& plan,
+                              int64_t timeout_ms, uint64_t client_key, bool resp3) {
   stats_.cluster_split.add();
-  auto s = std::make_shared<Split>();
+  Split* s = newSplit();
   s->sink = sink;
   s->seq = seq;
-  s->plan = std::move(plan);
+  std::swap(s->plan, plan);  // the caller's scratch gets the recycled plan's buffers
   s->replies.resize(s->plan.fragments.size());
   s->left = s->plan.fragments.size();
   const int64_t budget = timeout_ms > 0 ? timeout_ms : cfg_.command_timeout.count();
@@ -238,6 +271,7 @@ void ClusterRouter::sendSplit(upstream::ReplySink* sink, uint64_t seq, cluster::
     c->split = s;
     c->part = i;
     c->client_key = client_key;
+    c->resp3 = resp3;
     c->slot = s->plan.fragments[i].slot;
     c->request.swap(s->plan.fragments[i].request);
     c->timeout_ms = timeout_ms;
@@ -246,17 +280,16 @@ void ClusterRouter::sendSplit(upstream::ReplySink* sink, uint64_t seq, cluster::
   }
 }
 
-cluster::SplitPlan ClusterRouter::planEveryPrimary(std::string_view request,
-                                                   cluster::Merge merge) const {
-  cluster::SplitPlan plan;
-  plan.merge = merge;
+void ClusterRouter::planEveryPrimary(std::string_view request, cluster::Merge merge,
+                                     cluster::SplitPlan* plan) const {
+  plan->merge = merge;
+  plan->keys = 0;
+  plan->fragments.clear();
   for (const ShardStart& s : primaryShards()) {
-    cluster::Fragment f;
+    cluster::Fragment& f = plan->fragments.emplace_back();
     f.slot = s.first_slot;
     f.request.assign(request);
-    plan.fragments.push_back(std::move(f));
   }
-  return plan;
 }
 
 namespace {
@@ -314,7 +347,7 @@ std::string ClusterRouter::scanReply(std::string_view reply, int shard_ordinal) 
 
 void ClusterRouter::sendScan(upstream::ReplySink* sink, uint64_t seq,
                              std::span<const std::string_view> args, int64_t timeout_ms,
-                             uint64_t client_key) {
+                             uint64_t client_key, bool resp3) {
   uint64_t cursor = 0;
   for (char ch : args[1]) {
     if (ch < '0' || ch > '9' || cursor > UINT64_MAX / 10) {
@@ -337,7 +370,7 @@ void ClusterRouter::sendScan(upstream::ReplySink* sink, uint64_t seq,
   const std::string node_cursor = std::to_string(cursor / kScanShards);
   node_args[1] = node_cursor;
   codec::appendCommand(request, node_args);
-  auto s = std::make_shared<Split>();
+  Split* s = newSplit();
   s->sink = sink;
   s->seq = seq;
   s->scan_shard = static_cast<int>(ordinal);
@@ -347,6 +380,7 @@ void ClusterRouter::sendScan(upstream::ReplySink* sink, uint64_t seq,
   c->split = s;
   c->part = 0;
   c->client_key = client_key;
+  c->resp3 = resp3;
   c->slot = order[ordinal].first_slot;  // aimed at the first slot that shard owns
   c->request = std::move(request);
   c->timeout_ms = timeout_ms;
@@ -362,7 +396,7 @@ void ClusterRouter::dispatch(Call* c) {
     n = replicaNode(c->slot);  // a redirected read goes to the owner the cluster names
   }
   if (n == nullptr) n = ownerNode(c->slot);
-  upstream::Connection* conn = n->pool[c->client_key % n->pool.size()].get();
+  upstream::Connection* conn = pick(n, c->client_key, c->resp3);
   if (!conn->accepting()) {
     // The owner is down: its replica takes over only once the cluster says so. Fail now (the
     // request was never sent), and have the map checked.
@@ -448,31 +482,42 @@ void ClusterRouter::finish(Call* c, std::string_view reply) {
     sink->onUpstreamReply(seq, reply);
     return;
   }
-  std::shared_ptr<Split> s = std::move(c->split);
+  Split* s = c->split;
   s->replies[c->part].assign(reply);
   freeCall(c);
   if (--s->left != 0) return;
+  upstream::ReplySink* sink = s->sink;
+  const uint64_t seq = s->seq;
   if (s->scan_shard >= 0) {
-    s->sink->onUpstreamReply(s->seq, scanReply(s->replies[0], s->scan_shard));
+    const std::string out = scanReply(s->replies[0], s->scan_shard);
+    freeSplit(s);
+    sink->onUpstreamReply(seq, out);
     return;
   }
-  std::vector<std::string_view> views(s->replies.begin(), s->replies.end());
+  // The scratch buffers are taken for the call: the sink may send (and finish) another
+  // request before it returns.
+  std::vector<std::string_view> views;
+  views.swap(views_);
+  views.assign(s->replies.begin(), s->replies.end());
   std::string merged;
+  merged.swap(merged_);
+  merged.clear();
   cluster::mergeReplies(s->plan, views, &merged);
+  freeSplit(s);
   if (merged.size() > limits_.max_reply_bytes) {
     // Each part was under limits.max_reply_bytes; the whole must be too, as for one node.
     upstream::counters().replies_too_large.fetch_add(1, std::memory_order_relaxed);
-    s->sink->onUpstreamReply(s->seq, "-ERR corral: reply too large (limits.max_reply_bytes)\r\n");
-    return;
+    sink->onUpstreamReply(seq, "-ERR corral: reply too large (limits.max_reply_bytes)\r\n");
+  } else {
+    sink->onUpstreamReply(seq, merged);
   }
-  s->sink->onUpstreamReply(s->seq, merged);
+  if (merged.capacity() <= 64 * 1024) merged_.swap(merged);  // kept unless it grew large
+  views_.swap(views);
 }
 
 void ClusterRouter::tick(int64_t now_ms) {
   now_ms_ = now_ms;
-  for (auto& n : nodes_) {
-    for (auto& c : n->pool) c->tick();
-  }
+  for (auto& n : nodes_) eachOf(*n, [](auto& c) { c->tick(); });
   if (!waiting_.empty()) {
     std::vector<Call*> due;
     std::erase_if(waiting_, [&](Call* c) {
@@ -504,9 +549,7 @@ void ClusterRouter::shutdown() {
   std::vector<Call*> waiting;
   waiting.swap(waiting_);
   for (Call* c : waiting) finish(c, "-ERR corral: shutting down\r\n");
-  for (auto& n : nodes_) {
-    for (auto& c : n->pool) c->shutdown();
-  }
+  for (auto& n : nodes_) eachOf(*n, [](auto& c) { c->shutdown(); });
 }
 
 }  // namespace corral::net

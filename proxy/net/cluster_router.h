@@ -58,18 +58,25 @@ class ClusterRouter {
   // node's pool, the same for every request of one client, so Redis runs them in its order.
   // `replica`: a read that may go to an online replica of the slot's shard (read_from replica
   // or prefer_replica; connections send READONLY); the primary when none is up.
+  // `resp3`: the request is a RESP3 client's; it goes on the node's RESP3 connections (HELLO 3
+  // in their handshake, made on first use), so Redis itself encodes the reply for it.
   void send(upstream::ReplySink* sink, uint64_t seq, int slot, std::string_view request,
-            int64_t timeout_ms, uint64_t client_key, bool replica = false);
+            int64_t timeout_ms, uint64_t client_key, bool resp3, bool replica = false);
   // upstream.cluster.read_from, else upstream.read_from.
   config::ReadFrom readFrom() const { return read_from_; }
-  // The same for a request split by slot; the sink gets the merged reply.
-  void sendSplit(upstream::ReplySink* sink, uint64_t seq, cluster::SplitPlan plan,
-                 int64_t timeout_ms, uint64_t client_key);
+  // The same for a request split by slot; the sink gets the merged reply. `plan` is taken
+  // (swapped with a recycled one: fill scratchPlan() and pass it, nothing is allocated once
+  // the pools are warm).
+  void sendSplit(upstream::ReplySink* sink, uint64_t seq, cluster::SplitPlan& plan,
+                 int64_t timeout_ms, uint64_t client_key, bool resp3);
+  // A plan to fill (cluster::splitBySlot, planEveryPrimary) and hand to sendSplit.
+  cluster::SplitPlan& scratchPlan() { return scratch_plan_; }
 
-  // A plan that sends `request` to every primary of the table (one part per shard, aimed at a
-  // slot it owns), merged by `merge`: DBSIZE, KEYS, FLUSHALL and the like. Empty (no parts)
-  // while no map is known.
-  cluster::SplitPlan planEveryPrimary(std::string_view request, cluster::Merge merge) const;
+  // Fills *plan to send `request` to every primary of the table (one part per shard, aimed at
+  // a slot it owns), merged by `merge`: DBSIZE, KEYS, FLUSHALL and the like. No parts while no
+  // map is known.
+  void planEveryPrimary(std::string_view request, cluster::Merge merge,
+                        cluster::SplitPlan* plan) const;
 
   // SCAN across the cluster: the app's cursor holds the shard (cursor % kScanShards, shards in
   // the order of the first slot they own) and that node's own cursor (cursor / kScanShards).
@@ -77,11 +84,11 @@ class ClusterRouter {
   // then on the next shard, and 0 only after the last.
   static constexpr uint64_t kScanShards = 16;
   void sendScan(upstream::ReplySink* sink, uint64_t seq, std::span<const std::string_view> args,
-                int64_t timeout_ms, uint64_t client_key);
+                int64_t timeout_ms, uint64_t client_key, bool resp3);
 
   // The pooled connection to the owner of `slot` (-1: any primary); never null. For what must
   // follow a request on its connection (a policy's hidden EXPIRE) and for INFO and the like.
-  upstream::Connection* connection(int slot, uint64_t client_id);
+  upstream::Connection* connection(int slot, uint64_t client_id, bool resp3 = false);
   // The pooled connection to the node whose address text is `addr` ("host:port"), or null
   // when corral has none (CLIENT UNBLOCK of a client blocked there).
   upstream::Connection* connectionAt(std::string_view addr, uint64_t client_key);
@@ -97,6 +104,7 @@ class ClusterRouter {
   void forEachConnection(F&& f) const {
     for (const auto& n : nodes_) {
       for (const auto& c : n->pool) f(*c);
+      for (const auto& c : n->pool3) f(*c);
     }
   }
 
@@ -104,7 +112,8 @@ class ClusterRouter {
   struct Node {
     std::string key;  // "host:port"
     config::UpstreamAddress addr;
-    std::vector<std::unique_ptr<upstream::Connection>> pool;
+    std::vector<std::unique_ptr<upstream::Connection>> pool;   // RESP2
+    std::vector<std::unique_ptr<upstream::Connection>> pool3;  // RESP3, made on first use
     bool in_map = true;
   };
   class Call;
@@ -128,6 +137,14 @@ class ClusterRouter {
   }
   std::string scanReply(std::string_view reply, int shard_ordinal) const;
   Node* ownerNode(int slot);
+  // The connection of n's pool (RESP2 or RESP3) for client_key.
+  upstream::Connection* pick(Node* n, uint64_t client_key, bool resp3);
+  // n's connections, both pools (a node leaving the map, shutdown, ticks).
+  template <typename F>
+  static void eachOf(Node& n, F&& f) {
+    for (auto& c : n.pool) f(c);
+    for (auto& c : n.pool3) f(c);
+  }
   void dispatch(Call* call);
   void onReply(Call* call, std::string_view reply);
   void finish(Call* call, std::string_view reply);
@@ -138,6 +155,8 @@ class ClusterRouter {
   void forgetGoneAskNodes();
   Call* newCall();
   void freeCall(Call* call);
+  Split* newSplit();
+  void freeSplit(Split* s);
 
   upstream::LoopContext& loop_;
   const config::UpstreamConfig& cfg_;
@@ -158,6 +177,12 @@ class ClusterRouter {
   std::vector<Call*> waiting_;  // resends due at Call::due_ms
   std::vector<std::unique_ptr<Call>> calls_;
   std::vector<Call*> free_calls_;
+  // Splits in flight and recycled ones: their plans, parts and replies keep their buffers.
+  std::vector<std::unique_ptr<Split>> splits_;
+  std::vector<Split*> free_splits_;
+  cluster::SplitPlan scratch_plan_;
+  std::vector<std::string_view> views_;  // finish(): the parts' replies
+  std::string merged_;                   // finish(): the merged reply
 
   bool refresh_wanted_ = true;  // the first map is wanted at once
   bool refresh_mine_ = false;   // this worker's refresh is in flight

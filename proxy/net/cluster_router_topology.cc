@@ -103,7 +103,7 @@ void ClusterRouter::install(const cluster::SlotMap& map) {
   });
   for (auto& n : gone) {
     log()->info("cluster node left the map addr={}", n->key);
-    for (auto& c : n->pool) retired_.push_back(std::move(c));
+    eachOf(*n, [this](auto& c) { retired_.push_back(std::move(c)); });
   }
   forgetGoneAskNodes();
 }

@@ -125,6 +125,9 @@ Step step(SessionState s, Event e, bool idle) {
     case Event::kSubscriptionsEnded:
       if (s.link == Link::kSubscribed) s.link = Link::kDedicated;
       return stay(s, Route::kNone);
+    case Event::kPushEnded:
+      if (s.link == Link::kPush) s.link = Link::kDedicated;  // released once idle, as above
+      return stay(s, Route::kNone);
     case Event::kIdle:
       if (s.link == Link::kDedicated && s.tx == Tx::kNone) {
         return Step{SessionState{}, Route::kNone, Conn::kRelease, false};
@@ -179,14 +182,14 @@ std::string_view txName(Tx t) {
 
 std::string_view eventName(Event e) {
   static constexpr std::string_view kNames[kEventCount] = {
-      "command",      "ping",          "local",
-      "select",       "reply-mode",    "refused",
-      "blocking",     "multi",         "exec",
-      "discard",      "watch",         "unwatch",
-      "subscribe",    "unsubscribe",   "enter-push",
-      "reset",        "quit",          "subscriptions-ended",
-      "idle",         "upstream-lost", "drain",
-      "client-closed"};
+      "command",    "ping",         "local",
+      "select",     "reply-mode",   "refused",
+      "blocking",   "multi",        "exec",
+      "discard",    "watch",        "unwatch",
+      "subscribe",  "unsubscribe",  "enter-push",
+      "reset",      "quit",         "subscriptions-ended",
+      "push-ended", "idle",         "upstream-lost",
+      "drain",      "client-closed"};
   const auto i = static_cast<size_t>(e);
   return i < static_cast<size_t>(kEventCount) ? kNames[i] : "?";
 }

@@ -8,7 +8,8 @@
 //   kShared ──MULTI/WATCH/blocking──> kDedicated ──(idle, no transaction)──> kShared (released)
 //      │  \──SUBSCRIBE──> kSubscribed ──(last unsubscribe confirmed)──> kDedicated
 //      │   \──HELLO 3 / MONITOR / CLIENT TRACKING──> kPush   (the dedicated connection lasts for
-//      │                                                        the client's life)
+//      │                                                        the client's life; with a cluster,
+//      │                      until no push state is left: kPushEnded ──> kDedicated)
 //      └──QUIT, protocol error, drain, kill──> kClosing <──dedicated connection lost under state
 //
 // and the transaction (kNone, kWatch, kMulti, kMultiDirty) lives on a dedicated connection. The
@@ -44,6 +45,8 @@ enum class Link : uint8_t {
                 // blocking command, or requests sent behind a state that ended)
   kSubscribed,  // RESP2 subscriptions on the dedicated connection
   kPush,        // RESP3, MONITOR or CLIENT TRACKING: the dedicated connection stays for life
+                // (a cluster's RESP3 clients are on shared connections, and here only while
+                // they hold subscriptions, tracking or MONITOR: kPushEnded)
   kClosing,     // nothing more is read; the client closes once its replies are out
 };
 
@@ -82,10 +85,12 @@ enum class Event : uint8_t {
   kReset,
   kQuit,
   kSubscriptionsEnded,  // a confirmation on the dedicated connection says 0 subscriptions
-  kIdle,                // nothing is pending on the dedicated connection any more
-  kUpstreamLost,        // the dedicated connection closed, or a request on it timed out
-  kDrain,               // SIGTERM: the worker is draining
-  kClientClosed,        // the client's socket is gone
+  kPushEnded,           // cluster: a client in kPush holds no push state any more (no subscription,
+               // tracking or MONITOR), and the nodes' shared connections speak its protocol
+  kIdle,          // nothing is pending on the dedicated connection any more
+  kUpstreamLost,  // the dedicated connection closed, or a request on it timed out
+  kDrain,         // SIGTERM: the worker is draining
+  kClientClosed,  // the client's socket is gone
 };
 inline constexpr int kEventCount = static_cast<int>(Event::kClientClosed) + 1;
 

@@ -109,6 +109,7 @@ shared/-               enter-push           ->  push/-                 dedicated
 shared/-               reset                ->  shared/-               local          keep
 shared/-               quit                 ->  closing/-              local          keep
 shared/-               subscriptions-ended  ->  shared/-               none           keep
+shared/-               push-ended           ->  shared/-               none           keep
 shared/-               idle                 ->  shared/-               none           keep
 shared/-               upstream-lost        ->  shared/-               none           keep
 shared/-               drain                ->  closing/-              none           keep
@@ -131,6 +132,7 @@ dedicated/-            enter-push           ->  push/-                 dedicated
 dedicated/-            reset                ->  shared/-               local          release       (waits  when  busy)
 dedicated/-            quit                 ->  closing/-              local          keep
 dedicated/-            subscriptions-ended  ->  dedicated/-            none           keep
+dedicated/-            push-ended           ->  dedicated/-            none           keep
 dedicated/-            idle                 ->  shared/-               none           release
 dedicated/-            upstream-lost        ->  shared/-               none           release
 dedicated/-            drain                ->  closing/-              none           close-client
@@ -153,6 +155,7 @@ dedicated/watch        enter-push           ->  push/watch             dedicated
 dedicated/watch        reset                ->  shared/-               local          release       (waits  when  busy)
 dedicated/watch        quit                 ->  closing/watch          local          keep
 dedicated/watch        subscriptions-ended  ->  dedicated/watch        none           keep
+dedicated/watch        push-ended           ->  dedicated/watch        none           keep
 dedicated/watch        idle                 ->  dedicated/watch        none           keep
 dedicated/watch        upstream-lost        ->  closing/watch          none           close-client
 dedicated/watch        drain                ->  closing/watch          none           close-client
@@ -175,6 +178,7 @@ dedicated/multi        enter-push           ->  dedicated/multi-dirty  refuse   
 dedicated/multi        reset                ->  shared/-               local          release       (waits  when  busy)
 dedicated/multi        quit                 ->  closing/multi          local          keep
 dedicated/multi        subscriptions-ended  ->  dedicated/multi        none           keep
+dedicated/multi        push-ended           ->  dedicated/multi        none           keep
 dedicated/multi        idle                 ->  dedicated/multi        none           keep
 dedicated/multi        upstream-lost        ->  closing/multi          none           close-client
 dedicated/multi        drain                ->  closing/multi          none           close-client
@@ -197,6 +201,7 @@ dedicated/multi-dirty  enter-push           ->  dedicated/multi-dirty  refuse   
 dedicated/multi-dirty  reset                ->  shared/-               local          release       (waits  when  busy)
 dedicated/multi-dirty  quit                 ->  closing/multi-dirty    local          keep
 dedicated/multi-dirty  subscriptions-ended  ->  dedicated/multi-dirty  none           keep
+dedicated/multi-dirty  push-ended           ->  dedicated/multi-dirty  none           keep
 dedicated/multi-dirty  idle                 ->  dedicated/multi-dirty  none           keep
 dedicated/multi-dirty  upstream-lost        ->  closing/multi-dirty    none           close-client
 dedicated/multi-dirty  drain                ->  closing/multi-dirty    none           close-client
@@ -219,6 +224,7 @@ subscribed/-           enter-push           ->  subscribed/-           context-e
 subscribed/-           reset                ->  shared/-               local          release       (waits  when  busy)
 subscribed/-           quit                 ->  closing/-              local          keep
 subscribed/-           subscriptions-ended  ->  dedicated/-            none           keep
+subscribed/-           push-ended           ->  subscribed/-           none           keep
 subscribed/-           idle                 ->  subscribed/-           none           keep
 subscribed/-           upstream-lost        ->  closing/-              none           close-client
 subscribed/-           drain                ->  closing/-              none           close-client
@@ -241,6 +247,7 @@ subscribed/watch       enter-push           ->  subscribed/watch       context-e
 subscribed/watch       reset                ->  shared/-               local          release       (waits  when  busy)
 subscribed/watch       quit                 ->  closing/watch          local          keep
 subscribed/watch       subscriptions-ended  ->  dedicated/watch        none           keep
+subscribed/watch       push-ended           ->  subscribed/watch       none           keep
 subscribed/watch       idle                 ->  subscribed/watch       none           keep
 subscribed/watch       upstream-lost        ->  closing/watch          none           close-client
 subscribed/watch       drain                ->  closing/watch          none           close-client
@@ -263,6 +270,7 @@ push/-                 enter-push           ->  push/-                 dedicated
 push/-                 reset                ->  shared/-               local          release       (waits  when  busy)
 push/-                 quit                 ->  closing/-              local          keep
 push/-                 subscriptions-ended  ->  push/-                 none           keep
+push/-                 push-ended           ->  dedicated/-            none           keep
 push/-                 idle                 ->  push/-                 none           keep
 push/-                 upstream-lost        ->  closing/-              none           close-client
 push/-                 drain                ->  closing/-              none           close-client
@@ -285,6 +293,7 @@ push/watch             enter-push           ->  push/watch             dedicated
 push/watch             reset                ->  shared/-               local          release       (waits  when  busy)
 push/watch             quit                 ->  closing/watch          local          keep
 push/watch             subscriptions-ended  ->  push/watch             none           keep
+push/watch             push-ended           ->  dedicated/watch        none           keep
 push/watch             idle                 ->  push/watch             none           keep
 push/watch             upstream-lost        ->  closing/watch          none           close-client
 push/watch             drain                ->  closing/watch          none           close-client
@@ -307,6 +316,7 @@ push/multi             enter-push           ->  push/multi-dirty       refuse   
 push/multi             reset                ->  shared/-               local          release       (waits  when  busy)
 push/multi             quit                 ->  closing/multi          local          keep
 push/multi             subscriptions-ended  ->  push/multi             none           keep
+push/multi             push-ended           ->  dedicated/multi        none           keep
 push/multi             idle                 ->  push/multi             none           keep
 push/multi             upstream-lost        ->  closing/multi          none           close-client
 push/multi             drain                ->  closing/multi          none           close-client
@@ -329,6 +339,7 @@ push/multi-dirty       enter-push           ->  push/multi-dirty       refuse   
 push/multi-dirty       reset                ->  shared/-               local          release       (waits  when  busy)
 push/multi-dirty       quit                 ->  closing/multi-dirty    local          keep
 push/multi-dirty       subscriptions-ended  ->  push/multi-dirty       none           keep
+push/multi-dirty       push-ended           ->  dedicated/multi-dirty  none           keep
 push/multi-dirty       idle                 ->  push/multi-dirty       none           keep
 push/multi-dirty       upstream-lost        ->  closing/multi-dirty    none           close-client
 push/multi-dirty       drain                ->  closing/multi-dirty    none           close-client
@@ -351,6 +362,7 @@ closing/-              enter-push           ->  closing/-              none     
 closing/-              reset                ->  closing/-              none           keep
 closing/-              quit                 ->  closing/-              none           keep
 closing/-              subscriptions-ended  ->  closing/-              none           keep
+closing/-              push-ended           ->  closing/-              none           keep
 closing/-              idle                 ->  closing/-              none           keep
 closing/-              upstream-lost        ->  closing/-              none           release
 closing/-              drain                ->  closing/-              none           keep
@@ -407,7 +419,7 @@ TEST_CASE("session: invariants hold in every cell, idle or busy") {
         if (holdsServerState(s) && !holdsServerState(t.next) && t.next.link != Link::kClosing) {
           const bool explicit_end = e == Event::kExec || e == Event::kDiscard ||
                                     e == Event::kUnwatch || e == Event::kReset ||
-                                    e == Event::kSubscriptionsEnded;
+                                    e == Event::kSubscriptionsEnded || e == Event::kPushEnded;
           CHECK(explicit_end);
         }
         if (e == Event::kUpstreamLost && holdsServerState(s) && s.link != Link::kClosing) {

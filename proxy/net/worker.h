@@ -188,9 +188,11 @@ class Worker {
   // (never from inside one of its own callbacks).
   // `user`: the pool of the client's own credentials (passthrough), or nullptr for corral's.
   // `slot`: with a cluster, the connection goes to that slot's owner (-1: any primary).
+  // `resp3`: HELLO 3 in its handshake (a RESP3 client that was on shared connections).
   std::unique_ptr<upstream::Connection> acquireDedicated(UserPools::Pool* user, int db,
                                                          uint64_t owner_id, Client* owner,
-                                                         std::string_view* error, int slot = -1);
+                                                         std::string_view* error, int slot = -1,
+                                                         bool resp3 = false);
   void releaseDedicated(Client* owner, std::unique_ptr<upstream::Connection> conn);
   // Commands meant for a busy server (SCRIPT KILL, FUNCTION KILL, SHUTDOWN) go on a
   // connection of their own, never behind a running script on a shared one, with a deadline

@@ -57,7 +57,8 @@ upstream::Connection* Worker::route(bool read_only, uint64_t client_id, int db,
 
 std::unique_ptr<upstream::Connection> Worker::acquireDedicated(UserPools::Pool* user, int db,
                                                                uint64_t owner_id, Client* owner,
-                                                               std::string_view* error, int slot) {
+                                                               std::string_view* error, int slot,
+                                                               bool resp3) {
   static const std::string kTooMany =
       "-ERR corral: too many dedicated upstream connections (upstream.max_dedicated)\r\n";
   if (dedicated_owners_.size() >= static_cast<size_t>(std::max(1, cfg_.upstream.max_dedicated))) {
@@ -85,6 +86,7 @@ std::unique_ptr<upstream::Connection> Worker::acquireDedicated(UserPools::Pool* 
                                                      /*reconnect=*/false, owner_id);
   if (user != nullptr) conn->authenticateAlways();
   if (shared_.topology != nullptr) conn->checkRole();
+  if (resp3) conn->resp3();
   conn->setPipe(owner);
   conn->start();
   dedicated_owners_.push_back(owner);

@@ -29,6 +29,7 @@ constexpr uint64_t kStepClientId = 5;
 constexpr uint64_t kStepPing = 6;
 constexpr uint64_t kStepRole = 7;
 constexpr uint64_t kStepReadOnly = 8;
+constexpr uint64_t kStepHello = 9;
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kMaxReadsPerEvent = 16;
@@ -54,6 +55,8 @@ const char* stepName(uint64_t step) {
       return "role";
     case kStepReadOnly:
       return "readonly";
+    case kStepHello:
+      return "hello";
   }
   return "unknown";
 }
@@ -197,6 +200,13 @@ void Connection::connectTo(const SockAddr& sa) {
     cmd.clear();
     codec::appendCommand(cmd, {"ROLE"});
     enqueueInternal(kStepRole, cmd);
+    ++handshake_left_;
+  }
+  if (resp3_) {
+    // After AUTH (a server with a password refuses HELLO before it); also what shows NOAUTH.
+    cmd.clear();
+    codec::appendCommand(cmd, {"HELLO", "3"});
+    enqueueInternal(kStepHello, cmd);
     ++handshake_left_;
   }
   if (read_only_) {
@@ -461,6 +471,7 @@ bool Connection::handleInternalReply(uint64_t step, std::string_view reply) {
     case kStepSelect:
     case kStepPing:
     case kStepReadOnly:
+    case kStepHello:
       if (handshake_left_ > 0 && --handshake_left_ == 0) onHandshakeDone();
       break;
     case kStepClientId: {

@@ -161,6 +161,9 @@ class Connection {
   // Before start(), for a Redis Cluster replica: READONLY in the handshake, so it serves reads
   // of its primary's slots (harmless on a primary).
   void readOnly() { read_only_ = true; }
+  // Before start(): HELLO 3 in the handshake (after AUTH), so replies come in RESP3 for clients
+  // that speak it (Redis Cluster node pools and dedicated connections of RESP3 clients).
+  void resp3() { resp3_ = true; }
   // Points a pooled connection at another server (Sentinel named a new primary): it closes now,
   // what was in flight gets the old address's unavailable error (never retried: a write may have
   // run there), and it connects to addr at once with a fresh backoff.
@@ -273,6 +276,7 @@ class Connection {
   bool handshake_ping_ = true;
   bool check_role_ = false;
   bool read_only_ = false;
+  bool resp3_ = false;
   bool fenced_ = false;           // setFenced(): down_ stays set while it is
   uint64_t handshake_bytes_ = 0;  // with check_role_: out-bytes of the handshake, sent alone
   bool auth_always_ = false;

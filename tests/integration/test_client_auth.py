@@ -4,7 +4,6 @@ import hashlib
 
 import pytest
 
-from cluster_upstream import RESP3_HELD
 from harness import RedisServer, RespConn, RespError, corral_config, wait_until
 
 USERS = {"users": [
@@ -20,7 +19,6 @@ def _corral(redis_server, corral_factory, **extra):
     return corral_factory(cfg)
 
 
-@pytest.mark.cluster_xfail(RESP3_HELD)
 def test_refused_before_auth_accepted_after(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as cl:

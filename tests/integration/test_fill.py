@@ -17,7 +17,7 @@ import time
 import pytest
 
 import harness
-from cluster_upstream import RESP3_HELD, SELECT_DB
+from cluster_upstream import SELECT_DB
 from fill_keys import lease_key, negative_key
 from harness import EOF, RespConn, RespError, corral_config, to_yaml, wait_until
 from sample_origin import SampleOrigin
@@ -480,10 +480,6 @@ def _write_forms_race(redis_server, origin, filler, writers):
             errors.append((form, w, e))
 
     forms = list(WRITE_FORMS)
-    if harness.upstream_mode() == "cluster":
-        # a known gap: after HELLO 3 the key's node may not be the one the connection is
-        # held on (RESP3_HELD in ../support/cluster_upstream.py)
-        forms.remove("HELLO3")
     cases = [(form, w) for form in forms for w in range(len(writers))]
     threads = [threading.Thread(target=run, args=(n, *case)) for n, case in enumerate(cases)]
     for t in threads:
@@ -529,7 +525,7 @@ def test_eval_write_during_fill_wins(redis_server, corral_factory, origin, singl
 
 
 @pytest.mark.parametrize("form", [
-    "MULTI", pytest.param("HELLO3", marks=pytest.mark.cluster_xfail(RESP3_HELD))])
+    "MULTI", "HELLO3"])
 def test_transaction_or_resp3_write_on_other_corral_during_fill_wins(redis_server,
                                                                      corral_factory, origin,
                                                                      form):

@@ -6,7 +6,6 @@ HELLO 3 -> NOPROTO are corral-only.
 
 import pytest
 
-from cluster_upstream import RESP3_HELD
 from harness import EOF, RespError
 
 
@@ -99,7 +98,6 @@ def test_wrong_arity(target, args, name):
         assert c.cmd("PING") == "PONG"
 
 
-@pytest.mark.cluster_xfail(RESP3_HELD)
 def test_hello_3_speaks_resp3_beside_resp2(target, corral_only):
     with target.client() as c3, target.client() as c2:
         r = c3.cmd("HELLO", "3")

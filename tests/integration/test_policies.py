@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from cluster_upstream import RESP3_HELD
 from harness import RespConn, RespError, corral_bin, corral_config, to_yaml, wait_until
 
 BASE_POLICIES = """
@@ -245,7 +244,6 @@ def test_denied_and_audited_commands(redis_server, corral_factory):
     assert m["corral_commands_audited_total"] == 1
 
 
-@pytest.mark.cluster_xfail(RESP3_HELD)
 def test_resp3_pipe_mode_errors_keep_order(redis_server, corral_factory):
     c = corral_factory(config_text(redis_server.port))
     with c.client() as cl:

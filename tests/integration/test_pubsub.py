@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from cluster_upstream import MONITOR_ONE_NODE, RESP3_HELD
+from cluster_upstream import MONITOR_ONE_NODE, TRACKING_ONE_NODE
 from harness import RespConn, RespError, corral_config, wait_until
 
 
@@ -101,7 +101,7 @@ def test_slow_subscriber_is_disconnected_and_memory_stays_bounded(redis_server, 
         assert ok.cmd("PING") == "PONG"
 
 
-@pytest.mark.cluster_xfail(RESP3_HELD)
+@pytest.mark.cluster_xfail(TRACKING_ONE_NODE)
 def test_client_tracking_invalidation_push_in_resp3(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as t, c.client() as w:
@@ -115,7 +115,6 @@ def test_client_tracking_invalidation_push_in_resp3(redis_server, corral_factory
         assert t.cmd("GET", "tracked:k") == b"2"
 
 
-@pytest.mark.cluster_xfail(RESP3_HELD)
 def test_resp3_subscriber_gets_push_messages(redis_server, corral_factory):
     c = _corral(redis_server, corral_factory)
     with c.client() as s3, c.client() as pub:

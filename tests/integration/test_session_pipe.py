@@ -11,7 +11,7 @@ Reference: redis-server 7.0.15 with requirepass answers, for the same packets, i
 
 import pytest
 
-from cluster_upstream import RESP3_HELD, SELECT_DB
+from cluster_upstream import SELECT_DB
 from harness import RespError, corral_config, to_yaml
 
 PW = "pw-for-app"
@@ -37,7 +37,6 @@ def _hello3(cl):
     assert isinstance(r, dict) and r[b"proto"] == 3, r
 
 
-@pytest.mark.cluster_xfail(RESP3_HELD)
 @pytest.mark.parametrize("password,expect", [(PW, "OK"), ("bad", WRONGPASS)], ids=["ok", "wrong"])
 def test_resp3_auth_reply_in_order(redis_server, corral_factory, password, expect):
     """After HELLO 3: GET k, AUTH ..., PING in one packet. corral answered AUTH at once, so the
@@ -56,7 +55,6 @@ def test_resp3_auth_reply_in_order(redis_server, corral_factory, password, expec
         assert cl.pipeline(cmds) == want
 
 
-@pytest.mark.cluster_xfail(RESP3_HELD)
 def test_resp3_noauth_after_reset_in_order(redis_server, corral_factory):
     """NOAUTH, corral's own reply, in order with forwarded ones: after HELLO 3, the packet
     GET k, RESET, GET k, AUTH app pw, GET k is answered like Redis with requirepass does:
@@ -123,7 +121,6 @@ def test_subscriber_refused_get_gets_a_get_error(redis_server, corral_factory):
         assert got[0] in (STRAY_ERR, _ctx_error("get")), got
 
 
-@pytest.mark.cluster_xfail(RESP3_HELD)
 def test_resp3_refused_and_forwarded_in_order(redis_server, corral_factory):
     """RESP3: refusals and forwarded replies interleaved keep their order (a guard: this one
     holds on the code the issue was written against)."""

@@ -371,9 +371,9 @@ class ClusterUpstream:
 
 
 # Reasons shared by several tests' markers (conftest.py: single_node, cluster_xfail).
-RESP3_HELD = ("corral holds a RESP3 (or tracking) client's connection on one cluster node and "
-              "refuses keys of the others ('-ERR corral: this connection is held on cluster "
-              "node ...'), where one redis-server serves them all")
+TRACKING_ONE_NODE = ("CLIENT TRACKING through corral tracks the keys of one cluster node (the "
+                     "one its connection is held on); keys of the others are refused ('-ERR "
+                     "corral: this connection is held on cluster node ...')")
 SELECT_DB = "SELECTs a db other than 0; a cluster has db 0 only"
 MONITOR_ONE_NODE = "MONITOR through corral watches one cluster node; the command runs on another"
 REDIS_PROCESS = "stops, kills, restarts or SIGSTOPs the one redis-server process"
