@@ -19,6 +19,7 @@ A fresh cluster without writes reports its replicas with health "loading" in CLU
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -330,6 +331,22 @@ class RedisCluster:
         """SIGKILL the node (by its pid); it stays in the others' view until they mark it
         failed (node timeout), then its replica is promoted."""
         self.nodes[port].kill()
+
+    @contextlib.contextmanager
+    def killed(self, port: int, failover_timeout: float = 20.0):
+        """kill(port) of a primary for the length of a with block, which gets its replica's
+        port. On the way out, even on failure: that replica is a primary in every view (the
+        cluster's own failover), then the dead node is restarted (it rejoins as its replica)
+        and wait_ok(), so the cluster is whole again."""
+        replica = self.replicas_of(port)[0]
+        self.kill(port)
+        try:
+            yield replica
+        finally:
+            try:
+                self.wait_primary(replica, failover_timeout)
+            finally:
+                self.restart(port)
 
     def stop(self, port: int):
         """SIGTERM the node and wait for it to exit."""
