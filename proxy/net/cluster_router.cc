@@ -128,10 +128,16 @@ ClusterRouter::Node* ClusterRouter::ownerNode(int slot) {
       return shard_node_[static_cast<size_t>(shard)];
     }
   }
-  // No owner known (no map yet, or a slot no shard serves): the first primary, else a seed.
+  // No owner known (keyless, no map yet, or a slot no shard serves): the first primary whose
+  // connection accepts (one that died stays in the map until the cluster replaces it), else
+  // the first primary, else a seed.
+  Node* first = nullptr;
   for (Node* n : shard_node_) {
-    if (n != nullptr) return n;
+    if (n == nullptr) continue;
+    if (n->pool[0]->accepting()) return n;
+    if (first == nullptr) first = n;
   }
+  if (first != nullptr) return first;
   const auto& seeds = cfg_.cluster->seeds;
   const auto& s = seeds[seed_next_ % seeds.size()];
   return nodeFor(s.addr.host, s.addr.port);

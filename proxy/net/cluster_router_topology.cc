@@ -81,9 +81,15 @@ void ClusterRouter::install(const cluster::SlotMap& map) {
   table_ = map;
   for (auto& n : nodes_) n->in_map = false;
   shard_node_.assign(table_.shards.size(), nullptr);
+  // A shard that serves no slot is no place for anything: a primary that failed and was
+  // replaced is listed so (health "fail", no slots) until it comes back or is forgotten.
+  std::vector<bool> serving(table_.shards.size(), false);
+  for (int16_t shard : table_.owner) {
+    if (shard >= 0 && static_cast<size_t>(shard) < serving.size()) serving[shard] = true;
+  }
   for (size_t i = 0; i < table_.shards.size(); ++i) {
     const cluster::Shard& s = table_.shards[i];
-    if (s.nodes.empty() || !s.nodes[0].primary) continue;
+    if (s.nodes.empty() || !s.nodes[0].primary || !serving[i]) continue;
     const cluster::Node& p = s.nodes[0];
     shard_node_[i] = nodeFor(p.host, portOf(p));
     // Replicas already connected stay (reads may go there); others are made when asked.

@@ -8,11 +8,12 @@
 #     --> corral_cluster (upstream.cluster, workers: 1, CPU 0) and corral_single (that plain
 #         Redis as primary, workers: 1, CPU 0)
 #     --> warm-up: SETs fill each key space; 10 MGET keys, picked so their slots span the 3
-#         shards, are written to the cluster and to the single Redis
+#         shards (MGET: 10 keys in 10 slots; MGET3: 10 keys under 3 hash tags, one tag per
+#         shard, the way apps group keys), are written to the cluster and to the single Redis
 #     --> ROUNDS rounds, systems alternating, redis-benchmark alone on CPU 1 (c=50, 32-byte
 #         values, -r 100000): GET and SET at P=1 and P=16 against cluster_direct
 #         (redis-benchmark --cluster), corral_cluster, single, corral_single; then
-#         MGET of the 10 keys at P=1 and P=16 against single, corral_cluster, corral_single.
+#         MGET and MGET3 at P=1 and P=16 against single, corral_cluster, corral_single.
 #         Around each run against a corral: its CPU time (utime+stime of /proc/PID/stat, and
 #         the threads' run time from /proc/PID/task/*/schedstat in ns)
 #     --> cluster_report.py: medians, ratios, CPU per request, the targets
@@ -113,8 +114,9 @@ until [[ $(redis-cli -p "${port[corral_cluster]}" set cluster-bench:probe 1 2>&1
   sleep 0.1
 done
 
-# Ten keys for MGET, spread 4/3/3 over the shards (sorted by port) by their slots.
-read -r -a mget_keys < <("$py" - "${nodes[0]}" <<'EOF'
+# Ten keys for MGET, spread 4/3/3 over the shards (sorted by port) by their slots; then ten for
+# MGET3, 4/3/3 under one hash tag per shard (3 slots).
+{ read -r -a mget_keys; read -r -a mget3_keys; } < <("$py" - "${nodes[0]}" <<'EOF'
 import sys
 sys.path.insert(0, "tests/support")
 from cluster import key_slot
@@ -136,11 +138,20 @@ while len(keys) < 10:
         keys.append(k)
     i += 1
 print(" ".join(keys))
+tags = {}
+i = 0
+while len(tags) < 3:
+    s = key_slot(f"t{i}")
+    owner = next(p for a, b, p in ranges if a <= s <= b)
+    tags.setdefault(owner, f"t{i}")
+    i += 1
+print(" ".join(f"{{{tags[p]}}}:{j}" for p, n in zip(ports, (4, 3, 3)) for j in range(n)))
 EOF
 )
 echo "mget keys: ${mget_keys[*]}" >>"$out/meta.txt"
+echo "mget3 keys: ${mget3_keys[*]}" >>"$out/meta.txt"
 value=$(printf 'x%.0s' {1..32})
-for k in "${mget_keys[@]}"; do
+for k in "${mget_keys[@]}" "${mget3_keys[@]}"; do
   [[ $(redis-cli -p "${port[corral_cluster]}" set "$k" "$value") == OK ]]
   [[ $(redis-cli -p "${port[single]}" set "$k" "$value") == OK ]]
 done
@@ -177,10 +188,14 @@ cpu_now() {
 # run SYSTEM TEST PIPELINE ROUND: appends
 # "round,system,P,test,requests,rps,p50,p99,cpu_ticks,cpu_ns" to throughput.csv.
 run() {
-  local system=$1 test=$2 p=$3 round=$4 n=$requests cmd before after line
+  local system=$1 test=$2 p=$3 round=$4 n=$requests cmd before after line label=$2
   if [[ $test == MGET ]]; then
     n=$mget_requests
     cmd=(MGET "${mget_keys[@]}")
+  elif [[ $test == MGET3 ]]; then
+    n=$mget_requests
+    cmd=(MGET "${mget3_keys[@]}")
+    label=MGET
   else
     cmd=(-t "${test,,}")
   fi
@@ -188,7 +203,7 @@ run() {
   # shellcheck disable=SC2046
   line=$("${client_cpu[@]}" redis-benchmark $(bench_args "$system") -d 32 -r 100000 -n "$n" \
     -c 50 -P "$p" --csv "${cmd[@]}" 2>>"$out/redis-benchmark.err" |
-    grep -E "^\"${test}[\" ]" | tr -d '"' | cut -d, -f2,5,7)
+    grep -E "^\"${label}[\" ]" | tr -d '"' | cut -d, -f2,5,7)
   after=$(cpu_now "$system")
   if [[ -z $line ]]; then
     log "no result: $system $test P=$p (see $out/redis-benchmark.err)"
@@ -208,8 +223,10 @@ for ((r = 1; r <= rounds; r++)); do
         run "${systems[$(((i + r) % ${#systems[@]}))]}" "$test" "$p" "$r"
       done
     done
-    for ((i = 0; i < ${#mget_systems[@]}; i++)); do
-      run "${mget_systems[$(((i + r) % ${#mget_systems[@]}))]}" MGET "$p" "$r"
+    for test in MGET MGET3; do
+      for ((i = 0; i < ${#mget_systems[@]}; i++)); do
+        run "${mget_systems[$(((i + r) % ${#mget_systems[@]}))]}" "$test" "$p" "$r"
+      done
     done
   done
   log "round $r done"

@@ -17,8 +17,6 @@ replica), so the next test finds 3 + 3 again. Every read has a socket timeout: a
 import threading
 import time
 
-import pytest
-
 from cluster import key_slot
 from harness import EOF, RespConn, RespError, RespTimeout, encode_command, try_cmd, wait_until
 from test_cluster import cluster_config, keys_on_each_shard, wait_routed
@@ -344,13 +342,6 @@ def _keyless_failures(c, live_key):
     return bad
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "corral sends every command without a key (PUBLISH, SUBSCRIBE, CONFIG GET, EVAL with 0 keys, "
-    "a MULTI before its first key) to the first primary of its map "
-    "(ClusterRouter::ownerNode(-1)), dead or not: while it is down they all fail with "
-    "'upstream ... unavailable' although two primaries are up, and after the failover the "
-    "dead node, listed by CLUSTER SHARDS as a failed primary without slots, can stay that "
-    "choice until it is restarted"))
 def test_keyless_commands_avoid_a_dead_primary(redis_cluster, corral_factory):
     """The node corral gives commands without a key is SIGKILLed. With two primaries up,
     PUBLISH, CONFIG GET, EVAL without keys, SUBSCRIBE and a transaction on a live shard's key

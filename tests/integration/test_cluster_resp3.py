@@ -9,7 +9,7 @@ import pytest
 
 from cluster import key_slot
 from harness import RespConn, RespError, wait_until
-from test_cluster import cluster_config, corral_cluster, wait_routed  # noqa: F401 (fixture)
+from test_cluster import corral_cluster, keys_on_each_shard  # noqa: F401 (a fixture)
 
 
 def _frame_end(buf: bytes, at: int) -> int:
@@ -65,18 +65,6 @@ class RawConn:
             chunk = self.sock.recv(65536)
             assert chunk, "connection closed"
             self.buf += chunk
-
-
-def keys_on_each_shard(cluster, prefix):
-    """One key per primary: {primary port: key}."""
-    found = {}
-    i = 0
-    while len(found) < 3 and i < 1000:
-        k = f"{prefix}:{i}"
-        found.setdefault(cluster.owner_of(k), k)
-        i += 1
-    assert len(found) == 3
-    return found
 
 
 def dedicated(c):
