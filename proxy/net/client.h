@@ -438,7 +438,8 @@ class Client final : public upstream::ReplySink {
   // upstream.cluster.expose: CLUSTER SLOTS/SHARDS/NODES answered with corral as the only node;
   // false for any other subcommand (it goes to the cluster).
   bool exposeCluster(std::string_view sub);
-  // A split request's policy follow-ups, each to the owner of its own first key.
+  // A request's policy follow-ups, each to the owner of its own first key (through the router:
+  // redirected like the request).
   void sendHiddenBySlot();
   // The slot of a request's keys: -1 with none, -2 when they span slots.
   int clusterSlotOf(const commands::CommandInfo* cmd, const codec::Request& req);

@@ -100,12 +100,8 @@ void Client::forwardToCluster(const commands::CommandInfo* cmd, const codec::Req
     }
     slot = cluster::keySlot(req.args[keys[0]]);
   }
-  upstream::Connection* conn = router.connection(slot, primary_slot_, resp3);
-  if (!conn->accepting()) {
-    router.wantRefresh();  // a primary that dies sends no MOVED: the map must be asked
-    replyUnavailable(conn->unavailableError());
-    return;
-  }
+  // An owner whose connection is down: the router answers its unavailable error at once
+  // and asks for the map (a primary that dies sends no MOVED).
   // Reads may go to a replica of the slot's shard: read_from, or a policy's route.
   bool replica = false;
   if (cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite)) {
@@ -119,11 +115,8 @@ void Client::forwardToCluster(const commands::CommandInfo* cmd, const codec::Req
   const std::string_view bytes = wireBytes(req);
   router.send(this, openSlot(rewrite, arg, bytes.size()), slot, bytes, timeout_ms, primary_slot_,
               resp3, replica);
-  Armed& a = armed();
-  if (!a.hidden.empty()) [[unlikely]] {
-    sendHidden(a.hidden, conn);  // the same slot: the same node, behind the request
-    a.hidden.clear();
-  }
+  if (!armed().hidden.empty()) [[unlikely]]
+    sendHiddenBySlot();  // behind it, on its node
 }
 
 }  // namespace corral::net
@@ -171,6 +164,8 @@ void Client::sendHiddenBySlot() {
   Armed& a = armed();
   if (a.hidden.empty()) return;
   // Each follow-up names its own keys (one hash tag per data key): the owner of its first key.
+  // A request and its follow-ups of one slot share a connection, in order, and a MOVED or ASK
+  // that turns the request away turns them away too, in the same order.
   codec::RequestParser parser;
   codec::Request one;
   std::vector<uint32_t> keys;
@@ -184,10 +179,11 @@ void Client::sendHiddenBySlot() {
         slot = cluster::keySlot(one.args[keys[0]]);
       }
     }
-    // On the connection the request's parts went on (RESP2 or RESP3), so they run after them.
-    worker_.cluster()
-        ->connection(slot, primary_slot_, proto_ == 3)
-        ->enqueue(worker_.policies().followupSink(), 0, bytes, 0);
+    // Through the router, on the connection the request (or its parts) went on, RESP2 or
+    // RESP3: behind it, and redirected behind it when a slot moves (a lost EXPIRE would leave
+    // the key without its TTL).
+    worker_.cluster()->send(worker_.policies().followupSink(), 0, slot, bytes, 0, primary_slot_,
+                            proto_ == 3);
   }
   a.hidden.clear();
 }
