@@ -250,6 +250,10 @@ class Client final : public upstream::ReplySink {
   // `cmd`: the request's command (null when unknown).
   void forwardToCluster(const commands::CommandInfo* cmd, const codec::Request& req,
                         int64_t timeout_ms, Rewrite rewrite, int64_t arg);
+  // Its keyless part: true when answered or sent (corral's CLUSTER SLOTS with expose, SCAN
+  // across the shards, a fan-out to every primary); false for any other keyless command.
+  bool forwardKeyless(const commands::CommandInfo* cmd, const codec::Request& req,
+                      int64_t timeout_ms, Rewrite rewrite, int64_t arg);
 
   // --- client_session.cc: dispatch and the state machine
   // Returns false when the request must wait until this client's earlier requests are

@@ -58,33 +58,10 @@ void Client::forwardToCluster(const commands::CommandInfo* cmd, const codec::Req
   }
   // A RESP3 client's requests go on the nodes' RESP3 connections: Redis encodes its replies.
   const bool resp3 = proto_ == 3;
-  if (req.args.size() == 2 && worker_.upstreamConfig().cluster->expose &&
-      commands::equalsIgnoreCase(req.args[0], "cluster") && exposeCluster(req.args[1])) {
-    return;
-  }
-  // Keyspace-wide: SCAN walks the shards one after the other; DBSIZE, KEYS, FLUSHALL and the
-  // like go to every primary and their replies are merged (proxy/cluster/split.h).
-  if (cmd != nullptr && cmd->name == "scan" && req.args.size() >= 2) {
-    const uint64_t seq = openSlot(rewrite, arg, req.frame.size());
-    router.sendScan(this, seq, req.args, timeout_ms, primary_slot_, resp3);
-    armed().hidden.clear();
-    return;
-  }
-  if (cluster::Merge merge; cluster::fanOut(req.args, &merge)) {
-    cluster::SplitPlan& plan = router.scratchPlan();
-    router.planEveryPrimary(wireBytes(req), merge, &plan);
-    if (plan.fragments.empty()) {
-      replyUnavailable("-ERR corral: cluster slot map not known yet\r\n");
-      return;
-    }
-    const uint64_t seq = openSlot(rewrite, arg, req.frame.size());
-    router.sendSplit(this, seq, plan, timeout_ms, primary_slot_, resp3);
-    armed().hidden.clear();
-    return;
-  }
   std::vector<uint32_t>& keys = worker_.clusterKeys();
   keys.clear();
   if (cmd != nullptr && !routingKeys(*cmd, req, keys)) keys.clear();
+  if (keys.empty() && forwardKeyless(cmd, req, timeout_ms, rewrite, arg)) return;
   int slot = -1;
   if (!keys.empty()) {
     if (keys.size() > 1 && cluster::crossSlot(req.args, keys)) {
@@ -117,6 +94,36 @@ void Client::forwardToCluster(const commands::CommandInfo* cmd, const codec::Req
               resp3, replica);
   if (!armed().hidden.empty()) [[unlikely]]
     sendHiddenBySlot();  // behind it, on its node
+}
+
+bool Client::forwardKeyless(const commands::CommandInfo* cmd, const codec::Request& req,
+                            int64_t timeout_ms, Rewrite rewrite, int64_t arg) {
+  ClusterRouter& router = *worker_.cluster();
+  const bool resp3 = proto_ == 3;
+  if (req.args.size() == 2 && worker_.upstreamConfig().cluster->expose &&
+      commands::equalsIgnoreCase(req.args[0], "cluster") && exposeCluster(req.args[1])) {
+    return true;
+  }
+  // Keyspace-wide: SCAN walks the shards one after the other; DBSIZE, KEYS, FLUSHALL and the
+  // like go to every primary and their replies are merged (proxy/cluster/split.h).
+  if (cmd != nullptr && cmd->name == "scan" && req.args.size() >= 2) {
+    const uint64_t seq = openSlot(rewrite, arg, req.frame.size());
+    router.sendScan(this, seq, req.args, timeout_ms, primary_slot_, resp3);
+    armed().hidden.clear();
+    return true;
+  }
+  cluster::Merge merge;
+  if (!cluster::fanOut(req.args, &merge)) return false;
+  cluster::SplitPlan& plan = router.scratchPlan();
+  router.planEveryPrimary(wireBytes(req), merge, &plan);
+  if (plan.fragments.empty()) {
+    replyUnavailable("-ERR corral: cluster slot map not known yet\r\n");
+    return true;
+  }
+  const uint64_t seq = openSlot(rewrite, arg, req.frame.size());
+  router.sendSplit(this, seq, plan, timeout_ms, primary_slot_, resp3);
+  armed().hidden.clear();
+  return true;
 }
 
 }  // namespace corral::net
