@@ -1,6 +1,8 @@
 #include "proxy/cluster/split.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <numeric>
 
 #include "commands/command_table.h"
@@ -15,7 +17,7 @@ using codec::FrameReader;
 using codec::ReplyType;
 
 // What a splittable command looks like: its merge and the args per key (MSET: key + value).
-bool splittable(std::string_view name, Merge* merge, size_t* step) {
+bool splitKind(std::string_view name, Merge* merge, size_t* step) {
   *step = 1;
   if (commands::isCommandName(name, "mget")) {
     *merge = Merge::kArrayInKeyOrder;
@@ -32,6 +34,28 @@ bool splittable(std::string_view name, Merge* merge, size_t* step) {
 }
 
 size_t bulkSize(std::string_view s) { return s.size() + 16; }  // "$<len>\r\n" + s + "\r\n"
+
+// Appends arg as a RESP bulk string: its own encoding copied from `frame` when the frame holds
+// "$<len>\r\n" right before it and "\r\n" right after (addresses compared as integers: arg
+// may not point into frame at all), else encoded afresh.
+void appendArg(std::string& out, std::string_view arg, std::string_view frame) {
+  char digits[24];
+  const auto r = std::to_chars(digits, digits + sizeof(digits), arg.size());
+  const size_t nd = static_cast<size_t>(r.ptr - digits);
+  const size_t head = nd + 3;  // '$' digits CR LF
+  const auto at = reinterpret_cast<uintptr_t>(arg.data());
+  const auto lo = reinterpret_cast<uintptr_t>(frame.data());
+  if (!frame.empty() && at >= lo + head && at + arg.size() + 2 <= lo + frame.size()) {
+    const char* begin = frame.data() + (at - head - lo);
+    const char* tail = frame.data() + (at - lo) + arg.size();
+    if (begin[0] == '$' && std::memcmp(begin + 1, digits, nd) == 0 && begin[nd + 1] == '\r' &&
+        begin[nd + 2] == '\n' && tail[0] == '\r' && tail[1] == '\n') {
+      out.append(begin, head + arg.size() + 2);
+      return;
+    }
+  }
+  codec::appendBulk(out, arg);
+}
 
 bool isError(std::string_view reply) {
   return !reply.empty() && (reply[0] == '-' || reply[0] == '!');
@@ -116,10 +140,16 @@ void mergeAnd(std::span<const std::string_view> replies, std::string* out) {
 
 }  // namespace
 
-bool splitBySlot(std::span<const std::string_view> args, SplitPlan* plan) {
+bool splittable(std::string_view name) {
   Merge merge{};
   size_t step = 1;
-  if (args.size() < 2 || !splittable(args[0], &merge, &step)) return false;
+  return splitKind(name, &merge, &step);
+}
+
+bool splitBySlot(std::span<const std::string_view> args, SplitPlan* plan, std::string_view frame) {
+  Merge merge{};
+  size_t step = 1;
+  if (args.size() < 2 || !splitKind(args[0], &merge, &step)) return false;
   if ((args.size() - 1) % step != 0) return false;
   const size_t keys = (args.size() - 1) / step;
   auto key = [&](size_t k) { return args[1 + k * step]; };
@@ -135,21 +165,51 @@ bool splitBySlot(std::span<const std::string_view> args, SplitPlan* plan) {
   thread_local std::vector<uint16_t> slot;
   thread_local std::vector<uint32_t> order;
   thread_local std::vector<std::pair<size_t, size_t>> groups;  // [begin, end) in order
+  thread_local std::vector<uint16_t> group_slot;               // few slots: per group
+  thread_local std::vector<uint32_t> group_of;                 // few slots: per key
   slot.assign(keys, first_slot);
   for (size_t k = other; k < keys; ++k) slot[k] = keySlot(key(k));
-  // Keys grouped by slot, each group in the client's order (ties broken by index), then the
-  // groups ordered by their first key: n log n however many slots there are.
-  order.resize(keys);
-  std::iota(order.begin(), order.end(), 0u);
-  std::sort(order.begin(), order.end(),
-            [&](uint32_t a, uint32_t b) { return slot[a] != slot[b] ? slot[a] < slot[b] : a < b; });
-  groups.clear();
-  for (size_t i = 0; i < keys; ++i) {
-    if (i == 0 || slot[order[i]] != slot[order[i - 1]]) groups.emplace_back(i, i);
-    groups.back().second = i + 1;
+  // Keys grouped by slot, each group in the client's order, the groups in the order of their
+  // first key. Few slots (the usual case): each key finds its group by a scan of the groups so
+  // far, then a counting pass places them; many: a sort, n log n however many slots there are.
+  constexpr size_t kScannedGroups = 32;
+  group_slot.clear();
+  group_of.resize(keys);
+  bool few = true;
+  for (size_t k = 0; k < keys && few; ++k) {
+    size_t g = 0;
+    while (g < group_slot.size() && group_slot[g] != slot[k]) ++g;
+    if (g == group_slot.size()) {
+      few = g < kScannedGroups;
+      group_slot.push_back(slot[k]);
+    }
+    group_of[k] = static_cast<uint32_t>(g);
   }
-  std::sort(groups.begin(), groups.end(),
-            [&](const auto& a, const auto& b) { return order[a.first] < order[b.first]; });
+  order.resize(keys);
+  groups.clear();
+  if (few) {
+    groups.assign(group_slot.size(), {0, 0});
+    for (size_t k = 0; k < keys; ++k) ++groups[group_of[k]].second;  // sizes first
+    size_t at = 0;
+    for (auto& [begin, end] : groups) {
+      const size_t n = end;
+      begin = end = at;
+      at += n;
+    }
+    for (size_t k = 0; k < keys; ++k)
+      order[groups[group_of[k]].second++] = static_cast<uint32_t>(k);
+  } else {
+    std::iota(order.begin(), order.end(), 0u);
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return slot[a] != slot[b] ? slot[a] < slot[b] : a < b;
+    });
+    for (size_t i = 0; i < keys; ++i) {
+      if (i == 0 || slot[order[i]] != slot[order[i - 1]]) groups.emplace_back(i, i);
+      groups.back().second = i + 1;
+    }
+    std::sort(groups.begin(), groups.end(),
+              [&](const auto& a, const auto& b) { return order[a.first] < order[b.first]; });
+  }
 
   plan->merge = merge;
   plan->keys = keys;
@@ -167,9 +227,9 @@ bool splitBySlot(std::span<const std::string_view> args, SplitPlan* plan) {
     }
     f.request.reserve(bytes);
     codec::appendArrayHeader(f.request, 1 + (end - begin) * step);
-    codec::appendBulk(f.request, args[0]);
+    appendArg(f.request, args[0], frame);
     for (size_t i = begin; i < end; ++i) {
-      for (size_t j = 0; j < step; ++j) codec::appendBulk(f.request, args[1 + order[i] * step + j]);
+      for (size_t j = 0; j < step; ++j) appendArg(f.request, args[1 + order[i] * step + j], frame);
     }
     if (merge == Merge::kArrayInKeyOrder) {
       f.positions.assign(order.begin() + begin, order.begin() + end);

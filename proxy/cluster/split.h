@@ -45,7 +45,12 @@ struct SplitPlan {
 // one slot; false otherwise (one slot, not a splittable command, or an arity Redis refuses,
 // which is best left to Redis to answer), with *plan untouched. Fragments are ordered by first
 // appearance of their slot. A one-slot request costs one keySlot per key and no allocation.
-bool splitBySlot(std::span<const std::string_view> args, SplitPlan* plan);
+// `frame`: the client's request bytes when args point into them (a multibulk request): each
+// argument's own "$<len>\r\n...\r\n" is copied from there instead of being encoded again.
+bool splitBySlot(std::span<const std::string_view> args, SplitPlan* plan,
+                 std::string_view frame = {});
+// True for the commands splitBySlot splits (MGET MSET DEL UNLINK EXISTS TOUCH; any case).
+bool splittable(std::string_view name);
 
 // True when a command's keys (their indexes into args, from commands::extractKeys) do not all
 // hash to one slot. No allocation.

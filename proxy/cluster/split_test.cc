@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <string_view>
@@ -73,6 +74,35 @@ TEST_CASE("MGET: RESP3 nulls and other element types are copied verbatim") {
   std::string out;
   mergeReplies(plan, replies, &out);
   CHECK(out == "*2\r\n_\r\n$3\r\nxyz\r\n");
+}
+
+TEST_CASE("fragments copied from the client's frame equal fragments encoded afresh") {
+  // A real multibulk request: args point into it. A wrong frame (another buffer, an inline
+  // request's bytes) must fall back to encoding, never copy what is not the argument.
+  const std::string frame =
+      "*7\r\n$4\r\nMSET\r\n$3\r\nfoo\r\n$1\r\n1\r\n$3\r\nbar\r\n$10\r\n0123456789\r\n"
+      "$5\r\nhello\r\n$0\r\n\r\n";
+  codec::RequestParser p;
+  codec::Request req;
+  REQUIRE(p.parse(frame.data(), frame.size(), req).status == codec::ParseStatus::kComplete);
+  const Args args(req.args.begin(), req.args.end());
+  SplitPlan copied;
+  SplitPlan encoded;
+  SplitPlan wrong;
+  REQUIRE(splitBySlot(args, &copied, frame));
+  REQUIRE(splitBySlot(args, &encoded));
+  const std::string other = "$3\r\nxyz\r\n" + frame;  // args do not point into it
+  REQUIRE(splitBySlot(args, &wrong, other));
+  REQUIRE(copied.fragments.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(copied.fragments[i].request == encoded.fragments[i].request);
+    CHECK(wrong.fragments[i].request == encoded.fragments[i].request);
+  }
+  CHECK(argsOf(copied.fragments[1]) == std::vector<std::string>{"MSET", "bar", "0123456789"});
+  CHECK(argsOf(copied.fragments[2]) == std::vector<std::string>{"MSET", "hello", ""});
+  CHECK(splittable("mget"));
+  CHECK(splittable("Del"));
+  CHECK_FALSE(splittable("rename"));
 }
 
 TEST_CASE("MSET keeps each key with its value") {
@@ -241,6 +271,39 @@ TEST_CASE("many keys in many slots") {
     }
   }
   for (int s : seen) CHECK(s == 1);
+}
+
+TEST_CASE("few slots and many: the same grouping either way (around the scan's limit)") {
+  for (int tags = 2; tags <= 40; ++tags) {
+    // Each tag three times, interleaved: tag 0, 1, ..., n-1, 0, 1, ...
+    std::vector<std::string> keys;
+    for (int round = 0; round < 3; ++round) {
+      for (int t = 0; t < tags; ++t)
+        keys.push_back("{t" + std::to_string(t) + "}:" + std::to_string(round));
+    }
+    Args args = {"MGET"};
+    for (const std::string& k : keys) args.push_back(k);
+    SplitPlan plan;
+    REQUIRE(splitBySlot(args, &plan));
+    std::vector<uint16_t> distinct;
+    for (const std::string& k : keys) {
+      if (std::find(distinct.begin(), distinct.end(), keySlot(k)) == distinct.end()) {
+        distinct.push_back(keySlot(k));
+      }
+    }
+    REQUIRE(plan.fragments.size() == distinct.size());
+    for (size_t g = 0; g < distinct.size(); ++g) {
+      const Fragment& f = plan.fragments[g];
+      CHECK(f.slot == distinct[g]);  // in the order of each slot's first key
+      for (size_t i = 0; i < f.positions.size(); ++i) {
+        CHECK(keySlot(keys[f.positions[i]]) == f.slot);
+        if (i > 0) CHECK(f.positions[i] > f.positions[i - 1]);
+      }
+      const std::vector<std::string> a = argsOf(f);
+      REQUIRE(a.size() == f.positions.size() + 1);
+      for (size_t i = 0; i < f.positions.size(); ++i) CHECK(a[i + 1] == keys[f.positions[i]]);
+    }
+  }
 }
 
 TEST_CASE("crossSlot") {

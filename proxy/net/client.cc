@@ -316,6 +316,30 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
   place(idx, reply);
 }
 
+namespace {
+constexpr size_t kSpareExtras = 1024;      // per worker thread
+constexpr size_t kSpareReplyBytes = 4096;  // a larger stored reply's buffer is freed
+}  // namespace
+
+// The spare holders of this thread (Slot::takeExtra, Slot::giveBackExtra).
+thread_local std::vector<std::unique_ptr<Client::SlotExtra>> Client::spare_extras_;
+
+std::unique_ptr<Client::SlotExtra> Client::Slot::takeExtra() {
+  if (spare_extras_.empty()) return std::make_unique<SlotExtra>();
+  std::unique_ptr<SlotExtra> e = std::move(spare_extras_.back());
+  spare_extras_.pop_back();
+  return e;
+}
+
+void Client::Slot::giveBackExtra() {
+  std::unique_ptr<SlotExtra> e = std::move(extra);
+  if (spare_extras_.size() >= kSpareExtras || e->reply.capacity() > kSpareReplyBytes) return;
+  e->reply.clear();
+  e->fill.reset();
+  e->tx.reset();
+  spare_extras_.push_back(std::move(e));
+}
+
 void Client::place(uint64_t idx, std::string_view reply) {
   Slot& slot = pending_[idx];
   if (idx != 0) {

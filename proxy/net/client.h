@@ -177,16 +177,21 @@ class Client final : public upstream::ReplySink {
     Rewrite rewrite = Rewrite::kNone;
     uint8_t flags = 0;
     SlotExtra& more() {
-      if (extra == nullptr) extra = std::make_unique<SlotExtra>();
+      if (extra == nullptr) extra = takeExtra();
       return *extra;
     }
     // Ring::pop_front's reset: only what newSlot() does not set again.
     friend void recycle(Slot& s) {
       if (s.extra != nullptr) [[unlikely]] {
-        s.extra.reset();
+        s.giveBackExtra();
       }
     }
+    // A reply that overtakes its head is stored (replies of several cluster nodes, fills): the
+    // holders are kept per thread for the next one instead of freed (client.cc).
+    static std::unique_ptr<SlotExtra> takeExtra();
+    void giveBackExtra();
   };
+  static thread_local std::vector<std::unique_ptr<SlotExtra>> spare_extras_;
   // A new slot at the back of pending_, for the request being handled (next_seq_ advanced);
   // every field but `extra` (left empty by recycle) is set here.
   Slot& newSlot(uint8_t flags);

@@ -64,16 +64,21 @@ void Client::forwardToCluster(const commands::CommandInfo* cmd, const codec::Req
   if (keys.empty() && forwardKeyless(cmd, req, timeout_ms, rewrite, arg)) return;
   int slot = -1;
   if (!keys.empty()) {
-    if (keys.size() > 1 && cluster::crossSlot(req.args, keys)) {
+    if (keys.size() > 1) {
+      // Split per slot when the command allows it (false: one slot after all), else Redis's
+      // CROSSSLOT when the keys span slots.
       cluster::SplitPlan& plan = router.scratchPlan();
-      if (!cluster::splitBySlot(req.args, &plan)) {
+      if (cluster::splittable(req.args[0])) {
+        if (cluster::splitBySlot(req.args, &plan, req.is_inline ? std::string_view() : req.frame)) {
+          const uint64_t seq = openSlot(rewrite, arg, req.frame.size());
+          router.sendSplit(this, seq, plan, timeout_ms, primary_slot_, resp3);
+          sendHiddenBySlot();  // a policy's follow-ups (lease revocations, TTLs) per key
+          return;
+        }
+      } else if (cluster::crossSlot(req.args, keys)) {
         replyUnavailable(cluster::kCrossSlotError);  // counted as an error, as Redis's is
         return;
       }
-      const uint64_t seq = openSlot(rewrite, arg, req.frame.size());
-      router.sendSplit(this, seq, plan, timeout_ms, primary_slot_, resp3);
-      sendHiddenBySlot();  // a policy's follow-ups (lease revocations, TTLs) per key
-      return;
     }
     slot = cluster::keySlot(req.args[keys[0]]);
   }

@@ -154,7 +154,11 @@ bool Client::dispatch(const codec::Request& req) {
     last_full_ = cmd;
     const codec::Request* use = &req;
     if (!worker_.policiesTrivial() && !applyPolicies(cmd, req, &use)) return true;
-    forward(sharedConnection(cmd), *use, 0);
+    if (worker_.cluster() != nullptr) [[unlikely]] {
+      forwardToCluster(cmd, *use, 0, Rewrite::kNone, 0);
+    } else {
+      forward(sharedConnection(cmd), *use, 0);
+    }
     return true;
   }
   if (!authenticated_ && gateAuth(cmd, kind, req)) return true;
