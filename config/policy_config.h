@@ -97,6 +97,14 @@ struct FreshnessSpec {
   double beta = 1.0;    // early_refresh_beta
 };
 
+// near_cache: replies of the policy's GETs kept in each worker's memory, dropped when Redis
+// says the key changed (CLIENT TRACKING). Off unless a near_cache field is written.
+struct NearCacheSpec {
+  bool enabled = false;
+  uint64_t max_bytes = 64ull << 20;  // per worker
+  Millis max_age{10000};             // an entry lives at most this long (and never past its TTL)
+};
+
 struct RoutingSpec {
   std::optional<PolicyReadFrom> read_from;  // unset: upstream.read_from
   Millis read_your_writes{0};
@@ -115,6 +123,7 @@ struct PolicySpec {
   StampedeSpec stampede;
   FreshnessSpec freshness;
   RoutingSpec routing;
+  NearCacheSpec near_cache;
   std::vector<RateLimitSpec> rate_limits;
   Where where;        // of the policy's mapping
   Where match_where;  // of its `match` value

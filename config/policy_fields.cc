@@ -201,6 +201,32 @@ const std::vector<Loader::PolicyField>& Loader::policyFields() {
          return l.duration(k, v, p, /*allow_zero=*/true, &s.routing.read_your_writes);
        },
        [](S d, C s) { d.routing.read_your_writes = s.routing.read_your_writes; }},
+      {"near_cache.enabled",
+       [](L l, S s, N k, N v, P p) { return l.boolean(k, v, p, &s.near_cache.enabled); },
+       [](S d, C s) { d.near_cache.enabled = s.near_cache.enabled; }},
+      {"near_cache.max_bytes",
+       [](L l, S s, N k, N v, P p) {
+         uint64_t n = 0;
+         if (!l.sizeOk(k, v, p, kMinByteLimit, std::numeric_limits<uint64_t>::max(), &n)) {
+           return false;
+         }
+         s.near_cache.max_bytes = n;
+         s.near_cache.enabled = true;
+         return true;
+       },
+       [](S d, C s) {
+         d.near_cache.max_bytes = s.near_cache.max_bytes;
+         d.near_cache.enabled = d.near_cache.enabled || s.near_cache.enabled;
+       }},
+      {"near_cache.max_age",
+       [](L l, S s, N k, N v, P p) {
+         s.near_cache.enabled = true;
+         return l.duration(k, v, p, /*allow_zero=*/false, &s.near_cache.max_age);
+       },
+       [](S d, C s) {
+         d.near_cache.max_age = s.near_cache.max_age;
+         d.near_cache.enabled = d.near_cache.enabled || s.near_cache.enabled;
+       }},
   };
   return kFields;
 }

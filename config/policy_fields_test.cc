@@ -180,6 +180,24 @@ TEST_CASE("policies: a file with every policy field parses into exact values") {
   CHECK(s.rate_limits.empty());
 }
 
+TEST_CASE("policies: near_cache is off unless a field of it is written") {
+  Config c = mustLoad(
+      "policies:\n"
+      "  - {name: a, match: \"a:<id>\", near_cache: {max_age: 5s, max_bytes: 1MiB}}\n"
+      "  - {name: b, match: \"b:<id>\", near_cache: {enabled: true}}\n"
+      "  - {name: c, match: \"c:<id>\"}\n" +
+      std::string(kPrimary));
+  const std::vector<PolicySpec>& ps = c.policy.policies;
+  REQUIRE(ps.size() == 3);
+  CHECK(ps[0].near_cache.enabled);
+  CHECK(ps[0].near_cache.max_age == Millis{5000});
+  CHECK(ps[0].near_cache.max_bytes == uint64_t{1} << 20);
+  CHECK(ps[1].near_cache.enabled);
+  CHECK(ps[1].near_cache.max_age == Millis{10000});  // the defaults
+  CHECK(ps[1].near_cache.max_bytes == uint64_t{64} << 20);
+  CHECK_FALSE(ps[2].near_cache.enabled);
+}
+
 TEST_CASE("policy fields: every rule, with its exact error") {
   const std::string p = kPrimary;
   // pol(x): one policy whose extra fields x start at line 2, column 32.

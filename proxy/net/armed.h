@@ -42,6 +42,11 @@ struct Armed {
   std::unique_ptr<FillReq> fill;                // moved into the request's slot when sent
   policies::CommandBatch hidden;                // sent right behind the request
   int8_t route = kRouteDefault;
+  // Near cache (near_cache.h): a GET of a near policy's key (its spec and key), and the near
+  // keys a write drops (again when it is answered).
+  const config::PolicySpec* near = nullptr;
+  std::string_view near_key;
+  std::vector<std::string> near_drop;
 
   // After each request: nothing armed outlives it.
   void reset() {
@@ -53,6 +58,10 @@ struct Armed {
       hidden.clear();
     }
     route = kRouteDefault;
+    near = nullptr;
+    if (!near_drop.empty()) [[unlikely]] {
+      near_drop.clear();
+    }
   }
 };
 

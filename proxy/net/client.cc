@@ -307,6 +307,10 @@ void Client::onUpstreamReply(uint64_t seq, std::string_view reply) {
   }
   if (looked) [[unlikely]] {
     if (slot.hitmiss != nullptr) slot.hitmiss->countRead(reply);
+    if (slot.extra != nullptr && !slot.extra->near_keys.empty()) {
+      // A fill begun while the write was on its way may have read the value before it.
+      for (const std::string& k : slot.extra->near_keys) worker_.near().invalidate(k);
+    }
     if (slot.rewrite != Rewrite::kNone) {
       const std::string rewritten = rewriteReply(slot, reply);
       place(idx, rewritten);
@@ -337,6 +341,7 @@ void Client::Slot::giveBackExtra() {
   e->reply.clear();
   e->fill.reset();
   e->tx.reset();
+  e->near_keys.clear();
   spare_extras_.push_back(std::move(e));
 }
 
@@ -388,6 +393,9 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
     forwardToCluster(commands::lookup(req.args), req, timeout_ms, rewrite, arg);
     return;
   }
+  if (armed().near != nullptr && rewrite == Rewrite::kNone) [[unlikely]] {
+    if (forwardNear(req)) return;
+  }
   if (!conn->accepting()) {
     replyUnavailable(conn->unavailableError());
     return;
@@ -411,9 +419,11 @@ void Client::replyUnavailable(std::string_view error) {
 uint64_t Client::openSlot(Rewrite rewrite, int64_t arg, size_t bytes) {
   Armed& a = armed();
   Slot& s = newSlot(cur_flags_);
-  if (a.fill != nullptr || a.hitmiss != nullptr || rewrite != Rewrite::kNone) [[unlikely]] {
+  if (a.fill != nullptr || a.hitmiss != nullptr || rewrite != Rewrite::kNone ||
+      !a.near_drop.empty()) [[unlikely]] {
     s.flags |= kLooked;
     if (a.fill != nullptr) s.more().fill = std::move(a.fill);
+    if (!a.near_drop.empty()) s.more().near_keys.swap(a.near_drop);
     s.hitmiss = a.hitmiss;
     s.arg = arg;
     s.rewrite = rewrite;

@@ -158,9 +158,10 @@ class Client final : public upstream::ReplySink {
 
   // What few slots need: a stored reply, a fill, a transaction's plan.
   struct SlotExtra {
-    std::string reply;              // kReady: the reply (empty when it is dropped)
-    std::unique_ptr<FillReq> fill;  // a GET of a fill policy's key: miss -> fill
-    std::unique_ptr<TxPlan> tx;     // EXEC: corral's part of the transaction's replies
+    std::string reply;                   // kReady: the reply (empty when it is dropped)
+    std::unique_ptr<FillReq> fill;       // a GET of a fill policy's key: miss -> fill
+    std::unique_ptr<TxPlan> tx;          // EXEC: corral's part of the transaction's replies
+    std::vector<std::string> near_keys;  // a write's near keys: dropped again when answered
   };
   // A request's place in the reply order. Empty while waiting: a reply for the head slot goes
   // straight to out_, so only a reply that overtakes the head is stored (in `extra`). Small and
@@ -251,6 +252,12 @@ class Client final : public upstream::ReplySink {
   // that cannot be sent.
   uint64_t openSlot(Rewrite rewrite, int64_t arg, size_t bytes);
   void replyUnavailable(std::string_view error);
+  // A GET armed for the near cache: answered from memory, or sent on the tracking connection;
+  // false when the tracking connection is down (forward() sends it as usual).
+  bool forwardNear(const codec::Request& req);
+  // After the policies decided: arms a near GET, drops the near keys of a write.
+  void armNear(const commands::CommandInfo* cmd, const codec::Request& req,
+               const policies::Decision& d);
   // upstream.cluster: forward() to the node that owns the request's slot (client_cluster.cc).
   // `cmd`: the request's command (null when unknown).
   void forwardToCluster(const commands::CommandInfo* cmd, const codec::Request& req,

@@ -98,6 +98,10 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
   if (d.has_read_from && armed().route == Armed::kRouteDefault) {
     armed().route = static_cast<int8_t>(d.read_from);
   }
+  // The near cache (client_near.cc).
+  if (cmd != nullptr && !d.key_policy.empty() && worker_.nearAllowed()) {
+    armNear(cmd, req, d);
+  }
   return true;
 }
 

@@ -90,6 +90,12 @@ struct Stats {
     Counter cluster_gave_up;             // still redirected at command_timeout: an error
     Counter cluster_split;               // multi-key requests split by slot
     Counter unknown_rejected;            // unknown commands refused (unknown_commands: reject)
+    Counter near_hits;                   // near cache: GETs answered from memory (set each tick)
+    Counter near_misses;                 // near cache: GETs read on the tracking connection
+    Counter near_invalidations;          // entries dropped: Redis's pushes, writes, flushes
+    Counter near_evictions;              // entries dropped to make room
+    Counter near_bytes;                  // gauge: bytes held
+    Counter near_entries;                // gauge: entries held
     Counter commands_learnt;             // gauge: commands this worker learnt (one worker does)
     CommandCounters per_command;         // calls, indexed by CommandInfo::id
     CommandCounters per_command_errors;  // error replies (Redis's or corral's), the same way

@@ -174,6 +174,7 @@ void Worker::run() {
   // Shutdown: fail whatever is still in flight, then release every client.
   for (Client* c : all_clients_) c->closeNow("shutdown");
   if (cluster_ != nullptr) cluster_->shutdown();
+  if (near_ != nullptr) near_->shutdown();
   for (auto& pool : pools_) {
     for (auto& c : pool) c->shutdown();
   }
@@ -443,6 +444,17 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
       }
     }
   }
+  if (self->near_ != nullptr) {
+    self->near_->tick(self->loop_.now_ms);
+    const NearCache::Totals t = self->near_->totals();
+    Stats::Worker& st = *self->stats_;
+    st.near_hits.set(t.hits);
+    st.near_misses.set(t.misses);
+    st.near_invalidations.set(t.invalidations);
+    st.near_evictions.set(t.evictions);
+    st.near_bytes.set(t.bytes);
+    st.near_entries.set(t.entries);
+  }
   if (self->cluster_ != nullptr) {
     self->cluster_->tick(self->loop_.now_ms);
     // /ready: the cluster's primaries, not the seed connection (pools_[0]).
@@ -535,6 +547,14 @@ void Worker::checkDrain() {
     if (busy) log()->warn("drain deadline reached worker={}", index_);
     stop_loop_ = true;
   }
+}
+
+NearCache& Worker::near() {
+  if (near_ == nullptr) {
+    near_ = std::make_unique<NearCache>(loop_, primary_addr_, cfg_.upstream, limits_);
+    near_->start();
+  }
+  return *near_;
 }
 
 }  // namespace corral::net

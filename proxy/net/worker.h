@@ -34,6 +34,7 @@
 #include "proxy/net/cluster_router.h"
 #include "proxy/net/command_learn.h"
 #include "proxy/net/handshaker.h"
+#include "proxy/net/near_cache.h"
 #include "proxy/net/passthrough.h"
 #include "proxy/net/stats.h"
 #include "proxy/sentinel/topology.h"
@@ -166,6 +167,12 @@ class Worker {
   // upstream.cluster: the router keyed requests go through (null without a cluster), and a
   // scratch list for the keys of the request being routed.
   ClusterRouter* cluster() const { return cluster_.get(); }
+  // The near cache (near_cache.h), made and connected on first use (a near policy's GET).
+  NearCache& near();
+  // One Redis only, for now: a cluster's nodes, or a Sentinel's changing primary, would each
+  // need a tracking connection of their own.
+  bool nearAllowed() const { return cluster_ == nullptr && shared_.topology == nullptr; }
+  const NearCache* nearIfAny() const { return near_.get(); }
   std::vector<uint32_t>& clusterKeys() { return cluster_keys_; }
   // The db count learned from the primary (-1 when unknown: any db >= 0 is tried).
   int64_t databases() const { return loop_.databases; }
@@ -278,6 +285,7 @@ class Worker {
   // upstream.cluster (worker_topology.cc makes it): keyed requests go by slot; pools_[0] is
   // then a pool to the first seed, for what has no key and no better place (COMMAND, INFO).
   std::unique_ptr<ClusterRouter> cluster_;
+  std::unique_ptr<NearCache> near_;
   std::vector<uint32_t> cluster_keys_;
   std::vector<std::unique_ptr<upstream::Connection>> retired_;
   std::unique_ptr<AuthChecks> auth_checks_;  // passthrough only

@@ -30,6 +30,7 @@ constexpr uint64_t kStepPing = 6;
 constexpr uint64_t kStepRole = 7;
 constexpr uint64_t kStepReadOnly = 8;
 constexpr uint64_t kStepHello = 9;
+constexpr uint64_t kStepTracking = 10;
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kMaxReadsPerEvent = 16;
@@ -57,6 +58,8 @@ const char* stepName(uint64_t step) {
       return "readonly";
     case kStepHello:
       return "hello";
+    case kStepTracking:
+      return "client-tracking";
   }
   return "unknown";
 }
@@ -207,6 +210,12 @@ void Connection::connectTo(const SockAddr& sa) {
     cmd.clear();
     codec::appendCommand(cmd, {"HELLO", "3"});
     enqueueInternal(kStepHello, cmd);
+    ++handshake_left_;
+  }
+  if (tracking_) {
+    cmd.clear();
+    codec::appendCommand(cmd, {"CLIENT", "TRACKING", "ON"});
+    enqueueInternal(kStepTracking, cmd);
     ++handshake_left_;
   }
   if (read_only_) {
@@ -412,6 +421,14 @@ void Connection::onReadable() {
         if (!replyTooLarge()) return;
         continue;
       }
+      if (r.status == codec::ParseStatus::kComplete && push_sink_ != nullptr &&
+          in_.readPtr()[0] == '>') [[unlikely]] {
+        // A tracking connection's invalidation: never the reply of a request.
+        push_sink_->onUpstreamReply(0, std::string_view(in_.readPtr(), r.consumed));
+        if (fd_ < 0) return;
+        in_.consume(r.consumed);
+        continue;
+      }
       if (r.status == codec::ParseStatus::kComplete && inflight_.empty() && pipe_) {
         // A pipe: every frame to its owner, in order (none once the owner let it go).
         if (pipe_sink_ != nullptr) {
@@ -472,6 +489,7 @@ bool Connection::handleInternalReply(uint64_t step, std::string_view reply) {
     case kStepPing:
     case kStepReadOnly:
     case kStepHello:
+    case kStepTracking:
       if (handshake_left_ > 0 && --handshake_left_ == 0) onHandshakeDone();
       break;
     case kStepClientId: {

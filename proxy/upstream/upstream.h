@@ -164,6 +164,16 @@ class Connection {
   // Before start(): HELLO 3 in the handshake (after AUTH), so replies come in RESP3 for clients
   // that speak it (Redis Cluster node pools and dedicated connections of RESP3 clients).
   void resp3() { resp3_ = true; }
+  // Before start(), with resp3(): `CLIENT TRACKING ON` in the handshake, and RESP3 push frames
+  // ('>', the invalidations) go to `push_sink` as onUpstreamReply(0, frame), never paired with
+  // a request. `on_reset` is called whenever the connection is lost: invalidations are missed
+  // from then on (the near cache, issue 12). Reads queued while it connects are sent after
+  // CLIENT TRACKING ON, so they are tracked; while it is down nothing is accepted.
+  void tracking(ReplySink* push_sink, std::function<void()> on_reset) {
+    tracking_ = true;
+    push_sink_ = push_sink;
+    on_reset_ = std::move(on_reset);
+  }
   // Points a pooled connection at another server (Sentinel named a new primary): it closes now,
   // what was in flight gets the old address's unavailable error (never retried: a write may have
   // run there), and it connects to addr at once with a fresh backoff.
@@ -277,6 +287,9 @@ class Connection {
   bool check_role_ = false;
   bool read_only_ = false;
   bool resp3_ = false;
+  bool tracking_ = false;
+  ReplySink* push_sink_ = nullptr;
+  std::function<void()> on_reset_;
   bool fenced_ = false;           // setFenced(): down_ stays set while it is
   uint64_t handshake_bytes_ = 0;  // with check_role_: out-bytes of the handshake, sent alone
   bool auth_always_ = false;

@@ -25,6 +25,7 @@ void Connection::fail(std::string_view why, Then then, std::string_view reason) 
   state_ = State::kIdle;
   write_armed_ = false;
   handshake_left_ = 0;
+  if (on_reset_) on_reset_();  // tracking: no invalidation reaches this worker any more
   const std::string& err = (why == "timeout") ? error_timeout_ : error_unavailable_;
   while (!inflight_.empty()) {
     Inflight e = inflight_.front();

@@ -1,0 +1,58 @@
+// Client: the near cache (near_cache.h). A GET of a near policy's key is answered from the
+// worker's memory when it holds the key, else read on the tracking connection (which fills the
+// cache); a write of a near key drops it before it is sent and again when it is answered.
+#include "policies/engine.h"
+#include "proxy/net/client.h"
+#include "proxy/net/near_cache.h"
+#include "proxy/net/worker.h"
+
+namespace corral::net {
+
+void Client::armNear(const commands::CommandInfo* cmd, const codec::Request& req,
+                     const policies::Decision& d) {
+  const bool write = (cmd->flags & commands::kWrite) != 0;
+  for (size_t i = 0; i < d.key_policy.size() && i < d.keys.size(); ++i) {
+    const policies::CompiledPolicy* p = d.key_policy[i];
+    if (p == nullptr || p->spec == nullptr || !p->spec->near_cache.enabled ||
+        p->spec->mode == config::PolicyMode::kOff) {
+      continue;
+    }
+    NearCache& near = worker_.near();
+    near.noteSet(worker_.policies().setPtr().get());
+    const std::string_view key = req.args[d.keys[i]];
+    if (write) {
+      near.invalidate(key);  // this worker never serves the old value once the write is sent
+      armed().near_drop.emplace_back(key);
+    } else if (cmd->name == "get" && req.args.size() == 2 && st_.link == Link::kShared &&
+               db_ == worker_.defaultDb()) {
+      armed().near = p->spec;
+      armed().near_key = key;
+    }
+  }
+}
+
+bool Client::forwardNear(const codec::Request& req) {
+  Armed& a = armed();
+  const config::PolicySpec& spec = *a.near;
+  const std::string_view key = a.near_key;
+  a.near = nullptr;
+  if (a.fill != nullptr || !a.hidden.empty()) return false;  // a fill policy's GET: its own path
+  NearCache& near = worker_.near();
+  const int64_t now = worker_.loop_.now_ms;
+  if (const std::optional<std::string_view> hit = near.lookup(spec, key, now)) {
+    if (a.hitmiss != nullptr) a.hitmiss->countRead(*hit);
+    a.hitmiss = nullptr;
+    worker_.stats().local_replies.add();
+    replyLocal(*hit);
+    return true;
+  }
+  if (!near.accepting()) return false;  // the tracking connection is down: as if no near cache
+  const uint64_t seq = openSlot(Rewrite::kNone, 0, req.frame.size());
+  if (!near.fill(spec, key, this, seq, proto_ == 2, now)) {
+    // Not sent after all: the slot is answered as the shared path would have answered it.
+    onUpstreamReply(seq, "-ERR corral: near cache connection unavailable\r\n");
+  }
+  return true;
+}
+
+}  // namespace corral::net
