@@ -24,7 +24,9 @@ void Client::armNear(const commands::CommandInfo* cmd, const codec::Request& req
       near.invalidate(key);  // this worker never serves the old value once the write is sent
       armed().near_drop.emplace_back(key);
     } else if (cmd->name == "get" && req.args.size() == 2 && st_.link == Link::kShared &&
-               db_ == worker_.defaultDb()) {
+               db_ == worker_.defaultDb() && user_pool_ == nullptr) {
+      // (A client logged in as its own Redis user reads as that user: Redis's ACL decides,
+      // never a copy corral read with its own credentials.)
       armed().near = p->spec;
       armed().near_key = key;
     }

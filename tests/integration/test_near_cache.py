@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import RespConn, corral_config, wait_until
+from harness import RespConn, RespError, corral_config, wait_until
 
 pytestmark = pytest.mark.single_node("the near cache tracks one Redis; none with a cluster yet")
 
@@ -167,3 +167,21 @@ def test_coherence_checker_random_writes_direct_and_through_another_corral(
                 seen[k] = got
     assert delays and max(delays) < 1.0
     assert _metric(a, "corral_near_hits_total") > 0
+
+
+def test_a_client_logged_in_as_its_own_user_never_reads_a_near_copy(redis_server,
+                                                                    corral_factory):
+    """Passthrough AUTH: Redis's ACL decides what such a client reads, so a copy corral read
+    with its own credentials (for another client) is never served to it."""
+    redis_server.cmd("ACL", "SETUSER", "narrow", "on", ">narrow-pw-7f1", "~cold:*", "-@all",
+                     "+get", "+set", "+ping")
+    c = _corral(redis_server, corral_factory)
+    with RespConn(redis_server.port) as r:
+        assert r.cmd("SET", "hot:7", "secret") == "OK"
+    with RespConn(c.port) as anyone, RespConn(c.port) as narrow:
+        assert anyone.cmd("GET", "hot:7") == b"secret"
+        assert anyone.cmd("GET", "hot:7") == b"secret"  # now held in memory
+        assert narrow.cmd("AUTH", "narrow", "narrow-pw-7f1") == "OK"
+        got = narrow.cmd("GET", "hot:7")
+        assert isinstance(got, RespError) and got.message.startswith("NOPERM"), got
+        assert narrow.cmd("GET", "cold:7") is None
