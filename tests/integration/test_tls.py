@@ -166,6 +166,10 @@ def test_handshakes_run_on_a_niced_thread_of_their_own(redis_server, corral_fact
     workers, which stay at the process's niceness."""
     tls = {} if nice is None else {"handshake_nice": nice}
     c = corral_factory(tls_listener_config(redis_server.port, certs, **tls))
+    # The threads name themselves once running (a slow start, e.g. under ASan, is still
+    # naming them when corral already accepts connections).
+    wait_until(lambda: {"corral-w0", "corral-tls"} <= set(thread_niceness(c.proc.pid)), 10,
+               what="corral's threads named")
     threads = thread_niceness(c.proc.pid)
     assert threads.get("corral-w0") == 0, threads
     assert threads.get("corral-tls") == (19 if nice is None else nice), threads
