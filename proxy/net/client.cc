@@ -375,6 +375,12 @@ void Client::popAnswered() {
 
 void Client::onAllAnswered() {
   pending_bytes_ = 0;
+  if (extras_ != nullptr && !extras_->near_written.empty()) [[unlikely]] {
+    // A transaction's (or a WATCHer's) writes of near keys have all run now: a fill begun while
+    // they were on their way may have read the value from before them.
+    for (const std::string& k : extras_->near_written) worker_.near().invalidate(k);
+    extras_->near_written.clear();
+  }
   if (dedicated_ != nullptr) {
     // A cluster's nodes have RESP3 connections too: a client that held its dedicated
     // connection for pushes only, and holds none now, goes back to the shared ones.

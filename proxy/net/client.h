@@ -203,7 +203,10 @@ class Client final : public upstream::ReplySink {
     std::string user;      // the user the client logged in as (auth.users or passthrough)
     std::string lib_name;  // CLIENT SETINFO
     std::string lib_ver;
-    TxPlan tx_plan;                    // the transaction being queued
+    TxPlan tx_plan;  // the transaction being queued
+    // Near keys written on the dedicated connection (a transaction's, a WATCHer's): dropped
+    // again once everything the client sent is answered (then the writes have run).
+    std::vector<std::string> near_written;
     policies::CommandBatch tx_hidden;  // its follow-ups, sent after EXEC
     // upstream.cluster: what a transaction sent before its first key (MULTI and keyless
     // commands), replayed unseen on the first key's owner when the connection moves there.

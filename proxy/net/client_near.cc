@@ -22,7 +22,11 @@ void Client::armNear(const commands::CommandInfo* cmd, const codec::Request& req
     const std::string_view key = req.args[d.keys[i]];
     if (write) {
       near.invalidate(key);  // this worker never serves the old value once the write is sent
-      armed().near_drop.emplace_back(key);
+      if (st_.link == Link::kShared) {
+        armed().near_drop.emplace_back(key);  // again when its reply comes (Client::openSlot)
+      } else {
+        extras().near_written.emplace_back(key);  // again when the client is idle
+      }
     } else if (cmd->name == "get" && req.args.size() == 2 && st_.link == Link::kShared &&
                db_ == worker_.defaultDb() && user_pool_ == nullptr) {
       // (A client logged in as its own Redis user reads as that user: Redis's ACL decides,
@@ -33,12 +37,33 @@ void Client::armNear(const commands::CommandInfo* cmd, const codec::Request& req
   }
 }
 
+namespace {
+// True when every request of the client still waiting for its reply only reads (or is answered
+// already). Redis would run those requests before this GET; the near cache answers from memory
+// or reads on another socket, so it may only step in front of requests that change nothing
+// (a pipelined SET k / GET k must read what the SET wrote; a FLUSHALL or a script names no key
+// the cache could drop).
+template <typename Ring>
+bool onlyReadsPending(Ring& pending, uint8_t ready_flag, uint16_t no_command) {
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (pending[i].flags & ready_flag) continue;
+    if (pending[i].cmd == no_command) return false;  // an unknown command: it may write
+    const commands::CommandInfo* c = commands::byId(pending[i].cmd);
+    if (c == nullptr || !(c->flags & commands::kRead) || (c->flags & commands::kWrite)) {
+      return false;
+    }
+  }
+  return true;
+}
+}  // namespace
+
 bool Client::forwardNear(const codec::Request& req) {
   Armed& a = armed();
   const config::PolicySpec& spec = *a.near;
   const std::string_view key = a.near_key;
   a.near = nullptr;
   if (a.fill != nullptr || !a.hidden.empty()) return false;  // a fill policy's GET: its own path
+  if (!onlyReadsPending(pending_, kReady, kNoCommand)) return false;  // behind them, as usual
   NearCache& near = worker_.near();
   const int64_t now = worker_.loop_.now_ms;
   if (const std::optional<std::string_view> hit = near.lookup(spec, key, now)) {

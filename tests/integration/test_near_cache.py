@@ -185,3 +185,34 @@ def test_a_client_logged_in_as_its_own_user_never_reads_a_near_copy(redis_server
         got = narrow.cmd("GET", "hot:7")
         assert isinstance(got, RespError) and got.message.startswith("NOPERM"), got
         assert narrow.cmd("GET", "cold:7") is None
+
+
+def test_pipelined_write_then_read_reads_the_write(redis_server, corral_factory):
+    """A GET pipelined behind the client's own write (of that key, of every key, or by a script
+    naming no key) must read what Redis has after the write, as with Redis itself."""
+    c = _corral(redis_server, corral_factory)
+    with RespConn(c.port) as conn:
+        for i in range(100):
+            conn.cmd("GET", "hot:8")  # held in memory (or being read) when the write comes
+            got = conn.pipeline([("SET", "hot:8", f"w{i}"), ("GET", "hot:8"), ("GET", "hot:8")])
+            assert got == ["OK", f"w{i}".encode(), f"w{i}".encode()], (i, got)
+        assert conn.cmd("GET", "hot:8") == b"w99"
+        got = conn.pipeline([("FLUSHALL",), ("GET", "hot:8")])
+        assert got == ["OK", None], got
+        assert conn.cmd("SET", "hot:8", "s") == "OK"
+        assert conn.cmd("GET", "hot:8") == b"s"
+        assert conn.cmd("GET", "hot:8") == b"s"
+        got = conn.pipeline([("EVAL", "redis.call('SET', 'hot:8', 'lua') return 1", "0"),
+                             ("GET", "hot:8")])
+        assert got == [1, b"lua"], got
+
+
+def test_a_transaction_s_write_is_read_back_after_exec(redis_server, corral_factory):
+    c = _corral(redis_server, corral_factory)
+    with RespConn(c.port) as conn, RespConn(c.port) as other:
+        for i in range(50):
+            assert other.cmd("GET", "hot:9") in (None, f"t{i - 1}".encode())  # keeps it held
+            got = conn.pipeline([("MULTI",), ("SET", "hot:9", f"t{i}"), ("EXEC",)])
+            assert got[-1] == ["OK"], got
+            assert conn.cmd("GET", "hot:9") == f"t{i}".encode()
+            assert conn.cmd("GET", "hot:9") == f"t{i}".encode()
