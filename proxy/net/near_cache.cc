@@ -7,6 +7,8 @@ namespace corral::net {
 
 namespace {
 constexpr size_t kSweepBuckets = 64;  // per store and tick
+constexpr int64_t kPingEveryMs = 1000;
+constexpr std::string_view kPing = "*1\r\n$4\r\nPING\r\n";
 }  // namespace
 
 // One near read: GET's reply to the client, PTTL's to the store (seq 0 and 1 on the tracking
@@ -63,11 +65,13 @@ class NearCache::Read final : public upstream::ReplySink {
   NearCache* owner_;
 };
 
-// Receives the tracking connection's pushes.
+// Receives the tracking connection's pushes (seq 0), and the replies of its PINGs (seq 1).
 class NearCache::Pushes final : public upstream::ReplySink {
  public:
   explicit Pushes(NearCache* owner) : owner_(owner) {}
-  void onUpstreamReply(uint64_t, std::string_view frame) override { owner_->onPush(frame); }
+  void onUpstreamReply(uint64_t seq, std::string_view frame) override {
+    if (seq == 0) owner_->onPush(frame);
+  }
 
  private:
   NearCache* owner_;
@@ -88,6 +92,10 @@ void NearCache::start() { conn_->start(); }
 
 void NearCache::tick(int64_t now_ms) {
   conn_->tick();
+  if (now_ms - last_ping_ms_ >= kPingEveryMs && conn_->ready()) {
+    last_ping_ms_ = now_ms;
+    conn_->enqueue(pushes_.get(), 1, kPing, 0);  // no reply within command_timeout: lost
+  }
   if (stores_.empty()) return;
   sweep_next_ = (sweep_next_ + 1) % stores_.size();
   stores_[sweep_next_]->store->sweep(now_ms, kSweepBuckets);

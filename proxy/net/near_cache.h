@@ -41,7 +41,9 @@ class NearCache {
   NearCache& operator=(const NearCache&) = delete;
 
   void start();
-  // Worker tick: a bounded sweep of expired entries; the connection's timeouts.
+  // Worker tick: a bounded sweep of expired entries; the connection's timeouts; a PING every
+  // second, so a silent tracking connection times out (and empties the cache) even when no
+  // read is on its way.
   void tick(int64_t now_ms);
   void shutdown();
 
@@ -94,6 +96,7 @@ class NearCache {
   const void* set_ = nullptr;
   std::string scratch_;
   size_t sweep_next_ = 0;
+  int64_t last_ping_ms_ = 0;
 };
 
 }  // namespace corral::net

@@ -2,7 +2,9 @@
 GETs of a near policy's keys answered from corral's memory, and never an old value once Redis
 has said the key changed (CLIENT TRACKING) or once a write through corral is acknowledged.
 corral-only (a cluster upstream has no near cache yet)."""
+import os
 import random
+import signal
 import time
 
 import pytest
@@ -216,3 +218,25 @@ def test_a_transaction_s_write_is_read_back_after_exec(redis_server, corral_fact
             assert got[-1] == ["OK"], got
             assert conn.cmd("GET", "hot:9") == f"t{i}".encode()
             assert conn.cmd("GET", "hot:9") == f"t{i}".encode()
+
+
+def test_a_silent_tracking_connection_counts_as_lost(redis_server, corral_factory):
+    """Redis stops answering (SIGSTOP) while nothing is being read: corral's PING on the tracking
+    connection times out (command_timeout 2s here) and the cache is emptied, since any
+    invalidation sent meanwhile would be missed."""
+    c = _corral(redis_server, corral_factory, max_age="60s")
+    with RespConn(redis_server.port) as r:
+        assert r.cmd("SET", "hot:10", "x") == "OK"
+    with RespConn(c.port) as conn:
+        assert conn.cmd("GET", "hot:10") == b"x"
+        assert conn.cmd("GET", "hot:10") == b"x"
+    wait_until(lambda: _metric(c, "corral_near_entries") == 1, 5, what="one entry held")
+    os.kill(redis_server.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: _metric(c, "corral_near_entries") == 0, 8, interval=0.1,
+                   what="the cache emptied while Redis was silent")
+    finally:
+        os.kill(redis_server.pid, signal.SIGCONT)
+    with RespConn(c.port) as conn:
+        wait_until(lambda: conn.cmd("GET", "hot:10") == b"x", 5, interval=0.05,
+                   what="reads again once Redis answers")
