@@ -95,3 +95,30 @@ for p in (1, 16):
               f"{rps / d:>8.2f} {share:>9.1%}")
 print("Redis ran: the share of the benchmark's GETs that Redis executed (INFO commandstats).")
 EOF
+
+# Invalidation delay: a write straight to Redis, then GETs through corral_near until the new
+# value comes back (each GET one round trip: the figure bounds the delay from above).
+/usr/bin/python3 - "${port[direct]}" "${port[corral_near]}" <<'EOF'
+import sys, time
+sys.path.insert(0, "tests/support")
+from harness import RespConn
+direct_port, near_port = int(sys.argv[1]), int(sys.argv[2])
+delays, polls = [], 0
+with RespConn(direct_port) as d, RespConn(near_port) as n:
+    for i in range(2000):
+        k = f"key:{i % 100:012d}"
+        n.cmd("GET", k)
+        n.cmd("GET", k)  # held in memory now
+        v = f"v{i}".encode()
+        assert d.cmd("SET", k, v) == "OK"
+        t0 = time.perf_counter()
+        while n.cmd("GET", k) != v:
+            polls += 1
+        delays.append(time.perf_counter() - t0)
+delays.sort()
+q = lambda p: delays[min(len(delays) - 1, int(p * len(delays)))] * 1e3
+print(f"write straight to Redis -> new value read through corral_near: p50 {q(0.5):.3f} ms, "
+      f"p99 {q(0.99):.3f} ms, max {delays[-1] * 1e3:.3f} ms ({len(delays)} writes, {polls} "
+      f"extra GETs returned the old value)")
+EOF
+
