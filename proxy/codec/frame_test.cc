@@ -12,17 +12,7 @@
 
 #include "proxy/codec/codec_test_util.h"
 #include "proxy/codec/resp.h"
-
-// Every allocation of the test binary is counted (relaxed: only the test thread reads it).
-std::atomic<uint64_t> g_allocations{0};
-
-void* operator new(size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
+#include "tests/support/count_allocations.h"
 
 namespace corral::codec {
 namespace {

@@ -1,7 +1,8 @@
 // NearStore, one entry and one ticket at a time: every state of an entry (absent, filling,
 // stored, expired, invalidated) and of a ticket (in flight, cancelled by invalidate or by
 // invalidateAll, settled), the races between fills and invalidations, and the allocations of the
-// hot path (operator new is counted below). The clock is a plain number: no sleeps.
+// hot path (operator new is counted: tests/support/count_allocations.h). The clock is a plain
+// number: no sleeps.
 #include "proxy/nearcache/near_store.h"
 
 #include <doctest/doctest.h>
@@ -12,23 +13,7 @@
 #include <string>
 
 #include "proxy/nearcache/test_util.h"
-
-namespace {
-std::atomic<size_t> g_allocations{0};
-}  // namespace
-
-void* operator new(size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(size_t n, const std::nothrow_t&) noexcept {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(n == 0 ? 1 : n);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+#include "tests/support/count_allocations.h"
 
 namespace corral::nearcache {
 namespace {

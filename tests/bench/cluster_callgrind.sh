@@ -35,28 +35,11 @@ ports_free "${nodes[@]}" "$single" $((port_base + 4)) $((port_base + 5)) \
 prepare_bench "$out"
 command -v valgrind >/dev/null || { log "valgrind is not installed"; exit 1; }
 
-for i in 0 1 2; do
-  p=${nodes[$i]}
-  redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --cluster-enabled yes \
-    --cluster-config-file "$out/nodes-$p.conf" --cluster-port $((port_base + 10 + i)) \
-    --cluster-node-timeout 5000 --dir "$out" --logfile "$out/node-$p.log" &
-  pids+=($!)
-done
 redis-server --port "$single" --bind 127.0.0.1 --save '' --appendonly no \
   --logfile "$out/single.log" &
 pids+=($!)
-for p in "${nodes[@]}" "$single"; do wait_ping "$p"; done
-seeds=()
-for p in "${nodes[@]}"; do seeds+=("127.0.0.1:$p"); done
-redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes \
-  >"$out/cluster-create.log" 2>&1 </dev/null
-for p in "${nodes[@]}"; do
-  deadline=$((SECONDS + 30))
-  until redis-cli -p "$p" cluster info | grep -q 'cluster_state:ok'; do
-    ((SECONDS < deadline)) || { log "node $p never reached cluster_state:ok"; exit 1; }
-    sleep 0.1
-  done
-done
+wait_ping "$single"
+start_cluster "$out" $((port_base + 10)) "${nodes[@]}"
 
 cat >"$out/corral_cluster.yaml" <<EOF
 listen: [127.0.0.1:${port[corral_cluster]}]
@@ -84,34 +67,8 @@ until [[ $(redis-cli -p "${port[corral_cluster]}" set callgrind:probe 1 2>&1) ==
   sleep 0.2
 done
 
-# The MGET keys, as cluster_bench.sh picks them: 10 slots (4/3/3 over the shards), and 10 keys
-# under 3 hash tags (one per shard).
-{ read -r -a mget_keys; read -r -a mget3_keys; } < <(/usr/bin/python3 - "${nodes[0]}" <<'EOF'
-import sys
-sys.path.insert(0, "tests/support")
-from cluster import key_slot
-from harness import RespConn
-
-with RespConn(int(sys.argv[1])) as c:
-    ranges = [(r[0], r[1], r[2][1]) for r in c.cmd("CLUSTER", "SLOTS")]
-ports = sorted({p for _, _, p in ranges})
-owner = lambda k: next(p for a, b, p in ranges if a <= key_slot(k) <= b)
-quota = dict(zip(ports, (4, 3, 3)))
-keys, i = [], 0
-while len(keys) < 10:
-    k = f"mget:{i}"
-    if quota[owner(k)] > 0:
-        quota[owner(k)] -= 1
-        keys.append(k)
-    i += 1
-print(" ".join(keys))
-tags, i = {}, 0
-while len(tags) < 3:
-    tags.setdefault(owner(f"t{i}"), f"t{i}")
-    i += 1
-print(" ".join(f"{{{tags[p]}}}:{j}" for p, n in zip(ports, (4, 3, 3)) for j in range(n)))
-EOF
-)
+# The MGET keys, as cluster_bench.sh picks them (lib.sh).
+{ read -r -a mget_keys; read -r -a mget3_keys; } < <(mget_key_sets "${nodes[0]}")
 for k in "${mget_keys[@]}" "${mget3_keys[@]}"; do
   redis-cli -p "${port[corral_cluster]}" set "$k" xxxxxxxx >/dev/null
   redis-cli -p "$single" set "$k" xxxxxxxx >/dev/null

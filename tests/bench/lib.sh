@@ -50,3 +50,65 @@ prepare_bench() {
     client_cpu=()
   fi
 }
+
+# start_cluster OUT BUS_BASE PORT...: one cluster-enabled redis-server per PORT (on server_cpu,
+# cluster bus on BUS_BASE+i: port + 10000 may be taken), made into a cluster of primaries only
+# with redis-cli --cluster create; waits until every node says cluster_state:ok. Sets `seeds`
+# ("127.0.0.1:PORT" each).
+start_cluster() {
+  local dir=$1 bus=$2 i=0 p deadline
+  shift 2
+  seeds=()
+  for p in "$@"; do
+    "${server_cpu[@]}" redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no \
+      --cluster-enabled yes --cluster-config-file "$dir/nodes-$p.conf" \
+      --cluster-port $((bus + i)) --cluster-node-timeout 5000 --dir "$dir" \
+      --logfile "$dir/node-$p.log" &
+    pids+=($!)
+    seeds+=("127.0.0.1:$p")
+    i=$((i + 1))
+  done
+  for p in "$@"; do wait_ping "$p"; done
+  log "creating the cluster"
+  redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes \
+    >"$dir/cluster-create.log" 2>&1 </dev/null
+  deadline=$((SECONDS + 30))
+  for p in "$@"; do
+    until redis-cli -p "$p" cluster info | grep -q 'cluster_state:ok'; do
+      ((SECONDS < deadline)) || { log "node $p never reached cluster_state:ok"; exit 1; }
+      sleep 0.1
+    done
+  done
+}
+
+# mget_key_sets NODE_PORT: two lines of ten keys for the cluster benchmarks' MGETs, asked of a
+# 3-primary cluster: ten keys in ten slots spread 4/3/3 over the shards (sorted by port), then
+# ten keys under three hash tags, one per shard, 4/3/3 (three slots).
+mget_key_sets() {
+  /usr/bin/python3 - "$1" <<'PYEOF'
+import sys
+sys.path.insert(0, "tests/support")
+from cluster import key_slot
+from harness import RespConn
+
+with RespConn(int(sys.argv[1])) as c:
+    ranges = [(r[0], r[1], r[2][1]) for r in c.cmd("CLUSTER", "SLOTS")]
+ports = sorted({p for _, _, p in ranges})
+assert len(ports) == 3, ranges
+owner = lambda k: next(p for a, b, p in ranges if a <= key_slot(k) <= b)
+quota = dict(zip(ports, (4, 3, 3)))
+keys, i = [], 0
+while len(keys) < 10:
+    k = f"mget:{i}"
+    if quota[owner(k)] > 0:
+        quota[owner(k)] -= 1
+        keys.append(k)
+    i += 1
+print(" ".join(keys))
+tags, i = {}, 0
+while len(tags) < 3:
+    tags.setdefault(owner(f"t{i}"), f"t{i}")
+    i += 1
+print(" ".join(f"{{{tags[p]}}}:{j}" for p, n in zip(ports, (4, 3, 3)) for j in range(n)))
+PYEOF
+}
