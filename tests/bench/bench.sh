@@ -90,12 +90,6 @@ stop() {
   pids=("${keep[@]}")
 }
 
-start_redis() {
-  "${server_cpu[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
-    --appendonly no --logfile "$out/redis.log" &
-  pids+=($!)
-  wait_ping "$redis_port"
-}
 
 # corral_config PORT / nutcracker_config PORT: a config listening on PORT with the bench Redis as
 # its only upstream.
@@ -213,7 +207,7 @@ if awk '{exit !($1 > 0.5)}' /proc/loadavg; then
     "machine will make throughput and latency noisy (instruction counts are unaffected)"
 fi
 
-start_redis
+start_redis "$redis_port" "$out/redis.log"
 read -ra sys_list <<<"$systems"
 
 if [[ " $phases " == *" throughput "* ]]; then

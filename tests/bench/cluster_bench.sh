@@ -61,10 +61,7 @@ if awk '{exit !($1 > 0.5)}' /proc/loadavg; then
 fi
 echo "clk_tck,$(getconf CLK_TCK)" >"$out/clock.csv"
 
-"${server_cpu[@]}" redis-server --port "${port[single]}" --bind 127.0.0.1 --save '' \
-  --appendonly no --logfile "$out/single.log" &
-pids+=($!)
-wait_ping "${port[single]}"
+start_redis "${port[single]}" "$out/single.log"
 start_cluster "$out" $((port_base + 10)) "${nodes[@]}"
 
 cat >"$out/corral_cluster.yaml" <<EOF

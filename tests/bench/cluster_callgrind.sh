@@ -35,10 +35,7 @@ ports_free "${nodes[@]}" "$single" $((port_base + 4)) $((port_base + 5)) \
 prepare_bench "$out"
 command -v valgrind >/dev/null || { log "valgrind is not installed"; exit 1; }
 
-redis-server --port "$single" --bind 127.0.0.1 --save '' --appendonly no \
-  --logfile "$out/single.log" &
-pids+=($!)
-wait_ping "$single"
+start_redis "$single" "$out/single.log"
 start_cluster "$out" $((port_base + 10)) "${nodes[@]}"
 
 cat >"$out/corral_cluster.yaml" <<EOF

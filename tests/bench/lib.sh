@@ -51,6 +51,17 @@ prepare_bench() {
   fi
 }
 
+# start_redis PORT LOG [ARG...]: a plain redis-server on 127.0.0.1:PORT (on server_cpu, no
+# persistence, log to LOG, extra ARGs appended), in `pids`; returns once it answers PING.
+start_redis() {
+  local port=$1 logfile=$2
+  shift 2
+  "${server_cpu[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --logfile "$logfile" "$@" &
+  pids+=($!)
+  wait_ping "$port"
+}
+
 # start_cluster OUT BUS_BASE PORT...: one cluster-enabled redis-server per PORT (on server_cpu,
 # cluster bus on BUS_BASE+i: port + 10000 may be taken), made into a cluster of primaries only
 # with redis-cli --cluster create; waits until every node says cluster_state:ok. Sets `seeds`

@@ -35,10 +35,7 @@ source "$here/lib.sh"
 ports_free "${port[@]}"
 prepare_bench "$out"
 
-"${server_cpu[@]}" redis-server --port "${port[direct]}" --bind 127.0.0.1 --save '' \
-  --appendonly no --logfile "$out/redis.log" &
-pids+=($!)
-wait_ping "${port[direct]}"
+start_redis "${port[direct]}" "$out/redis.log"
 for s in corral_plain corral_near; do
   near=""
   [[ $s == corral_near ]] && near=", near_cache: {max_age: 60s}"
