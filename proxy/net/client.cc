@@ -399,9 +399,6 @@ void Client::forward(upstream::Connection* conn, const codec::Request& req, int6
     forwardToCluster(commands::lookup(req.args), req, timeout_ms, rewrite, arg);
     return;
   }
-  if (armed().near != nullptr && rewrite == Rewrite::kNone) [[unlikely]] {
-    if (forwardNear(req)) return;
-  }
   if (!conn->accepting()) {
     replyUnavailable(conn->unavailableError());
     return;

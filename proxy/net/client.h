@@ -247,6 +247,9 @@ class Client final : public upstream::ReplySink {
   // Sends req on a shared connection with a slot for its reply.
   void forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
                Rewrite rewrite = Rewrite::kNone, int64_t arg = 0);
+  // A plain command on shared connections (the dispatch fast path and routeShared): the near
+  // cache for a GET armed for it, the cluster's router, else forward() on the client's pool.
+  void forwardShared(const commands::CommandInfo* cmd, const codec::Request& req);
   // RESP bytes of args, in the worker's scratch string (valid until the next use of it).
   std::string_view encode(const std::vector<std::string_view>& args);
   // What to send upstream for req: its own bytes, or a multibulk for an inline command.
@@ -256,8 +259,11 @@ class Client final : public upstream::ReplySink {
   uint64_t openSlot(Rewrite rewrite, int64_t arg, size_t bytes);
   void replyUnavailable(std::string_view error);
   // A GET armed for the near cache: answered from memory, or sent on the tracking connection;
-  // false when the tracking connection is down (forward() sends it as usual).
+  // false when it must go the usual way (behind the client's writes, or the tracking
+  // connection is down).
   bool forwardNear(const codec::Request& req);
+  // True when every request still waiting for its reply only reads (or is answered already).
+  bool onlyReadsPending();
   // After the policies decided: arms a near GET, drops the near keys of a write.
   void armNear(const commands::CommandInfo* cmd, const codec::Request& req,
                const policies::Decision& d);

@@ -237,7 +237,7 @@ bool Client::clusterElsewhere(const commands::CommandInfo* cmd, CommandKind kind
   if (extras_ != nullptr && extras_->tracking_redirect >= 0) return false;
   const int slot = clusterSlotOf(cmd, req);
   if (slot == -1) return false;  // no key: on the dedicated connection, as before
-  return slot == -2 || worker_.cluster()->ownerAddress(slot).text != dedicated_->addrText();
+  return slot == -2 || worker_.cluster()->ownerText(slot) != dedicated_->addrText();
 }
 
 bool Client::clusterWaits(const commands::CommandInfo* cmd, CommandKind kind,
@@ -256,7 +256,7 @@ bool Client::clusterWaits(const commands::CommandInfo* cmd, CommandKind kind,
   const int slot = clusterSlotOf(cmd, req);
   if (slot < 0) return false;
   ClusterRouter& router = *worker_.cluster();
-  if (router.ownerAddress(slot).text == dedicated_->addrText()) return false;
+  if (router.ownerText(slot) == dedicated_->addrText()) return false;
   return !pending_.empty();  // the MULTI's own reply must be in before its connection goes
 }
 
@@ -275,7 +275,7 @@ bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, CommandKind
     // The node answers the context error for its own slots; for another node's it would say
     // MOVED (a cluster checks the slot first), so corral says what one Redis would.
     if (slot >= 0 && dedicated_ != nullptr &&
-        worker_.cluster()->ownerAddress(slot).text == dedicated_->addrText()) {
+        worker_.cluster()->ownerText(slot) == dedicated_->addrText()) {
       return true;
     }
     contextError(req);
@@ -292,8 +292,8 @@ bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, CommandKind
     return false;
   };
   if (slot == -2) return refuse(cluster::kCrossSlotError);
-  const config::UpstreamAddress owner = worker_.cluster()->ownerAddress(slot);
-  const bool same_node = dedicated_ != nullptr && owner.text == dedicated_->addrText();
+  const std::string& owner = worker_.cluster()->ownerText(slot);
+  const bool same_node = dedicated_ != nullptr && owner == dedicated_->addrText();
   if (!same_node && dedicated_ != nullptr && rebindable(dedicated_slot_, in_multi) &&
       pending_.empty()) {
     std::string_view error;
@@ -332,7 +332,7 @@ bool Client::clusterRouteDedicated(const commands::CommandInfo* cmd, CommandKind
   e += " (WATCH, a blocking command, RESP3, tracking or MONITOR); slot ";
   e += std::to_string(slot);
   e += " is served by ";
-  e += owner.text;
+  e += owner;
   e += "\r\n";
   return refuse(e);
 }

@@ -37,25 +37,22 @@ void Client::armNear(const commands::CommandInfo* cmd, const codec::Request& req
   }
 }
 
-namespace {
-// True when every request of the client still waiting for its reply only reads (or is answered
-// already). Redis would run those requests before this GET; the near cache answers from memory
-// or reads on another socket, so it may only step in front of requests that change nothing
-// (a pipelined SET k / GET k must read what the SET wrote; a FLUSHALL or a script names no key
-// the cache could drop).
-template <typename Ring>
-bool onlyReadsPending(Ring& pending, uint8_t ready_flag, uint16_t no_command) {
-  for (size_t i = 0; i < pending.size(); ++i) {
-    if (pending[i].flags & ready_flag) continue;
-    if (pending[i].cmd == no_command) return false;  // an unknown command: it may write
-    const commands::CommandInfo* c = commands::byId(pending[i].cmd);
+// Redis would run the requests still due before this GET; the near cache answers from memory
+// or reads on another socket, so it may only step in front of requests that change nothing (a
+// pipelined SET k / GET k must read what the SET wrote; a FLUSHALL or a script names no key the
+// cache could drop).
+bool Client::onlyReadsPending() {
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    const Slot& s = pending_[i];
+    if (s.flags & kReady) continue;
+    if (s.cmd == kNoCommand) return false;  // an unknown command: it may write
+    const commands::CommandInfo* c = commands::byId(s.cmd);
     if (c == nullptr || !(c->flags & commands::kRead) || (c->flags & commands::kWrite)) {
       return false;
     }
   }
   return true;
 }
-}  // namespace
 
 bool Client::forwardNear(const codec::Request& req) {
   Armed& a = armed();
@@ -63,7 +60,7 @@ bool Client::forwardNear(const codec::Request& req) {
   const std::string_view key = a.near_key;
   a.near = nullptr;
   if (a.fill != nullptr || !a.hidden.empty()) return false;  // a fill policy's GET: its own path
-  if (!onlyReadsPending(pending_, kReady, kNoCommand)) return false;  // behind them, as usual
+  if (!onlyReadsPending()) return false;                     // behind them, as usual
   NearCache& near = worker_.near();
   const int64_t now = worker_.loop_.now_ms;
   if (const std::optional<std::string_view> hit = near.lookup(spec, key, now)) {
@@ -74,11 +71,7 @@ bool Client::forwardNear(const codec::Request& req) {
     return true;
   }
   if (!near.accepting()) return false;  // the tracking connection is down: as if no near cache
-  const uint64_t seq = openSlot(Rewrite::kNone, 0, req.frame.size());
-  if (!near.fill(spec, key, this, seq, proto_ == 2, now)) {
-    // Not sent after all: the slot is answered as the shared path would have answered it.
-    onUpstreamReply(seq, "-ERR corral: near cache connection unavailable\r\n");
-  }
+  near.fill(spec, key, this, openSlot(Rewrite::kNone, 0, req.frame.size()), proto_ == 2);
   return true;
 }
 

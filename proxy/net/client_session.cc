@@ -154,11 +154,7 @@ bool Client::dispatch(const codec::Request& req) {
     last_full_ = cmd;
     const codec::Request* use = &req;
     if (!worker_.policiesTrivial() && !applyPolicies(cmd, req, &use)) return true;
-    if (worker_.cluster() != nullptr) [[unlikely]] {
-      forwardToCluster(cmd, *use, 0, Rewrite::kNone, 0);
-    } else {
-      forward(sharedConnection(cmd), *use, 0);
-    }
+    forwardShared(cmd, *use);
     return true;
   }
   if (!authenticated_ && gateAuth(cmd, kind, req)) return true;
@@ -341,6 +337,13 @@ void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::
       return;
     default:
       break;
+  }
+  forwardShared(cmd, req);
+}
+
+void Client::forwardShared(const CommandInfo* cmd, const codec::Request& req) {
+  if (armed().near != nullptr && forwardNear(req)) [[unlikely]] {
+    return;
   }
   if (worker_.cluster() != nullptr) [[unlikely]] {
     forwardToCluster(cmd, req, 0, Rewrite::kNone, 0);

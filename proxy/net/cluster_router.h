@@ -94,6 +94,8 @@ class ClusterRouter {
   upstream::Connection* connectionAt(std::string_view addr, uint64_t client_key);
   // Where a dedicated connection for `slot` goes (-1: any primary).
   config::UpstreamAddress ownerAddress(int slot);
+  // That node's "host:port" (a connection's addrText()), without copying its address.
+  const std::string& ownerText(int slot) { return ownerNode(slot)->key; }
 
   // The map may be stale (an owner's connection is down): ask again, within the rate limit.
   void wantRefresh();

@@ -144,10 +144,8 @@ void NearCache::freeRead(Read* r) {
   free_reads_.push_back(r);
 }
 
-bool NearCache::fill(const config::PolicySpec& spec, std::string_view key,
-                     upstream::ReplySink* sink, uint64_t seq, bool resp2, int64_t now_ms) {
-  (void)now_ms;
-  if (!conn_->accepting()) return false;
+void NearCache::fill(const config::PolicySpec& spec, std::string_view key,
+                     upstream::ReplySink* sink, uint64_t seq, bool resp2) {
   nearcache::NearStore* store = storeFor(spec);
   Read* r = newRead();
   r->sink = sink;
@@ -163,7 +161,6 @@ bool NearCache::fill(const config::PolicySpec& spec, std::string_view key,
   scratch_.clear();
   codec::appendCommand(scratch_, {"PTTL", key});
   conn_->enqueue(r, 1, scratch_, 0);
-  return true;
 }
 
 void NearCache::invalidate(std::string_view key) {

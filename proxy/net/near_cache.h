@@ -52,11 +52,11 @@ class NearCache {
   // The cached reply of key under spec, or nothing (a miss, counted).
   std::optional<std::string_view> lookup(const config::PolicySpec& spec, std::string_view key,
                                          int64_t now_ms);
-  // Sends GET key (and PTTL key) on the tracking connection; the GET's reply goes to
-  // sink->onUpstreamReply(seq, ...) exactly once (RESP3 null as "$-1" when resp2). False, with
-  // nothing sent, while the tracking connection is down: the caller sends the GET as usual.
-  bool fill(const config::PolicySpec& spec, std::string_view key, upstream::ReplySink* sink,
-            uint64_t seq, bool resp2, int64_t now_ms);
+  // Sends GET key (and PTTL key) on the tracking connection, which must be accepting(); the
+  // GET's reply goes to sink->onUpstreamReply(seq, ...) exactly once (RESP3 null as "$-1" when
+  // resp2).
+  void fill(const config::PolicySpec& spec, std::string_view key, upstream::ReplySink* sink,
+            uint64_t seq, bool resp2);
   // A write of key through corral: no store keeps it, no fill in flight may store it.
   void invalidate(std::string_view key);
   void invalidateAll();
