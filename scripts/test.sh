@@ -10,7 +10,8 @@
 #              --> generated: commands/commands.inc matches tools/gen_commands.py's output for the
 #                  installed redis-server (tools/gen_commands.py --check), and no module includes
 #                  one it may not use (tools/check_layers.py)
-#              --> summary: one row per stage, then "N passed, M failed" as the last line
+#              --> summary: one row per stage, the failed tests by name, then "N passed, M failed"
+#                  as the last line
 #
 # N and M count ctest's tests (summed over the ctest stages) plus one per other stage. Stages run
 # even after an earlier one failed, so one run shows everything; the exit status is 1 if anything
@@ -32,6 +33,7 @@ log_dir="$root/build/test-logs"
 total_passed=0
 total_failed=0
 summary=()
+failures=()
 
 banner() { printf '\n===== %s =====\n' "$*"; }
 
@@ -76,6 +78,12 @@ ctest_stage() {
   fi
   record "$preset" $((total - failed)) "$failed" $((SECONDS - start)) \
     "$((total - failed)) of $total ctest tests passed"
+  # Name what failed next to the summary: CI shows only the end of this script's output.
+  local what
+  while IFS= read -r what; do
+    failures+=("$preset: ${what:0:200}")
+  done < <(sed -n '/^The following tests FAILED:/,/^[^[:space:]]/{/^[[:space:]]/p}' "$log" |
+    sed -E 's/^[[:space:]]+//'; grep -E '^(FAILED|ERROR) [^ ]+::' "$log" || true)
 }
 
 # fuzz: the clang build (everything, so clang's warnings count too), ctest's corpus replays
@@ -178,5 +186,6 @@ done
 
 banner "summary"
 printf '%s\n' "${summary[@]}"
+[[ ${#failures[@]} -gt 0 ]] && printf 'failed: %s\n' "${failures[@]}"
 echo "$total_passed passed, $total_failed failed"
 [[ $total_failed -eq 0 ]]
