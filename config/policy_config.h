@@ -153,6 +153,9 @@ struct GlobalSpec {
   // fill_secret, or the value of the variable fill_secret_env names, read at load: the key of
   // the digests in fills' internal key names (policies/fill.h). "" when neither is set.
   std::string fill_secret;
+  // near_cache.max_bytes: what the near caches of all policies hold together in the process
+  // (each worker gets its share), on top of each policy's own near_cache.max_bytes.
+  uint64_t near_cache_max_bytes = 256ull << 20;
 };
 
 // Everything a policy reload replaces, in one value.

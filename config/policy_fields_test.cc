@@ -196,6 +196,16 @@ TEST_CASE("policies: near_cache is off unless a field of it is written") {
   CHECK(ps[1].near_cache.max_age == Millis{10000});  // the defaults
   CHECK(ps[1].near_cache.max_bytes == uint64_t{64} << 20);
   CHECK_FALSE(ps[2].near_cache.enabled);
+  CHECK(c.policy.global.near_cache_max_bytes == uint64_t{256} << 20);  // the default
+  Config g = mustLoad("global: {near_cache: {max_bytes: 32MiB}}\n" + std::string(kPrimary));
+  CHECK(g.policy.global.near_cache_max_bytes == uint64_t{32} << 20);
+  checkErrorCases({
+      {"global: {near_cache: {max_bytes: 10}}\n" + std::string(kPrimary),
+       {"t.yaml:1:34: global.near_cache.max_bytes: must be at least 1KiB (is a unit missing?) "
+        "(got 10)"}},
+      {"global: {near_cache: {max_size: 1MiB}}\n" + std::string(kPrimary),
+       {"t.yaml:1:23: global.near_cache.max_size: unknown key"}},
+  });
 }
 
 TEST_CASE("policy fields: every rule, with its exact error") {

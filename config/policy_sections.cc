@@ -4,6 +4,7 @@
 // (policy_merge.cc).
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -338,6 +339,19 @@ void Loader::walkGlobal(const YAML::Node& node, const std::string& prefix) {
        }},
       {"rate_limits", [&](const YAML::Node& k, const YAML::Node& v,
                           const std::string& p) { rateLimits(k, v, p, true, &g.rate_limits); }},
+      {"near_cache",
+       [&](const YAML::Node&, const YAML::Node& v, const std::string& p) {
+         std::vector<Key> near = {
+             {"max_bytes",
+              [&](const YAML::Node& k2, const YAML::Node& v2, const std::string& p2) {
+                uint64_t n = 0;
+                if (sizeOk(k2, v2, p2, kMinByteLimit, std::numeric_limits<uint64_t>::max(), &n)) {
+                  g.near_cache_max_bytes = n;
+                }
+              }},
+         };
+         walkMap(v, p, near);
+       }},
       // The key of fills' internal key names (policies/fill.h), shared by the deployment.
       {"fill_secret",
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {

@@ -96,6 +96,8 @@ class PolicySet {
 
   // The policies in force, as JSON (for the admin endpoint /policies).
   std::string describeJson() const;
+  // global.near_cache.max_bytes: the near caches' cap for the whole process.
+  uint64_t nearCacheMaxBytes() const { return config_.global.near_cache_max_bytes; }
   // Origins the policies use (spec by name), for the proxy to create per worker.
   const std::vector<config::OriginSpec>& origins() const { return config_.origins; }
 

@@ -356,6 +356,25 @@ TEST_CASE("engine: metrics text names every policy and limit") {
         std::string::npos);
   CHECK(m.find("corral_ratelimit_requests_total{limit=\"l1\",result=\"admitted\"} 1\n") !=
         std::string::npos);
+  // Near cache families list only the policies a worker made a near store for.
+  CHECK(m.find("corral_policy_near_total{") == std::string::npos);
+  PolicyCounters* c = f.reg.policy("user");
+  c->near_used = true;
+  c->near_hits.add(9);
+  c->near_misses.add(3);
+  c->near_evictions.add(2);
+  c->near_bytes += 1500;
+  m.clear();
+  f.reg.appendMetrics(m);
+  CHECK(m.find("corral_policy_near_total{policy=\"user\",event=\"hit\"} 9\n") != std::string::npos);
+  CHECK(m.find("corral_policy_near_total{policy=\"user\",event=\"miss\"} 3\n") !=
+        std::string::npos);
+  CHECK(m.find("corral_policy_near_total{policy=\"user\",event=\"invalidation\"} 0\n") !=
+        std::string::npos);
+  CHECK(m.find("corral_policy_near_total{policy=\"user\",event=\"eviction\"} 2\n") !=
+        std::string::npos);
+  CHECK(m.find("corral_policy_near_bytes{policy=\"user\"} 1500\n") != std::string::npos);
+  CHECK(m.find("corral_policy_near_hit_ratio{policy=\"user\"} 0.7500\n") != std::string::npos);
 }
 
 }  // namespace

@@ -97,6 +97,35 @@ void Registry::appendMetrics(std::string& out) const {
     line("corral_policy_reads_total", plabel(p.name, "result", "hit"), p.hits.get());
     line("corral_policy_reads_total", plabel(p.name, "result", "miss"), p.misses.get());
   }
+  head("corral_policy_near_total", "counter",
+       "Near cache events per policy: hit (a read answered from memory), miss (read from "
+       "Redis), invalidation and eviction (entries dropped).");
+  for (const auto& p : policies_) {
+    if (!p.near_used.load(std::memory_order_relaxed)) continue;
+    line("corral_policy_near_total", plabel(p.name, "event", "hit"), p.near_hits.get());
+    line("corral_policy_near_total", plabel(p.name, "event", "miss"), p.near_misses.get());
+    line("corral_policy_near_total", plabel(p.name, "event", "invalidation"),
+         p.near_invalidations.get());
+    line("corral_policy_near_total", plabel(p.name, "event", "eviction"), p.near_evictions.get());
+  }
+  head("corral_policy_near_bytes", "gauge", "Bytes the policy's near cache holds (all workers).");
+  for (const auto& p : policies_) {
+    if (!p.near_used.load(std::memory_order_relaxed)) continue;
+    const int64_t b = p.near_bytes.load(std::memory_order_relaxed);
+    line("corral_policy_near_bytes", plabel(p.name, nullptr, nullptr),
+         b > 0 ? static_cast<uint64_t>(b) : 0);
+  }
+  head("corral_policy_near_hit_ratio", "gauge",
+       "Near cache hits / (hits + misses) per policy since start; 0 before its first read.");
+  for (const auto& p : policies_) {
+    if (!p.near_used.load(std::memory_order_relaxed)) continue;
+    const uint64_t h = p.near_hits.get();
+    const uint64_t all = h + p.near_misses.get();
+    char ratio[32];
+    std::snprintf(ratio, sizeof ratio, "%.4f",
+                  all == 0 ? 0.0 : static_cast<double>(h) / static_cast<double>(all));
+    out += "corral_policy_near_hit_ratio{" + plabel(p.name, nullptr, nullptr) + "} " + ratio + "\n";
+  }
   head("corral_ratelimit_requests_total", "counter",
        "Rate-limit checks by result: admitted, rejected (-RATELIMITED), shadowed (over, let "
        "through).");

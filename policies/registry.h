@@ -39,6 +39,14 @@ struct PolicyCounters {
   AtomicCounter ttl_audited;
   AtomicCounter hits;    // GET-like reads answered with a value
   AtomicCounter misses;  // ... answered with nil / an empty collection
+  // The near cache (proxy/net/near_cache.h), summed over the workers' stores of the policy,
+  // brought up to date by each worker's tick. near_used: a worker made a store for it.
+  std::atomic<bool> near_used{false};
+  AtomicCounter near_hits;
+  AtomicCounter near_misses;
+  AtomicCounter near_invalidations;
+  AtomicCounter near_evictions;
+  std::atomic<int64_t> near_bytes{0};  // a gauge: each worker adds its change
 
   // Counts a GET-like reply (RESP bytes): nil (RESP2 "$-1"/"*-1", RESP3 "_") or an empty
   // collection is a miss, an error neither, anything else a hit.

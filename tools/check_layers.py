@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "proxy/origin": {"config", "policies", "proxy/tls"},
     "proxy/sentinel": {"config", "proxy/codec", "proxy/loop", "proxy/tls", "proxy/upstream"},
     "proxy/cluster": {"commands", "proxy/codec"},
-    "proxy/nearcache": set(),
+    "proxy/nearcache": {"proxy/codec"},
     "proxy/wiring": {"config", "policies", "proxy/loop", "proxy/upstream", "proxy/origin"},
     "proxy/net": {"config", "commands", "policies", "proxy/codec", "proxy/loop",
                   "proxy/tls", "proxy/upstream", "proxy/wiring", "proxy/sentinel",

@@ -48,7 +48,7 @@ void NearStore::pushFront(Link* l) {
 SharedBudget::~SharedBudget() { assert(stores_.empty() && "a SharedBudget outlived by a store"); }
 
 NearStore* SharedBudget::largest(NearStore* self) const {
-  NearStore* best = self->stats_.entries > 0 ? self : nullptr;
+  NearStore* best = self != nullptr && self->stats_.entries > 0 ? self : nullptr;
   for (NearStore* s : stores_) {
     if (s->stats_.entries > 0 && (best == nullptr || s->stats_.bytes > best->stats_.bytes)) {
       best = s;
@@ -58,15 +58,13 @@ NearStore* SharedBudget::largest(NearStore* self) const {
 }
 
 NearStore::NearStore(const StoreOptions& options, SharedBudget* budget)
-    : policy_(options.policy), max_bytes_(options.max_bytes), budget_(budget) {
+    : policy_(options.policy),
+      max_bytes_(options.max_bytes),
+      entry_limit_(options.max_entry_bytes),
+      budget_(budget) {
   static_assert(sizeof(Entry) <= 48, "kEntryOverhead counts a 48-byte entry header");
-  // An entry that cannot fit would empty the store (or the whole budget) and still not fit.
-  max_entry_bytes_ = std::min(
-      {options.max_entry_bytes, options.max_bytes, size_t{std::numeric_limits<uint32_t>::max()}});
-  if (budget_ != nullptr) {
-    max_entry_bytes_ = std::min(max_entry_bytes_, budget_->max_bytes_);
-    budget_->stores_.push_back(this);
-  }
+  clampEntryBytes();
+  if (budget_ != nullptr) budget_->stores_.push_back(this);
   const size_t expected =
       options.expected_entries != 0 ? options.expected_entries : options.max_bytes / 256;
   if (policy_ == Policy::kTinyLfu) sketch_ = std::make_unique<FrequencySketch>(expected);
@@ -137,6 +135,38 @@ void NearStore::dropAll() {
   lru_.prev = lru_.next = &lru_;
   stats_.bytes = 0;
   stats_.entries = 0;
+}
+
+void NearStore::clampEntryBytes() {
+  // An entry that cannot fit would empty the store (or the whole budget) and still not fit.
+  max_entry_bytes_ =
+      std::min({entry_limit_, max_bytes_, size_t{std::numeric_limits<uint32_t>::max()}});
+  if (budget_ != nullptr) max_entry_bytes_ = std::min(max_entry_bytes_, budget_->max_bytes_);
+}
+
+void NearStore::shrinkTo(size_t target) {
+  while (stats_.bytes > target) {
+    Entry* victim = lruVictim();
+    if (victim == nullptr) break;
+    drop(victim);
+    ++stats_.evictions;
+  }
+}
+
+void NearStore::setMaxBytes(size_t max_bytes) {
+  max_bytes_ = max_bytes;
+  clampEntryBytes();
+  shrinkTo(max_bytes_);
+}
+
+void SharedBudget::setMaxBytes(size_t max_bytes) {
+  max_bytes_ = max_bytes;
+  for (NearStore* s : stores_) s->clampEntryBytes();
+  while (used_bytes_ > max_bytes_) {
+    NearStore* s = largest(nullptr);
+    if (s == nullptr || s->stats_.entries == 0) break;
+    s->shrinkTo(s->stats_.bytes - 1);  // one entry at a time: the largest may change
+  }
 }
 
 NearStore::Entry* NearStore::lruVictim() const {

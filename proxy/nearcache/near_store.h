@@ -66,11 +66,13 @@ class SharedBudget {
   size_t maxBytes() const { return max_bytes_; }
   size_t usedBytes() const { return used_bytes_; }
   size_t stores() const { return stores_.size(); }
+  // A new cap (a reload): the largest members give entries back until the budget fits under it.
+  void setMaxBytes(size_t max_bytes);
 
  private:
   friend class NearStore;
   // The member to evict from: the one holding the most bytes; on a tie, `self` (the store that
-  // needs the room gives way first).
+  // needs the room gives way first; may be null). Null when every member is empty.
   NearStore* largest(NearStore* self) const;
 
   size_t max_bytes_;
@@ -149,6 +151,10 @@ class NearStore {
   // and cancels every outstanding ticket (a new epoch); frees the in-flight records too.
   void invalidateAll();
 
+  // A new max_bytes (a reload): least recently used entries are evicted until the store fits.
+  // (The TinyLFU sketch and the hash table keep the size they were made with.)
+  void setMaxBytes(size_t max_bytes);
+
   // Drops expired entries among the next `max_buckets` hash buckets (a cursor that wraps around),
   // for the caller's timer; about one entry per bucket. Returns the entries dropped.
   size_t sweep(int64_t now_ms, size_t max_buckets);
@@ -192,10 +198,15 @@ class NearStore {
   // prefers the first live victim.
   bool makeRoom(uint64_t hash, size_t need, int64_t now_ms, bool judged);
   Entry* lruVictim() const;
+  // max_entry_bytes_ from the options' limit and the caps in force.
+  void clampEntryBytes();
+  // Evicts least recently used entries until bytes <= target.
+  void shrinkTo(size_t target);
 
   Policy policy_;
   size_t max_bytes_;
   size_t max_entry_bytes_;
+  size_t entry_limit_;  // StoreOptions::max_entry_bytes
   SharedBudget* budget_;
   std::unique_ptr<FrequencySketch> sketch_;  // kTinyLfu only
   std::vector<Entry*> buckets_;              // chains through Entry::chain; a power of two

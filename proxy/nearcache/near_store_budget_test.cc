@@ -190,6 +190,38 @@ TEST_CASE("budget: two stores share a cap; the one holding more gives way") {
   CHECK(budget.stores() == 2);
 }
 
+TEST_CASE(
+    "resize: a smaller max_bytes or shared cap evicts the least recent; a larger one admits more") {
+  SharedBudget budget(300 * kEntry);
+  NearStore a(opts(Policy::kLru, 100), &budget);
+  NearStore b(opts(Policy::kLru, 100), &budget);
+  for (int i = 0; i < 100; ++i) REQUIRE(fill(a, key(i), kReply, 1000, 0) == FillResult::kStored);
+  for (int i = 0; i < 60; ++i) REQUIRE(fill(b, key(i), kReply, 1000, 0) == FillResult::kStored);
+  a.setMaxBytes(40 * kEntry);
+  CHECK(a.stats().entries == 40);
+  CHECK(a.stats().evictions == 60);
+  CHECK(get(a, key(59), 0) == "(miss)");
+  CHECK(get(a, key(60), 0) == kReply);  // the 40 most recent stay
+  CHECK(budget.usedBytes() == 100 * kEntry);
+  // The shared cap shrinks: the larger member (b, 60 entries) gives way until both hold 40, then
+  // they take turns.
+  budget.setMaxBytes(70 * kEntry);
+  CHECK(budget.usedBytes() == 70 * kEntry);
+  CHECK(a.stats().entries + b.stats().entries == 70);
+  CHECK(a.stats().entries >= 35);
+  CHECK(b.stats().entries >= 35);
+  CHECK(budget.usedBytes() == a.stats().bytes + b.stats().bytes);
+  // An entry over the new shared cap is refused.
+  const std::string big = bulk(std::string(80 * kEntry, 'x'));
+  CHECK(fill(a, key(500), big, 1000, 0) == FillResult::kTooLarge);
+  // Larger again: a takes up to its own new cap.
+  a.setMaxBytes(200 * kEntry);
+  budget.setMaxBytes(1000 * kEntry);
+  for (int i = 100; i < 300; ++i) fill(a, key(i), kReply, 1000, 0);
+  CHECK(a.stats().entries == 200);
+  CHECK(a.stats().bytes <= a.maxBytes());
+}
+
 TEST_CASE("budget: an entry larger than the shared cap is refused, not stored by emptying all") {
   SharedBudget budget(2 * kEntry);
   NearStore a(opts(Policy::kLru, 100), &budget);

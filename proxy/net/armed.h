@@ -11,6 +11,7 @@
 #include "policies/command_batch.h"
 #include "policies/decision.h"
 #include "proxy/codec/resp.h"
+#include "proxy/nearcache/near_reads.h"
 
 namespace corral::policies {
 struct PolicyCounters;
@@ -42,10 +43,12 @@ struct Armed {
   std::unique_ptr<FillReq> fill;                // moved into the request's slot when sent
   policies::CommandBatch hidden;                // sent right behind the request
   int8_t route = kRouteDefault;
-  // Near cache (near_cache.h): a GET of a near policy's key (its spec and key), and the near
-  // keys a write drops (again when it is answered).
+  // Near cache (near_cache.h): a read it may answer (near_reads.h) of near policies' keys: the
+  // first key's spec, every key's for MGET/EXISTS; and the near keys a write drops (again when
+  // it is answered).
   const config::PolicySpec* near = nullptr;
-  std::string_view near_key;
+  nearcache::NearRead near_read = nearcache::NearRead::kNone;
+  std::vector<const config::PolicySpec*> near_specs;
   std::vector<std::string> near_drop;
 
   // After each request: nothing armed outlives it.

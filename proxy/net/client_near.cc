@@ -1,6 +1,10 @@
-// Client: the near cache (near_cache.h). A GET of a near policy's key is answered from the
-// worker's memory when it holds the key, else read on the tracking connection (which fills the
-// cache); a write of a near key drops it before it is sent and again when it is answered.
+// Client: the near cache (near_cache.h). A read of near policies' keys (near_reads.h) is
+// answered from the worker's memory when it holds every key; else GET, MGET and HGETALL are read
+// on the tracking connection (which fills the cache) and the other reads go to Redis as usual. A
+// write of a near key drops it before it is sent and again when it is answered.
+#include <span>
+#include <string>
+
 #include "policies/engine.h"
 #include "proxy/net/client.h"
 #include "proxy/net/near_cache.h"
@@ -10,31 +14,46 @@ namespace corral::net {
 
 void Client::armNear(const commands::CommandInfo* cmd, const codec::Request& req,
                      const policies::Decision& d) {
-  const bool write = (cmd->flags & commands::kWrite) != 0;
-  for (size_t i = 0; i < d.key_policy.size() && i < d.keys.size(); ++i) {
-    const policies::CompiledPolicy* p = d.key_policy[i];
+  auto nearSpec = [&d](size_t i) -> const config::PolicySpec* {
+    const policies::CompiledPolicy* p = i < d.key_policy.size() ? d.key_policy[i] : nullptr;
     if (p == nullptr || p->spec == nullptr || !p->spec->near_cache.enabled ||
         p->spec->mode == config::PolicyMode::kOff) {
-      continue;
+      return nullptr;
     }
-    NearCache& near = worker_.near();
-    near.noteSet(worker_.policies().setPtr().get());
-    const std::string_view key = req.args[d.keys[i]];
-    if (write) {
+    return p->spec;
+  };
+  if (cmd->flags & commands::kWrite) {
+    for (size_t i = 0; i < d.keys.size(); ++i) {
+      if (nearSpec(i) == nullptr) continue;
+      NearCache& near = worker_.near();
+      near.noteSet(worker_.policies().setPtr().get());
+      const std::string_view key = req.args[d.keys[i]];
       near.invalidate(key);  // this worker never serves the old value once the write is sent
       if (st_.link == Link::kShared) {
         armed().near_drop.emplace_back(key);  // again when its reply comes (Client::openSlot)
       } else {
         extras().near_written.emplace_back(key);  // again when the client is idle
       }
-    } else if (cmd->name == "get" && req.args.size() == 2 && st_.link == Link::kShared &&
-               db_ == worker_.defaultDb() && user_pool_ == nullptr) {
-      // (A client logged in as its own Redis user reads as that user: Redis's ACL decides,
-      // never a copy corral read with its own credentials.)
-      armed().near = p->spec;
-      armed().near_key = key;
     }
+    return;
   }
+  // A client logged in as its own Redis user reads as that user: Redis's ACL decides, never a
+  // copy corral read with its own credentials.
+  if (st_.link != Link::kShared || db_ != worker_.defaultDb() || user_pool_ != nullptr) return;
+  const nearcache::NearRead read = nearcache::nearReadOf(cmd->name, req.args.size());
+  if (read == nearcache::NearRead::kNone || d.keys.empty()) return;
+  Armed& a = armed();
+  a.near_specs.clear();
+  const size_t nkeys = nearcache::manyKeys(read) ? req.args.size() - 1 : 1;
+  if (d.keys.size() < nkeys) return;  // (every argument of MGET and EXISTS is a key)
+  for (size_t i = 0; i < nkeys; ++i) {
+    const config::PolicySpec* spec = nearSpec(i);
+    if (spec == nullptr) return;  // one key outside the near cache: the read goes to Redis
+    a.near_specs.push_back(spec);
+  }
+  worker_.near().noteSet(worker_.policies().setPtr().get());
+  a.near = a.near_specs[0];
+  a.near_read = read;
 }
 
 // Redis would run the requests still due before this GET; the near cache answers from memory
@@ -56,22 +75,49 @@ bool Client::onlyReadsPending() {
 
 bool Client::forwardNear(const codec::Request& req) {
   Armed& a = armed();
-  const config::PolicySpec& spec = *a.near;
-  const std::string_view key = a.near_key;
+  const nearcache::NearRead read = a.near_read;
   a.near = nullptr;
   if (a.fill != nullptr || !a.hidden.empty()) return false;  // a fill policy's GET: its own path
   if (!onlyReadsPending()) return false;                     // behind them, as usual
   NearCache& near = worker_.near();
   const int64_t now = worker_.loop_.now_ms;
-  if (const std::optional<std::string_view> hit = near.lookup(spec, key, now)) {
-    if (a.hitmiss != nullptr) a.hitmiss->countRead(*hit);
+  const std::span<const std::string_view> keys =
+      std::span(req.args).subspan(1, nearcache::manyKeys(read) ? req.args.size() - 1 : 1);
+  std::string& out = near.replyScratch();
+  out.clear();
+  bool whole = true;  // every key answered from memory
+  if (read == nearcache::NearRead::kMget) {
+    out += '*';
+    out += std::to_string(keys.size());
+    out += "\r\n";
+    for (size_t i = 0; i < keys.size() && whole; ++i) {
+      const std::optional<std::string_view> hit = near.lookup(*a.near_specs[i], keys[i], now);
+      whole = hit && nearcache::appendFromEntry(nearcache::NearRead::kGet, *hit, {}, proto_, out);
+    }
+  } else if (read == nearcache::NearRead::kExists) {
+    for (size_t i = 0; i < keys.size() && whole; ++i) {
+      whole = near.lookup(*a.near_specs[i], keys[i], now).has_value();
+    }
+    out += ':';
+    out += std::to_string(keys.size());
+    out += "\r\n";
+  } else {
+    const std::optional<std::string_view> hit = near.lookup(*a.near_specs[0], keys[0], now);
+    whole = hit && nearcache::appendFromEntry(read, *hit, req.args, proto_, out);
+  }
+  if (whole) {
+    if (a.hitmiss != nullptr) a.hitmiss->countRead(out);
     a.hitmiss = nullptr;
     worker_.stats().local_replies.add();
-    replyLocal(*hit);
+    replyLocal(out);
     return true;
   }
-  if (!near.accepting()) return false;  // the tracking connection is down: as if no near cache
-  near.fill(spec, key, this, openSlot(Rewrite::kNone, 0, req.frame.size()), proto_ == 2);
+  // Not all in memory: GET, MGET and HGETALL are read on the tracking connection (and kept);
+  // the others go to Redis the usual way.
+  if (!nearcache::fills(read) || !near.accepting()) return false;
+  const std::string_view bytes = wireBytes(req);
+  near.fill(read, std::span(a.near_specs.data(), keys.size()), keys, bytes, this,
+            openSlot(Rewrite::kNone, 0, bytes.size()), proto_);
   return true;
 }
 

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <bitset>
+#include <cstdio>
 
 #include "commands/command_table.h"
 
@@ -317,6 +318,13 @@ void appendProxyInfoLines(const Stats& stats, std::string& text) {
                "count=" + std::to_string(t.count) + ",usec=" + std::to_string(t.sum_us));
     }
   }
+  // The near cache's hit ratio since start (/metrics has it per policy: the policies' families).
+  const uint64_t hits = stats.sum(&Stats::Worker::near_hits);
+  const uint64_t reads = hits + stats.sum(&Stats::Worker::near_misses);
+  char ratio[32];
+  std::snprintf(ratio, sizeof ratio, "%.4f",
+                reads == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(reads));
+  infoLine(text, "corral_near_hit_ratio", ratio);
   // One line per command, its per-command rows as key=value pairs, as Redis's cmdstat lines.
   const auto active = activeCommands(stats);
   std::string field;

@@ -103,6 +103,12 @@ TEST_CASE("INFO rendering: the same sums, cmdstat lines per command and subcomma
   CHECK(i.find("corral_upstream_connections_ready") == std::string::npos);
   // Commands come after the plain counters, as Redis's cmdstat lines end its INFO.
   CHECK(i.find("corral_requests:") < i.find("corral_cmdstat_"));
+  CHECK(hasLine(i, "corral_near_hit_ratio:0.0000\r"));  // no near read yet
+  TwoWorkers near;
+  near.a.near_hits.set(3);
+  near.b.near_hits.set(5);
+  near.b.near_misses.set(2);
+  CHECK(hasLine(near.info(), "corral_near_hit_ratio:0.8000\r"));  // 8 of 10, over both workers
 }
 
 TEST_CASE("every row shows in both renderings, once, under its own name") {

@@ -1,5 +1,7 @@
 #include "proxy/net/near_cache.h"
 
+#include <algorithm>
+
 #include "proxy/codec/resp.h"
 #include "proxy/net/log.h"
 
@@ -11,8 +13,8 @@ constexpr int64_t kPingEveryMs = 1000;
 constexpr std::string_view kPing = "*1\r\n$4\r\nPING\r\n";
 }  // namespace
 
-// One near read: GET's reply to the client, PTTL's to the store (seq 0 and 1 on the tracking
-// connection, in that order).
+// One near read: the request's reply to the client (seq 0 on the tracking connection), then
+// each key's PTTL to its store (seq 1 + i), in that order.
 class NearCache::Read final : public upstream::ReplySink {
  public:
   explicit Read(NearCache* owner) : owner_(owner) {}
@@ -20,49 +22,71 @@ class NearCache::Read final : public upstream::ReplySink {
     if (which == 0) {
       onValue(reply);
     } else {
-      onPttl(reply);
+      onPttl(static_cast<size_t>(which - 1), reply);
     }
   }
+
+  struct Item {
+    nearcache::NearStore* store = nullptr;
+    nearcache::FillTicket ticket;
+    std::string key;
+    std::string value;  // the key's value as Redis sent it, when it is one worth keeping
+    int64_t max_age_ms = 0;
+  };
 
   upstream::ReplySink* sink = nullptr;
   uint64_t seq = 0;
-  bool resp2 = true;
-  nearcache::NearStore* store = nullptr;
-  nearcache::FillTicket ticket;
-  std::string key;
-  std::string value;  // the GET's bulk reply, when it is one worth keeping
-  int64_t max_age_ms = 0;
+  int proto = 2;
+  nearcache::NearRead read = nearcache::NearRead::kGet;
+  std::vector<Item> items;  // grown, never shrunk: a warm read allocates nothing
+  size_t used = 0;
 
  private:
   void onValue(std::string_view reply) {
-    const bool bulk = reply.size() > 1 && reply[0] == '$' && reply[1] != '-';
-    if (bulk) {
-      value.assign(reply);
+    if (read == nearcache::NearRead::kMget) {
+      // An array of bulks and nulls, one per key; anything else (an error): nothing kept.
+      codec::FrameReader rd(reply);
+      int64_t n = 0;
+      const bool array = rd.array(&n) && n == static_cast<int64_t>(used);
+      for (size_t i = 0; i < used; ++i) {
+        std::string_view raw;
+        items[i].value.clear();
+        if (array && rd.skip(&raw) && nearcache::storable(raw)) items[i].value.assign(raw);
+      }
+    } else if (nearcache::storable(reply)) {
+      items[0].value.assign(reply);
     } else {
-      value.clear();  // nil, an error (WRONGTYPE), corral's own: nothing to keep
+      items[0].value.clear();  // nil, no such hash, an error (WRONGTYPE), corral's own
     }
     upstream::ReplySink* s = sink;
     sink = nullptr;
-    if (resp2 && reply == "_\r\n") {
-      s->onUpstreamReply(seq, "$-1\r\n");
-    } else {
+    if (proto == 3) {
       s->onUpstreamReply(seq, reply);
+      return;
+    }
+    out_.clear();
+    if (nearcache::appendInProto(reply, proto, out_)) {
+      s->onUpstreamReply(seq, out_);
+    } else {
+      s->onUpstreamReply(seq, reply);  // not in these reads' replies; passed on as it came
     }
   }
-  void onPttl(std::string_view reply) {
+  void onPttl(size_t i, std::string_view reply) {
+    Item& it = items[i];
     codec::FrameReader rd(reply);
     int64_t pttl = 0;
     const int64_t now = owner_->loop_.now_ms;
-    if (!value.empty() && rd.integer(&pttl) && pttl != -2 && pttl != 0) {
-      const int64_t ttl = pttl < 0 ? max_age_ms : std::min(pttl, max_age_ms);
-      store->complete(ticket, key, value, now + ttl, now);
+    if (!it.value.empty() && rd.integer(&pttl) && pttl != -2 && pttl != 0) {
+      const int64_t ttl = pttl < 0 ? it.max_age_ms : std::min(pttl, it.max_age_ms);
+      it.store->complete(it.ticket, it.key, it.value, now + ttl, now);
     } else {
-      store->abandon(ticket, key);
+      it.store->abandon(it.ticket, it.key);
     }
-    owner_->freeRead(this);
+    if (i + 1 == used) owner_->freeRead(this);
   }
 
   NearCache* owner_;
+  std::string out_;  // the reply in RESP2
 };
 
 // Receives the tracking connection's pushes (seq 0), and the replies of its PINGs (seq 1).
@@ -78,8 +102,13 @@ class NearCache::Pushes final : public upstream::ReplySink {
 };
 
 NearCache::NearCache(upstream::LoopContext& loop, const config::UpstreamAddress& primary,
-                     const config::UpstreamConfig& cfg, const config::Limits& limits)
-    : loop_(loop), pushes_(std::make_unique<Pushes>(this)) {
+                     const config::UpstreamConfig& cfg, const config::Limits& limits,
+                     size_t workers, policies::Registry& registry)
+    : loop_(loop),
+      workers_(std::max<size_t>(workers, 1)),
+      registry_(registry),
+      budget_(config::PolicyConfig{}.global.near_cache_max_bytes / workers_),
+      pushes_(std::make_unique<Pushes>(this)) {
   // The default db's keys (the policies' db): clients on another db never use the near cache.
   conn_ = std::make_unique<upstream::Connection>(loop, primary, cfg, limits, false);
   conn_->resp3();
@@ -99,25 +128,60 @@ void NearCache::tick(int64_t now_ms) {
   if (stores_.empty()) return;
   sweep_next_ = (sweep_next_ + 1) % stores_.size();
   stores_[sweep_next_]->store->sweep(now_ms, kSweepBuckets);
+  report();
 }
 
-void NearCache::shutdown() { conn_->shutdown(); }
+void NearCache::report() {
+  for (auto& s : stores_) {
+    const nearcache::NearStats& now = s->store->stats();
+    nearcache::NearStats& was = s->reported;
+    policies::PolicyCounters& c = *s->counters;
+    if (now.hits != was.hits) c.near_hits.add(now.hits - was.hits);
+    if (now.misses != was.misses) c.near_misses.add(now.misses - was.misses);
+    if (now.invalidations != was.invalidations) {
+      c.near_invalidations.add(now.invalidations - was.invalidations);
+    }
+    if (now.evictions != was.evictions) c.near_evictions.add(now.evictions - was.evictions);
+    if (now.bytes != was.bytes) {
+      c.near_bytes.fetch_add(static_cast<int64_t>(now.bytes) - static_cast<int64_t>(was.bytes),
+                             std::memory_order_relaxed);
+    }
+    was = now;
+  }
+}
 
-void NearCache::noteSet(const void* policies) {
-  if (policies == set_) return;
-  set_ = policies;
+void NearCache::shutdown() {
+  invalidateAll();
+  report();  // the bytes gauges lose what this worker held
+  conn_->shutdown();
+}
+
+void NearCache::noteSet(const policies::PolicySet* set) {
+  if (set == set_) return;
+  set_ = set;
   invalidateAll();  // a policy may have changed its match, its max_age, or left near caching
+  budget_.setMaxBytes(std::max<uint64_t>(set->nearCacheMaxBytes() / workers_, 1));
 }
 
 nearcache::NearStore* NearCache::storeFor(const config::PolicySpec& spec) {
   for (auto& s : stores_) {
-    if (s->name == spec.name) return s->store.get();
+    if (s->name != spec.name) continue;
+    if (s->max_bytes != spec.near_cache.max_bytes) [[unlikely]] {  // changed by a reload
+      s->max_bytes = spec.near_cache.max_bytes;
+      s->store->setMaxBytes(s->max_bytes);
+    }
+    return s->store.get();
   }
   auto s = std::make_unique<Store>();
   s->name = spec.name;
+  s->max_bytes = spec.near_cache.max_bytes;
+  s->counters = registry_.policy(spec.name);
+  s->counters->near_used.store(true, std::memory_order_relaxed);
   nearcache::StoreOptions opt;
   opt.max_bytes = spec.near_cache.max_bytes;
-  s->store = std::make_unique<nearcache::NearStore>(opt);
+  // Sized for the entries the policy's share can hold, not for a huge max_bytes it never uses.
+  opt.expected_entries = std::min<size_t>(opt.max_bytes, budget_.maxBytes()) / 256;
+  s->store = std::make_unique<nearcache::NearStore>(opt, &budget_);
   stores_.push_back(std::move(s));
   return stores_.back()->store.get();
 }
@@ -138,29 +202,38 @@ NearCache::Read* NearCache::newRead() {
 }
 
 void NearCache::freeRead(Read* r) {
-  r->store = nullptr;
-  r->key.clear();
-  r->value.clear();
+  for (size_t i = 0; i < r->used; ++i) {
+    r->items[i].store = nullptr;
+    r->items[i].key.clear();
+    r->items[i].value.clear();
+  }
+  r->used = 0;
   free_reads_.push_back(r);
 }
 
-void NearCache::fill(const config::PolicySpec& spec, std::string_view key,
-                     upstream::ReplySink* sink, uint64_t seq, bool resp2) {
-  nearcache::NearStore* store = storeFor(spec);
+void NearCache::fill(nearcache::NearRead read, std::span<const config::PolicySpec* const> specs,
+                     std::span<const std::string_view> keys, std::string_view request,
+                     upstream::ReplySink* sink, uint64_t seq, int proto) {
   Read* r = newRead();
   r->sink = sink;
   r->seq = seq;
-  r->resp2 = resp2;
-  r->store = store;
-  r->key.assign(key);
-  r->max_age_ms = spec.near_cache.max_age.count();
-  r->ticket = store->beginFill(key);
-  scratch_.clear();
-  codec::appendCommand(scratch_, {"GET", key});
-  conn_->enqueue(r, 0, scratch_, 0);
-  scratch_.clear();
-  codec::appendCommand(scratch_, {"PTTL", key});
-  conn_->enqueue(r, 1, scratch_, 0);
+  r->proto = proto;
+  r->read = read;
+  if (r->items.size() < keys.size()) r->items.resize(keys.size());
+  r->used = keys.size();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Read::Item& it = r->items[i];
+    it.store = storeFor(*specs[i]);
+    it.key.assign(keys[i]);
+    it.max_age_ms = specs[i]->near_cache.max_age.count();
+    it.ticket = it.store->beginFill(keys[i]);
+  }
+  conn_->enqueue(r, 0, request, 0);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    scratch_.clear();
+    codec::appendCommand(scratch_, {"PTTL", keys[i]});
+    conn_->enqueue(r, 1 + i, scratch_, 0);
+  }
 }
 
 void NearCache::invalidate(std::string_view key) {

@@ -1,11 +1,12 @@
-// A worker's near cache (issue 12): the replies of GETs of policies with `near_cache`, kept in
-// memory and dropped when Redis says their key changed. One RESP3 connection to the primary with
+// A worker's near cache (issue 12): the values of policies with `near_cache` that GET, MGET and
+// HGETALL read (near_reads.h: the other reads answered from them), kept in memory and dropped
+// when Redis says their key changed. One RESP3 connection to the primary with
 // CLIENT TRACKING ON carries both the reads that fill the cache and Redis's invalidations, on one
 // socket, so an invalidation can never overtake the read it invalidates (Redis's own rule for
 // client-side caching, default tracking mode: Redis remembers the keys this connection read).
 //
-//   GET k (a near policy's key, shared connections, db 0, RESP2 or RESP3)
-//     --lookup--> hit: the stored bulk reply, answered from memory
+//   GET k (a near policy's key, shared connections, db 0, RESP2 or RESP3; MGET, HGETALL alike)
+//     --lookup--> hit: the reply made from the stored value, answered from memory
 //     \--miss---> beginFill; GET k + PTTL k on the tracking connection
 //                 GET's reply --> the client at once; PTTL's --> complete(): stored until
 //                 min(now + PTTL, now + max_age) unless an invalidation came in between
@@ -16,17 +17,22 @@
 //   tracking connection lost, or the policies reloaded --> invalidateAll
 //
 // Stores live as long as the worker (a fill in flight holds a pointer to its store); a reload
-// empties them and keeps their sizes until a restart.
+// empties them and applies the new byte caps (the policy's max_bytes and the worker's share of
+// global.near_cache.max_bytes, which all stores of the worker share).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "config/config.h"
+#include "policies/engine.h"
+#include "policies/registry.h"
+#include "proxy/nearcache/near_reads.h"
 #include "proxy/nearcache/near_store.h"
 #include "proxy/upstream/upstream.h"
 
@@ -34,8 +40,11 @@ namespace corral::net {
 
 class NearCache {
  public:
+  // `workers`: how many workers share global.near_cache.max_bytes (each gets its share);
+  // `registry`: the policies' counters (corral_policy_near_*), updated by tick().
   NearCache(upstream::LoopContext& loop, const config::UpstreamAddress& primary,
-            const config::UpstreamConfig& cfg, const config::Limits& limits);
+            const config::UpstreamConfig& cfg, const config::Limits& limits, size_t workers,
+            policies::Registry& registry);
   ~NearCache();
   NearCache(const NearCache&) = delete;
   NearCache& operator=(const NearCache&) = delete;
@@ -47,16 +56,18 @@ class NearCache {
   void tick(int64_t now_ms);
   void shutdown();
 
-  // `policies`: the policy set in force (its address): a new one empties every store.
-  void noteSet(const void* policies);
+  // The policy set in force: a new one empties every store and applies its byte caps.
+  void noteSet(const policies::PolicySet* set);
   // The cached reply of key under spec, or nothing (a miss, counted).
   std::optional<std::string_view> lookup(const config::PolicySpec& spec, std::string_view key,
                                          int64_t now_ms);
-  // Sends GET key (and PTTL key) on the tracking connection, which must be accepting(); the
-  // GET's reply goes to sink->onUpstreamReply(seq, ...) exactly once (RESP3 null as "$-1" when
-  // resp2).
-  void fill(const config::PolicySpec& spec, std::string_view key, upstream::ReplySink* sink,
-            uint64_t seq, bool resp2);
+  // Sends `request` (the client's GET, MGET or HGETALL: its RESP bytes) and then PTTL of each
+  // of its keys on the tracking connection, which must be accepting(); keys[i] is kept under
+  // specs[i]'s policy. The request's reply goes to sink->onUpstreamReply(seq, ...) exactly once,
+  // in the client's protocol (2: RESP3 nulls and maps rewritten).
+  void fill(nearcache::NearRead read, std::span<const config::PolicySpec* const> specs,
+            std::span<const std::string_view> keys, std::string_view request,
+            upstream::ReplySink* sink, uint64_t seq, int proto);
   // A write of key through corral: no store keeps it, no fill in flight may store it.
   void invalidate(std::string_view key);
   void invalidateAll();
@@ -68,6 +79,8 @@ class NearCache {
   Totals totals() const;
   // Reads may be sent (connected, or connecting for the first time: they wait for it).
   bool accepting() const { return conn_->accepting(); }
+  // A string for the replies a client's read is given from memory (reused).
+  std::string& replyScratch() { return reply_; }
   // Visits each policy's store: (name, stats).
   template <typename F>
   void forEachStore(F&& f) const {
@@ -78,23 +91,32 @@ class NearCache {
   struct Store {
     std::string name;
     std::unique_ptr<nearcache::NearStore> store;
+    uint64_t max_bytes = 0;  // the policy's near_cache.max_bytes the store was given
+    policies::PolicyCounters* counters = nullptr;
+    nearcache::NearStats reported;  // what tick() has added to counters so far
   };
   class Read;
   class Pushes;
   nearcache::NearStore* storeFor(const config::PolicySpec& spec);
   void onPush(std::string_view frame);
+  // Adds each store's counts since the last call to its policy's counters.
+  void report();
   Read* newRead();
   void freeRead(Read* r);
 
   upstream::LoopContext& loop_;
+  const size_t workers_;
+  policies::Registry& registry_;
+  nearcache::SharedBudget budget_;  // before stores_: outlives them
   std::vector<std::unique_ptr<Store>> stores_;
   std::unique_ptr<Pushes> pushes_;
   std::vector<std::unique_ptr<Read>> reads_;
   std::vector<Read*> free_reads_;
   // Last: destroyed first, while the reads and stores its callbacks reach still exist.
   std::unique_ptr<upstream::Connection> conn_;
-  const void* set_ = nullptr;
+  const policies::PolicySet* set_ = nullptr;
   std::string scratch_;
+  std::string reply_;
   size_t sweep_next_ = 0;
   int64_t last_ping_ms_ = 0;
 };

@@ -551,7 +551,8 @@ void Worker::checkDrain() {
 
 NearCache& Worker::near() {
   if (near_ == nullptr) {
-    near_ = std::make_unique<NearCache>(loop_, primary_addr_, cfg_.upstream, limits_);
+    near_ = std::make_unique<NearCache>(loop_, primary_addr_, cfg_.upstream, limits_, workerCount(),
+                                        shared_.policy_registry);
     near_->start();
   }
   return *near_;

@@ -3,68 +3,12 @@ of their own, so such a client reaches every shard without holding a connection,
 types a node gives a RESP3 client (maps, sets, doubles, nulls), and a RESP3 subscriber goes on
 using keys of every shard. CLIENT TRACKING stays on the one node its connection is held on (a
 documented limit). The cluster (3 primaries + 3 replicas) is tests/support/cluster.py's."""
-import socket
-
 import pytest
 
 from cluster import key_slot
 from harness import RespConn, RespError, wait_until
+from raw_resp import RawConn
 from test_cluster import corral_cluster, keys_on_each_shard  # noqa: F401 (a fixture)
-
-
-def _frame_end(buf: bytes, at: int) -> int:
-    """The offset just past the RESP2/RESP3 frame that starts at `at`, or -1 if incomplete."""
-    eol = buf.find(b"\r\n", at)
-    if eol < 0:
-        return -1
-    t, rest = buf[at:at + 1], buf[at + 1:eol]
-    after = eol + 2
-    if t in b"$=!":
-        n = int(rest)
-        if n < 0:
-            return after
-        return after + n + 2 if len(buf) >= after + n + 2 else -1
-    if t in b"*~>%|":
-        n = int(rest)
-        count = max(n, 0) * (2 if t in b"%|" else 1)
-        for _ in range(count):
-            after = _frame_end(buf, after)
-            if after < 0:
-                return -1
-        return after
-    return after  # + - : _ , # ( simple lines
-
-
-class RawConn:
-    """A RESP connection that returns each reply's exact bytes (types compared as sent)."""
-
-    def __init__(self, port, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.sock.close()
-
-    def cmd(self, *args) -> bytes:
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
-        return self.read()
-
-    def read(self) -> bytes:
-        while True:
-            end = _frame_end(self.buf, 0) if self.buf else -1
-            if end > 0:
-                frame, self.buf = self.buf[:end], self.buf[end:]
-                return frame
-            chunk = self.sock.recv(65536)
-            assert chunk, "connection closed"
-            self.buf += chunk
 
 
 def dedicated(c):
