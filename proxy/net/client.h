@@ -264,6 +264,10 @@ class Client final : public upstream::ReplySink {
   bool forwardNear(const codec::Request& req);
   // True when every request still waiting for its reply only reads (or is answered already).
   bool onlyReadsPending();
+  // A client held on a connection of its own for RESP3 alone, whose reads the near cache may
+  // answer; and whether what it sends there must wait for a read due from the near cache.
+  bool nearHeld() const;
+  bool nearWaits();
   // After the policies decided: arms a near GET, drops the near keys of a write.
   void armNear(const commands::CommandInfo* cmd, const codec::Request& req,
                const policies::Decision& d);
@@ -421,6 +425,7 @@ class Client final : public upstream::ReplySink {
   const commands::CommandInfo* last_cmd_ = nullptr;   // lookup cache (plain commands only)
   const commands::CommandInfo* last_full_ = nullptr;  // the last command run (CLIENT LIST)
   uint64_t head_seq_ = 0;                             // sequence number of pending_.front()
+  uint64_t near_fill_seq_ = 0;  // 1 + the slot of the last read sent on the near cache's connection
   uint64_t next_seq_ = 0;
   uint32_t inflight_refs_ = 0;  // requests held by upstream connections and fan-outs
   // Bytes of requests sent upstream since nothing was last pending (limits.max_pending_bytes).

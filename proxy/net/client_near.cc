@@ -39,7 +39,10 @@ void Client::armNear(const commands::CommandInfo* cmd, const codec::Request& req
   }
   // A client logged in as its own Redis user reads as that user: Redis's ACL decides, never a
   // copy corral read with its own credentials.
-  if (st_.link != Link::kShared || db_ != worker_.defaultDb() || user_pool_ != nullptr) return;
+  if ((st_.link != Link::kShared && !nearHeld()) || db_ != worker_.defaultDb() ||
+      user_pool_ != nullptr) {
+    return;
+  }
   const nearcache::NearRead read = nearcache::nearReadOf(cmd->name, req.args.size());
   if (read == nearcache::NearRead::kNone || d.keys.empty()) return;
   Armed& a = armed();
@@ -54,6 +57,26 @@ void Client::armNear(const commands::CommandInfo* cmd, const codec::Request& req
   worker_.near().noteSet(worker_.policies().setPtr().get());
   a.near = a.near_specs[0];
   a.near_read = read;
+}
+
+bool Client::nearHeld() const {
+  // A RESP3 client of a single Redis holds a connection of its own only to hear RESP3. While it
+  // has no transaction, no subscription, no MONITOR and no CLIENT TRACKING of its own (whose
+  // invalidations need its reads to run on its connection), its reads may be answered as a
+  // shared client's are.
+  return st_.link == Link::kPush && proto_ == 3 && st_.tx == Tx::kNone &&
+         worker_.cluster() == nullptr && !subscribedUpstream() && !monitoring_ &&
+         (extras_ == nullptr || extras_->tracking_redirect < 0);
+}
+
+bool Client::nearWaits() {
+  // Its connection's replies pair with the head of pending_: nothing goes there while a read is
+  // due from the tracking connection (client_dedicated.cc, onDedicatedFrame).
+  if (st_.link != Link::kPush || worker_.cluster() != nullptr) return false;
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    if (!(pending_[i].flags & (kReady | kOnDedicated))) return true;
+  }
+  return false;
 }
 
 // Redis would run the requests still due before this GET; the near cache answers from memory
@@ -116,8 +139,9 @@ bool Client::forwardNear(const codec::Request& req) {
   // the others go to Redis the usual way.
   if (!nearcache::fills(read) || !near.accepting()) return false;
   const std::string_view bytes = wireBytes(req);
-  near.fill(read, std::span(a.near_specs.data(), keys.size()), keys, bytes, this,
-            openSlot(Rewrite::kNone, 0, bytes.size()), proto_);
+  const uint64_t seq = openSlot(Rewrite::kNone, 0, bytes.size());
+  near_fill_seq_ = seq + 1;  // writes behind it wait for its reply (Client::dispatch)
+  near.fill(read, std::span(a.near_specs.data(), keys.size()), keys, bytes, this, seq, proto_);
   return true;
 }
 

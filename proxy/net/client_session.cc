@@ -144,6 +144,12 @@ bool Client::dispatch(const codec::Request& req) {
   // A CLIENT LIST/KILL answered by other workers holds its slot until it is back; nothing
   // may be sent behind it meanwhile (a dedicated connection's frames pair with the head slot).
   if (fanout_pending_) return false;
+  // A read of the near cache's is on its way on the tracking connection: what could change its
+  // key waits for it, as Redis would run the read first (reads may go on meanwhile).
+  if (near_fill_seq_ > head_seq_ && (cmd == nullptr || !(cmd->flags & commands::kRead) ||
+                                     (cmd->flags & commands::kWrite))) [[unlikely]] {
+    return false;
+  }
   const CommandKind kind = classify(cmd, req.args);
   if (kind == CommandKind::kForward && st_.link == Link::kShared && authenticated_ && !reply_off_ &&
       !reply_skip_) [[likely]] {
@@ -165,6 +171,7 @@ bool Client::dispatch(const codec::Request& req) {
       clusterWaits(cmd, kind, req)) {
     return false;  // likewise: its connection moves, or it goes elsewhere than those before
   }
+  if (s.route == Route::kDedicated && nearWaits()) return false;  // likewise (client_near.cc)
   // Passthrough: credentials wait for Redis's verdict first; the verdicts are dropped once the
   // request has run, so a later AUTH asks again (or finds the cache).
   struct DropVerdicts {
@@ -277,6 +284,9 @@ void Client::route(const Step& s, const CommandInfo* cmd, CommandKind kind,
       routeShared(cmd, kind, req);
       return;
     case Route::kDedicated:
+      if (armed().near != nullptr && forwardNear(req)) [[unlikely]] {
+        return;  // a RESP3 client's read answered by the near cache (Client::nearHeld)
+      }
       sendDedicated(req, cmd, kind);
       return;
     case Route::kTxPlaceholder: {

@@ -5,7 +5,7 @@
 // socket, so an invalidation can never overtake the read it invalidates (Redis's own rule for
 // client-side caching, default tracking mode: Redis remembers the keys this connection read).
 //
-//   GET k (a near policy's key, shared connections, db 0, RESP2 or RESP3; MGET, HGETALL alike)
+//   GET k (a near policy's key, db 0, RESP2 or RESP3 (Client::nearHeld); MGET, HGETALL alike)
 //     --lookup--> hit: the reply made from the stored value, answered from memory
 //     \--miss---> beginFill; GET k + PTTL k on the tracking connection
 //                 GET's reply --> the client at once; PTTL's --> complete(): stored until
@@ -13,7 +13,8 @@
 //   tracking push "invalidate [k ...]" --> invalidate(k) in every store; a null list
 //     (FLUSHALL/FLUSHDB) --> invalidateAll
 //   a write of a near key through this corral --> invalidate(k) before it is sent and again when
-//     it is answered (a fill begun in between may have read the old value)
+//     it is answered (a fill begun in between may have read the old value); a client's write
+//     behind its own read still on the tracking connection waits for it (Client::dispatch)
 //   tracking connection lost, or the policies reloaded --> invalidateAll
 //
 // Stores live as long as the worker (a fill in flight holds a pointer to its store); a reload

@@ -40,12 +40,7 @@ class RawConn:
         self.sock.close()
 
     def cmd(self, *args) -> bytes:
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
-        return self.read()
+        return self.pipeline([args])[0]
 
     def read(self) -> bytes:
         while True:
@@ -56,3 +51,14 @@ class RawConn:
             chunk = self.sock.recv(65536)
             assert chunk, "connection closed"
             self.buf += chunk
+
+    def pipeline(self, cmds) -> list:
+        """Sends every command at once, then reads one reply for each."""
+        out = b""
+        for args in cmds:
+            out += b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+        return [self.read() for _ in cmds]
