@@ -240,3 +240,38 @@ def test_a_silent_tracking_connection_counts_as_lost(redis_server, corral_factor
     with RespConn(c.port) as conn:
         wait_until(lambda: conn.cmd("GET", "hot:10") == b"x", 5, interval=0.05,
                    what="reads again once Redis answers")
+
+
+def test_a_restarted_redis_never_sees_values_from_before_served(redis_server, corral_factory):
+    """Redis is SIGKILLed and started again empty (no persistence here) while corral holds its
+    keys: no read through corral returns a value from before, during the outage or after it;
+    and what is written to the new Redis is read back. Twice, with writes in between."""
+    c = _corral(redis_server, corral_factory, workers=2, max_age="60s")
+    keys = [f"hot:{300 + i}" for i in range(20)]
+    with RespConn(c.port) as conn:
+        for gen in range(2):
+            with RespConn(redis_server.port) as r:
+                for k in keys:
+                    assert r.cmd("SET", k, f"before-{gen}") == "OK"
+            for _ in range(3):
+                for k in keys:
+                    assert conn.cmd("GET", k) == f"before-{gen}".encode()
+            assert conn.cmd("MGET", *keys) == [f"before-{gen}".encode()] * len(keys)
+            redis_server.kill()
+            for k in keys[:5]:  # down: an error, never the copy
+                got = conn.cmd("GET", k)
+                assert isinstance(got, RespError), (k, got)
+            redis_server.start()
+            deadline = time.monotonic() + 10
+            while True:  # corral reconnects; until then errors, after it nil: never the copy
+                got = [conn.cmd("GET", k) for k in keys]
+                assert all(g is None or isinstance(g, RespError) for g in got), got
+                if all(g is None for g in got):
+                    break
+                assert time.monotonic() < deadline, got
+                time.sleep(0.05)
+            assert conn.cmd("MGET", *keys) == [None] * len(keys)
+            with RespConn(redis_server.port) as r:
+                assert r.cmd("SET", keys[0], f"after-{gen}") == "OK"
+            wait_until(lambda: conn.cmd("GET", keys[0]) == f"after-{gen}".encode(), 2,
+                       interval=0.005, what="a write to the new Redis read back")
