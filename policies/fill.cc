@@ -47,6 +47,10 @@ constexpr int64_t kPollFirstMs = 2;  // lease-wait polling backoff: 2, 4, 8, 10,
 // Small on purpose: a loser learns of the winner's value at most this late (p99 target: origin
 // latency + 20 ms), and a poll is one cheap script call on the primary.
 constexpr int64_t kPollMaxMs = 10;
+// With a watcher (setWaitWatcher: Redis tells this corral when the key changes), a change wakes
+// the waiter at once and polls are only the safety net: 20, 40, 80, 100, 100, ... ms.
+constexpr int64_t kWatchedPollFirstMs = 20;
+constexpr int64_t kWatchedPollMaxMs = 100;
 constexpr double kDeltaAlpha = 0.2;  // weight of the newest sample in the latency average
 
 // Reasons end up in a one-line error reply: no CR or LF.
@@ -128,6 +132,7 @@ struct FillEngine::Impl {
     return it->second;
   }
   std::function<FillCounters*(const std::string&)> source;
+  std::function<void(std::string_view)> watcher;  // setWaitWatcher
 
   std::shared_ptr<Flight> find(uint64_t id) const {
     auto it = flights.find(id);
@@ -259,6 +264,13 @@ struct FillEngine::Impl {
           answer(id, nullptr, "lease wait timed out");
           return;
         }
+        if (watcher) {
+          // Each wait asks again: Redis tells of one change per read of the key.
+          if (f->backoff_ms == kPollFirstMs) {  // its first wait
+            f->backoff_ms = kWatchedPollFirstMs;
+          }
+          watcher(f->keys.data);
+        }
         schedulePoll(*f);
         return;
       case LookupResult::Kind::kError:
@@ -274,7 +286,7 @@ struct FillEngine::Impl {
     const int64_t left_ns = f.wait_deadline_ns - clock.monoNs();
     const int64_t left_ms = (left_ns + kNsPerMs - 1) / kNsPerMs;  // poll at or after the deadline
     const int64_t delay = std::min(f.backoff_ms, left_ms);
-    f.backoff_ms = std::min(f.backoff_ms * 2, kPollMaxMs);
+    f.backoff_ms = std::min(f.backoff_ms * 2, watcher ? kWatchedPollMaxMs : kPollMaxMs);
     f.poll_timer = timer.after(delay, guarded([this, id = f.id, step] { onPoll(id, step); }));
   }
 
@@ -524,6 +536,40 @@ void FillEngine::revoke(std::string_view key) {
   if (it == m.by_key.end()) return;
   for (uint64_t id : it->second) {
     if (std::shared_ptr<Flight> f = m.find(id)) f->revoked = true;
+  }
+}
+
+void FillEngine::setWaitWatcher(std::function<void(std::string_view key)> watch) {
+  impl_->watcher = std::move(watch);
+}
+
+void FillEngine::wake(std::string_view key) {
+  Impl& m = *impl_;
+  if (m.flights.empty()) return;
+  auto it = m.by_key.find(std::string(key));
+  if (it == m.by_key.end()) return;
+  std::vector<std::shared_ptr<Flight>> due;
+  for (uint64_t id : it->second) {
+    std::shared_ptr<Flight> f = m.find(id);
+    if (f && f->phase == Phase::kWait) due.push_back(std::move(f));
+  }
+  for (const std::shared_ptr<Flight>& f : due) {
+    if (f->poll_timer) m.timer.cancel(*f->poll_timer);
+    f->poll_timer.reset();
+    m.issueLookup(f);  // the poll, now
+  }
+}
+
+void FillEngine::wakeAll() {
+  Impl& m = *impl_;
+  std::vector<std::shared_ptr<Flight>> due;
+  for (const auto& [id, f] : m.flights) {
+    if (f->phase == Phase::kWait) due.push_back(f);
+  }
+  for (const std::shared_ptr<Flight>& f : due) {
+    if (f->poll_timer) m.timer.cancel(*f->poll_timer);
+    f->poll_timer.reset();
+    m.issueLookup(f);
   }
 }
 

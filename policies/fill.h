@@ -282,6 +282,16 @@ class FillEngine {
   // its value (its waiters still get it). The proxy also deletes the lease in Redis.
   void revoke(std::string_view key);
 
+  // Lease waits (another corral fills the key) without polling every few ms: `watch(key)` is
+  // called each time a flight starts or resumes waiting, so the proxy can make Redis tell it
+  // when key changes (a CLIENT TRACKING read of it), and then calls wake(key): the waiting
+  // flights look again at once. Polls go on, sparser (up to 100 ms), as the safety net. Unset:
+  // polls every 2..10 ms.
+  void setWaitWatcher(std::function<void(std::string_view key)> watch);
+  void wake(std::string_view key);
+  // Every waiting flight looks again (the proxy lost track of which keys changed).
+  void wakeAll();
+
   FillCounters& counters(const std::string& policy);  // created on first use
   // Where a policy's counters live (called once per policy name, on first use); the pointer
   // must outlive the engine.

@@ -218,6 +218,49 @@ TEST_CASE("fill: distributed lease lost: poll with backoff until the value appea
   CHECK(e.timer.pending() == 0);
 }
 
+TEST_CASE("fill: a watched lease wait is woken by the key's change; polls are the safety net") {
+  Env e;
+  std::vector<std::string> watched;
+  e.engine->setWaitWatcher([&watched](std::string_view k) { watched.emplace_back(k); });
+  FillPolicy p = e.policy(SingleFlight::kDistributed);
+  p.wait_ms = 1'000;
+  e.miss(p, 1);
+  const std::string key = e.store.lookups[0].keys.data;
+  e.store.answerLast(LKind::kLeaseHeld);
+  REQUIRE(watched.size() == 1);  // Redis is asked to tell of the key's next change
+  CHECK(watched[0] == key);
+  // No change: the safety-net polls, 20 then 40 ms apart (not 2, 4, 8, 10).
+  e.timer.advance(19);
+  CHECK(e.store.lookups.size() == 1);
+  e.timer.advance(1);
+  REQUIRE(e.store.lookups.size() == 2);
+  e.store.answerLast(LKind::kLeaseHeld);
+  CHECK(watched.size() == 2);  // each wait asks again
+  e.timer.advance(39);
+  CHECK(e.store.lookups.size() == 2);
+  // The key changed (the winner stored it): a lookup at once, not at the next poll.
+  e.engine->wake("some:other:key");
+  CHECK(e.store.lookups.size() == 2);
+  e.engine->wake(key);
+  REQUIRE(e.store.lookups.size() == 3);
+  CHECK(e.store.lookups[2].at_ms == 59);
+  e.engine->wake(key);  // a second change while the lookup is out: nothing more
+  CHECK(e.store.lookups.size() == 3);
+  e.store.answerLast(LKind::kValue, "from another corral");
+  REQUIRE(e.got.size() == 1);
+  checkValue(e.got[0], 1, "from another corral");
+  CHECK(e.engine->inflight() == 0);
+  CHECK(e.timer.pending() == 0);  // the cancelled poll left nothing behind
+  // wakeAll: every waiting flight looks again.
+  e.miss(p, 2);
+  e.store.answerLast(LKind::kLeaseHeld);
+  const size_t n = e.store.lookups.size();
+  e.engine->wakeAll();
+  CHECK(e.store.lookups.size() == n + 1);
+  e.store.answerLast(LKind::kValue, "v");
+  CHECK(e.got.size() == 2);
+}
+
 TEST_CASE("fill: distributed takeover after the other corral's lease expires") {
   Env e;
   const FillPolicy p = e.policy(SingleFlight::kDistributed);

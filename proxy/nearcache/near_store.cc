@@ -288,13 +288,16 @@ FillResult NearStore::complete(const FillTicket& ticket, std::string_view key,
   return FillResult::kStored;
 }
 
+bool NearStore::dropEntry(std::string_view key) {
+  Entry* e = find(key, hashOf(key));
+  if (e == nullptr) return false;
+  drop(e);
+  ++stats_.invalidations;
+  return true;
+}
+
 bool NearStore::invalidate(std::string_view key) {
-  bool affected = false;
-  if (Entry* e = find(key, hashOf(key))) {
-    drop(e);
-    ++stats_.invalidations;
-    affected = true;
-  }
+  bool affected = dropEntry(key);
   if (auto it = pending_.find(key); it != pending_.end()) {
     // Every ticket of the key carries the old generation; a fill begun after this gets the new.
     it->second.generation = ++next_generation_;

@@ -147,6 +147,10 @@ class NearStore {
   // before it is sent and again when its reply arrives (cancelling fills begun in between, which
   // may have read the value from before the write). True if an entry or a ticket was affected.
   bool invalidate(std::string_view key);
+  // Drops key's entry only; its fills in flight are left alone. For an invalidation that
+  // arrives on the connection the fills read on, ahead of their replies: those reads ran after
+  // the change (the caller cancels the fills whose replies came before it: abandon).
+  bool dropEntry(std::string_view key);
   // FLUSHALL/FLUSHDB, a lost or new tracking connection, a failover, a reload: drops every entry
   // and cancels every outstanding ticket (a new epoch); frees the in-flight records too.
   void invalidateAll();

@@ -109,13 +109,26 @@ TEST_CASE("race: invalidate between beginFill and complete cancels the fill") {
     NearStore s(opts(p));
     CHECK(get(s, "k", 0) == "(miss)");
     const FillTicket t = s.beginFill("k");
-    CHECK(s.invalidate("k"));  // a tracking push, or a write through corral
+    CHECK(s.invalidate("k"));  // a write through corral
     CHECK(s.complete(t, "k", bulk("old"), 1000, 0) == FillResult::kCancelled);
     CHECK(get(s, "k", 0) == "(miss)");
     CHECK(s.stats().fills_cancelled == 1);
     CHECK(s.stats().invalidations == 0);  // no entry was dropped, a ticket was cancelled
     CHECK(s.fillRecords() == 0);
   }
+}
+
+TEST_CASE("dropEntry: the entry goes, fills in flight are left to the caller") {
+  NearStore s(opts());
+  CHECK(fill(s, "k", bulk("v1"), 1000, 0) == FillResult::kStored);
+  const FillTicket t = s.beginFill("k");
+  CHECK(s.dropEntry("k"));  // a push ahead of the fill's reply on the fill's own connection
+  CHECK(get(s, "k", 0) == "(miss)");
+  CHECK(s.stats().invalidations == 1);
+  CHECK(s.complete(t, "k", bulk("v2"), 1000, 0) == FillResult::kStored);
+  CHECK(get(s, "k", 0) == bulk("v2"));
+  CHECK_FALSE(s.dropEntry("other"));
+  CHECK(s.fillRecords() == 0);
 }
 
 TEST_CASE("race: two fills of one key, both valid: the later complete wins, one entry") {

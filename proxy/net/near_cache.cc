@@ -13,8 +13,8 @@ constexpr int64_t kPingEveryMs = 1000;
 constexpr std::string_view kPing = "*1\r\n$4\r\nPING\r\n";
 }  // namespace
 
-// One near read: the request's reply to the client (seq 0 on the tracking connection), then
-// each key's PTTL to its store (seq 1 + i), in that order.
+// One near read: the request's reply (seq 0 on the tracking connection), then each key's PTTL
+// (seq 1 + i), in that order; the values are stored, then the client gets the reply.
 class NearCache::Read final : public upstream::ReplySink {
  public:
   explicit Read(NearCache* owner) : owner_(owner) {}
@@ -32,6 +32,7 @@ class NearCache::Read final : public upstream::ReplySink {
     std::string key;
     std::string value;  // the key's value as Redis sent it, when it is one worth keeping
     int64_t max_age_ms = 0;
+    bool changed = false;  // Redis said the key changed after the value was read
   };
 
   upstream::ReplySink* sink = nullptr;
@@ -40,6 +41,7 @@ class NearCache::Read final : public upstream::ReplySink {
   nearcache::NearRead read = nearcache::NearRead::kGet;
   std::vector<Item> items;  // grown, never shrunk: a warm read allocates nothing
   size_t used = 0;
+  bool answered = false;  // the request's reply is in; the PTTLs are not (yet)
 
  private:
   void onValue(std::string_view reply) {
@@ -58,17 +60,12 @@ class NearCache::Read final : public upstream::ReplySink {
     } else {
       items[0].value.clear();  // nil, no such hash, an error (WRONGTYPE), corral's own
     }
-    upstream::ReplySink* s = sink;
-    sink = nullptr;
-    if (proto == 3) {
-      s->onUpstreamReply(seq, reply);
-      return;
-    }
+    answered = true;
+    // Kept until the keys' PTTLs are in: the client gets its reply once the value is stored,
+    // so its next read of the key is a hit.
     out_.clear();
-    if (nearcache::appendInProto(reply, proto, out_)) {
-      s->onUpstreamReply(seq, out_);
-    } else {
-      s->onUpstreamReply(seq, reply);  // not in these reads' replies; passed on as it came
+    if (proto == 3 || !nearcache::appendInProto(reply, proto, out_)) {
+      out_.assign(reply);  // (RESP3, or not in these reads' replies: passed on as it came)
     }
   }
   void onPttl(size_t i, std::string_view reply) {
@@ -76,25 +73,39 @@ class NearCache::Read final : public upstream::ReplySink {
     codec::FrameReader rd(reply);
     int64_t pttl = 0;
     const int64_t now = owner_->loop_.now_ms;
-    if (!it.value.empty() && rd.integer(&pttl) && pttl != -2 && pttl != 0) {
+    if (!it.value.empty() && !it.changed && rd.integer(&pttl) && pttl != -2 && pttl != 0) {
       const int64_t ttl = pttl < 0 ? it.max_age_ms : std::min(pttl, it.max_age_ms);
       it.store->complete(it.ticket, it.key, it.value, now + ttl, now);
     } else {
       it.store->abandon(it.ticket, it.key);
     }
-    if (i + 1 == used) owner_->freeRead(this);
+    if (i + 1 < used) return;
+    upstream::ReplySink* s = sink;
+    sink = nullptr;
+    s->onUpstreamReply(seq, out_);
+    owner_->freeRead(this);
   }
 
   NearCache* owner_;
-  std::string out_;  // the reply in RESP2
+  std::string out_;  // the client's reply, in its protocol
 };
 
-// Receives the tracking connection's pushes (seq 0), and the replies of its PINGs (seq 1).
+// Receives the tracking connection's pushes (seq 0), the replies of its PINGs (seq 1) and of
+// the watch reads (seq 2, in the order of watched_).
 class NearCache::Pushes final : public upstream::ReplySink {
  public:
   explicit Pushes(NearCache* owner) : owner_(owner) {}
   void onUpstreamReply(uint64_t seq, std::string_view frame) override {
-    if (seq == 0) owner_->onPush(frame);
+    if (seq == 0) {
+      owner_->onPush(frame);
+    } else if (seq == 2 && !owner_->watched_.empty()) {
+      std::string key = std::move(owner_->watched_.front());
+      owner_->watched_.pop_front();
+      // A value there already: the fill it waits for may have been stored before this read.
+      const bool value = !frame.empty() && frame[0] != '_' && frame[0] != '-' && frame[0] != '!' &&
+                         !frame.starts_with("$-1");
+      if (value && owner_->changed_) owner_->changed_(key);
+    }
   }
 
  private:
@@ -112,7 +123,10 @@ NearCache::NearCache(upstream::LoopContext& loop, const config::UpstreamAddress&
   // The default db's keys (the policies' db): clients on another db never use the near cache.
   conn_ = std::make_unique<upstream::Connection>(loop, primary, cfg, limits, false);
   conn_->resp3();
-  conn_->tracking(pushes_.get(), [this] { invalidateAll(); });
+  conn_->tracking(pushes_.get(), [this] {
+    invalidateAll();
+    if (lost_) lost_();
+  });
 }
 
 NearCache::~NearCache() = default;
@@ -206,8 +220,10 @@ void NearCache::freeRead(Read* r) {
     r->items[i].store = nullptr;
     r->items[i].key.clear();
     r->items[i].value.clear();
+    r->items[i].changed = false;
   }
   r->used = 0;
+  r->answered = false;
   free_reads_.push_back(r);
 }
 
@@ -244,6 +260,20 @@ void NearCache::invalidateAll() {
   for (auto& s : stores_) s->store->invalidateAll();
 }
 
+void NearCache::setWatchHooks(std::function<void(std::string_view key)> changed,
+                              std::function<void()> lost) {
+  changed_ = std::move(changed);
+  lost_ = std::move(lost);
+}
+
+void NearCache::watch(std::string_view key) {
+  if (!conn_->accepting()) return;  // the waiter's polls go on
+  scratch_.clear();
+  codec::appendCommand(scratch_, {"GET", key});
+  watched_.emplace_back(key);
+  conn_->enqueue(pushes_.get(), 2, scratch_, 0);
+}
+
 void NearCache::onPush(std::string_view frame) {
   // ["invalidate", [key, ...]] or ["invalidate", null] (FLUSHALL, FLUSHDB, or Redis dropping
   // its table of tracked keys).
@@ -256,22 +286,33 @@ void NearCache::onPush(std::string_view frame) {
     return;
   }
   codec::ReplyType t = codec::ReplyType::kNull;
-  if (!rd.peek(&t) || t == codec::ReplyType::kNull) {
-    invalidateAll();
-    return;
-  }
   int64_t keys = 0;
-  if (!rd.array(&keys) || keys < 0) {
-    invalidateAll();  // not understood: the safe side
+  if (!rd.peek(&t) || t == codec::ReplyType::kNull || !rd.array(&keys) || keys < 0) {
+    invalidateAll();  // a null list, or not understood: the safe side
+    if (lost_) lost_();
     return;
   }
   for (int64_t i = 0; i < keys; ++i) {
     std::string_view key;
     if (!rd.bulk(&key, &nil)) {
       invalidateAll();
+      if (lost_) lost_();
       return;
     }
-    invalidate(key);
+    changedInRedis(key);
+    if (changed_) changed_(key);
+  }
+}
+
+void NearCache::changedInRedis(std::string_view key) {
+  // The push came on the connection the fills read on: a fill whose reply is still to come read
+  // after the change (Redis sent this first) and may be kept; one answered already read before.
+  for (auto& s : stores_) s->store->dropEntry(key);
+  for (const auto& r : reads_) {
+    if (!r->answered) continue;
+    for (size_t i = 0; i < r->used; ++i) {
+      if (r->items[i].key == key) r->items[i].changed = true;
+    }
   }
 }
 

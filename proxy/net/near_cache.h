@@ -10,8 +10,9 @@
 //     \--miss---> beginFill; GET k + PTTL k on the tracking connection
 //                 GET's reply --> the client at once; PTTL's --> complete(): stored until
 //                 min(now + PTTL, now + max_age) unless an invalidation came in between
-//   tracking push "invalidate [k ...]" --> invalidate(k) in every store; a null list
-//     (FLUSHALL/FLUSHDB) --> invalidateAll
+//   tracking push "invalidate [k ...]" --> k's entries dropped, and fills of k whose reply came
+//     before the push not stored (those whose reply comes after it read the new value: same
+//     connection, Redis's order); a null list (FLUSHALL/FLUSHDB) --> invalidateAll
 //   a write of a near key through this corral --> invalidate(k) before it is sent and again when
 //     it is answered (a fill begun in between may have read the old value); a client's write
 //     behind its own read still on the tracking connection waits for it (Client::dispatch)
@@ -23,6 +24,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -73,6 +76,13 @@ class NearCache {
   void invalidate(std::string_view key);
   void invalidateAll();
 
+  // Lease waits of the fill engine (FillEngine::setWaitWatcher): watch(key) reads key on the
+  // tracking connection so that Redis tells of its next change; changed(key) is then called
+  // (also when the read finds a value already), and lost() when changes may have been missed
+  // (a null invalidation, a lost connection).
+  void setWatchHooks(std::function<void(std::string_view key)> changed, std::function<void()> lost);
+  void watch(std::string_view key);
+
   struct Totals {
     uint64_t hits = 0, misses = 0, stored = 0, invalidations = 0, evictions = 0, flushes = 0;
     size_t bytes = 0, entries = 0;
@@ -100,6 +110,8 @@ class NearCache {
   class Pushes;
   nearcache::NearStore* storeFor(const config::PolicySpec& spec);
   void onPush(std::string_view frame);
+  // A tracking push said key changed: its entries go, and so do the fills that read it before.
+  void changedInRedis(std::string_view key);
   // Adds each store's counts since the last call to its policy's counters.
   void report();
   Read* newRead();
@@ -118,6 +130,9 @@ class NearCache {
   const policies::PolicySet* set_ = nullptr;
   std::string scratch_;
   std::string reply_;
+  std::deque<std::string> watched_;  // keys of the watch reads on their way, in order
+  std::function<void(std::string_view)> changed_;
+  std::function<void()> lost_;
   size_t sweep_next_ = 0;
   int64_t last_ping_ms_ = 0;
 };

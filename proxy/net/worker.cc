@@ -120,6 +120,11 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   command_ask_ = std::make_unique<CommandAsk>(*this);
   primary_addr_ = cfg_.upstream.primary;
   makeUpstreams();
+  if (nearAllowed()) {
+    // A fill that waits for another corral's lease hears of the value through CLIENT TRACKING
+    // on the near cache's connection instead of polling every few ms.
+    policies_->fillEngine().setWaitWatcher([this](std::string_view key) { near().watch(key); });
+  }
   stats_->upstreams_total.set(static_cast<uint64_t>(pools_[0].size()) * pools_.size());
 }
 
@@ -553,6 +558,14 @@ NearCache& Worker::near() {
   if (near_ == nullptr) {
     near_ = std::make_unique<NearCache>(loop_, primary_addr_, cfg_.upstream, limits_, workerCount(),
                                         shared_.policy_registry);
+    // Lease waiters are woken by their key's change (FillEngine::setWaitWatcher, below).
+    near_->setWatchHooks(
+        [this](std::string_view key) {
+          if (policies_ != nullptr) policies_->fillEngine().wake(key);
+        },
+        [this] {
+          if (policies_ != nullptr) policies_->fillEngine().wakeAll();
+        });
     near_->start();
   }
   return *near_;
