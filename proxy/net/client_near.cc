@@ -70,7 +70,7 @@ bool Client::forwardNear(const codec::Request& req) {
     replyLocal(*hit);
     return true;
   }
-  if (!near.accepting()) return false;  // the tracking connection is down: as if no near cache
+  if (!near.accepting(key)) return false;  // its tracking connection is down: as if no near cache
   near.fill(spec, key, this, openSlot(Rewrite::kNone, 0, req.frame.size()), proto_ == 2);
   return true;
 }

@@ -43,6 +43,7 @@ class NearCache::Read final : public upstream::ReplySink {
     }
     upstream::ReplySink* s = sink;
     sink = nullptr;
+    if (reply[0] == '-' && owner_->redirected(key, s, seq, resp2, reply)) return;
     if (resp2 && reply == "_\r\n") {
       s->onUpstreamReply(seq, "$-1\r\n");
     } else {
@@ -78,30 +79,56 @@ class NearCache::Pushes final : public upstream::ReplySink {
 };
 
 NearCache::NearCache(upstream::LoopContext& loop, const config::UpstreamAddress& primary,
-                     const config::UpstreamConfig& cfg, const config::Limits& limits)
-    : loop_(loop), pushes_(std::make_unique<Pushes>(this)) {
+                     const config::UpstreamConfig& cfg, const config::Limits& limits,
+                     bool check_role)
+    : NearCache(loop, cfg, limits) {
   // The default db's keys (the policies' db): clients on another db never use the near cache.
-  conn_ = std::make_unique<upstream::Connection>(loop, primary, cfg, limits, false);
-  conn_->resp3();
-  conn_->tracking(pushes_.get(), [this] { invalidateAll(); });
+  addLink(primary, check_role);
 }
+
+NearCache::NearCache(upstream::LoopContext& loop, const config::UpstreamConfig& cfg,
+                     const config::Limits& limits)
+    : loop_(loop), cfg_(cfg), limits_(limits), pushes_(std::make_unique<Pushes>(this)) {}
 
 NearCache::~NearCache() = default;
 
-void NearCache::start() { conn_->start(); }
+NearCache::Link& NearCache::addLink(const config::UpstreamAddress& addr, bool check_role) {
+  Link l;
+  l.conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_, limits_, false);
+  l.conn->resp3();
+  l.conn->tracking(pushes_.get(), [this] { invalidateAll(); });
+  if (check_role) l.conn->checkRole();
+  if (started_) l.conn->start();
+  links_.push_back(std::move(l));
+  return links_.back();
+}
+
+void NearCache::start() {
+  started_ = true;
+  for (Link& l : links_) l.conn->start();
+}
 
 void NearCache::tick(int64_t now_ms) {
-  conn_->tick();
-  if (now_ms - last_ping_ms_ >= kPingEveryMs && conn_->ready()) {
-    last_ping_ms_ = now_ms;
-    conn_->enqueue(pushes_.get(), 1, kPing, 0);  // no reply within command_timeout: lost
+  for (Link& l : links_) {
+    l.conn->tick();
+    if (now_ms - l.last_ping_ms >= kPingEveryMs && l.conn->ready()) {
+      l.last_ping_ms = now_ms;
+      l.conn->enqueue(pushes_.get(), 1, kPing, 0);  // no reply within command_timeout: lost
+    }
   }
   if (stores_.empty()) return;
   sweep_next_ = (sweep_next_ + 1) % stores_.size();
   stores_[sweep_next_]->store->sweep(now_ms, kSweepBuckets);
 }
 
-void NearCache::shutdown() { conn_->shutdown(); }
+void NearCache::shutdown() {
+  for (Link& l : links_) l.conn->shutdown();
+}
+
+bool NearCache::accepting(std::string_view key) {
+  const Link* l = linkFor(key);
+  return l != nullptr && l->conn->accepting();
+}
 
 void NearCache::noteSet(const void* policies) {
   if (policies == set_) return;
@@ -147,6 +174,7 @@ void NearCache::freeRead(Read* r) {
 void NearCache::fill(const config::PolicySpec& spec, std::string_view key,
                      upstream::ReplySink* sink, uint64_t seq, bool resp2) {
   nearcache::NearStore* store = storeFor(spec);
+  upstream::Connection& conn = *linkFor(key)->conn;  // accepting(key) said there is one
   Read* r = newRead();
   r->sink = sink;
   r->seq = seq;
@@ -157,10 +185,10 @@ void NearCache::fill(const config::PolicySpec& spec, std::string_view key,
   r->ticket = store->beginFill(key);
   scratch_.clear();
   codec::appendCommand(scratch_, {"GET", key});
-  conn_->enqueue(r, 0, scratch_, 0);
+  conn.enqueue(r, 0, scratch_, 0);
   scratch_.clear();
   codec::appendCommand(scratch_, {"PTTL", key});
-  conn_->enqueue(r, 1, scratch_, 0);
+  conn.enqueue(r, 1, scratch_, 0);
 }
 
 void NearCache::invalidate(std::string_view key) {

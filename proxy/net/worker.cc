@@ -551,7 +551,16 @@ void Worker::checkDrain() {
 
 NearCache& Worker::near() {
   if (near_ == nullptr) {
-    near_ = std::make_unique<NearCache>(loop_, primary_addr_, cfg_.upstream, limits_);
+    if (cluster_ != nullptr) {
+      near_ = std::make_unique<NearCache>(loop_, *cluster_, cfg_.upstream, limits_, retired_);
+      cluster_->onMapChange([this] { near_->onClusterChange(); });
+    } else {
+      // With Sentinel, the primary of now (applyTopology retargets it), ROLE checked, fenced
+      // while the primary's pool is.
+      near_ = std::make_unique<NearCache>(loop_, primary_addr_, cfg_.upstream, limits_,
+                                          shared_.topology != nullptr);
+      if (fenced_) near_->setFenced(true);
+    }
     near_->start();
   }
   return *near_;
