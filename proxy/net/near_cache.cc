@@ -96,7 +96,14 @@ NearCache::Link& NearCache::addLink(const config::UpstreamAddress& addr, bool ch
   Link l;
   l.conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_, limits_, false);
   l.conn->resp3();
-  l.conn->tracking(pushes_.get(), [this] { invalidateAll(); });
+  l.tracked = std::make_shared<bool>(false);
+  // Lost: whatever it read may have changed unseen. A failed attempt to reconnect loses
+  // nothing more (a cluster node that is down would otherwise empty the cache at each one).
+  l.conn->tracking(pushes_.get(), [this, tracked = l.tracked] {
+    if (!*tracked) return;
+    *tracked = false;
+    invalidateAll();
+  });
   if (check_role) l.conn->checkRole();
   if (started_) l.conn->start();
   links_.push_back(std::move(l));
@@ -174,7 +181,9 @@ void NearCache::freeRead(Read* r) {
 void NearCache::fill(const config::PolicySpec& spec, std::string_view key,
                      upstream::ReplySink* sink, uint64_t seq, bool resp2) {
   nearcache::NearStore* store = storeFor(spec);
-  upstream::Connection& conn = *linkFor(key)->conn;  // accepting(key) said there is one
+  Link& link = *linkFor(key);  // accepting(key) said there is one
+  *link.tracked = true;
+  upstream::Connection& conn = *link.conn;
   Read* r = newRead();
   r->sink = sink;
   r->seq = seq;

@@ -121,6 +121,10 @@ class NearCache {
   // "host:port" is its addrText().
   struct Link {
     std::unique_ptr<upstream::Connection> conn;
+    // A read was sent on it since it was last lost: entries may rely on its invalidations, so
+    // its loss empties the cache. (Shared with the connection's loss callback, which may run
+    // after the link is gone: a cluster node's connection closes at the end of the turn.)
+    std::shared_ptr<bool> tracked;
     int64_t last_ping_ms = 0;
   };
   Link& addLink(const config::UpstreamAddress& addr, bool check_role);
