@@ -178,6 +178,15 @@ def test_a_killed_primary_empties_the_cache_and_its_replica_takes_over(redis_clu
                 assert conn.cmd("GET", ka) == b"v0"
                 return _gets(redis_cluster, alive) > a0
             wait_until(reread, 3, interval=0.02, what="the cache emptied by the lost connection")
+            # Its reconnects fail while it is down; having read nothing since, they empty
+            # nothing: ka stays cached (unless the map changed meanwhile, which empties it).
+            changes = c.metrics()["corral_cluster_topology_changes_total"]
+            assert conn.cmd("GET", ka) == b"v0"
+            a1 = _gets(redis_cluster, alive)
+            time.sleep(0.4)  # reconnects every 200 ms at most
+            assert conn.cmd("GET", ka) == b"v0"
+            if c.metrics()["corral_cluster_topology_changes_total"] == changes:
+                assert _gets(redis_cluster, alive) == a1, "a failed reconnect emptied the cache"
             redis_cluster.wait_primary(replica, 20)
             _retry_get(conn, kv, b"v0")
             assert conn.cmd("GET", kv) == b"v0"  # a fill on the promoted replica at the latest
