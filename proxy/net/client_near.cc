@@ -136,8 +136,9 @@ bool Client::forwardNear(const codec::Request& req) {
     return true;
   }
   // Not all in memory: GET, MGET and HGETALL are read on the tracking connection (and kept);
-  // the others go to Redis the usual way.
-  if (!nearcache::fills(read) || !near.accepting()) return false;
+  // the others go to Redis the usual way, as do these when their tracking connection is down
+  // (or, with a cluster, an MGET's keys live on several nodes).
+  if (!nearcache::fills(read) || !near.accepting(keys)) return false;
   const std::string_view bytes = wireBytes(req);
   const uint64_t seq = openSlot(Rewrite::kNone, 0, bytes.size());
   near_fill_seq_ = seq + 1;  // writes behind it wait for its reply (Client::dispatch)

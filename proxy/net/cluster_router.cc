@@ -179,6 +179,20 @@ upstream::Connection* ClusterRouter::connection(int slot, uint64_t client_id, bo
 
 config::UpstreamAddress ClusterRouter::ownerAddress(int slot) { return ownerNode(slot)->addr; }
 
+const config::UpstreamAddress* ClusterRouter::knownOwner(int slot) const {
+  const int16_t shard = table_.owner[static_cast<size_t>(slot)];
+  if (shard < 0 || static_cast<size_t>(shard) >= shard_node_.size()) return nullptr;
+  const Node* n = shard_node_[static_cast<size_t>(shard)];
+  return n == nullptr ? nullptr : &n->addr;
+}
+
+bool ClusterRouter::isPrimary(std::string_view node) const {
+  for (const Node* n : shard_node_) {
+    if (n != nullptr && n->key == node) return true;
+  }
+  return false;
+}
+
 upstream::Connection* ClusterRouter::connectionAt(std::string_view addr, uint64_t client_key) {
   for (auto& n : nodes_) {
     if (n->key == addr) return n->pool[client_key % n->pool.size()].get();
@@ -451,6 +465,7 @@ void ClusterRouter::onReply(Call* c, std::string_view reply) {
       }
       c->slot = r.slot;
       wantRefresh();
+      if (on_map_change_) on_map_change_();
       break;
     }
     case K::kAsk: {

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -96,6 +97,15 @@ class ClusterRouter {
   config::UpstreamAddress ownerAddress(int slot);
   // That node's "host:port" (a connection's addrText()), without copying its address.
   const std::string& ownerText(int slot) { return ownerNode(slot)->key; }
+
+  // The near cache (near_cache.h): the primary the table names for `slot` (its address, whose
+  // text is the node's "host:port"), or null while no shard serves the slot (no map yet).
+  const config::UpstreamAddress* knownOwner(int slot) const;
+  // True when node "host:port" is the primary of a shard of the table.
+  bool isPrimary(std::string_view node) const;
+  // Called (on this loop) whenever the table changes: a new map is installed, or a MOVED patched
+  // a slot. Set once, by the near cache, which then empties.
+  void onMapChange(std::function<void()> f) { on_map_change_ = std::move(f); }
 
   // The map may be stale (an owner's connection is down): ask again, within the rate limit.
   void wantRefresh();
@@ -205,6 +215,7 @@ class ClusterRouter {
   class Ignore;
   std::unique_ptr<Ignore> ignore_;
   int64_t now_ms_ = 0;
+  std::function<void()> on_map_change_;
 };
 
 }  // namespace corral::net

@@ -112,6 +112,7 @@ void ClusterRouter::install(const cluster::SlotMap& map) {
     eachOf(*n, [this](auto& c) { retired_.push_back(std::move(c)); });
   }
   forgetGoneAskNodes();
+  if (on_map_change_) on_map_change_();
 }
 
 }  // namespace corral::net

@@ -42,9 +42,17 @@ class NearCache::Read final : public upstream::ReplySink {
   std::vector<Item> items;  // grown, never shrunk: a warm read allocates nothing
   size_t used = 0;
   bool answered = false;  // the request's reply is in; the PTTLs are not (yet)
+  std::string request;    // a cluster's: sent again through the router if redirected
 
  private:
   void onValue(std::string_view reply) {
+    answered = true;
+    if (!reply.empty() && reply[0] == '-' &&
+        owner_->redirected(items[0].key, request, sink, seq, proto, reply)) {
+      sink = nullptr;  // the router answers the client; the PTTLs settle the tickets unstored
+      for (size_t i = 0; i < used; ++i) items[i].value.clear();
+      return;
+    }
     if (read == nearcache::NearRead::kMget) {
       // An array of bulks and nulls, one per key; anything else (an error): nothing kept.
       codec::FrameReader rd(reply);
@@ -60,7 +68,6 @@ class NearCache::Read final : public upstream::ReplySink {
     } else {
       items[0].value.clear();  // nil, no such hash, an error (WRONGTYPE), corral's own
     }
-    answered = true;
     // Kept until the keys' PTTLs are in: the client gets its reply once the value is stored,
     // so its next read of the key is a hit.
     out_.clear();
@@ -82,7 +89,7 @@ class NearCache::Read final : public upstream::ReplySink {
     if (i + 1 < used) return;
     upstream::ReplySink* s = sink;
     sink = nullptr;
-    s->onUpstreamReply(seq, out_);
+    if (s != nullptr) s->onUpstreamReply(seq, out_);
     owner_->freeRead(this);
   }
 
@@ -90,21 +97,17 @@ class NearCache::Read final : public upstream::ReplySink {
   std::string out_;  // the client's reply, in its protocol
 };
 
-// Receives the tracking connection's pushes (seq 0), the replies of its PINGs (seq 1) and of
-// the watch reads (seq 2, in the order of watched_).
+// Receives the tracking connections' pushes (seq 0), the replies of their PINGs (seq 1) and
+// of their watch reads (seq 4 * link id + 2). Shared by the links, and outlives them: a retired
+// cluster link's connection may still answer.
 class NearCache::Pushes final : public upstream::ReplySink {
  public:
   explicit Pushes(NearCache* owner) : owner_(owner) {}
   void onUpstreamReply(uint64_t seq, std::string_view frame) override {
     if (seq == 0) {
       owner_->onPush(frame);
-    } else if (seq == 2 && !owner_->watched_.empty()) {
-      std::string key = std::move(owner_->watched_.front());
-      owner_->watched_.pop_front();
-      // A value there already: the fill it waits for may have been stored before this read.
-      const bool value = !frame.empty() && frame[0] != '_' && frame[0] != '-' && frame[0] != '!' &&
-                         !frame.starts_with("$-1");
-      if (value && owner_->changed_) owner_->changed_(key);
+    } else if ((seq & 3) == 2) {
+      owner_->onWatchReply(seq >> 2, frame);
     }
   }
 
@@ -114,30 +117,58 @@ class NearCache::Pushes final : public upstream::ReplySink {
 
 NearCache::NearCache(upstream::LoopContext& loop, const config::UpstreamAddress& primary,
                      const config::UpstreamConfig& cfg, const config::Limits& limits,
-                     size_t workers, policies::Registry& registry)
+                     size_t workers, policies::Registry& registry, bool check_role)
+    : NearCache(loop, cfg, limits, workers, registry) {
+  // The default db's keys (the policies' db): clients on another db never use the near cache.
+  addLink(primary, check_role);
+}
+
+NearCache::NearCache(upstream::LoopContext& loop, const config::UpstreamConfig& cfg,
+                     const config::Limits& limits, size_t workers, policies::Registry& registry)
     : loop_(loop),
+      cfg_(cfg),
+      limits_(limits),
       workers_(std::max<size_t>(workers, 1)),
       registry_(registry),
       budget_(config::PolicyConfig{}.global.near_cache_max_bytes / workers_),
-      pushes_(std::make_unique<Pushes>(this)) {
-  // The default db's keys (the policies' db): clients on another db never use the near cache.
-  conn_ = std::make_unique<upstream::Connection>(loop, primary, cfg, limits, false);
-  conn_->resp3();
-  conn_->tracking(pushes_.get(), [this] {
-    invalidateAll();
-    if (lost_) lost_();
-  });
-}
+      pushes_(std::make_unique<Pushes>(this)) {}
 
 NearCache::~NearCache() = default;
 
-void NearCache::start() { conn_->start(); }
+NearCache::Link& NearCache::addLink(const config::UpstreamAddress& addr, bool check_role) {
+  auto l = std::make_unique<Link>();
+  l->id = next_link_id_++;
+  l->conn = std::make_unique<upstream::Connection>(loop_, addr, cfg_, limits_, false);
+  l->conn->resp3();
+  l->tracked = std::make_shared<bool>(false);
+  // Lost: whatever it read may have changed unseen. A failed attempt to reconnect loses
+  // nothing more (a cluster node that is down would otherwise empty the cache at each one).
+  // Lease waiters hear of it either way (their keys' changes may be lost).
+  l->conn->tracking(pushes_.get(), [this, tracked = l->tracked] {
+    if (*tracked) {
+      *tracked = false;
+      invalidateAll();
+    }
+    if (lost_) lost_();
+  });
+  if (check_role) l->conn->checkRole();
+  if (started_) l->conn->start();
+  links_.push_back(std::move(l));
+  return *links_.back();
+}
+
+void NearCache::start() {
+  started_ = true;
+  for (auto& l : links_) l->conn->start();
+}
 
 void NearCache::tick(int64_t now_ms) {
-  conn_->tick();
-  if (now_ms - last_ping_ms_ >= kPingEveryMs && conn_->ready()) {
-    last_ping_ms_ = now_ms;
-    conn_->enqueue(pushes_.get(), 1, kPing, 0);  // no reply within command_timeout: lost
+  for (auto& l : links_) {
+    l->conn->tick();
+    if (now_ms - l->last_ping_ms >= kPingEveryMs && l->conn->ready()) {
+      l->last_ping_ms = now_ms;
+      l->conn->enqueue(pushes_.get(), 1, kPing, 0);  // no reply within command_timeout: lost
+    }
   }
   if (stores_.empty()) return;
   sweep_next_ = (sweep_next_ + 1) % stores_.size();
@@ -167,7 +198,16 @@ void NearCache::report() {
 void NearCache::shutdown() {
   invalidateAll();
   report();  // the bytes gauges lose what this worker held
-  conn_->shutdown();
+  for (auto& l : links_) l->conn->shutdown();
+}
+
+bool NearCache::accepting(std::span<const std::string_view> keys) {
+  const Link* l = linkFor(keys[0]);
+  if (l == nullptr || !l->conn->accepting()) return false;
+  for (size_t i = 1; i < keys.size(); ++i) {
+    if (linkFor(keys[i]) != l) return false;  // a cluster's MGET over several nodes
+  }
+  return true;
 }
 
 void NearCache::noteSet(const policies::PolicySet* set) {
@@ -224,6 +264,7 @@ void NearCache::freeRead(Read* r) {
   }
   r->used = 0;
   r->answered = false;
+  r->request.clear();
   free_reads_.push_back(r);
 }
 
@@ -244,11 +285,14 @@ void NearCache::fill(nearcache::NearRead read, std::span<const config::PolicySpe
     it.max_age_ms = specs[i]->near_cache.max_age.count();
     it.ticket = it.store->beginFill(keys[i]);
   }
-  conn_->enqueue(r, 0, request, 0);
+  if (cluster_ != nullptr) r->request.assign(request);
+  Link& link = *linkFor(keys[0]);  // accepting(keys) said there is one, for every key
+  *link.tracked = true;
+  link.conn->enqueue(r, 0, request, 0);
   for (size_t i = 0; i < keys.size(); ++i) {
     scratch_.clear();
     codec::appendCommand(scratch_, {"PTTL", keys[i]});
-    conn_->enqueue(r, 1 + i, scratch_, 0);
+    link.conn->enqueue(r, 1 + i, scratch_, 0);
   }
 }
 
@@ -267,11 +311,25 @@ void NearCache::setWatchHooks(std::function<void(std::string_view key)> changed,
 }
 
 void NearCache::watch(std::string_view key) {
-  if (!conn_->accepting()) return;  // the waiter's polls go on
+  Link* l = linkFor(key);
+  if (l == nullptr || !l->conn->accepting()) return;  // the waiter's polls go on
   scratch_.clear();
   codec::appendCommand(scratch_, {"GET", key});
-  watched_.emplace_back(key);
-  conn_->enqueue(pushes_.get(), 2, scratch_, 0);
+  l->watched.emplace_back(key);
+  l->conn->enqueue(pushes_.get(), 4 * l->id + 2, scratch_, 0);
+}
+
+void NearCache::onWatchReply(uint64_t link_id, std::string_view frame) {
+  for (auto& l : links_) {
+    if (l->id != link_id || l->watched.empty()) continue;
+    std::string key = std::move(l->watched.front());
+    l->watched.pop_front();
+    // A value there already: the fill it waits for may have been stored before this read.
+    const bool value = !frame.empty() && frame[0] != '_' && frame[0] != '-' && frame[0] != '!' &&
+                       !frame.starts_with("$-1");
+    if (value && changed_) changed_(key);
+    return;
+  }
 }
 
 void NearCache::onPush(std::string_view frame) {

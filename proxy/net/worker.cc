@@ -556,9 +556,19 @@ void Worker::checkDrain() {
 
 NearCache& Worker::near() {
   if (near_ == nullptr) {
-    near_ = std::make_unique<NearCache>(loop_, primary_addr_, cfg_.upstream, limits_, workerCount(),
-                                        shared_.policy_registry);
-    // Lease waiters are woken by their key's change (FillEngine::setWaitWatcher, below).
+    if (cluster_ != nullptr) {
+      near_ = std::make_unique<NearCache>(loop_, *cluster_, cfg_.upstream, limits_, workerCount(),
+                                          shared_.policy_registry, retired_);
+      cluster_->onMapChange([this] { near_->onClusterChange(); });
+    } else {
+      // With Sentinel, the primary of now (applyTopology retargets it), ROLE checked, fenced
+      // while the primary's pool is.
+      near_ =
+          std::make_unique<NearCache>(loop_, primary_addr_, cfg_.upstream, limits_, workerCount(),
+                                      shared_.policy_registry, shared_.topology != nullptr);
+      if (fenced_) near_->setFenced(true);
+    }
+    // Lease waiters are woken by their key's change (FillEngine::setWaitWatcher).
     near_->setWatchHooks(
         [this](std::string_view key) {
           if (policies_ != nullptr) policies_->fillEngine().wake(key);

@@ -167,11 +167,13 @@ class Worker {
   // upstream.cluster: the router keyed requests go through (null without a cluster), and a
   // scratch list for the keys of the request being routed.
   ClusterRouter* cluster() const { return cluster_.get(); }
-  // The near cache (near_cache.h), made and connected on first use (a near policy's GET).
+  // The near cache (near_cache.h), made and connected on first use (a near policy's GET): one
+  // tracking connection to the primary (single, replicas; Sentinel: following it, ROLE checked,
+  // fenced with it), or with a cluster one per primary node, emptied on any slot-map change.
   NearCache& near();
-  // One Redis only, for now: a cluster's nodes, or a Sentinel's changing primary, would each
-  // need a tracking connection of their own.
-  bool nearAllowed() const { return cluster_ == nullptr && shared_.topology == nullptr; }
+  // Every upstream kind has a near cache now (single, replicas, Sentinel, Cluster); the one
+  // switch for a kind that could not keep it coherent.
+  bool nearAllowed() const { return true; }
   const NearCache* nearIfAny() const { return near_.get(); }
   std::vector<uint32_t>& clusterKeys() { return cluster_keys_; }
   // The db count learned from the primary (-1 when unknown: any db >= 0 is tried).

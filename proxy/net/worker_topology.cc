@@ -7,6 +7,8 @@
 //       is retargeted in place (in flight: the old address's error, never retried), then
 //       connects with ROLE checked before any client byte is written
 //     replicas: pools kept, added, or retired (what was in flight on a retired one gets an error)
+//     the near cache: emptied when fenced and when the primary moves; its tracking connection
+//       is fenced and retargeted with the primary's pool (near_cache_topology.cc)
 //
 // Without upstream.sentinel, makeUpstreams() builds the pools of the config and nothing else
 // here runs.
@@ -90,6 +92,9 @@ void Worker::applyTopology(const sentinel::Topology& t) {
     // The app's own users' connections (passthrough AUTH) follow too.
     if (auth_checks_ != nullptr) auth_checks_->retarget(primary_addr_.addr);
     if (user_pools_ != nullptr) user_pools_->retarget(primary_addr_.addr);
+    // And the near cache's tracking connection, emptied first: nothing the old primary said
+    // (a value, or the absence of an invalidation) is served from now on.
+    if (near_ != nullptr) near_->retarget(primary_addr_);
   }
   syncReplicaPools(t.replicas, /*start=*/true);
 }
@@ -101,6 +106,7 @@ void Worker::setPrimaryFenced(bool on) {
   for (auto& entry : db_pools_) {
     for (auto& c : entry.second) c->setFenced(on);
   }
+  if (near_ != nullptr) near_->setFenced(on);  // empties it when on
 }
 
 void Worker::endDedicated(std::string_view why) {

@@ -1,7 +1,8 @@
 """The near cache (policies' near_cache, proxy/net/near_cache.h) against a real redis-server:
 GETs of a near policy's keys answered from corral's memory, and never an old value once Redis
 has said the key changed (CLIENT TRACKING) or once a write through corral is acknowledged.
-corral-only (a cluster upstream has no near cache yet)."""
+corral-only. Replicas, Sentinel and Cluster upstreams: test_near_cache_sentinel.py and
+test_near_cache_cluster.py."""
 import os
 import random
 import signal
@@ -11,7 +12,8 @@ import pytest
 
 from harness import RespConn, RespError, corral_config, wait_until
 
-pytestmark = pytest.mark.single_node("the near cache tracks one Redis; none with a cluster yet")
+pytestmark = pytest.mark.single_node(
+    "the tests write to the one redis-server directly; the cluster's own: test_near_cache_cluster")
 
 
 def _corral(redis_server, corral_factory, workers=1, max_age="10s", **near):
