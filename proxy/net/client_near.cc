@@ -100,8 +100,9 @@ bool Client::forwardNear(const codec::Request& req) {
   Armed& a = armed();
   const nearcache::NearRead read = a.near_read;
   a.near = nullptr;
-  if (a.fill != nullptr || !a.hidden.empty()) return false;  // a fill policy's GET: its own path
-  if (!onlyReadsPending()) return false;                     // behind them, as usual
+  if (!a.hidden.empty()) return false;     // follow-ups ride behind it: the usual way
+  if (!onlyReadsPending()) return false;   // behind them, as usual
+  const bool filling = a.fill != nullptr;  // a fill policy's GET or MGET
   NearCache& near = worker_.near();
   const int64_t now = worker_.loop_.now_ms;
   const std::span<const std::string_view> keys =
@@ -134,6 +135,15 @@ bool Client::forwardNear(const codec::Request& req) {
     worker_.stats().local_replies.add();
     replyLocal(out);
     return true;
+  }
+  if (filling) {
+    // A miss goes the fill's way (its GET finds the value, or the fill makes it). The cache
+    // reads the key beside it, for itself: a later GET finds it in memory once Redis has one.
+    if (read == nearcache::NearRead::kGet && near.accepting(keys)) {
+      near.fill(read, std::span(a.near_specs.data(), 1), keys, encode({"GET", keys[0]}), nullptr, 0,
+                proto_);
+    }
+    return false;
   }
   // Not all in memory: GET, MGET and HGETALL are read on the tracking connection (and kept);
   // the others go to Redis the usual way, as do these when their tracking connection is down

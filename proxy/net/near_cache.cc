@@ -47,7 +47,7 @@ class NearCache::Read final : public upstream::ReplySink {
  private:
   void onValue(std::string_view reply) {
     answered = true;
-    if (!reply.empty() && reply[0] == '-' &&
+    if (!reply.empty() && reply[0] == '-' && sink != nullptr &&
         owner_->redirected(items[0].key, request, sink, seq, proto, reply)) {
       sink = nullptr;  // the router answers the client; the PTTLs settle the tickets unstored
       for (size_t i = 0; i < used; ++i) items[i].value.clear();

@@ -90,7 +90,8 @@ class NearCache {
   // Sends `request` (the client's GET, MGET or HGETALL: its RESP bytes) and then PTTL of each
   // of its keys on their tracking connection, which must be accepting(keys); keys[i] is kept under
   // specs[i]'s policy. The request's reply goes to sink->onUpstreamReply(seq, ...) exactly once,
-  // in the client's protocol (2: RESP3 nulls and maps rewritten).
+  // in the client's protocol (2: RESP3 nulls and maps rewritten). A null sink: a read for the
+  // cache alone (a fill policy's key, read beside the fill's own GET).
   void fill(nearcache::NearRead read, std::span<const config::PolicySpec* const> specs,
             std::span<const std::string_view> keys, std::string_view request,
             upstream::ReplySink* sink, uint64_t seq, int proto);

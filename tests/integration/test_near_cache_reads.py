@@ -230,3 +230,37 @@ def test_per_policy_metrics_and_the_hit_ratio_in_info(redis_server, corral_facto
         ratio = [ln for ln in info.splitlines() if ln.startswith("corral_near_hit_ratio:")]
         assert ratio, info
         assert 0.5 < float(ratio[0].split(":")[1]) < 1.0
+
+
+def test_a_fill_policy_with_near_cache(redis_server, corral_factory):
+    """A policy with fill and near_cache: a miss is filled from the origin as usual; once Redis
+    has the value, reads come from memory; writes through corral or straight to Redis are seen
+    as with any near key."""
+    from sample_origin import SampleOrigin
+    from test_fill import body, fill_config, policy
+    with SampleOrigin() as origin:
+        cfg = fill_config(redis_server.port, origin.url,
+                          [policy(near_cache={"max_age": "10s"})])
+        c = corral_factory(cfg)
+        with RespConn(c.port) as conn, RespConn(redis_server.port) as r:
+            first = conn.cmd("GET", "user:7")
+            assert body(first)["id"] == "7"
+            assert origin.calls() == 1
+            wait_until(lambda: _metric(c, "corral_near_entries") >= 1 or
+                       conn.cmd("GET", "user:7") != first, 5, interval=0.01,
+                       what="the value read into memory")
+            assert conn.cmd("GET", "user:7") == first
+            before = _calls(redis_server.port).get("get", 0)
+            for _ in range(30):
+                assert conn.cmd("GET", "user:7") == first
+            assert _calls(redis_server.port).get("get", 0) == before, "not from memory"
+            assert origin.calls() == 1
+            assert conn.cmd("SET", "user:7", "mine") == "OK"
+            assert conn.cmd("GET", "user:7") == b"mine"
+            assert r.cmd("SET", "user:7", "direct") == "OK"
+            wait_until(lambda: conn.cmd("GET", "user:7") == b"direct", 1, interval=0.001,
+                       what="a direct write seen")
+            assert r.cmd("DEL", "user:7") == 1
+            again = conn.cmd("GET", "user:7")  # filled again from the origin
+            assert body(again)["id"] == "7"
+            assert origin.calls() == 2
