@@ -7,7 +7,8 @@
 #   zipf:      corral_plain (no near_cache) | near_small (max_bytes SMALL_BYTES) |
 #              near (max_bytes BIG_BYTES), workers: 1, CPU 0; zipf_get alone on CPU 1, c=50,
 #              P=1 and P=16, ROUNDS rounds with the systems alternating; per run Redis's GET calls
-#              (INFO commandstats) and corral's near hits/misses (/metrics)
+#              (INFO commandstats), corral's near hits/misses (/metrics) and the CPU time Redis
+#              and the corral used (schedstat)
 #   offload:   4 corrals with near_cache (BIG_BYTES), CPU 0, one Redis; 4 zipf_get (13+13+12+12
 #              connections, own seeds) at once on CPU 1: the share of their GETs Redis executed
 #   saturated: Redis and LRANGE noise (redis-benchmark, 600-element replies) on CPU 0; a near
@@ -70,6 +71,7 @@ policies:
 EOF
   "$@" "$corral_bin" --config "$out/$s.yaml" >"$out/$s.log" 2>&1 &
   pids+=($!)
+  corral_pid[$s]=$!
   wait_ping "${port[$s]}"
 }
 gets() { redis-cli -p "${port[direct]}" info commandstats |
@@ -86,6 +88,15 @@ metric() {
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 
 start_redis "${port[direct]}" "$out/redis.log"
+redis_pid=${pids[-1]}
+declare -A corral_pid=()
+# server_ns SYSTEM: ns Redis and SYSTEM's corral (if any) have run so far.
+server_ns() {
+  local ns
+  ns=$(proc_run_ns "$redis_pid")
+  [[ -n ${corral_pid[$1]:-} ]] && ns=$((ns + $(proc_run_ns "${corral_pid[$1]}")))
+  echo "$ns"
+}
 log "writing 100,000 keys (32-byte values)"
 "${client_cpu[@]}" "$zipf_get" -p "${port[direct]}" -k 100000 --fill 32 >/dev/null
 
@@ -96,20 +107,21 @@ if [[ $phases == *zipf* ]]; then
   for s in near_small near; do  # the caches warm once; every run then starts warm
     "${client_cpu[@]}" "$zipf_get" -p "${port[$s]}" -c 50 -P 16 -n 3000000 --seed 99 >/dev/null
   done
-  echo "round,system,P,ops_s,p50_ms,p99_ms,requests,redis_gets,redis_calls,near_hits,near_misses" \
+  echo "round,system,P,ops_s,p50_ms,p99_ms,requests,redis_gets,redis_calls,near_hits,near_misses,server_ns" \
     >"$out/zipf.csv"
   systems=(direct corral_plain near_small near)
   for ((r = 1; r <= rounds; r++)); do
     for p in 1 16; do
       for ((i = 0; i < ${#systems[@]}; i++)); do
         s=${systems[$(((i + r) % ${#systems[@]}))]}
-        g0=$(gets) k0=$(calls) h0=$(metric corral_near_hits_total "$s") m0=$(metric corral_near_misses_total "$s")
+        g0=$(gets) k0=$(calls) c0=$(server_ns "$s") h0=$(metric corral_near_hits_total "$s") m0=$(metric corral_near_misses_total "$s")
         line=$("${client_cpu[@]}" "$zipf_get" -p "${port[$s]}" -c 50 -P "$p" -d "$duration" \
           -w "$warmup" --seed "$r")
         [[ $s == near* ]] && sleep 0.6  # corral's near counters are published on its tick
+        c1=$(server_ns "$s")
         g1=$(gets) k1=$(calls) h1=$(metric corral_near_hits_total "$s") m1=$(metric corral_near_misses_total "$s")
         [[ $(field nil "$line") == 0 ]] || { log "nil replies: $line"; exit 1; }
-        echo "$r,$s,$p,$(field ops_s "$line"),$(field p50_ms "$line"),$(field p99_ms "$line"),$(field requests "$line"),$((g1 - g0)),$((k1 - k0)),$((h1 - h0)),$((m1 - m0))" \
+        echo "$r,$s,$p,$(field ops_s "$line"),$(field p50_ms "$line"),$(field p99_ms "$line"),$(field requests "$line"),$((g1 - g0)),$((k1 - k0)),$((h1 - h0)),$((m1 - m0)),$((c1 - c0))" \
           >>"$out/zipf.csv"
       done
     done

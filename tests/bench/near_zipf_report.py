@@ -27,7 +27,7 @@ def zipf_table(runs):
     print("Zipf(0.99) over 100,000 keys, GET, c=50 (zipf_get); medians over "
           f"{len({r['round'] for r in runs})} rounds")
     print(f"{'P':>3} {'system':<22} {'ops/s':>10} {'range':>19} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'x direct':>8} {'Redis ran':>9} {'cmds/GET':>8} {'near hits':>9}")
+          f"{'x direct':>8} {'Redis ran':>9} {'cmds/GET':>8} {'near hits':>9} {'CPU us/GET':>10}")
     for p in ("1", "16"):
         direct = med([float(r["ops_s"]) for r in runs if r["system"] == "direct" and r["P"] == p])
         for s, label in names.items():
@@ -41,13 +41,16 @@ def zipf_table(runs):
             hit = med([int(r["near_hits"]) / (int(r["near_hits"]) + int(r["near_misses"]))
                        for r in looked])
             ratio = f"{hit:>8.1%}" if looked else f"{'-':>8}"
+            cpu = med([int(r["server_ns"]) / int(r["requests"]) / 1e3 for r in rs])
             print(f"{p:>3} {label:<22} {med(ops):>10,.0f} {min(ops):>9,.0f}-{max(ops):<9,.0f} "
                   f"{med([float(r['p50_ms']) for r in rs]):>7.3f} "
                   f"{med([float(r['p99_ms']) for r in rs]):>7.3f} {med(ops) / direct:>8.2f} "
-                  f"{share:>9.1%} {cmds:>8.2f} {ratio:>9}")
+                  f"{share:>9.1%} {cmds:>8.2f} {ratio:>9} {cpu:>10.2f}")
     print("Redis ran: Redis's GET calls (INFO commandstats) per GET sent, warm-up included; "
           "cmds/GET: all of Redis's command calls per GET sent (a fill is GET + PTTL); near hits: "
-          "hits / (hits + misses) on corral's /metrics over the same run; all medians.\n")
+          "hits / (hits + misses) on corral's /metrics over the same run; CPU us/GET: the run time of "
+          "Redis's and the corral's threads (schedstat) per GET sent, which other load on the "
+          "machine does not inflate the way it does ops/s; all medians.\n")
 
 
 def offload_table(runs):
