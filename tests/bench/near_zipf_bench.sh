@@ -58,14 +58,15 @@ log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 # start_corral NAME MAX_BYTES|- CPU...: corral NAME (policy "hot" on key:*, near_cache unless
 # MAX_BYTES is -) in `pids`, admin on its port + 10.
 start_corral() {
-  local s=$1 bytes=$2 near=""
+  local s=$1 bytes=$2 near="" admin
   shift 2
+  admin=$((port[$s] + 10))
   [[ $bytes != - ]] && near=", near_cache: {max_bytes: $bytes, max_age: $max_age}"
   cat >"$out/$s.yaml" <<EOF
 listen: [127.0.0.1:${port[$s]}]
 workers: 1
 upstream: {primary: 127.0.0.1:${port[direct]}}
-admin: {listen: 127.0.0.1:$((port[$s] + 10))}
+admin: {listen: 127.0.0.1:$admin}
 policies:
   - {name: hot, match: "glob:key:*"$near}
 EOF

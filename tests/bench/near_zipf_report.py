@@ -41,7 +41,8 @@ def zipf_table(runs):
             hit = med([int(r["near_hits"]) / (int(r["near_hits"]) + int(r["near_misses"]))
                        for r in looked])
             ratio = f"{hit:>8.1%}" if looked else f"{'-':>8}"
-            cpu = med([int(r["server_ns"]) / int(r["requests"]) / 1e3 for r in rs])
+            cpu = med([int(r["server_ns"]) / int(r["requests"]) / 1e3 for r in rs
+                       if r.get("server_ns")])  # runs before the column existed: nan
             print(f"{p:>3} {label:<22} {med(ops):>10,.0f} {min(ops):>9,.0f}-{max(ops):<9,.0f} "
                   f"{med([float(r['p50_ms']) for r in rs]):>7.3f} "
                   f"{med([float(r['p99_ms']) for r in rs]):>7.3f} {med(ops) / direct:>8.2f} "
