@@ -122,12 +122,9 @@ done
 # cpu_now SYSTEM: "ticks,ns" of the system's corral (utime+stime; sum of its threads' run time);
 # "," for systems without a corral.
 cpu_now() {
-  local pid=${corral_pid[$1]:-} ns=0 t
+  local pid=${corral_pid[$1]:-}
   [[ -n $pid ]] || { echo ","; return; }
-  for t in /proc/"$pid"/task/*/schedstat; do
-    ns=$((ns + $(cut -d' ' -f1 "$t")))
-  done
-  echo "$(awk '{print $14 + $15}' /proc/"$pid"/stat),$ns"
+  echo "$(awk '{print $14 + $15}' /proc/"$pid"/stat),$(proc_run_ns "$pid")"
 }
 
 # run SYSTEM TEST PIPELINE ROUND: appends

@@ -22,6 +22,13 @@ wait_ping() {
   done
 }
 
+# proc_run_ns PID: the nanoseconds PID's live threads have run (/proc/PID/task/*/schedstat).
+proc_run_ns() {
+  local ns=0 t
+  for t in /proc/"$1"/task/*/schedstat; do ns=$((ns + $(cut -d' ' -f1 "$t"))); done
+  echo "$ns"
+}
+
 # ports_free PORT...: exit 1 (after a log line) when something listens on one of the ports.
 ports_free() {
   local p

@@ -11,9 +11,7 @@
 // that knew the distribution and never changed would hit, the ceiling for this independent
 // workload. The second table mixes in one-time keys (a scan: half the reads ask for a key never
 // asked for again), the case admission exists for.
-#include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -21,6 +19,7 @@
 #include <vector>
 
 #include "proxy/nearcache/near_store.h"
+#include "tests/bench/zipf.h"
 
 namespace {
 
@@ -43,14 +42,8 @@ constexpr size_t kSizes[3] = {1000, 2500, 5000};
 // `scan_share` of the reads go to keys that appear once in the whole trace.
 Workload makeWorkload(size_t ops, double scan_share, uint64_t seed) {
   Workload w;
-  std::vector<double> cdf(kKeys);
-  double sum = 0;
-  for (size_t i = 0; i < kKeys; ++i) {
-    sum += 1.0 / std::pow(static_cast<double>(i + 1), kTheta);
-    cdf[i] = sum;
-  }
-  for (int s = 0; s < 3; ++s) w.best_static[s] = cdf[kSizes[s] - 1] / sum * (1.0 - scan_share);
-  for (double& c : cdf) c /= sum;
+  const corral::bench::ZipfRanks zipf(kKeys, kTheta);
+  for (int s = 0; s < 3; ++s) w.best_static[s] = zipf.share(kSizes[s]) * (1.0 - scan_share);
   w.keys.reserve(kKeys + ops);
   char buf[32];
   for (size_t i = 0; i < kKeys; ++i) {
@@ -67,8 +60,7 @@ Workload makeWorkload(size_t ops, double scan_share, uint64_t seed) {
       w.keys.emplace_back(buf);
       continue;
     }
-    const auto it = std::lower_bound(cdf.begin(), cdf.end(), u(rng));
-    w.trace.push_back(static_cast<uint32_t>(std::min<size_t>(it - cdf.begin(), kKeys - 1)));
+    w.trace.push_back(static_cast<uint32_t>(zipf.rank(u(rng))));
   }
   return w;
 }
