@@ -288,6 +288,16 @@ FillResult NearStore::complete(const FillTicket& ticket, std::string_view key,
   return FillResult::kStored;
 }
 
+bool NearStore::worthFilling(std::string_view key) const {
+  if (!sketch_ || stats_.entries == 0) return true;
+  const size_t typical = stats_.bytes / stats_.entries;
+  const bool room = stats_.bytes + typical <= max_bytes_ &&
+                    (budget_ == nullptr || budget_->used_bytes_ + typical <= budget_->max_bytes_);
+  if (room) return true;
+  const Entry* victim = lruVictim();
+  return victim == nullptr || sketch_->estimate(hashOf(key)) > sketch_->estimate(victim->hash);
+}
+
 bool NearStore::dropEntry(std::string_view key) {
   Entry* e = find(key, hashOf(key));
   if (e == nullptr) return false;

@@ -134,6 +134,11 @@ class NearStore {
   // only fill. A ticket survives no invalidate(key) and no invalidateAll.
   FillTicket beginFill(std::string_view key);
 
+  // Whether a fill of `key` (just missed: lookup counted it) would likely be admitted: there is
+  // room, or TinyLFU rates the key above the least recently used entry. A hint to skip the read
+  // on the tracking connection for keys that would be refused anyway; complete() decides.
+  bool worthFilling(std::string_view key) const;
+
   // Stores `reply` (the exact bytes to serve, copied once into the entry) for `key` until
   // expires_ms, unless the ticket was cancelled, the reply expired, is too large, or admission
   // refuses it. Replaces an entry the key already has. Settles the ticket.

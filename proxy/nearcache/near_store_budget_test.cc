@@ -138,6 +138,28 @@ TEST_CASE("tinylfu: a key asked for more often than the victim gets in; a one-hi
   CHECK(get(s, key(501), 0) == kReply);
 }
 
+TEST_CASE("tinylfu: worthFilling says whether a fill would get in, before it is read") {
+  NearStore s(opts(Policy::kTinyLfu, 10));
+  CHECK(s.worthFilling(key(0)));  // empty
+  for (int i = 0; i < 10; ++i) {
+    CHECK(get(s, key(i), 0) == "(miss)");
+    CHECK(s.worthFilling(key(i)));  // room
+    REQUIRE(fill(s, key(i), kReply, 1000, 0) == FillResult::kStored);
+  }
+  for (int r = 0; r < 3; ++r) {
+    for (int i = 0; i < 10; ++i) CHECK(get(s, key(i), 0) == kReply);  // the residents are hot
+  }
+  CHECK(get(s, key(500), 0) == "(miss)");
+  CHECK_FALSE(s.worthFilling(key(500)));  // full, and asked for once: it would be refused
+  CHECK(fill(s, key(500), kReply, 1000, 0) == FillResult::kRejected);
+  for (int r = 0; r < 6; ++r) CHECK(get(s, key(500), 0) == "(miss)");
+  CHECK(s.worthFilling(key(500)));  // asked for more often than the victim now
+  CHECK(fill(s, key(500), kReply, 1000, 0) == FillResult::kStored);
+  NearStore lru(opts(Policy::kLru, 1));
+  REQUIRE(fill(lru, key(0), kReply, 1000, 0) == FillResult::kStored);
+  CHECK(lru.worthFilling(key(1)));  // LRU admits everything
+}
+
 TEST_CASE("tinylfu: an expired victim is dropped without a contest") {
   NearStore s(opts(Policy::kTinyLfu, 2));
   for (int n = 0; n < 5; ++n) s.lookup(key(0), 0);

@@ -149,6 +149,11 @@ bool Client::forwardNear(const codec::Request& req) {
   // the others go to Redis the usual way, as do these when their tracking connection is down
   // (or, with a cluster, an MGET's keys live on several nodes).
   if (!nearcache::fills(read) || !near.accepting(keys)) return false;
+  bool worth = false;  // a key TinyLFU would refuse is read the usual way (no PTTL, no tracking)
+  for (size_t i = 0; i < keys.size() && !worth; ++i) {
+    worth = near.worthFilling(*a.near_specs[i], keys[i]);
+  }
+  if (!worth) return false;
   const std::string_view bytes = wireBytes(req);
   const uint64_t seq = openSlot(Rewrite::kNone, 0, bytes.size());
   near_fill_seq_ = seq + 1;  // writes behind it wait for its reply (Client::dispatch)

@@ -95,6 +95,11 @@ class NearCache {
   void fill(nearcache::NearRead read, std::span<const config::PolicySpec* const> specs,
             std::span<const std::string_view> keys, std::string_view request,
             upstream::ReplySink* sink, uint64_t seq, int proto);
+  // Whether reading key on the tracking connection is worth it: its store would likely admit
+  // it (NearStore::worthFilling); else the read goes to Redis the usual way.
+  bool worthFilling(const config::PolicySpec& spec, std::string_view key) {
+    return storeFor(spec)->worthFilling(key);
+  }
   // A write of key through corral: no store keeps it, no fill in flight may store it.
   void invalidate(std::string_view key);
   void invalidateAll();
