@@ -9,9 +9,9 @@ tracking connection to the new primary. corral-only; every server is started her
 """
 import pytest
 
-from harness import RedisServer, RespConn, RespError, corral_config, wait_until
+from harness import RespConn, RespError, corral_config, wait_until
 from sentinels import MASTER, FakeSentinel, SentinelSet
-from test_sentinel import sentinel_config
+from test_sentinel import primary_and_replica, sentinel_config  # noqa: F401 (a fixture)
 
 NEAR = [{"name": "hot", "match": "hot:<id:u64>", "near_cache": {"max_age": "30s"}},
         {"name": "cold", "match": "cold:<id:u64>"}]
@@ -31,20 +31,6 @@ def _wait_cached(conn, server, key, want):
         assert conn.cmd("GET", key) == want
         return _gets(server) == g
     wait_until(hit, 2, interval=0.005, what=f"{key} answered from memory")
-
-
-@pytest.fixture
-def primary_and_replica(corral_only):
-    primary = RedisServer()
-    replica = None
-    try:
-        replica = RedisServer(replicaof=primary.port)
-        replica.wait_link_up()
-        yield primary, replica
-    finally:
-        if replica is not None:
-            replica.close()
-        primary.close()
 
 
 def test_replicas_fills_and_tracking_stay_on_the_primary(primary_and_replica, corral_factory):
