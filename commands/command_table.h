@@ -106,6 +106,12 @@ const CommandInfo* lookup(std::span<const std::string_view> args);
 // True when args.size() satisfies the command's arity.
 bool arityOk(const CommandInfo& cmd, size_t nargs);
 
+// True for a known command that only reads ("readonly" and not "write"): a replica may serve
+// it, and it changes nothing another request could see. False for nullptr (unknown: it may write).
+inline bool readsOnly(const CommandInfo* cmd) {
+  return cmd != nullptr && (cmd->flags & kRead) && !(cmd->flags & kWrite);
+}
+
 // Appends the indexes (into args) of every key argument to `out` (cleared first). Returns false
 // when the arguments are malformed for key extraction (e.g. numkeys larger than the args).
 // Expects arityOk() to hold. Keys come in Redis' key-spec order, as COMMAND GETKEYS of Redis

@@ -42,7 +42,7 @@ bool limitMatchesCommand(const CompiledLimit& l, const CommandInfo* cmd) {
   if (l.all_commands) return true;
   if (cmd == nullptr) return false;
   if (l.writes && (cmd->flags & commands::kWrite)) return true;
-  if (l.reads && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite)) return true;
+  if (l.reads && commands::readsOnly(cmd)) return true;
   for (const CommandInfo* c : l.commands) {
     if (sameOrChild(c, cmd)) return true;
   }

@@ -290,6 +290,15 @@ struct FillEngine::Impl {
     f.poll_timer = timer.after(delay, guarded([this, id = f.id, step] { onPoll(id, step); }));
   }
 
+  // The key of these waiting flights changed (or may have): each looks now, not at its poll.
+  void pollNow(const std::vector<std::shared_ptr<Flight>>& due) {
+    for (const std::shared_ptr<Flight>& f : due) {
+      if (f->poll_timer) timer.cancel(*f->poll_timer);
+      f->poll_timer.reset();
+      issueLookup(f);
+    }
+  }
+
   void onPoll(uint64_t id, uint64_t step) {
     std::shared_ptr<Flight> f = find(id);
     if (!f || f->step != step || f->phase != Phase::kWait) return;
@@ -553,11 +562,7 @@ void FillEngine::wake(std::string_view key) {
     std::shared_ptr<Flight> f = m.find(id);
     if (f && f->phase == Phase::kWait) due.push_back(std::move(f));
   }
-  for (const std::shared_ptr<Flight>& f : due) {
-    if (f->poll_timer) m.timer.cancel(*f->poll_timer);
-    f->poll_timer.reset();
-    m.issueLookup(f);  // the poll, now
-  }
+  m.pollNow(due);
 }
 
 void FillEngine::wakeAll() {
@@ -566,11 +571,7 @@ void FillEngine::wakeAll() {
   for (const auto& [id, f] : m.flights) {
     if (f->phase == Phase::kWait) due.push_back(f);
   }
-  for (const std::shared_ptr<Flight>& f : due) {
-    if (f->poll_timer) m.timer.cancel(*f->poll_timer);
-    f->poll_timer.reset();
-    m.issueLookup(f);
-  }
+  m.pollNow(due);
 }
 
 void FillEngine::setCounterSource(std::function<FillCounters*(const std::string&)> source) {

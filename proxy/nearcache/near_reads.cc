@@ -1,7 +1,5 @@
 #include "proxy/nearcache/near_reads.h"
 
-#include <charconv>
-
 #include "proxy/codec/resp.h"
 
 namespace corral::nearcache {
@@ -11,15 +9,13 @@ namespace {
 using codec::FrameReader;
 using codec::ReplyType;
 
-void appendNumber(std::string& out, char type, int64_t v) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out += type;
-  out.append(buf, r.ptr);
-  out += "\r\n";
+void appendNil(std::string& out, int proto) {
+  if (proto == 3) {
+    out += "_\r\n";
+  } else {
+    codec::appendNullBulk(out);
+  }
 }
-
-void appendNil(std::string& out, int proto) { out += proto == 3 ? "_\r\n" : "$-1\r\n"; }
 
 bool isString(std::string_view entry) { return !entry.empty() && entry[0] == '$'; }
 bool isHash(std::string_view entry) { return !entry.empty() && entry[0] == '%'; }
@@ -37,6 +33,16 @@ std::string_view hashValue(std::string_view entry, std::string_view field) {
     if (f == field) return raw;
   }
   return {};
+}
+
+// HGET's reply for `field` of a hash entry: its value bulk, or nil.
+void appendField(std::string& out, std::string_view entry, std::string_view field, int proto) {
+  const std::string_view v = hashValue(entry, field);
+  if (v.empty()) {
+    appendNil(out, proto);
+  } else {
+    out += v;
+  }
 }
 
 bool convert(FrameReader& rd, std::string& out) {
@@ -58,7 +64,7 @@ bool convert(FrameReader& rd, std::string& out) {
         return true;
       }
       const int64_t elements = at == ReplyType::kMap ? 2 * n : n;
-      appendNumber(out, '*', elements);
+      codec::appendArrayHeader(out, static_cast<size_t>(elements));
       for (int64_t i = 0; i < elements; ++i) {
         if (!convert(rd, out)) return false;
       }
@@ -124,13 +130,11 @@ bool appendFromEntry(NearRead read, std::string_view entry, std::span<const std:
       return true;
     case NearRead::kStrlen: {
       if (!isString(entry)) return false;
-      int64_t n = 0;
       FrameReader rd(entry);
       std::string_view v;
       bool nil = false;
       if (!rd.bulk(&v, &nil)) return false;
-      n = static_cast<int64_t>(v.size());
-      appendNumber(out, ':', n);
+      codec::appendInteger(out, static_cast<int64_t>(v.size()));
       return true;
     }
     case NearRead::kHgetall: {
@@ -143,44 +147,30 @@ bool appendFromEntry(NearRead read, std::string_view entry, std::span<const std:
       int64_t pairs = 0;
       if (!rd.map(&pairs)) return false;
       const size_t body = entry.find("\r\n") + 2;  // the elements are bulks in both protocols
-      appendNumber(out, '*', 2 * pairs);
+      codec::appendArrayHeader(out, static_cast<size_t>(2 * pairs));
       out.append(entry.substr(body));
       return true;
     }
-    case NearRead::kHget: {
+    case NearRead::kHget:
       if (!isHash(entry)) return false;
-      const std::string_view v = hashValue(entry, args[2]);
-      if (v.empty()) {
-        appendNil(out, proto);
-      } else {
-        out += v;
-      }
+      appendField(out, entry, args[2], proto);
       return true;
-    }
-    case NearRead::kHmget: {
+    case NearRead::kHmget:
       if (!isHash(entry)) return false;
-      appendNumber(out, '*', static_cast<int64_t>(args.size() - 2));
-      for (size_t i = 2; i < args.size(); ++i) {
-        const std::string_view v = hashValue(entry, args[i]);
-        if (v.empty()) {
-          appendNil(out, proto);
-        } else {
-          out += v;
-        }
-      }
+      codec::appendArrayHeader(out, args.size() - 2);
+      for (size_t i = 2; i < args.size(); ++i) appendField(out, entry, args[i], proto);
       return true;
-    }
     case NearRead::kHlen: {
       if (!isHash(entry)) return false;
       FrameReader rd(entry);
       int64_t pairs = 0;
       if (!rd.map(&pairs)) return false;
-      appendNumber(out, ':', pairs);
+      codec::appendInteger(out, pairs);
       return true;
     }
     case NearRead::kHexists:
       if (!isHash(entry)) return false;
-      appendNumber(out, ':', hashValue(entry, args[2]).empty() ? 0 : 1);
+      codec::appendInteger(out, hashValue(entry, args[2]).empty() ? 0 : 1);
       return true;
     default:
       return false;  // MGET and EXISTS are put together by the caller, key by key

@@ -392,6 +392,34 @@ void Client::onAllAnswered() {
   if (waiting_ || st_.link == Link::kClosing) worker_.markDirty(this);
 }
 
+void Client::forwardShared(const commands::CommandInfo* cmd, const codec::Request& req) {
+  if (armed().near != nullptr && forwardNear(req)) [[unlikely]] {
+    return;
+  }
+  if (worker_.cluster() != nullptr) [[unlikely]] {
+    forwardToCluster(cmd, req, 0, Rewrite::kNone, 0);
+    return;
+  }
+  forward(sharedConnection(cmd), req, 0);
+}
+
+upstream::Connection* Client::sharedConnection(const commands::CommandInfo* cmd) {
+  const int8_t route = armed().route;
+  if (route == Armed::kRouteDefault && fixed_route_) [[likely]] {
+    return primary_;  // what Worker::route would choose, without asking
+  }
+  // A user of its own: replicas are logged in as corral, whose ACL is not the user's.
+  if (user_pool_ != nullptr) return primary_;
+  const bool read_only = commands::readsOnly(cmd);
+  if (route == Armed::kRouteDefault) return worker_.route(read_only, primary_slot_, db_);
+  if (route == Armed::kRoutePrimary) return worker_.route(false, primary_slot_, db_);
+  return worker_.route(read_only, primary_slot_, db_, static_cast<config::ReadFrom>(route));
+}
+
+upstream::Connection* Client::primaryConnection() {
+  return user_pool_ != nullptr ? primary_ : worker_.route(false, primary_slot_, db_);
+}
+
 void Client::forward(upstream::Connection* conn, const codec::Request& req, int64_t timeout_ms,
                      Rewrite rewrite, int64_t arg) {
   if (worker_.cluster() != nullptr) [[unlikely]] {

@@ -12,7 +12,8 @@
 // upstreams or from corral itself. Views into the input never outlive handleRequest: forwarding
 // copies the frame into the upstream's out buffer.
 //
-// Where things are: client.cc (socket, framing, ordering, flushing), client_session.cc
+// Where things are: client.cc (socket, framing, ordering, flushing, which shared connection a
+// request goes on), client_near.cc (the near cache's reads and writes), client_session.cc
 // (dispatch and the state machine's steps), client_dedicated.cc (the dedicated connection:
 // pairing, pub/sub counts, deadlines, loss), client_local.cc (commands corral answers and
 // AUTH), client_admin.cc (CLIENT LIST/KILL/INFO/UNBLOCK and ids), client_policy.cc and
@@ -250,6 +251,12 @@ class Client final : public upstream::ReplySink {
   // A plain command on shared connections (the dispatch fast path and routeShared): the near
   // cache for a GET armed for it, the cluster's router, else forward() on the client's pool.
   void forwardShared(const commands::CommandInfo* cmd, const codec::Request& req);
+  // The shared connection for a command: the client's primary connection, a replica or another
+  // db's pool, as the config and the policy's routing say; always its own user's pool when it
+  // logged in as one (passthrough), whose reads stay on the primary.
+  upstream::Connection* sharedConnection(const commands::CommandInfo* cmd);
+  // The shared primary connection on the client's db (and user).
+  upstream::Connection* primaryConnection();
   // RESP bytes of args, in the worker's scratch string (valid until the next use of it).
   std::string_view encode(const std::vector<std::string_view>& args);
   // What to send upstream for req: its own bytes, or a multibulk for an inline command.
@@ -258,9 +265,10 @@ class Client final : public upstream::ReplySink {
   // that cannot be sent.
   uint64_t openSlot(Rewrite rewrite, int64_t arg, size_t bytes);
   void replyUnavailable(std::string_view error);
-  // A GET armed for the near cache: answered from memory, or sent on the tracking connection;
-  // false when it must go the usual way (behind the client's writes, or the tracking
-  // connection is down).
+  // --- client_near.cc: the near cache
+  // A read armed for the near cache: answered from memory, or sent on the tracking connection;
+  // false when it must go the usual way (behind the client's writes, a read that does not
+  // fill, or the tracking connection is down).
   bool forwardNear(const codec::Request& req);
   // True when every request still waiting for its reply only reads (or is answered already).
   bool onlyReadsPending();
@@ -290,12 +298,6 @@ class Client final : public upstream::ReplySink {
   void route(const Step& s, const commands::CommandInfo* cmd, CommandKind kind,
              const codec::Request& req, Event ev);
   void routeShared(const commands::CommandInfo* cmd, CommandKind kind, const codec::Request& req);
-  // The shared connection for a command: the client's primary connection, a replica or another
-  // db's pool, as the config and the policy's routing say; always its own user's pool when it
-  // logged in as one (passthrough), whose reads stay on the primary.
-  upstream::Connection* sharedConnection(const commands::CommandInfo* cmd);
-  // The shared primary connection on the client's db (and user).
-  upstream::Connection* primaryConnection();
   // After a change of db or user: primary_ and fixed_route_ follow.
   void bindShared();
   void setDb(int db) {

@@ -86,7 +86,7 @@ void Client::forwardToCluster(const commands::CommandInfo* cmd, const codec::Req
   // and asks for the map (a primary that dies sends no MOVED).
   // Reads may go to a replica of the slot's shard: read_from, or a policy's route.
   bool replica = false;
-  if (cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite)) {
+  if (commands::readsOnly(cmd)) {
     const int8_t route = armed().route;
     const config::ReadFrom from = route == Armed::kRouteDefault ? router.readFrom()
                                   : route == Armed::kRoutePrimary

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "policies/engine.h"
+#include "proxy/codec/resp.h"
 #include "proxy/net/client.h"
 #include "proxy/net/near_cache.h"
 #include "proxy/net/worker.h"
@@ -88,10 +89,7 @@ bool Client::onlyReadsPending() {
     const Slot& s = pending_[i];
     if (s.flags & kReady) continue;
     if (s.cmd == kNoCommand) return false;  // an unknown command: it may write
-    const commands::CommandInfo* c = commands::byId(s.cmd);
-    if (c == nullptr || !(c->flags & commands::kRead) || (c->flags & commands::kWrite)) {
-      return false;
-    }
+    if (!commands::readsOnly(commands::byId(s.cmd))) return false;
   }
   return true;
 }
@@ -111,9 +109,7 @@ bool Client::forwardNear(const codec::Request& req) {
   out.clear();
   bool whole = true;  // every key answered from memory
   if (read == nearcache::NearRead::kMget) {
-    out += '*';
-    out += std::to_string(keys.size());
-    out += "\r\n";
+    codec::appendArrayHeader(out, keys.size());
     for (size_t i = 0; i < keys.size() && whole; ++i) {
       const std::optional<std::string_view> hit = near.lookup(*a.near_specs[i], keys[i], now);
       whole = hit && nearcache::appendFromEntry(nearcache::NearRead::kGet, *hit, {}, proto_, out);
@@ -122,9 +118,7 @@ bool Client::forwardNear(const codec::Request& req) {
     for (size_t i = 0; i < keys.size() && whole; ++i) {
       whole = near.lookup(*a.near_specs[i], keys[i], now).has_value();
     }
-    out += ':';
-    out += std::to_string(keys.size());
-    out += "\r\n";
+    codec::appendInteger(out, static_cast<int64_t>(keys.size()));
   } else {
     const std::optional<std::string_view> hit = near.lookup(*a.near_specs[0], keys[0], now);
     whole = hit && nearcache::appendFromEntry(read, *hit, req.args, proto_, out);

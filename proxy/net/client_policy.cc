@@ -99,7 +99,7 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
     armed().route = static_cast<int8_t>(d.read_from);
   }
   // The near cache (client_near.cc).
-  if (cmd != nullptr && !d.key_policy.empty() && worker_.nearAllowed()) {
+  if (cmd != nullptr && !d.key_policy.empty()) {
     armNear(cmd, req, d);
   }
   return true;

@@ -146,10 +146,8 @@ bool Client::dispatch(const codec::Request& req) {
   if (fanout_pending_) return false;
   // A read of the near cache's is on its way on the tracking connection: what could change its
   // key waits for it, as Redis would run the read first (reads may go on meanwhile).
-  if (near_fill_seq_ > head_seq_ && (cmd == nullptr || !(cmd->flags & commands::kRead) ||
-                                     (cmd->flags & commands::kWrite))) [[unlikely]] {
+  if (near_fill_seq_ > head_seq_ && !commands::readsOnly(cmd)) [[unlikely]]
     return false;
-  }
   const CommandKind kind = classify(cmd, req.args);
   if (kind == CommandKind::kForward && st_.link == Link::kShared && authenticated_ && !reply_off_ &&
       !reply_skip_) [[likely]] {
@@ -349,35 +347,6 @@ void Client::routeShared(const CommandInfo* cmd, CommandKind kind, const codec::
       break;
   }
   forwardShared(cmd, req);
-}
-
-void Client::forwardShared(const CommandInfo* cmd, const codec::Request& req) {
-  if (armed().near != nullptr && forwardNear(req)) [[unlikely]] {
-    return;
-  }
-  if (worker_.cluster() != nullptr) [[unlikely]] {
-    forwardToCluster(cmd, req, 0, Rewrite::kNone, 0);
-    return;
-  }
-  forward(sharedConnection(cmd), req, 0);
-}
-
-upstream::Connection* Client::sharedConnection(const CommandInfo* cmd) {
-  const int8_t route = armed().route;
-  if (route == Armed::kRouteDefault && fixed_route_) [[likely]] {
-    return primary_;  // what Worker::route would choose, without asking
-  }
-  // A user of its own: replicas are logged in as corral, whose ACL is not the user's.
-  if (user_pool_ != nullptr) return primary_;
-  const bool read_only =
-      cmd != nullptr && (cmd->flags & commands::kRead) && !(cmd->flags & commands::kWrite);
-  if (route == Armed::kRouteDefault) return worker_.route(read_only, primary_slot_, db_);
-  if (route == Armed::kRoutePrimary) return worker_.route(false, primary_slot_, db_);
-  return worker_.route(read_only, primary_slot_, db_, static_cast<config::ReadFrom>(route));
-}
-
-upstream::Connection* Client::primaryConnection() {
-  return user_pool_ != nullptr ? primary_ : worker_.route(false, primary_slot_, db_);
 }
 
 void Client::bindShared() {

@@ -149,7 +149,7 @@ NearCache::Link& NearCache::addLink(const config::UpstreamAddress& addr, bool ch
       *tracked = false;
       invalidateAll();
     }
-    if (lost_) lost_();
+    if (lost_) lost_();  // (nothing cached may rely on it, but a lease waiter may)
   });
   if (check_role) l->conn->checkRole();
   if (started_) l->conn->start();
@@ -325,9 +325,7 @@ void NearCache::onWatchReply(uint64_t link_id, std::string_view frame) {
     std::string key = std::move(l->watched.front());
     l->watched.pop_front();
     // A value there already: the fill it waits for may have been stored before this read.
-    const bool value = !frame.empty() && frame[0] != '_' && frame[0] != '-' && frame[0] != '!' &&
-                       !frame.starts_with("$-1");
-    if (value && changed_) changed_(key);
+    if (nearcache::storable(frame) && changed_) changed_(key);
     return;
   }
 }
@@ -346,20 +344,23 @@ void NearCache::onPush(std::string_view frame) {
   codec::ReplyType t = codec::ReplyType::kNull;
   int64_t keys = 0;
   if (!rd.peek(&t) || t == codec::ReplyType::kNull || !rd.array(&keys) || keys < 0) {
-    invalidateAll();  // a null list, or not understood: the safe side
-    if (lost_) lost_();
+    forgetAll();  // a null list, or not understood: the safe side
     return;
   }
   for (int64_t i = 0; i < keys; ++i) {
     std::string_view key;
     if (!rd.bulk(&key, &nil)) {
-      invalidateAll();
-      if (lost_) lost_();
+      forgetAll();
       return;
     }
     changedInRedis(key);
     if (changed_) changed_(key);
   }
+}
+
+void NearCache::forgetAll() {
+  invalidateAll();
+  if (lost_) lost_();
 }
 
 void NearCache::changedInRedis(std::string_view key) {

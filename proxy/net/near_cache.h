@@ -176,6 +176,9 @@ class NearCache {
   void onPush(std::string_view frame);
   // A tracking push said key changed: its entries go, and so do the fills that read it before.
   void changedInRedis(std::string_view key);
+  // Changes may have been missed (a null or unreadable push): everything goes, and lease
+  // waiters look again.
+  void forgetAll();
   // Adds each store's counts since the last call to its policy's counters.
   void report();
   Read* newRead();

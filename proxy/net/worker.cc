@@ -120,11 +120,9 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   command_ask_ = std::make_unique<CommandAsk>(*this);
   primary_addr_ = cfg_.upstream.primary;
   makeUpstreams();
-  if (nearAllowed()) {
-    // A fill that waits for another corral's lease hears of the value through CLIENT TRACKING
-    // on the near cache's connection instead of polling every few ms.
-    policies_->fillEngine().setWaitWatcher([this](std::string_view key) { near().watch(key); });
-  }
+  // A fill that waits for another corral's lease hears of the value through CLIENT TRACKING on
+  // the near cache's connection instead of polling every few ms.
+  policies_->fillEngine().setWaitWatcher([this](std::string_view key) { near().watch(key); });
   stats_->upstreams_total.set(static_cast<uint64_t>(pools_[0].size()) * pools_.size());
 }
 

@@ -171,9 +171,6 @@ class Worker {
   // tracking connection to the primary (single, replicas; Sentinel: following it, ROLE checked,
   // fenced with it), or with a cluster one per primary node, emptied on any slot-map change.
   NearCache& near();
-  // Every upstream kind has a near cache now (single, replicas, Sentinel, Cluster); the one
-  // switch for a kind that could not keep it coherent.
-  bool nearAllowed() const { return true; }
   const NearCache* nearIfAny() const { return near_.get(); }
   std::vector<uint32_t>& clusterKeys() { return cluster_keys_; }
   // The db count learned from the primary (-1 when unknown: any db >= 0 is tried).
