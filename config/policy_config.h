@@ -32,7 +32,9 @@ enum class UnmatchedKeys : uint8_t { kAllow, kAudit, kReject };
 // What happens to a command neither the built-in table nor the learnt overlay knows.
 enum class UnknownCommands : uint8_t { kForward, kReject };
 enum class OnLimit : uint8_t { kReject, kShadow };
-enum class LimitScope : uint8_t { kLocal, kGlobal };  // kGlobal is refused at load (a later issue)
+enum class LimitScope : uint8_t { kLocal, kGlobal };
+// scope global: what decides while the shared state in Redis cannot be reached.
+enum class OnUnavailable : uint8_t { kLocalShare, kAllow, kDeny };
 enum class SingleFlight : uint8_t { kOff, kLocal, kDistributed };
 enum class FillOnError : uint8_t { kNil, kError };
 // Same meaning as ReadFrom in config.h (declared there); repeated here to keep this header
@@ -46,7 +48,8 @@ struct KeyByPart {
   std::string capture;  // kCapture: placeholder name of the policy's template
 };
 
-// rate_limits[i]: {name, rate: "100/s", burst, commands, key_by, scope, on_limit}.
+// rate_limits[i]: {name, rate: "100/s", burst, commands, key_by, scope, on_unavailable,
+// on_limit}.
 struct RateLimitSpec {
   std::string name;     // unique across global and every policy
   uint64_t count = 0;   // rate = count per period ("100/s": 100 per 1000 ms); count >= 1
@@ -56,6 +59,7 @@ struct RateLimitSpec {
   std::vector<std::string> commands;
   std::vector<KeyByPart> key_by;  // empty = one bucket for the whole limit
   LimitScope scope = LimitScope::kLocal;
+  OnUnavailable on_unavailable = OnUnavailable::kLocalShare;  // scope global only
   OnLimit on_limit = OnLimit::kReject;
   Where where;  // of the limit's mapping
   std::string

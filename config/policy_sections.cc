@@ -196,6 +196,8 @@ void Loader::walkRateLimit(const YAML::Node& key, const YAML::Node& node, const 
   bool name_seen = false;
   bool rate_seen = false;
   bool burst_seen = false;
+  bool unavailable_seen = false;
+  YAML::Mark unavailable_at;
   std::vector<Key> keys = {
       {"name",
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
@@ -233,12 +235,20 @@ void Loader::walkRateLimit(const YAML::Node& key, const YAML::Node& node, const 
          if (*s == "local") {
            limit.scope = LimitScope::kLocal;
          } else if (*s == "global") {
-           failValue(k, v, p,
-                     "scope global (a limit shared by every corral) is not supported by this "
-                     "version of corral yet; use local");
+           limit.scope = LimitScope::kGlobal;
          } else {
            failValue(k, v, p, kRule);
          }
+       }},
+      {"on_unavailable",
+       [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
+         unavailable_seen = true;
+         unavailable_at = k.Mark();
+         choice(k, v, p,
+                {{"local_share", OnUnavailable::kLocalShare},
+                 {"allow", OnUnavailable::kAllow},
+                 {"deny", OnUnavailable::kDeny}},
+                &limit.on_unavailable);
        }},
       {"on_limit",
        [&](const YAML::Node& k, const YAML::Node& v, const std::string& p) {
@@ -250,6 +260,10 @@ void Loader::walkRateLimit(const YAML::Node& key, const YAML::Node& node, const 
   if (!name_seen) fail(node.Mark(), path + ".name", "is required");
   if (!rate_seen) fail(node.Mark(), path + ".rate", "is required, like 100/s");
   if (!burst_seen) limit.burst = limit.count;
+  if (unavailable_seen && limit.scope != LimitScope::kGlobal) {
+    fail(unavailable_at, path + ".on_unavailable",
+         "applies to scope global only (a local limit needs no shared state)");
+  }
   out->push_back(std::move(limit));
 }
 

@@ -101,9 +101,12 @@ TEST_CASE("rate limits: rate forms, burst, commands, key_by") {
       {lim("key_by: client"),
        {"t.yaml:2:68: policies[0].rate_limits[0].key_by: must be a list of client, policy, "
         "command, key or capture:<name> (got client)"}},
-      {lim("scope: global"),
-       {"t.yaml:2:67: policies[0].rate_limits[0].scope: scope global (a limit shared by every "
-        "corral) is not supported by this version of corral yet; use local (got global)"}},
+      {lim("on_unavailable: local_share"),
+       {"t.yaml:2:60: policies[0].rate_limits[0].on_unavailable: applies to scope global only "
+        "(a local limit needs no shared state)"}},
+      {lim("scope: global, on_unavailable: wait"),
+       {"t.yaml:2:91: policies[0].rate_limits[0].on_unavailable: must be one of local_share, "
+        "allow, deny (got wait)"}},
       {lim("scope: region"),
        {"t.yaml:2:67: policies[0].rate_limits[0].scope: must be one of local, global (got "
         "region)"}},
@@ -126,9 +129,6 @@ TEST_CASE("rate limits: rate forms, burst, commands, key_by") {
        {"t.yaml:1:59: global.rate_limits[0].key_by[1]: captures come from a policy's template, "
         "so global.rate_limits cannot use them; use client, policy, command or key (got "
         "capture:id)"}},
-      {"global: {rate_limits: [{name: g, rate: 1/s, scope: global}]}\n" + p,
-       {"t.yaml:1:52: global.rate_limits[0].scope: scope global (a limit shared by every "
-        "corral) is not supported by this version of corral yet; use local (got global)"}},
   };
   for (const ErrorCase& c : cases) {
     CAPTURE(c.yaml);

@@ -26,85 +26,138 @@ GcraGrant gcraTake(int64_t& tat, int64_t now_ns, const GcraParams& p, int64_t wa
   return g;
 }
 
-int64_t CreditLeases::batchFor(const Entry& e, const GcraParams& p) const {
+// ---------------------------------------------------------------------------------------------
+// Lease
+
+int64_t Lease::dropExpired(int64_t now_ns) {
+  if (credits_ == 0 || now_ns < expires_ns_) return 0;
+  const int64_t n = credits_;
+  credits_ = 0;
+  return n;
+}
+
+void Lease::countDemand(int64_t now_ns, const LeaseOptions& o) {
+  // Requests per lease-long window; a window with no request at all counts as 1.
+  if (now_ns - window_start_ns_ >= o.lease_ns) {
+    const bool just_one = now_ns - window_start_ns_ >= 2 * o.lease_ns;
+    demand_ = just_one ? 1 : std::max<int64_t>(window_count_, 1);
+    window_start_ns_ = now_ns;
+    window_count_ = 0;
+  }
+  ++window_count_;
+}
+
+int64_t Lease::batch(const GcraParams& p, const LeaseOptions& o) const {
   // The credits one lease of this key's demand uses, at most the burst (no take gets more).
   const int64_t burst = p.tolerance_ns / p.interval_ns + 1;
-  return std::clamp<int64_t>(e.demand, 1, std::min(opt_.max_batch, burst));
+  return std::clamp<int64_t>(std::max(demand_, window_count_), 1, std::min(o.max_batch, burst));
 }
 
-CreditLeases::Result CreditLeases::admit(const std::string& key, const GcraParams& p,
-                                         int64_t now_ns) {
-  Entry& e = entries_[key];
-  // Demand: requests per lease-long window; a window with no request at all counts as 1.
-  if (now_ns - e.window_start_ns >= opt_.lease_ns) {
-    const bool just_one = now_ns - e.window_start_ns >= 2 * opt_.lease_ns;
-    e.demand = just_one ? 1 : std::max<int64_t>(e.window_count, 1);
-    e.window_start_ns = now_ns;
-    e.window_count = 0;
+int64_t Lease::startTake(const GcraParams& p, int64_t now_ns, const LeaseOptions& o) {
+  taking_ = true;
+  taking_since_ns_ = now_ns;
+  want_ = batch(p, o);
+  return want_;
+}
+
+bool Lease::mustWait(const GcraParams& p, int64_t now_ns, const LeaseOptions& o, int64_t* take,
+                     int64_t* dropped) {
+  *take = 0;
+  *dropped = dropExpired(now_ns);
+  if (credits_ > 0 || unavailable_) return false;  // admit() decides at once
+  if (taking_) {
+    if (overdue(now_ns, o)) return false;  // kUnavailable: nothing waits longer than max_wait
+    countDemand(now_ns, o);
+    return true;
   }
-  ++e.window_count;
-  if (e.credits > 0 && now_ns >= e.expires_ns) {
-    stats_.dropped += static_cast<uint64_t>(e.credits);
-    e.credits = 0;
-  }
-  Result r;
-  const int64_t batch = batchFor(e, p);
-  if (e.credits > 0) {
-    --e.credits;
-    ++stats_.admitted;
-    r.verdict = Verdict::kAdmit;
+  if (now_ns < none_until_ns_) return false;  // kReject: Redis said none until then
+  countDemand(now_ns, o);
+  *take = startTake(p, now_ns, o);
+  return true;
+}
+
+Lease::Step Lease::admit(const GcraParams& p, int64_t now_ns, const LeaseOptions& o) {
+  Step s;
+  s.dropped = dropExpired(now_ns);
+  countDemand(now_ns, o);
+  if (credits_ > 0) {
+    --credits_;
     // The low watermark: half a batch left, so the next credits land before these run out.
-    if (!e.taking && e.credits <= batch / 2 && now_ns >= e.none_until_ns) {
-      e.taking = true;
-      e.want = batch;
-      ++stats_.takes;
-      r.take = batch;
+    if (!taking_ && credits_ <= batch(p, o) / 2 && now_ns >= none_until_ns_) {
+      s.take = startTake(p, now_ns, o);
     }
-    return r;
+    return s;
   }
-  if (e.taking) {
-    ++stats_.waited;
-    r.verdict = Verdict::kWait;
-    return r;
+  if (unavailable_ || overdue(now_ns, o)) {
+    s.verdict = Verdict::kUnavailable;
+    // Ask again now and then; requests are decided without waiting meanwhile.
+    if (!taking_ && now_ns >= none_until_ns_) s.take = startTake(p, now_ns, o);
+    return s;
   }
-  if (now_ns < e.none_until_ns) {
-    ++stats_.rejected;
-    r.verdict = Verdict::kReject;
-    r.retry_after_ns = e.none_until_ns - now_ns;
-    return r;
+  s.verdict = Verdict::kReject;
+  if (now_ns < none_until_ns_) {
+    s.retry_after_ns = none_until_ns_ - now_ns;
+    return s;
   }
-  e.taking = true;
-  e.want = batch;
-  ++stats_.takes;
-  ++stats_.waited;
-  r.verdict = Verdict::kWait;
-  r.take = batch;
-  return r;
+  // The credits of the take on its way are spoken for (one request spent a bucket twice, or
+  // mustWait() was not asked): come back once it has landed.
+  s.retry_after_ns = 1'000'000;
+  if (!taking_) s.take = startTake(p, now_ns, o);
+  return s;
 }
 
-void CreditLeases::onGrant(const std::string& key, const GcraGrant& g, int64_t now_ns) {
-  auto it = entries_.find(key);
-  if (it == entries_.end()) return;
-  Entry& e = it->second;
-  e.taking = false;
+int64_t Lease::onGrant(const GcraGrant& g, int64_t now_ns, const LeaseOptions& o) {
+  taking_ = false;
+  unavailable_ = false;
   if (g.granted <= 0) {
-    e.none_until_ns = now_ns + g.retry_after_ns;
-    return;
+    none_until_ns_ = now_ns + g.retry_after_ns;
+    return 0;
   }
-  stats_.leased += static_cast<uint64_t>(g.granted);
-  if (e.credits > 0 && now_ns >= e.expires_ns) {
-    stats_.dropped += static_cast<uint64_t>(e.credits);
-    e.credits = 0;
-  }
+  const int64_t dropped = dropExpired(now_ns);
   // The lease counts from the take's answer (the script ran up to one round trip before).
-  e.credits += g.granted;
-  e.expires_ns = now_ns + opt_.lease_ns;
-  e.none_until_ns = g.granted < e.want ? now_ns + g.full_after_ns : 0;
+  credits_ += g.granted;
+  expires_ns_ = now_ns + o.lease_ns;
+  none_until_ns_ = g.granted < want_ ? now_ns + g.full_after_ns : 0;
+  return dropped;
 }
 
-int64_t CreditLeases::credits(const std::string& key) const {
-  auto it = entries_.find(key);
-  return it == entries_.end() ? 0 : it->second.credits;
+void Lease::onFailure(int64_t now_ns, const LeaseOptions& o) {
+  taking_ = false;
+  unavailable_ = true;
+  none_until_ns_ = now_ns + o.retry_ns;
+}
+
+bool Lease::idle(int64_t now_ns, const LeaseOptions& o) const {
+  return !taking_ && !unavailable_ && (credits_ == 0 || now_ns >= expires_ns_) &&
+         now_ns >= none_until_ns_ && now_ns - window_start_ns_ >= 2 * o.lease_ns;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CreditLeases
+
+Lease& CreditLeases::at(std::string_view key) {
+  auto it = leases_.find(key);
+  if (it != leases_.end()) return it->second;
+  return leases_.emplace(std::string(key), Lease{}).first->second;
+}
+
+Lease* CreditLeases::find(std::string_view key) {
+  auto it = leases_.find(key);
+  return it == leases_.end() ? nullptr : &it->second;
+}
+
+const std::string* CreditLeases::storedKey(std::string_view key) const {
+  auto it = leases_.find(key);
+  return it == leases_.end() ? nullptr : &it->first;
+}
+
+void CreditLeases::sweep(int64_t now_ns,
+                         const std::function<void(std::string_view, int64_t)>& dropped) {
+  std::erase_if(leases_, [&](const auto& e) {
+    if (!e.second.idle(now_ns, opt_)) return false;
+    if (e.second.credits() > 0) dropped(e.first, e.second.credits());
+    return true;
+  });
 }
 
 }  // namespace corral::policies

@@ -1,13 +1,15 @@
-// Global rate limits (`scope: global`, issue 13), the arithmetic: leased GCRA credits.
+// Global rate limits (`scope: global`), the arithmetic: leased GCRA credits.
 //
 //   the limit key's GCRA state (its TAT) lives in Redis, shared by every sidecar
 //   a sidecar takes a batch of credits with one atomic step (gcraTake: all, some, or none and
 //   how long until one), spends them locally, and takes again at a low watermark:
 //
-//     admit(key) --credit here--> kAdmit (no round trip) ----credits <= watermark--> take(k)
-//                 \-none, a take on its way-> kWait (asked again when it lands: onGrant)
-//                 \-none, Redis said none---> kReject, retry after what Redis said
-//     onGrant(key, n, retry) --> credits += n, valid for one lease; unspent ones are dropped
+//     mustWait(): no credit here and a take is (now) on its way --> the request waits for it
+//     admit():    credit here --> kAdmit (no round trip; a take goes out at the watermark)
+//                 none, Redis said none ---------> kReject, retry after what Redis said
+//                 the shared state unreachable --> kUnavailable (the limit's on_unavailable)
+//     onGrant(n): credits += n, valid for one lease; unspent ones are dropped at its end
+//     onFailure(): the take failed (or went unanswered too long): kUnavailable for a while
 //
 // Why the fleet never admits more than rate x t + burst: every credit spent was taken from Redis
 // first, and Redis's GCRA state never grants more than that since it began. The lease keeps a
@@ -15,14 +17,16 @@
 // answer), so over a shorter window the fleet can run ahead by at most the credits it took in
 // the lease before the window began. What it costs:
 // credits dropped unspent (an idle pod's, when its demand fell) are under-admission, bounded by
-// the outstanding batches. `k` follows the key's demand here (requests per second over the last
-// lease, times one lease), so an idle pod holds almost nothing and a busy one most of the budget.
+// the outstanding batches. The batch follows the key's demand here (requests per lease, from the
+// last whole lease or the current one if larger), so an idle pod holds almost nothing and a busy
+// one most of the budget.
 //
 // Pure: no clock, no sockets; the caller sends the takes (a script in Redis) and hands the
-// grants back. Not thread-safe: one CreditLeases per worker.
+// answers back. Not thread-safe: one CreditLeases per worker.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -39,60 +43,94 @@ struct GcraGrant {
 
 // Takes up to `want` credits from a GCRA state: as many as the burst allows now (the same
 // arithmetic as `want` gcraStep calls, at once). tat == 0: a fresh state. What the Redis script
-// of a global limit does, so a fake store in tests is exact.
+// of a global limit does (proxy/upstream/limit_store.cc, in microseconds), so a fake store in
+// tests is exact.
 GcraGrant gcraTake(int64_t& tat, int64_t now_ns, const GcraParams& p, int64_t want);
 
 struct LeaseOptions {
-  int64_t lease_ns = 250'000'000;  // unspent credits are dropped this long after their take
-  int64_t max_batch = 1000;        // and never more than the burst
+  int64_t lease_ns = 250'000'000;     // unspent credits are dropped this long after their take
+  int64_t max_batch = 1000;           // and never more than the burst
+  int64_t max_wait_ns = 100'000'000;  // a take unanswered this long: decided as unavailable
+  int64_t retry_ns = 500'000'000;     // after a failed take, the next one no sooner than this
 };
 
+// One bucket's credits in one worker.
+class Lease {
+ public:
+  enum class Verdict : uint8_t { kAdmit, kReject, kUnavailable };
+  struct Step {
+    Verdict verdict = Verdict::kAdmit;
+    int64_t retry_after_ns = 0;  // kReject
+    int64_t take = 0;            // > 0: send a take of this many credits now
+    int64_t dropped = 0;         // credits dropped unspent (their lease ended)
+  };
+
+  // Before admit(), without spending: true when the request must wait for a take (one is on
+  // its way and not overdue; *take > 0 when it must be sent now). *dropped: as Step::dropped.
+  bool mustWait(const GcraParams& p, int64_t now_ns, const LeaseOptions& o, int64_t* take,
+                int64_t* dropped);
+  // One request. Never waits: without a credit it is kReject (Redis said none, or the credits
+  // of a take on its way are spoken for) or kUnavailable.
+  Step admit(const GcraParams& p, int64_t now_ns, const LeaseOptions& o);
+  // A take came back with g (granted may be 0: retry_after_ns says for how long there are
+  // none). A partial grant means the shared state is spent: no take again before
+  // full_after_ns, so a drained limit costs Redis about one take per batch, not one per
+  // request. Returns the credits dropped (their lease had ended).
+  int64_t onGrant(const GcraGrant& g, int64_t now_ns, const LeaseOptions& o);
+  // A take failed (Redis unreachable, or an error): unavailable until the next take lands; the
+  // next one goes out retry_ns later at the soonest.
+  void onFailure(int64_t now_ns, const LeaseOptions& o);
+
+  int64_t credits() const { return credits_; }
+  bool taking() const { return taking_; }
+  // Nothing held, nothing asked, nothing remembered that a fresh lease would not know: the
+  // bucket can be forgotten (CreditLeases::sweep).
+  bool idle(int64_t now_ns, const LeaseOptions& o) const;
+
+ private:
+  int64_t dropExpired(int64_t now_ns);
+  void countDemand(int64_t now_ns, const LeaseOptions& o);
+  int64_t batch(const GcraParams& p, const LeaseOptions& o) const;
+  int64_t startTake(const GcraParams& p, int64_t now_ns, const LeaseOptions& o);
+  bool overdue(int64_t now_ns, const LeaseOptions& o) const {
+    return taking_ && now_ns - taking_since_ns_ >= o.max_wait_ns;
+  }
+
+  int64_t credits_ = 0;
+  int64_t expires_ns_ = 0;       // the credits' lease
+  int64_t none_until_ns_ = 0;    // Redis said none (or too few) until then: no take before
+  int64_t taking_since_ns_ = 0;  // when the take on its way was sent
+  int64_t want_ = 0;             // what it asked for
+  int64_t window_start_ns_ = 0;  // demand: requests in the current window (one lease long)
+  int64_t window_count_ = 0;
+  int64_t demand_ = 1;        // requests per lease, from the last full window (at least 1)
+  bool taking_ = false;       // a take is on its way
+  bool unavailable_ = false;  // the last take failed; cleared by the next grant
+};
+
+// The leases of one worker, by bucket key (any bytes the caller makes unique per limit and
+// bucket; looked up without copying it).
 class CreditLeases {
  public:
   explicit CreditLeases(LeaseOptions opt = {}) : opt_(opt) {}
 
-  enum class Verdict : uint8_t { kAdmit, kWait, kReject };
-  struct Result {
-    Verdict verdict = Verdict::kWait;
-    int64_t retry_after_ns = 0;  // kReject
-    int64_t take = 0;            // > 0: send a take of this many credits for the key now
-  };
-  // One request of `key` (the limit and its bucket key, as the caller names it) at now_ns.
-  Result admit(const std::string& key, const GcraParams& p, int64_t now_ns);
-  // A take of `key` came back: `granted` credits (may be 0: retry_after_ns says for how long
-  // there are none). A failed take: granted 0, retry_after_ns 0 (the next request asks again).
-  // A partial grant means the shared state is spent: no take again before full_after_ns, so a
-  // drained limit costs Redis about one take per batch, not one per request.
-  void onGrant(const std::string& key, const GcraGrant& g, int64_t now_ns);
-
-  struct Stats {
-    uint64_t admitted = 0;
-    uint64_t rejected = 0;
-    uint64_t waited = 0;   // requests that had to wait for a take
-    uint64_t takes = 0;    // round trips to the shared state
-    uint64_t leased = 0;   // credits granted
-    uint64_t dropped = 0;  // credits dropped unspent at their lease's end
-  };
-  const Stats& stats() const { return stats_; }
-  // Credits held for key now (tests).
-  int64_t credits(const std::string& key) const;
+  const LeaseOptions& options() const { return opt_; }
+  Lease& at(std::string_view key);  // found, or made
+  Lease* find(std::string_view key);
+  // The stored copy of key (for a take's answer to find its lease again), or nullptr.
+  const std::string* storedKey(std::string_view key) const;
+  // Drops the leases that are idle (Lease::idle): bounded memory over many bucket keys.
+  // dropped(key, n): a lease forgotten with n unspent credits (their lease had ended).
+  void sweep(int64_t now_ns, const std::function<void(std::string_view, int64_t)>& dropped);
+  size_t size() const { return leases_.size(); }
 
  private:
-  struct Entry {
-    int64_t credits = 0;
-    int64_t expires_ns = 0;       // the credits' lease
-    int64_t none_until_ns = 0;    // Redis said none (or too few) until then: no take before
-    bool taking = false;          // a take is on its way
-    int64_t want = 0;             // what it asked for
-    int64_t window_start_ns = 0;  // demand: requests in the current window (one lease long)
-    int64_t window_count = 0;
-    int64_t demand = 1;  // requests per lease, from the last full window (at least 1)
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  int64_t batchFor(const Entry& e, const GcraParams& p) const;
-
   LeaseOptions opt_;
-  std::unordered_map<std::string, Entry> entries_;
-  Stats stats_;
+  std::unordered_map<std::string, Lease, Hash, std::equal_to<>> leases_;
 };
 
 }  // namespace corral::policies

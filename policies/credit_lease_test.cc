@@ -1,6 +1,7 @@
-// Leased GCRA credits (credit_lease.h): gcraTake against gcraStep, one sidecar's leases with a
-// number for a clock, and four sidecars sharing one GCRA state (a fake store: a TAT and a
-// round-trip delay) under skewed and moving load, offered at 3x the limit.
+// Leased GCRA credits (credit_lease.h, global_limits.h): gcraTake against gcraStep; one
+// worker's leases with a number for a clock and a fake store (a TAT per state key, takes
+// answered when the test says); and four sidecars sharing one fake store under skewed and
+// moving load, offered at 3x the limit.
 #include "policies/credit_lease.h"
 
 #include <doctest/doctest.h>
@@ -8,9 +9,16 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "policies/fill.h"
+#include "policies/global_limits.h"
+#include "policies/registry.h"
 
 namespace corral::policies {
 namespace {
@@ -64,104 +72,286 @@ TEST_CASE("gcraTake: a fresh state grants the burst, then the rate") {
   CHECK(gcraTake(tat, t0 + 100 * kMs, p, 0).granted == 0);
 }
 
-TEST_CASE("leases: a cold key waits for one take; then admits without round trips") {
-  CreditLeases l;
-  const GcraParams p = GcraParams::from(1000, kSecond, 100);
-  int64_t now = kSecond;
-  CreditLeases::Result r = l.admit("k", p, now);
-  CHECK(r.verdict == CreditLeases::Verdict::kWait);
-  REQUIRE(r.take == 1);  // no demand known yet: one credit
-  CHECK(l.admit("k", p, now).verdict == CreditLeases::Verdict::kWait);  // one take at a time
-  CHECK(l.admit("k", p, now).take == 0);
-  l.onGrant("k", {1, 0, 0}, now + kMs);
-  r = l.admit("k", p, now + kMs);
-  CHECK(r.verdict == CreditLeases::Verdict::kAdmit);
-  CHECK(r.take == 1);  // its last credit: the next take goes out behind it (the watermark)
-  CHECK(l.stats().takes == 2);
-  CHECK(l.stats().waited == 3);
-}
+// --- fakes: a clock, a timer, a store (one GCRA state per key, takes answered on deliver()).
 
-TEST_CASE("leases: Redis says none -> rejected with its retry hint, until then no take") {
-  CreditLeases l;
-  const GcraParams p = GcraParams::from(10, kSecond, 1);
-  CreditLeases::Result r = l.admit("k", p, kSecond);
-  REQUIRE(r.take == 1);
-  l.onGrant("k", {0, 80 * kMs, 80 * kMs}, kSecond);
-  r = l.admit("k", p, kSecond + 30 * kMs);
-  CHECK(r.verdict == CreditLeases::Verdict::kReject);
-  CHECK(r.retry_after_ns == 50 * kMs);
-  CHECK(r.take == 0);
-  r = l.admit("k", p, kSecond + 80 * kMs);
-  CHECK(r.verdict == CreditLeases::Verdict::kWait);
-  CHECK(r.take == 1);
-}
-
-TEST_CASE("leases: unspent credits are dropped at the lease's end; an idle key holds little") {
-  LeaseOptions o;
-  o.lease_ns = 100 * kMs;
-  CreditLeases l(o);
-  const GcraParams p = GcraParams::from(100000, kSecond, 10000);
+struct FakeClock final : Clock {
   int64_t now = kSecond;
-  // Busy: 1,000 requests per lease; the batch grows to the demand.
-  int64_t biggest = 0;
-  for (int i = 0; i < 5000; ++i, now += 100'000) {  // 10,000/s
-    const CreditLeases::Result r = l.admit("k", p, now);
-    if (r.take > 0) {
-      biggest = std::max(biggest, r.take);
-      l.onGrant("k", {r.take, 0, 0}, now);
+  int64_t monoNs() const override { return now; }
+  int64_t unixMs() const override { return now / kMs; }
+};
+
+struct FakeTimer final : Timer {
+  std::vector<std::pair<int64_t, std::function<void()>>> due;  // delay_ms, callback
+  uint64_t after(int64_t delay_ms, std::function<void()> cb) override {
+    due.emplace_back(delay_ms, std::move(cb));
+    return due.size();
+  }
+  void cancel(uint64_t) override {}
+  void fireAll() {
+    auto d = std::move(due);
+    due.clear();
+    for (auto& [ms, cb] : d) cb();
+  }
+};
+
+struct FakeStore final : LimitStore {
+  const FakeClock* clock = nullptr;
+  std::map<std::string, int64_t> tat;
+  struct Pending {
+    std::string key;
+    GcraParams p;
+    int64_t want;
+    std::function<void(bool, const GcraGrant&)> done;
+  };
+  std::deque<Pending> pending;
+  bool down = false;
+  int64_t live = 4;
+  void take(std::string_view key, const GcraParams& p, int64_t want,
+            std::function<void(bool, const GcraGrant&)> done) override {
+    pending.push_back({std::string(key), p, want, std::move(done)});
+  }
+  void heartbeat(std::string_view, int64_t, std::function<void(int64_t)> done) override {
+    done(down ? -1 : live);
+  }
+  // Answers every take sent so far, at time `at` of the store's clock.
+  void deliver(int64_t at) {
+    auto batch = std::move(pending);
+    pending.clear();
+    for (Pending& t : batch) {
+      if (down) {
+        t.done(false, {});
+        continue;
+      }
+      t.done(true, gcraTake(tat[t.key], at, t.p, t.want));
     }
   }
-  CHECK(biggest >= 900);
-  CHECK(biggest <= 1000);
-  const int64_t held = l.credits("k");
-  CHECK(held > 0);
-  // Idle for two leases: what it held is dropped, and the next batch is small again.
-  now += 250 * kMs;
-  const uint64_t dropped = l.stats().dropped;
-  const CreditLeases::Result r = l.admit("k", p, now);
-  CHECK(l.stats().dropped == dropped + static_cast<uint64_t>(held));
-  CHECK(r.verdict == CreditLeases::Verdict::kWait);
-  CHECK(r.take == 1);
+};
+
+struct Worker {
+  FakeClock clock;
+  FakeTimer timer;
+  FakeStore store;
+  Registry reg;
+  config::RateLimitSpec spec;
+  GlobalLimitRef ref;
+  std::unique_ptr<GlobalLimits> limits;
+  int wakes = 0;
+
+  Worker(uint64_t rate, uint64_t burst,
+         config::OnUnavailable on_unavailable = config::OnUnavailable::kLocalShare) {
+    store.clock = &clock;
+    spec.name = "tenant";
+    spec.count = rate;
+    spec.burst = burst;
+    spec.scope = config::LimitScope::kGlobal;
+    spec.on_unavailable = on_unavailable;
+    ref = {&spec, GcraParams::from(rate, kSecond, burst), reg.limit("tenant")};
+    limits = std::make_unique<GlobalLimits>(store, reg, clock, timer);
+    limits->setWake([this] { ++wakes; });
+  }
+  // One request of bucket "acme" as decide() makes it: pass 1, then pass 2 unless it waits.
+  enum Outcome { kAdmitted, kRejected, kWaits };
+  Outcome request(GcraVerdict* v = nullptr) {
+    const std::string_view parts[] = {"acme"};
+    bool wait = false;
+    Lease* lease = limits->ready(ref, parts, clock.now, &wait);
+    if (wait) return kWaits;
+    const GcraVerdict got = limits->admit(ref, *lease, parts, clock.now);
+    if (v != nullptr) *v = got;
+    return got.allowed ? kAdmitted : kRejected;
+  }
+};
+
+TEST_CASE("global limits: a cold bucket waits for one take; then admits without round trips") {
+  Worker w(1000, 100);
+  CHECK(w.request() == Worker::kWaits);
+  REQUIRE(w.store.pending.size() == 1);
+  CHECK(w.store.pending[0].want == 1);  // no demand known yet: one credit
+  CHECK(w.store.pending[0].key ==
+        GlobalLimits::stateKey("tenant", std::vector<std::string_view>{"acme"}));
+  CHECK(w.store.pending[0].key.starts_with("__corral:rl:{tenant:"));
+  CHECK(w.request() == Worker::kWaits);  // one take at a time; the demand grows meanwhile
+  CHECK(w.store.pending.size() == 1);
+  w.store.deliver(w.clock.now);
+  CHECK(w.wakes == 1);
+  CHECK(w.request() == Worker::kAdmitted);
+  // Its last credit: the next take goes out behind it (the watermark), sized to the demand.
+  REQUIRE(w.store.pending.size() == 1);
+  CHECK(w.store.pending[0].want >= 2);
+  w.store.deliver(w.clock.now);
+  const int64_t granted = w.store.pending.empty() ? 0 : -1;
+  CHECK(granted == 0);
+  for (int i = 0; i < 2; ++i) CHECK(w.request() == Worker::kAdmitted);
+  CHECK(w.ref.counters->takes_granted.get() == 2);
+  CHECK(w.ref.counters->leased.get() >= 3);
 }
 
-// Four sidecars, one shared GCRA state behind a fixed round trip. Each tick of 1 ms, each pod
-// gets its share of `offered` requests; takes land one round trip later.
+TEST_CASE("global limits: Redis says none -> rejected with its retry hint, and no take until") {
+  Worker w(10, 1);
+  CHECK(w.request() == Worker::kWaits);
+  w.store.deliver(w.clock.now);
+  CHECK(w.request() == Worker::kAdmitted);  // the burst of 1
+  w.store.deliver(w.clock.now);             // the watermark's take: none left
+  CHECK(w.ref.counters->takes_empty.get() == 1);
+  w.clock.now += 30 * kMs;
+  GcraVerdict v;
+  CHECK(w.request(&v) == Worker::kRejected);
+  CHECK(v.retry_after_ns == 70 * kMs);  // 100 ms per credit, asked at t+0
+  CHECK(w.store.pending.empty());
+  w.clock.now += 70 * kMs;
+  CHECK(w.request() == Worker::kWaits);
+  w.store.deliver(w.clock.now);
+  CHECK(w.request() == Worker::kAdmitted);
+}
+
+TEST_CASE("global limits: unspent credits are dropped at the lease's end; idle holds little") {
+  Worker w(100000, 10000);
+  int64_t biggest = 0;
+  for (int i = 0; i < 5000; ++i, w.clock.now += 100'000) {  // 10,000/s
+    for (const auto& t : w.store.pending) biggest = std::max(biggest, t.want);
+    w.store.deliver(w.clock.now);
+    w.request();
+  }
+  CHECK(biggest >= 900);  // a lease (250 ms) of demand (2,500), at most max_batch
+  CHECK(biggest <= LeaseOptions{}.max_batch);
+  const uint64_t leased = w.ref.counters->leased.get();
+  const uint64_t admitted_ish = 5000;
+  CHECK(leased >= admitted_ish - 1);
+  // Idle for two leases: what it held is dropped, and the next take is small again.
+  w.clock.now += 600 * kMs;
+  CHECK(w.request() == Worker::kWaits);
+  CHECK(w.ref.counters->dropped.get() > 0);
+  CHECK(w.ref.counters->dropped.get() + 5000 >= leased);
+  REQUIRE(w.store.pending.size() == 1);
+  CHECK(w.store.pending[0].want <= 2);
+}
+
+TEST_CASE("global limits: Redis down -> on_unavailable decides at once; back when a take lands") {
+  SUBCASE("deny") {
+    Worker w(100, 10, config::OnUnavailable::kDeny);
+    w.store.down = true;
+    CHECK(w.request() == Worker::kWaits);
+    w.store.deliver(w.clock.now);  // fails
+    CHECK(w.ref.counters->takes_failed.get() == 1);
+    GcraVerdict v;
+    CHECK(w.request(&v) == Worker::kRejected);
+    CHECK(v.retry_after_ns == LeaseOptions{}.retry_ns);
+    CHECK(w.ref.counters->unavailable.get() == 1);
+    CHECK(w.store.pending.empty());  // no take again before retry_ns
+    w.clock.now += LeaseOptions{}.retry_ns;
+    w.store.down = false;
+    CHECK(w.request() == Worker::kRejected);  // a probe goes out; this one is not held
+    REQUIRE(w.store.pending.size() == 1);
+    w.store.deliver(w.clock.now);
+    CHECK(w.request() == Worker::kAdmitted);
+  }
+  SUBCASE("allow") {
+    Worker w(100, 10, config::OnUnavailable::kAllow);
+    w.store.down = true;
+    CHECK(w.request() == Worker::kWaits);
+    w.store.deliver(w.clock.now);
+    for (int i = 0; i < 50; ++i) CHECK(w.request() == Worker::kAdmitted);
+  }
+  SUBCASE("local_share: the rate and burst divided by the live sidecars") {
+    Worker w(100, 40);
+    w.reg.sidecars = 4;
+    w.store.down = true;
+    CHECK(w.request() == Worker::kWaits);
+    w.store.deliver(w.clock.now);
+    int admitted = 0;
+    for (int i = 0; i < 100; ++i) admitted += w.request() == Worker::kAdmitted ? 1 : 0;
+    CHECK(admitted == 10);  // burst 40 / 4
+    w.clock.now += kSecond;
+    admitted = 0;
+    for (int i = 0; i < 100; ++i) admitted += w.request() == Worker::kAdmitted ? 1 : 0;
+    CHECK(admitted == 10);  // a second of 100/s / 4 (25) but never more than the burst share
+  }
+  SUBCASE("a take that stays unanswered: waiters are woken and decided as unavailable") {
+    Worker w(100, 10, config::OnUnavailable::kDeny);
+    CHECK(w.request() == Worker::kWaits);
+    REQUIRE(w.timer.due.size() == 1);
+    CHECK(w.timer.due[0].first == LeaseOptions{}.max_wait_ns / kMs);
+    w.clock.now += LeaseOptions{}.max_wait_ns;
+    w.timer.fireAll();
+    CHECK(w.wakes == 1);
+    CHECK(w.request() == Worker::kRejected);
+    CHECK(w.ref.counters->unavailable.get() == 1);
+    w.store.deliver(w.clock.now);  // late, but it counts
+    CHECK(w.request() == Worker::kAdmitted);
+  }
+}
+
+TEST_CASE("global limits: buckets stay apart, idle leases are forgotten") {
+  Worker w(1000, 100);
+  const std::string_view ab_c[] = {"ab", "c"};
+  const std::string_view a_bc[] = {"a", "bc"};
+  CHECK(GlobalLimits::stateKey("t", ab_c) != GlobalLimits::stateKey("t", a_bc));
+  const std::string long_part(1000, 'x');
+  const std::string_view lp[] = {long_part};
+  CHECK(GlobalLimits::stateKey("t", lp).size() < 60);  // "__corral:rl:{t:" + 32 hex + "}"
+  for (int i = 0; i < 100; ++i) {
+    const std::string name = "client" + std::to_string(i);
+    const std::string_view parts[] = {name};
+    bool wait = false;
+    w.limits->ready(w.ref, parts, w.clock.now, &wait);
+    CHECK(wait);
+  }
+  w.store.deliver(w.clock.now);
+  CHECK(w.limits->leases() == 100);
+  w.clock.now += kSecond;
+  w.limits->tick(w.clock.now, true);
+  CHECK(w.limits->leases() == 0);
+  CHECK(w.ref.counters->dropped.get() == 100);  // one credit each, never spent
+}
+
+// Four sidecars, one shared store behind a fixed round trip. Each tick of 1 ms, each pod gets
+// its share of the offered requests; a request that waits is asked again when its pod wakes.
 struct Fleet {
-  GcraParams p;
-  int64_t tat = 0;
+  std::vector<std::unique_ptr<Worker>> pods;
   int64_t rtt_ns = kMs / 2;
-  std::vector<CreditLeases> pods = std::vector<CreditLeases>(4);
-  struct Pending {
+  uint64_t admitted = 0;
+  std::vector<int> waiting = std::vector<int>(4, 0);
+  struct InFlight {
     size_t pod;
-    int64_t want;
     int64_t at;
   };
-  std::deque<Pending> inflight;
-  uint64_t admitted = 0;
+  std::deque<InFlight> inflight;
+  FakeStore shared;
 
+  Fleet(uint64_t rate, uint64_t burst) {
+    for (int i = 0; i < 4; ++i) pods.push_back(std::make_unique<Worker>(rate, burst));
+  }
   void tick(int64_t now, const std::vector<int64_t>& per_pod) {
+    for (auto& p : pods) p->clock.now = now;
+    // Takes sent a round trip ago land now; the script ran half a round trip ago.
     while (!inflight.empty() && inflight.front().at <= now) {
-      const Pending t = inflight.front();
+      const size_t i = inflight.front().pod;
       inflight.pop_front();
-      // The script ran half a round trip ago; its answer lands now.
-      const GcraGrant g = gcraTake(tat, t.at - rtt_ns / 2, p, t.want);
-      pods[t.pod].onGrant("limit:tenant", g, now);
+      Worker& w = *pods[i];
+      FakeStore::Pending t = std::move(w.store.pending.front());
+      w.store.pending.pop_front();
+      t.done(true, gcraTake(shared.tat[t.key], now - rtt_ns / 2, t.p, t.want));
+      int again = std::exchange(waiting[i], 0);
+      while (again-- > 0) one(i);
     }
     for (size_t i = 0; i < pods.size(); ++i) {
-      for (int64_t n = 0; n < per_pod[i]; ++n) {
-        const CreditLeases::Result r = pods[i].admit("limit:tenant", p, now);
-        if (r.verdict == CreditLeases::Verdict::kAdmit) ++admitted;
-        if (r.take > 0) inflight.push_back({i, r.take, now + rtt_ns});
-      }
+      for (int64_t n = 0; n < per_pod[i]; ++n) one(i);
     }
+  }
+  void one(size_t i) {
+    Worker& w = *pods[i];
+    const size_t before = w.store.pending.size();
+    const Worker::Outcome o = w.request();
+    if (o == Worker::kAdmitted) ++admitted;
+    if (o == Worker::kWaits) ++waiting[i];
+    if (w.store.pending.size() > before) inflight.push_back({i, w.clock.now + rtt_ns});
   }
 };
 
 void checkAccuracy(bool moving) {
   const uint64_t rate = 2000;  // per second
   const uint64_t burst = 200;
-  Fleet f;
-  f.p = GcraParams::from(rate, kSecond, burst);
+  Fleet f(rate, burst);
   const int64_t start = 100 * kSecond;
   const int64_t seconds = 10;
   // Offered at 3x the limit: 6,000/s, 6 per ms; 70% to one pod, 10% to each other.
@@ -178,7 +368,10 @@ void checkAccuracy(bool moving) {
   CHECK(static_cast<double>(f.admitted) <= ceiling);
   CHECK(static_cast<double>(f.admitted) >= 0.97 * ceiling);
   uint64_t takes = 0;
-  for (const CreditLeases& pod : f.pods) takes += pod.stats().takes;
+  for (const auto& pod : f.pods) {
+    const LimitCounters& c = *pod->ref.counters;
+    takes += c.takes_granted.get() + c.takes_empty.get();
+  }
   // Batches, not a round trip per request: fewer takes than admissions, though the limit is
   // spent all the time (every pod asks again once a batch's worth has come back).
   CAPTURE(takes);

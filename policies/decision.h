@@ -2,6 +2,8 @@
 // asking. The contract between the engine and the proxy's client:
 //
 //   kReject  --> reply "-" + error; nothing is sent
+//   kWait    --> a global rate limit's credits are on their way (global_limits.h): nothing was
+//                decided or counted; decide again once GlobalLimits wakes the proxy
 //   kForward / kRewrite (args) --> send the request (or the rewritten one), then
 //       ttl_followups   right behind it on the same connection (replies swallowed)
 //       lease_deletes   likewise; inside MULTI also at once on a shared connection (a
@@ -34,6 +36,8 @@ namespace corral::policies {
 
 struct CompiledPolicy;
 struct FillPolicy;
+class GlobalLimits;
+class Lease;
 struct PolicyCounters;
 
 // What a GET or MGET of keys of fill policies needs once Redis answers (fill.h has the flow).
@@ -70,7 +74,7 @@ struct FillPlan {
 };
 
 struct Decision {
-  enum class Verdict : uint8_t { kForward, kRewrite, kReject };
+  enum class Verdict : uint8_t { kForward, kRewrite, kReject, kWait };
   Verdict verdict = Verdict::kForward;
   std::string error;  // kReject: e.g. "KEYNAME user: key 'x' ..." (no '-', no CRLF)
   std::vector<std::string_view> args;  // kRewrite: the whole new argv (views into `ttl`)
@@ -104,6 +108,7 @@ struct Decision {
   std::vector<const CompiledPolicy*> key_policy;  // parallel to keys; nullptr: no policy
   std::vector<Capture> caps;
   std::array<std::string_view, RateLimiter::kMaxParts> bucket_parts;  // of one rate-limit bucket
+  std::vector<Lease*> global_leases;  // checkLimits: the leases of the first pass, in order
   std::vector<KeyTtlRules> ttl_rules;
   std::string scratch;
   TtlDecision ttl;
@@ -143,6 +148,10 @@ struct RequestContext {
   std::string_view client;  // AUTH user, else CLIENT SETNAME name, else peer IP
   const Clock* clock = nullptr;
   Random* random = nullptr;
+  GlobalLimits* global = nullptr;  // this worker's leases of scope global limits; nullptr: local
+  // The request waited (kWait) and is decided again: what phases 1 and 2 counted the first
+  // time is not counted twice.
+  bool replay = false;
 };
 
 }  // namespace corral::policies

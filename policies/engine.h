@@ -55,6 +55,7 @@ struct CompiledLimit {
   bool by_key = false;             // key_by has `key`: one bucket per key of the request
   bool by_capture = false;      // key_by has a capture: one bucket per key, the key matched again
   bool by_client_only = false;  // key_by is [client]
+  bool global = false;          // scope global: credits leased from Redis (global_limits.h)
 };
 
 struct CompiledPolicy {
@@ -83,6 +84,8 @@ class PolicySet {
 
   // True when no rule could ever act: the proxy then skips decide() altogether.
   bool trivial() const { return trivial_; }
+  // True when a limit has scope global (the proxy's GlobalLimits beats the heartbeat).
+  bool hasGlobalLimits() const { return any_global_limits_; }
   // global.unknown_commands in force (config::effectiveUnknownCommands): what the proxy does with
   // a command neither the built-in table nor the learnt overlay knows. Decided by the proxy,
   // not by decide(), since only the proxy knows which commands it answers itself.
@@ -123,7 +126,11 @@ class PolicySet {
   // Phase 2 for one key: its policy into `policy` (nullptr: none, or mode off), naming checked.
   inline bool resolveKey(const Request& r, std::string_view key, Decision& out,
                          const CompiledPolicy*& policy) const;
-  bool checkLimits(const Request& r, Decision& out) const;   // 3
+  bool checkLimits(const Request& r, Decision& out) const;  // 3
+  // Phase 3's walk: visit(limit, shadow, nparts, parts) for each bucket of the request, in
+  // order, until one returns false.
+  template <class Visit>
+  bool forEachBucket(const Request& r, Decision& out, Visit&& visit) const;
   bool applyTtl(const Request& r, Decision& out) const;      // 4
   inline void route(const Request& r, Decision& out) const;  // 5
   void planFills(const Request& r, Decision& out) const;     // 6
@@ -133,6 +140,9 @@ class PolicySet {
   inline bool limitApplies(const CompiledLimit& l, const Request& r) const;
   inline bool admit(const CompiledLimit& l, bool shadow, const Request& r, size_t nparts,
                     const std::string_view* parts, Decision& out) const;
+  // The verdict of one bucket, counted; false (out.error set) when refused.
+  inline bool account(const CompiledLimit& l, bool shadow, const GcraVerdict& v,
+                      Decision& out) const;
   // The origin path of key under p's fill.path into path (out.caps is scratch); false when
   // the key has none (buildFillPath).
   bool fillPath(const CompiledPolicy& p, std::string_view key, Decision& out,
@@ -151,10 +161,11 @@ class PolicySet {
   bool trivial_ = true;
   config::UnknownCommands unknown_commands_ = config::UnknownCommands::kForward;
   // What the set can act on at all: phases without anything to do are skipped.
-  bool any_limits_ = false;     // a global limit or a policy's
-  bool any_ttl_rules_ = false;  // a policy with TTL rules
-  bool any_fills_ = false;      // a policy with fill
-  bool any_routing_ = false;    // a policy with read_from or read_your_writes
+  bool any_limits_ = false;         // a global limit or a policy's
+  bool any_global_limits_ = false;  // a limit of scope global (checkLimits' first pass)
+  bool any_ttl_rules_ = false;      // a policy with TTL rules
+  bool any_fills_ = false;          // a policy with fill
+  bool any_routing_ = false;        // a policy with read_from or read_your_writes
 };
 
 }  // namespace corral::policies

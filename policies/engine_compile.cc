@@ -70,6 +70,8 @@ CompiledLimit compileLimit(const config::RateLimitSpec& ls, const std::string& p
   cl.spec = &ls;
   cl.params = GcraParams::from(ls.count, std::chrono::nanoseconds(ls.period).count(), ls.burst);
   cl.counters = reg.limit(ls.name);
+  cl.global = ls.scope == config::LimitScope::kGlobal;
+  if (cl.global) cl.counters->global.store(true, std::memory_order_relaxed);
   cl.all_commands = ls.commands.empty();
   for (const std::string& name : ls.commands) {
     if (name == "@read") {
@@ -271,10 +273,15 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
   if (errors->size() != errors_before) return nullptr;
   set->matcher_ = std::move(m);
   set->any_limits_ = !set->global_limits_.empty();
+  auto anyGlobal = [](const std::vector<CompiledLimit>& ls) {
+    return std::any_of(ls.begin(), ls.end(), [](const CompiledLimit& l) { return l.global; });
+  };
+  set->any_global_limits_ = anyGlobal(set->global_limits_);
   for (const CompiledPolicy& cp : set->policies_) {
     const config::PolicySpec& p = *cp.spec;
     if (p.mode == config::PolicyMode::kOff) continue;  // decide() never sees its keys' policy
     set->any_limits_ |= !cp.limits.empty();
+    set->any_global_limits_ |= anyGlobal(cp.limits);
     set->any_ttl_rules_ |= cp.has_ttl_rules;
     set->any_fills_ |= cp.fill != nullptr;
     set->any_routing_ |= p.routing.read_from.has_value() || p.routing.read_your_writes.count() > 0;

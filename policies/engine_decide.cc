@@ -10,6 +10,7 @@
 #include "commands/command_table.h"
 #include "policies/engine.h"
 #include "policies/engine_internal.h"
+#include "policies/global_limits.h"
 #include "proxy/codec/resp.h"
 
 namespace corral::policies {
@@ -131,7 +132,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
     return false;
   }
   if (listed(e != nullptr && e->audited, g.audit_commands, audit_)) {
-    r.reg.command_audit.add();
+    if (!r.ctx.replay) r.reg.command_audit.add();
     if (out.audit.empty()) {
       out.audit = "command '";
       appendEscaped(out.audit, r.args[0]);
@@ -152,7 +153,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
     const CompiledPolicy* p = nullptr;
     if (!resolveKey(r, r.args[r.traits.key_at], out, p)) return false;
     out.key_policy.push_back(p);
-    if (p != nullptr) p->counters->requests.add();
+    if (p != nullptr && !r.ctx.replay) p->counters->requests.add();
     return true;
   }
   if (!commands::extractKeys(*r.cmd, r.args, out.keys)) {
@@ -170,7 +171,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
     if (p == nullptr) continue;
     bool seen = false;
     for (size_t j = 0; j < i && !seen; ++j) seen = out.key_policy[j] == p;
-    if (!seen) p->counters->requests.add();
+    if (!seen && !r.ctx.replay) p->counters->requests.add();
   }
   return true;
 }
@@ -207,7 +208,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
       return false;
     }
     if (g.unmatched_keys == config::UnmatchedKeys::kAudit) {
-      r.reg.unmatched_audited.add();
+      if (!r.ctx.replay) r.reg.unmatched_audited.add();
       if (out.audit.empty()) {
         out.audit = "key '";
         appendEscaped(out.audit, key);
@@ -224,7 +225,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
   }
   const config::PolicySpec& spec = *p->spec;
   if (p->audit) {
-    p->counters->naming_audited.add();
+    if (!r.ctx.replay) p->counters->naming_audited.add();
     if (out.audit.empty()) {
       out.audit = "policy ";
       out.audit += spec.name;
@@ -311,6 +312,11 @@ inline bool PolicySet::limitApplies(const CompiledLimit& l, const Request& r) co
   RateLimiter& limiter = r.reg.limiter();
   const GcraVerdict v = nparts == 1 ? limiter.admit(l.counters->id, parts[0], now, l.params)
                                     : limiter.admit(l.counters->id, {parts, nparts}, now, l.params);
+  return account(l, shadow, v, out);
+}
+
+[[gnu::always_inline]] inline bool PolicySet::account(const CompiledLimit& l, bool shadow,
+                                                      const GcraVerdict& v, Decision& out) const {
   if (v.allowed) {
     l.counters->admitted.add();
     return true;
@@ -333,18 +339,20 @@ inline bool PolicySet::limitApplies(const CompiledLimit& l, const Request& r) co
   return false;
 }
 
-[[gnu::always_inline]] inline bool PolicySet::checkLimits(const Request& r, Decision& out) const {
+template <class Visit>
+[[gnu::always_inline]] inline bool PolicySet::forEachBucket(const Request& r, Decision& out,
+                                                            Visit&& visit) const {
   std::string_view* parts = out.bucket_parts.data();
   for (const CompiledLimit& l : global_limits_) {
     if (!limitApplies(l, r)) continue;
     if (l.by_key && !out.keys.empty()) {
       for (size_t k = 0; k < out.keys.size(); ++k) {
         const size_t n = bucketParts(l, out.key_policy[k], r, r.args[out.keys[k]], {}, parts);
-        if (!admit(l, false, r, n, parts, out)) return false;
+        if (!visit(l, false, n, parts)) return false;
       }
     } else {
       const CompiledPolicy* first = out.key_policy.empty() ? nullptr : out.key_policy[0];
-      if (!admit(l, false, r, bucketParts(l, first, r, {}, {}, parts), parts, out)) return false;
+      if (!visit(l, false, bucketParts(l, first, r, {}, {}, parts), parts)) return false;
     }
   }
   for (size_t i = 0; i < out.key_policy.size(); ++i) {
@@ -365,10 +373,44 @@ inline bool PolicySet::limitApplies(const CompiledLimit& l, const Request& r) co
         if (l.by_capture) matcher_->match(key, &out.caps);
         n = bucketParts(l, p, r, key, out.caps, parts);
       }
-      if (!admit(l, p->audit, r, n, parts, out)) return false;
+      if (!visit(l, p->audit, n, parts)) return false;
     }
   }
   return true;
+}
+
+// Scope global limits take two passes (global_limits.h): the first finds every global bucket's
+// lease and whether the request must wait for credits on their way; only when none must does
+// the second decide, in order, spending local buckets and leased credits alike. So a request
+// that waits has spent and counted nothing, and is decided whole when it comes back.
+[[gnu::always_inline]] inline bool PolicySet::checkLimits(const Request& r, Decision& out) const {
+  GlobalLimits* global = any_global_limits_ ? r.ctx.global : nullptr;
+  const int64_t now = global != nullptr ? r.ctx.clock->monoNs() : 0;
+  if (global != nullptr) [[unlikely]] {
+    out.global_leases.clear();
+    bool wait = false;
+    forEachBucket(r, out, [&](const CompiledLimit& l, bool, size_t n, const std::string_view* p) {
+      if (!l.global) return true;
+      bool w = false;
+      out.global_leases.push_back(global->ready({l.spec, l.params, l.counters}, {p, n}, now, &w));
+      wait |= w;
+      return true;
+    });
+    if (wait) {
+      out.verdict = Decision::Verdict::kWait;
+      return false;
+    }
+  }
+  size_t next_lease = 0;
+  return forEachBucket(
+      r, out, [&](const CompiledLimit& l, bool shadow, size_t n, const std::string_view* p) {
+        if (l.global && global != nullptr) [[unlikely]] {
+          Lease& lease = *out.global_leases[next_lease++];
+          return account(l, shadow,
+                         global->admit({l.spec, l.params, l.counters}, lease, {p, n}, now), out);
+        }
+        return admit(l, shadow, r, n, p, out);
+      });
 }
 
 // 4. TTL rules of a write (decideTtl leaves commands without TTL semantics alone).

@@ -72,6 +72,15 @@ std::string PolicySet::describeJson() const {
     o += ",\"burst\":" + std::to_string(l.burst);
     o += ",\"on_limit\":\"";
     o += l.on_limit == config::OnLimit::kReject ? "reject" : "shadow";
+    o += "\",\"scope\":\"";
+    if (l.scope == config::LimitScope::kGlobal) {
+      o += "global\",\"on_unavailable\":\"";
+      o += l.on_unavailable == config::OnUnavailable::kLocalShare ? "local_share"
+           : l.on_unavailable == config::OnUnavailable::kAllow    ? "allow"
+                                                                  : "deny";
+    } else {
+      o += "local";
+    }
     o += "\",\"commands\":";
     appendJsonStrings(o, l.commands);
     o += ",\"key_by\":[";

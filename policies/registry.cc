@@ -26,6 +26,11 @@ PolicyCounters* Registry::policy(const std::string& name) {
   return &policies_.back();
 }
 
+LimitCounters* Registry::limitById(uint32_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return id >= 1 && id <= limits_.size() ? &limits_[id - 1] : nullptr;
+}
+
 LimitCounters* Registry::limit(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& l : limits_) {
@@ -135,6 +140,36 @@ void Registry::appendMetrics(std::string& out) const {
     line("corral_ratelimit_requests_total", lab + ",result=\"rejected\"", l.rejected.get());
     line("corral_ratelimit_requests_total", lab + ",result=\"shadowed\"", l.shadowed.get());
   }
+  head("corral_ratelimit_global_credits_total", "counter",
+       "Credits of scope global limits: leased (granted by the shared state in Redis) and "
+       "dropped (unspent when their lease ended).");
+  for (const auto& l : limits_) {
+    if (!l.global.load(std::memory_order_relaxed)) continue;
+    const std::string lab = "limit=\"" + l.name + "\"";
+    line("corral_ratelimit_global_credits_total", lab + ",event=\"leased\"", l.leased.get());
+    line("corral_ratelimit_global_credits_total", lab + ",event=\"dropped\"", l.dropped.get());
+  }
+  head("corral_ratelimit_global_takes_total", "counter",
+       "Refill round trips of scope global limits to Redis: granted (credits came back), empty "
+       "(the limit was spent), failed (error, or unanswered too long).");
+  for (const auto& l : limits_) {
+    if (!l.global.load(std::memory_order_relaxed)) continue;
+    const std::string lab = "limit=\"" + l.name + "\"";
+    line("corral_ratelimit_global_takes_total", lab + ",result=\"granted\"", l.takes_granted.get());
+    line("corral_ratelimit_global_takes_total", lab + ",result=\"empty\"", l.takes_empty.get());
+    line("corral_ratelimit_global_takes_total", lab + ",result=\"failed\"", l.takes_failed.get());
+  }
+  head("corral_ratelimit_global_unavailable_total", "counter",
+       "Requests of scope global limits decided by on_unavailable (Redis unreachable).");
+  for (const auto& l : limits_) {
+    if (!l.global.load(std::memory_order_relaxed)) continue;
+    line("corral_ratelimit_global_unavailable_total", "limit=\"" + l.name + "\"",
+         l.unavailable.get());
+  }
+  head("corral_ratelimit_global_sidecars", "gauge",
+       "Live sidecars sharing the global limits' Redis, as last counted (0: not yet).");
+  out += "corral_ratelimit_global_sidecars " +
+         std::to_string(sidecars.load(std::memory_order_relaxed)) + "\n";
   head("corral_ratelimit_buckets", "gauge", "Rate-limit buckets held in memory.");
   out += "corral_ratelimit_buckets " + std::to_string(limiter_.buckets()) + "\n";
   head("corral_fill_events_total", "counter",

@@ -71,6 +71,14 @@ struct LimitCounters {
   AtomicCounter admitted;
   AtomicCounter rejected;  // answered -RATELIMITED
   AtomicCounter shadowed;  // over the limit but let through (on_limit shadow, or mode audit)
+  // scope global (global_limits.h): set by compile; the counters below are shown only then.
+  std::atomic<bool> global{false};
+  AtomicCounter leased;         // credits granted by the shared state
+  AtomicCounter dropped;        // credits dropped unspent at their lease's end
+  AtomicCounter takes_granted;  // refill round trips that brought credits
+  AtomicCounter takes_empty;    // ... that brought none (the limit was spent)
+  AtomicCounter takes_failed;   // ... that failed or went unanswered (Redis unreachable)
+  AtomicCounter unavailable;    // requests decided by on_unavailable
 };
 
 // Process-wide: counters by name and the rate-limit buckets. Entries are never removed (a
@@ -80,6 +88,7 @@ class Registry {
  public:
   PolicyCounters* policy(const std::string& name);  // get or create; thread-safe
   LimitCounters* limit(const std::string& name);
+  LimitCounters* limitById(uint32_t id);          // nullptr when unknown
   FillCounters* fill(const std::string& policy);  // shared by every worker's FillEngine
   RateLimiter& limiter() { return limiter_; }
 
@@ -88,6 +97,9 @@ class Registry {
   AtomicCounter denied;           // global.commands.deny
   AtomicCounter command_audit;    // global.commands.audit
   AtomicCounter followup_errors;  // follow-up PEXPIREs that Redis answered with an error
+  // Live sidecars sharing the global limits' Redis, as last counted by the heartbeat (0: not
+  // counted yet). on_unavailable local_share divides a global limit's rate by it.
+  std::atomic<int64_t> sidecars{0};
 
   // Prometheus text of every counter above (corral_policy_*).
   void appendMetrics(std::string& out) const;

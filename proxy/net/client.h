@@ -371,7 +371,11 @@ class Client final : public upstream::ReplySink {
               std::function<std::string(const std::string&, int64_t)> finish, std::string& out);
 
   // --- client_policy.cc: the policy engine
-  // Runs the policy engine on a request. Returns false when a policy refused it (the error is
+  // Runs the policy engine on a request, before anything of it is counted or done. False when
+  // it must wait for a global rate limit's credits (nothing was decided: the client waits on
+  // the worker's limit waiters and the request is parsed again when they are woken).
+  bool decidePolicies(const commands::CommandInfo* cmd, const codec::Request& req);
+  // Acts on that decision. Returns false when a policy refused it (the error is
   // already queued); otherwise *use is the request to send (req, or Armed::rewritten) and the
   // decision's follow-ups and routing hints are armed for forward().
   bool applyPolicies(const commands::CommandInfo* cmd, const codec::Request& req,
@@ -448,6 +452,7 @@ class Client final : public upstream::ReplySink {
   SessionState st_;
   bool authenticated_ = false;   // may run commands (Authenticator::gate() passed)
   bool checking_ = false;        // passthrough: waits for a verdict or a permission
+  bool limit_replay_ = false;    // the request being parsed waited for global limit credits
   uint8_t proto_ = 2;            // RESP version the client speaks
   bool reply_off_ = false;       // CLIENT REPLY OFF
   bool reply_skip_ = false;      // CLIENT REPLY SKIP: the next command's reply is dropped

@@ -17,11 +17,28 @@ void Client::sendHidden(const policies::CommandBatch& batch, upstream::Connectio
   }
 }
 
+bool Client::decidePolicies(const CommandInfo* cmd, const codec::Request& req) {
+  policies::Decision& d = worker_.policies().decision();
+  policies::RequestContext& ctx = worker_.policies().context(identity());
+  ctx.replay = limit_replay_;
+  worker_.policies().set().decide(cmd, req.args, ctx, worker_.shared().policy_registry, d);
+  ctx.replay = false;
+  if (d.verdict == policies::Decision::Verdict::kWait) [[unlikely]] {
+    // Credits of a global limit are on their way: wait for them (a take answers or gives up
+    // within LeaseOptions::max_wait_ns), holding this client until then.
+    limit_replay_ = true;
+    checking_ = true;  // onWaitOver() ends it
+    ++inflight_refs_;
+    worker_.waitForLimits(this);
+    return false;
+  }
+  limit_replay_ = false;
+  return true;
+}
+
 bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
                            const codec::Request** use) {
   policies::Decision& d = worker_.policies().decision();
-  const policies::RequestContext& ctx = worker_.policies().context(identity());
-  worker_.policies().set().decide(cmd, req.args, ctx, worker_.shared().policy_registry, d);
   if (!d.audit.empty()) [[unlikely]] {
     worker_.policies().logAudit(worker_.nowMs(), id_, d.audit);
   }

@@ -153,11 +153,13 @@ bool Client::dispatch(const codec::Request& req) {
       !reply_skip_) [[likely]] {
     // The step almost every request takes, a plain command on shared connections (session.h:
     // kShared + kCommand -> kShared, route kShared), taken here without the general path.
+    const bool policies = !worker_.policiesTrivial();
+    if (policies && !decidePolicies(cmd, req)) return false;  // parsed again with the credits
     cur_cmd_ = worker_.stats().countCommand(cmd);
     worker_.stats().requests.add();
     last_full_ = cmd;
     const codec::Request* use = &req;
-    if (!worker_.policiesTrivial() && !applyPolicies(cmd, req, &use)) return true;
+    if (policies && !applyPolicies(cmd, req, &use)) return true;
     forwardShared(cmd, *use);
     return true;
   }
@@ -197,6 +199,14 @@ bool Client::dispatch(const codec::Request& req) {
     return false;  // parsed again with Redis's answer
   }
 
+  const bool decided = s.route == Route::kShared || s.route == Route::kDedicated ||
+                       s.route == Route::kLocal || s.route == Route::kTxPlaceholder;
+  // Policies see every request but credentials (AUTH, and HELLO which may carry them), and
+  // decide before anything of it is done: a global rate limit may make it wait.
+  const bool policies = decided && kind != CommandKind::kAuth && kind != CommandKind::kHello &&
+                        !worker_.policiesTrivial() && denial.empty();
+  if (policies && !decidePolicies(cmd, req)) return false;  // parsed again with the credits
+
   // From here on the request is handled exactly once.
   cur_cmd_ = worker_.stats().countCommand(cmd);  // per command or subcommand (client|setname)
   worker_.stats().requests.add();
@@ -213,11 +223,7 @@ bool Client::dispatch(const codec::Request& req) {
     return true;
   }
   const codec::Request* use = &req;
-  const bool decided = s.route == Route::kShared || s.route == Route::kDedicated ||
-                       s.route == Route::kLocal || s.route == Route::kTxPlaceholder;
-  // Policies see every request but credentials (AUTH, and HELLO which may carry them).
-  if (decided && kind != CommandKind::kAuth && kind != CommandKind::kHello &&
-      !worker_.policiesTrivial() && !applyPolicies(cmd, req, &use)) {
+  if (policies && !applyPolicies(cmd, req, &use)) {
     return true;  // refused; the error is queued (and a transaction is now dirty)
   }
   if (kind == CommandKind::kHello && (s.route == Route::kLocal || s.route == Route::kDedicated)) {

@@ -109,6 +109,11 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
         }
         return route(false, 0, cfg_.upstream.primary.db);
       });
+  policies_->globalLimits().setWake([this] {
+    std::vector<Client*> waiters;
+    waiters.swap(limit_waiters_);
+    for (Client* c : waiters) c->onWaitOver();  // each parses its request again
+  });
   syncPolicies();
 
   if (shared.auth != nullptr && shared.auth->passthrough() && shared.verdicts != nullptr) {
@@ -437,6 +442,7 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
     for (auto& c : entry.second) c->tick();
   }
   if (self->auth_checks_ != nullptr) self->auth_checks_->tick();
+  self->policies_->tick();
   if (self->user_pools_ != nullptr) self->user_pools_->tick(self->loop_.now_ms);
   for (size_t u = 0; u < self->pools_.size(); ++u) {
     for (auto& c : self->pools_[u]) {

@@ -225,6 +225,9 @@ class Worker {
 
   void markDirty(Client* c);
   void clientClosed(Client* c);  // fd closed; delete once no upstream holds it
+  // A request of c waits for global rate-limit credits (Client::decidePolicies): c is told
+  // (onWaitOver) when a take of this worker is back or overdue.
+  void waitForLimits(Client* c) { limit_waiters_.push_back(c); }
 
  private:
   static void onAccept(evutil_socket_t fd, short what, void* arg);
@@ -293,6 +296,7 @@ class Worker {
   std::vector<std::unique_ptr<BusyCall>> busy_;
 
   std::vector<Client*> dirty_clients_;
+  std::vector<Client*> limit_waiters_;  // waitForLimits
   std::vector<Client*> dead_clients_;
   int64_t idle_sweep_ms_ = 0;         // last time idle clients gave back their buffers
   std::vector<Client*> all_clients_;  // index kept in Client for O(1) removal

@@ -1,9 +1,7 @@
 #include "proxy/upstream/fill_store.h"
 
-#include <charconv>
-#include <vector>
-
 #include "proxy/codec/resp.h"
+#include "proxy/upstream/script.h"
 
 namespace corral::upstream {
 
@@ -59,56 +57,13 @@ constexpr std::string_view kRelease = R"lua(
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0)lua";
 
-std::string_view errorText(std::string_view reply) {
-  std::string_view e = reply.substr(1);
-  if (e.size() >= 2 && e.substr(e.size() - 2) == "\r\n") e.remove_suffix(2);
-  return e;
-}
-
-}  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// FillStore
-
-namespace {
-
-// One script call in flight: receives exactly one reply, then deletes itself.
-struct Call final : ReplySink {
-  std::function<void(std::string_view)> done;
-  void onUpstreamReply(uint64_t, std::string_view reply) override {
-    std::function<void(std::string_view)> d = std::move(done);
-    delete this;
-    d(reply);
-  }
-};
-
 }  // namespace
 
 void FillStore::eval(std::string_view script, std::initializer_list<std::string_view> keys,
                      std::initializer_list<std::string_view> args,
                      std::function<void(std::string_view)> done) {
-  Connection* conn = primary_(keys.size() == 0 ? std::string_view() : *keys.begin());
-  if (conn == nullptr || !conn->accepting()) {
-    // Never answer from inside the caller: the engine may be in the middle of its own update.
-    std::string err = conn != nullptr ? conn->unavailableError()
-                                      : std::string("-ERR corral: no primary connection\r\n");
-    timer_.after(0, [done = std::move(done), err = std::move(err)] { done(err); });
-    return;
-  }
-  std::vector<std::string_view> argv;
-  argv.reserve(3 + keys.size() + args.size());
-  argv.push_back("EVAL");
-  argv.push_back(script);
-  char n[8];
-  auto r = std::to_chars(n, n + sizeof n, keys.size());
-  argv.emplace_back(n, static_cast<size_t>(r.ptr - n));
-  for (std::string_view k : keys) argv.push_back(k);
-  for (std::string_view a : args) argv.push_back(a);
-  scratch_.clear();
-  codec::appendCommand(scratch_, argv);
-  auto* call = new Call;
-  call->done = std::move(done);
-  conn->enqueue(call, 0, scratch_, 0);
+  runScript(primary_(keys.size() == 0 ? std::string_view() : *keys.begin()), timer_, scratch_,
+            script, keys, args, std::move(done));
 }
 
 policies::LookupResult FillStore::decodeLookup(std::string_view reply) {

@@ -1,5 +1,10 @@
 #include "proxy/wiring/policy_runtime.h"
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <random>
+
 #include "config/logging.h"
 #include "proxy/origin/origin.h"
 
@@ -9,6 +14,17 @@ namespace {
 const std::shared_ptr<spdlog::logger>& log() {
   static const auto logger = logging::get("policies");
   return logger;
+}
+
+// How this process is named in the global limits' heartbeat: host, pid and a random part (a
+// restarted process with the same pid is another sidecar).
+std::string sidecarId() {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = 0;
+  std::random_device rd;
+  char tail[32];
+  std::snprintf(tail, sizeof tail, ":%d:%08x", static_cast<int>(::getpid()), rd());
+  return std::string(host) + tail;
 }
 
 }  // namespace
@@ -25,7 +41,12 @@ PolicyRuntime::PolicyRuntime(event_base* base, evdns_base* dns, int worker_index
   ctx_.random = &random_;
   followup_sink_.registry = &registry;
   timer_ = std::make_unique<loop::LoopTimer>(base);
-  store_ = std::make_unique<upstream::FillStore>(std::move(primary), *timer_);
+  store_ = std::make_unique<upstream::FillStore>(primary, *timer_);
+  limit_store_ = std::make_unique<upstream::LimitStore>(std::move(primary), *timer_);
+  global_limits_ =
+      std::make_unique<policies::GlobalLimits>(*limit_store_, registry, clock_, *timer_);
+  ctx_.global = global_limits_.get();
+  if (worker_index == 0) global_limits_->beatHeartbeat(sidecarId());
   fill_engine_ = std::make_unique<policies::FillEngine>(*store_, *timer_, clock_, random_);
   fill_engine_->setCounterSource(
       [&registry](const std::string& policy) { return registry.fill(policy); });
@@ -35,6 +56,8 @@ PolicyRuntime::PolicyRuntime(event_base* base, evdns_base* dns, int worker_index
 PolicyRuntime::~PolicyRuntime() {
   // The engine first: its pending callbacks point at clients and use the timers and origins.
   fill_engine_.reset();
+  global_limits_.reset();
+  limit_store_.reset();
   store_.reset();
   timer_.reset();
   origins_.clear();

@@ -4,7 +4,9 @@
 //   policies::Clock  <- loop::SystemClock        policies::Random <- loop::FastRandom
 //   policies::Timer  <- loop::LoopTimer          policies::Store  <- upstream::FillStore (Lua
 //   policies::Origin <- origin::HttpOrigin (one per origin spec, per worker)      on the primary)
-//   policies::FillEngine over the four above; the PolicySet in force and the Decision it fills
+//   policies::LimitStore <- upstream::LimitStore (Lua on the primary)
+//   policies::FillEngine over the four above, policies::GlobalLimits over the limit store; the
+//   PolicySet in force and the Decision it fills
 //
 // One PolicyRuntime per worker thread, used only on that thread. The worker hands it the policy
 // set in force between loop turns (sync); requests decided by an older set keep that set alive
@@ -22,9 +24,11 @@
 
 #include "policies/engine.h"
 #include "policies/fill.h"
+#include "policies/global_limits.h"
 #include "proxy/loop/clock.h"
 #include "proxy/loop/timer.h"
 #include "proxy/upstream/fill_store.h"
+#include "proxy/upstream/limit_store.h"
 #include "proxy/upstream/upstream.h"
 
 namespace corral::wiring {
@@ -47,11 +51,15 @@ class PolicyRuntime {
   // The decision object reused by every request of this worker.
   policies::Decision& decision() { return decision_; }
   // Who is asking, with this worker's clock and random source.
-  const policies::RequestContext& context(std::string_view client) {
+  policies::RequestContext& context(std::string_view client) {
     ctx_.client = client;
     return ctx_;
   }
   policies::FillEngine& fillEngine() { return *fill_engine_; }
+  // This worker's leases of scope global limits (its wake() is the worker's to set).
+  policies::GlobalLimits& globalLimits() { return *global_limits_; }
+  // Worker tick: the global limits' sweep and heartbeat.
+  void tick() { global_limits_->tick(clock_.monoNs(), set_->hasGlobalLimits()); }
   // A policy's fill settings with this worker's origin object. `shared` belongs to `set` (kept
   // alive by the caller). Cached per policy until the next sync: a GET hit of a freshness
   // policy needs it on every call and must not copy strings.
@@ -76,6 +84,8 @@ class PolicyRuntime {
   std::unique_ptr<loop::LoopTimer> timer_;
   std::unique_ptr<upstream::FillStore> store_;
   std::unique_ptr<policies::FillEngine> fill_engine_;
+  std::unique_ptr<upstream::LimitStore> limit_store_;
+  std::unique_ptr<policies::GlobalLimits> global_limits_;
   // HTTP origins of this worker, by "name base_url timeout max_in_flight": an origin whose
   // settings change on reload gets a new object; old ones stay (flights may still use them).
   std::unordered_map<std::string, std::unique_ptr<policies::Origin>> origins_;

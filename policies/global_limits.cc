@@ -1,0 +1,175 @@
+#include "policies/global_limits.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "policies/fill.h"
+#include "policies/registry.h"
+#include "policies/siphash.h"
+
+namespace corral::policies {
+
+namespace {
+
+// Fixed keys: every sidecar must name a bucket's state alike. Parts longer than kLongPart are
+// kept as a digest in the lookup key too (bounded memory per bucket, whatever clients send).
+constexpr SipKey kStateKeyA{0x636f7272616c2072ULL, 0x6c2073746174652aULL};
+constexpr SipKey kStateKeyB{0x676c6f62616c206cULL, 0x696d697473203132ULL};
+constexpr size_t kLongPart = 64;
+constexpr uint32_t kFallbackBit = 0x80000000u;  // local_share buckets in the RateLimiter
+
+void appendHex(std::string& out, uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kHex[(v >> shift) & 0xf]);
+}
+
+// Each part as <length: 2 bytes><bytes>, a long one as <0xffff><16-byte digest>: parts stay
+// apart ("ab" "c" is not "a" "bc").
+void appendParts(std::string& out, std::span<const std::string_view> parts) {
+  for (std::string_view part : parts) {
+    if (part.size() <= kLongPart) {
+      out.push_back(static_cast<char>(part.size() >> 8));
+      out.push_back(static_cast<char>(part.size() & 0xff));
+      out.append(part);
+      continue;
+    }
+    const uint64_t d[2] = {sipHash24(kStateKeyA, part), sipHash24(kStateKeyB, part)};
+    out.append("\xff\xff", 2);
+    out.append(reinterpret_cast<const char*>(d), sizeof d);
+  }
+}
+
+std::string stateKeyOf(std::string_view name, std::string_view encoded_parts) {
+  std::string k = "__corral:rl:{";
+  k.append(name);
+  k.push_back(':');
+  appendHex(k, sipHash24(kStateKeyA, encoded_parts));
+  appendHex(k, sipHash24(kStateKeyB, encoded_parts));
+  k.push_back('}');
+  return k;
+}
+
+}  // namespace
+
+GlobalLimits::GlobalLimits(LimitStore& store, Registry& registry, const Clock& clock, Timer& timer,
+                           LeaseOptions opt)
+    : store_(store), registry_(registry), clock_(clock), timer_(timer), leases_(opt) {}
+
+GlobalLimits::~GlobalLimits() { *alive_ = false; }
+
+std::string GlobalLimits::stateKey(std::string_view name, std::span<const std::string_view> parts) {
+  std::string encoded;
+  appendParts(encoded, parts);
+  return stateKeyOf(name, encoded);
+}
+
+std::string_view GlobalLimits::lookupKey(uint32_t id, std::span<const std::string_view> parts) {
+  key_.clear();
+  key_.append(reinterpret_cast<const char*>(&id), sizeof id);
+  appendParts(key_, parts);
+  return key_;
+}
+
+Lease* GlobalLimits::ready(const GlobalLimitRef& l, std::span<const std::string_view> parts,
+                           int64_t now_ns, bool* wait) {
+  const std::string_view key = lookupKey(l.counters->id, parts);
+  Lease& lease = leases_.at(key);
+  int64_t take = 0;
+  int64_t dropped = 0;
+  *wait = lease.mustWait(l.params, now_ns, leases_.options(), &take, &dropped);
+  if (dropped > 0) l.counters->dropped.add(static_cast<uint64_t>(dropped));
+  if (take > 0) sendTake(l, key, take);
+  return &lease;
+}
+
+GcraVerdict GlobalLimits::admit(const GlobalLimitRef& l, Lease& lease,
+                                std::span<const std::string_view> parts, int64_t now_ns) {
+  const Lease::Step s = lease.admit(l.params, now_ns, leases_.options());
+  if (s.dropped > 0) [[unlikely]] {
+    l.counters->dropped.add(static_cast<uint64_t>(s.dropped));
+  }
+  if (s.take > 0) sendTake(l, lookupKey(l.counters->id, parts), s.take);
+  switch (s.verdict) {
+    case Lease::Verdict::kAdmit:
+      return {true, 0};
+    case Lease::Verdict::kReject:
+      return {false, s.retry_after_ns};
+    case Lease::Verdict::kUnavailable:
+      break;
+  }
+  l.counters->unavailable.add();
+  return fallback(l, parts, now_ns);
+}
+
+GcraVerdict GlobalLimits::fallback(const GlobalLimitRef& l, std::span<const std::string_view> parts,
+                                   int64_t now_ns) {
+  switch (l.spec->on_unavailable) {
+    case config::OnUnavailable::kAllow:
+      return {true, 0};
+    case config::OnUnavailable::kDeny:
+      return {false, leases_.options().retry_ns};
+    case config::OnUnavailable::kLocalShare:
+      break;
+  }
+  // This sidecar's share: the rate and the burst divided by the live sidecars, in a local
+  // bucket of this process (every worker's).
+  const int64_t n = std::max<int64_t>(1, registry_.sidecars.load(std::memory_order_relaxed));
+  const uint64_t burst = std::max<uint64_t>(1, l.spec->burst / static_cast<uint64_t>(n));
+  const GcraParams share =
+      GcraParams::from(l.spec->count, l.spec->period.count() * 1'000'000 * n, burst);
+  return registry_.limiter().admit(l.counters->id | kFallbackBit, parts, now_ns, share);
+}
+
+void GlobalLimits::sendTake(const GlobalLimitRef& l, std::string_view key, int64_t want) {
+  const std::string* stored = leases_.storedKey(key);
+  if (stored == nullptr) return;  // cannot happen: the lease was just found
+  const std::string state = stateKeyOf(l.spec->name, std::string_view(*stored).substr(4));
+  LimitCounters* c = l.counters;
+  store_.take(state, l.params, want,
+              [this, alive = alive_, key = *stored, c](bool ok, const GcraGrant& g) {
+                if (!*alive) return;
+                const int64_t now = clock_.monoNs();
+                Lease* lease = leases_.find(key);
+                if (!ok) {
+                  c->takes_failed.add();
+                  if (lease != nullptr) lease->onFailure(now, leases_.options());
+                } else {
+                  if (g.granted > 0) {
+                    c->takes_granted.add();
+                    c->leased.add(static_cast<uint64_t>(g.granted));
+                  } else {
+                    c->takes_empty.add();
+                  }
+                  if (lease != nullptr) {
+                    const int64_t dropped = lease->onGrant(g, now, leases_.options());
+                    if (dropped > 0) c->dropped.add(static_cast<uint64_t>(dropped));
+                  }
+                }
+                if (wake_) wake_();
+              });
+  // A take that is not back by then: its waiters are decided as unavailable.
+  const int64_t wait_ms = (leases_.options().max_wait_ns + 999'999) / 1'000'000;
+  timer_.after(wait_ms, [this, alive = alive_] {
+    if (*alive && wake_) wake_();
+  });
+}
+
+void GlobalLimits::tick(int64_t now_ns, bool active) {
+  leases_.sweep(now_ns, [this](std::string_view key, int64_t dropped) {
+    uint32_t id = 0;
+    std::memcpy(&id, key.data(), sizeof id);
+    if (LimitCounters* c = registry_.limitById(id); c != nullptr) {
+      c->dropped.add(static_cast<uint64_t>(dropped));
+    }
+  });
+  if (!active || heartbeat_id_.empty() || beating_ || now_ns < next_beat_ns_) return;
+  beating_ = true;
+  next_beat_ns_ = now_ns + kHeartbeatNs;
+  store_.heartbeat(heartbeat_id_, kLiveMs, [this, alive = alive_](int64_t live) {
+    if (!*alive) return;
+    beating_ = false;
+    if (live > 0) registry_.sidecars.store(live, std::memory_order_relaxed);
+  });
+}
+
+}  // namespace corral::policies

@@ -1,0 +1,45 @@
+// The shared state of global rate limits: policies::LimitStore as Lua scripts on the primary.
+//
+//   GlobalLimits --take(state key, params, want)--> EVAL: the bucket's GCRA state (its TAT in
+//       microseconds of Redis's clock, PX-expiring once it is in the past) grants up to `want`
+//       credits at once --> {granted, retry_after_us, full_after_us} --> GcraGrant
+//   GlobalLimits --heartbeat(id)--> EVAL: ZADD the sidecar to __corral:rl:sidecars with Redis's
+//       time, drop the ones not seen for live_ms, ZCARD
+//
+// The take script is policies::gcraTake in microseconds (the interval rounded up: the fleet's
+// rate is never above the limit's). Redis's clock, not the sidecars', so that sidecars whose
+// clocks differ share one timeline. Not thread-safe: one LimitStore per worker.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "policies/fill.h"
+#include "policies/global_limits.h"
+#include "proxy/upstream/upstream.h"
+
+namespace corral::upstream {
+
+class LimitStore final : public policies::LimitStore {
+ public:
+  // primary(key) returns the connection to run a script on (as for FillStore).
+  LimitStore(std::function<Connection*(std::string_view key)> primary, policies::Timer& timer)
+      : primary_(std::move(primary)), timer_(timer) {}
+
+  void take(std::string_view state_key, const policies::GcraParams& p, int64_t want,
+            std::function<void(bool ok, const policies::GcraGrant& g)> done) override;
+  void heartbeat(std::string_view id, int64_t live_ms,
+                 std::function<void(int64_t live)> done) override;
+
+  // Decodes the take script's reply (exposed for tests): false when it is not one.
+  static bool decodeTake(std::string_view reply, policies::GcraGrant* g);
+
+ private:
+  std::function<Connection*(std::string_view key)> primary_;
+  policies::Timer& timer_;
+  std::string scratch_;
+};
+
+}  // namespace corral::upstream
