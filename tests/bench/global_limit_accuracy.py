@@ -92,6 +92,7 @@ def main():
     hdr = (f"{'load':>6} {'scope':>6} {'offered':>8} {'t(s)':>6} {'ideal':>7} {'admitted':>8} "
            f"{'adm/ideal':>9} {'static':>7} {'stat/ideal':>10} {'takes':>6} {'other':>5}")
     rows = []
+    pod_rows = []  # admitted / offered per pod
     with RedisServer() as redis:
         cfg = corral_config(redis.port, policies=policies,
                             **{"global": {"unmatched_keys": "allow"}})
@@ -117,10 +118,16 @@ def main():
                             f"{admitted:>8} {admitted / ideal:>9.3f} {static:>7} "
                             f"{static / ideal:>10.3f} {t:>6} {other:>5}")
                 print(rows[-1] if len(rows) > 1 else hdr + "\n" + rows[-1], flush=True)
+                pod_rows.append(f"{load:>6} {scope:>6} " + " ".join(
+                    f"{run.count('admitted', pod=i):>6}/{run.count('n', pod=i):<6}"
+                    for i in range(n)))
         finally:
             for p in pods:
                 p.close()
     print("\n" + hdr + "\n" + "\n".join(rows))
+    print("\nadmitted/offered per pod (pod 0 is the busy one; `moving`: pod 1 from halfway)")
+    print(f"{'load':>6} {'scope':>6} " + " ".join(f"{'pod ' + str(i):^13}" for i in range(n)))
+    print("\n".join(pod_rows))
     print("admitted: what the pods let through (global: one shared limit; local: rate/N per "
           "pod, measured). static: the static split computed on the same arrivals.")
 

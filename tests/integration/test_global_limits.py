@@ -130,6 +130,22 @@ def check_metrics(pods, run, name):
     for i, m in enumerate(ms):
         assert metric(m, "corral_ratelimit_global_sidecars") == len(pods), (i, m)
 
+    # once every lease has ended, each credit leased was spent or dropped
+    def credits():
+        out = []
+        for p in pods:
+            m = p.metrics()
+            out.append(tuple(metric(m, "corral_ratelimit_global_credits_total", limit=name,
+                                    event=e) for e in ("leased", "dropped")) +
+                       (metric(m, "corral_ratelimit_requests_total", limit=name,
+                               result="admitted"),))
+        return out
+    deadline = time.monotonic() + 4 * LEASE_S + 2
+    while not all(lsd == drp + adm for lsd, drp, adm in credits()):
+        assert time.monotonic() < deadline, \
+            f"(leased, dropped, admitted) per pod after the leases' end: {credits()}"
+        time.sleep(0.1)
+
 
 def test_local_limit_single_pod(redis_server, corral_factory):
     """The harness against what exists: one corral, a local limit, 3x its rate for 5 s."""
