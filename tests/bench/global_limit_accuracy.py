@@ -26,11 +26,13 @@ evenly. Per run:
             burst/N over that pod's own batches (for a steady pod, min(its offered, rate/N x t
             + burst/N))
   takes     refill round trips to Redis, from the pods' /metrics (global runs)
+  dropped   credits taken from Redis but never spent (their lease ended), from /metrics
 """
 
 import argparse
 import os
 import sys
+import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,13 +50,18 @@ def skew(pods):
     return [0.7] + [0.3 / (pods - 1)] * (pods - 1)
 
 
-def takes_of(pods, name):
-    n = 0.0
+def global_counts(pods, name):
+    """(takes, credits dropped) of limit name, summed over the pods' /metrics."""
+    takes = dropped = 0.0
     for p in pods:
         for k, v in p.metrics().items():
-            if k.startswith("corral_ratelimit_global_takes_total{") and f'limit="{name}"' in k:
-                n += v
-    return n
+            if f'limit="{name}"' not in k:
+                continue
+            if k.startswith("corral_ratelimit_global_takes_total{"):
+                takes += v
+            elif k.startswith("corral_ratelimit_global_credits_total{") and 'event="dropped"' in k:
+                dropped += v
+    return takes, dropped
 
 
 def main():
@@ -90,7 +97,8 @@ def main():
     print(f"corral {harness.corral_bin()}; {n} pods, rate {a.rate}/s, burst {a.burst}, "
           f"{a.seconds:g} s per run, load skewed {'/'.join(f'{s * 100:.0f}' for s in skew(n))}")
     hdr = (f"{'load':>6} {'scope':>6} {'offered':>8} {'t(s)':>6} {'ideal':>7} {'admitted':>8} "
-           f"{'adm/ideal':>9} {'static':>7} {'stat/ideal':>10} {'takes':>6} {'other':>5}")
+           f"{'adm/ideal':>9} {'static':>7} {'stat/ideal':>10} {'takes':>6} {'dropped':>7} "
+           f"{'other':>5}")
     rows = []
     pod_rows = []  # admitted / offered per pod
     with RedisServer() as redis:
@@ -112,11 +120,15 @@ def main():
                 ideal = min(offered, a.rate * run.wall + a.burst)
                 static = sum(gcra_admit([(b.t_send, b.n) for b in p.batches], a.rate / n,
                                         max(1, a.burst // n)) for p in run.pods)
-                t = f"{takes_of(pods, name):.0f}" if scope == "global" else "-"
+                if scope == "global":
+                    time.sleep(1.0)  # the last leases end: their unspent credits are dropped
+                    t, d = (f"{x:.0f}" for x in global_counts(pods, name))
+                else:
+                    t = d = "-"
                 other = run.count("upstream_err") + sum(len(b.other) for b in run.batches())
                 rows.append(f"{load:>6} {scope:>6} {offered:>8} {run.wall:>6.2f} {ideal:>7.0f} "
                             f"{admitted:>8} {admitted / ideal:>9.3f} {static:>7} "
-                            f"{static / ideal:>10.3f} {t:>6} {other:>5}")
+                            f"{static / ideal:>10.3f} {t:>6} {d:>7} {other:>5}")
                 print(rows[-1] if len(rows) > 1 else hdr + "\n" + rows[-1], flush=True)
                 pod_rows.append(f"{load:>6} {scope:>6} " + " ".join(
                     f"{run.count('admitted', pod=i):>6}/{run.count('n', pod=i):<6}"
