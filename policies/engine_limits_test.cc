@@ -66,12 +66,19 @@ TEST_CASE("engine: a global limit's first request waits with nothing spent, then
   CHECK(fleet->admitted.get() == 1);
   CHECK(user->requests.get() == 1);
   f.replay = false;
-  // The local limit (burst 2) refuses the third request; the global limit is not spent by it.
+  // The next one waits for its own take (a batch of one takes nothing ahead), of two credits.
+  CHECK(f.run({"SET", "user:1", "v"}) == Verdict::kWait);
+  REQUIRE(store.pending.size() == 1);
+  CHECK(store.pending[0].want == 2);
   store.deliver(f.clock.mono_ns);
+  f.replay = true;
   CHECK(f.run({"SET", "user:1", "v"}) == Verdict::kForward);
+  f.replay = false;
+  // The local limit (burst 2) refuses the third request; the global credit it held is kept.
   CHECK(f.run({"SET", "user:1", "v"}) == Verdict::kReject);
   CHECK(f.d.error.starts_with("RATELIMITED local-first "));
   CHECK(fleet->admitted.get() == 2);
+  CHECK(user->requests.get() == 3);
   CHECK(fleet->rejected.get() == 0);
 }
 
