@@ -143,10 +143,15 @@ bool Lease::idle(int64_t now_ns, const LeaseOptions& o) const {
 // ---------------------------------------------------------------------------------------------
 // CreditLeases
 
-Lease& CreditLeases::at(std::string_view key) {
+Lease* CreditLeases::at(std::string_view key, int64_t now_ns) {
   auto it = leases_.find(key);
-  if (it != leases_.end()) return it->second;
-  return leases_.emplace(std::string(key), Lease{}).first->second;
+  if (it != leases_.end()) return &it->second;
+  if (leases_.size() >= opt_.max_leases) [[unlikely]] {
+    // Idle ones first (their unspent credits had expired: nothing is lost but counts).
+    sweep(now_ns, [](std::string_view, int64_t) {});
+    if (leases_.size() >= opt_.max_leases) return nullptr;
+  }
+  return &leases_.emplace(std::string(key), Lease{}).first->second;
 }
 
 Lease* CreditLeases::find(std::string_view key) {

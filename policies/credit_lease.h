@@ -52,6 +52,7 @@ struct LeaseOptions {
   int64_t max_batch = 1000;           // and never more than the burst
   int64_t max_wait_ns = 100'000'000;  // a take unanswered this long: decided as unavailable
   int64_t retry_ns = 500'000'000;     // after a failed take, the next one no sooner than this
+  size_t max_leases = 100000;         // per worker; a new bucket past it is decided as unavailable
 };
 
 // One bucket's credits in one worker.
@@ -116,7 +117,9 @@ class CreditLeases {
   explicit CreditLeases(LeaseOptions opt = {}) : opt_(opt) {}
 
   const LeaseOptions& options() const { return opt_; }
-  Lease& at(std::string_view key);  // found, or made
+  // Found, or made; nullptr when max_leases are held and none is idle (the caller decides
+  // without the shared state: memory stays bounded whatever keys clients send).
+  Lease* at(std::string_view key, int64_t now_ns);
   Lease* find(std::string_view key);
   // The stored copy of key (for a take's answer to find its lease again), or nullptr.
   const std::string* storedKey(std::string_view key) const;

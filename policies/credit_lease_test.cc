@@ -108,7 +108,7 @@ struct Worker {
     bool wait = false;
     Lease* lease = limits->ready(ref, parts, clock.mono_ns, &wait);
     if (wait) return kWaits;
-    const GcraVerdict got = limits->admit(ref, *lease, parts, clock.mono_ns);
+    const GcraVerdict got = limits->admit(ref, lease, parts, clock.mono_ns);
     if (v != nullptr) *v = got;
     return got.allowed ? kAdmitted : kRejected;
   }
@@ -263,6 +263,33 @@ TEST_CASE("global limits: buckets stay apart, idle leases are forgotten") {
   w.limits->tick(w.clock.mono_ns, true);
   CHECK(w.limits->leases() == 0);
   CHECK(w.ref.counters->dropped.get() == 100);  // one credit each, never spent
+}
+
+TEST_CASE("global limits: past max_leases a new bucket is decided as unavailable") {
+  Worker w(1000, 100, config::OnUnavailable::kDeny);
+  LeaseOptions o;
+  o.max_leases = 3;
+  w.limits = std::make_unique<GlobalLimits>(w.store, w.reg, w.clock, w.timer, o);
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "c" + std::to_string(i);
+    const std::string_view parts[] = {name};
+    bool wait = false;
+    CHECK(w.limits->ready(w.ref, parts, w.clock.mono_ns, &wait) != nullptr);
+    CHECK(wait);
+  }
+  const std::string_view fourth[] = {"c3"};
+  bool wait = true;
+  Lease* lease = w.limits->ready(w.ref, fourth, w.clock.mono_ns, &wait);
+  CHECK(lease == nullptr);
+  CHECK_FALSE(wait);
+  CHECK_FALSE(w.limits->admit(w.ref, lease, fourth, w.clock.mono_ns).allowed);  // deny
+  CHECK(w.ref.counters->unavailable.get() == 1);
+  CHECK(w.limits->leases() == 3);
+  // Once the others are idle, there is room again.
+  w.store.deliver(w.clock.mono_ns);
+  w.clock.mono_ns += kSecond;
+  CHECK(w.limits->ready(w.ref, fourth, w.clock.mono_ns, &wait) != nullptr);
+  CHECK(w.limits->leases() == 1);
 }
 
 // Four sidecars, one shared store behind a fixed round trip. Each tick of 1 ms, each pod gets

@@ -408,7 +408,7 @@ template <class Visit>
   return forEachBucket(
       r, out, [&](const CompiledLimit& l, bool shadow, size_t n, const std::string_view* p) {
         if (l.global && global != nullptr) [[unlikely]] {
-          Lease& lease = *out.global_leases[next_lease++];
+          Lease* lease = out.global_leases[next_lease++];
           return account(l, shadow,
                          global->admit({l.spec, l.params, l.counters}, lease, {p, n}, now), out);
         }
