@@ -36,7 +36,7 @@ int64_t Lease::dropExpired(int64_t now_ns) {
   return n;
 }
 
-void Lease::countDemand(int64_t now_ns, const LeaseOptions& o) {
+void Lease::rollWindow(int64_t now_ns, const LeaseOptions& o) {
   // Requests per lease-long window; a window with no request at all counts as 1.
   if (now_ns - window_start_ns_ >= o.lease_ns) {
     const bool just_one = now_ns - window_start_ns_ >= 2 * o.lease_ns;
@@ -44,13 +44,14 @@ void Lease::countDemand(int64_t now_ns, const LeaseOptions& o) {
     window_start_ns_ = now_ns;
     window_count_ = 0;
   }
-  ++window_count_;
 }
 
 int64_t Lease::batch(const GcraParams& p, const LeaseOptions& o) const {
   // The credits one lease of this key's demand uses, at most the burst (no take gets more).
   const int64_t burst = p.tolerance_ns / p.interval_ns + 1;
-  return std::clamp<int64_t>(std::max(demand_, window_count_), 1, std::min(o.max_batch, burst));
+  // The requests waiting for a take count too: they are this lease's demand as well.
+  return std::clamp<int64_t>(std::max(demand_, window_count_ + waiters_), 1,
+                             std::min(o.max_batch, burst));
 }
 
 int64_t Lease::startTake(const GcraParams& p, int64_t now_ns, const LeaseOptions& o) {
@@ -65,13 +66,14 @@ bool Lease::mustWait(const GcraParams& p, int64_t now_ns, const LeaseOptions& o,
   *take = 0;
   *dropped = dropExpired(now_ns);
   if (credits_ > 0 || unavailable_) return false;  // admit() decides at once
+  rollWindow(now_ns, o);
   if (taking_) {
     if (overdue(now_ns, o)) return false;  // kUnavailable: nothing waits longer than max_wait
-    countDemand(now_ns, o);
+    ++waiters_;
     return true;
   }
   if (now_ns < none_until_ns_) return false;  // kReject: Redis said none until then
-  countDemand(now_ns, o);
+  ++waiters_;
   *take = startTake(p, now_ns, o);
   return true;
 }
@@ -79,11 +81,15 @@ bool Lease::mustWait(const GcraParams& p, int64_t now_ns, const LeaseOptions& o,
 Lease::Step Lease::admit(const GcraParams& p, int64_t now_ns, const LeaseOptions& o) {
   Step s;
   s.dropped = dropExpired(now_ns);
-  countDemand(now_ns, o);
+  rollWindow(now_ns, o);
+  ++window_count_;
   if (credits_ > 0) {
     --credits_;
     // The low watermark: half a batch left, so the next credits land before these run out.
-    if (!taking_ && credits_ <= batch(p, o) / 2 && now_ns >= none_until_ns_) {
+    // A bucket asked about once a lease takes no credit ahead (it would mostly be dropped):
+    // its next request waits for its own.
+    const int64_t b = batch(p, o);
+    if (!taking_ && b > 1 && credits_ <= b / 2 && now_ns >= none_until_ns_) {
       s.take = startTake(p, now_ns, o);
     }
     return s;
@@ -109,6 +115,7 @@ Lease::Step Lease::admit(const GcraParams& p, int64_t now_ns, const LeaseOptions
 int64_t Lease::onGrant(const GcraGrant& g, int64_t now_ns, const LeaseOptions& o) {
   taking_ = false;
   unavailable_ = false;
+  waiters_ = 0;  // woken now: each is counted again when it is admitted
   if (g.granted <= 0) {
     none_until_ns_ = now_ns + g.retry_after_ns;
     return 0;
@@ -123,6 +130,7 @@ int64_t Lease::onGrant(const GcraGrant& g, int64_t now_ns, const LeaseOptions& o
 
 void Lease::onFailure(int64_t now_ns, const LeaseOptions& o) {
   taking_ = false;
+  waiters_ = 0;
   unavailable_ = true;
   none_until_ns_ = now_ns + o.retry_ns;
 }
@@ -135,10 +143,15 @@ bool Lease::idle(int64_t now_ns, const LeaseOptions& o) const {
 // ---------------------------------------------------------------------------------------------
 // CreditLeases
 
-Lease& CreditLeases::at(std::string_view key) {
+Lease* CreditLeases::at(std::string_view key, int64_t now_ns) {
   auto it = leases_.find(key);
-  if (it != leases_.end()) return it->second;
-  return leases_.emplace(std::string(key), Lease{}).first->second;
+  if (it != leases_.end()) return &it->second;
+  if (leases_.size() >= opt_.max_leases) [[unlikely]] {
+    // Idle ones first (their unspent credits had expired: nothing is lost but counts).
+    sweep(now_ns, [](std::string_view, int64_t) {});
+    if (leases_.size() >= opt_.max_leases) return nullptr;
+  }
+  return &leases_.emplace(std::string(key), Lease{}).first->second;
 }
 
 Lease* CreditLeases::find(std::string_view key) {

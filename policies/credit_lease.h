@@ -18,8 +18,8 @@
 // the lease before the window began. What it costs:
 // credits dropped unspent (an idle pod's, when its demand fell) are under-admission, bounded by
 // the outstanding batches. The batch follows the key's demand here (requests per lease, from the
-// last whole lease or the current one if larger), so an idle pod holds almost nothing and a busy
-// one most of the budget.
+// last whole lease or the current one and its waiting requests if larger), so an idle pod holds
+// almost nothing and a busy one most of the budget.
 //
 // Pure: no clock, no sockets; the caller sends the takes (a script in Redis) and hands the
 // answers back. Not thread-safe: one CreditLeases per worker.
@@ -52,6 +52,7 @@ struct LeaseOptions {
   int64_t max_batch = 1000;           // and never more than the burst
   int64_t max_wait_ns = 100'000'000;  // a take unanswered this long: decided as unavailable
   int64_t retry_ns = 500'000'000;     // after a failed take, the next one no sooner than this
+  size_t max_leases = 100000;         // per worker; a new bucket past it is decided as unavailable
 };
 
 // One bucket's credits in one worker.
@@ -89,7 +90,7 @@ class Lease {
 
  private:
   int64_t dropExpired(int64_t now_ns);
-  void countDemand(int64_t now_ns, const LeaseOptions& o);
+  void rollWindow(int64_t now_ns, const LeaseOptions& o);
   int64_t batch(const GcraParams& p, const LeaseOptions& o) const;
   int64_t startTake(const GcraParams& p, int64_t now_ns, const LeaseOptions& o);
   bool overdue(int64_t now_ns, const LeaseOptions& o) const {
@@ -104,6 +105,7 @@ class Lease {
   int64_t window_start_ns_ = 0;  // demand: requests in the current window (one lease long)
   int64_t window_count_ = 0;
   int64_t demand_ = 1;        // requests per lease, from the last full window (at least 1)
+  int64_t waiters_ = 0;       // requests waiting for the take on its way
   bool taking_ = false;       // a take is on its way
   bool unavailable_ = false;  // the last take failed; cleared by the next grant
 };
@@ -115,7 +117,9 @@ class CreditLeases {
   explicit CreditLeases(LeaseOptions opt = {}) : opt_(opt) {}
 
   const LeaseOptions& options() const { return opt_; }
-  Lease& at(std::string_view key);  // found, or made
+  // Found, or made; nullptr when max_leases are held and none is idle (the caller decides
+  // without the shared state: memory stays bounded whatever keys clients send).
+  Lease* at(std::string_view key, int64_t now_ns);
   Lease* find(std::string_view key);
   // The stored copy of key (for a take's answer to find its lease again), or nullptr.
   const std::string* storedKey(std::string_view key) const;

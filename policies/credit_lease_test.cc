@@ -16,8 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "policies/engine_test_support.h"
 #include "policies/fill.h"
 #include "policies/global_limits.h"
+#include "policies/global_limits_test_support.h"
 #include "policies/registry.h"
 
 namespace corral::policies {
@@ -74,58 +76,9 @@ TEST_CASE("gcraTake: a fresh state grants the burst, then the rate") {
 
 // --- fakes: a clock, a timer, a store (one GCRA state per key, takes answered on deliver()).
 
-struct FakeClock final : Clock {
-  int64_t now = kSecond;
-  int64_t monoNs() const override { return now; }
-  int64_t unixMs() const override { return now / kMs; }
-};
-
-struct FakeTimer final : Timer {
-  std::vector<std::pair<int64_t, std::function<void()>>> due;  // delay_ms, callback
-  uint64_t after(int64_t delay_ms, std::function<void()> cb) override {
-    due.emplace_back(delay_ms, std::move(cb));
-    return due.size();
-  }
-  void cancel(uint64_t) override {}
-  void fireAll() {
-    auto d = std::move(due);
-    due.clear();
-    for (auto& [ms, cb] : d) cb();
-  }
-};
-
-struct FakeStore final : LimitStore {
-  const FakeClock* clock = nullptr;
-  std::map<std::string, int64_t> tat;
-  struct Pending {
-    std::string key;
-    GcraParams p;
-    int64_t want;
-    std::function<void(bool, const GcraGrant&)> done;
-  };
-  std::deque<Pending> pending;
-  bool down = false;
-  int64_t live = 4;
-  void take(std::string_view key, const GcraParams& p, int64_t want,
-            std::function<void(bool, const GcraGrant&)> done) override {
-    pending.push_back({std::string(key), p, want, std::move(done)});
-  }
-  void heartbeat(std::string_view, int64_t, std::function<void(int64_t)> done) override {
-    done(down ? -1 : live);
-  }
-  // Answers every take sent so far, at time `at` of the store's clock.
-  void deliver(int64_t at) {
-    auto batch = std::move(pending);
-    pending.clear();
-    for (Pending& t : batch) {
-      if (down) {
-        t.done(false, {});
-        continue;
-      }
-      t.done(true, gcraTake(tat[t.key], at, t.p, t.want));
-    }
-  }
-};
+using enginetest::FakeClock;
+using testing::FakeTimer;
+using FakeStore = testing::FakeLimitStore;
 
 struct Worker {
   FakeClock clock;
@@ -139,7 +92,6 @@ struct Worker {
 
   Worker(uint64_t rate, uint64_t burst,
          config::OnUnavailable on_unavailable = config::OnUnavailable::kLocalShare) {
-    store.clock = &clock;
     spec.name = "tenant";
     spec.count = rate;
     spec.burst = burst;
@@ -154,9 +106,9 @@ struct Worker {
   Outcome request(GcraVerdict* v = nullptr) {
     const std::string_view parts[] = {"acme"};
     bool wait = false;
-    Lease* lease = limits->ready(ref, parts, clock.now, &wait);
+    Lease* lease = limits->ready(ref, parts, clock.mono_ns, &wait);
     if (wait) return kWaits;
-    const GcraVerdict got = limits->admit(ref, *lease, parts, clock.now);
+    const GcraVerdict got = limits->admit(ref, lease, parts, clock.mono_ns);
     if (v != nullptr) *v = got;
     return got.allowed ? kAdmitted : kRejected;
   }
@@ -172,44 +124,53 @@ TEST_CASE("global limits: a cold bucket waits for one take; then admits without 
   CHECK(w.store.pending[0].key.starts_with("__corral:rl:{tenant:"));
   CHECK(w.request() == Worker::kWaits);  // one take at a time; the demand grows meanwhile
   CHECK(w.store.pending.size() == 1);
-  w.store.deliver(w.clock.now);
+  w.store.deliver(w.clock.mono_ns);
   CHECK(w.wakes == 1);
   CHECK(w.request() == Worker::kAdmitted);
-  // Its last credit: the next take goes out behind it (the watermark), sized to the demand.
+  // A batch of one takes nothing ahead: the second waiter asks for its own, with the demand
+  // seen so far (one admitted, one waiting).
+  CHECK(w.store.pending.empty());
+  CHECK(w.request() == Worker::kWaits);
   REQUIRE(w.store.pending.size() == 1);
-  CHECK(w.store.pending[0].want >= 2);
-  w.store.deliver(w.clock.now);
-  const int64_t granted = w.store.pending.empty() ? 0 : -1;
-  CHECK(granted == 0);
-  for (int i = 0; i < 2; ++i) CHECK(w.request() == Worker::kAdmitted);
+  CHECK(w.store.pending[0].want == 2);
+  w.store.deliver(w.clock.mono_ns);
+  CHECK(w.request() == Worker::kAdmitted);
+  // Half a batch left: the next take goes out behind it (the low watermark).
+  CHECK(w.store.pending.size() == 1);
+  CHECK(w.request() == Worker::kAdmitted);
   CHECK(w.ref.counters->takes_granted.get() == 2);
-  CHECK(w.ref.counters->leased.get() >= 3);
+  CHECK(w.ref.counters->leased.get() == 3);
 }
 
 TEST_CASE("global limits: Redis says none -> rejected with its retry hint, and no take until") {
   Worker w(10, 1);
   CHECK(w.request() == Worker::kWaits);
-  w.store.deliver(w.clock.now);
+  w.store.deliver(w.clock.mono_ns);
   CHECK(w.request() == Worker::kAdmitted);  // the burst of 1
-  w.store.deliver(w.clock.now);             // the watermark's take: none left
+  CHECK(w.store.pending.empty());           // a batch of one takes nothing ahead
+  w.clock.mono_ns += 30 * kMs;
+  CHECK(w.request() == Worker::kWaits);
+  w.store.deliver(w.clock.mono_ns);  // none: 70 ms to the next credit
   CHECK(w.ref.counters->takes_empty.get() == 1);
-  w.clock.now += 30 * kMs;
   GcraVerdict v;
   CHECK(w.request(&v) == Worker::kRejected);
-  CHECK(v.retry_after_ns == 70 * kMs);  // 100 ms per credit, asked at t+0
+  CHECK(v.retry_after_ns == 70 * kMs);  // 100 ms per credit, the last granted at t+0
   CHECK(w.store.pending.empty());
-  w.clock.now += 70 * kMs;
+  w.clock.mono_ns += 50 * kMs;
+  CHECK(w.request(&v) == Worker::kRejected);
+  CHECK(v.retry_after_ns == 20 * kMs);
+  w.clock.mono_ns += 20 * kMs;
   CHECK(w.request() == Worker::kWaits);
-  w.store.deliver(w.clock.now);
+  w.store.deliver(w.clock.mono_ns);
   CHECK(w.request() == Worker::kAdmitted);
 }
 
 TEST_CASE("global limits: unspent credits are dropped at the lease's end; idle holds little") {
   Worker w(100000, 10000);
   int64_t biggest = 0;
-  for (int i = 0; i < 5000; ++i, w.clock.now += 100'000) {  // 10,000/s
+  for (int i = 0; i < 5000; ++i, w.clock.mono_ns += 100'000) {  // 10,000/s
     for (const auto& t : w.store.pending) biggest = std::max(biggest, t.want);
-    w.store.deliver(w.clock.now);
+    w.store.deliver(w.clock.mono_ns);
     w.request();
   }
   CHECK(biggest >= 900);  // a lease (250 ms) of demand (2,500), at most max_batch
@@ -218,7 +179,7 @@ TEST_CASE("global limits: unspent credits are dropped at the lease's end; idle h
   const uint64_t admitted_ish = 5000;
   CHECK(leased >= admitted_ish - 1);
   // Idle for two leases: what it held is dropped, and the next take is small again.
-  w.clock.now += 600 * kMs;
+  w.clock.mono_ns += 600 * kMs;
   CHECK(w.request() == Worker::kWaits);
   CHECK(w.ref.counters->dropped.get() > 0);
   CHECK(w.ref.counters->dropped.get() + 5000 >= leased);
@@ -231,25 +192,25 @@ TEST_CASE("global limits: Redis down -> on_unavailable decides at once; back whe
     Worker w(100, 10, config::OnUnavailable::kDeny);
     w.store.down = true;
     CHECK(w.request() == Worker::kWaits);
-    w.store.deliver(w.clock.now);  // fails
+    w.store.deliver(w.clock.mono_ns);  // fails
     CHECK(w.ref.counters->takes_failed.get() == 1);
     GcraVerdict v;
     CHECK(w.request(&v) == Worker::kRejected);
     CHECK(v.retry_after_ns == LeaseOptions{}.retry_ns);
     CHECK(w.ref.counters->unavailable.get() == 1);
     CHECK(w.store.pending.empty());  // no take again before retry_ns
-    w.clock.now += LeaseOptions{}.retry_ns;
+    w.clock.mono_ns += LeaseOptions{}.retry_ns;
     w.store.down = false;
     CHECK(w.request() == Worker::kRejected);  // a probe goes out; this one is not held
     REQUIRE(w.store.pending.size() == 1);
-    w.store.deliver(w.clock.now);
+    w.store.deliver(w.clock.mono_ns);
     CHECK(w.request() == Worker::kAdmitted);
   }
   SUBCASE("allow") {
     Worker w(100, 10, config::OnUnavailable::kAllow);
     w.store.down = true;
     CHECK(w.request() == Worker::kWaits);
-    w.store.deliver(w.clock.now);
+    w.store.deliver(w.clock.mono_ns);
     for (int i = 0; i < 50; ++i) CHECK(w.request() == Worker::kAdmitted);
   }
   SUBCASE("local_share: the rate and burst divided by the live sidecars") {
@@ -257,11 +218,11 @@ TEST_CASE("global limits: Redis down -> on_unavailable decides at once; back whe
     w.reg.sidecars = 4;
     w.store.down = true;
     CHECK(w.request() == Worker::kWaits);
-    w.store.deliver(w.clock.now);
+    w.store.deliver(w.clock.mono_ns);
     int admitted = 0;
     for (int i = 0; i < 100; ++i) admitted += w.request() == Worker::kAdmitted ? 1 : 0;
     CHECK(admitted == 10);  // burst 40 / 4
-    w.clock.now += kSecond;
+    w.clock.mono_ns += kSecond;
     admitted = 0;
     for (int i = 0; i < 100; ++i) admitted += w.request() == Worker::kAdmitted ? 1 : 0;
     CHECK(admitted == 10);  // a second of 100/s / 4 (25) but never more than the burst share
@@ -271,12 +232,12 @@ TEST_CASE("global limits: Redis down -> on_unavailable decides at once; back whe
     CHECK(w.request() == Worker::kWaits);
     REQUIRE(w.timer.due.size() == 1);
     CHECK(w.timer.due[0].first == LeaseOptions{}.max_wait_ns / kMs);
-    w.clock.now += LeaseOptions{}.max_wait_ns;
+    w.clock.mono_ns += LeaseOptions{}.max_wait_ns;
     w.timer.fireAll();
     CHECK(w.wakes == 1);
     CHECK(w.request() == Worker::kRejected);
     CHECK(w.ref.counters->unavailable.get() == 1);
-    w.store.deliver(w.clock.now);  // late, but it counts
+    w.store.deliver(w.clock.mono_ns);  // late, but it counts
     CHECK(w.request() == Worker::kAdmitted);
   }
 }
@@ -293,15 +254,42 @@ TEST_CASE("global limits: buckets stay apart, idle leases are forgotten") {
     const std::string name = "client" + std::to_string(i);
     const std::string_view parts[] = {name};
     bool wait = false;
-    w.limits->ready(w.ref, parts, w.clock.now, &wait);
+    w.limits->ready(w.ref, parts, w.clock.mono_ns, &wait);
     CHECK(wait);
   }
-  w.store.deliver(w.clock.now);
+  w.store.deliver(w.clock.mono_ns);
   CHECK(w.limits->leases() == 100);
-  w.clock.now += kSecond;
-  w.limits->tick(w.clock.now, true);
+  w.clock.mono_ns += kSecond;
+  w.limits->tick(w.clock.mono_ns, true);
   CHECK(w.limits->leases() == 0);
   CHECK(w.ref.counters->dropped.get() == 100);  // one credit each, never spent
+}
+
+TEST_CASE("global limits: past max_leases a new bucket is decided as unavailable") {
+  Worker w(1000, 100, config::OnUnavailable::kDeny);
+  LeaseOptions o;
+  o.max_leases = 3;
+  w.limits = std::make_unique<GlobalLimits>(w.store, w.reg, w.clock, w.timer, o);
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "c" + std::to_string(i);
+    const std::string_view parts[] = {name};
+    bool wait = false;
+    CHECK(w.limits->ready(w.ref, parts, w.clock.mono_ns, &wait) != nullptr);
+    CHECK(wait);
+  }
+  const std::string_view fourth[] = {"c3"};
+  bool wait = true;
+  Lease* lease = w.limits->ready(w.ref, fourth, w.clock.mono_ns, &wait);
+  CHECK(lease == nullptr);
+  CHECK_FALSE(wait);
+  CHECK_FALSE(w.limits->admit(w.ref, lease, fourth, w.clock.mono_ns).allowed);  // deny
+  CHECK(w.ref.counters->unavailable.get() == 1);
+  CHECK(w.limits->leases() == 3);
+  // Once the others are idle, there is room again.
+  w.store.deliver(w.clock.mono_ns);
+  w.clock.mono_ns += kSecond;
+  CHECK(w.limits->ready(w.ref, fourth, w.clock.mono_ns, &wait) != nullptr);
+  CHECK(w.limits->leases() == 1);
 }
 
 // Four sidecars, one shared store behind a fixed round trip. Each tick of 1 ms, each pod gets
@@ -322,7 +310,7 @@ struct Fleet {
     for (int i = 0; i < 4; ++i) pods.push_back(std::make_unique<Worker>(rate, burst));
   }
   void tick(int64_t now, const std::vector<int64_t>& per_pod) {
-    for (auto& p : pods) p->clock.now = now;
+    for (auto& p : pods) p->clock.mono_ns = now;
     // Takes sent a round trip ago land now; the script ran half a round trip ago.
     while (!inflight.empty() && inflight.front().at <= now) {
       const size_t i = inflight.front().pod;
@@ -344,7 +332,7 @@ struct Fleet {
     const Worker::Outcome o = w.request();
     if (o == Worker::kAdmitted) ++admitted;
     if (o == Worker::kWaits) ++waiting[i];
-    if (w.store.pending.size() > before) inflight.push_back({i, w.clock.now + rtt_ns});
+    if (w.store.pending.size() > before) inflight.push_back({i, w.clock.mono_ns + rtt_ns});
   }
 };
 

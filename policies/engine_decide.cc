@@ -389,13 +389,16 @@ template <class Visit>
   if (global != nullptr) [[unlikely]] {
     out.global_leases.clear();
     bool wait = false;
-    forEachBucket(r, out, [&](const CompiledLimit& l, bool, size_t n, const std::string_view* p) {
-      if (!l.global) return true;
-      bool w = false;
-      out.global_leases.push_back(global->ready({l.spec, l.params, l.counters}, {p, n}, now, &w));
-      wait |= w;
-      return true;
-    });
+    forEachBucket(r, out,
+                  [&](const CompiledLimit& l, bool shadow, size_t n, const std::string_view* p) {
+                    if (!l.global) return true;
+                    bool w = false;
+                    out.global_leases.push_back(
+                        global->ready({l.spec, l.params, l.counters}, {p, n}, now, &w));
+                    // A shadow limit only counts: it never holds a request up.
+                    wait |= w && !shadow && l.spec->on_limit != config::OnLimit::kShadow;
+                    return true;
+                  });
     if (wait) {
       out.verdict = Decision::Verdict::kWait;
       return false;
@@ -405,7 +408,7 @@ template <class Visit>
   return forEachBucket(
       r, out, [&](const CompiledLimit& l, bool shadow, size_t n, const std::string_view* p) {
         if (l.global && global != nullptr) [[unlikely]] {
-          Lease& lease = *out.global_leases[next_lease++];
+          Lease* lease = out.global_leases[next_lease++];
           return account(l, shadow,
                          global->admit({l.spec, l.params, l.counters}, lease, {p, n}, now), out);
         }

@@ -9,6 +9,8 @@
 #include "commands/command_table.h"
 #include "policies/engine.h"
 #include "policies/engine_test_support.h"
+#include "policies/global_limits.h"
+#include "policies/global_limits_test_support.h"
 
 namespace corral::policies::enginetest {
 namespace {
@@ -33,6 +35,51 @@ TEST_CASE("engine: a rate limit admits burst then refuses with retry_after_ms") 
   LimitCounters* c = f.reg.limit("user-reads");
   CHECK(c->admitted.get() == 3);
   CHECK(c->rejected.get() == 2);
+}
+
+TEST_CASE("engine: a global limit's first request waits with nothing spent, then is decided") {
+  PolicyConfig cfg;
+  auto p = policy("user", "user:<id:u64>");
+  p.rate_limits.push_back(limit("local-first", 10, 1000, 2));  // checked before the global one
+  auto g = limit("fleet", 100, 1000, 3);
+  g.scope = config::LimitScope::kGlobal;
+  p.rate_limits.push_back(g);
+  cfg.policies.push_back(p);
+  Fixture f(cfg);
+  testing::FakeTimer timer;
+  testing::FakeLimitStore store;
+  GlobalLimits global(store, f.reg, f.clock, timer);
+  f.global = &global;
+  LimitCounters* local = f.reg.limit("local-first");
+  LimitCounters* fleet = f.reg.limit("fleet");
+  PolicyCounters* user = f.reg.policy("user");
+  CHECK(f.run({"SET", "user:1", "v"}) == Verdict::kWait);
+  f.replay = true;  // the proxy asks again (woken before the credits came, say)
+  CHECK(f.run({"SET", "user:1", "v"}) == Verdict::kWait);
+  CHECK(store.pending.size() == 1);
+  // Nothing of the waiting request was spent or counted but the policy's request, once.
+  CHECK(local->admitted.get() == 0);
+  CHECK(fleet->admitted.get() == 0);
+  store.deliver(f.clock.mono_ns);
+  CHECK(f.run({"SET", "user:1", "v"}) == Verdict::kForward);
+  CHECK(local->admitted.get() == 1);
+  CHECK(fleet->admitted.get() == 1);
+  CHECK(user->requests.get() == 1);
+  f.replay = false;
+  // The next one waits for its own take (a batch of one takes nothing ahead), of two credits.
+  CHECK(f.run({"SET", "user:1", "v"}) == Verdict::kWait);
+  REQUIRE(store.pending.size() == 1);
+  CHECK(store.pending[0].want == 2);
+  store.deliver(f.clock.mono_ns);
+  f.replay = true;
+  CHECK(f.run({"SET", "user:1", "v"}) == Verdict::kForward);
+  f.replay = false;
+  // The local limit (burst 2) refuses the third request; the global credit it held is kept.
+  CHECK(f.run({"SET", "user:1", "v"}) == Verdict::kReject);
+  CHECK(f.d.error.starts_with("RATELIMITED local-first "));
+  CHECK(fleet->admitted.get() == 2);
+  CHECK(user->requests.get() == 3);
+  CHECK(fleet->rejected.get() == 0);
 }
 
 TEST_CASE("engine: rate limits keyed by client, key and capture; shadow and audit") {

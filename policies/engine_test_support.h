@@ -59,6 +59,8 @@ struct Fixture {
   std::shared_ptr<const PolicySet> set;
   Decision d;
   std::string client = "10.0.0.1";
+  GlobalLimits* global = nullptr;  // scope global limits' leases (nullptr: decided locally)
+  bool replay = false;             // RequestContext::replay
 
   explicit Fixture(const PolicyConfig& cfg) {
     std::vector<config::ConfigError> errors;
@@ -72,6 +74,8 @@ struct Fixture {
     ctx.client = client;
     ctx.clock = &clock;
     ctx.random = &random;
+    ctx.global = global;
+    ctx.replay = replay;
     const commands::CommandInfo* cmd = commands::lookup(args);
     set->decide(cmd, args, ctx, reg, d);
     return d.verdict;

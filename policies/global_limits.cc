@@ -73,18 +73,26 @@ std::string_view GlobalLimits::lookupKey(uint32_t id, std::span<const std::strin
 Lease* GlobalLimits::ready(const GlobalLimitRef& l, std::span<const std::string_view> parts,
                            int64_t now_ns, bool* wait) {
   const std::string_view key = lookupKey(l.counters->id, parts);
-  Lease& lease = leases_.at(key);
+  Lease* lease = leases_.at(key, now_ns);
+  *wait = false;
+  if (lease == nullptr) [[unlikely]] {
+    return nullptr;
+  }
   int64_t take = 0;
   int64_t dropped = 0;
-  *wait = lease.mustWait(l.params, now_ns, leases_.options(), &take, &dropped);
+  *wait = lease->mustWait(l.params, now_ns, leases_.options(), &take, &dropped);
   if (dropped > 0) l.counters->dropped.add(static_cast<uint64_t>(dropped));
   if (take > 0) sendTake(l, key, take);
-  return &lease;
+  return lease;
 }
 
-GcraVerdict GlobalLimits::admit(const GlobalLimitRef& l, Lease& lease,
+GcraVerdict GlobalLimits::admit(const GlobalLimitRef& l, Lease* lease,
                                 std::span<const std::string_view> parts, int64_t now_ns) {
-  const Lease::Step s = lease.admit(l.params, now_ns, leases_.options());
+  if (lease == nullptr) [[unlikely]] {
+    l.counters->unavailable.add();
+    return fallback(l, parts, now_ns);
+  }
+  const Lease::Step s = lease->admit(l.params, now_ns, leases_.options());
   if (s.dropped > 0) [[unlikely]] {
     l.counters->dropped.add(static_cast<uint64_t>(s.dropped));
   }

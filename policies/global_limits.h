@@ -69,11 +69,12 @@ class GlobalLimits {
   GlobalLimits& operator=(const GlobalLimits&) = delete;
 
   // Pass 1 (nothing spent): the lease of the bucket (l, parts). *wait: the request must wait
-  // for a take on its way (sent now if none was).
+  // for a take on its way (sent now if none was). nullptr: too many buckets are held
+  // (LeaseOptions::max_leases); admit() then decides as on_unavailable.
   Lease* ready(const GlobalLimitRef& l, std::span<const std::string_view> parts, int64_t now_ns,
                bool* wait);
   // Pass 2: one request of the bucket whose lease ready() gave.
-  GcraVerdict admit(const GlobalLimitRef& l, Lease& lease, std::span<const std::string_view> parts,
+  GcraVerdict admit(const GlobalLimitRef& l, Lease* lease, std::span<const std::string_view> parts,
                     int64_t now_ns);
 
   // Called whenever a take is back, or has waited max_wait_ns (a timer): requests that waited

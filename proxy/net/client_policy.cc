@@ -43,7 +43,6 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
     worker_.policies().logAudit(worker_.nowMs(), id_, d.audit);
   }
   if (d.verdict == policies::Decision::Verdict::kReject) {
-    worker_.stats().requests.add();
     log()->debug("refused by policy client={} err={}", id_, d.error);
     rejectByPolicy(d.error);
     return false;

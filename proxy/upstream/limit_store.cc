@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "proxy/codec/resp.h"
+#include "proxy/loop/clock.h"
+#include "proxy/upstream/log.h"
 #include "proxy/upstream/script.h"
 
 namespace corral::upstream {
@@ -73,11 +75,26 @@ void LimitStore::take(std::string_view state_key, const policies::GcraParams& p,
   const std::string tolerance = std::to_string((burst - 1) * interval_us);
   const std::string n = std::to_string(want);
   runScript(primary_(state_key), timer_, scratch_, kTake, {state_key}, {interval, tolerance, n},
-            [done = std::move(done)](std::string_view reply) {
+            [failures = failures_, done = std::move(done)](std::string_view reply) {
               policies::GcraGrant g;
               const bool ok = decodeTake(reply, &g);
+              if (!ok) failures->note(reply);
               done(ok, g);
             });
+}
+
+void LimitStore::Failures::note(std::string_view reply) {
+  // Why limits went to on_unavailable: once, then a reminder at most every 30 s.
+  const int64_t now_ms = loop::monotonicNs() / 1'000'000;
+  ++count;
+  if (logged_ms >= 0 && now_ms - logged_ms < kFailureLogEveryMs) return;
+  logged_ms = now_ms;
+  const std::string_view why = !reply.empty() && reply[0] == '-'
+                                   ? errorText(reply)
+                                   : std::string_view("an unexpected reply");
+  log()->warn("global rate limit take failed, limits follow on_unavailable failures={} why={}",
+              count, why);
+  count = 0;
 }
 
 void LimitStore::heartbeat(std::string_view id, int64_t live_ms,

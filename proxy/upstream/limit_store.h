@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -37,9 +38,18 @@ class LimitStore final : public policies::LimitStore {
   static bool decodeTake(std::string_view reply, policies::GcraGrant* g);
 
  private:
+  // Takes that failed: logged at most every kFailureLogEveryMs (with the count since). Shared
+  // with the takes' callbacks, which may run after this store is gone (worker shutdown).
+  struct Failures {
+    int64_t logged_ms = -1;
+    uint64_t count = 0;
+    void note(std::string_view reply);
+  };
+
   std::function<Connection*(std::string_view key)> primary_;
   policies::Timer& timer_;
   std::string scratch_;
+  std::shared_ptr<Failures> failures_ = std::make_shared<Failures>();
 };
 
 }  // namespace corral::upstream

@@ -229,6 +229,42 @@ def test_global_rate_limit_by_client_name(redis_server, corral_factory):
                what="idle rate-limit buckets dropped")
 
 
+def test_scope_global_limit_is_shared_by_two_corrals(redis_server, corral_factory):
+    # One bucket per key for the whole fleet: two corrals on the same Redis (or Cluster) admit
+    # the burst between them, not each. Never more; a credit the first corral took in its
+    # batch and did not spend is lost to the second (the under-admission of batches).
+    pol = BASE_POLICIES.replace(
+        "  commands: {deny: [FLUSHALL, FLUSHDB], audit: [KEYS]}\n",
+        "  commands: {deny: [FLUSHALL, FLUSHDB], audit: [KEYS]}\n"
+        "  rate_limits:\n"
+        "    - {name: fleet-writes, rate: 1/10s, burst: 5, key_by: [key], commands: [SET],\n"
+        "       scope: global, on_unavailable: deny}\n")
+    c1 = corral_factory(config_text(redis_server.port, pol))
+    c2 = corral_factory(config_text(redis_server.port, pol))
+    with c1.client() as a, c2.client() as b:
+        ra = a.pipeline([("SET", "user:77", "a")] * 4)
+        rb = b.pipeline([("SET", "user:77", "b")] * 4)
+        got = ra + rb
+        ok = [r for r in got if r == "OK"]
+        refused = [r for r in got if is_err(r, "RATELIMITED fleet-writes retry_after_ms=")]
+        assert ra == ["OK"] * 4, ra
+        assert 4 <= len(ok) <= 5 and len(refused) == 8 - len(ok), got
+        v = a.cmd("GET", "user:77")
+        assert v in (b"a", b"b")
+        # another key is another bucket; reads are not limited
+        assert b.cmd("SET", "user:78", "x") == "OK"
+        assert a.pipeline([("GET", "user:77")] * 3) == [v] * 3
+    m1, m2 = c1.metrics(), c2.metrics()
+    adm = 'corral_ratelimit_requests_total{limit="fleet-writes",result="admitted"}'
+    assert m1[adm] + m2[adm] == len(ok) + 1
+    leased = 'corral_ratelimit_global_credits_total{limit="fleet-writes",event="leased"}'
+    # Redis granted the burst of user:77 and one credit of user:78, no more
+    assert len(ok) + 1 <= m1[leased] + m2[leased] <= 6
+    assert m1['corral_ratelimit_global_unavailable_total{limit="fleet-writes"}'] == 0
+    wait_until(lambda: c1.metrics()["corral_ratelimit_global_sidecars"] == 2, 5,
+               what="both corrals counted by the heartbeat")
+
+
 def test_denied_and_audited_commands(redis_server, corral_factory):
     c = corral_factory(config_text(redis_server.port))
     with c.client() as cl:
