@@ -38,8 +38,8 @@ int64_t Lease::dropExpired(int64_t now_ns) {
 
 void Lease::rollWindow(int64_t now_ns, const LeaseOptions& o) {
   // Requests per lease-long window; a window with no request at all counts as 1.
-  if (now_ns - window_start_ns_ >= o.lease_ns) {
-    const bool just_one = now_ns - window_start_ns_ >= 2 * o.lease_ns;
+  if (now_ns - window_start_ns_ >= o.window_ns) {
+    const bool just_one = now_ns - window_start_ns_ >= 2 * o.window_ns;
     demand_ = just_one ? 1 : std::max<int64_t>(window_count_, 1);
     window_start_ns_ = now_ns;
     window_count_ = 0;
@@ -116,15 +116,21 @@ int64_t Lease::onGrant(const GcraGrant& g, int64_t now_ns, const LeaseOptions& o
   taking_ = false;
   unavailable_ = false;
   waiters_ = 0;  // woken now: each is counted again when it is admitted
+  // Spent: wait for share_requests of this worker's requests, as its demand goes, but no
+  // longer than it takes for what it asked to be there again (credits past the burst would be
+  // lost to everyone), and at least until Redis's next credit.
+  const int64_t demand = std::max<int64_t>(1, std::max(demand_, window_count_));
+  const int64_t share = std::min(o.window_ns, o.share_requests * o.window_ns / demand);
+  const int64_t backoff = std::max(g.retry_after_ns, std::min(g.full_after_ns, share));
   if (g.granted <= 0) {
-    none_until_ns_ = now_ns + g.retry_after_ns;
+    none_until_ns_ = now_ns + backoff;
     return 0;
   }
   const int64_t dropped = dropExpired(now_ns);
   // The lease counts from the take's answer (the script ran up to one round trip before).
   credits_ += g.granted;
   expires_ns_ = now_ns + o.lease_ns;
-  none_until_ns_ = g.granted < want_ ? now_ns + g.full_after_ns : 0;
+  none_until_ns_ = g.granted < want_ ? now_ns + backoff : 0;
   return dropped;
 }
 
@@ -137,7 +143,7 @@ void Lease::onFailure(int64_t now_ns, const LeaseOptions& o) {
 
 bool Lease::idle(int64_t now_ns, const LeaseOptions& o) const {
   return !taking_ && !unavailable_ && (credits_ == 0 || now_ns >= expires_ns_) &&
-         now_ns >= none_until_ns_ && now_ns - window_start_ns_ >= 2 * o.lease_ns;
+         now_ns >= none_until_ns_ && now_ns - window_start_ns_ >= 2 * o.window_ns;
 }
 
 // ---------------------------------------------------------------------------------------------

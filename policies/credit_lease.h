@@ -48,11 +48,16 @@ struct GcraGrant {
 GcraGrant gcraTake(int64_t& tat, int64_t now_ns, const GcraParams& p, int64_t want);
 
 struct LeaseOptions {
-  int64_t lease_ns = 250'000'000;     // unspent credits are dropped this long after their take
+  int64_t window_ns = 250'000'000;    // demand is counted per window; a batch is one window's
+  int64_t lease_ns = 1'000'000'000;   // unspent credits are dropped this long after their take
   int64_t max_batch = 1000;           // and never more than the burst
   int64_t max_wait_ns = 100'000'000;  // a take unanswered this long: decided as unavailable
-  int64_t retry_ns = 500'000'000;     // after a failed take, the next one no sooner than this
-  size_t max_leases = 100000;         // per worker; a new bucket past it is decided as unavailable
+  int64_t retry_ns = 100'000'000;     // after a failed take, the next one no sooner than this
+  // While the shared state is spent, a worker asks again once it has seen about this many
+  // requests (at most a window later): busy workers ask more often, so the rate the fleet is
+  // granted is shared by demand, not by who asks most.
+  int64_t share_requests = 32;
+  size_t max_leases = 100000;  // per worker; a new bucket past it is decided as unavailable
 };
 
 // One bucket's credits in one worker.
@@ -74,9 +79,12 @@ class Lease {
   // of a take on its way are spoken for) or kUnavailable.
   Step admit(const GcraParams& p, int64_t now_ns, const LeaseOptions& o);
   // A take came back with g (granted may be 0: retry_after_ns says for how long there are
-  // none). A partial grant means the shared state is spent: no take again before
-  // full_after_ns, so a drained limit costs Redis about one take per batch, not one per
-  // request. Returns the credits dropped (their lease had ended).
+  // none). Less than asked means the shared state is spent: no take again before this worker
+  // has seen about share_requests more requests, or all it asked is there again (whichever
+  // comes first; and not before Redis's next credit), so a
+  // drained limit costs Redis a take per share_requests requests, not one per request, and the
+  // workers that see more requests get more of the rate. Returns the credits dropped (their
+  // lease had ended).
   int64_t onGrant(const GcraGrant& g, int64_t now_ns, const LeaseOptions& o);
   // A take failed (Redis unreachable, or an error): unavailable until the next take lands; the
   // next one goes out retry_ns later at the soonest.

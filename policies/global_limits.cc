@@ -73,7 +73,18 @@ std::string_view GlobalLimits::lookupKey(uint32_t id, std::span<const std::strin
 Lease* GlobalLimits::ready(const GlobalLimitRef& l, std::span<const std::string_view> parts,
                            int64_t now_ns, bool* wait) {
   const std::string_view key = lookupKey(l.counters->id, parts);
-  Lease* lease = leases_.at(key, now_ns);
+  // The bucket of the previous request is the likely one (a pipeline, a limit of one bucket):
+  // compared before the table is hashed.
+  Lease* lease = key == last_key_ ? last_lease_ : nullptr;
+  if (lease == nullptr) {
+    last_lease_ = nullptr;  // at() may sweep (and free it) when the table is full
+    last_key_.clear();
+    lease = leases_.at(key, now_ns);
+    if (lease != nullptr) {
+      last_key_.assign(key);
+      last_lease_ = lease;
+    }
+  }
   *wait = false;
   if (lease == nullptr) [[unlikely]] {
     return nullptr;
@@ -163,6 +174,8 @@ void GlobalLimits::sendTake(const GlobalLimitRef& l, std::string_view key, int64
 }
 
 void GlobalLimits::tick(int64_t now_ns, bool active) {
+  last_lease_ = nullptr;  // the sweep may free it
+  last_key_.clear();
   leases_.sweep(now_ns, [this](std::string_view key, int64_t dropped) {
     uint32_t id = 0;
     std::memcpy(&id, key.data(), sizeof id);

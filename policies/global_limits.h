@@ -103,7 +103,9 @@ class GlobalLimits {
   Timer& timer_;
   CreditLeases leases_;
   std::function<void()> wake_;
-  std::string key_;  // scratch of lookupKey
+  std::string key_;       // scratch of lookupKey
+  std::string last_key_;  // the bucket ready() found last, and its lease (until a sweep)
+  Lease* last_lease_ = nullptr;
   std::string heartbeat_id_;
   int64_t next_beat_ns_ = 0;
   bool beating_ = false;
