@@ -89,7 +89,8 @@ Lease::Step Lease::admit(const GcraParams& p, int64_t now_ns, const LeaseOptions
     // A bucket asked about once a lease takes no credit ahead (it would mostly be dropped):
     // its next request waits for its own.
     const int64_t b = batch(p, o);
-    if (!taking_ && b > 1 && credits_ <= b / 2 && now_ns >= none_until_ns_) {
+    floor_ = b / 2;
+    if (!taking_ && b > 1 && credits_ <= floor_ && now_ns >= none_until_ns_) {
       s.take = startTake(p, now_ns, o);
     }
     return s;
@@ -129,6 +130,7 @@ int64_t Lease::onGrant(const GcraGrant& g, int64_t now_ns, const LeaseOptions& o
   const int64_t dropped = dropExpired(now_ns);
   // The lease counts from the take's answer (the script ran up to one round trip before).
   credits_ += g.granted;
+  floor_ = want_ > 1 ? want_ / 2 : 0;  // the watermark of the batch it asked for
   expires_ns_ = now_ns + o.lease_ns;
   none_until_ns_ = g.granted < want_ ? now_ns + backoff : 0;
   return dropped;
@@ -157,17 +159,14 @@ Lease* CreditLeases::at(std::string_view key, int64_t now_ns) {
     sweep(now_ns, [](std::string_view, int64_t) {});
     if (leases_.size() >= opt_.max_leases) return nullptr;
   }
-  return &leases_.emplace(std::string(key), Lease{}).first->second;
+  auto made = leases_.emplace(std::string(key), Lease{}).first;
+  made->second.key_ = &made->first;
+  return &made->second;
 }
 
 Lease* CreditLeases::find(std::string_view key) {
   auto it = leases_.find(key);
   return it == leases_.end() ? nullptr : &it->second;
-}
-
-const std::string* CreditLeases::storedKey(std::string_view key) const {
-  auto it = leases_.find(key);
-  return it == leases_.end() ? nullptr : &it->first;
 }
 
 void CreditLeases::sweep(int64_t now_ns,

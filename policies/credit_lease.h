@@ -75,6 +75,19 @@ class Lease {
   // its way and not overdue; *take > 0 when it must be sent now). *dropped: as Step::dropped.
   bool mustWait(const GcraParams& p, int64_t now_ns, const LeaseOptions& o, int64_t* take,
                 int64_t* dropped);
+  // The common case of mustWait() and admit(), inline: a credit of a live lease above the low
+  // watermark (as of the last admit()) and nothing to count but the request.
+  bool hasCredit(int64_t now_ns) const { return credits_ > 0 && now_ns < expires_ns_; }
+  bool spendFast(int64_t now_ns, const LeaseOptions& o) {
+    // Above the watermark once this one is spent; else admit() decides (and takes).
+    if (credits_ <= floor_ + 1 || now_ns >= expires_ns_ ||
+        now_ns - window_start_ns_ >= o.window_ns) {
+      return false;
+    }
+    --credits_;
+    ++window_count_;
+    return true;
+  }
   // One request. Never waits: without a credit it is kReject (Redis said none, or the credits
   // of a take on its way are spoken for) or kUnavailable.
   Step admit(const GcraParams& p, int64_t now_ns, const LeaseOptions& o);
@@ -92,6 +105,8 @@ class Lease {
 
   int64_t credits() const { return credits_; }
   bool taking() const { return taking_; }
+  // The bucket key it is stored under (CreditLeases).
+  std::string_view key() const { return *key_; }
   // Nothing held, nothing asked, nothing remembered that a fresh lease would not know: the
   // bucket can be forgotten (CreditLeases::sweep).
   bool idle(int64_t now_ns, const LeaseOptions& o) const;
@@ -105,7 +120,10 @@ class Lease {
     return taking_ && now_ns - taking_since_ns_ >= o.max_wait_ns;
   }
 
+  friend class CreditLeases;
+  const std::string* key_ = nullptr;
   int64_t credits_ = 0;
+  int64_t floor_ = 0;            // spendFast() leaves the last credits to admit(): its watermark
   int64_t expires_ns_ = 0;       // the credits' lease
   int64_t none_until_ns_ = 0;    // Redis said none (or too few) until then: no take before
   int64_t taking_since_ns_ = 0;  // when the take on its way was sent
@@ -129,8 +147,6 @@ class CreditLeases {
   // without the shared state: memory stays bounded whatever keys clients send).
   Lease* at(std::string_view key, int64_t now_ns);
   Lease* find(std::string_view key);
-  // The stored copy of key (for a take's answer to find its lease again), or nullptr.
-  const std::string* storedKey(std::string_view key) const;
   // Drops the leases that are idle (Lease::idle): bounded memory over many bucket keys.
   // dropped(key, n): a lease forgotten with n unspent credits (their lease had ended).
   void sweep(int64_t now_ns, const std::function<void(std::string_view, int64_t)>& dropped);

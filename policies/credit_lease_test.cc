@@ -108,7 +108,7 @@ struct Worker {
     bool wait = false;
     Lease* lease = limits->ready(ref, parts, clock.mono_ns, &wait);
     if (wait) return kWaits;
-    const GcraVerdict got = limits->admit(ref, lease, parts, clock.mono_ns);
+    const GcraVerdict got = limits->admit(ref, lease, clock.mono_ns);
     if (v != nullptr) *v = got;
     return got.allowed ? kAdmitted : kRejected;
   }
@@ -282,7 +282,7 @@ TEST_CASE("global limits: past max_leases a new bucket is decided as unavailable
   Lease* lease = w.limits->ready(w.ref, fourth, w.clock.mono_ns, &wait);
   CHECK(lease == nullptr);
   CHECK_FALSE(wait);
-  CHECK_FALSE(w.limits->admit(w.ref, lease, fourth, w.clock.mono_ns).allowed);  // deny
+  CHECK_FALSE(w.limits->admit(w.ref, lease, w.clock.mono_ns).allowed);  // deny
   CHECK(w.ref.counters->unavailable.get() == 1);
   CHECK(w.limits->leases() == 3);
   // Once the others are idle, there is room again.

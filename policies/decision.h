@@ -34,6 +34,7 @@
 
 namespace corral::policies {
 
+struct CompiledLimit;
 struct CompiledPolicy;
 struct FillPolicy;
 class GlobalLimits;
@@ -108,7 +109,13 @@ struct Decision {
   std::vector<const CompiledPolicy*> key_policy;  // parallel to keys; nullptr: no policy
   std::vector<Capture> caps;
   std::array<std::string_view, RateLimiter::kMaxParts> bucket_parts;  // of one rate-limit bucket
-  std::vector<Lease*> global_leases;  // checkLimits: the leases of the first pass, in order
+  // checkLimits' first pass: each global bucket's limit and lease, in order.
+  struct GlobalBucket {
+    const CompiledLimit* limit = nullptr;
+    Lease* lease = nullptr;
+    bool shadow = false;
+  };
+  std::vector<GlobalBucket> global_buckets;
   std::vector<KeyTtlRules> ttl_rules;
   std::string scratch;
   TtlDecision ttl;

@@ -163,6 +163,7 @@ class PolicySet {
   // What the set can act on at all: phases without anything to do are skipped.
   bool any_limits_ = false;         // a global limit or a policy's
   bool any_global_limits_ = false;  // a limit of scope global (checkLimits' first pass)
+  bool any_local_limits_ = false;   // a limit of scope local
   bool any_ttl_rules_ = false;      // a policy with TTL rules
   bool any_fills_ = false;          // a policy with fill
   bool any_routing_ = false;        // a policy with read_from or read_your_writes

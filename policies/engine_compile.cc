@@ -276,12 +276,17 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
   auto anyGlobal = [](const std::vector<CompiledLimit>& ls) {
     return std::any_of(ls.begin(), ls.end(), [](const CompiledLimit& l) { return l.global; });
   };
+  auto anyLocal = [](const std::vector<CompiledLimit>& ls) {
+    return std::any_of(ls.begin(), ls.end(), [](const CompiledLimit& l) { return !l.global; });
+  };
   set->any_global_limits_ = anyGlobal(set->global_limits_);
+  set->any_local_limits_ = anyLocal(set->global_limits_);
   for (const CompiledPolicy& cp : set->policies_) {
     const config::PolicySpec& p = *cp.spec;
     if (p.mode == config::PolicyMode::kOff) continue;  // decide() never sees its keys' policy
     set->any_limits_ |= !cp.limits.empty();
     set->any_global_limits_ |= anyGlobal(cp.limits);
+    set->any_local_limits_ |= anyLocal(cp.limits);
     set->any_ttl_rules_ |= cp.has_ttl_rules;
     set->any_fills_ |= cp.fill != nullptr;
     set->any_routing_ |= p.routing.read_from.has_value() || p.routing.read_your_writes.count() > 0;

@@ -382,37 +382,47 @@ template <class Visit>
 // Scope global limits take two passes (global_limits.h): the first finds every global bucket's
 // lease and whether the request must wait for credits on their way; only when none must does
 // the second decide, in order, spending local buckets and leased credits alike. So a request
-// that waits has spent and counted nothing, and is decided whole when it comes back.
+// that waits has spent and counted nothing, and is decided whole when it comes back. A set
+// without local limits spends the leases the first pass found, without walking again.
 [[gnu::always_inline]] inline bool PolicySet::checkLimits(const Request& r, Decision& out) const {
   GlobalLimits* global = any_global_limits_ ? r.ctx.global : nullptr;
-  const int64_t now = global != nullptr ? r.ctx.clock->monoNs() : 0;
-  if (global != nullptr) [[unlikely]] {
-    out.global_leases.clear();
-    bool wait = false;
-    forEachBucket(r, out,
-                  [&](const CompiledLimit& l, bool shadow, size_t n, const std::string_view* p) {
-                    if (!l.global) return true;
-                    bool w = false;
-                    out.global_leases.push_back(
-                        global->ready({l.spec, l.params, l.counters}, {p, n}, now, &w));
-                    // A shadow limit only counts: it never holds a request up.
-                    wait |= w && !shadow && l.spec->on_limit != config::OnLimit::kShadow;
-                    return true;
-                  });
-    if (wait) {
-      out.verdict = Decision::Verdict::kWait;
-      return false;
-    }
+  if (global == nullptr) [[likely]] {
+    return forEachBucket(
+        r, out, [&](const CompiledLimit& l, bool shadow, size_t n, const std::string_view* p) {
+          return admit(l, shadow, r, n, p, out);
+        });
   }
-  size_t next_lease = 0;
+  const int64_t now = r.ctx.clock->monoNs();
+  out.global_buckets.clear();
+  bool wait = false;
+  forEachBucket(r, out,
+                [&](const CompiledLimit& l, bool shadow, size_t n, const std::string_view* p) {
+                  if (!l.global) return true;
+                  bool w = false;
+                  Lease* lease = global->ready({l.spec, l.params, l.counters}, {p, n}, now, &w);
+                  out.global_buckets.push_back({&l, lease, shadow});
+                  // A shadow limit only counts: it never holds a request up.
+                  wait |= w && !shadow && l.spec->on_limit != config::OnLimit::kShadow;
+                  return true;
+                });
+  if (wait) {
+    out.verdict = Decision::Verdict::kWait;
+    return false;
+  }
+  if (!any_local_limits_) {
+    for (const Decision::GlobalBucket& b : out.global_buckets) {
+      const CompiledLimit& l = *b.limit;
+      if (!account(l, b.shadow, global->admit({l.spec, l.params, l.counters}, b.lease, now), out))
+        return false;
+    }
+    return true;
+  }
+  size_t next = 0;
   return forEachBucket(
       r, out, [&](const CompiledLimit& l, bool shadow, size_t n, const std::string_view* p) {
-        if (l.global && global != nullptr) [[unlikely]] {
-          Lease* lease = out.global_leases[next_lease++];
-          return account(l, shadow,
-                         global->admit({l.spec, l.params, l.counters}, lease, {p, n}, now), out);
-        }
-        return admit(l, shadow, r, n, p, out);
+        if (!l.global) return admit(l, shadow, r, n, p, out);
+        Lease* lease = out.global_buckets[next++].lease;
+        return account(l, shadow, global->admit({l.spec, l.params, l.counters}, lease, now), out);
       });
 }
 

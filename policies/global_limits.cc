@@ -39,6 +39,24 @@ void appendParts(std::string& out, std::span<const std::string_view> parts) {
   }
 }
 
+// Whether `key` is the lookup key of (id, parts), without building it (false for a long part:
+// its digest would have to be computed; the caller then builds the key).
+bool sameKey(std::string_view key, uint32_t id, std::span<const std::string_view> parts) {
+  if (key.size() < sizeof id || std::memcmp(key.data(), &id, sizeof id) != 0) return false;
+  size_t at = sizeof id;
+  for (std::string_view part : parts) {
+    const size_t n = part.size();
+    if (n > kLongPart || key.size() - at < 2 + n) return false;
+    if (static_cast<uint8_t>(key[at]) != (n >> 8) ||
+        static_cast<uint8_t>(key[at + 1]) != (n & 0xff)) {
+      return false;
+    }
+    if (std::memcmp(key.data() + at + 2, part.data(), n) != 0) return false;
+    at += 2 + n;
+  }
+  return at == key.size();
+}
+
 std::string stateKeyOf(std::string_view name, std::string_view encoded_parts) {
   std::string k = "__corral:rl:{";
   k.append(name);
@@ -64,50 +82,52 @@ std::string GlobalLimits::stateKey(std::string_view name, std::span<const std::s
 }
 
 std::string_view GlobalLimits::lookupKey(uint32_t id, std::span<const std::string_view> parts) {
-  key_.clear();
-  key_.append(reinterpret_cast<const char*>(&id), sizeof id);
+  key_.resize(sizeof id);
+  std::memcpy(key_.data(), &id, sizeof id);
   appendParts(key_, parts);
   return key_;
 }
 
 Lease* GlobalLimits::ready(const GlobalLimitRef& l, std::span<const std::string_view> parts,
                            int64_t now_ns, bool* wait) {
-  const std::string_view key = lookupKey(l.counters->id, parts);
   // The bucket of the previous request is the likely one (a pipeline, a limit of one bucket):
-  // compared before the table is hashed.
-  Lease* lease = key == last_key_ ? last_lease_ : nullptr;
+  // compared in place before any key is built or hashed.
+  Lease* lease = last_lease_ != nullptr && sameKey(last_lease_->key(), l.counters->id, parts)
+                     ? last_lease_
+                     : nullptr;
   if (lease == nullptr) {
     last_lease_ = nullptr;  // at() may sweep (and free it) when the table is full
-    last_key_.clear();
-    lease = leases_.at(key, now_ns);
-    if (lease != nullptr) {
-      last_key_.assign(key);
-      last_lease_ = lease;
-    }
+    lease = leases_.at(lookupKey(l.counters->id, parts), now_ns);
+    last_lease_ = lease;
   }
   *wait = false;
   if (lease == nullptr) [[unlikely]] {
     return nullptr;
   }
+  if (lease->hasCredit(now_ns)) [[likely]] {
+    return lease;
+  }
   int64_t take = 0;
   int64_t dropped = 0;
   *wait = lease->mustWait(l.params, now_ns, leases_.options(), &take, &dropped);
   if (dropped > 0) l.counters->dropped.add(static_cast<uint64_t>(dropped));
-  if (take > 0) sendTake(l, key, take);
+  if (take > 0) sendTake(l, lease->key(), take);
   return lease;
 }
 
-GcraVerdict GlobalLimits::admit(const GlobalLimitRef& l, Lease* lease,
-                                std::span<const std::string_view> parts, int64_t now_ns) {
+GcraVerdict GlobalLimits::admit(const GlobalLimitRef& l, Lease* lease, int64_t now_ns) {
   if (lease == nullptr) [[unlikely]] {
     l.counters->unavailable.add();
-    return fallback(l, parts, now_ns);
+    return fallback(l, {}, now_ns);
+  }
+  if (lease->spendFast(now_ns, leases_.options())) [[likely]] {
+    return {true, 0};
   }
   const Lease::Step s = lease->admit(l.params, now_ns, leases_.options());
   if (s.dropped > 0) [[unlikely]] {
     l.counters->dropped.add(static_cast<uint64_t>(s.dropped));
   }
-  if (s.take > 0) sendTake(l, lookupKey(l.counters->id, parts), s.take);
+  if (s.take > 0) sendTake(l, lease->key(), s.take);
   switch (s.verdict) {
     case Lease::Verdict::kAdmit:
       return {true, 0};
@@ -117,11 +137,10 @@ GcraVerdict GlobalLimits::admit(const GlobalLimitRef& l, Lease* lease,
       break;
   }
   l.counters->unavailable.add();
-  return fallback(l, parts, now_ns);
+  return fallback(l, lease->key(), now_ns);
 }
 
-GcraVerdict GlobalLimits::fallback(const GlobalLimitRef& l, std::span<const std::string_view> parts,
-                                   int64_t now_ns) {
+GcraVerdict GlobalLimits::fallback(const GlobalLimitRef& l, std::string_view key, int64_t now_ns) {
   switch (l.spec->on_unavailable) {
     case config::OnUnavailable::kAllow:
       return {true, 0};
@@ -136,16 +155,14 @@ GcraVerdict GlobalLimits::fallback(const GlobalLimitRef& l, std::span<const std:
   const uint64_t burst = std::max<uint64_t>(1, l.spec->burst / static_cast<uint64_t>(n));
   const GcraParams share =
       GcraParams::from(l.spec->count, l.spec->period.count() * 1'000'000 * n, burst);
-  return registry_.limiter().admit(l.counters->id | kFallbackBit, parts, now_ns, share);
+  return registry_.limiter().admit(l.counters->id | kFallbackBit, key, now_ns, share);
 }
 
 void GlobalLimits::sendTake(const GlobalLimitRef& l, std::string_view key, int64_t want) {
-  const std::string* stored = leases_.storedKey(key);
-  if (stored == nullptr) return;  // cannot happen: the lease was just found
-  const std::string state = stateKeyOf(l.spec->name, std::string_view(*stored).substr(4));
+  const std::string state = stateKeyOf(l.spec->name, key.substr(sizeof(uint32_t)));
   LimitCounters* c = l.counters;
   store_.take(state, l.params, want,
-              [this, alive = alive_, key = *stored, c](bool ok, const GcraGrant& g) {
+              [this, alive = alive_, key = std::string(key), c](bool ok, const GcraGrant& g) {
                 if (!*alive) return;
                 const int64_t now = clock_.monoNs();
                 Lease* lease = leases_.find(key);
@@ -175,7 +192,6 @@ void GlobalLimits::sendTake(const GlobalLimitRef& l, std::string_view key, int64
 
 void GlobalLimits::tick(int64_t now_ns, bool active) {
   last_lease_ = nullptr;  // the sweep may free it
-  last_key_.clear();
   leases_.sweep(now_ns, [this](std::string_view key, int64_t dropped) {
     uint32_t id = 0;
     std::memcpy(&id, key.data(), sizeof id);

@@ -73,9 +73,9 @@ class GlobalLimits {
   // (LeaseOptions::max_leases); admit() then decides as on_unavailable.
   Lease* ready(const GlobalLimitRef& l, std::span<const std::string_view> parts, int64_t now_ns,
                bool* wait);
-  // Pass 2: one request of the bucket whose lease ready() gave.
-  GcraVerdict admit(const GlobalLimitRef& l, Lease* lease, std::span<const std::string_view> parts,
-                    int64_t now_ns);
+  // Pass 2: one request of the bucket whose lease ready() gave (in this loop turn: a sweep
+  // may free it later).
+  GcraVerdict admit(const GlobalLimitRef& l, Lease* lease, int64_t now_ns);
 
   // Called whenever a take is back, or has waited max_wait_ns (a timer): requests that waited
   // may go on.
@@ -93,9 +93,10 @@ class GlobalLimits {
  private:
   // The lookup key of (limit id, parts) into key_: the id, then each part with its length.
   std::string_view lookupKey(uint32_t id, std::span<const std::string_view> parts);
+  // A take for the lease stored under `key` (Lease::key(): it outlives the call).
   void sendTake(const GlobalLimitRef& l, std::string_view key, int64_t want);
-  GcraVerdict fallback(const GlobalLimitRef& l, std::span<const std::string_view> parts,
-                       int64_t now_ns);
+  // on_unavailable for the bucket of lease key `key` (empty: buckets past max_leases share one).
+  GcraVerdict fallback(const GlobalLimitRef& l, std::string_view key, int64_t now_ns);
 
   LimitStore& store_;
   Registry& registry_;
@@ -103,9 +104,8 @@ class GlobalLimits {
   Timer& timer_;
   CreditLeases leases_;
   std::function<void()> wake_;
-  std::string key_;       // scratch of lookupKey
-  std::string last_key_;  // the bucket ready() found last, and its lease (until a sweep)
-  Lease* last_lease_ = nullptr;
+  std::string key_;              // scratch of lookupKey
+  Lease* last_lease_ = nullptr;  // the lease ready() found last (until a sweep)
   std::string heartbeat_id_;
   int64_t next_beat_ns_ = 0;
   bool beating_ = false;
