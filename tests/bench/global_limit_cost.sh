@@ -61,15 +61,8 @@ EOF
   wait_ping "${port[$s]}" 60
 done
 
-# control SYSTEM OP: callgrind_control OP on the system's valgrind; a PING wakes the process so
-# that it reads the request (PING is not under the limit).
-control() {
-  local s=$1 op=$2
-  callgrind_control "$op" "${vg_pid[$s]}" >/dev/null 2>&1 &
-  local c=$!
-  for _ in 1 2 3 4 5; do redis-cli -p "${port[$s]}" ping >/dev/null; sleep 0.2; done
-  wait "$c"
-}
+# control SYSTEM OP: callgrind_control OP on the system's valgrind (lib.sh).
+control() { callgrind_poke "${vg_pid[$1]}" "${port[$1]}" "$2"; }
 
 # metric SYSTEM PATTERN: the sum of the /metrics samples whose line matches PATTERN.
 metric() {

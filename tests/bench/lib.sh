@@ -130,3 +130,13 @@ while len(tags) < 3:
 print(" ".join(f"{{{tags[p]}}}:{j}" for p, n in zip(ports, (4, 3, 3)) for j in range(n)))
 PYEOF
 }
+
+# callgrind_poke PID PORT OP: callgrind_control OP (--zero, --dump) on the valgrind of PID; PINGs
+# on PORT wake the process so that it notices the request (a PING is under no limit or policy).
+callgrind_poke() {
+  local pid=$1 port=$2 op=$3
+  callgrind_control "$op" "$pid" >/dev/null 2>&1 &
+  local c=$!
+  for _ in 1 2 3 4 5; do redis-cli -p "$port" ping >/dev/null; sleep 0.2; done
+  wait "$c"
+}
