@@ -104,7 +104,6 @@ class Lease {
   void onFailure(int64_t now_ns, const LeaseOptions& o);
 
   int64_t credits() const { return credits_; }
-  bool taking() const { return taking_; }
   // The bucket key it is stored under (CreditLeases).
   std::string_view key() const { return *key_; }
   // Nothing held, nothing asked, nothing remembered that a fresh lease would not know: the

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "policies/engine.h"
 #include "policies/engine_test_support.h"
 #include "policies/fill.h"
 #include "policies/global_limits.h"
@@ -86,7 +87,7 @@ struct Worker {
   FakeStore store;
   Registry reg;
   config::RateLimitSpec spec;
-  GlobalLimitRef ref;
+  CompiledLimit ref;
   std::unique_ptr<GlobalLimits> limits;
   int wakes = 0;
 
@@ -97,7 +98,10 @@ struct Worker {
     spec.burst = burst;
     spec.scope = config::LimitScope::kGlobal;
     spec.on_unavailable = on_unavailable;
-    ref = {&spec, GcraParams::from(rate, kSecond, burst), reg.limit("tenant")};
+    ref.spec = &spec;
+    ref.params = GcraParams::from(rate, kSecond, burst);
+    ref.counters = reg.limit("tenant");
+    ref.global = true;
     limits = std::make_unique<GlobalLimits>(store, reg, clock, timer);
     limits->setWake([this] { ++wakes; });
   }

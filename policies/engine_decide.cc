@@ -399,7 +399,7 @@ template <class Visit>
                 [&](const CompiledLimit& l, bool shadow, size_t n, const std::string_view* p) {
                   if (!l.global) return true;
                   bool w = false;
-                  Lease* lease = global->ready({l.spec, l.params, l.counters}, {p, n}, now, &w);
+                  Lease* lease = global->ready(l, {p, n}, now, &w);
                   out.global_buckets.push_back({&l, lease, shadow});
                   // A shadow limit only counts: it never holds a request up.
                   wait |= w && !shadow && l.spec->on_limit != config::OnLimit::kShadow;
@@ -412,8 +412,7 @@ template <class Visit>
   if (!any_local_limits_) {
     for (const Decision::GlobalBucket& b : out.global_buckets) {
       const CompiledLimit& l = *b.limit;
-      if (!account(l, b.shadow, global->admit({l.spec, l.params, l.counters}, b.lease, now), out))
-        return false;
+      if (!account(l, b.shadow, global->admit(l, b.lease, now), out)) return false;
     }
     return true;
   }
@@ -422,7 +421,7 @@ template <class Visit>
       r, out, [&](const CompiledLimit& l, bool shadow, size_t n, const std::string_view* p) {
         if (!l.global) return admit(l, shadow, r, n, p, out);
         Lease* lease = out.global_buckets[next++].lease;
-        return account(l, shadow, global->admit({l.spec, l.params, l.counters}, lease, now), out);
+        return account(l, shadow, global->admit(l, lease, now), out);
       });
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "policies/engine.h"
 #include "policies/fill.h"
 #include "policies/registry.h"
 #include "policies/siphash.h"
@@ -15,8 +16,8 @@ namespace {
 // kept as a digest in the lookup key too (bounded memory per bucket, whatever clients send).
 constexpr SipKey kStateKeyA{0x636f7272616c2072ULL, 0x6c2073746174652aULL};
 constexpr SipKey kStateKeyB{0x676c6f62616c206cULL, 0x696d697473203132ULL};
-constexpr size_t kLongPart = 64;
-constexpr uint32_t kFallbackBit = 0x80000000u;  // local_share buckets in the RateLimiter
+constexpr size_t kLongPart = RateLimiter::kMaxPartBytes;  // as the local buckets
+constexpr uint32_t kFallbackBit = 0x80000000u;            // local_share buckets in the RateLimiter
 
 void appendHex(std::string& out, uint64_t v) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -88,7 +89,7 @@ std::string_view GlobalLimits::lookupKey(uint32_t id, std::span<const std::strin
   return key_;
 }
 
-Lease* GlobalLimits::ready(const GlobalLimitRef& l, std::span<const std::string_view> parts,
+Lease* GlobalLimits::ready(const CompiledLimit& l, std::span<const std::string_view> parts,
                            int64_t now_ns, bool* wait) {
   // The bucket of the previous request is the likely one (a pipeline, a limit of one bucket):
   // compared in place before any key is built or hashed.
@@ -115,7 +116,7 @@ Lease* GlobalLimits::ready(const GlobalLimitRef& l, std::span<const std::string_
   return lease;
 }
 
-GcraVerdict GlobalLimits::admit(const GlobalLimitRef& l, Lease* lease, int64_t now_ns) {
+GcraVerdict GlobalLimits::admit(const CompiledLimit& l, Lease* lease, int64_t now_ns) {
   if (lease == nullptr) [[unlikely]] {
     l.counters->unavailable.add();
     return fallback(l, {}, now_ns);
@@ -140,7 +141,7 @@ GcraVerdict GlobalLimits::admit(const GlobalLimitRef& l, Lease* lease, int64_t n
   return fallback(l, lease->key(), now_ns);
 }
 
-GcraVerdict GlobalLimits::fallback(const GlobalLimitRef& l, std::string_view key, int64_t now_ns) {
+GcraVerdict GlobalLimits::fallback(const CompiledLimit& l, std::string_view key, int64_t now_ns) {
   switch (l.spec->on_unavailable) {
     case config::OnUnavailable::kAllow:
       return {true, 0};
@@ -158,7 +159,7 @@ GcraVerdict GlobalLimits::fallback(const GlobalLimitRef& l, std::string_view key
   return registry_.limiter().admit(l.counters->id | kFallbackBit, key, now_ns, share);
 }
 
-void GlobalLimits::sendTake(const GlobalLimitRef& l, std::string_view key, int64_t want) {
+void GlobalLimits::sendTake(const CompiledLimit& l, std::string_view key, int64_t want) {
   const std::string state = stateKeyOf(l.spec->name, key.substr(sizeof(uint32_t)));
   LimitCounters* c = l.counters;
   store_.take(state, l.params, want,

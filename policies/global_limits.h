@@ -31,6 +31,7 @@
 
 namespace corral::policies {
 
+struct CompiledLimit;  // engine.h: its spec, GCRA parameters and counters (their id names buckets)
 struct LimitCounters;
 class Registry;
 class Timer;
@@ -46,13 +47,6 @@ class LimitStore {
   // Marks sidecar `id` live for live_ms and counts the live ones: done(count), or done(-1).
   virtual void heartbeat(std::string_view id, int64_t live_ms,
                          std::function<void(int64_t live)> done) = 0;
-};
-
-// What GlobalLimits needs of one compiled limit.
-struct GlobalLimitRef {
-  const config::RateLimitSpec* spec = nullptr;
-  GcraParams params;
-  LimitCounters* counters = nullptr;  // its id names its buckets
 };
 
 class GlobalLimits {
@@ -71,11 +65,11 @@ class GlobalLimits {
   // Pass 1 (nothing spent): the lease of the bucket (l, parts). *wait: the request must wait
   // for a take on its way (sent now if none was). nullptr: too many buckets are held
   // (LeaseOptions::max_leases); admit() then decides as on_unavailable.
-  Lease* ready(const GlobalLimitRef& l, std::span<const std::string_view> parts, int64_t now_ns,
+  Lease* ready(const CompiledLimit& l, std::span<const std::string_view> parts, int64_t now_ns,
                bool* wait);
   // Pass 2: one request of the bucket whose lease ready() gave (in this loop turn: a sweep
   // may free it later).
-  GcraVerdict admit(const GlobalLimitRef& l, Lease* lease, int64_t now_ns);
+  GcraVerdict admit(const CompiledLimit& l, Lease* lease, int64_t now_ns);
 
   // Called whenever a take is back, or has waited max_wait_ns (a timer): requests that waited
   // may go on.
@@ -94,9 +88,9 @@ class GlobalLimits {
   // The lookup key of (limit id, parts) into key_: the id, then each part with its length.
   std::string_view lookupKey(uint32_t id, std::span<const std::string_view> parts);
   // A take for the lease stored under `key` (Lease::key(): it outlives the call).
-  void sendTake(const GlobalLimitRef& l, std::string_view key, int64_t want);
+  void sendTake(const CompiledLimit& l, std::string_view key, int64_t want);
   // on_unavailable for the bucket of lease key `key` (empty: buckets past max_leases share one).
-  GcraVerdict fallback(const GlobalLimitRef& l, std::string_view key, int64_t now_ns);
+  GcraVerdict fallback(const CompiledLimit& l, std::string_view key, int64_t now_ns);
 
   LimitStore& store_;
   Registry& registry_;

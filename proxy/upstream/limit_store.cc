@@ -48,9 +48,8 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - live)
 redis.call('PEXPIRE', KEYS[1], live * 2)
 return redis.call('ZCARD', KEYS[1]))lua";
 
-}  // namespace
-
-bool LimitStore::decodeTake(std::string_view reply, policies::GcraGrant* g) {
+// The take script's reply as a grant; false when it is not one (an error, say).
+bool decodeTake(std::string_view reply, policies::GcraGrant* g) {
   codec::FrameReader rd(reply);
   int64_t n = 0;
   int64_t granted = 0;
@@ -65,6 +64,8 @@ bool LimitStore::decodeTake(std::string_view reply, policies::GcraGrant* g) {
   g->full_after_ns = full_us * 1000;
   return true;
 }
+
+}  // namespace
 
 void LimitStore::take(std::string_view state_key, const policies::GcraParams& p, int64_t want,
                       std::function<void(bool ok, const policies::GcraGrant& g)> done) {

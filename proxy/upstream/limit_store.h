@@ -34,9 +34,6 @@ class LimitStore final : public policies::LimitStore {
   void heartbeat(std::string_view id, int64_t live_ms,
                  std::function<void(int64_t live)> done) override;
 
-  // Decodes the take script's reply (exposed for tests): false when it is not one.
-  static bool decodeTake(std::string_view reply, policies::GcraGrant* g);
-
  private:
   // Takes that failed: logged at most every kFailureLogEveryMs (with the count since). Shared
   // with the takes' callbacks, which may run after this store is gone (worker shutdown).

@@ -86,12 +86,7 @@ measure() {
   redis-benchmark -h 127.0.0.1 -p "${port[$s]}" -d 32 -r 100000 -n "$requests" -c 50 -P "$p" \
     -q "${cmd[@]}" >>"$out/redis-benchmark.log" 2>&1
   control "$s" --dump
-  local f ir
-  f=$(ls -t "$out/$s.${vg_pid[$s]}.out".* | head -n 1)
-  mv "$f" "$out/$s.$test.P$p.callgrind"  # for callgrind_annotate
-  f=$out/$s.$test.P$p.callgrind
-  ir=$(sed -n 's/^summary: *//p; s/^totals: *//p' "$f" | head -n 1 | cut -d' ' -f1)
-  echo $((ir / requests))
+  callgrind_take "$out/$s.${vg_pid[$s]}.out" "$out/$s.$test.P$p.callgrind" "$requests"
 }
 
 log "warm-up"

@@ -140,3 +140,13 @@ callgrind_poke() {
   for _ in 1 2 3 4 5; do redis-cli -p "$port" ping >/dev/null; sleep 0.2; done
   wait "$c"
 }
+
+# callgrind_take PREFIX DEST REQUESTS: the newest callgrind dump PREFIX.* moved to DEST (for
+# callgrind_annotate); prints its instructions per request.
+callgrind_take() {
+  local f ir
+  f=$(ls -t "$1".* | head -n 1)
+  mv "$f" "$2"
+  ir=$(sed -n 's/^summary: *//p; s/^totals: *//p' "$2" | head -n 1 | cut -d' ' -f1)
+  echo $((ir / $3))
+}
