@@ -25,6 +25,7 @@
 // answers back. Not thread-safe: one CreditLeases per worker.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -104,6 +105,10 @@ class Lease {
   void onFailure(int64_t now_ns, const LeaseOptions& o);
 
   int64_t credits() const { return credits_; }
+  // How long until the take on its way is overdue (mustWait() then says no more).
+  int64_t waitLeftNs(int64_t now_ns, const LeaseOptions& o) const {
+    return std::max<int64_t>(0, taking_since_ns_ + o.max_wait_ns - now_ns);
+  }
   // The bucket key it is stored under (CreditLeases).
   std::string_view key() const { return *key_; }
   // Nothing held, nothing asked, nothing remembered that a fresh lease would not know: the

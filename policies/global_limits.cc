@@ -113,6 +113,15 @@ Lease* GlobalLimits::ready(const CompiledLimit& l, std::span<const std::string_v
   *wait = lease->mustWait(l.params, now_ns, leases_.options(), &take, &dropped);
   if (dropped > 0) l.counters->dropped.add(static_cast<uint64_t>(dropped));
   if (take > 0) sendTake(l, lease->key(), take);
+  if (*wait) {
+    // Woken once the take is overdue, if it is not back by then: the request is then decided
+    // as unavailable. Each wait arms its own (a request woken a hair early waits again, and
+    // arms again), so no waiter depends on a timer armed for somebody else.
+    const int64_t left_ms = (lease->waitLeftNs(now_ns, leases_.options()) + 999'999) / 1'000'000;
+    timer_.after(left_ms + 1, [this, alive = alive_] {
+      if (*alive && wake_) wake_();
+    });
+  }
   return lease;
 }
 
@@ -184,11 +193,6 @@ void GlobalLimits::sendTake(const CompiledLimit& l, std::string_view key, int64_
                 }
                 if (wake_) wake_();
               });
-  // A take that is not back by then: its waiters are decided as unavailable.
-  const int64_t wait_ms = (leases_.options().max_wait_ns + 999'999) / 1'000'000;
-  timer_.after(wait_ms, [this, alive = alive_] {
-    if (*alive && wake_) wake_();
-  });
 }
 
 void GlobalLimits::tick(int64_t now_ns, bool active) {

@@ -71,8 +71,8 @@ class GlobalLimits {
   // may free it later).
   GcraVerdict admit(const CompiledLimit& l, Lease* lease, int64_t now_ns);
 
-  // Called whenever a take is back, or has waited max_wait_ns (a timer): requests that waited
-  // may go on.
+  // Called whenever a take is back, or a waiting request's take has been out max_wait_ns (a
+  // timer armed for each wait): requests that waited may go on.
   void setWake(std::function<void()> wake) { wake_ = std::move(wake); }
   // The process's heartbeat is beaten by this worker, as `id` (one worker per process).
   void beatHeartbeat(std::string id) { heartbeat_id_ = std::move(id); }

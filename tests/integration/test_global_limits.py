@@ -18,7 +18,10 @@ test_local_limit_single_pod runs the same load against a local limit of one corr
 the harness (and local limits) with the same accuracy bounds. corral-only; about a minute.
 """
 
+import os
 import re
+import signal
+import socket
 import time
 import uuid
 
@@ -26,7 +29,7 @@ import pytest
 
 from cluster_upstream import REDIS_PROCESS
 from fleet_load import due_schedule, run_fleet
-from harness import RespError, corral_config, run_corral_cli, to_yaml, wait_until
+from harness import RespConn, RespError, corral_config, run_corral_cli, to_yaml, wait_until
 
 PODS = 4
 RATE = 2000      # per second, for the whole fleet
@@ -277,6 +280,43 @@ def policy_fleet(factory, redis_port, limits: dict):
                 for p, lim in limits.items()]
     return start_pods(factory, redis_port, policies=policies,
                       **{"global": {"unmatched_keys": "allow"}})
+
+
+@pytest.mark.single_node(REDIS_PROCESS)
+def test_clients_leaving_while_waiting_for_credits(redis_server, corral_factory):
+    """Redis is stopped, so the takes of cold buckets stay out: a client waiting for one is
+    decided as unavailable (deny) within the wait bound, clients that leave while they wait
+    leave nothing behind, and once Redis resumes the limit admits again."""
+    name = unique("leave")
+    c, = start_pods(corral_factory, redis_server.port, n=1, **{"global": {"rate_limits": [
+        limit(name, rate="100/s", burst=100, key_by=["key"], commands=["SET"],
+              on_unavailable="deny")]}})
+    with RespConn(c.port) as warm:
+        assert warm.cmd("PING") == "PONG"
+    os.kill(redis_server.pid, signal.SIGSTOP)
+    try:
+        for i in range(5):  # each a cold bucket: it waits for its take, then leaves
+            s = socket.create_connection(("127.0.0.1", c.port), timeout=2)
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\nleave:%d\r\n$1\r\nv\r\n"
+                      % (len(f"leave:{i}"), i))
+            time.sleep(0.02)
+            s.close()
+        with RespConn(c.port, timeout=REPLY_BOUND) as conn:
+            t = time.monotonic()
+            r = conn.cmd("SET", "leave:waits", "v")
+            waited = time.monotonic() - t
+            assert isinstance(r, RespError) and r.message.startswith(f"RATELIMITED {name} "), r
+            assert waited < 1.0, waited  # the wait is bounded (100 ms), not Redis's timeout
+    finally:
+        os.kill(redis_server.pid, signal.SIGCONT)
+    def admits():
+        with RespConn(c.port, timeout=REPLY_BOUND) as conn:
+            return conn.cmd("SET", "leave:after", "v") == "OK"
+    wait_until(admits, 5, what="the limit admitting again after Redis resumed")
+    m = c.metrics()
+    assert metric(m, "corral_ratelimit_global_unavailable_total", limit=name) >= 1
+    wait_until(lambda: c.metrics()["corral_clients"] == 0, 5, what="the clients gone")
+    wait_until(lambda: c.metrics()["corral_pending_requests"] == 0, 5, what="nothing pending")
 
 
 def test_cold_bucket_first_request_admitted(redis_server, corral_factory):
