@@ -226,7 +226,8 @@ def test_redis_killed_and_restarted(redis_server, corral_factory, mode):
 
     # before the kill: the limit held with Redis up
     before = run.batches(until=marks["kill"])
-    assert sum(b.upstream_err for b in before) == 0
+    # a batch still in flight when Redis died may get corral's upstream error: not counted
+    assert sum(b.upstream_err for b in before if b.t_done < marks["kill"]) == 0
     assert sum(b.admitted for b in before) <= RATE * (marks["kill"] - run.t_first) + BURST
 
     # the outage: Redis is gone, so whatever the limit admitted got corral's upstream error
