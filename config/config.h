@@ -202,6 +202,7 @@ struct AuthConfig {
 
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
+  std::string format = "text";  // text or json (config/logging.h shows both)
 };
 
 struct Config {

@@ -303,6 +303,14 @@ void Loader::walkRoot(const YAML::Node& root) {
                 }
                 cfg_.log.level = *s;
               }},
+             {"format",
+              [&](const YAML::Node& k2, const YAML::Node& v2, const std::string& p2) {
+                static constexpr const char* kRule = "must be text or json";
+                const std::string* s = scalar(k2, v2, p2, kRule);
+                if (s == nullptr) return;
+                if (*s != "text" && *s != "json") return failValue(k2, v2, p2, kRule);
+                cfg_.log.format = *s;
+              }},
          };
          walkMap(v, p, log);
        }},

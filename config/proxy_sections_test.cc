@@ -158,6 +158,8 @@ shutdown_timeout: 0
     CAPTURE(name);
     CHECK(mustLoad(std::string("log: {level: ") + level + "}\n" + kPrimary).log.level == level);
   }
+  CHECK(mustLoad(std::string(kPrimary)).log.format == "text");
+  CHECK(mustLoad(std::string("log: {format: json}\n") + kPrimary).log.format == "json");
 }
 
 TEST_CASE("credentials: URL fields win one by one, upstream.* fills in the rest") {
@@ -341,6 +343,8 @@ TEST_CASE("each error names file:line:col, the key path, the rule and the value"
       {"log: {level: verbose}\n" + p,
        {"t.yaml:1:14: log.level: must be one of trace, debug, info, warn, error, critical, off "
         "(got verbose)"}},
+      {"log: {format: logfmt}\n" + p,
+       {"t.yaml:1:15: log.format: must be text or json (got logfmt)"}},
       {"shutdown_timeout: 5\n" + p,
        {"t.yaml:1:19: shutdown_timeout: must have a unit (ms, s, m, h or d), like 250ms or 5s "
         "(got 5)"}},

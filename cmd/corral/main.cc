@@ -131,9 +131,10 @@ struct App {
   event* tick = nullptr;
 };
 
-void applyLogLevel(const Options& opts, const corral::config::LogConfig& log) {
+void applyLogging(const Options& opts, const corral::config::LogConfig& log) {
   const std::string& name = opts.log_level.empty() ? log.level : opts.log_level;
   if (auto lvl = corral::logging::parseLevel(name)) corral::logging::setLevel(*lvl);
+  if (auto fmt = corral::logging::parseFormat(log.format)) corral::logging::setFormat(*fmt);
 }
 
 void onStopPoll(evutil_socket_t, short, void* arg) {
@@ -280,12 +281,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   const corral::config::Config cfg = std::move(*loaded.config);
-  applyLogLevel(app.opts, cfg.log);
+  applyLogging(app.opts, cfg.log);
 
   // Reloads keep listeners, workers and upstreams (they are set up once, below) and apply the
   // rest through these.
   corral::admin::Reloader::Apply apply;
-  apply.log = [&app](const corral::config::LogConfig& log) { applyLogLevel(app.opts, log); };
+  apply.log = [&app](const corral::config::LogConfig& log) { applyLogging(app.opts, log); };
   apply.limits = [&app](const corral::config::Limits& limits) {
     app.shared->max_clients.store(limits.max_clients, std::memory_order_relaxed);
     for (auto& w : app.workers) w->postLimits(limits);
