@@ -321,7 +321,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<corral::admin::AdminServer> admin;
   if (cfg.admin.listen) {
     corral::admin::ProcessInfo info{CORRAL_VERSION, corral::loop::monotonicMs(),
-                                    [&app] { return app.reloader->failures(); }};
+                                    [&app] { return app.reloader->status(); }};
     admin = std::make_unique<corral::admin::AdminServer>(app.base, *app.shared, info);
     std::string bound = admin->listen(*cfg.admin.listen, err);
     if (bound.empty()) {

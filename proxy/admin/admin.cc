@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <vector>
 
+#include "proxy/admin/process_metrics.h"
 #include "proxy/admin/sentinel_status.h"
 #include "proxy/loop/clock.h"
 #include "proxy/net/metrics_table.h"
@@ -22,6 +24,13 @@ void reply(evhttp_request* req, int code, const char* reason, const std::string&
            const char* type) {
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", type);
+  if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+    // evhttp would write a body given on a HEAD request, and adds no Content-Length to the
+    // reply of one: GET's length, and no body (RFC 9110 9.3.2).
+    evhttp_add_header(headers, "Content-Length", std::to_string(body.size()).c_str());
+    evhttp_send_reply(req, code, reason, nullptr);
+    return;
+  }
   evbuffer* buf = evbuffer_new();
   evbuffer_add(buf, body.data(), body.size());
   evhttp_send_reply(req, code, reason, buf);
@@ -33,7 +42,8 @@ void onRequest(evhttp_request* req, void* arg) {
   const char* uri = evhttp_request_get_uri(req);
   std::string path = uri != nullptr ? uri : "/";
   if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
-  if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+  const evhttp_cmd_type method = evhttp_request_get_command(req);
+  if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
     reply(req, 405, "Method Not Allowed", "method not allowed\n", "text/plain");
   } else if (path == "/health") {
     reply(req, 200, "OK", "ok\n", "text/plain");
@@ -110,6 +120,11 @@ std::string AdminServer::metricsText() const {
   out.reserve(8192);
   net::PromWriter w(out);
   net::writePrometheus(shared_.stats, w);
+  // Per upstream address and role (proxy/net/upstream_gauges.h).
+  std::vector<std::vector<net::UpstreamGauges::Node>> nodes;
+  nodes.reserve(shared_.stats.blocks.size());
+  for (const auto& b : shared_.stats.blocks) nodes.push_back(b->upstream_nodes.snapshot());
+  net::writeUpstreamMetrics(net::sumUpstreams(nodes), w);
   // Process-wide upstream counters (proxy/upstream/upstream.h), not per worker.
   const upstream::Counters& up = upstream::counters();
   w.header("corral_upstream_handshake_failures_total", net::MetricType::kCounter,
@@ -153,13 +168,21 @@ std::string AdminServer::metricsText() const {
   shared_.policy_registry.appendMetrics(out);
   w.header("corral_config_reload_failures_total", net::MetricType::kCounter,
            "Config reloads rejected.");
-  w.sample("corral_config_reload_failures_total",
-           info_.reload_failures ? info_.reload_failures() : 0);
+  const ReloadStatus reload = info_.reload_status ? info_.reload_status() : ReloadStatus{};
+  w.sample("corral_config_reload_failures_total", reload.failures);
+  w.header("corral_config_last_reload_success", net::MetricType::kGauge,
+           "1 when the last config load (startup or reload) was applied, 0 when it was refused.");
+  w.sample("corral_config_last_reload_success", uint64_t{reload.last_ok ? 1u : 0u});
+  w.header("corral_config_last_reload_success_timestamp_seconds", net::MetricType::kGauge,
+           "When the config in force was loaded, in seconds since the Unix epoch.");
+  w.sampleReal("corral_config_last_reload_success_timestamp_seconds",
+               static_cast<double>(reload.last_ok_unix_ms) / 1000.0);
   w.header("corral_uptime_seconds", net::MetricType::kGauge, "Seconds since start.");
   w.sample("corral_uptime_seconds",
            static_cast<uint64_t>((loop::monotonicMs() - info_.started_ms) / 1000));
   w.header("corral_build_info", net::MetricType::kGauge, "Build version.");
   w.sample("corral_build_info", {{"version", info_.version}}, 1);
+  if (const auto p = readProcessSample(); p.has_value()) writeProcessMetrics(*p, w);
   return out;
 }
 

@@ -2,9 +2,11 @@
 //   GET /health   200 while the process runs
 //   GET /ready    200 when every worker has a connected primary connection (with Sentinel:
 //                 and the sentinels named it, and it is not being failed over), else 503
-//   GET /metrics  Prometheus text: the per-worker counters of net::Stats, summed, and the
-//                 policy counters (policies::Registry)
+//   GET /metrics  Prometheus text: the per-worker counters of net::Stats, summed, the
+//                 per-upstream series, the policy counters (policies::Registry), reload state
+//                 and the standard process_* metrics (process_metrics.h)
 //   GET /policies the policies in force, as JSON
+// HEAD on each answers GET's status and headers (Content-Length included) without the body.
 // It reads only relaxed atomics, so it never takes a lock the data path holds.
 #pragma once
 
@@ -14,6 +16,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "proxy/admin/reload.h"
 #include "proxy/net/worker.h"
 
 struct evhttp;
@@ -24,7 +27,7 @@ namespace corral::admin {
 struct ProcessInfo {
   std::string version;
   int64_t started_ms = 0;
-  std::function<uint64_t()> reload_failures;
+  std::function<ReloadStatus()> reload_status;  // Reloader::status
 };
 
 class AdminServer {

@@ -3,12 +3,20 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <utility>
 
 #include "config/logging.h"
 
 namespace corral::admin {
 namespace {
+
+// Wall-clock time: the reload timestamp is compared with other hosts' clocks (time() in PromQL).
+int64_t unixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 bool sameListen(const std::vector<config::ListenAddress>& a,
                 const std::vector<config::ListenAddress>& b) {
@@ -146,12 +154,14 @@ Reloader::Reloader(std::string config_path, config::Config running, policies::Re
       apply_(std::move(apply)),
       log_(logging::get("admin")) {
   signature_ = fileSignature(path_, running_.policy);
+  last_ok_unix_ms_ = unixMs();
 }
 
 bool Reloader::reload(std::string_view why) {
   Loaded loaded = loadAndCompile(path_, registry_);
   if (!loaded.errors.empty()) {
     ++failures_;
+    last_ok_ = false;
     for (const auto& e : loaded.errors) log_->error("config reload rejected: {}", e.format());
     log_->error("config reload failed file={} reason={} errors={}; keeping the running config",
                 path_, why, loaded.errors.size());
@@ -174,6 +184,8 @@ bool Reloader::reload(std::string_view why) {
   apply_.limits(running_.limits);
   apply_.policies(std::move(loaded.policies));
   signature_ = fileSignature(path_, running_.policy);
+  last_ok_ = true;
+  last_ok_unix_ms_ = unixMs();
   log_->info("config reloaded file={} reason={} policies={} policy_files={}", path_, why,
              running_.policy.policies.size(), running_.policy.files.size());
   return true;

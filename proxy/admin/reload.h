@@ -55,6 +55,14 @@ std::string fileSignature(const std::string& config_path, const config::PolicyCo
 // the client logins are set up once at startup.
 std::vector<std::string> changesNeedingRestart(const config::Config& a, const config::Config& b);
 
+// What /metrics says of reloads (corral_config_reload_failures_total,
+// corral_config_last_reload_success, corral_config_last_reload_success_timestamp_seconds).
+struct ReloadStatus {
+  uint64_t failures = 0;        // reloads refused since startup
+  bool last_ok = true;          // the last load was applied (startup's load counts)
+  int64_t last_ok_unix_ms = 0;  // when the config in force was loaded, ms since the epoch
+};
+
 // Reloads the config file on demand (SIGHUP) and when its files change (poll). Not thread-safe:
 // every call comes from the main thread.
 class Reloader {
@@ -84,6 +92,8 @@ class Reloader {
   const config::Config& running() const { return running_; }
   // Reloads refused since startup (corral_config_reload_failures_total).
   uint64_t failures() const { return failures_; }
+  // Failures, and whether and when the last load succeeded (startup is the first success).
+  ReloadStatus status() const { return {failures_, last_ok_, last_ok_unix_ms_}; }
 
  private:
   std::string path_;
@@ -92,6 +102,8 @@ class Reloader {
   Apply apply_;
   std::string signature_;
   uint64_t failures_ = 0;
+  bool last_ok_ = true;
+  int64_t last_ok_unix_ms_ = 0;
   std::shared_ptr<spdlog::logger> log_;
 };
 

@@ -179,9 +179,17 @@ TEST_CASE("Reloader: a change on disk is applied; an unchanged file is not reloa
 
 TEST_CASE("Reloader: a bad edit is refused once, the old config kept, and failures counted") {
   Fixture f(std::string(kBase) + "limits: {max_clients: 5}\n");
+  // Startup's load is the first success.
+  const ReloadStatus start = f.reloader->status();
+  CHECK(start.last_ok);
+  CHECK(start.failures == 0);
+  CHECK(start.last_ok_unix_ms > 1600000000000);  // after 2020: wall-clock time, in ms
   edit(f.dir, "corral.yaml", std::string(kBase) + "limits: {max_clients: zero}\n");
   CHECK(f.reloader->poll());
   CHECK(f.reloader->failures() == 1);
+  CHECK_FALSE(f.reloader->status().last_ok);
+  CHECK(f.reloader->status().failures == 1);
+  CHECK(f.reloader->status().last_ok_unix_ms == start.last_ok_unix_ms);  // still startup's
   CHECK(f.applied() == 0);
   CHECK(f.reloader->running().limits.max_clients == 5);
   // Reported once, not on every poll until it is fixed.
@@ -200,6 +208,8 @@ TEST_CASE("Reloader: a bad edit is refused once, the old config kept, and failur
   CHECK(f.reloader->poll());
   CHECK(f.max_clients == std::vector<uint32_t>{9});
   CHECK(f.reloader->failures() == 3);
+  CHECK(f.reloader->status().last_ok);
+  CHECK(f.reloader->status().last_ok_unix_ms >= start.last_ok_unix_ms);
 }
 
 TEST_CASE("Reloader: a new policy file in a watched directory is loaded") {

@@ -156,6 +156,10 @@ class Client final : public upstream::ReplySink {
 
   static constexpr uint8_t kReady = 64;    // answered; waits for the slots before it
   static constexpr uint8_t kLooked = 128;  // its reply is looked at (fill, hit/miss, rewrite)
+  // Slot::start_us of a blocking command (BLPOP, XREAD BLOCK, WAIT, ...): how long it waits is
+  // the app's timeout, not latency, so it stays out of the histogram (blocking_requests counts
+  // it). A value no clock gives, so a slot needs no extra field.
+  static constexpr int64_t kUntimed = INT64_MIN;
 
   // What few slots need: a stored reply, a fill, a transaction's plan.
   struct SlotExtra {
@@ -171,7 +175,7 @@ class Client final : public upstream::ReplySink {
     std::unique_ptr<SlotExtra> extra;
     // A GET-like read of a policy key: its reply counts as the policy's hit or miss.
     policies::PolicyCounters* hitmiss = nullptr;
-    int64_t start_us = 0;       // for the latency histogram
+    int64_t start_us = 0;       // for the latency histogram; kUntimed: left out of it
     int64_t deadline_ms = -1;   // dedicated connection: when it times out (-1: never)
     int64_t arg = 0;            // the rewrite's argument
     uint32_t frames = 1;        // dedicated connection: reply frames still expected

@@ -156,7 +156,9 @@ void Client::answerDedicatedHead(std::string_view frame) {
   }
   if ((h.flags & kMonitorOk) && frame.starts_with("+OK")) monitoring_ = true;
   if (error || h.frames <= 1) {
-    if (h.cmd != kNoCommand) st.observeLatency(worker_.loop_.now_us - h.start_us);
+    if (h.cmd != kNoCommand && h.start_us != kUntimed) {
+      st.observeLatency(worker_.loop_.now_us - h.start_us);
+    }
     st.pending.sub();
     pending_.pop_front();
     ++head_seq_;

@@ -479,6 +479,7 @@ void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, Co
   const size_t n = req.args.size();
   std::string_view bytes = wireBytes(req);
   const bool queued = inMulti() && kind != CommandKind::kMulti && kind != CommandKind::kWatch;
+  bool untimed = false;  // a blocking command: counted apart, not in the latency histogram
   auto planned = [this](TxEntry::Kind k, int64_t db) {
     TxEntry e;
     e.index = tx_queued_;
@@ -500,7 +501,10 @@ void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, Co
       flags |= kMonitorOk;
       break;
     case CommandKind::kBlocking:
-      if (!inMulti()) timeout = blockingTimeout(cmd, req);  // inside MULTI nothing blocks
+      if (!inMulti()) {  // inside MULTI nothing blocks
+        timeout = blockingTimeout(cmd, req);
+        untimed = true;
+      }
       break;
     case CommandKind::kBusy:
       timeout = Worker::kBusyTimeoutMs;
@@ -554,7 +558,12 @@ void Client::sendDedicated(const codec::Request& req, const CommandInfo* cmd, Co
   } else if (queued) {
     ++tx_queued_;
   }
+  const size_t before = pending_.size();
   sendDedicatedRaw(bytes, flags, rw, arg, timeout, frames);
+  if (untimed && pending_.size() > before) {  // sent (not answered at once with an error)
+    pending_.back().start_us = kUntimed;
+    worker_.stats().blocking_requests.add();
+  }
   if (kind == CommandKind::kExec || kind == CommandKind::kDiscard) {
     if (extras_ != nullptr) {
       if (rw == Rewrite::kExec) {

@@ -111,6 +111,18 @@ class ClusterRouter {
   void wantRefresh();
   bool anyReady() const;
   size_t connections() const;
+  // Visits every node this worker keeps connections to, as f(its "host:port", whether the table
+  // names it a shard's primary, connections ready, connections): the per-upstream gauges.
+  template <typename F>
+  void forEachNode(F&& f) const {
+    for (const auto& n : nodes_) {
+      uint64_t ready = 0;
+      for (const auto& c : n->pool) ready += c->ready() ? 1 : 0;
+      for (const auto& c : n->pool3) ready += c->ready() ? 1 : 0;
+      f(std::string_view(n->key), isPrimary(n->key), ready,
+        static_cast<uint64_t>(n->pool.size() + n->pool3.size()));
+    }
+  }
   // Visits every pooled connection (the worker's tick and ready counts).
   template <typename F>
   void forEachConnection(F&& f) const {

@@ -76,18 +76,9 @@ constexpr MetricRow kRows[] = {
      .help = "Connected clients.",
      .counter = &W::clients,
      .info = "corral_connected_clients"},
-    // INFO shows these two as one line, corral_upstream_connections_ready:<ready>/<configured>,
-    // among the upstream lines of Client::appendProxyInfo.
-    {.name = "corral_upstream_connections_ready",
-     .type = kGauge,
-     .help = "Upstream connections connected.",
-     .counter = &W::upstreams_ready,
-     .info = ""},
-    {.name = "corral_upstream_connections",
-     .type = kGauge,
-     .help = "Upstream connections configured.",
-     .counter = &W::upstreams_total,
-     .info = ""},
+    // corral_upstream_connections_ready and corral_upstream_connections are labelled by address
+    // and role (upstream_gauges.h, written by the admin endpoint); INFO shows their sums as one
+    // line, corral_upstream_connections_ready:<ready>/<configured> (Client::appendProxyInfo).
     {.name = "corral_auth_failures_total",
      .type = kCounter,
      .help = "AUTH attempts with wrong credentials.",
@@ -206,6 +197,12 @@ constexpr MetricRow kRows[] = {
              "built-in table (Redis 7.0.15).",
      .counter = &W::commands_learnt,
      .info = "corral_commands_learnt"},
+    {.name = "corral_blocking_requests_total",
+     .type = kCounter,
+     .help = "Blocking commands sent (BLPOP & co, XREAD/XREADGROUP with BLOCK, WAIT, WAITAOF); "
+             "corral_request_duration_seconds leaves them out.",
+     .counter = &W::blocking_requests,
+     .info = "corral_blocking_requests"},
     {.name = "corral_dedicated_connections",
      .type = kGauge,
      .help = "Dedicated upstream connections held by clients (MULTI/WATCH, blocking commands).",
@@ -223,7 +220,7 @@ constexpr MetricRow kRows[] = {
      .info = "failed_calls"},
     {.name = "corral_request_duration_seconds",
      .type = MetricType::kHistogram,
-     .help = "Forwarded requests, from read to reply.",
+     .help = "Forwarded requests, from read to reply; blocking commands left out.",
      .histogram = &W::latency,
      .info = "corral_request_duration"},
 };

@@ -41,6 +41,14 @@ void PromWriter::sample(std::string_view name, std::initializer_list<Label> labe
   out_ += '\n';
 }
 
+void PromWriter::sampleReal(std::string_view name, double value) {
+  series(name, "", {}, "");
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, value);
+  out_.append(buf, r.ptr);
+  out_ += '\n';
+}
+
 void PromWriter::histogram(std::string_view name, std::initializer_list<Label> labels,
                            std::span<const double> bounds, std::span<const uint64_t> buckets,
                            double sum, uint64_t count) {

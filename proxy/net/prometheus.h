@@ -2,6 +2,7 @@
 //
 //   header(name, type, help)   "# HELP name help" and "# TYPE name type", once per family
 //   sample(name, [labels], v)  "name{k="v",...} 12"; label values escaped
+//   sampleReal(name, v)        "name 1765051234.57" (a double)
 //   histogram(name, ...)       the _bucket (cumulative, le="..."), _sum and _count samples
 //
 // Used by the metrics table (metrics_table.h) for net::Stats and by the admin endpoint for its
@@ -35,6 +36,9 @@ class PromWriter {
 
   void sample(std::string_view name, uint64_t value);
   void sample(std::string_view name, std::initializer_list<Label> labels, uint64_t value);
+  // A sample whose value is not a whole number (seconds, a timestamp): the shortest text that
+  // reads back as the same double. A name of its own, so that sample(name, 1) stays unambiguous.
+  void sampleReal(std::string_view name, double value);
 
   // Every sample of one histogram (its header is the caller's). `bounds` are the buckets' upper
   // bounds in the metric's unit, ascending; `buckets` holds bounds.size() + 1 counts, not

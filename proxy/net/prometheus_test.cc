@@ -25,6 +25,15 @@ TEST_CASE("header and plain samples") {
         "# HELP h A histogram.\n# TYPE h histogram\n");
 }
 
+TEST_CASE("real samples: the shortest text that reads back as the same double") {
+  std::string out;
+  PromWriter w(out);
+  w.sampleReal("s", 0.25);
+  w.sampleReal("s", 1765051234.57);
+  w.sampleReal("s", 3.0);
+  CHECK(out == "s 0.25\ns 1765051234.57\ns 3\n");
+}
+
 TEST_CASE("labels are escaped in values, HELP text keeps its quotes") {
   std::string out;
   PromWriter w(out);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "commands/command_table.h"
+#include "proxy/net/upstream_gauges.h"
 
 namespace corral::net {
 
@@ -74,6 +75,7 @@ struct Stats {
     Counter upstreams_total;             // gauge: upstream connections configured
     Counter primary_ready;               // gauge: connected primary connections
     Counter dedicated;                   // gauge: dedicated connections held by clients
+    Counter blocking_requests;           // blocking commands sent (BLPOP, XREAD BLOCK, WAIT...)
     Counter auth_failures;               // AUTH / HELLO AUTH with wrong credentials
     Counter auth_checks;                 // passthrough: credentials checked by Redis
     Counter auth_cache_hits;             // passthrough: verdicts reused from the cache
@@ -100,8 +102,12 @@ struct Stats {
     CommandCounters per_command;         // calls, indexed by CommandInfo::id
     CommandCounters per_command_errors;  // error replies (Redis's or corral's), the same way
     // Request latency, from the read that brought the request to the read that brought its
-    // reply (what corral adds plus Redis's time).
+    // reply (what corral adds plus Redis's time). Blocking commands are left out (their wait is
+    // the app's timeout, not latency): blocking_requests counts them.
     LatencyHistogram latency;
+    // Connections by upstream address and role (corral_upstream_up and the labelled
+    // corral_upstream_connections* families); set by the worker's tick.
+    UpstreamGauges upstream_nodes;
 
     // Counts one call of cmd and returns its slot, to count an error reply against later
     // (per_command_errors[slot]); kNoCommand, counting nothing, for an unknown command

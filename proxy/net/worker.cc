@@ -482,6 +482,7 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
   if (!self->command_ask_->settled) self->askCommands();
   self->stats_->upstreams_ready.set(ready);
   self->stats_->primary_ready.set(primary_ready);
+  self->reportUpstreams();
   if (self->draining_) self->checkDrain();
 }
 

@@ -274,6 +274,9 @@ class Worker {
   void syncReplicaPools(const std::vector<config::ListenAddress>& nodes, bool start);
   void setPrimaryFenced(bool on);
   void endDedicated(std::string_view why);
+  // Tick: this worker's connections by upstream address and role (Stats::Worker::upstream_nodes).
+  void reportUpstreams();
+  std::string upstream_label_;  // reportUpstreams' scratch
   // With Sentinel, until it names a primary the pool's address has no host: connecting fails
   // at once ("no address yet"), so requests fail fast.
   bool primary_known_ = true;

@@ -152,4 +152,40 @@ void Worker::syncReplicaPools(const std::vector<config::ListenAddress>& nodes, b
   stats_->upstreams_total.set(static_cast<uint64_t>(pools_[0].size()) * pools_.size());
 }
 
+void Worker::reportUpstreams() {
+  UpstreamGauges& g = stats_->upstream_nodes;
+  size_t i = 0;
+  if (cluster_ != nullptr) {
+    // The nodes of the slot map this worker connects to; pools_[0], the seed's connection for
+    // keyless odds and ends, is left out: its node is listed by its role in the map.
+    cluster_->forEachNode([&](std::string_view addr, bool primary, uint64_t ready, uint64_t all) {
+      g.report(i++, addr, primary ? UpstreamRole::kPrimary : UpstreamRole::kReplica, ready, all);
+    });
+    g.finish(i);
+    return;
+  }
+  for (size_t u = 0; u < pools_.size(); ++u) {
+    uint64_t ready = 0;
+    for (const auto& c : pools_[u]) ready += c->ready() ? 1 : 0;
+    // The primary pool follows Sentinel's primary in place: primary_addr_ is its address now.
+    const config::ListenAddress* a = nullptr;
+    if (u == 0) {
+      a = &primary_addr_.addr;
+    } else if (shared_.topology != nullptr) {
+      a = u - 1 < replica_nodes_.size() ? &replica_nodes_[u - 1] : nullptr;
+    } else {
+      a = u - 1 < cfg_.upstream.replicas.size() ? &cfg_.upstream.replicas[u - 1].addr : nullptr;
+    }
+    if (a == nullptr) continue;
+    if (u == 0 && !primary_known_) {
+      upstream_label_ = "unknown";  // Sentinel has named no primary yet
+    } else {
+      addressLabel(*a, &upstream_label_);
+    }
+    g.report(i++, upstream_label_, u == 0 ? UpstreamRole::kPrimary : UpstreamRole::kReplica, ready,
+             pools_[u].size());
+  }
+  g.finish(i);
+}
+
 }  // namespace corral::net

@@ -24,7 +24,7 @@ import subprocess
 import pytest
 import yaml
 
-from harness import REPO_ROOT, RespConn, corral_config, to_yaml, wait_until
+from harness import REPO_ROOT, RedisServer, RespConn, corral_config, to_yaml, wait_until
 from sample_origin import SampleOrigin
 
 ALERTS = os.path.join(REPO_ROOT, "deploy", "prometheus", "alerts.yaml")
@@ -236,9 +236,12 @@ def test_grafana_dashboard_is_well_formed(tmp_path):
 SECRET = "deploy-monitoring-fill-secret-0123456789"
 
 
-def monitoring_config(redis_port: int, origin_url: str) -> str:
-    """A policy with a fill, a local and a global limit; a policy with a near cache."""
+def monitoring_config(redis_port: int, origin_url: str, replica_port: int) -> str:
+    """A policy with a fill, a local and a global limit; a policy with a near cache; a replica."""
     cfg = corral_config(redis_port)
+    # The alerts tell the primary from a replica (corral_upstream_up{role=...}): a replica gives
+    # the replica series too (a server of its own; only the names matter here).
+    cfg["upstream"]["replicas"] = [f"127.0.0.1:{replica_port}"]
     cfg["global"] = {"fill_secret": SECRET}
     cfg["origins"] = {"users": {"base_url": origin_url, "timeout": "2s"}}
     cfg["policies"] = [
@@ -257,8 +260,8 @@ def monitoring_config(redis_port: int, origin_url: str) -> str:
 
 @pytest.mark.single_node("the names corral exports do not depend on the upstream kind")
 def test_every_metric_used_exists_in_metrics(redis_server, corral_factory):
-    with SampleOrigin() as origin:
-        c = corral_factory(monitoring_config(redis_server.port, origin.url))
+    with SampleOrigin() as origin, RedisServer() as replica:
+        c = corral_factory(monitoring_config(redis_server.port, origin.url, replica.port))
         with RespConn(c.port) as conn:
             first = conn.cmd("GET", "user:7")  # a miss: filled from the origin
             assert isinstance(first, bytes) and b'"7"' in first, first

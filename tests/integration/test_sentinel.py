@@ -223,6 +223,14 @@ def test_sigkill_primary_under_load(cluster, corral_factory):
     assert m["corral_sentinel_primary_switches_total"] == 1
     assert m[primary_series(replica.port)] == 1
 
+    # The per-upstream series follow the switch: the primary is the promoted node now.
+    def primaries():
+        return {k: v for k, v in c.metrics().items()
+                if k.startswith("corral_upstream_up{") and 'role="primary"' in k}
+    wait_until(lambda: primaries() == {
+        f'corral_upstream_up{{addr="127.0.0.1:{replica.port}",role="primary"}}': 1},
+        5, what="corral_upstream_up naming the promoted primary")
+
 
 def test_sentinel_failover_under_load(cluster, corral_factory):
     primary, replica, sentinels = cluster

@@ -45,7 +45,11 @@ def check_refused_handshake_backs_off(c, probe: RespConn, reason: str):
     assert "error" in lines[0] and reason in lines[0], lines[0]
     failures = c.metrics()["corral_upstream_handshake_failures_total"]
     assert 2 <= failures <= 10, failures
-    assert c.metrics()["corral_upstream_connections_ready"] == 0
+    m = c.metrics()
+    ready = {k: v for k, v in m.items() if k.startswith("corral_upstream_connections_ready{")}
+    assert ready and sum(ready.values()) == 0, ready
+    up = [k for k in m if k.startswith('corral_upstream_up{') and 'role="primary"' in k]
+    assert len(up) == 1 and m[up[0]] == 0, up
 
 
 def test_wrong_password_backs_off_and_is_not_ready(corral_factory):
