@@ -115,7 +115,7 @@ bool checkSlowlog(Connection& c, Report& out, std::string* err) {
   std::string seen = std::to_string(entries.size()) + " entries; slowest:";
   for (size_t i = 0; i < entries.size() && i < kSlowlogShown; ++i) {
     seen += (i == 0 ? " " : ", ") + entries[i].what + " " +
-            fixed(static_cast<double>(entries[i].us) / 1000.0, 1) + " ms";
+            fixed(static_cast<double>(entries[i].us) / 1000.0, 3) + " ms";
   }
   if (entries[0].us >= kSlowlogWarnUs) {
     out.add(finding("slowlog", Severity::kWarning,

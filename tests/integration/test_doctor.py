@@ -295,3 +295,17 @@ def test_health_without_admin(workdir, corral_only):
     code, out, err = run("health", "--config", path)
     assert code == 1 and out == "", (code, out, err)
     assert "has no admin.listen" in err and err.count("\n") == 1, err
+
+
+def test_slowlog_shows_command_and_key_never_values(servers, workdir):
+    r = healthy_redis(servers)
+    secret_value = "value-that-must-not-show-3e1d"
+    r.cmd("CONFIG", "SET", "slowlog-log-slower-than", "0")  # every command is logged
+    r.cmd("SET", "user:42", secret_value, "EX", "600")
+    r.cmd("HSET", "user:43", "field", secret_value)
+    r.cmd("CONFIG", "SET", "slowlog-log-slower-than", "10000")
+    code, text, obj = doctor("--config", write_config(workdir, r.port, [CACHE]))
+    f = one(obj, "slowlog")
+    assert "set user:42" in f["seen"] and "hset user:43" in f["seen"], f
+    assert secret_value not in text and secret_value not in json.dumps(obj), text
+    assert "field" not in f["seen"], f
