@@ -309,3 +309,26 @@ def test_slowlog_shows_command_and_key_never_values(servers, workdir):
     assert "set user:42" in f["seen"] and "hset user:43" in f["seen"], f
     assert secret_value not in text and secret_value not in json.dumps(obj), text
     assert "field" not in f["seen"], f
+
+
+def test_sentinel_names_the_primary(servers, workdir):
+    from sentinels import MASTER, SentinelSet
+    r = healthy_redis(servers)
+    r.cmd("SET", "user:1", "v", "EX", "600")
+    with SentinelSet(r.port, n=1) as s:
+        # The first sentinel listed is down: the next one is asked.
+        cfg = {"upstream": {"sentinel": {"master": MASTER,
+                                         "addresses": [f"127.0.0.1:{free_port()}",
+                                                       *s.addresses()]}},
+               "policies": [CACHE]}
+        path = os.path.join(workdir, "sentinel.yaml")
+        with open(path, "w") as f:
+            f.write(to_yaml(cfg) + "\n")
+        code, text, obj = doctor("--config", path)
+        assert code == 0, text
+        assert obj["target"] == f"127.0.0.1:{r.port}", obj
+        assert obj["facts"]["mode"] == "standalone (sentinel-managed)", obj
+        # A sentinel given as the primary is named for what it is.
+        code, text, obj = doctor(f"redis://{s.addresses()[0]}")
+        assert code == 2, text
+        assert "this is a Sentinel" in one(obj, "server")["seen"], obj
