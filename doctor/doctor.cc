@@ -68,17 +68,23 @@ class Flags {
   size_t i_ = static_cast<size_t>(-1);
 };
 
-Report unreachable(const std::string& target, const std::string& why) {
-  Report r;
-  r.target = target;
+// The error finding of a connection that could not be made (check "connect") or was lost on
+// the way (check "connection", added to what was found before).
+Finding connectionLost(const std::string& check, const std::string& why) {
   Finding f;
-  f.check = "connect";
+  f.check = check;
   f.severity = Severity::kError;
   f.seen = why;
   f.action =
       "check the address, the credentials (password / password_env, user) and that Redis "
       "is running";
-  r.add(std::move(f));
+  return f;
+}
+
+Report unreachable(const std::string& target, const std::string& why) {
+  Report r;
+  r.target = target;
+  r.add(connectionLost("connect", why));
   return r;
 }
 
@@ -158,6 +164,10 @@ bool parseDoctorArgs(const std::vector<std::string>& args, DoctorOptions* o, std
 int runDoctor(const std::vector<std::string>& args, const std::string& default_config) {
   DoctorOptions o;
   std::string err;
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::printf("usage: corral doctor ...\n%s\n%s", kSubcommandUsage, kSubcommandHelp);
+    return 0;
+  }
   if (!parseDoctorArgs(args, &o, &err)) {
     std::fprintf(stderr, "corral: %s\n", err.c_str());
     return 2;
@@ -223,9 +233,13 @@ int runDoctor(const std::vector<std::string>& args, const std::string& default_c
   report.facts.emplace_back("policies", set ? std::to_string(set->size()) : "none (no config)");
   PolicyMix mix = set ? mixOf(cfg.policy.policies) : PolicyMix{};
   ctx.mix = &mix;
+  auto lost = [&](const std::string& reason) {
+    report.add(connectionLost("connection", reason));
+    return print(report, o.json);
+  };
   InfoSample first, second;
   if (!takeInfo(*conn, &first, &err) || !checkServer(*conn, first, ctx, report, &err)) {
-    return print(unreachable(target, err), o.json);
+    return lost(err);
   }
   if (first.info.text("redis_mode") == "sentinel") return print(report, o.json);
 
@@ -249,14 +263,12 @@ int runDoctor(const std::vector<std::string>& args, const std::string& default_c
     tally.where =
         sample->address() + (up.primary.db != 0 ? " db " + std::to_string(up.primary.db) : "");
     if (ctx.via_cluster) tally.where += " (this cluster node only)";
-    if (!sampleKeyspace(*sample, set.get(), o.limits, &tally, &err)) {
-      return print(unreachable(target, err), o.json);
-    }
+    if (!sampleKeyspace(*sample, set.get(), o.limits, &tally, &err)) return lost(err);
     addKeyspaceFindings(tally, report);
   }
   // The second INFO sample: at least a second after the first, so rates mean something.
   std::this_thread::sleep_until(first.at + std::chrono::seconds(1));
-  if (!takeInfo(*conn, &second, &err)) return print(unreachable(target, err), o.json);
+  if (!takeInfo(*conn, &second, &err)) return lost(err);
   checkRates(first, second, mix, report);
   return print(report, o.json);
 }

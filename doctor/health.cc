@@ -172,6 +172,10 @@ bool parseHealthArgs(const std::vector<std::string>& args, HealthOptions* o, std
 int runHealth(const std::vector<std::string>& args, const std::string& default_config) {
   HealthOptions o;
   std::string err;
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::printf("usage: corral health ...\n%s\n%s", kSubcommandUsage, kSubcommandHelp);
+    return 0;
+  }
   if (!parseHealthArgs(args, &o, &err)) {
     std::fprintf(stderr, "corral: %s\n", err.c_str());
     return 2;

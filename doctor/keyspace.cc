@@ -64,8 +64,9 @@ bool sampleKeyspace(Connection& c, const policies::PolicySet* set, const SampleL
     Reply r = c.command({"SCAN", cursor, "COUNT", std::to_string(kScanCount)}, err);
     if (!r) return false;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-      *err = c.address() + ": SCAN refused: " + replyText(r.get());
-      return false;
+      // An ACL or a managed service may refuse SCAN: the other checks still stand.
+      t->refused = "SCAN refused: " + replyText(r.get());
+      break;
     }
     cursor = replyText(r->element[0]);
     const redisReply* keys = r->element[1];
@@ -140,6 +141,13 @@ void addKeyspaceFindings(const KeyspaceTally& t, Report& out) {
   if (t.capped_time) s.seen += "; stopped at the time cap";
   if (t.internal > 0) s.seen += "; " + std::to_string(t.internal) + " corral-internal keys skipped";
   if (!t.have_policies) s.seen += "; no policies (run with --config to check keys against them)";
+  if (!t.refused.empty()) {
+    s.severity = Severity::kWarning;
+    s.seen += "; " + t.refused;
+    s.action =
+        "allow SCAN, MEMORY USAGE and PTTL to the user doctor connects as (or run it as "
+        "another user)";
+  }
   out.add(std::move(s));
   const std::string big = humanBytes(static_cast<double>(t.big_value_bytes));
   for (const auto& [name, p] : t.by_policy) {

@@ -54,6 +54,7 @@ struct KeyspaceTally {
   bool capped_keys = false;
   bool capped_time = false;
   uint64_t big_value_bytes = 0;
+  std::string refused;  // "SCAN refused: <Redis's error>": the sample stopped there
   std::map<std::string, PolicyTally> by_policy;
 };
 

@@ -332,3 +332,19 @@ def test_sentinel_names_the_primary(servers, workdir):
         code, text, obj = doctor(f"redis://{s.addresses()[0]}")
         assert code == 2, text
         assert "this is a Sentinel" in one(obj, "server")["seen"], obj
+
+
+def test_acl_user_without_scan(servers, workdir):
+    """An ACL user (upstream.user) that may not SCAN: the sample says so, the rest stands."""
+    r = healthy_redis(servers)
+    assert r.cmd("ACL", "SETUSER", "doc", "on", f">{PASSWORD}", "~*", "+@all", "-scan") == "OK"
+    r.cmd("SET", "user:1", "v")
+    path = write_config(workdir, r.port, [CACHE], user="doc", password=PASSWORD)
+    code, text, obj = doctor("--config", path)
+    assert code == 1, text
+    f = one(obj, "keyspace_sample")
+    assert f["severity"] == "warning" and "SCAN refused: NOPERM" in f["seen"], f
+    assert one(obj, "maxmemory")["severity"] == "ok", obj
+    assert not findings(obj, "keys_no_ttl"), obj
+    assert PASSWORD not in text, text
+    assert "usage: corral doctor" in run("doctor", "--help")[1]
