@@ -19,12 +19,12 @@ RUN cmake --preset release \
  && strip build/release/cmd/corral/corral
 
 FROM debian:bookworm-slim AS runtime
-# Runtime libraries only: libevent, spdlog (with fmt), yaml-cpp, OpenSSL; CA certificates for
-# verifying managed Redis services with the system store.
+# Runtime libraries only: libevent, spdlog (with fmt), yaml-cpp, OpenSSL, hiredis (corral
+# doctor); CA certificates for verifying managed Redis services with the system store.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 \
-      libevent-pthreads-2.1-7 libevent-openssl-2.1-7 libspdlog1.10 libfmt9 libyaml-cpp0.7 libssl3 ca-certificates \
+      libevent-pthreads-2.1-7 libevent-openssl-2.1-7 libspdlog1.10 libfmt9 libyaml-cpp0.7 libssl3 libhiredis0.14 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin corral

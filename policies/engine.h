@@ -91,6 +91,34 @@ class PolicySet {
   // not by decide(), since only the proxy knows which commands it answers itself.
   config::UnknownCommands unknownCommands() const { return unknown_commands_; }
   size_t size() const { return policies_.size(); }
+  // The i-th policy (i < size()), in config order; valid as long as the set.
+  const CompiledPolicy& policy(size_t i) const { return policies_[i]; }
+
+  // What the set says of one key's name, counting nothing. policy: the one it falls to
+  // (nullptr: none covers it; a policy in mode off is returned too, callers check `off`);
+  // violation: it breaks that policy's template; too_long: naming.max_key_bytes; internal: one of
+  // corral's own keys (kInternalPrefix), policy then nullptr. decide() takes keys through it,
+  // and tools that audit a keyspace by the proxy's rules (corral doctor) call it directly.
+  struct KeyVerdict {
+    const CompiledPolicy* policy = nullptr;
+    bool violation = false;
+    bool too_long = false;
+    bool internal = false;
+  };
+  KeyVerdict classify(std::string_view key) const {
+    KeyVerdict v;
+    if (key.starts_with(kInternalPrefix)) [[unlikely]] {
+      v.internal = true;
+      return v;
+    }
+    if (!matcher_) return v;
+    const MatchResult m = matcher_->match(key, nullptr);
+    if (m.entry < 0) return v;
+    v.policy = &policies_[static_cast<size_t>(m.entry)];
+    v.violation = m.violation;
+    v.too_long = key.size() > v.policy->max_key_bytes;
+    return v;
+  }
 
   // Decides one request. cmd may be nullptr (unknown command: only the deny list applies).
   // args are the request's arguments (args[0] the command name); out's views point into them.

@@ -179,7 +179,8 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
 [[gnu::always_inline]] inline bool PolicySet::resolveKey(const Request& r, std::string_view key,
                                                          Decision& out,
                                                          const CompiledPolicy*& policy) const {
-  if (key.starts_with(kInternalPrefix)) [[unlikely]] {
+  const KeyVerdict v = classify(key);
+  if (v.internal) [[unlikely]] {
     // Leases and negative entries of fills: corral's own, never a client's to read or write.
     out.verdict = Decision::Verdict::kReject;
     out.error = "KEYNAME key '";
@@ -188,15 +189,7 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
     out.error += kInternalPrefix;
     return false;
   }
-  const CompiledPolicy* p = nullptr;
-  bool violation = false;
-  if (matcher_) {
-    const MatchResult m = matcher_->match(key, nullptr);
-    if (m.entry >= 0) {
-      p = &policies_[static_cast<size_t>(m.entry)];
-      violation = m.violation;
-    }
-  }
+  const CompiledPolicy* p = v.policy;
   if (p == nullptr) [[unlikely]] {
     const config::GlobalSpec& g = config_.global;
     if (g.unmatched_keys == config::UnmatchedKeys::kReject) {
@@ -219,8 +212,8 @@ bool PolicySet::checkCommand(const Request& r, Decision& out) const {
   }
   if (p->off) return true;  // mode off: as if no policy covered the key
   policy = p;
-  const bool too_long = key.size() > p->max_key_bytes;
-  if (!violation && !too_long) [[likely]] {
+  const bool too_long = v.too_long;
+  if (!v.violation && !too_long) [[likely]] {
     return true;
   }
   const config::PolicySpec& spec = *p->spec;

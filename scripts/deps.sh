@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh build|run|test|bench|all — install the Debian 12 packages corral needs for one purpose.
 #
-#   build  compile corral (cmake, ninja, g++, libevent, spdlog/fmt, yaml-cpp, doctest)
+#   build  compile corral (cmake, ninja, g++, libevent, spdlog/fmt, yaml-cpp, doctest, hiredis)
 #   run    build + redis-server/redis-cli (scripts/run.sh starts a local Redis when none answers)
 #   test   build + everything scripts/test.sh uses (Redis, twemproxy, pytest with redis-py and
 #          PyYAML for Debian's python3, clang/libFuzzer, clang-format 14, node/npm for the Node
@@ -15,7 +15,7 @@
 set -euo pipefail
 
 build_pkgs=(cmake ninja-build g++ pkg-config libevent-dev libspdlog-dev libfmt-dev
-  libyaml-cpp-dev doctest-dev libssl-dev)
+  libyaml-cpp-dev doctest-dev libssl-dev libhiredis-dev)
 redis_pkgs=(redis-server redis-tools)
 # The stampede demo of scripts/run.sh (CORRAL_DEMO=1): the sample origin and a way to read it.
 demo_pkgs=(python3 curl)

@@ -119,7 +119,7 @@ list_sources() {
   if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     git ls-files -co --exclude-standard -- '*.h' '*.cc'
   else
-    find cmd config policies proxy tests -name '*.h' -o -name '*.cc' 2>/dev/null
+    find cmd config doctor policies proxy tests -name '*.h' -o -name '*.cc' 2>/dev/null
   fi | grep -v '\.inc' | sort
 }
 

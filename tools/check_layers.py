@@ -35,8 +35,9 @@ ALLOWED: dict[str, set[str]] = {
                   "proxy/cluster", "proxy/nearcache"},
     "proxy/admin": {"config", "commands", "policies", "proxy/loop", "proxy/net", "proxy/tls",
                     "proxy/sentinel"},
+    "doctor": {"config", "policies", "commands"},
     "cmd/corral": {"config", "proxy/admin", "proxy/loop", "proxy/net", "proxy/tls",
-                   "proxy/sentinel"},
+                   "proxy/sentinel", "doctor"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

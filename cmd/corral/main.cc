@@ -5,6 +5,7 @@
 //   every second: idle rate-limit buckets dropped; admin::Reloader::poll() (files changed?)
 //   SIGHUP: admin::Reloader::reload(), which applies log level, limits and policies through the
 //   callbacks set up here, or keeps the running config when the file is invalid
+//   `corral doctor ...`, `corral health ...` (argv[1]): handed to doctor/ before anything else
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <signal.h>
@@ -15,10 +16,12 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.h"
 #include "config/logging.h"
+#include "doctor/doctor.h"
 #include "proxy/admin/admin.h"
 #include "proxy/admin/reload.h"
 #include "proxy/loop/clock.h"
@@ -44,6 +47,7 @@ constexpr const char* kUsage =
     "       corral --check-config FILE\n"
     "       corral --print-addresses FILE\n"
     "       corral --version\n"
+    "%s"
     "\n"
     "  --config FILE           proxy settings (default config/corral.yaml)\n"
     "  --check-config FILE     validate FILE, print every error, exit 0 (valid) or 1\n"
@@ -53,7 +57,8 @@ constexpr const char* kUsage =
     "                          a third word 'password' when corral sends that upstream one)\n"
     "  --log-level LEVEL       trace|debug|info|warn|error|critical|off (overrides log.level)\n"
     "  --ready-file PATH       once listening, write 'listen HOST:PORT' lines to PATH\n"
-    "  --version               print the version\n";
+    "  --version               print the version\n"
+    "%s";
 
 bool parseArgs(int argc, char** argv, Options& o, std::string& err) {
   for (int i = 1; i < argc; ++i) {
@@ -252,12 +257,20 @@ bool writeReadyFile(const std::string& path, const std::vector<std::string>& lin
 int main(int argc, char** argv) {
   App app;
   std::string err;
+  if (argc > 1 &&
+      (std::string_view(argv[1]) == "doctor" || std::string_view(argv[1]) == "health")) {
+    const std::vector<std::string> args(argv + 2, argv + argc);
+    return std::string_view(argv[1]) == "doctor"
+               ? corral::doctor::runDoctor(args, app.opts.config_path)
+               : corral::doctor::runHealth(args, app.opts.config_path);
+  }
   if (!parseArgs(argc, argv, app.opts, err)) {
-    std::fprintf(stderr, "corral: %s\n%s", err.c_str(), kUsage);
+    std::fprintf(stderr, "corral: %s\n", err.c_str());
+    std::fprintf(stderr, kUsage, corral::doctor::kSubcommandUsage, corral::doctor::kSubcommandHelp);
     return 2;
   }
   if (app.opts.help) {
-    std::printf("%s", kUsage);
+    std::printf(kUsage, corral::doctor::kSubcommandUsage, corral::doctor::kSubcommandHelp);
     return 0;
   }
   if (app.opts.version) {
