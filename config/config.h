@@ -201,7 +201,7 @@ struct AuthConfig {
 };
 
 struct LogConfig {
-  std::string level = "info";  // trace, debug, info, warn, error, critical, off
+  std::string level = "info";   // trace, debug, info, warn, error, critical, off
   std::string format = "text";  // text or json (config/logging.h shows both)
 };
 
