@@ -153,56 +153,43 @@ void addKeyspaceFindings(const KeyspaceTally& t, Report& out) {
   for (const auto& [name, p] : t.by_policy) {
     if (name.empty()) continue;
     if (p.broken > 0) {
-      Finding f;
-      f.check = "keys_break_template";
-      f.policy = name;
-      f.severity = Severity::kWarning;
-      f.seen = std::to_string(p.broken) + " of " + std::to_string(p.keys) +
-               " sampled keys of the policy break its template " + p.match +
-               " (or naming.max_key_bytes): " + examples(p.broken_examples, p.broken);
-      f.action =
-          "rename them to fit the template, or widen it; corral refuses them (-KEYNAME), "
-          "so something writes to Redis around corral";
-      out.add(std::move(f));
+      out.add(
+          finding("keys_break_template", Severity::kWarning,
+                  std::to_string(p.broken) + " of " + std::to_string(p.keys) +
+                      " sampled keys of the policy break its template " + p.match +
+                      " (or naming.max_key_bytes): " + examples(p.broken_examples, p.broken),
+                  "rename them to fit the template, or widen it; corral refuses them (-KEYNAME), "
+                  "so something writes to Redis around corral",
+                  name));
     }
     if (p.no_ttl > 0) {
-      Finding f;
-      f.check = "keys_no_ttl";
-      f.policy = name;
-      f.severity = Severity::kWarning;
-      f.seen = std::to_string(p.no_ttl) + " of " + std::to_string(p.keys) +
-               " sampled keys have no TTL (PTTL -1) though the policy has ttl.require: " +
-               examples(p.no_ttl_examples, p.no_ttl);
-      f.action = "give them a TTL (EXPIRE) or delete them; find the writer that bypasses corral";
-      out.add(std::move(f));
+      out.add(finding(
+          "keys_no_ttl", Severity::kWarning,
+          std::to_string(p.no_ttl) + " of " + std::to_string(p.keys) +
+              " sampled keys have no TTL (PTTL -1) though the policy has ttl.require: " +
+              examples(p.no_ttl_examples, p.no_ttl),
+          "give them a TTL (EXPIRE) or delete them; find the writer that bypasses corral", name));
     }
   }
   for (const auto& [name, p] : t.by_policy) {
     if (p.big == 0) continue;
-    Finding f;
-    f.check = "big_values";
-    f.policy = name;
-    f.severity = Severity::kWarning;
-    f.seen = std::to_string(p.big) + " of " + std::to_string(p.keys) + " sampled keys" +
-             (name.empty() && t.have_policies ? " (no policy)" : "") + " take over " + big +
-             " (MEMORY USAGE): " + examples(p.big_examples, p.big);
-    f.action =
-        "split or compress them: a big value blocks Redis while it is read or deleted, "
-        "and travels whole through corral";
-    out.add(std::move(f));
+    out.add(finding("big_values", Severity::kWarning,
+                    std::to_string(p.big) + " of " + std::to_string(p.keys) + " sampled keys" +
+                        (name.empty() && t.have_policies ? " (no policy)" : "") + " take over " +
+                        big + " (MEMORY USAGE): " + examples(p.big_examples, p.big),
+                    "split or compress them: a big value blocks Redis while it is read or deleted, "
+                    "and travels whole through corral",
+                    name));
   }
   if (auto it = t.by_policy.find("");
       t.have_policies && it != t.by_policy.end() && it->second.keys > 0) {
     const PolicyTally& p = it->second;
-    Finding f;
-    f.check = "keys_unmatched";
-    f.severity = Severity::kWarning;
-    f.seen = std::to_string(p.keys) + " of " + std::to_string(judged) +
-             " sampled keys match no policy: " + examples(p.key_examples, p.keys);
-    f.action =
-        "add a policy for them (or delete them); global.unmatched_keys: reject stops new "
-        "ones at corral";
-    out.add(std::move(f));
+    out.add(
+        finding("keys_unmatched", Severity::kWarning,
+                std::to_string(p.keys) + " of " + std::to_string(judged) +
+                    " sampled keys match no policy: " + examples(p.key_examples, p.keys),
+                "add a policy for them (or delete them); global.unmatched_keys: reject stops new "
+                "ones at corral"));
   }
 }
 

@@ -5,6 +5,17 @@
 
 namespace corral::doctor {
 
+Finding finding(std::string check, Severity s, std::string seen, std::string action,
+                std::string policy) {
+  Finding f;
+  f.check = std::move(check);
+  f.severity = s;
+  f.seen = std::move(seen);
+  f.action = std::move(action);
+  f.policy = std::move(policy);
+  return f;
+}
+
 std::string_view severityName(Severity s) {
   switch (s) {
     case Severity::kOk:

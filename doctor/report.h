@@ -31,6 +31,11 @@ struct Finding {
   std::string policy;  // keyspace findings: the policy concerned ("" = none / not per policy)
 };
 
+// A finding in one expression: finding("maxmemory", Severity::kError, "maxmemory 0 (unset)",
+// "...").
+Finding finding(std::string check, Severity s, std::string seen, std::string action = "",
+                std::string policy = "");
+
 struct Report {
   std::string target;  // the address checked, as endpointText() gives it (never credentials)
   // Facts shown in the header and the JSON summary, in order: version, mode, role, ...

@@ -14,15 +14,6 @@ std::string joined(const std::vector<std::string>& names) {
   return out;
 }
 
-Finding make(std::string check, Severity s, std::string seen, std::string action = "") {
-  Finding f;
-  f.check = std::move(check);
-  f.severity = s;
-  f.seen = std::move(seen);
-  f.action = std::move(action);
-  return f;
-}
-
 }  // namespace
 
 std::string fixed(double v, int decimals) {
@@ -75,7 +66,7 @@ Finding judgeEviction(const PolicyMix& mix, std::string_view mp) {
   const std::string caches = "cache policies (fill or TTL rules): " + joined(mix.cache);
   const std::string durables = "durable policies (no fill, no TTL rules): " + joined(mix.durable);
   auto f = [&](Severity s, std::string why, std::string action = "") {
-    return make("eviction_policy", s, seen + "; " + why, std::move(action));
+    return finding("eviction_policy", s, seen + "; " + why, std::move(action));
   };
   if (mix.cache.empty() && mix.durable.empty()) {
     return f(Severity::kOk, "not judged: no policies (run with --config to judge it)");
@@ -129,12 +120,13 @@ Finding judgeEviction(const PolicyMix& mix, std::string_view mp) {
 
 Finding judgeMaxmemory(double maxmemory) {
   if (maxmemory <= 0) {
-    return make("maxmemory", Severity::kError,
-                "maxmemory 0 (unset): Redis grows until the host runs out of memory",
-                "set maxmemory (CONFIG SET maxmemory <bytes> and in redis.conf), e.g. 75% of the "
-                "memory the container or host gives Redis");
+    return finding(
+        "maxmemory", Severity::kError,
+        "maxmemory 0 (unset): Redis grows until the host runs out of memory",
+        "set maxmemory (CONFIG SET maxmemory <bytes> and in redis.conf), e.g. 75% of the "
+        "memory the container or host gives Redis");
   }
-  return make("maxmemory", Severity::kOk, "maxmemory " + humanBytes(maxmemory));
+  return finding("maxmemory", Severity::kOk, "maxmemory " + humanBytes(maxmemory));
 }
 
 Finding judgeMemoryUse(double used, double maxmemory) {
@@ -142,50 +134,50 @@ Finding judgeMemoryUse(double used, double maxmemory) {
   std::string seen = "used_memory " + humanBytes(used) + " = " + fixed(share * 100, 1) +
                      "% of maxmemory " + humanBytes(maxmemory);
   if (share > kMemoryErrorShare) {
-    return make("memory_use", Severity::kError,
-                seen + " (over " + fixed(kMemoryErrorShare * 100) + "%)",
-                "raise maxmemory or shrink the data (TTLs, big keys) now");
+    return finding("memory_use", Severity::kError,
+                   seen + " (over " + fixed(kMemoryErrorShare * 100) + "%)",
+                   "raise maxmemory or shrink the data (TTLs, big keys) now");
   }
   if (share > kMemoryWarnShare) {
-    return make("memory_use", Severity::kWarning,
-                seen + " (over " + fixed(kMemoryWarnShare * 100) + "%)",
-                "plan more memory, or shorter TTLs / smaller values");
+    return finding("memory_use", Severity::kWarning,
+                   seen + " (over " + fixed(kMemoryWarnShare * 100) + "%)",
+                   "plan more memory, or shorter TTLs / smaller values");
   }
-  return make("memory_use", Severity::kOk, seen);
+  return finding("memory_use", Severity::kOk, seen);
 }
 
 Finding judgeFragmentation(double ratio, double used) {
   std::string seen =
       "mem_fragmentation_ratio " + fixed(ratio) + " at used_memory " + humanBytes(used);
   if (used < kFragmentationFloorBytes) {
-    return make("fragmentation", Severity::kOk,
-                seen + "; not judged below " + humanBytes(kFragmentationFloorBytes) +
-                    " used (the allocator's fixed overhead dominates)");
+    return finding("fragmentation", Severity::kOk,
+                   seen + "; not judged below " + humanBytes(kFragmentationFloorBytes) +
+                       " used (the allocator's fixed overhead dominates)");
   }
   if (ratio > kFragmentationMax) {
-    return make("fragmentation", Severity::kWarning,
-                seen + " (over " + fixed(kFragmentationMax) + ")",
-                "CONFIG SET activedefrag yes, or restart the node after a failover");
+    return finding("fragmentation", Severity::kWarning,
+                   seen + " (over " + fixed(kFragmentationMax) + ")",
+                   "CONFIG SET activedefrag yes, or restart the node after a failover");
   }
-  return make("fragmentation", Severity::kOk, seen);
+  return finding("fragmentation", Severity::kOk, seen);
 }
 
 Finding judgeHitRatio(double hits, double misses) {
   const double lookups = hits + misses;
   std::string seen = "keyspace_hits " + fixed(hits, 0) + ", keyspace_misses " + fixed(misses, 0);
   if (lookups < kHitRatioMinLookups) {
-    return make("hit_ratio", Severity::kOk,
-                seen + "; not judged under " + fixed(kHitRatioMinLookups, 0) + " lookups");
+    return finding("hit_ratio", Severity::kOk,
+                   seen + "; not judged under " + fixed(kHitRatioMinLookups, 0) + " lookups");
   }
   const double ratio = hits / lookups;
   seen += " = hit ratio " + fixed(ratio * 100, 1) + "% since the server started";
   if (ratio < kHitRatioMin) {
-    return make("hit_ratio", Severity::kWarning,
-                seen + " (under " + fixed(kHitRatioMin * 100, 0) + "%)",
-                "check TTLs are not too short, that maxmemory leaves room for the working set "
-                "(evictions), and which policies miss (corral_policy_misses_total)");
+    return finding("hit_ratio", Severity::kWarning,
+                   seen + " (under " + fixed(kHitRatioMin * 100, 0) + "%)",
+                   "check TTLs are not too short, that maxmemory leaves room for the working set "
+                   "(evictions), and which policies miss (corral_policy_misses_total)");
   }
-  return make("hit_ratio", Severity::kOk, seen);
+  return finding("hit_ratio", Severity::kOk, seen);
 }
 
 Finding judgeRates(double evicted_per_s, double expired_per_s, double seconds, double total_evicted,
@@ -195,15 +187,15 @@ Finding judgeRates(double evicted_per_s, double expired_per_s, double seconds, d
                      fixed(total_evicted, 0) + " since the server started";
   if (evicted_per_s > 0) {
     if (!mix.durable.empty()) {
-      return make("evictions", Severity::kError,
-                  seen + "; durable policies: " + joined(mix.durable),
-                  "Redis is evicting while keys that must not be lost exist: raise maxmemory "
-                  "and check maxmemory-policy");
+      return finding("evictions", Severity::kError,
+                     seen + "; durable policies: " + joined(mix.durable),
+                     "Redis is evicting while keys that must not be lost exist: raise maxmemory "
+                     "and check maxmemory-policy");
     }
-    return make("evictions", Severity::kWarning, seen + "; memory is full",
-                "raise maxmemory if the hit ratio suffers");
+    return finding("evictions", Severity::kWarning, seen + "; memory is full",
+                   "raise maxmemory if the hit ratio suffers");
   }
-  return make("evictions", Severity::kOk, seen);
+  return finding("evictions", Severity::kOk, seen);
 }
 
 Finding judgeLatency(std::vector<double> rtts_us) {
@@ -214,11 +206,11 @@ Finding judgeLatency(std::vector<double> rtts_us) {
                      fixed(max / 1000.0, 3) + " ms over " + std::to_string(rtts_us.size()) +
                      " PINGs";
   if (median > kLatencyMedianMaxUs) {
-    return make("latency", Severity::kWarning,
-                seen + " (median over " + fixed(kLatencyMedianMaxUs / 1000.0) + " ms)",
-                "run corral in the same zone as Redis; check the Redis host's CPU and network");
+    return finding("latency", Severity::kWarning,
+                   seen + " (median over " + fixed(kLatencyMedianMaxUs / 1000.0) + " ms)",
+                   "run corral in the same zone as Redis; check the Redis host's CPU and network");
   }
-  return make("latency", Severity::kOk, seen);
+  return finding("latency", Severity::kOk, seen);
 }
 
 }  // namespace corral::doctor

@@ -15,15 +15,6 @@ constexpr int kPings = 5;
 constexpr int kSlowlogRead = 128;
 constexpr size_t kSlowlogShown = 5;
 
-Finding finding(std::string check, Severity s, std::string seen, std::string action = "") {
-  Finding f;
-  f.check = std::move(check);
-  f.severity = s;
-  f.seen = std::move(seen);
-  f.action = std::move(action);
-  return f;
-}
-
 void checkVersionAndMode(const Info& info, const ServerContext& ctx, Report& out) {
   const std::string version = info.text("redis_version").value_or("unknown");
   const std::string redis_mode = info.text("redis_mode").value_or("standalone");
