@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "proxy/admin/dashboard.h"
 #include "proxy/admin/sentinel_status.h"
 #include "proxy/loop/clock.h"
 #include "proxy/net/metrics_table.h"
@@ -51,6 +52,8 @@ void onRequest(evhttp_request* req, void* arg) {
     reply(req, 200, "OK", self->metricsText(), "text/plain; version=0.0.4");
   } else if (path == "/policies") {
     reply(req, 200, "OK", self->policiesJson(), "application/json");
+  } else if (path == "/dashboard") {
+    serveDashboard(req);
   } else {
     reply(req, 404, "Not Found", "not found\n", "text/plain");
   }
