@@ -575,6 +575,7 @@ def test_dashboard_policies_token_and_upstreams(redis_server, corral_factory):
             assert up == {("10.0.0.1:6379", "primary"): ("1", "UP"),
                           ("10.0.0.2:6379", "replica"): ("0", "DOWN")}, up
             assert not [i for i in items if i["metric"] == "upstream_state"]
+            assert page.ids["upstream-note"] == "1 of 2 down", page.ids["upstream-note"]
 
             gate.seen.clear()
             dom = chromium(f"{base}#token={TOKEN}", "--dump-dom", budget_ms=5000)
