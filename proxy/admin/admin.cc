@@ -8,8 +8,10 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <string_view>
 #include <vector>
 
+#include "proxy/admin/dashboard.h"
 #include "proxy/admin/process_metrics.h"
 #include "proxy/admin/sentinel_status.h"
 #include "proxy/loop/clock.h"
@@ -20,7 +22,7 @@
 namespace corral::admin {
 namespace {
 
-void reply(evhttp_request* req, int code, const char* reason, const std::string& body,
+void reply(evhttp_request* req, int code, const char* reason, std::string_view body,
            const char* type) {
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", type);
@@ -61,6 +63,9 @@ void onRequest(evhttp_request* req, void* arg) {
     reply(req, 200, "OK", self->metricsText(), "text/plain; version=0.0.4");
   } else if (path == "/policies") {
     reply(req, 200, "OK", self->policiesJson(), "application/json");
+  } else if (path == "/dashboard") {
+    addDashboardHeaders(evhttp_request_get_output_headers(req));
+    reply(req, 200, "OK", dashboardHtml(), "text/html; charset=utf-8");
   } else {
     reply(req, 404, "Not Found", "not found\n", "text/plain");
   }

@@ -161,11 +161,12 @@ def head_and_get(port: int, path: str):
 def test_head_on_every_endpoint(redis_server, corral_factory):
     c = corral_factory(corral_config(redis_server.port))
     wait_until(lambda: c.http_get("/ready")[0] == 200, 5, what="/ready 200")
-    for path in ("/health", "/ready", "/metrics", "/policies", "/nope"):
+    for path in ("/health", "/ready", "/metrics", "/policies", "/dashboard", "/nope"):
         head, head_body, get, get_body = head_and_get(c.admin_port, path)
         assert head_body == b"", path
         assert head.status == get.status, (path, head.status, get.status)
-        assert head.getheader("Content-Type") == get.getheader("Content-Type"), path
+        for h in ("Content-Type", "Content-Security-Policy"):
+            assert head.getheader(h) == get.getheader(h), (path, h)
         length = int(head.getheader("Content-Length"))
         if path == "/metrics":  # the values move between two scrapes
             assert length > 1000 and abs(length - len(get_body)) < 2000, (length, len(get_body))
