@@ -5,7 +5,8 @@
 #   run    build + redis-server/redis-cli (scripts/run.sh starts a local Redis when none answers)
 #   test   build + everything scripts/test.sh uses (Redis, twemproxy, pytest with redis-py and
 #          PyYAML for Debian's python3, clang/libFuzzer, clang-format 14, node/npm for the Node
-#          client tests, promtool from prometheus to lint /metrics)
+#          client tests and the Kubernetes schema check, promtool from prometheus to lint
+#          /metrics, systemd-analyze from systemd to verify the unit in deploy/systemd)
 #   bench  build + everything tests/bench/bench.sh uses (Redis, twemproxy, valgrind, taskset)
 #   all    the union of the above
 #
@@ -24,8 +25,10 @@ demo_pkgs=(python3 curl)
 # prometheus: only its promtool is used (tests/integration/test_admin.py lints /metrics with it);
 # the server it also installs is not started by anything of ours.
 # openssl: the TLS tests make their certificates with its command line.
+# systemd: only its systemd-analyze is used (test_deploy_files.py verifies
+# deploy/systemd/corral.service); nothing is started with it.
 test_pkgs=(openssl nutcracker python3 python3-redis python3-pytest python3-yaml clang libclang-rt-14-dev
-  clang-format util-linux nodejs npm prometheus)
+  clang-format util-linux nodejs npm prometheus systemd)
 bench_pkgs=(nutcracker valgrind util-linux python3)
 
 usage() {
