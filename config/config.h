@@ -125,8 +125,19 @@ struct UpstreamConfig {
   TlsClientConfig tls;
 };
 
+// When /ready answers 200 (admin.ready_when).
+enum class ReadyWhen {
+  kUpstream,  // every worker has a ready primary connection (and, with Sentinel, a settled primary)
+  kServing,   // the listeners are up and the workers run, whatever Redis's state
+};
+
 struct AdminConfig {
   std::optional<ListenAddress> listen;  // unset = no admin endpoint
+  // admin.token_env: the variable it names holds the bearer token /policies requires. The token
+  // itself is a secret: never logged, never quoted in an error.
+  std::string token_env;
+  std::string token;  // read from token_env at load; empty = /policies is open
+  ReadyWhen ready_when = ReadyWhen::kUpstream;
 };
 
 // Per-client and per-process bounds: memory is bounded by configuration, not by traffic.

@@ -274,13 +274,7 @@ void Loader::walkRoot(const YAML::Node& root) {
          if (!walkUpstream(v, p)) upstream_unusable_ = true;
        }},
       {"admin",
-       [&](const YAML::Node&, const YAML::Node& v, const std::string& p) {
-         std::vector<Key> admin = {
-             {"listen", [&](const YAML::Node& k2, const YAML::Node& v2,
-                            const std::string& p2) { admin_listen_ = listenAddress(k2, v2, p2); }},
-         };
-         walkMap(v, p, admin);
-       }},
+       [&](const YAML::Node&, const YAML::Node& v, const std::string& p) { walkAdmin(v, p); }},
       {"limits",
        [&](const YAML::Node&, const YAML::Node& v, const std::string& p) { walkLimits(v, p); }},
       {"tls",

@@ -152,6 +152,7 @@ class Loader {
   bool walkUpstream(const YAML::Node& value, const std::string& path);
   void walkLimits(const YAML::Node& value, const std::string& path);
   void walkAuth(const YAML::Node& value, const std::string& path);
+  void walkAdmin(const YAML::Node& value, const std::string& path);  // admin_section.cc
   void walkSentinel(const YAML::Node& key, const YAML::Node& value, const std::string& path);
   // The rules of upstream.sentinel that need other keys; false when it is not set.
   bool crossCheckSentinel();

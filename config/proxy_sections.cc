@@ -1,5 +1,5 @@
-// The proxy's own sections: listen, upstream, limits and auth. (admin and log have one key
-// each and sit in the root table, loader.cc; rules between keys are in cross_check.cc.)
+// The proxy's own sections: listen, upstream, limits and auth. (admin is in admin_section.cc;
+// log has one key and sits in the root table, loader.cc; rules between keys: cross_check.cc.)
 #include <algorithm>
 #include <cstdlib>
 #include <limits>

@@ -5,8 +5,9 @@
 #   run    build + redis-server/redis-cli (scripts/run.sh starts a local Redis when none answers)
 #   test   build + everything scripts/test.sh uses (Redis, twemproxy, pytest with redis-py and
 #          PyYAML for Debian's python3, clang/libFuzzer, clang-format 14, node/npm for the Node
-#          client tests, promtool from prometheus to lint /metrics, headless chromium for the
-#          dashboard test)
+#          client tests and the Kubernetes schema check, promtool from prometheus to lint
+#          /metrics, systemd-analyze from systemd to verify the unit in deploy/systemd, headless
+#          chromium for the dashboard test)
 #   bench  build + everything tests/bench/bench.sh uses (Redis, twemproxy, valgrind, taskset)
 #   all    the union of the above
 #
@@ -27,8 +28,10 @@ demo_pkgs=(python3 curl)
 # openssl: the TLS tests make their certificates with its command line.
 # chromium: tests/integration/test_dashboard.py loads the admin port's /dashboard in headless
 # Chromium (--dump-dom, --screenshot) to check the numbers the page's JavaScript shows.
+# systemd: only its systemd-analyze is used (test_deploy_files.py verifies
+# deploy/systemd/corral.service); nothing is started with it.
 test_pkgs=(openssl nutcracker python3 python3-redis python3-pytest python3-yaml clang libclang-rt-14-dev
-  clang-format util-linux nodejs npm prometheus chromium)
+  clang-format util-linux nodejs npm prometheus chromium systemd)
 bench_pkgs=(nutcracker valgrind util-linux python3)
 
 usage() {

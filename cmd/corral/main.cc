@@ -334,8 +334,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<corral::admin::AdminServer> admin;
   if (cfg.admin.listen) {
     corral::admin::ProcessInfo info{CORRAL_VERSION, corral::loop::monotonicMs(),
-                                    [&app] { return app.reloader->status(); }};
-    admin = std::make_unique<corral::admin::AdminServer>(app.base, *app.shared, info);
+                                    [&app] { return app.reloader->status(); },
+                                    [&app] { return app.stopping; }};
+    admin = std::make_unique<corral::admin::AdminServer>(app.base, *app.shared, info, cfg.admin);
     std::string bound = admin->listen(*cfg.admin.listen, err);
     if (bound.empty()) {
       app.log->error("admin listen failed addr={} err={}", cfg.admin.listen->text, err);

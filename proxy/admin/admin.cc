@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/admin/access.h"
 #include "proxy/admin/dashboard.h"
 #include "proxy/admin/process_metrics.h"
 #include "proxy/admin/sentinel_status.h"
@@ -53,6 +54,7 @@ void onRequest(evhttp_request* req, void* arg) {
     // Ready means every worker has a primary connection past its handshake: a Redis that
     // answers the handshake with NOAUTH or WRONGPASS is as unavailable as one that is down.
     // With Sentinel, also a known primary that is not being failed over (sentinel_status.h).
+    // admin.ready_when: serving answers for corral alone (access.h).
     std::string body;
     if (self->ready(&body)) {
       reply(req, 200, "OK", body, "text/plain");
@@ -62,7 +64,17 @@ void onRequest(evhttp_request* req, void* arg) {
   } else if (path == "/metrics") {
     reply(req, 200, "OK", self->metricsText(), "text/plain; version=0.0.4");
   } else if (path == "/policies") {
-    reply(req, 200, "OK", self->policiesJson(), "application/json");
+    // With admin.token_env the policies (templates, limits, file paths) are for the bearer of
+    // the token only; the token is never logged.
+    const char* auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!bearerAuthorized(auth, self->settings().token)) {
+      evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                        "Bearer realm=\"corral\"");
+      reply(req, 401, "Unauthorized", "unauthorized: /policies needs the admin token\n",
+            "text/plain");
+    } else {
+      reply(req, 200, "OK", self->policiesJson(), "application/json");
+    }
   } else if (path == "/dashboard") {
     addDashboardHeaders(evhttp_request_get_output_headers(req));
     reply(req, 200, "OK", dashboardHtml(), "text/html; charset=utf-8");
@@ -73,8 +85,12 @@ void onRequest(evhttp_request* req, void* arg) {
 
 }  // namespace
 
-AdminServer::AdminServer(event_base* base, net::SharedState& shared, ProcessInfo info)
-    : shared_(shared), info_(std::move(info)), http_(evhttp_new(base)) {
+AdminServer::AdminServer(event_base* base, net::SharedState& shared, ProcessInfo info,
+                         config::AdminConfig settings)
+    : shared_(shared),
+      info_(std::move(info)),
+      settings_(std::move(settings)),
+      http_(evhttp_new(base)) {
   evhttp_set_gencb(http_, &onRequest, this);
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 }
@@ -111,6 +127,9 @@ std::string AdminServer::listen(const config::ListenAddress& addr, std::string& 
 }
 
 bool AdminServer::ready(std::string* body) const {
+  if (settings_.ready_when == config::ReadyWhen::kServing) {
+    return servingReady(info_.stopping && info_.stopping(), body);
+  }
   bool primary = true;
   for (const auto& b : shared_.stats.blocks) {
     if (b->primary_ready.get() == 0) primary = false;

@@ -1,11 +1,15 @@
 // The admin HTTP endpoint (libevent evhttp) on the main thread's loop:
 //   GET /health   200 while the process runs
-//   GET /ready    200 when every worker has a connected primary connection (with Sentinel:
-//                 and the sentinels named it, and it is not being failed over), else 503
+//   GET /ready    admin.ready_when upstream (default): 200 when every worker has a connected
+//                 primary connection (with Sentinel: and the sentinels named it, and it is not
+//                 being failed over), else 503; serving: 200 from start until the drain
+//                 (access.h)
 //   GET /metrics  Prometheus text: the per-worker counters of net::Stats, summed, the
 //                 per-upstream series, the policy counters (policies::Registry), reload state
 //                 and the standard process_* metrics (process_metrics.h)
-//   GET /policies the policies in force, as JSON
+//   GET /policies the policies in force, as JSON; with admin.token_env, only for
+//                 "Authorization: Bearer <token>" (else 401)
+//   GET /dashboard a live page over /metrics and /policies (dashboard.h)
 // HEAD on each answers GET's status and headers (Content-Length included) without the body.
 // It reads only relaxed atomics, so it never takes a lock the data path holds.
 #pragma once
@@ -28,11 +32,15 @@ struct ProcessInfo {
   std::string version;
   int64_t started_ms = 0;
   std::function<ReloadStatus()> reload_status;  // Reloader::status
+  std::function<bool()> stopping;  // a SIGTERM started the drain (/ready with ready_when: serving)
 };
 
 class AdminServer {
  public:
-  AdminServer(event_base* base, net::SharedState& shared, ProcessInfo info);
+  // settings: the admin section as loaded (token, ready_when), kept for the process's life (a
+  // reload that changes it asks for a restart).
+  AdminServer(event_base* base, net::SharedState& shared, ProcessInfo info,
+              config::AdminConfig settings);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -45,10 +53,12 @@ class AdminServer {
   std::string policiesJson() const;
   // /ready: the verdict, and the reply text in *body.
   bool ready(std::string* body) const;
+  const config::AdminConfig& settings() const { return settings_; }
 
  private:
   net::SharedState& shared_;
   ProcessInfo info_;
+  config::AdminConfig settings_;
   evhttp* http_ = nullptr;
 };
 

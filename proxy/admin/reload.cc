@@ -139,7 +139,8 @@ std::vector<std::string> changesNeedingRestart(const config::Config& a, const co
   if (a.workers != b.workers) changed.emplace_back("workers");
   if (!sameUpstream(a.upstream, b.upstream)) changed.emplace_back("upstream");
   if (a.admin.listen.has_value() != b.admin.listen.has_value() ||
-      (a.admin.listen && a.admin.listen->text != b.admin.listen->text)) {
+      (a.admin.listen && a.admin.listen->text != b.admin.listen->text) ||
+      a.admin.token != b.admin.token || a.admin.ready_when != b.admin.ready_when) {
     changed.emplace_back("admin");
   }
   if (!sameAuth(a.auth, b.auth)) changed.emplace_back("auth");

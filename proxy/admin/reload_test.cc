@@ -243,6 +243,14 @@ TEST_CASE("Reloader: keys that need a restart are kept; the rest is applied") {
   CHECK(changesNeedingRestart(f.reloader->running(), next) ==
         std::vector<std::string>{"listen", "workers", "upstream", "admin", "auth"});
 
+  // The admin endpoint's token and readiness rule are set up with it, once.
+  config::Config token = f.reloader->running();
+  token.admin.token = "t";
+  CHECK(changesNeedingRestart(f.reloader->running(), token) == std::vector<std::string>{"admin"});
+  config::Config serving = f.reloader->running();
+  serving.admin.ready_when = config::ReadyWhen::kServing;
+  CHECK(changesNeedingRestart(f.reloader->running(), serving) == std::vector<std::string>{"admin"});
+
   edit(f.dir, "corral.yaml",
        std::string(kBase) + "listen: [127.0.0.1:1]\nworkers: 2\nlimits: {max_clients: 8}\n");
   CHECK(f.reloader->reload("SIGHUP"));

@@ -3,19 +3,21 @@
 # A benchmark that prints tables, not a test: it passes or fails nothing.
 #
 #   build corral (release preset) --> start redis-server, corral, nutcracker (CPU 0)
-#     --> throughput: ROUNDS rounds; in each, every scenario runs against every system in turn
+#     --> throughput: ROUNDS rounds (and the CPU time redis-server + proxy spend per request); in each, every scenario runs against every system in turn
 #         (the order rotates per round); redis-benchmark alone on CPU 1, GET+SET, 32-byte values,
 #         random keys; scenarios: c=50 P=1, c=50 P=16, c=200 P=1; corral_pol is corral with
 #         tests/bench/policies20.yaml (20 policies: naming enforced, SETs rewritten with a TTL,
-#         a rate limit that never trips on every request)
+#         a rate limit that never trips on every request); corral_unix is corral reached through
+#         its unix socket listener (the Kubernetes example's app-to-sidecar hop), redis_unix the
+#         same Redis through its own unix socket
 #     --> memory: fresh proxy, then IDLE_CONNS idle clients (PING/PONG each): VmRSS
 #     --> instructions: proxy under callgrind, warm-up, zero, CG_GETS GETs (c=50 P=16), dump
 #     --> report.py prints the tables (raw data stays in OUT_DIR)
 #
 # Environment (defaults in brackets):
 #   ROUNDS [5]  REQUESTS [200000] per redis-benchmark test  SCENARIOS ["50:1 50:16 200:1"]
-#   SYSTEMS ["redis corral corral_pol twemproxy"]  POLICY_FILE [tests/bench/policies20.yaml]  CG_GETS [200000]  IDLE_CONNS [1000]
-#   PORT_BASE [17400] (uses PORT_BASE..PORT_BASE+4)  CORRAL_BIN [build/release/cmd/corral/corral]
+#   SYSTEMS ["redis corral corral_unix corral_pol twemproxy"] (also: redis_unix)  POLICY_FILE [tests/bench/policies20.yaml]  CG_GETS [200000]  IDLE_CONNS [1000]
+#   PORT_BASE [17400] (uses PORT_BASE..PORT_BASE+5)  CORRAL_BIN [build/release/cmd/corral/corral]
 #   BENCH_BUILD [1]: build the release preset first  OUT_DIR [build/bench/<time>]
 #   PHASES ["throughput memory instructions"]
 # The default run takes about 3 minutes on 2 cores.
@@ -29,7 +31,7 @@ py=/usr/bin/python3
 rounds=${ROUNDS:-5}
 requests=${REQUESTS:-200000}
 scenarios=${SCENARIOS:-"50:1 50:16 200:1"}
-systems=${SYSTEMS:-"redis corral corral_pol twemproxy"}
+systems=${SYSTEMS:-"redis corral corral_unix corral_pol twemproxy"}
 policy_file=${POLICY_FILE:-$root/tests/bench/policies20.yaml}
 cg_gets=${CG_GETS:-200000}
 idle_conns=${IDLE_CONNS:-1000}
@@ -40,7 +42,18 @@ out=${OUT_DIR:-$root/build/bench/$(date +%Y%m%d-%H%M%S)}
 
 redis_port=$port_base
 declare -A port=([redis]=$port_base [corral]=$((port_base + 1)) [twemproxy]=$((port_base + 2))
-  [corral_pol]=$((port_base + 4)))
+  [corral_pol]=$((port_base + 4)) [corral_unix]=$((port_base + 5)) [redis_unix]=$port_base)
+# The *_unix systems are benchmarked through these sockets; their TCP port above serves only
+# the start-up PING and callgrind's pokes.
+declare -A sock=([redis_unix]=$out/redis.sock [corral_unix]=$out/corral.sock)
+# target SYSTEM: redis-benchmark's address arguments for SYSTEM.
+target() {
+  if [[ -n ${sock[$1]:-} ]]; then
+    echo "-s ${sock[$1]}"
+  else
+    echo "-h 127.0.0.1 -p ${port[$1]}"
+  fi
+}
 nc_stats_port=$((port_base + 3))
 
 mkdir -p "$out"
@@ -48,9 +61,9 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # Our servers must not be mistaken for something already listening there.
 for p in "$redis_port" "${port[corral]}" "${port[twemproxy]}" "$nc_stats_port" \
-  "${port[corral_pol]}"; do
+  "${port[corral_pol]}" "${port[corral_unix]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-    log "port $p is in use: choose other ports with PORT_BASE (uses PORT_BASE..PORT_BASE+4)"
+    log "port $p is in use: choose other ports with PORT_BASE (uses PORT_BASE..PORT_BASE+5)"
     exit 1
   fi
 done
@@ -65,7 +78,7 @@ if [[ ${BENCH_BUILD:-1} == 1 && $systems == *corral* ]]; then
 fi
 if [[ $systems == *corral* ]] && ! "$corral_bin" --version >/dev/null 2>&1; then
   log "corral is not available ($corral_bin --version failed): benchmarking without it"
-  systems=$(tr ' ' '\n' <<<"$systems" | grep -vx 'corral\|corral_pol' | xargs)
+  systems=$(tr ' ' '\n' <<<"$systems" | grep -vx 'corral\|corral_pol\|corral_unix' | xargs)
 fi
 
 # CPU 0: redis-server and the proxy under test; CPU 1: the client alone.
@@ -101,6 +114,13 @@ workers: 1
 upstream:
   primary: 127.0.0.1:$redis_port
 EOF
+}
+
+# corral_unix_config PORT: the same on a unix socket (and PORT, for the start-up PING).
+corral_unix_config() {
+  corral_config "$1"
+  sed "s|^listen: .*|listen: [unix:${sock[corral_unix]}, 127.0.0.1:$1]|" "$out/corral.yaml" \
+    >"$out/corral_unix.yaml"
 }
 
 # corral_pol_config PORT: the same plus the benchmark's policy file.
@@ -142,6 +162,11 @@ start_proxy() {
       corral_config "$p"
       "${server_cpu[@]}" "$@" "$corral_bin" --config "$out/corral.yaml" >>"$out/corral.log" 2>&1 &
       ;;
+    corral_unix)
+      corral_unix_config "$p"
+      "${server_cpu[@]}" "$@" "$corral_bin" --config "$out/corral_unix.yaml" \
+        >>"$out/corral_unix.log" 2>&1 &
+      ;;
     corral_pol)
       corral_pol_config "$p"
       "${server_cpu[@]}" "$@" "$corral_bin" --config "$out/corral_pol.yaml" \
@@ -159,15 +184,28 @@ start_proxy() {
   wait_ping "$p" 120
 }
 
-# One redis-benchmark run; appends its two CSV rows (SET, GET) to throughput.csv.
+# server_ns SYSTEM: nanoseconds redis-server and SYSTEM's proxy (if any) have run so far.
+server_ns() {
+  local ns
+  ns=$(proc_run_ns "$redis_pid")
+  [[ -n ${proxy_of[$1]:-} ]] && ns=$((ns + $(proc_run_ns "${proxy_of[$1]}")))
+  echo "$ns"
+}
+
+# One redis-benchmark run; appends its two CSV rows (SET, GET) to throughput.csv, and the CPU
+# time redis-server and the proxy spent on the run's requests (SET and GET) to cpu.csv.
 bench_run() {
-  local round=$1 system=$2 clients=$3 pipeline=$4 csv
-  csv=$("${client_cpu[@]}" redis-benchmark -h 127.0.0.1 -p "${port[$system]}" -t get,set -d 32 \
+  local round=$1 system=$2 clients=$3 pipeline=$4 csv ns0
+  ns0=$(server_ns "$system")
+  # shellcheck disable=SC2046  # target's words are meant to split
+  csv=$("${client_cpu[@]}" redis-benchmark $(target "$system") -t get,set -d 32 \
     -r 100000 -n "$requests" -c "$clients" -P "$pipeline" --csv 2>>"$out/redis-benchmark.err")
   # --csv (redis 7.0): "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
   # "p95_latency_ms","p99_latency_ms","max_latency_ms"
   grep -E '^"(GET|SET)"' <<<"$csv" | tr -d '"' |
     sed "s/^/$round,$clients,$pipeline,$system,/" >>"$out/throughput.csv"
+  echo "$round,$clients,$pipeline,$system,$((2 * requests)),$(($(server_ns "$system") - ns0))" \
+    >>"$out/cpu.csv"
   local get
   get=$(grep '^"GET"' <<<"$csv" | cut -d, -f2 | tr -d '"')
   log "round $round c=$clients P=$pipeline $system: GET ${get:-?} ops/s"
@@ -207,17 +245,23 @@ if awk '{exit !($1 > 0.5)}' /proc/loadavg; then
     "machine will make throughput and latency noisy (instruction counts are unaffected)"
 fi
 
-start_redis "$redis_port" "$out/redis.log"
+start_redis "$redis_port" "$out/redis.log" --unixsocket "${sock[redis_unix]}" --unixsocketperm 700
+redis_pid=${pids[0]}
+declare -A proxy_of=()  # system -> its proxy's pid, during the throughput phase
 read -ra sys_list <<<"$systems"
 
 if [[ " $phases " == *" throughput "* ]]; then
   for s in "${sys_list[@]}"; do
-    [[ $s == redis ]] || start_proxy "$s" "${port[$s]}"
+    [[ $s == redis || $s == redis_unix ]] && continue
+    start_proxy "$s" "${port[$s]}"
+    proxy_of[$s]=$proxy_pid
   done
   echo "round,clients,pipeline,system,test,rps,avg,min,p50,p95,p99,max" >"$out/throughput.csv"
+  echo "round,clients,pipeline,system,requests,server_ns" >"$out/cpu.csv"
   # Warm-up, not recorded: fills the key space and the proxies' buffers and connections.
   for s in "${sys_list[@]}"; do
-    "${client_cpu[@]}" redis-benchmark -p "${port[$s]}" -t set,get -d 32 -r 100000 -n 100000 \
+    # shellcheck disable=SC2046
+    "${client_cpu[@]}" redis-benchmark $(target "$s") -t set,get -d 32 -r 100000 -n 100000 \
       -c 50 -P 16 -q >/dev/null 2>>"$out/redis-benchmark.err"
   done
   n=${#sys_list[@]}
@@ -231,14 +275,17 @@ if [[ " $phases " == *" throughput "* ]]; then
     done
   done
   for p in "${pids[@]:1}"; do stop "$p"; done
+  proxy_of=()
 fi
 
 proxies=()
-for s in "${sys_list[@]}"; do [[ $s == redis ]] || proxies+=("$s"); done
+for s in "${sys_list[@]}"; do [[ $s == redis || $s == redis_unix ]] || proxies+=("$s"); done
 
 if [[ " $phases " == *" memory "* ]]; then
   echo "system,conns,rss_before_kib,rss_after_kib" >"$out/rss.csv"
   for s in "${proxies[@]}"; do
+    # idle_conns.py connects over TCP: corral_unix's memory is corral's.
+    [[ $s == corral_unix ]] && continue
     start_proxy "$s" "${port[$s]}"
     before=$(rss_kib "$proxy_pid")
     # idle_conns.py holds its sockets until its stdin (a FIFO we keep open) closes.
@@ -276,10 +323,12 @@ if [[ " $phases " == *" instructions "* ]]; then
     start_proxy "$s" "${port[$s]}" valgrind --tool=callgrind --instr-atstart=no \
       --callgrind-out-file="$cg" --log-file="$out/valgrind.$s.log"
     callgrind_cmd "$proxy_pid" "${port[$s]}" -i on
-    "${client_cpu[@]}" redis-benchmark -p "${port[$s]}" -t set,get -d 32 -r 100000 -n 20000 -c 50 \
+    # shellcheck disable=SC2046
+    "${client_cpu[@]}" redis-benchmark $(target "$s") -t set,get -d 32 -r 100000 -n 20000 -c 50 \
       -P 16 -q >/dev/null 2>>"$out/redis-benchmark.err"
     callgrind_cmd "$proxy_pid" "${port[$s]}" -z
-    "${client_cpu[@]}" redis-benchmark -p "${port[$s]}" -t get -r 100000 -n "$cg_gets" -c 50 \
+    # shellcheck disable=SC2046
+    "${client_cpu[@]}" redis-benchmark $(target "$s") -t get -r 100000 -n "$cg_gets" -c 50 \
       -P 16 -q >/dev/null 2>>"$out/redis-benchmark.err"
     # The dump is written as $cg.1; it holds what was counted since the zeroing.
     callgrind_cmd "$proxy_pid" "${port[$s]}" -d

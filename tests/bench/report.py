@@ -8,9 +8,11 @@ Reads from RESULTS_DIR (all written by bench.sh):
                   (one row per redis-benchmark test; latencies in ms as redis-benchmark --csv gives)
   instr.csv       system,gets,ir      (callgrind: user-space instructions over `gets` GETs)
   rss.csv         system,conns,rss_before_kib,rss_after_kib
+  cpu.csv         round,clients,pipeline,system,requests,server_ns (run time of redis-server's
+                  and the proxy's threads over one redis-benchmark run, SET and GET together)
 Missing files are skipped. Medians are over rounds; the ratio is a proxy's median ops/s divided
-by direct Redis's median ops/s in the same scenario and test; "x corral" divides by corral's
-(corral_pol: corral with tests/bench/policies20.yaml).
+by direct Redis's median ops/s (over TCP) in the same scenario and test; "x corral" divides by
+corral's (corral_pol: corral with tests/bench/policies20.yaml; *_unix: through a unix socket).
 """
 
 import csv
@@ -18,7 +20,7 @@ import os
 import statistics
 import sys
 
-SYSTEM_ORDER = ["redis", "corral", "corral_pol", "twemproxy"]
+SYSTEM_ORDER = ["redis", "redis_unix", "corral", "corral_unix", "corral_pol", "twemproxy"]
 
 
 def read_csv(path):
@@ -72,12 +74,36 @@ def throughput(rows):
                 p99 = statistics.median(float(r["p99"]) for r in g)
                 spread = f"{min(float(r['rps']) for r in g):,.0f}-{max(float(r['rps']) for r in g):,.0f}"
                 ratio = f"{rps / base_rps:.2f}" if base_rps else "-"
-                vs_corral = f"{rps / corral_rps:.2f}" if corral_rps and system != "redis" else "-"
+                vs_corral = (f"{rps / corral_rps:.2f}"
+                             if corral_rps and system not in ("redis", "redis_unix") else "-")
                 out.append([f"c={clients} P={pipeline}", test, system, len(g), f"{rps:,.0f}",
                             spread, f"{p50:.3f}", f"{p99:.3f}", ratio, vs_corral])
     return table(["scenario", "test", "system", "rounds", "median ops/s", "range ops/s",
                   "p50 ms", "p99 ms", "x redis", "x corral"], out,
                  right={3, 4, 5, 6, 7, 8, 9})
+
+
+def cpu(rows):
+    groups = {}
+    for r in rows:
+        key = (int(r["clients"]), int(r["pipeline"]), r["system"])
+        groups.setdefault(key, []).append(int(r["server_ns"]) / int(r["requests"]))
+    scenarios = sorted({(k[0], k[1]) for k in groups}, key=lambda s: (s[1], s[0]))
+    systems = sorted({k[2] for k in groups}, key=system_key)
+    out = []
+    for clients, pipeline in scenarios:
+        base = groups.get((clients, pipeline, "redis"))
+        base_ns = statistics.median(base) if base else None
+        for system in systems:
+            g = groups.get((clients, pipeline, system))
+            if not g:
+                continue
+            ns = statistics.median(g)
+            ratio = f"{ns / base_ns:.2f}" if base_ns else "-"
+            out.append([f"c={clients} P={pipeline}", system, len(g), f"{ns:,.0f}",
+                        f"{min(g):,.0f}-{max(g):,.0f}", ratio])
+    return table(["scenario", "system", "rounds", "median ns/req", "range ns/req", "x redis"],
+                 out, right={2, 3, 4, 5})
 
 
 def main():
@@ -88,6 +114,14 @@ def main():
         print("the proxy under test on CPU 0; x redis = median ops/s / direct Redis median ops/s)")
         print()
         print(throughput(tp))
+        print()
+    cp = read_csv(os.path.join(d, "cpu.csv"))
+    if cp:
+        print("Server-side CPU per request (run time of redis-server's and the proxy's threads,")
+        print("schedstat, over each run's SETs and GETs; kernel work included, waiting not, so")
+        print("it holds up on a busy machine better than ops/s; x redis = / direct Redis (TCP))")
+        print()
+        print(cpu(cp))
         print()
     ins = read_csv(os.path.join(d, "instr.csv"))
     if ins:

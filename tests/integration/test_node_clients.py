@@ -6,73 +6,27 @@ as `node SCRIPT PORT` and must exit 0. Runs against corral or (CORRAL_TARGET=red
 against redis-server.
 
 node and npm come from scripts/deps.sh test; a missing one is a failure, not a skip. The npm
-packages are pinned in node/package.json + package-lock.json and installed here with `npm ci`
-when node/node_modules is missing or does not hold the pinned versions.
+packages are pinned in node/package.json + package-lock.json and installed with `npm ci` when
+node/node_modules is missing or does not hold the pinned versions (support/node_packages.py).
 """
 
-import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
+from node_packages import node_with_packages, output
+
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 SCRIPTS = ["ioredis_session.js", "node_redis_session.js"]
-NPM_CI_TIMEOUT = 300
 SCRIPT_TIMEOUT = 60
 MIN_NODE_MAJOR = 18
-
-
-def _output(stdout, stderr) -> str:
-    def text(b):
-        if b is None:
-            return ""
-        return b.decode("utf-8", "replace") if isinstance(b, bytes) else b
-    return f"--- stdout ---\n{text(stdout)}\n--- stderr ---\n{text(stderr)}"
-
-
-def _pins_installed() -> bool:
-    """node_modules holds exactly the versions package.json pins."""
-    with open(os.path.join(NODE_DIR, "package.json")) as f:
-        deps = json.load(f)["dependencies"]
-    for name, version in deps.items():
-        try:
-            with open(os.path.join(NODE_DIR, "node_modules", name, "package.json")) as f:
-                if json.load(f).get("version") != version:
-                    return False
-        except (OSError, ValueError):
-            return False
-    return True
 
 
 @pytest.fixture(scope="module")
 def node():
     """Path of `node` (first on PATH), with the pinned npm packages installed."""
-    node_bin, npm_bin = shutil.which("node"), shutil.which("npm")
-    if not node_bin or not npm_bin:
-        pytest.fail(f"node and npm are needed for the Node client tests (node: {node_bin}, npm: "
-                    f"{npm_bin}); install them with scripts/deps.sh test", pytrace=False)
-    v = subprocess.run([node_bin, "--version"], capture_output=True, text=True, timeout=10)
-    major = int(v.stdout.strip().lstrip("v").split(".")[0]) if v.returncode == 0 else 0
-    if major < MIN_NODE_MAJOR:
-        pytest.fail(f"{node_bin} --version: {v.stdout.strip() or v.stderr.strip()!r}; the pinned "
-                    f"ioredis/redis need Node >= {MIN_NODE_MAJOR}", pytrace=False)
-    if not _pins_installed():
-        try:
-            p = subprocess.run([npm_bin, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
-                               capture_output=True, timeout=NPM_CI_TIMEOUT,
-                               stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            pytest.fail(f"npm ci in {NODE_DIR} did not finish within {NPM_CI_TIMEOUT}s\n"
-                        + _output(e.stdout, e.stderr), pytrace=False)
-        if p.returncode != 0:
-            pytest.fail(f"npm ci in {NODE_DIR} exited with {p.returncode}\n"
-                        + _output(p.stdout, p.stderr), pytrace=False)
-        if not _pins_installed():
-            pytest.fail(f"npm ci in {NODE_DIR} ran but node_modules does not hold the versions "
-                        "pinned in package.json", pytrace=False)
-    return node_bin
+    return node_with_packages(NODE_DIR, MIN_NODE_MAJOR, "the Node client tests (ioredis, redis)")
 
 
 def _dbsize(redis_server, db: int) -> int:
@@ -91,8 +45,8 @@ def test_node_client_session(node, target, script):
                            stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"{' '.join(argv)} still running after {SCRIPT_TIMEOUT}s\n"
-                    + _output(e.stdout, e.stderr), pytrace=False)
-    out = _output(p.stdout, p.stderr)
+                    + output(e.stdout, e.stderr), pytrace=False)
+    out = output(p.stdout, p.stderr)
     print(out)  # shown by pytest for a failed test, or always with -s
     assert p.returncode == 0, f"{' '.join(argv)} exited with {p.returncode}\n{out}"
     assert b"checks passed" in p.stdout.splitlines()[-1], out

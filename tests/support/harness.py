@@ -609,7 +609,8 @@ def to_yaml(d: Any, indent: int = 0) -> str:
 
 
 def read_ready_file(path: str) -> Optional[dict]:
-    """corral's --ready-file once complete: {"listen": [ports], "admin": port or None}; None
+    """corral's --ready-file once complete: {"listen": [ports], "admin": port or None, and
+    "unix": [paths] when it listens on unix sockets}; None
     while it does not exist or is half written. A bound port of 0 is an error (corral must
     report the port it got)."""
     try:
@@ -622,6 +623,9 @@ def read_ready_file(path: str) -> Optional[dict]:
     out: dict = {"listen": [], "admin": None, "text": text}
     for line in text.splitlines():
         parts = line.split()
+        if len(parts) == 2 and parts[0] == "listen" and parts[1].startswith("unix:"):
+            out.setdefault("unix", []).append(parts[1][len("unix:"):])
+            continue
         if len(parts) == 2 and parts[0] in ("listen", "admin"):
             port = int(parts[1].rsplit(":", 1)[1])
             if port == 0:
