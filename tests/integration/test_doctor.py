@@ -520,3 +520,21 @@ def test_tls_sentinel_names_the_primary(workdir, certs, corral_only):
             assert "certificate verify failed" in one(obj, "connect")["seen"], obj
     finally:
         primary.close()
+
+
+def test_tls_cluster_seed(workdir, corral_only):
+    """cluster.tls: the first seed that answers is checked over TLS; a seed down is skipped."""
+    from cluster import RedisCluster
+    with RedisCluster(primaries=3, replicas=0, tls=True) as tc:
+        cfg = {"upstream": {"cluster": {"seeds": [f"127.0.0.1:{free_port()}", *tc.seeds()],
+                                        "tls": True},
+                            "tls": {"ca_file": tc.certs.path("ca")}},
+               "policies": [CACHE]}
+        path = os.path.join(workdir, "cluster-tls.yaml")
+        with open(path, "w") as f:
+            f.write(to_yaml(cfg) + "\n")
+        code, text, obj = doctor("--config", path, "--no-scan")
+        assert obj["target"] == tc.seeds()[0], obj
+        assert obj["facts"]["tls"].startswith("TLSv1."), obj
+        assert one(obj, "server")["severity"] == "ok", obj
+        assert code == 2 and one(obj, "maxmemory")["severity"] == "error", text  # as started
