@@ -1,5 +1,6 @@
 #include "doctor/doctor.h"
 
+#include <csignal>
 #include <cstdio>
 #include <thread>
 
@@ -11,9 +12,9 @@
 namespace corral::doctor {
 
 const char* const kSubcommandUsage =
-    "       corral doctor [--config FILE | redis://[user:pass@]host:port[/db]] [--json]\n"
-    "                     [--scan-keys N] [--scan-time DURATION] [--big-value SIZE]\n"
-    "                     [--no-scan] [--timeout DURATION]\n"
+    "       corral doctor [--config FILE | redis[s]://[user:pass@]host:port[/db]]\n"
+    "                     [--json] [--scan-keys N] [--scan-time DURATION]\n"
+    "                     [--big-value SIZE] [--no-scan] [--timeout DURATION]\n"
     "       corral health [--config FILE] [--ready] [--timeout DURATION]\n";
 
 const char* const kSubcommandHelp =
@@ -21,7 +22,9 @@ const char* const kSubcommandHelp =
     "                          print findings (--json: one object); exit 0 healthy, 1 warnings,\n"
     "                          2 errors or unreachable. --scan-keys (default 10000) and\n"
     "                          --scan-time (5s) bound the keyspace sample; --big-value (100KiB)\n"
-    "                          is what MEMORY USAGE may show before a value counts as big\n"
+    "                          is what MEMORY USAGE may show before a value counts as big.\n"
+    "                          TLS upstreams are reached with upstream.tls as the proxy does;\n"
+    "                          a rediss:// URL trusts the system store (or SSL_CERT_FILE)\n"
     "  health                  GET /health (--ready: /ready) on the config's admin.listen;\n"
     "                          exit 0 on HTTP 200, else 1 (for HEALTHCHECK and exec probes)\n";
 
@@ -76,8 +79,11 @@ Finding connectionLost(const std::string& check, const std::string& why) {
   f.severity = Severity::kError;
   f.seen = why;
   f.action =
-      "check the address, the credentials (password / password_env, user) and that Redis "
-      "is running";
+      why.find("TLS") != std::string::npos
+          ? "check upstream.tls (ca_file, server_name, cert_file and key_file) and that the "
+            "address is Redis's TLS port"
+          : "check the address, the credentials (password / password_env, user) and that Redis "
+            "is running";
   return f;
 }
 
@@ -119,11 +125,8 @@ bool parseDoctorArgs(const std::vector<std::string>& args, DoctorOptions* o, std
     std::string v, why;
     if (f.is("--config") || f.arg() == "-c") {
       if (!f.value(&o->config_path, err)) return false;
-    } else if (f.arg().rfind("redis://", 0) == 0) {
+    } else if (f.arg().rfind("redis://", 0) == 0 || f.arg().rfind("rediss://", 0) == 0) {
       o->url = f.arg();
-    } else if (f.arg().rfind("rediss://", 0) == 0) {
-      *err = "rediss:// (TLS) is not supported by corral doctor: hiredis 0.14 has no TLS";
-      return false;
     } else if (f.arg() == "--json") {
       o->json = true;
     } else if (f.arg() == "--no-scan") {
@@ -189,14 +192,24 @@ int runDoctor(const std::vector<std::string>& args, const std::string& default_c
   }
   const config::Config& cfg = *loaded.config;
   const config::UpstreamConfig& up = cfg.upstream;
-  if (usesTls(up)) {
-    std::fprintf(stderr,
-                 "corral doctor: the upstream is reached over TLS, which this version of doctor "
-                 "does not speak (hiredis 0.14 has no TLS); run it against a plain or unix-socket "
-                 "address of the same Redis\n");
-    return 2;
-  }
   if (!o.url.empty()) set = nullptr;  // a URL brings no policies
+  // A server that closes while we write is an error to report, not a SIGPIPE (OpenSSL writes
+  // with write(2)); main() ignores it only after the subcommands are dispatched.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  // upstream.tls: the SSL_CTX the proxy would build (proxy/tls), made once for every TLS
+  // connection of this run (sentinels, the primary, replicas, cluster seeds).
+  Dialing dialing;
+  dialing.timeout = o.timeout;
+  std::unique_ptr<tls::Holder> tls_ctx;
+  if (usesTls(up)) {
+    tls_ctx = tls::Holder::client(up.tls, &err);
+    if (tls_ctx == nullptr) {
+      return print(unreachable(up.primary.text, "upstream.tls: " + err), o.json);
+    }
+    dialing.tls = tls_ctx.get();
+    dialing.server_name = up.tls.server_name;
+  }
 
   // The node to check: the primary, the one Sentinel names, or the first cluster seed that
   // answers.
@@ -205,9 +218,10 @@ int runDoctor(const std::vector<std::string>& args, const std::string& default_c
   Endpoint primary{up.primary.addr, up.primary.user, up.primary.password, up.primary.db};
   if (up.sentinel) {
     ctx.via_sentinel = true;
-    auto addr = askSentinels(*up.sentinel, o.timeout, &err);
+    auto addr = askSentinels(*up.sentinel, dialing, &err);
     if (!addr) return print(unreachable("sentinel:" + up.sentinel->master, err), o.json);
     primary.addr = *addr;
+    primary.addr.tls = up.tls.enabled;  // as the proxy reaches the primary a sentinel names
     candidates.push_back(primary);
   } else if (up.cluster) {
     ctx.via_cluster = true;
@@ -221,7 +235,7 @@ int runDoctor(const std::vector<std::string>& args, const std::string& default_c
   std::string target, why;
   for (const Endpoint& e : candidates) {
     target = config::endpointText(e.addr);
-    conn = Connection::open(e, o.timeout, &err);
+    conn = Connection::open(e, dialing, &err);
     if (conn) break;
     why += (why.empty() ? "" : "; ") + err;
   }
@@ -231,6 +245,19 @@ int runDoctor(const std::vector<std::string>& args, const std::string& default_c
   report.target = target;
   if (up.primary.db != 0) report.facts.emplace_back("db", std::to_string(up.primary.db));
   report.facts.emplace_back("policies", set ? std::to_string(set->size()) : "none (no config)");
+  if (const std::string v = conn->tlsVersion(); !v.empty()) {
+    report.facts.emplace_back("tls", v + (up.tls.insecure ? ", certificate not checked" : ""));
+  }
+  if (tls_ctx != nullptr && up.tls.insecure) {
+    Finding f;
+    f.check = "tls";
+    f.severity = Severity::kWarning;
+    f.seen = "upstream.tls.insecure: true: Redis's certificate and name are not checked";
+    f.action =
+        "give upstream.tls.ca_file (or rely on the system store) and drop insecure; "
+        "--check-config refuses it";
+    report.add(std::move(f));
+  }
   PolicyMix mix = set ? mixOf(cfg.policy.policies) : PolicyMix{};
   ctx.mix = &mix;
   auto lost = [&](const std::string& reason) {
@@ -249,7 +276,7 @@ int runDoctor(const std::vector<std::string>& args, const std::string& default_c
     std::unique_ptr<Connection> replica;
     for (const auto& r : up.replicas) {
       std::string rerr;
-      replica = Connection::open({r.addr, r.user, r.password, r.db}, o.timeout, &rerr);
+      replica = Connection::open({r.addr, r.user, r.password, r.db}, dialing, &rerr);
       if (replica) break;
       Finding f;
       f.check = "replica";

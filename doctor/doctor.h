@@ -1,7 +1,7 @@
 // corral doctor and corral health: the subcommands an operator (or a probe) runs beside the
 // proxy. cmd/corral/main.cc hands them argv past the subcommand's name.
 //
-//   corral doctor [--config FILE | redis://...] [--json] [...]
+//   corral doctor [--config FILE | redis[s]://...] [--json] [...]
 //     config/URL --> target (primary, Sentinel's primary, first cluster seed) --Connection-->
 //     INFO -> server checks -> keyspace sample (on a replica when configured) -> INFO -> rates
 //     --> Report --> text or JSON on stdout; exit 0 healthy, 1 warnings, 2 errors
@@ -20,11 +20,11 @@ namespace corral::doctor {
 
 struct DoctorOptions {
   std::string config_path;  // the proxy's config (default: the proxy's --config default)
-  std::string url;          // redis://... instead of a config
+  std::string url;          // redis://... or rediss://... instead of a config
   bool json = false;
   bool scan = true;  // --no-scan: server checks only
   SampleLimits limits;
-  std::chrono::milliseconds timeout{2000};  // connect and each command
+  std::chrono::milliseconds timeout{2000};  // connect, TLS handshake and each command
 };
 
 // Parses doctor's flags (args: after "doctor"). False and *err on a bad flag or value.

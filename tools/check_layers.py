@@ -35,7 +35,7 @@ ALLOWED: dict[str, set[str]] = {
                   "proxy/cluster", "proxy/nearcache"},
     "proxy/admin": {"config", "commands", "policies", "proxy/loop", "proxy/net", "proxy/tls",
                     "proxy/sentinel"},
-    "doctor": {"config", "policies", "commands"},
+    "doctor": {"config", "policies", "commands", "proxy/tls"},
     "cmd/corral": {"config", "proxy/admin", "proxy/loop", "proxy/net", "proxy/tls",
                    "proxy/sentinel", "doctor"},
 }

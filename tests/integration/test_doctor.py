@@ -53,16 +53,16 @@ def write_config(workdir, port, policies=(), **upstream):
     return path
 
 
-def run(*args, timeout=60.0):
+def run(*args, timeout=60.0, env=None):
     p = subprocess.run([corral_bin(), *args], capture_output=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
+                       stdin=subprocess.DEVNULL, env=env)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
-def doctor(*args):
+def doctor(*args, env=None):
     """Runs doctor in text and in JSON; both exit codes must agree. Returns (code, text, obj)."""
-    code, text, err = run("doctor", *args)
-    jcode, jtext, jerr = run("doctor", *args, "--json")
+    code, text, err = run("doctor", *args, env=env)
+    jcode, jtext, jerr = run("doctor", *args, "--json", env=env)
     assert code == jcode, (code, jcode, text, jtext)
     assert jtext.count("\n") == 1, jtext
     obj = json.loads(jtext)
@@ -348,3 +348,193 @@ def test_acl_user_without_scan(servers, workdir):
     assert not findings(obj, "keys_no_ttl"), obj
     assert PASSWORD not in text, text
     assert "usage: corral doctor" in run("doctor", "--help")[1]
+
+
+# ---- over TLS (upstream.tls, rediss://) -----------------------------------------------------
+# TLS-only redis-servers (--port 0 --tls-port) with certificates from tests/support/certs.py:
+# `server` carries DNS:localhost and IP:127.0.0.1, signed by `ca`; `other_ca` signed nothing
+# of theirs.
+
+
+@pytest.fixture(scope="module")
+def certs():
+    from certs import Certs
+    c = Certs()
+    yield c
+    shutil.rmtree(c.dir, ignore_errors=True)
+
+
+def no_cert_env(**extra):
+    """The environment without OpenSSL's trust-store variables, plus extra."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    env.update(extra)
+    return env
+
+
+def test_tls_seeded_states_and_ip_or_name(servers, workdir, certs):
+    r = healthy_redis(servers, tls_certs=certs, password=PASSWORD)
+    for i in range(10):
+        assert r.cmd("SET", f"user:{i}", "v", "EX", "3600") == "OK"
+    tls = {"ca_file": certs.path("ca")}
+    # rediss:// with a DNS name, and upstream.tls.enabled with an IP address (its IP SAN).
+    for primary, extra in ((f"rediss://localhost:{r.port}", {}),
+                           (f"127.0.0.1:{r.port}", {"enabled": True})):
+        path = write_config(workdir, r.port, [CACHE], primary=primary, password=PASSWORD,
+                            tls={**tls, **extra})
+        code, text, obj = doctor("--config", path)
+        assert code == 0, text
+        assert obj["facts"]["tls"].startswith("TLSv1."), obj
+        assert "10 keys scanned" in one(obj, "keyspace_sample")["seen"], obj
+        assert PASSWORD not in text and PASSWORD not in json.dumps(obj), text
+    # A finding over TLS as over TCP: no maxmemory is an error.
+    r.cmd("CONFIG", "SET", "maxmemory", "0")
+    code, text, obj = doctor("--config", path)
+    assert code == 2, text
+    assert one(obj, "maxmemory")["severity"] == "error", obj
+    # Plain TCP to the TLS port gets no Redis answer: not mistaken for a healthy server.
+    code, text, obj = doctor(f"redis://127.0.0.1:{r.port}", "--timeout", "1s")
+    assert code == 2, text
+    lost = [f for f in obj["findings"] if f["check"] in ("connect", "connection")]
+    assert len(lost) == 1 and "is it a TLS port? then rediss://" in lost[0]["seen"], obj
+
+
+def test_tls_wrong_ca_is_a_verify_error(servers, workdir, certs):
+    r = healthy_redis(servers, tls_certs=certs, password=PASSWORD)
+    path = write_config(workdir, r.port, [CACHE], primary=f"rediss://:{PASSWORD}@localhost:{r.port}",
+                        tls={"ca_file": certs.path("other_ca")})
+    code, text, obj = doctor("--config", path)
+    assert code == 2, text
+    seen = one(obj, "connect")["seen"]
+    # Redis sends its CA with the leaf (OpenSSL completes the chain from tls-ca-cert-file), so
+    # the reason is a self-signed root doctor does not trust.
+    assert f"localhost:{r.port}: TLS handshake failed: certificate verify failed (self-signed " \
+           "certificate in certificate chain)" in seen, seen
+    assert "upstream.tls.ca_file" in seen, seen
+    assert "check upstream.tls" in one(obj, "connect")["action"], obj
+    assert PASSWORD not in text and PASSWORD not in json.dumps(obj), text
+    # Checks off (insecure): connected, and doctor warns about it.
+    path = write_config(workdir, r.port, [CACHE], primary=f"rediss://:{PASSWORD}@localhost:{r.port}",
+                        tls={"insecure": True})
+    code, text, obj = doctor("--config", path)
+    assert code == 1, text
+    assert "certificate not checked" in obj["facts"]["tls"], obj
+    assert one(obj, "tls")["severity"] == "warning", obj
+
+
+def test_tls_server_name(servers, workdir, certs):
+    r = healthy_redis(servers, tls_certs=certs)
+    tls = {"enabled": True, "ca_file": certs.path("ca")}
+    # A name the certificate does not carry: refused, and the name is said.
+    path = write_config(workdir, r.port, primary=f"127.0.0.1:{r.port}",
+                        tls={**tls, "server_name": "other.example"})
+    code, text, obj = doctor("--config", path)
+    assert code == 2, text
+    seen = one(obj, "connect")["seen"]
+    assert "certificate verify failed (hostname mismatch)" in seen, seen
+    assert "does not name other.example" in seen and "server_name" in seen, seen
+    # The name it carries, though the address is an IP: the name is what is checked.
+    path = write_config(workdir, r.port, primary=f"127.0.0.1:{r.port}",
+                        tls={**tls, "server_name": "localhost"})
+    code, text, obj = doctor("--config", path)
+    assert code == 0, text
+
+
+def test_tls_handshake_timeout(corral_only):
+    import socket
+    silent = socket.socket()  # accepts (the kernel's backlog) and never answers the ClientHello
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    try:
+        port = silent.getsockname()[1]
+        code, text, obj = doctor(f"rediss://127.0.0.1:{port}", "--timeout", "500ms")
+        assert code == 2, text
+        assert "TLS handshake timed out after 500ms" in one(obj, "connect")["seen"], obj
+    finally:
+        silent.close()
+
+
+def test_tls_client_certificate(servers, workdir, certs):
+    r = servers(tls_certs=certs, extra_args=["--tls-auth-clients", "yes"], start=False)
+    r.tls_context.load_cert_chain(certs.path("client"), certs.path("client", "key"))
+    r.start()
+    r.cmd("CONFIG", "SET", "maxmemory", str(64 << 20))
+    r.cmd("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+    tls = {"ca_file": certs.path("ca")}
+    primary = f"rediss://localhost:{r.port}"
+    path = write_config(workdir, r.port, [CACHE], primary=primary,
+                        tls={**tls, "cert_file": certs.path("client"),
+                             "key_file": certs.path("client", "key")})
+    code, text, obj = doctor("--config", path)
+    assert code == 0, text
+    assert obj["facts"]["tls"].startswith("TLSv1."), obj
+    # Without the client certificate the server refuses, and doctor says what to set.
+    code, text, obj = doctor("--config", write_config(workdir, r.port, [CACHE], primary=primary,
+                                                      tls=tls))
+    assert code == 2, text
+    seen = one(obj, "connect")["seen"]
+    assert "certificate required" in seen and "cert_file" in seen, seen
+
+
+def test_tls_url_form_trusts_the_system_store(servers, certs):
+    r = healthy_redis(servers, tls_certs=certs, password=PASSWORD)
+    url = f"rediss://:{PASSWORD}@localhost:{r.port}/0"
+    # The test CA is in no system store: refused, and the reason given.
+    code, text, obj = doctor(url, env=no_cert_env())
+    assert code == 2, text
+    assert "certificate verify failed" in one(obj, "connect")["seen"], obj
+    assert PASSWORD not in text and PASSWORD not in json.dumps(obj), text
+    # OpenSSL's SSL_CERT_FILE points the system store at it.
+    code, text, obj = doctor(url, env=no_cert_env(SSL_CERT_FILE=certs.path("ca")))
+    assert code == 0, text
+    assert obj["target"] == f"localhost:{r.port}" and obj["facts"]["tls"].startswith("TLSv1."), obj
+    assert PASSWORD not in text, text
+
+
+def test_tls_sentinel_names_the_primary(workdir, certs, corral_only):
+    from test_sentinel_tls import TlsSentinelSet, tls_args
+    p_tls = free_port()
+    primary = RedisServer(extra_args=tls_args(certs, p_tls))  # its plain port for our setup
+    try:
+        primary.cmd("CONFIG", "SET", "maxmemory", str(64 << 20))
+        primary.cmd("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        with TlsSentinelSet(p_tls, certs, n=1) as sentinels:
+            sentinels.wait_settled(replicas=0)
+            cfg = {"upstream": {"sentinel": {"master": "mymaster",
+                                             "addresses": sentinels.tls_addresses()},
+                                "tls": {"enabled": True, "ca_file": certs.path("ca")}},
+                   "policies": [CACHE]}
+            path = os.path.join(workdir, "sentinel-tls.yaml")
+            with open(path, "w") as f:
+                f.write(to_yaml(cfg) + "\n")
+            code, text, obj = doctor("--config", path)
+            assert code == 0, text
+            assert obj["target"] == f"127.0.0.1:{p_tls}", obj  # the TLS port, as announced
+            assert obj["facts"]["tls"].startswith("TLSv1."), obj
+            assert obj["facts"]["mode"] == "standalone (sentinel-managed)", obj
+            # The sentinels' TLS ports checked like the rest: another CA is refused there.
+            cfg["upstream"]["tls"]["ca_file"] = certs.path("other_ca")
+            with open(path, "w") as f:
+                f.write(to_yaml(cfg) + "\n")
+            code, text, obj = doctor("--config", path)
+            assert code == 2, text
+            assert "certificate verify failed" in one(obj, "connect")["seen"], obj
+    finally:
+        primary.close()
+
+
+def test_tls_cluster_seed(workdir, corral_only):
+    """cluster.tls: the first seed that answers is checked over TLS; a seed down is skipped."""
+    from cluster import RedisCluster
+    with RedisCluster(primaries=3, replicas=0, tls=True) as tc:
+        cfg = {"upstream": {"cluster": {"seeds": [f"127.0.0.1:{free_port()}", *tc.seeds()],
+                                        "tls": True},
+                            "tls": {"ca_file": tc.certs.path("ca")}},
+               "policies": [CACHE]}
+        path = os.path.join(workdir, "cluster-tls.yaml")
+        with open(path, "w") as f:
+            f.write(to_yaml(cfg) + "\n")
+        code, text, obj = doctor("--config", path, "--no-scan")
+        assert obj["target"] == tc.seeds()[0], obj
+        assert obj["facts"]["tls"].startswith("TLSv1."), obj
+        assert one(obj, "server")["severity"] == "ok", obj
+        assert code == 2 and one(obj, "maxmemory")["severity"] == "error", text  # as started
