@@ -1,7 +1,8 @@
 // The scalar parsers behind the loader (values.cc) and the address parsers (addresses.cc); also
-// used for command-line values that read like config values (`corral doctor --scan-time 5s`). Each *WithReason parser returns nullopt on bad input and, when why is not
-// null, sets *why to the rule the value broke ("must not be negative"), ready for an error.
-// They are pure: no YAML, no I/O (the environment is read by the loader, not here).
+// used for command-line values that read like config values (`corral doctor --scan-time 5s`). Each
+// *WithReason parser returns nullopt on bad input and, when why is not null, sets *why to the rule
+// the value broke ("must not be negative"), ready for an error. They are pure: no YAML, no I/O (the
+// environment is read by the loader, not here).
 #pragma once
 
 #include <array>
