@@ -7,6 +7,7 @@
 //   sentinel_section.cc, cluster_section.cc  upstream.sentinel, upstream.cluster
 //   cross_check.cc     rules between proxy keys; credentials copied into each address
 //   policy_sections.cc origins, global, rate limits, defaults, policies, policy_files entries
+//   origin_fields.cc   origins.<name>.headers, .retry, .breaker
 //   policy_fields.cc   the table of policy fields: how each is parsed and merged
 //   policy_files.cc    reading each policy_files entry (a file, or a directory of *.yaml)
 //   policy_merge.cc    defaults merged into each policy; rules between fields; required fields
@@ -251,6 +252,13 @@ class Loader {
   void walkRateLimit(const YAML::Node& key, const YAML::Node& node, const std::string& path,
                      bool global, std::vector<RateLimitSpec>* out);
   void walkOrigins(const YAML::Node& key, const YAML::Node& value, const std::string& path);
+  // origins.<name>.headers, .retry and .breaker (origin_fields.cc).
+  void originHeaders(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                     std::vector<OriginHeader>* out);
+  void originRetry(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                   OriginRetrySpec* out);
+  void originBreaker(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                     OriginBreakerSpec* out);
   void walkGlobal(const YAML::Node& value, const std::string& path);
   void walkDefaults(const YAML::Node& key, const YAML::Node& value, const std::string& path,
                     PolicyBody* body);

@@ -137,12 +137,44 @@ struct PolicySpec {
   std::string path;
 };
 
+// origins.<name>.headers.<Header>: a literal, {env: NAME} (read at load) or {file: /path} (read
+// at load, then again whenever the file changes). Values are secrets: never logged or shown.
+struct OriginHeader {
+  enum class Source : uint8_t { kLiteral, kEnv, kFile };
+  std::string name;  // as written ("Authorization")
+  Source source = Source::kLiteral;
+  std::string value;  // kLiteral, kEnv: the value; kFile: the file's content at load (trimmed)
+  std::string file;   // kFile
+};
+
+// origins.<name>.retry: retries of failed fill requests (connect errors, timeouts, 5xx, 429).
+struct OriginRetrySpec {
+  bool enabled = false;         // the key was written
+  uint32_t attempts = 3;        // requests per fill at most, the first included
+  double budget = 0.1;          // retries <= budget x requests of the last 10 s ...
+  uint32_t min_per_second = 3;  // ... + this many per second of that window
+  Millis backoff_base{20};      // backoff: 20ms..500ms, doubling, jittered
+  Millis backoff_max{500};
+  Millis per_try_timeout{0};  // one request; 0 = the origin's timeout (which bounds the fill)
+};
+
+// origins.<name>.breaker: a circuit breaker shared by the process's workers.
+struct OriginBreakerSpec {
+  bool enabled = false;           // the key was written
+  uint32_t failures = 5;          // consecutive failed requests that open it
+  Millis open_for{5000};          // then no request for this long ...
+  uint32_t half_open_probes = 1;  // ... then this many probes; all succeed: closed
+};
+
 struct OriginSpec {
   std::string name;
   std::string base_url;  // http[s]://host[:port][/prefix]
   std::string ca_file;   // https: the CAs that may sign the origin's certificate ("" = system)
-  Millis timeout{1000};
+  Millis timeout{1000};  // a fill's whole time at the origin, retries included
   uint32_t max_in_flight = 64;
+  std::vector<OriginHeader> headers;  // sent with every request, after the defaults they replace
+  OriginRetrySpec retry;
+  OriginBreakerSpec breaker;
   Where where;
 };
 

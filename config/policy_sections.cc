@@ -269,7 +269,8 @@ void Loader::walkRateLimit(const YAML::Node& key, const YAML::Node& node, const 
 
 void Loader::walkOrigins(const YAML::Node& key, const YAML::Node& node, const std::string& prefix) {
   static constexpr const char* kRule =
-      "must be a mapping of origin names to {base_url, timeout, max_in_flight}";
+      "must be a mapping of origin names to {base_url, timeout, max_in_flight, headers, retry, "
+      "breaker}";
   static constexpr const char* kOriginRule =
       "must be a mapping like {base_url: \"http://127.0.0.1:8080\", timeout: 1s}";
   if (node.IsNull()) return;
@@ -309,8 +310,19 @@ void Loader::walkOrigins(const YAML::Node& key, const YAML::Node& node, const st
            if (integerOk(k2, v2, p2, 1, kMaxInFlight, &n))
              o.max_in_flight = static_cast<uint32_t>(n);
          }},
+        {"headers", [&](const YAML::Node& k2, const YAML::Node& v2,
+                        const std::string& p2) { originHeaders(k2, v2, p2, &o.headers); }},
+        {"retry", [&](const YAML::Node& k2, const YAML::Node& v2,
+                      const std::string& p2) { originRetry(k2, v2, p2, &o.retry); }},
+        {"breaker", [&](const YAML::Node& k2, const YAML::Node& v2,
+                        const std::string& p2) { originBreaker(k2, v2, p2, &o.breaker); }},
     };
     walkMap(v, path, keys);
+    if (o.retry.per_try_timeout > o.timeout) {
+      fail(where(k, v), path + ".retry.per_try_timeout",
+           "must not be longer than the origin's timeout, which bounds the whole fill",
+           formatMillis(o.retry.per_try_timeout));
+    }
     if (!url_seen) fail(where(k, v), path + ".base_url", "is required, like http://127.0.0.1:8080");
     cfg_.policy.origins.push_back(std::move(o));
   });

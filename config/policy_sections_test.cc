@@ -162,7 +162,7 @@ TEST_CASE("origins and global: every rule, with its exact error") {
   const std::vector<ErrorCase> cases = {
       {"origins: [a]\n" + p,
        {"t.yaml:1:10: origins: must be a mapping of origin names to {base_url, timeout, "
-        "max_in_flight} (got a list)"}},
+        "max_in_flight, headers, retry, breaker} (got a list)"}},
       {"origins: {a: {timeout: 1s}}\n" + p,
        {"t.yaml:1:14: origins.a.base_url: is required, like "
         "http://127.0.0.1:8080"}},

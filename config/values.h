@@ -96,4 +96,15 @@ std::string maskPassword(std::string_view s);
 // Two addresses that reach the same server (exact match only: names are not resolved).
 bool sameEndpoint(const ListenAddress& a, const ListenAddress& b);
 
+// ---- HTTP request headers of origins (origin_fields.cc) ---------------------------------------
+
+// An HTTP header name (RFC 9110 token: letters, digits and !#$%&'*+-.^_`|~).
+bool isHttpToken(std::string_view s);
+// A value read from a file or the environment, without the surrounding spaces and line ends a
+// secret file usually ends with.
+std::string_view trimHeaderValue(std::string_view s);
+// Why s cannot be sent as a header value (a CR, LF or other control byte would break the
+// request), or nullptr. The value itself is never part of the reason: it may be a secret.
+const char* headerValueProblem(std::string_view s);
+
 }  // namespace corral::config::detail

@@ -1,6 +1,7 @@
 // The Registry's counters and their Prometheus text (see registry.h).
 #include "policies/registry.h"
 
+#include <chrono>
 #include <cstdio>
 #include <tuple>
 
@@ -50,6 +51,18 @@ FillCounters* Registry::fill(const std::string& policy) {
   fills_.emplace_back(std::piecewise_construct, std::forward_as_tuple(policy),
                       std::forward_as_tuple());
   return &fills_.back().second;
+}
+
+OriginHealth* Registry::origin(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& o : origins_) {
+    if (o.name == name) return &o;
+  }
+  // steady_clock is CLOCK_MONOTONIC, the loops' clock (proxy/loop/clock.h).
+  origins_.emplace_back(name, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now().time_since_epoch())
+                                  .count());
+  return &origins_.back();
 }
 
 void Registry::appendMetrics(std::string& out) const {
@@ -228,6 +241,10 @@ void Registry::appendMetrics(std::string& out) const {
   head("corral_ttl_followup_errors_total", "counter",
        "Follow-up PEXPIRE ... NX that Redis answered with an error.");
   out += "corral_ttl_followup_errors_total " + std::to_string(followup_errors.get()) + "\n";
+  appendOriginMetrics(out, origins_,
+                      std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count());
 }
 
 }  // namespace corral::policies

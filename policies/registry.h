@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "policies/fill.h"
+#include "policies/origin_guard.h"
 #include "policies/rate_limiter.h"
 
 namespace corral::policies {
@@ -90,6 +91,8 @@ class Registry {
   LimitCounters* limit(const std::string& name);
   LimitCounters* limitById(uint32_t id);          // nullptr when unknown
   FillCounters* fill(const std::string& policy);  // shared by every worker's FillEngine
+  // An origin's breaker, retry budget and counters, shared by every worker (origin_guard.h).
+  OriginHealth* origin(const std::string& name);
   RateLimiter& limiter() { return limiter_; }
 
   AtomicCounter unmatched_rejected;  // keys no policy covers, refused (unmatched_keys: reject)
@@ -109,6 +112,7 @@ class Registry {
   std::deque<PolicyCounters> policies_;  // deque: stable addresses
   std::deque<LimitCounters> limits_;
   std::deque<std::pair<std::string, FillCounters>> fills_;
+  std::deque<OriginHealth> origins_;
   RateLimiter limiter_;
 };
 

@@ -41,12 +41,9 @@
 #include <vector>
 
 #include "config/logging.h"
+#include "proxy/origin/header_values.h"
 #include "proxy/tls/context.h"
 #include "proxy/tls/stream.h"
-
-#ifndef CORRAL_VERSION
-#define CORRAL_VERSION "dev"
-#endif
 
 namespace corral::origin {
 namespace {
@@ -208,6 +205,7 @@ struct HttpOrigin::Impl {
     bool have_error = false;
     evhttp_request_error error = EVREQ_HTTP_EOF;
     int error_errno = 0;
+    std::chrono::milliseconds timeout{0};  // of the request in progress
   };
 
   event_base* base = nullptr;
@@ -218,7 +216,7 @@ struct HttpOrigin::Impl {
   size_t max_in_flight = 64;
   bool valid = false;
   BaseUrl url;
-  std::string user_agent = "corral/" CORRAL_VERSION;
+  std::unique_ptr<RequestHeaders> headers;  // User-Agent, Accept and origins.<name>.headers
 
   std::vector<std::unique_ptr<Conn>> conns;  // every live Conn, busy or idle
   std::vector<Conn*> idle;                   // most recently used last
@@ -232,7 +230,8 @@ struct HttpOrigin::Impl {
 
   ~Impl();
 
-  void fetch(const std::string& path, std::function<void(OriginResult)> done);
+  void fetch(const std::string& path, std::chrono::milliseconds deadline,
+             std::function<void(OriginResult)> done);
   Conn* newConn();
   void finish(Conn* c, OriginResult result, bool keep);
   void retire(Conn* c, bool free_now);
@@ -309,7 +308,8 @@ HttpOrigin::Impl::Conn* HttpOrigin::Impl::newConn() {
   return conns.back().get();
 }
 
-void HttpOrigin::Impl::fetch(const std::string& path, std::function<void(OriginResult)> done) {
+void HttpOrigin::Impl::fetch(const std::string& path, std::chrono::milliseconds deadline,
+                             std::function<void(OriginResult)> done) {
   if (!valid) return done(errorResult("bad base_url"));
   if (!pathSafe(path)) return done(errorResult("bad path"));
   if (in_flight >= max_in_flight) return done(errorResult("overloaded"));
@@ -330,10 +330,10 @@ void HttpOrigin::Impl::fetch(const std::string& path, std::function<void(OriginR
   }
   evhttp_request_set_error_cb(req, &Impl::onError);
   evhttp_request_set_header_cb(req, &Impl::onHeaders);
-  evkeyvalq* headers = evhttp_request_get_output_headers(req);
-  evhttp_add_header(headers, "Host", url.host_header.c_str());
-  evhttp_add_header(headers, "User-Agent", user_agent.c_str());
-  evhttp_add_header(headers, "Connection", "keep-alive");
+  evkeyvalq* out = evhttp_request_get_output_headers(req);
+  evhttp_add_header(out, "Host", url.host_header.c_str());
+  evhttp_add_header(out, "Connection", "keep-alive");
+  headers->apply(out, nowMs());
 
   // State first: evhttp_make_request may call onResponse before it returns (a failed DNS
   // lookup or immediate connect error does).
@@ -343,7 +343,8 @@ void HttpOrigin::Impl::fetch(const std::string& path, std::function<void(OriginR
   c->headers_seen = false;
   c->have_error = false;
   ++in_flight;
-  timeval tv = toTimeval(timeout);
+  c->timeout = deadline;
+  timeval tv = toTimeval(deadline);
   evtimer_add(c->deadline, &tv);
 
   std::string target = joinTarget(url.prefix, path);
@@ -510,8 +511,9 @@ void HttpOrigin::Impl::onDeadline(evutil_socket_t, short, void* arg) {
   c->done = nullptr;
   // We are in our own timer callback: nothing of libevent's http code is using the connection,
   // so free it now, which drops the request without calling onResponse.
+  const std::string elapsed = std::to_string(c->timeout.count()) + "ms";
   self->retire(c, /*free_now=*/true);
-  self->warn(std::to_string(self->timeout.count()) + "ms", "timeout");
+  self->warn(elapsed, "timeout");
   done(errorResult("timeout"));
 }
 
@@ -529,6 +531,7 @@ HttpOrigin::HttpOrigin(event_base* base, evdns_base* dns, const config::OriginSp
   impl_->name = spec.name;
   impl_->timeout = spec.timeout;
   impl_->max_in_flight = spec.max_in_flight;
+  impl_->headers = std::make_unique<RequestHeaders>(spec.headers);
   impl_->reaper = event_new(base, -1, 0, &Impl::onReap, impl_.get());
   std::string why;
   impl_->valid = impl_->reaper != nullptr && parseBaseUrl(spec.base_url, impl_->url, why);
@@ -547,7 +550,16 @@ HttpOrigin::HttpOrigin(event_base* base, evdns_base* dns, const config::OriginSp
 HttpOrigin::~HttpOrigin() = default;
 
 void HttpOrigin::fetch(const std::string& path, std::function<void(policies::OriginResult)> done) {
-  impl_->fetch(path, std::move(done));
+  impl_->fetch(path, impl_->timeout, std::move(done));
+}
+
+void HttpOrigin::attempt(const std::string& path, int64_t timeout_ms,
+                         std::function<void(policies::OriginResult)> done) {
+  // Never longer than the origin's timeout: libevent's own timeout (timeout + margin, set per
+  // connection) must stay the later one.
+  impl_->fetch(
+      path, std::min(impl_->timeout, std::chrono::milliseconds(std::max<int64_t>(1, timeout_ms))),
+      std::move(done));
 }
 
 size_t HttpOrigin::inFlight() const { return impl_->in_flight; }

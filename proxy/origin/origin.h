@@ -4,6 +4,7 @@
 //   max_in_flight)--> GET base_url+path --> 200 body | 404 | error/timeout --> done(result)
 //
 // One HttpOrigin per origin per worker thread, on that worker's event_base; not thread-safe.
+// Retries and the circuit breaker wrap it (policies::GuardedOrigin, through attempt()).
 #pragma once
 
 #include <event2/dns.h>
@@ -16,10 +17,11 @@
 
 #include "config/policy_config.h"
 #include "policies/fill.h"
+#include "policies/origin_guard.h"
 
 namespace corral::origin {
 
-class HttpOrigin final : public policies::Origin {
+class HttpOrigin final : public policies::Origin, public policies::AttemptOrigin {
  public:
   // spec.base_url was validated by the config loader (http://host[:port][/prefix]).
   // A base_url that does not parse is logged and every fetch then fails with "bad base_url".
@@ -37,6 +39,10 @@ class HttpOrigin final : public policies::Origin {
   // worker's memory). 200 -> kValue, 404 -> kNotFound, anything else -> kError ("status 503",
   // "timeout", "connect failed", "body too large"). done runs on this loop's thread.
   void fetch(const std::string& path, std::function<void(policies::OriginResult)> done) override;
+  // fetch with a shorter deadline for this request (policies::GuardedOrigin's retries give
+  // each attempt the time left of the fill); capped at spec.timeout.
+  void attempt(const std::string& path, int64_t timeout_ms,
+               std::function<void(policies::OriginResult)> done) override;
 
   size_t inFlight() const;     // requests started and not yet answered
   size_t connections() const;  // connection objects kept for reuse, busy or idle (an idle one

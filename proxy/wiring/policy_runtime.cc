@@ -27,6 +27,27 @@ std::string sidecarId() {
   return std::string(host) + tail;
 }
 
+// Every setting of an origin: a reload that changes any of them gets a new HttpOrigin (and
+// GuardedOrigin). Header values are part of it (a changed env value or literal); it is a map
+// key, never logged.
+std::string originIdentity(const config::OriginSpec& s) {
+  std::string id = s.name + '\n' + s.base_url + '\n' + s.ca_file + '\n' +
+                   std::to_string(s.timeout.count()) + '\n' + std::to_string(s.max_in_flight);
+  for (const config::OriginHeader& h : s.headers) {
+    id += '\n' + h.name + ':' + std::to_string(static_cast<int>(h.source)) + ':' +
+          (h.source == config::OriginHeader::Source::kFile ? h.file : h.value);
+  }
+  const config::OriginRetrySpec& r = s.retry;
+  id += "\nretry:" + std::to_string(r.enabled) + ',' + std::to_string(r.attempts) + ',' +
+        std::to_string(r.budget) + ',' + std::to_string(r.min_per_second) + ',' +
+        std::to_string(r.backoff_base.count()) + ',' + std::to_string(r.backoff_max.count()) + ',' +
+        std::to_string(r.per_try_timeout.count());
+  const config::OriginBreakerSpec& b = s.breaker;
+  id += "\nbreaker:" + std::to_string(b.enabled) + ',' + std::to_string(b.failures) + ',' +
+        std::to_string(b.open_for.count()) + ',' + std::to_string(b.half_open_probes);
+  return id;
+}
+
 }  // namespace
 
 PolicyRuntime::PolicyRuntime(event_base* base, evdns_base* dns, int worker_index,
@@ -56,6 +77,7 @@ PolicyRuntime::PolicyRuntime(event_base* base, evdns_base* dns, int worker_index
 PolicyRuntime::~PolicyRuntime() {
   // The engine first: its pending callbacks point at clients and use the timers and origins.
   fill_engine_.reset();
+  guards_.clear();  // they cancel their backoff timers
   global_limits_.reset();
   limit_store_.reset();
   store_.reset();
@@ -86,12 +108,14 @@ const policies::FillPolicy& PolicyRuntime::localFillPolicy(const policies::FillP
     if (o.name == shared.origin_name) spec = &o;
   }
   if (spec == nullptr) return cached->second;
-  std::string id = spec->name + " " + spec->base_url + " " + std::to_string(spec->timeout.count()) +
-                   " " + std::to_string(spec->max_in_flight);
-  auto it = origins_.find(id);
-  if (it == origins_.end()) {
-    it = origins_.emplace(std::move(id), std::make_unique<origin::HttpOrigin>(base_, dns_, *spec))
-             .first;
+  std::string id = originIdentity(*spec);
+  auto it = guards_.find(id);
+  if (it == guards_.end()) {
+    auto http = std::make_unique<origin::HttpOrigin>(base_, dns_, *spec);
+    auto guard = std::make_unique<policies::GuardedOrigin>(*http, *registry_.origin(spec->name),
+                                                           *spec, *timer_, clock_, random_);
+    origins_.emplace(id, std::move(http));
+    it = guards_.emplace(std::move(id), std::move(guard)).first;
   }
   cached->second.origin = it->second.get();
   return cached->second;

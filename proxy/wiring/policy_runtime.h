@@ -86,9 +86,12 @@ class PolicyRuntime {
   std::unique_ptr<policies::FillEngine> fill_engine_;
   std::unique_ptr<upstream::LimitStore> limit_store_;
   std::unique_ptr<policies::GlobalLimits> global_limits_;
-  // HTTP origins of this worker, by "name base_url timeout max_in_flight": an origin whose
+  // HTTP origins of this worker, by every setting of the origin (originIdentity): an origin whose
   // settings change on reload gets a new object; old ones stay (flights may still use them).
   std::unordered_map<std::string, std::unique_ptr<policies::Origin>> origins_;
+  // The retries and breaker around each (same keys): what fills call. Destroyed before the
+  // timer and the origins they use.
+  std::unordered_map<std::string, std::unique_ptr<policies::Origin>> guards_;
   std::unordered_map<const policies::FillPolicy*, policies::FillPolicy> local_fill_;
   int64_t audit_logged_ms_ = -1000000;
   uint64_t audit_suppressed_ = 0;
