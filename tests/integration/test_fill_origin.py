@@ -33,6 +33,7 @@ class ScriptedOrigin:
         self.requests = []  # (path, {header lower: value})
         self.statuses = []
         self.default_status = 200
+        self.delay = 0.0  # seconds before each answer
         origin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,6 +44,8 @@ class ScriptedOrigin:
                     origin.requests.append(
                         (self.path, {k.lower(): v for k, v in self.headers.items()}))
                     status = origin.statuses.pop(0) if origin.statuses else origin.default_status
+                    delay = origin.delay
+                time.sleep(delay)
                 body = f"v:{self.path}\n".encode() if status == 200 else b"down\n"
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
@@ -201,17 +204,21 @@ def test_retry_recovers_a_single_transient_5xx(redis_server, corral_factory, ori
     assert metric(c, "corral_fill_events_total", policy="user", event="fill_errors") == 0
 
 
-def storm(redis_port, corral_factory, origin, retry, n):
+def storm(redis_port, corral_factory, origin, retry, n, breaker=None):
     """n fills of distinct keys while every origin request fails with 503: origin calls."""
-    c = corral_factory(config(redis_port, origin.url, {"retry": retry, "max_in_flight": 1000}))
+    extra = {"retry": retry, "max_in_flight": 1000}
+    if breaker:
+        extra["breaker"] = breaker
+    c = corral_factory(config(redis_port, origin.url, extra))
     origin.script([], default=503)
     before = origin.calls()
     replies = []
     with c.client() as cl:
         for batch in range(0, n, 25):  # 25 fills at once: what the test origin keeps up with
             replies += cl.pipeline([("GET", f"user:{1000 + i}") for i in range(batch, batch + 25)])
-    odd = [r for r in replies
-           if not (isinstance(r, RespError) and r.startswith("FILLERR users status 503"))]
+    expected = ("FILLERR users status 503", "FILLERR users open") if breaker else \
+        ("FILLERR users status 503",)
+    odd = [r for r in replies if not (isinstance(r, RespError) and r.message in expected)]
     assert not odd, odd[:3]
     return origin.calls() - before, c
 
@@ -231,6 +238,14 @@ def test_retry_budget_holds_under_a_5xx_storm(redis_server, corral_factory, orig
           f"budget 10% + 1/s")
     assert n <= bounded <= n + n // 10 + 10
     assert metric(c, "corral_origin_retry_budget_exhausted_total", origin="users") > 0
+    # With the breaker as well: after 5 failed requests the rest cost the origin nothing (the
+    # requests of the batch in flight when it opened still count).
+    broken, c = storm(redis_server.port, corral_factory, origin,
+                      {"attempts": 3, "budget": "10%", "min_per_second": 1,
+                       "backoff": "1ms..2ms"}, n, breaker={"failures": 5, "open_for": "30s"})
+    print(f"... and {broken} with the breaker (failures 5) too")
+    assert 5 <= broken <= 5 + 25 * 2
+    assert metric(c, "corral_origin_breaker_rejected_total", origin="users") >= n - 25
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,17 +264,20 @@ def test_breaker_opens_fails_fast_probes_and_closes(redis_server, corral_factory
     c = corral_factory(config(redis_server.port, origin.url,
                               {"breaker": {"failures": 3, "open_for": "600ms"}}, workers=2))
     origin.script([], default=503)
+    origin.delay = 0.4  # a slow failing origin: the breaker's answer is much faster
     for i in range(3):
-        r, _ = get_timed(c.port, f"user:{i}")
+        r, took = get_timed(c.port, f"user:{i}")
         assert r == RespError("FILLERR users status 503"), r
+        assert took >= 0.4
     assert origin.calls() == 3
     assert metric(c, "corral_origin_breaker_state", origin="users", state="open") == 1
     # Open: no origin request, an error at once.
     for i in range(20):
         r, took = get_timed(c.port, f"user:{100 + i}")
         assert r == RespError("FILLERR users open"), r
-        assert took < 0.1, took
+        assert took < 0.2, took
     assert origin.calls() == 3
+    origin.delay = 0.0
     assert metric(c, "corral_origin_breaker_rejected_total", origin="users") >= 20
     # After open_for: one probe; it fails, the breaker opens again.
     time.sleep(0.65)
@@ -298,10 +316,11 @@ def test_stale_if_error_serves_while_the_breaker_is_open(redis_server, corral_fa
             assert cl.cmd("GET", f"user:{i}") == RespError("FILLERR users status 503")
         assert metric(c, "corral_origin_breaker_state", origin="users", state="open") == 1
         calls = origin.calls()
+        origin.delay = 0.4
         time.sleep(1.1)  # user:1 is past its soft expiry: a GET waits for a refresh ...
         t0 = time.monotonic()
         assert cl.cmd("GET", "user:1") == b"v:/v1/users/1\n"  # ... which the breaker refuses
-        assert time.monotonic() - t0 < 0.1
+        assert time.monotonic() - t0 < 0.2
         assert cl.cmd("GET", "user:4") == RespError("FILLERR users open")
     assert origin.calls() == calls
     assert metric(c, "corral_fill_events_total", policy="user", event="stale_served") == 1
