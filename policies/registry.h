@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "policies/fill.h"
+#include "policies/fill_flights.h"
 #include "policies/rate_limiter.h"
 
 namespace corral::policies {
@@ -91,6 +92,8 @@ class Registry {
   LimitCounters* limitById(uint32_t id);          // nullptr when unknown
   FillCounters* fill(const std::string& policy);  // shared by every worker's FillEngine
   RateLimiter& limiter() { return limiter_; }
+  // The fill flights of every worker, by key (fill_flights.h): one origin call per key per process.
+  FlightTable& flights() { return flights_; }
 
   AtomicCounter unmatched_rejected;  // keys no policy covers, refused (unmatched_keys: reject)
   AtomicCounter unmatched_audited;
@@ -110,6 +113,7 @@ class Registry {
   std::deque<LimitCounters> limits_;
   std::deque<std::pair<std::string, FillCounters>> fills_;
   RateLimiter limiter_;
+  FlightTable flights_;
 };
 
 }  // namespace corral::policies

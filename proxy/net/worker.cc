@@ -108,7 +108,8 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
           return cluster_->connection(key.empty() ? -1 : cluster::keySlot(key), 0);
         }
         return route(false, 0, cfg_.upstream.primary.db);
-      });
+      },
+      [this](std::function<void()> task) { post(std::move(task)); });
   policies_->globalLimits().setWake([this] {
     std::vector<Client*> waiters;
     waiters.swap(limit_waiters_);
@@ -179,7 +180,9 @@ void Worker::run() {
     flushPhase();
     reap();
   }
-  // Shutdown: fail whatever is still in flight, then release every client.
+  // Shutdown: other workers' fills stop waiting for this one's; fail whatever is still in
+  // flight, then release every client.
+  policies_->stopFills();
   for (Client* c : all_clients_) c->closeNow("shutdown");
   if (cluster_ != nullptr) cluster_->shutdown();
   if (near_ != nullptr) near_->shutdown();
