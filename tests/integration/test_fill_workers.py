@@ -101,18 +101,22 @@ def other_worker_conn(c, origin, r):
     misses it too, and `worker_waits` grows only if the candidate's worker is not r's."""
     for i in range(24):
         cand = RespConn(c.port, timeout=10)
-        key = f"user:{900 + i}"
-        before = fill_event(c, "user", "worker_waits")
-        coalesced = fill_event(c, "user", "coalesced")
-        r.send_cmd("GET", key)
-        wait_until(lambda: origin.calls(f"/v1/users/{900 + i}") == 1, 5, what="probe fill")
-        cand.send_cmd("GET", key)
-        wait_until(lambda: fill_event(c, "user", "coalesced") == coalesced + 1, 5,
-                   what="candidate joined")
-        assert r.read_reply() == cand.read_reply()
-        if fill_event(c, "user", "worker_waits") == before + 1:
-            return cand
-        cand.close()
+        try:
+            key = f"user:{900 + i}"
+            before = fill_event(c, "user", "worker_waits")
+            coalesced = fill_event(c, "user", "coalesced")
+            r.send_cmd("GET", key)
+            wait_until(lambda: origin.calls(f"/v1/users/{900 + i}") == 1, 5, what="probe fill")
+            cand.send_cmd("GET", key)
+            wait_until(lambda: fill_event(c, "user", "coalesced") == coalesced + 1, 5,
+                       what="candidate joined")
+            assert r.read_reply() == cand.read_reply()
+            if fill_event(c, "user", "worker_waits") == before + 1:
+                found, cand = cand, None
+                return found
+        finally:
+            if cand is not None:
+                cand.close()
     raise AssertionError("no connection reached a second worker in 24 tries")
 
 
