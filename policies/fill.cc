@@ -133,7 +133,7 @@ struct FillEngine::Impl {
   }
   std::function<FillCounters*(const std::string&)> source;
   std::function<void(std::string_view)> watcher;  // setWaitWatcher
-  FlightObserver* observer = nullptr;              // setFlightObserver
+  FlightObserver* observer = nullptr;             // setFlightObserver
 
   std::shared_ptr<Flight> find(uint64_t id) const {
     auto it = flights.find(id);

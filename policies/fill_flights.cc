@@ -116,17 +116,17 @@ size_t FlightTable::abandon(uint32_t worker) {
 
 // ---- SharedFlights --------------------------------------------------------------------------
 
-SharedFlights::SharedFlights(FillEngine& engine, FlightTable& table, Timer& timer,
-                             uint32_t worker, Post post)
+SharedFlights::SharedFlights(FillEngine& engine, FlightTable& table, Timer& timer, uint32_t worker,
+                             Post post)
     : engine_(engine), table_(table), timer_(timer), worker_(worker) {
   engine_.setFlightObserver(this);
-  table_.attach(worker_, [this, w = std::weak_ptr<int>(alive_), post = std::move(post)](
-                             const std::string& key, uint64_t gen,
-                             std::shared_ptr<const FlightEnd> end) {
-    post([this, w, key, gen, end = std::move(end)] {
-      if (!w.expired()) onRemoteEnd(key, gen, *end);
-    });
-  });
+  table_.attach(worker_,
+                [this, w = std::weak_ptr<int>(alive_), post = std::move(post)](
+                    const std::string& key, uint64_t gen, std::shared_ptr<const FlightEnd> end) {
+                  post([this, w, key, gen, end = std::move(end)] {
+                    if (!w.expired()) onRemoteEnd(key, gen, *end);
+                  });
+                });
 }
 
 SharedFlights::~SharedFlights() {

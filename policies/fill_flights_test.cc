@@ -256,12 +256,12 @@ TEST_CASE("flights: threads racing on one key: one leader per round, each follow
   FlightTable table;
   std::atomic<uint64_t> delivered[kThreads] = {};
   for (uint32_t w = 0; w < kThreads; ++w) {
-    table.attach(w, [&delivered, w](const std::string& key, uint64_t,
-                                    std::shared_ptr<const FlightEnd> end) {
-      CHECK(key == "k");
-      CHECK(end->kind == FlightEnd::Kind::kAnswered);
-      delivered[w].fetch_add(1);
-    });
+    table.attach(
+        w, [&delivered, w](const std::string& key, uint64_t, std::shared_ptr<const FlightEnd> end) {
+          CHECK(key == "k");
+          CHECK(end->kind == FlightEnd::Kind::kAnswered);
+          delivered[w].fetch_add(1);
+        });
   }
   std::atomic<int> leaders{0};
   std::atomic<int> leader_of_round{-1};

@@ -101,7 +101,8 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   event_add(tick_ev_, &tv);
   control_ev_ = event_new(loop_.base, -1, 0, &Worker::onControl, this);
   policies_ = std::make_unique<wiring::PolicyRuntime>(
-      loop_.base, loop_.dns, index, shared.policy_registry, [this](std::string_view key) {
+      loop_.base, loop_.dns, index, shared.policy_registry,
+      [this](std::string_view key) {
         // Fill scripts: with a cluster, on the owner of the data key's slot (their keys share
         // its hash tag); else the primary.
         if (cluster_ != nullptr) {

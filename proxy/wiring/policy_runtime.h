@@ -63,7 +63,7 @@ class PolicyRuntime {
   policies::FillEngine& fillEngine() { return *fill_engine_; }
   // Misses and writes of fill policies' keys go here: the engine's flights shared with the
   // other workers (one origin call per key per process). Hits go to fillEngine().onHit.
-  policies::SharedFlights& fills() { return *flights_; }
+  policies::SharedFlights& sharedFill() { return *flights_; }
   // The worker's loop ended: flights it leads are handed back to the workers waiting for them.
   void stopFills() { flights_->stop(); }
   // This worker's leases of scope global limits (its wake() is the worker's to set).
