@@ -49,9 +49,12 @@ def check_every_worker_waited(c, pol, workers):
 
 
 @pytest.mark.parametrize("workers", [2, 4])
-def test_value_storm_makes_one_origin_call(redis_server, corral_factory, origin, workers):
+@pytest.mark.parametrize("single_flight", ["local", "distributed"])
+def test_value_storm_makes_one_origin_call(redis_server, corral_factory, origin, workers,
+                                           single_flight):
     origin.set(latency_ms=300)
-    c = corral_factory(workers_config(redis_server.port, origin.url, [policy()], workers))
+    pol = policy(stampede={"single_flight": single_flight})
+    c = corral_factory(workers_config(redis_server.port, origin.url, [pol], workers))
     got = storm(c.port, "user:7")
     assert origin.calls() == 1, origin.stats()
     assert len(got) == STORM and len(set(got)) == 1, set(got)
@@ -60,6 +63,11 @@ def test_value_storm_makes_one_origin_call(redis_server, corral_factory, origin,
     assert fill_event(c, "user", "fills") == 1
     assert fill_event(c, "user", "coalesced") == STORM - 1
     check_every_worker_waited(c, "user", workers)
+    if single_flight == "distributed":
+        # one lease taken, by the one flight; no other worker's flight asked Redis for it
+        assert fill_event(c, "user", "lease_wins") == 1
+        assert fill_event(c, "user", "lease_losses") == 0
+    assert internal_keys(redis_server) == []
     # the next storm of the same key: hits, on every worker, no origin call
     assert set(storm(c.port, "user:7", 40)) == {got[0]}
     assert origin.calls() == 1
