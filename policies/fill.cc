@@ -133,6 +133,7 @@ struct FillEngine::Impl {
   }
   std::function<FillCounters*(const std::string&)> source;
   std::function<void(std::string_view)> watcher;  // setWaitWatcher
+  FlightObserver* observer = nullptr;             // setFlightObserver
 
   std::shared_ptr<Flight> find(uint64_t id) const {
     auto it = flights.find(id);
@@ -341,6 +342,7 @@ struct FillEngine::Impl {
     if (!f || f->step != step || f->phase != Phase::kOrigin) return;
     FillCounters& c = *f->state->counters;
     const FillPolicy& p = f->policy;
+    if (observer && f->joinable && observer->revokedElsewhere(f->keys.data)) f->revoked = true;
     switch (r.kind) {
       case OriginResult::Kind::kValue: {
         recordLatency(*f);
@@ -429,6 +431,7 @@ struct FillEngine::Impl {
       failed.kind = FillOutcome::Kind::kError;
       failed.error = oneLine("FILLERR " + f->policy.origin_name + " " + reason);
     }
+    if (observer != nullptr && f->joinable) observer->onFlightEnd(f->keys.data, o, failed);
     std::weak_ptr<int> w = alive;
     for (Waiter& waiter : f->waiters) {
       // A waiter that detached (maybe from an earlier waiter's callback) is not called.
@@ -573,6 +576,8 @@ void FillEngine::wakeAll() {
   }
   m.pollNow(due);
 }
+
+void FillEngine::setFlightObserver(FlightObserver* observer) { impl_->observer = observer; }
 
 void FillEngine::setCounterSource(std::function<FillCounters*(const std::string&)> source) {
   impl_->source = std::move(source);

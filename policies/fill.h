@@ -15,9 +15,10 @@
 //   GET k -> Redis: value, PTTL p --> onHit(k, p): stale (p < window)? or xfetch says so?
 //        -> one background refresh (a flight without waiters), lease-gated like any other
 //
-// One FillEngine per worker thread (no locks); "local" single-flight is per engine. Every
-// callback runs on that thread. Time comes from Clock; sleeping from Timer; randomness from
-// Random (lease tokens, xfetch), so every branch is testable with fakes.
+// One FillEngine per worker thread (no locks); the workers of a process share their flights
+// through a FlightObserver (fill_flights.h), so "local" means one flight per key per process.
+// Every callback runs on the engine's thread. Time comes from Clock; sleeping from Timer;
+// randomness from Random (lease tokens, xfetch), so every branch is testable with fakes.
 #pragma once
 
 #include <atomic>
@@ -202,6 +203,20 @@ struct FillOutcome {
   std::string error;  // kError: "FILLERR <origin> <reason>" (no '-', no CRLF)
 };
 
+// Told of the flights waiters may join (single_flight local or distributed), so that the
+// workers of one process share them (fill_flights.h). Called on the engine's thread.
+class FlightObserver {
+ public:
+  virtual ~FlightObserver() = default;
+  // The flight of key ended, before its waiters are called: o is the answer, or nullptr when it
+  // failed (failed: what a waiter without a stale value gets, by on_error).
+  virtual void onFlightEnd(std::string_view key, const FillOutcome* o,
+                           const FillOutcome& failed) = 0;
+  // Asked before the flight of key stores what the origin answered: true when a client write
+  // on another worker revoked it.
+  virtual bool revokedElsewhere(std::string_view key) = 0;
+};
+
 // Per-policy fill counters (process-wide atomics live in the Registry; the engine bumps them
 // through this struct of pointers so tests can read plain values).
 // A counter bumped by whichever worker's engine runs the fill and read by the admin thread.
@@ -233,6 +248,8 @@ struct FillCounters {
   FillCount refreshes;      // background refreshes started (SWR / xfetch)
   FillCount store_errors;   // lookups that failed or never answered (waiters: on_error)
   FillCount wait_timeouts;  // lease waits that ended without a value (waiters: on_error)
+  FillCount worker_waits;   // coalesced waiters whose flight ran on another worker
+  FillCount worker_wakes;   // workers handed a flight's result by the worker that ran it
   // Origin latency of fills (200 and 404 answers), a Prometheus histogram.
   static constexpr size_t kLatencyBuckets = 10;
   static constexpr int64_t kLatencyBoundsMs[kLatencyBuckets] = {5,   10,  25,   50,   100,
@@ -291,6 +308,8 @@ class FillEngine {
   void wake(std::string_view key);
   // Every waiting flight looks again (the proxy lost track of which keys changed).
   void wakeAll();
+  // Told of joinable flights' ends and asked about revocations (nullptr: none). Not owned.
+  void setFlightObserver(FlightObserver* observer);
 
   FillCounters& counters(const std::string& policy);  // created on first use
   // Where a policy's counters live (called once per policy name, on first use); the pointer

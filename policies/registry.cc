@@ -189,7 +189,8 @@ void Registry::appendMetrics(std::string& out) const {
        "Cache-aside fill events per policy: fills (origin calls attempted, including those "
        "refused at once by max_in_flight), fill_errors, coalesced "
        "waiters, lease_wins, lease_losses, stale_served, negative_hits, would_fill (audit), "
-       "not_stored, refreshes, store_errors, wait_timeouts.");
+       "not_stored, refreshes, store_errors, wait_timeouts, worker_waits (coalesced waiters "
+       "whose flight ran on another worker), worker_wakes (workers handed a flight's result).");
   for (const auto& [name, c] : fills_) {
     const std::pair<const char*, const FillCount*> rows[] = {
         {"fills", &c.fills},
@@ -204,6 +205,8 @@ void Registry::appendMetrics(std::string& out) const {
         {"refreshes", &c.refreshes},
         {"store_errors", &c.store_errors},
         {"wait_timeouts", &c.wait_timeouts},
+        {"worker_waits", &c.worker_waits},
+        {"worker_wakes", &c.worker_wakes},
     };
     for (const auto& [event, v] : rows) {
       line("corral_fill_events_total", plabel(name, "event", event), *v);

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "policies/fill.h"
+#include "policies/fill_flights.h"
 #include "policies/origin_guard.h"
 #include "policies/rate_limiter.h"
 
@@ -94,6 +95,8 @@ class Registry {
   // An origin's breaker, retry budget and counters, shared by every worker (origin_guard.h).
   OriginHealth* origin(const std::string& name);
   RateLimiter& limiter() { return limiter_; }
+  // The fill flights of every worker, by key (fill_flights.h): one origin call per key per process.
+  FlightTable& flights() { return flights_; }
 
   AtomicCounter unmatched_rejected;  // keys no policy covers, refused (unmatched_keys: reject)
   AtomicCounter unmatched_audited;
@@ -114,6 +117,7 @@ class Registry {
   std::deque<std::pair<std::string, FillCounters>> fills_;
   std::deque<OriginHealth> origins_;
   RateLimiter limiter_;
+  FlightTable flights_;
 };
 
 }  // namespace corral::policies

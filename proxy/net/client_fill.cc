@@ -108,7 +108,7 @@ void Client::pumpMget(const std::shared_ptr<MgetJob>& job) {
     ++job->running;
     const policies::FillPolicy& p = worker_.policies().localFillPolicy(*item.policy, *job->set);
     const uint32_t at = item.pos;
-    worker_.policies().fillEngine().onMiss(p, item.key, item.path, nullptr,
+    worker_.policies().sharedFill().onMiss(p, item.key, item.path, nullptr,
                                            [this, job, at](const policies::FillOutcome& o) {
                                              // A failed fill leaves the element nil (on_error:
                                              // error is for GET: an error inside MGET's array would
@@ -132,7 +132,7 @@ void Client::pumpMget(const std::shared_ptr<MgetJob>& job) {
 
 void Client::startFill(uint64_t seq, std::unique_ptr<FillReq> f, const std::string* stale) {
   const policies::FillPolicy& p = worker_.policies().localFillPolicy(*f->policy, *f->set);
-  worker_.policies().fillEngine().onMiss(
+  worker_.policies().sharedFill().onMiss(
       p, f->key, f->path, stale,
       [this, seq](const policies::FillOutcome& o) { onFillDone(seq, o); });
 }

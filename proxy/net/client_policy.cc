@@ -73,7 +73,7 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
     // their replies and drops them; inside MULTI they wait for EXEC).
     armed().hidden.append(d.ttl_followups);
     // Writes of keys that may be being filled: the fills must not store their (older) values.
-    for (std::string_view key : d.revoke) worker_.policies().fillEngine().revoke(key);
+    for (std::string_view key : d.revoke) worker_.policies().sharedFill().revoke(key);
     if (!d.lease_deletes.empty()) {
       if (inMulti()) {
         // Inside MULTI a hidden command would wait for EXEC: delete the leases now on a shared

@@ -101,14 +101,16 @@ Worker::Worker(int index, const config::Config& cfg, SharedState& shared,
   event_add(tick_ev_, &tv);
   control_ev_ = event_new(loop_.base, -1, 0, &Worker::onControl, this);
   policies_ = std::make_unique<wiring::PolicyRuntime>(
-      loop_.base, loop_.dns, index, shared.policy_registry, [this](std::string_view key) {
+      loop_.base, loop_.dns, index, shared.policy_registry,
+      [this](std::string_view key) {
         // Fill scripts: with a cluster, on the owner of the data key's slot (their keys share
         // its hash tag); else the primary.
         if (cluster_ != nullptr) {
           return cluster_->connection(key.empty() ? -1 : cluster::keySlot(key), 0);
         }
         return route(false, 0, cfg_.upstream.primary.db);
-      });
+      },
+      [this](std::function<void()> task) { post(std::move(task)); });
   policies_->globalLimits().setWake([this] {
     std::vector<Client*> waiters;
     waiters.swap(limit_waiters_);
@@ -179,7 +181,9 @@ void Worker::run() {
     flushPhase();
     reap();
   }
-  // Shutdown: fail whatever is still in flight, then release every client.
+  // Shutdown: other workers' fills stop waiting for this one's; fail whatever is still in
+  // flight, then release every client.
+  policies_->stopFills();
   for (Client* c : all_clients_) c->closeNow("shutdown");
   if (cluster_ != nullptr) cluster_->shutdown();
   if (near_ != nullptr) near_->shutdown();

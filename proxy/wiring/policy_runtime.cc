@@ -52,7 +52,8 @@ std::string originIdentity(const config::OriginSpec& s) {
 
 PolicyRuntime::PolicyRuntime(event_base* base, evdns_base* dns, int worker_index,
                              policies::Registry& registry,
-                             std::function<upstream::Connection*(std::string_view key)> primary)
+                             std::function<upstream::Connection*(std::string_view key)> primary,
+                             policies::SharedFlights::Post post)
     : base_(base),
       dns_(dns),
       registry_(registry),
@@ -71,11 +72,16 @@ PolicyRuntime::PolicyRuntime(event_base* base, evdns_base* dns, int worker_index
   fill_engine_ = std::make_unique<policies::FillEngine>(*store_, *timer_, clock_, random_);
   fill_engine_->setCounterSource(
       [&registry](const std::string& policy) { return registry.fill(policy); });
+  flights_ = std::make_unique<policies::SharedFlights>(*fill_engine_, registry.flights(), *timer_,
+                                                       static_cast<uint32_t>(worker_index),
+                                                       std::move(post));
   sync(nullptr);
 }
 
 PolicyRuntime::~PolicyRuntime() {
-  // The engine first: its pending callbacks point at clients and use the timers and origins.
+  // The engine first (its shared flights before it): its pending callbacks point at clients
+  // and use the timers and origins.
+  flights_.reset();
   fill_engine_.reset();
   guards_.clear();  // they cancel their backoff timers
   global_limits_.reset();

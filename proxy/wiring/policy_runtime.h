@@ -5,7 +5,8 @@
 //   policies::Timer  <- loop::LoopTimer          policies::Store  <- upstream::FillStore (Lua
 //   policies::Origin <- origin::HttpOrigin (one per origin spec, per worker)      on the primary)
 //   policies::LimitStore <- upstream::LimitStore (Lua on the primary)
-//   policies::FillEngine over the four above, policies::GlobalLimits over the limit store; the
+//   policies::FillEngine over the four above (its flights shared with the other workers through
+//   policies::SharedFlights), policies::GlobalLimits over the limit store; the
 //   PolicySet in force and the Decision it fills
 //
 // One PolicyRuntime per worker thread, used only on that thread. The worker hands it the policy
@@ -24,6 +25,7 @@
 
 #include "policies/engine.h"
 #include "policies/fill.h"
+#include "policies/fill_flights.h"
 #include "policies/global_limits.h"
 #include "proxy/loop/clock.h"
 #include "proxy/loop/timer.h"
@@ -36,8 +38,11 @@ namespace corral::wiring {
 class PolicyRuntime {
  public:
   // primary() returns the connection the fill scripts run on (called for every script).
+  // post runs a task on this worker's loop from any thread (Worker::post): how other workers
+  // hand this one the results of the fill flights it waits for.
   PolicyRuntime(event_base* base, evdns_base* dns, int worker_index, policies::Registry& registry,
-                std::function<upstream::Connection*(std::string_view key)> primary);
+                std::function<upstream::Connection*(std::string_view key)> primary,
+                policies::SharedFlights::Post post);
   ~PolicyRuntime();  // pending fill callbacks are dropped first
   PolicyRuntime(const PolicyRuntime&) = delete;
   PolicyRuntime& operator=(const PolicyRuntime&) = delete;
@@ -56,6 +61,11 @@ class PolicyRuntime {
     return ctx_;
   }
   policies::FillEngine& fillEngine() { return *fill_engine_; }
+  // Misses and writes of fill policies' keys go here: the engine's flights shared with the
+  // other workers (one origin call per key per process). Hits go to fillEngine().onHit.
+  policies::SharedFlights& sharedFill() { return *flights_; }
+  // The worker's loop ended: flights it leads are handed back to the workers waiting for them.
+  void stopFills() { flights_->stop(); }
   // This worker's leases of scope global limits (its wake() is the worker's to set).
   policies::GlobalLimits& globalLimits() { return *global_limits_; }
   // Worker tick: the global limits' sweep and heartbeat.
@@ -84,6 +94,7 @@ class PolicyRuntime {
   std::unique_ptr<loop::LoopTimer> timer_;
   std::unique_ptr<upstream::FillStore> store_;
   std::unique_ptr<policies::FillEngine> fill_engine_;
+  std::unique_ptr<policies::SharedFlights> flights_;  // over fill_engine_, goes before it
   std::unique_ptr<upstream::LimitStore> limit_store_;
   std::unique_ptr<policies::GlobalLimits> global_limits_;
   // HTTP origins of this worker, by every setting of the origin (originIdentity): an origin whose
