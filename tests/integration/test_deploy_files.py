@@ -125,6 +125,9 @@ def test_dockerfile_healthcheck_needs_no_curl():
     assert not re.search(r"\b(curl|wget)\b", everything), "a tool the image should not need"
 
 
+SANITIZER_RUNTIMES = {"libasan8", "libubsan1", "liblsan0", "libtsan2"}
+
+
 def test_runtime_packages_cover_what_corral_links():
     """Every shared library the built corral needs comes from a runtime package or from the base
     image's own (libc6, libstdc++6, libgcc-s1: apt needs them, so debian:bookworm-slim has them),
@@ -146,6 +149,8 @@ def test_runtime_packages_cover_what_corral_links():
             q = subprocess.run(["dpkg", "-S", lib], capture_output=True, text=True, timeout=10)
         assert q.returncode == 0, f"no package owns {lib}: {q.stderr}"
         owner = q.stdout.split(":", 1)[0].strip()
+        if owner in SANITIZER_RUNTIMES:  # CI tests the asan build too; release links none
+            continue
         assert owner in pkgs or owner in base, f"{lib} comes from {owner}, not in the image"
         used.add(owner)
     for p in pkgs:
