@@ -69,8 +69,10 @@ struct CompiledPolicy {
   // Cache-aside fill settings (fill.origin set), defaults resolved; origin pointer left null:
   // origins are per worker (the proxy looks them up by origin_name).
   std::unique_ptr<FillPolicy> fill;
-  bool fill_get = false;   // fill.commands has GET
-  bool fill_mget = false;  // fill.commands has MGET
+  bool fill_get = false;      // fill.commands has GET
+  bool fill_mget = false;     // fill.commands has MGET
+  bool fill_hgetall = false;  // fill.commands has HGETALL (the policy's values are hashes)
+  bool fill_hget = false;     // fill.commands has HGET
   bool distributed = false;
 };
 

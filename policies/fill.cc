@@ -197,6 +197,7 @@ struct FillEngine::Impl {
     f->state = &state(p.name);
     f->path = path;
     f->keys = p.names.keys(key);
+    f->keys.hash = p.decode.hash();
     f->joinable = p.single_flight != config::SingleFlight::kOff;
     f->refresh = refresh;
     f->fresh_above_ms = fresh_above_ms;
@@ -341,6 +342,7 @@ struct FillEngine::Impl {
     if (!f || f->step != step || f->phase != Phase::kOrigin) return;
     FillCounters& c = *f->state->counters;
     const FillPolicy& p = f->policy;
+    decodeOriginBody(p.decode, r);  // json-field, hash: may turn a 200 into an error or a 404
     switch (r.kind) {
       case OriginResult::Kind::kValue: {
         recordLatency(*f);

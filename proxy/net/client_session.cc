@@ -291,6 +291,9 @@ void Client::route(const Step& s, const CommandInfo* cmd, CommandKind kind,
       if (armed().near != nullptr && forwardNear(req)) [[unlikely]] {
         return;  // a RESP3 client's read answered by the near cache (Client::nearHeld)
       }
+      if (armed().fill != nullptr && forwardFillHeld(cmd, req)) [[unlikely]] {
+        return;  // a RESP3 client's hash read that may fill (client_fill_hash.cc)
+      }
       sendDedicated(req, cmd, kind);
       return;
     case Route::kTxPlaceholder: {
