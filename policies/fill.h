@@ -133,7 +133,8 @@ struct LookupResult {
   std::string error;
 };
 
-// Redis, for fills (the proxy runs these as scripts on the primary).
+// Redis, for fills (the proxy runs these as scripts on the primary). For keys.hash the value
+// (lookup's, commit's) is HGETALL's RESP2 reply, and commit replaces the whole hash.
 class Store {
  public:
   virtual ~Store() = default;

@@ -22,6 +22,9 @@ from raw_resp import RawConn
 
 SECRET = "integration-fill-hash-secret-0123456789"
 
+# The replies are compared byte for byte with one redis-server's over direct connections.
+pytestmark = pytest.mark.single_node("compares with direct connections to one redis-server")
+
 
 class JsonOrigin:
     """An origin whose answer per path the test sets: route(path, body, status, delay_s).
