@@ -88,6 +88,8 @@ class PolicySet {
   bool trivial() const { return trivial_; }
   // True when a limit has scope global (the proxy's GlobalLimits beats the heartbeat).
   bool hasGlobalLimits() const { return any_global_limits_; }
+  // True when a policy fills hashes (fill.commands: HGETALL or HGET).
+  bool fillsHashes() const { return any_hash_fills_; }
   // global.unknown_commands in force (config::effectiveUnknownCommands): what the proxy does with
   // a command neither the built-in table nor the learnt overlay knows. Decided by the proxy,
   // not by decide(), since only the proxy knows which commands it answers itself.
@@ -196,6 +198,7 @@ class PolicySet {
   bool any_local_limits_ = false;   // a limit of scope local
   bool any_ttl_rules_ = false;      // a policy with TTL rules
   bool any_fills_ = false;          // a policy with fill
+  bool any_hash_fills_ = false;     // a policy that fills on HGETALL or HGET
   bool any_routing_ = false;        // a policy with read_from or read_your_writes
 };
 

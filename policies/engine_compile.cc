@@ -291,6 +291,7 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
     set->any_local_limits_ |= anyLocal(cp.limits);
     set->any_ttl_rules_ |= cp.has_ttl_rules;
     set->any_fills_ |= cp.fill != nullptr;
+    set->any_hash_fills_ |= cp.fill != nullptr && (cp.fill_hgetall || cp.fill_hget);
     set->any_routing_ |= p.routing.read_from.has_value() || p.routing.read_your_writes.count() > 0;
   }
   set->unknown_commands_ = config::effectiveUnknownCommands(c);

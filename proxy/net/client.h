@@ -420,6 +420,9 @@ class Client final : public upstream::ReplySink {
   // A RESP3 client's hash read with a fill armed, on its way to its own connection: sent on a
   // shared one instead (its reply is looked at there); false when it must go the usual way.
   bool forwardFillHeld(const commands::CommandInfo* cmd, const codec::Request& req);
+  // Before the policies decide: such a read waits (true) while a request that may write is
+  // still due on the client's own connection, so it can then take the shared one.
+  bool fillHeldWaits(const commands::CommandInfo* cmd);
   void onHashFillReply(uint64_t seq, std::unique_ptr<FillReq> f, std::string_view reply);
   void onHashFillDone(uint64_t seq, const FillReq& f, const policies::FillOutcome& o);
 

@@ -14,7 +14,8 @@
 // RESP3 clients of a single Redis hold a connection of their own only to hear RESP3
 // (Client::nearHeld): their hash reads with a fill armed go on the shared RESP2 connection
 // instead, the reply translated, and nothing goes on their own connection meanwhile
-// (Client::nearWaits waits for every slot that is not on it).
+// (Client::nearWaits waits for every slot that is not on it); such a read itself waits for
+// the requests that may write still due on their own connection (Client::fillHeldWaits).
 #include "proxy/net/client.h"
 #include "proxy/net/worker.h"
 
@@ -48,9 +49,18 @@ bool Client::fillsHere(const policies::FillPlan& plan) const {
   return st_.link == Link::kShared || nearHeld();
 }
 
+bool Client::fillHeldWaits(const commands::CommandInfo* cmd) {
+  if (cmd == nullptr || (cmd->name != "hgetall" && cmd->name != "hget")) return false;
+  if (worker_.policiesTrivial() || !worker_.policies().set().fillsHashes() || !nearHeld()) {
+    return false;
+  }
+  return !onlyReadsPending();
+}
+
 bool Client::forwardFillHeld(const commands::CommandInfo* cmd, const codec::Request& req) {
   // Behind a request still due on its own connection, Redis would run that one first: a write
-  // of the key there must not be overtaken. Follow-ups ride with the request the usual way.
+  // of the key there must not be overtaken (fillHeldWaits made it wait for those). Follow-ups
+  // ride with the request the usual way.
   if (!nearHeld() || !armed().hidden.empty() || !onlyReadsPending()) {
     armed().fill.reset();
     return false;

@@ -172,6 +172,7 @@ bool Client::dispatch(const codec::Request& req) {
     return false;  // likewise: its connection moves, or it goes elsewhere than those before
   }
   if (s.route == Route::kDedicated && nearWaits()) return false;  // likewise (client_near.cc)
+  if (s.route == Route::kDedicated && fillHeldWaits(cmd)) return false;  // client_fill_hash.cc
   // Passthrough: credentials wait for Redis's verdict first; the verdicts are dropped once the
   // request has run, so a later AUTH asks again (or finds the cache).
   struct DropVerdicts {

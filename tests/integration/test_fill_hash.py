@@ -335,3 +335,27 @@ def test_hash_and_string_commands_in_one_policy_are_refused(tmp_path, redis_serv
     r = harness.run_corral_cli(["--check-config", str(path)])
     assert r.returncode == 1
     assert b"policies[0].fill.commands: mixes get with HGETALL/HGET" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
+def test_pipelined_fills_keep_reply_order(redis_server, corral_factory, origin, resp3):
+    origin.route("/v1/users/21", {"a": "1"}, delay=0.2)
+    origin.route("/v1/users/22", {"b": "2"})
+    c = corral_factory(config(redis_server.port, origin.url, [hash_policy()]))
+    with RawConn(c.port) as cl:
+        if resp3:
+            raw_hello3(cl)
+        got = cl.pipeline([("HGETALL", "user:21"), ("SET", "plain", "x"), ("HGET", "user:22", "b"),
+                           ("GET", "plain"), ("HGETALL", "user:22"), ("PING",),
+                           # a write of the key right before: the read sees it, no fill
+                           ("HSET", "user:23", "mine", "1"), ("HGETALL", "user:23")])
+    if resp3:
+        assert got == [b"%1\r\n$1\r\na\r\n$1\r\n1\r\n", b"+OK\r\n", b"$1\r\n2\r\n", b"$1\r\nx\r\n",
+                       b"%1\r\n$1\r\nb\r\n$1\r\n2\r\n", b"+PONG\r\n", b":1\r\n",
+                       b"%1\r\n$4\r\nmine\r\n$1\r\n1\r\n"]
+    else:
+        assert got == [b"*2\r\n$1\r\na\r\n$1\r\n1\r\n", b"+OK\r\n", b"$1\r\n2\r\n", b"$1\r\nx\r\n",
+                       b"*2\r\n$1\r\nb\r\n$1\r\n2\r\n", b"+PONG\r\n", b":1\r\n",
+                       b"*2\r\n$4\r\nmine\r\n$1\r\n1\r\n"]
+    assert origin.calls() == 2
+    assert origin.calls("/v1/users/23") == 0
