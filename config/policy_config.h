@@ -37,6 +37,8 @@ enum class LimitScope : uint8_t { kLocal, kGlobal };
 enum class OnUnavailable : uint8_t { kLocalShare, kAllow, kDeny };
 enum class SingleFlight : uint8_t { kOff, kLocal, kDistributed };
 enum class FillOnError : uint8_t { kNil, kError };
+// fill.decode: raw (the body as the value) or json-field (one member of a JSON object body).
+enum class FillDecodeKind : uint8_t { kRaw, kJsonField };
 // Same meaning as ReadFrom in config.h (declared there); repeated here to keep this header
 // free-standing: primary | replica | prefer_replica.
 enum class PolicyReadFrom : uint8_t { kPrimary, kReplica, kPreferReplica };
@@ -85,7 +87,9 @@ struct FillSpec {
   std::string path;                          // e.g. "/v1/users/<id>"
   std::vector<std::string> commands{"get"};  // lower case
   FillOnError on_error = FillOnError::kNil;
-  std::optional<uint64_t> max_value_bytes;  // larger origin bodies are served but not stored
+  std::optional<uint64_t> max_value_bytes;       // larger origin bodies are served but not stored
+  FillDecodeKind decode = FillDecodeKind::kRaw;  // fill.decode: raw | {json-field: <name>}
+  std::string decode_field;                      // json-field: the member's name
 };
 
 struct StampedeSpec {

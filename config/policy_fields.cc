@@ -133,6 +133,29 @@ const std::vector<Loader::PolicyField>& Loader::policyFields() {
       {"fill.commands",
        [](L l, S s, N k, N v, P p) { return l.fillCommands(k, v, p, &s.fill.commands); },
        [](S d, C s) { d.fill.commands = s.fill.commands; }},
+      {"fill.decode",
+       [](L l, S s, N k, N v, P p) {
+         // raw, or {json-field: <name>}: one member of a JSON object body (policies/fill_decode.h).
+         static constexpr const char* kRule = "must be raw or {json-field: <member name>}";
+         if (v.IsScalar() && v.Scalar() == "raw") {
+           s.fill.decode = FillDecodeKind::kRaw;
+           s.fill.decode_field.clear();
+           return true;
+         }
+         if (!v.IsMap() || v.size() != 1 || !v.begin()->first.IsScalar() ||
+             v.begin()->first.Scalar() != "json-field" || !v.begin()->second.IsScalar() ||
+             v.begin()->second.Scalar().empty()) {
+           l.failValue(k, v, p, kRule);
+           return false;
+         }
+         s.fill.decode = FillDecodeKind::kJsonField;
+         s.fill.decode_field = v.begin()->second.Scalar();
+         return true;
+       },
+       [](S d, C s) {
+         d.fill.decode = s.fill.decode;
+         d.fill.decode_field = s.fill.decode_field;
+       }},
       {"fill.on_error",
        [](L l, S s, N k, N v, P p) {
          return l.choice(k, v, p, {{"nil", FillOnError::kNil}, {"error", FillOnError::kError}},

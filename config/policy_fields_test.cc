@@ -36,7 +36,7 @@ policies:
     ttl: {default: 10m, min: 1m, max: 1h, require: true, on_violation: fix, jitter: 0.2,
           jitter_client: true}
     fill: {origin: users, path: "/v1/users/<id>", commands: [GET, mget], on_error: error,
-           max_value_bytes: 1MiB}
+           max_value_bytes: 1MiB, decode: {json-field: profile}}
     negative: {ttl: 30s}
     stampede: {single_flight: distributed, lock_ttl: 2s, wait: 500ms}
     freshness: {stale_while_revalidate: 30s, stale_if_error: 5m, early_refresh: xfetch,
@@ -116,6 +116,8 @@ TEST_CASE("policies: a file with every policy field parses into exact values") {
   CHECK(u.fill.commands == std::vector<std::string>{"get", "mget"});
   CHECK(u.fill.on_error == FillOnError::kError);
   CHECK(u.fill.max_value_bytes == uint64_t{1} << 20);
+  CHECK(u.fill.decode == FillDecodeKind::kJsonField);
+  CHECK(u.fill.decode_field == "profile");
   CHECK(u.negative_ttl == Millis{30000});
   CHECK(u.stampede.single_flight == SingleFlight::kDistributed);
   CHECK(u.stampede.lock_ttl == Millis{2000});
@@ -167,6 +169,8 @@ TEST_CASE("policies: a file with every policy field parses into exact values") {
   CHECK(s.fill.commands == std::vector<std::string>{"get"});
   CHECK(s.fill.on_error == FillOnError::kNil);
   CHECK_FALSE(s.fill.max_value_bytes.has_value());
+  CHECK(s.fill.decode == FillDecodeKind::kRaw);
+  CHECK(s.fill.decode_field.empty());
   CHECK(s.negative_ttl == Millis{0});
   CHECK_FALSE(s.stampede.single_flight.has_value());
   CHECK_FALSE(s.stampede.lock_ttl.has_value());
@@ -283,8 +287,14 @@ TEST_CASE("policy fields: every rule, with its exact error") {
         "/v1/users/<id> (got v1/<id>)"}},
       {pol("fill: {path: /x}"), {"t.yaml:2:45: policies[0].fill.path: needs fill.origin (got /x)"}},
       {orig + pol("fill: {origin: o, path: /x, commands: [GET, SET]}"),
-       {"t.yaml:3:76: policies[0].fill.commands[1]: must be one of GET, MGET, GETEX, HGETALL "
-        "(got SET)"}},
+       {"t.yaml:3:76: policies[0].fill.commands[1]: must be one of GET, MGET, GETEX, HGETALL, "
+        "HGET (got SET)"}},
+      {orig + pol("fill: {origin: o, path: /x, decode: json}"),
+       {"t.yaml:3:68: policies[0].fill.decode: must be raw or {json-field: <member name>} (got "
+        "json)"}},
+      {orig + pol("fill: {origin: o, path: /x, decode: {json-field: a, x: b}}"),
+       {"t.yaml:3:68: policies[0].fill.decode: must be raw or {json-field: <member name>} (got "
+        "a mapping)"}},
       {orig + pol("fill: {origin: o, path: /x, commands: []}"),
        {"t.yaml:3:70: policies[0].fill.commands: must list at least one command (got [])"}},
       {orig + pol("fill: {origin: o, path: /x, commands: [get, GET]}"),

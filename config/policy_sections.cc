@@ -71,8 +71,8 @@ bool Loader::commandList(const YAML::Node& key, const YAML::Node& value, const s
 
 bool Loader::fillCommands(const YAML::Node& key, const YAML::Node& value, const std::string& path,
                           std::vector<std::string>* out) {
-  static constexpr const char* kRule = "must be a list of GET, MGET, GETEX, HGETALL";
-  static constexpr std::string_view kFillable[] = {"get", "mget", "getex", "hgetall"};
+  static constexpr const char* kRule = "must be a list of GET, MGET, GETEX, HGETALL, HGET";
+  static constexpr std::string_view kFillable[] = {"get", "mget", "getex", "hgetall", "hget"};
   if (!value.IsSequence()) {
     failValue(key, value, path, kRule);
     return false;
@@ -89,7 +89,7 @@ bool Loader::fillCommands(const YAML::Node& key, const YAML::Node& value, const 
     std::string name = lowerAscii(it->Scalar());
     if (std::find(std::begin(kFillable), std::end(kFillable), name) == std::end(kFillable)) {
       ok = false;
-      failValue(key, *it, indexPath(path, i), "must be one of GET, MGET, GETEX, HGETALL");
+      failValue(key, *it, indexPath(path, i), "must be one of GET, MGET, GETEX, HGETALL, HGET");
     }
   }
   if (ok) *out = std::move(names);

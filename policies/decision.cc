@@ -18,6 +18,8 @@ void FillPlan::clear() {
   path.clear();
   with_pttl = false;
   request.clear();
+  read = Read::kGet;
+  field.clear();
   item_count_ = 0;
 }
 

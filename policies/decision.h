@@ -45,7 +45,7 @@ struct PolicyCounters;
 // Pointers to FillPolicy point into the PolicySet that decided: whoever keeps the plan past the
 // request keeps that set alive too.
 struct FillPlan {
-  // GET: the key's fill policy; nullptr when the request is not a GET to fill.
+  // GET (HGETALL, HGET): the key's fill policy; nullptr when the request is not one to fill.
   const FillPolicy* policy = nullptr;
   std::string key;   // GET: the key
   std::string path;  // GET: its origin path (fill.path with the captures percent-encoded)
@@ -54,6 +54,11 @@ struct FillPlan {
   // {value, pttl}: "*2\r\n$<n>\r\n<value>\r\n:<pttl>\r\n", or "*2\r\n$-1\r\n:-2\r\n" on a miss.
   bool with_pttl = false;
   std::string request;
+  // Which read it is: a GET (a string value), or an HGETALL / HGET of a policy that fills
+  // hashes (fill_decode.h; field: HGET's field).
+  enum class Read : uint8_t { kGet, kHgetall, kHget };
+  Read read = Read::kGet;
+  std::string field;
 
   // MGET: the keys whose policy fills on MGET. Each miss among them is filled on its own.
   struct Item {

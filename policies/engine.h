@@ -69,8 +69,10 @@ struct CompiledPolicy {
   // Cache-aside fill settings (fill.origin set), defaults resolved; origin pointer left null:
   // origins are per worker (the proxy looks them up by origin_name).
   std::unique_ptr<FillPolicy> fill;
-  bool fill_get = false;   // fill.commands has GET
-  bool fill_mget = false;  // fill.commands has MGET
+  bool fill_get = false;      // fill.commands has GET
+  bool fill_mget = false;     // fill.commands has MGET
+  bool fill_hgetall = false;  // fill.commands has HGETALL (the policy's values are hashes)
+  bool fill_hget = false;     // fill.commands has HGET
   bool distributed = false;
 };
 
@@ -86,6 +88,8 @@ class PolicySet {
   bool trivial() const { return trivial_; }
   // True when a limit has scope global (the proxy's GlobalLimits beats the heartbeat).
   bool hasGlobalLimits() const { return any_global_limits_; }
+  // True when a policy fills hashes (fill.commands: HGETALL or HGET).
+  bool fillsHashes() const { return any_hash_fills_; }
   // global.unknown_commands in force (config::effectiveUnknownCommands): what the proxy does with
   // a command neither the built-in table nor the learnt overlay knows. Decided by the proxy,
   // not by decide(), since only the proxy knows which commands it answers itself.
@@ -194,6 +198,7 @@ class PolicySet {
   bool any_local_limits_ = false;   // a limit of scope local
   bool any_ttl_rules_ = false;      // a policy with TTL rules
   bool any_fills_ = false;          // a policy with fill
+  bool any_hash_fills_ = false;     // a policy that fills on HGETALL or HGET
   bool any_routing_ = false;        // a policy with read_from or read_your_writes
 };
 

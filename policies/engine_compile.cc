@@ -198,19 +198,21 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
         f->on_error = p.fill.on_error;
         f->max_value_bytes = p.fill.max_value_bytes.value_or(0);
         f->audit = p.mode == config::PolicyMode::kAudit;
-        cp.fill_get = std::find(p.fill.commands.begin(), p.fill.commands.end(), "get") !=
-                      p.fill.commands.end();
-        cp.fill_mget = std::find(p.fill.commands.begin(), p.fill.commands.end(), "mget") !=
-                       p.fill.commands.end();
-        for (const std::string& fc : p.fill.commands) {
-          if (fc != "get" && fc != "mget") {
-            errors->push_back(
-                config::configError(p.where, path + ".fill.commands",
-                                    "filling on " + fc +
-                                        " is not supported by this version of corral yet "
-                                        "(GET and MGET are)"));
-          }
+        const auto fills_on = [&](std::string_view name) {
+          return std::find(p.fill.commands.begin(), p.fill.commands.end(), name) !=
+                 p.fill.commands.end();
+        };
+        cp.fill_get = fills_on("get");
+        cp.fill_mget = fills_on("mget");
+        cp.fill_hgetall = fills_on("hgetall");
+        cp.fill_hget = fills_on("hget");
+        if (fills_on("getex")) {
+          errors->push_back(config::configError(
+              p.where, path + ".fill.commands",
+              "filling on getex is not supported by this version of corral yet (GET, MGET, "
+              "HGETALL and HGET are)"));
         }
+        compileFillShape(p, path, cp.fill_hgetall || cp.fill_hget, *f, errors);
         cp.distributed = f->single_flight == config::SingleFlight::kDistributed;
         f->names = names;
         if (cp.distributed && c.global.fill_secret.empty()) {
@@ -289,6 +291,7 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
     set->any_local_limits_ |= anyLocal(cp.limits);
     set->any_ttl_rules_ |= cp.has_ttl_rules;
     set->any_fills_ |= cp.fill != nullptr;
+    set->any_hash_fills_ |= cp.fill != nullptr && (cp.fill_hgetall || cp.fill_hget);
     set->any_routing_ |= p.routing.read_from.has_value() || p.routing.read_your_writes.count() > 0;
   }
   set->unknown_commands_ = config::effectiveUnknownCommands(c);

@@ -43,6 +43,8 @@ CommandTraits commandTraits(const CommandInfo& c) {
               std::end(kHitMissReads);
   t.get = c.name == "get";
   t.mget = c.name == "mget";
+  t.hgetall = c.name == "hgetall";
+  t.hget = c.name == "hget";
   return t;
 }
 
@@ -501,16 +503,23 @@ bool PolicySet::applyTtl(const Request& r, Decision& out) const {
   if (r.traits.hitmiss && out.keys.size() == 1) out.hitmiss = p->counters;
 }
 
-// 6. Fills: the plan of a GET or MGET of fill policies' keys; writes revoke fills of their keys.
+// 6. Fills: the plan of a GET, HGETALL, HGET or MGET of fill policies' keys; writes revoke fills
+// of their keys.
 void PolicySet::planFills(const Request& r, Decision& out) const {
   const CompiledPolicy* first = out.key_policy[0];
-  if (r.traits.get && out.keys.size() == 1 && first != nullptr && first->fill != nullptr &&
-      first->fill_get) {
+  if (first != nullptr && first->fill != nullptr && out.keys.size() == 1 &&
+      ((r.traits.get && first->fill_get) || (r.traits.hgetall && first->fill_hgetall) ||
+       (r.traits.hget && first->fill_hget && r.args.size() == 3))) {
     out.extras_ = true;
     FillPlan& f = out.fill;
     f.key.assign(r.args[out.keys[0]]);
     if (!fillPath(*first, f.key, out, f.path)) return;  // no path for this key: no fill
     f.policy = first->fill.get();
+    if (!r.traits.get) {  // a hash fill (fill_decode.h): no freshness rules (compile refuses)
+      f.read = r.traits.hget ? FillPlan::Read::kHget : FillPlan::Read::kHgetall;
+      if (r.traits.hget) f.field.assign(r.args[2]);
+      return;
+    }
     f.with_pttl = first->fill->window_ms() > 0 || first->fill->xfetch;
     if (f.with_pttl) {
       // One atomic read of the value and its remaining TTL (freshness needs both).

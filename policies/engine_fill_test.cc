@@ -148,15 +148,16 @@ TEST_CASE("engine: MGET lists the keys whose policies fill on MGET") {
   CHECK(f.d.fill.items()[0].path == "/v1/users/3?view=full");
 }
 
-TEST_CASE("engine: fill.commands beyond GET and MGET are refused") {
+TEST_CASE("engine: fill.commands GETEX is refused") {
   PolicyConfig cfg = fillConfig();
-  cfg.policies[0].fill.commands = {"get", "hgetall"};
+  cfg.policies[0].fill.commands = {"get", "getex"};
   Registry reg;
   std::vector<config::ConfigError> errors;
   CHECK(PolicySet::compile(cfg, reg, &errors) == nullptr);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].message ==
-        "filling on hgetall is not supported by this version of corral yet (GET and MGET are)");
+        "filling on getex is not supported by this version of corral yet (GET, MGET, HGETALL "
+        "and HGET are)");
 }
 
 TEST_CASE("engine: a reused Decision carries nothing over") {

@@ -25,6 +25,8 @@ struct CommandTraits {
   bool hitmiss = false;    // a single-key read whose reply tells a hit from a miss
   bool get = false;        // GET (fill.commands: get)
   bool mget = false;       // MGET (fill.commands: mget)
+  bool hgetall = false;    // HGETALL (fill.commands: hgetall)
+  bool hget = false;       // HGET (fill.commands: hget)
 };
 
 // cmd's traits, worked out from the command table (PolicySet::compile keeps them per top-level

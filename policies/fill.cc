@@ -198,6 +198,7 @@ struct FillEngine::Impl {
     f->state = &state(p.name);
     f->path = path;
     f->keys = p.names.keys(key);
+    f->keys.hash = p.decode.hash();
     f->joinable = p.single_flight != config::SingleFlight::kOff;
     f->refresh = refresh;
     f->fresh_above_ms = fresh_above_ms;
@@ -343,6 +344,7 @@ struct FillEngine::Impl {
     FillCounters& c = *f->state->counters;
     const FillPolicy& p = f->policy;
     if (observer && f->joinable && observer->revokedElsewhere(f->keys.data)) f->revoked = true;
+    decodeOriginBody(p.decode, r);  // json-field, hash: may turn a 200 into an error or a 404
     switch (r.kind) {
       case OriginResult::Kind::kValue: {
         recordLatency(*f);

@@ -34,6 +34,7 @@
 
 #include "config/policy_config.h"
 #include "policies/clock.h"
+#include "policies/fill_decode.h"
 #include "policies/siphash.h"
 #include "policies/template.h"
 
@@ -57,6 +58,7 @@ struct FillKeys {
   std::string data;      // the client's key
   std::string lease;     // "__corral:lease:{tag}:<digest>" holds the winner's token, PX lock_ttl
   std::string negative;  // "__corral:neg:{tag}:<digest>" present while a 404 is remembered
+  bool hash = false;     // the data key is a hash (fill_decode.h): values are HGETALL's reply
 };
 
 // The internal key names of one deployment. Every corral given the same secret names a key's
@@ -132,7 +134,8 @@ struct LookupResult {
   std::string error;
 };
 
-// Redis, for fills (the proxy runs these as scripts on the primary).
+// Redis, for fills (the proxy runs these as scripts on the primary). For keys.hash the value
+// (lookup's, commit's) is HGETALL's RESP2 reply, and commit replaces the whole hash.
 class Store {
  public:
   virtual ~Store() = default;
@@ -189,6 +192,7 @@ struct FillPolicy {
   config::FillOnError on_error = config::FillOnError::kNil;
   uint64_t max_value_bytes = 0;  // 0 = no limit; larger bodies are served, not stored
   bool audit = false;            // mode audit: count the fill it would make, never fill
+  FillDecode decode;             // fill.decode, or kHash for HGETALL / HGET fills
   // How the lease and negative entry of a key are named (global.fill_secret).
   FillKeyNames names = FillKeyNames::processDefault();
   // The TTL to store: ttl_ms jittered, plus the freshness window (physical = soft + window).

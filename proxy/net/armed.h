@@ -28,6 +28,8 @@ struct FillReq {
   std::string key;
   std::string path;
   bool with_pttl = false;  // sent as FillPlan::request: the reply is {value, pttl}
+  policies::FillPlan::Read read = policies::FillPlan::Read::kGet;  // GET, HGETALL or HGET
+  std::string field;                                               // HGET's field
   // MGET: the keys that may be filled (key and path empty above).
   std::vector<policies::FillPlan::Item> mget;
 };

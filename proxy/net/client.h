@@ -413,6 +413,18 @@ class Client final : public upstream::ReplySink {
     std::shared_ptr<const policies::PolicySet> set;  // keeps the items' policies alive
   };
   void pumpMget(const std::shared_ptr<MgetJob>& job);
+  // --- client_fill_hash.cc: HGETALL / HGET fills of hash policies (policies/fill_decode.h)
+  // Whether this client's request may wait for the plan's fill (GET: RESP2 on shared
+  // connections; hash reads: either protocol, RESP3 clients of a single Redis included).
+  bool fillsHere(const policies::FillPlan& plan) const;
+  // A RESP3 client's hash read with a fill armed, on its way to its own connection: sent on a
+  // shared one instead (its reply is looked at there); false when it must go the usual way.
+  bool forwardFillHeld(const commands::CommandInfo* cmd, const codec::Request& req);
+  // Before the policies decide: such a read waits (true) while a request that may write is
+  // still due on the client's own connection, so it can then take the shared one.
+  bool fillHeldWaits(const commands::CommandInfo* cmd);
+  void onHashFillReply(uint64_t seq, std::unique_ptr<FillReq> f, std::string_view reply);
+  void onHashFillDone(uint64_t seq, const FillReq& f, const policies::FillOutcome& o);
 
   // --- reply_rewrite.cc
   // INFO plus corral's "# Proxy" section; CONFIG GET without corral's upstream secrets; EXEC

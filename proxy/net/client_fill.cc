@@ -1,5 +1,6 @@
-// Client: cache-aside fills. The reply of a GET (or MGET) of a fill policy's key is looked at;
-// a miss starts or joins a fill and the request's slot waits for it, so order holds.
+// Client: cache-aside fills. The reply of a GET (or MGET) of a fill policy's key is looked at; a
+// miss starts or joins a fill and the request's slot waits for it, so order holds. HGETALL and
+// HGET of hash policies: client_fill_hash.cc.
 #include "proxy/net/client.h"
 #include "proxy/net/worker.h"
 
@@ -15,6 +16,11 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
   // ordering, stats and closed clients. It gives back the reference taken here.
   ++inflight_refs_;
   worker_.stats().pending.add();
+  if (f->read != policies::FillPlan::Read::kGet) {
+    if (hitmiss != nullptr) hitmiss->countRead(reply);
+    onHashFillReply(seq, std::move(f), reply);
+    return;
+  }
   if (!f->mget.empty()) {
     onMgetFillReply(seq, std::move(f), reply);
     return;

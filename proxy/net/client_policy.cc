@@ -84,15 +84,17 @@ bool Client::applyPolicies(const CommandInfo* cmd, const codec::Request& req,
       armed().hidden.append(d.lease_deletes);
     }
     // Fills wait in a slot of a shared connection's request (never on a dedicated one, whose
-    // frames must pair in order), for RESP2 clients (a fill's answers are RESP2 bulk strings).
+    // frames must pair in order): Client::fillsHere.
     const policies::FillPlan& plan = d.fill;
-    if (!plan.empty() && db_ == worker_.defaultDb() && st_.link == Link::kShared && proto_ == 2) {
+    if (!plan.empty() && fillsHere(plan)) {
       auto f = std::make_unique<FillReq>();
       f->set = worker_.policies().setPtr();
       f->policy = plan.policy;
       f->key = plan.key;
       f->path = plan.path;
       f->with_pttl = plan.with_pttl;
+      f->read = plan.read;
+      f->field = plan.field;
       f->mget.assign(plan.items().begin(), plan.items().end());
       if (plan.with_pttl) {
         // The plan's request (value and PTTL at once) goes instead of the GET.

@@ -172,6 +172,7 @@ bool Client::dispatch(const codec::Request& req) {
     return false;  // likewise: its connection moves, or it goes elsewhere than those before
   }
   if (s.route == Route::kDedicated && nearWaits()) return false;  // likewise (client_near.cc)
+  if (s.route == Route::kDedicated && fillHeldWaits(cmd)) return false;  // client_fill_hash.cc
   // Passthrough: credentials wait for Redis's verdict first; the verdicts are dropped once the
   // request has run, so a later AUTH asks again (or finds the cache).
   struct DropVerdicts {
@@ -290,6 +291,9 @@ void Client::route(const Step& s, const CommandInfo* cmd, CommandKind kind,
     case Route::kDedicated:
       if (armed().near != nullptr && forwardNear(req)) [[unlikely]] {
         return;  // a RESP3 client's read answered by the near cache (Client::nearHeld)
+      }
+      if (armed().fill != nullptr && forwardFillHeld(cmd, req)) [[unlikely]] {
+        return;  // a RESP3 client's hash read that may fill (client_fill_hash.cc)
       }
       sendDedicated(req, cmd, kind);
       return;

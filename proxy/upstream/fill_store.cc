@@ -114,6 +114,7 @@ policies::LookupResult FillStore::decodeLookup(std::string_view reply) {
 void FillStore::lookup(const policies::FillKeys& keys, const std::string& token,
                        int64_t lock_ttl_ms, bool take_lease,
                        std::function<void(policies::LookupResult)> done) {
+  if (keys.hash) return lookupHash(keys, token, lock_ttl_ms, take_lease, std::move(done));
   const std::string ttl = std::to_string(lock_ttl_ms > 0 ? lock_ttl_ms : 1);
   eval(kLookup, {keys.data, keys.negative, keys.lease}, {token, ttl, take_lease ? "1" : "0"},
        [done = std::move(done)](std::string_view reply) { done(decodeLookup(reply)); });
@@ -122,6 +123,9 @@ void FillStore::lookup(const policies::FillKeys& keys, const std::string& token,
 void FillStore::refreshLookup(const policies::FillKeys& keys, const std::string& token,
                               int64_t lock_ttl_ms, int64_t fresh_above_ms,
                               std::function<void(policies::LookupResult)> done) {
+  if (keys.hash) {
+    return refreshLookupHash(keys, token, lock_ttl_ms, fresh_above_ms, std::move(done));
+  }
   const std::string ttl = std::to_string(lock_ttl_ms > 0 ? lock_ttl_ms : 1);
   const std::string fresh = std::to_string(fresh_above_ms);
   eval(kRefreshLookup, {keys.data, keys.lease}, {token, ttl, fresh},
@@ -130,6 +134,7 @@ void FillStore::refreshLookup(const policies::FillKeys& keys, const std::string&
 
 void FillStore::commit(const policies::FillKeys& keys, const std::string& token,
                        const std::string& value, int64_t ttl_ms, std::function<void(bool)> done) {
+  if (keys.hash) return commitHash(keys, token, value, ttl_ms, std::move(done));
   const std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 1);
   eval(kCommit, {keys.data, keys.lease}, {token, value, ttl},
        [done = std::move(done)](std::string_view reply) { done(reply == ":1\r\n"); });

@@ -40,8 +40,20 @@ class FillStore final : public policies::Store {
 
   // Decodes the lookup script's reply (exposed for tests).
   static policies::LookupResult decodeLookup(std::string_view reply);
+  // The same for a hash key (FillKeys::hash): {1, {field, value, ...}, pttl} -> kValue whose
+  // value is HGETALL's RESP2 reply (fill_store_hash.cc).
+  static policies::LookupResult decodeHashLookup(std::string_view reply);
 
  private:
+  // fill_store_hash.cc: the scripts of keys.hash (HGETALL / HGET fills).
+  void lookupHash(const policies::FillKeys& keys, const std::string& token, int64_t lock_ttl_ms,
+                  bool take_lease, std::function<void(policies::LookupResult)> done);
+  void refreshLookupHash(const policies::FillKeys& keys, const std::string& token,
+                         int64_t lock_ttl_ms, int64_t fresh_above_ms,
+                         std::function<void(policies::LookupResult)> done);
+  void commitHash(const policies::FillKeys& keys, const std::string& token,
+                  const std::string& value, int64_t ttl_ms, std::function<void(bool)> done);
+
   // EVAL script with keys and args; done gets the reply frame (or an error frame when the
   // primary is unavailable: then on the next loop turn, never from inside the call).
   void eval(std::string_view script, std::initializer_list<std::string_view> keys,

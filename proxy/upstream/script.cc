@@ -31,6 +31,14 @@ void runScript(Connection* conn, policies::Timer& timer, std::string& scratch,
                std::string_view script, std::initializer_list<std::string_view> keys,
                std::initializer_list<std::string_view> args,
                std::function<void(std::string_view)> done, int64_t timeout_ms) {
+  runScript(conn, timer, scratch, script, std::span(keys.begin(), keys.size()),
+            std::span(args.begin(), args.size()), std::move(done), timeout_ms);
+}
+
+void runScript(Connection* conn, policies::Timer& timer, std::string& scratch,
+               std::string_view script, std::span<const std::string_view> keys,
+               std::span<const std::string_view> args, std::function<void(std::string_view)> done,
+               int64_t timeout_ms) {
   if (conn == nullptr || !conn->accepting()) {
     // Never answer from inside the caller: it may be in the middle of its own update.
     std::string err = conn != nullptr ? conn->unavailableError()

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,11 @@ void runScript(Connection* conn, policies::Timer& timer, std::string& scratch,
                std::string_view script, std::initializer_list<std::string_view> keys,
                std::initializer_list<std::string_view> args,
                std::function<void(std::string_view)> done, int64_t timeout_ms = 0);
+// The same with as many arguments as a caller has (a hash fill's fields).
+void runScript(Connection* conn, policies::Timer& timer, std::string& scratch,
+               std::string_view script, std::span<const std::string_view> keys,
+               std::span<const std::string_view> args, std::function<void(std::string_view)> done,
+               int64_t timeout_ms = 0);
 
 // "ERR ..." of an error frame "-ERR ...\r\n" (no '-', no CRLF).
 std::string_view errorText(std::string_view reply);
