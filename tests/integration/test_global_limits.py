@@ -96,14 +96,18 @@ def summary(run) -> str:
 
 
 def check_accuracy(run, rate, burst):
-    """Admitted over the measured wall time: within [97%, 100%] of rate x t + burst."""
+    """Admitted at most rate x t + burst over the wall time (first send to last reply), and at
+    least 97% of rate x t + burst over the time load was offered (first to last send): a busy
+    machine's slow last replies widen the first and add nothing to admit."""
     assert not run.problems(), run.problems()
     assert run.count("upstream_err") == 0, "upstream errors with Redis up"
     admitted = run.count("admitted")
     bound = rate * run.wall + burst
-    print(f"\n{summary(run)}; bound {bound:.0f}, admitted/bound {admitted / bound:.4f}")
+    floor = 0.97 * (rate * run.send_span + burst)
+    print(f"\n{summary(run)}; bound {bound:.0f}, admitted/bound {admitted / bound:.4f}, "
+          f"floor {floor:.0f} (sent over {run.send_span:.2f}s)")
     assert admitted <= bound, f"admitted {admitted} > rate x t + burst = {bound:.0f}"
-    assert admitted >= 0.97 * bound, f"admitted {admitted} < 97% of {bound:.0f}"
+    assert admitted >= floor, f"admitted {admitted} < 97% of rate x send span + burst"
     return admitted
 
 

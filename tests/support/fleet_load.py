@@ -137,6 +137,12 @@ class FleetRun:
     def wall(self) -> float:
         return self.t_last - self.t_first
 
+    @property
+    def send_span(self) -> float:
+        """From the first send to the last batch's send: the time over which load was offered
+        (wall also counts the last replies' way back, long on a busy machine)."""
+        return max(b.t_send for p in self.pods for b in p.batches) - self.t_first
+
     def batches(self, pod: Optional[int] = None, since: float = float("-inf"),
                 until: float = float("inf")) -> List[Batch]:
         """Batches (of one pod, or all) sent in [since, until) (monotonic times)."""
