@@ -101,6 +101,30 @@ TEST_CASE("engine: fill compile errors") {
   CHECK(errors[0].message == "<uid> is not a placeholder of user:<id:u64>:<part:enum(card|full)>");
 }
 
+TEST_CASE("engine: ttl.from_origin and its clamps reach the fill policy; it needs fill") {
+  PolicyConfig cfg = fillConfig();
+  cfg.policies[0].ttl.from_origin = true;
+  cfg.policies[0].ttl.min = config::Millis(2000);
+  cfg.policies[0].ttl.max = config::Millis(300000);
+  {
+    Fixture f(cfg);
+    CHECK(f.run({"GET", "user:7:card"}) == Verdict::kForward);
+    REQUIRE(f.d.fill.policy != nullptr);
+    CHECK(f.d.fill.policy->ttl_from_origin);
+    CHECK(f.d.fill.policy->ttl_min_ms == 2000);
+    CHECK(f.d.fill.policy->ttl_max_ms == 300000);
+    CHECK(f.d.fill.policy->ttl_ms == 60000);
+  }
+  Registry reg;
+  std::vector<config::ConfigError> errors;
+  cfg.policies[0].fill.origin.clear();
+  CHECK(PolicySet::compile(cfg, reg, &errors) == nullptr);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].format() ==
+        "test.yaml:10:3: policies[0].ttl.from_origin: needs fill: the TTL comes from the answers "
+        "of the policy's fill origin");
+}
+
 TEST_CASE("engine: a client SET under a fill policy with a freshness window gets the window") {
   PolicyConfig cfg = fillConfig();
   cfg.policies[0].ttl.jitter = 0;

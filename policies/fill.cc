@@ -33,7 +33,7 @@
 #include <utility>
 #include <vector>
 
-#include "policies/ttl.h"
+#include "policies/fill_freshness.h"
 
 namespace corral::policies {
 
@@ -97,6 +97,7 @@ struct Flight {
   bool refresh = false;  // the data key may hold the value being replaced: refreshLookup
   int64_t fresh_above_ms = 0;
   bool revoked = false;
+  std::string validator;  // a refresh's stored validator (ttl.from_origin): conditional GET
   std::vector<Waiter> waiters;
   int64_t wait_deadline_ns = 0;
   int64_t backoff_ms = kPollFirstMs;
@@ -153,20 +154,6 @@ struct FillEngine::Impl {
     return nullptr;
   }
 
-  // A fleet-unique lease token: 16 random bytes as 32 hex digits (4 draws of 32 bits).
-  std::string newToken() {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string t;
-    t.reserve(32);
-    for (int i = 0; i < 4; ++i) {
-      double u = random.uniform();
-      if (!(u >= 0.0 && u < 1.0)) u = 0.0;  // a broken Random must not overflow the cast
-      auto v = static_cast<uint32_t>(u * 4294967296.0);
-      for (int s = 28; s >= 0; s -= 4) t.push_back(kHex[(v >> s) & 0xF]);
-    }
-    return t;
-  }
-
   template <class F>
   auto guarded(F f) {
     return [w = std::weak_ptr<int>(alive), f = std::move(f)](auto&&... args) mutable {
@@ -200,7 +187,7 @@ struct FillEngine::Impl {
     f->joinable = p.single_flight != config::SingleFlight::kOff;
     f->refresh = refresh;
     f->fresh_above_ms = fresh_above_ms;
-    if (refresh || p.single_flight == config::SingleFlight::kDistributed) f->token = newToken();
+    if (refresh || p.single_flight == config::SingleFlight::kDistributed) f->token = newLeaseToken(random);
     f->wait_deadline_ns = clock.monoNs() + p.wait_ms * kNsPerMs;
     if (waiter) {
       waiter_flight[waiter->id] = f->id;
@@ -246,6 +233,7 @@ struct FillEngine::Impl {
       }
       case LookupResult::Kind::kLeaseWon:
         ++c.lease_wins;
+        if (f->refresh && f->policy.ttl_from_origin) f->validator = r.validator;
         callOrigin(f);
         return;
       case LookupResult::Kind::kMissing:
@@ -315,12 +303,15 @@ struct FillEngine::Impl {
     f->origin_start_ns = clock.monoNs();
     armDeadline(*f, f->policy.origin_timeout_ms + kDeadlineMarginMs);
     if (f->policy.origin == nullptr) {
-      onOrigin(f->id, step, OriginResult{OriginResult::Kind::kError, {}, "no origin"});
+      onOrigin(f->id, step, OriginResult{OriginResult::Kind::kError, {}, "no origin", {}});
       return;
     }
-    f->policy.origin->fetch(f->path, guarded([this, id = f->id, step](OriginResult r) {
-                              onOrigin(id, step, std::move(r));
-                            }));
+    auto cb = guarded([this, id = f->id, step](OriginResult r) { onOrigin(id, step, std::move(r)); });
+    if (f->validator.empty()) {
+      f->policy.origin->fetch(f->path, std::move(cb));
+    } else {
+      f->policy.origin->fetchConditional(f->path, f->validator, std::move(cb));
+    }
   }
 
   void recordLatency(Flight& f) {
@@ -347,12 +338,17 @@ struct FillEngine::Impl {
         FillOutcome o;
         o.kind = FillOutcome::Kind::kValue;
         o.value = std::move(r.body);
-        if ((p.max_value_bytes > 0 && o.value.size() > p.max_value_bytes) || f->revoked) {
+        c.origin_bytes += o.value.size();
+        const FillTtl t = fillTtl(p, r.headers, clock.unixMs(), random);
+        if ((p.max_value_bytes > 0 && o.value.size() > p.max_value_bytes) || f->revoked ||
+            !t.store) {
           ++c.not_stored;
           releaseLease(*f);
+        } else if (p.ttl_from_origin) {
+          store.commitValidated(f->keys, f->token, o.value, t.ttl_ms, httpValidator(r.headers),
+                                commitDone(f->state));
         } else {
-          const int64_t ttl = jitterMs(p.ttl_ms, p.jitter, random) + p.window_ms();
-          store.commit(f->keys, f->token, o.value, ttl, commitDone(f->state));
+          store.commit(f->keys, f->token, o.value, t.ttl_ms, commitDone(f->state));
         }
         // Waiters are answered now, not when the commit is acknowledged. A later lookup on
         // the same connection runs after the commit in Redis, so it sees the value.
@@ -370,6 +366,9 @@ struct FillEngine::Impl {
         answer(id, &o, {});
         return;
       }
+      case OriginResult::Kind::kNotModified:
+        onNotModified(f, r.headers);
+        return;
       case OriginResult::Kind::kError:
         // Not recorded in delta: an immediate "overloaded" would pull it toward zero.
         ++c.fill_errors;
@@ -377,6 +376,21 @@ struct FillEngine::Impl {
         answer(id, nullptr, r.error.empty() ? std::string("error") : r.error);
         return;
     }
+  }
+
+  // 304 to a refresh: the stored value is current. Its TTL (and its validator's) moves in Redis
+  // only if that value is still the one validated; waiters get the value they would have had.
+  void onNotModified(const std::shared_ptr<Flight>& f, const HttpCacheHeaders& h) {
+    recordLatency(*f);
+    const FillTtl t = fillTtl(f->policy, h, clock.unixMs(), random);
+    if (f->validator.empty() || f->revoked || !t.store) {
+      releaseLease(*f);  // a 304 we did not ask for, or one that says "do not keep it"
+    } else {
+      store.extend(f->keys, f->token, t.ttl_ms, guarded([s = f->state](bool extended) {
+                     if (extended) ++s->counters->revalidated;
+                   }));
+    }
+    answer(f->id, nullptr, f->validator.empty() ? "status 304" : "not modified");
   }
 
   std::function<void(bool)> commitDone(PolicyState* s) {

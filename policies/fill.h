@@ -33,6 +33,7 @@
 
 #include "config/policy_config.h"
 #include "policies/clock.h"
+#include "policies/http_freshness.h"
 #include "policies/siphash.h"
 #include "policies/template.h"
 
@@ -56,6 +57,9 @@ struct FillKeys {
   std::string data;      // the client's key
   std::string lease;     // "__corral:lease:{tag}:<digest>" holds the winner's token, PX lock_ttl
   std::string negative;  // "__corral:neg:{tag}:<digest>" present while a 404 is remembered
+  // "__corral:val:{tag}:<digest>" (ttl.from_origin): the origin's validator of the value, as
+  // sha1hex(value) + httpValidator(), with the value's TTL (see fill_freshness.h)
+  std::string meta;
 };
 
 // The internal key names of one deployment. Every corral given the same secret names a key's
@@ -74,12 +78,17 @@ class FillKeyNames {
   FillKeys keys(std::string_view key) const;
   void appendLease(std::string& out, std::string_view key) const;  // no allocation when warm
   void appendNegative(std::string& out, std::string_view key) const;
+  void appendMeta(std::string& out, std::string_view key) const;
 
  private:
   FillKeyNames() = default;
   SipKey lease_;
   SipKey negative_;
+  SipKey meta_;
 };
+
+// A fleet-unique lease token: 16 random bytes as 32 hex digits (4 draws of 32 bits).
+std::string newLeaseToken(Random& random);
 
 // What a GET under freshness rules runs instead of GET: the value and its PTTL in one atomic
 // step (EVAL <script> 1 <key>), so a fill policy can tell a stale value from a fresh one.
@@ -100,10 +109,12 @@ bool fillPathValid(std::string_view path_template, const std::vector<std::string
 
 // What an origin answered.
 struct OriginResult {
-  enum class Kind : uint8_t { kValue, kNotFound, kError };
+  // kNotModified: 304 to a conditional request (fetchConditional): the stored value is current.
+  enum class Kind : uint8_t { kValue, kNotFound, kError, kNotModified };
   Kind kind = Kind::kError;
-  std::string body;   // kValue
-  std::string error;  // kError: one short reason: "timeout", "status 503", "overloaded", ...
+  std::string body;         // kValue
+  std::string error;        // kError: one short reason: "timeout", "status 503", "overloaded", ...
+  HttpCacheHeaders headers;  // kValue, kNotModified: the caching headers of the answer
 };
 
 // An HTTP origin (proxy/origin implements it with evhttp).
@@ -113,6 +124,14 @@ class Origin {
   // GET base_url + path. done runs exactly once on the caller's thread, possibly before
   // fetch returns (e.g. "overloaded" when max_in_flight requests are already running).
   virtual void fetch(const std::string& path, std::function<void(OriginResult)> done) = 0;
+  // fetch() with the validator of the stored value (httpValidator: "E<etag>" sent as
+  // If-None-Match, "L<date>" as If-Modified-Since): a 304 answers kNotModified. An origin that
+  // cannot send conditional requests may ignore the validator.
+  virtual void fetchConditional(const std::string& path, const std::string& validator,
+                                std::function<void(OriginResult)> done) {
+    (void)validator;
+    fetch(path, std::move(done));
+  }
 };
 
 // What the store's lookup script found.
@@ -129,6 +148,9 @@ struct LookupResult {
   std::string value;
   int64_t pttl = -1;
   std::string error;
+  // refreshLookup's kLeaseWon: the validator stored beside the value ("E<etag>" / "L<date>"),
+  // only while the value is the one it validates; else empty.
+  std::string validator;
 };
 
 // Redis, for fills (the proxy runs these as scripts on the primary).
@@ -157,6 +179,16 @@ class Store {
   // commit must overwrite the existing value, which only the token-checked commit does.
   virtual void refreshLookup(const FillKeys& keys, const std::string& token, int64_t lock_ttl_ms,
                              int64_t fresh_above_ms, std::function<void(LookupResult)> done) = 0;
+  // commit() for ttl.from_origin: also sets keys.meta to sha1hex(value) + validator with the
+  // same TTL in the same step (an empty validator deletes keys.meta).
+  virtual void commitValidated(const FillKeys& keys, const std::string& token,
+                               const std::string& value, int64_t ttl_ms,
+                               const std::string& validator,
+                               std::function<void(bool written)> done) = 0;
+  // After a 304: only while token holds the lease (deleted here) and keys.meta's digest is
+  // still the data key's value, PEXPIRE both to ttl_ms, without touching the value.
+  virtual void extend(const FillKeys& keys, const std::string& token, int64_t ttl_ms,
+                      std::function<void(bool extended)> done) = 0;
 };
 
 // Deferred calls on the worker's loop.
@@ -187,6 +219,11 @@ struct FillPolicy {
   double beta = 1.0;
   config::FillOnError on_error = config::FillOnError::kNil;
   uint64_t max_value_bytes = 0;  // 0 = no limit; larger bodies are served, not stored
+  // ttl.from_origin: the origin's caching headers set the TTL (fill_freshness.h), clamped to
+  // [ttl_min_ms, ttl_max_ms] (0: no bound); validators are kept for conditional refreshes.
+  bool ttl_from_origin = false;
+  int64_t ttl_min_ms = 0;
+  int64_t ttl_max_ms = 0;
   bool audit = false;            // mode audit: count the fill it would make, never fill
   // How the lease and negative entry of a key are named (global.fill_secret).
   FillKeyNames names = FillKeyNames::processDefault();
@@ -233,6 +270,8 @@ struct FillCounters {
   FillCount refreshes;      // background refreshes started (SWR / xfetch)
   FillCount store_errors;   // lookups that failed or never answered (waiters: on_error)
   FillCount wait_timeouts;  // lease waits that ended without a value (waiters: on_error)
+  FillCount revalidated;    // 304 answers that extended the stored value (no body moved)
+  FillCount origin_bytes;   // body bytes received from the origin (200 answers)
   // Origin latency of fills (200 and 404 answers), a Prometheus histogram.
   static constexpr size_t kLatencyBuckets = 10;
   static constexpr int64_t kLatencyBoundsMs[kLatencyBuckets] = {5,   10,  25,   50,   100,

@@ -176,7 +176,8 @@ void Registry::appendMetrics(std::string& out) const {
        "Cache-aside fill events per policy: fills (origin calls attempted, including those "
        "refused at once by max_in_flight), fill_errors, coalesced "
        "waiters, lease_wins, lease_losses, stale_served, negative_hits, would_fill (audit), "
-       "not_stored, refreshes, store_errors, wait_timeouts.");
+       "not_stored, refreshes, store_errors, wait_timeouts, revalidated (304s that extended the "
+       "stored value).");
   for (const auto& [name, c] : fills_) {
     const std::pair<const char*, const FillCount*> rows[] = {
         {"fills", &c.fills},
@@ -191,10 +192,16 @@ void Registry::appendMetrics(std::string& out) const {
         {"refreshes", &c.refreshes},
         {"store_errors", &c.store_errors},
         {"wait_timeouts", &c.wait_timeouts},
+        {"revalidated", &c.revalidated},
     };
     for (const auto& [event, v] : rows) {
       line("corral_fill_events_total", plabel(name, "event", event), *v);
     }
+  }
+  head("corral_fill_origin_bytes_total", "counter",
+       "Body bytes of the origin's 200 answers to fills per policy (a 304 moves none).");
+  for (const auto& [name, c] : fills_) {
+    line("corral_fill_origin_bytes_total", plabel(name, nullptr, nullptr), c.origin_bytes);
   }
   head("corral_fill_origin_duration_seconds", "histogram",
        "Origin latency of fills (answers 200 and 404) per policy.");

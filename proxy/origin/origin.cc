@@ -6,7 +6,8 @@
 //     idle Conn? take the most recently used : new Conn (evhttp_connection + deadline timer)
 //     evhttp_make_request(GET prefix/path) + evtimer(spec.timeout)
 //        |
-//        +-- onResponse(req)   200 -> kValue, 404 -> kNotFound, else "status <n>";
+//        +-- onResponse(req)   200 -> kValue, 304 -> kNotModified (both with the caching
+//        |                     headers), 404 -> kNotFound, else "status <n>";
 //        |                     the Conn goes back to the idle list (keep-alive)
 //        +-- onError + onResponse(NULL) / onResponse(code 0): "connect failed", "timeout", ...;
 //        |                     the Conn is retired (evhttp_connection freed from the reaper)
@@ -184,6 +185,25 @@ bool pathSafe(std::string_view path) {
   return true;
 }
 
+// The caching headers of a response (policies::HttpCacheHeaders). A header sent on several
+// lines is joined with ", " (RFC 9110 5.3); for Expires, Date and Age that makes a value that
+// does not parse, which the freshness rules read as "stale", as RFC 9111 allows.
+policies::HttpCacheHeaders readCacheHeaders(const evkeyvalq* headers) {
+  policies::HttpCacheHeaders h;
+  const std::pair<const char*, std::string*> wanted[] = {
+      {"Cache-Control", &h.cache_control}, {"Expires", &h.expires}, {"Date", &h.date},
+      {"Age", &h.age},                     {"ETag", &h.etag},       {"Last-Modified", &h.last_modified},
+  };
+  for (const evkeyval* kv = headers->tqh_first; kv != nullptr; kv = kv->next.tqe_next) {
+    for (const auto& [name, out] : wanted) {
+      if (strcasecmp(kv->key, name) != 0) continue;
+      if (!out->empty()) out->append(", ");
+      out->append(kv->value);
+    }
+  }
+  return h;
+}
+
 OriginResult errorResult(std::string reason) {
   OriginResult r;
   r.kind = OriginResult::Kind::kError;
@@ -232,7 +252,9 @@ struct HttpOrigin::Impl {
 
   ~Impl();
 
-  void fetch(const std::string& path, std::function<void(OriginResult)> done);
+  // validator: "" (a plain GET), "E<etag>" (If-None-Match) or "L<date>" (If-Modified-Since).
+  void fetch(const std::string& path, const std::string& validator,
+             std::function<void(OriginResult)> done);
   Conn* newConn();
   void finish(Conn* c, OriginResult result, bool keep);
   void retire(Conn* c, bool free_now);
@@ -309,7 +331,8 @@ HttpOrigin::Impl::Conn* HttpOrigin::Impl::newConn() {
   return conns.back().get();
 }
 
-void HttpOrigin::Impl::fetch(const std::string& path, std::function<void(OriginResult)> done) {
+void HttpOrigin::Impl::fetch(const std::string& path, const std::string& validator,
+                             std::function<void(OriginResult)> done) {
   if (!valid) return done(errorResult("bad base_url"));
   if (!pathSafe(path)) return done(errorResult("bad path"));
   if (in_flight >= max_in_flight) return done(errorResult("overloaded"));
@@ -334,6 +357,13 @@ void HttpOrigin::Impl::fetch(const std::string& path, std::function<void(OriginR
   evhttp_add_header(headers, "Host", url.host_header.c_str());
   evhttp_add_header(headers, "User-Agent", user_agent.c_str());
   evhttp_add_header(headers, "Connection", "keep-alive");
+  // The validator came from the origin's own ETag / Last-Modified (CR, LF and NUL dropped by
+  // httpValidator), so it cannot inject a header line.
+  if (validator.size() > 1 && validator[0] == 'E') {
+    evhttp_add_header(headers, "If-None-Match", validator.c_str() + 1);
+  } else if (validator.size() > 1 && validator[0] == 'L') {
+    evhttp_add_header(headers, "If-Modified-Since", validator.c_str() + 1);
+  }
 
   // State first: evhttp_make_request may call onResponse before it returns (a failed DNS
   // lookup or immediate connect error does).
@@ -490,6 +520,10 @@ void HttpOrigin::Impl::onResponse(evhttp_request* req, void* arg) {
     size_t n = evbuffer_get_length(in);
     r.body.resize(n);
     if (n > 0) evbuffer_copyout(in, r.body.data(), n);
+    r.headers = readCacheHeaders(evhttp_request_get_input_headers(req));
+  } else if (code == 304) {
+    r.kind = OriginResult::Kind::kNotModified;
+    r.headers = readCacheHeaders(evhttp_request_get_input_headers(req));
   } else if (code == 404) {
     r.kind = OriginResult::Kind::kNotFound;
   } else {
@@ -547,7 +581,12 @@ HttpOrigin::HttpOrigin(event_base* base, evdns_base* dns, const config::OriginSp
 HttpOrigin::~HttpOrigin() = default;
 
 void HttpOrigin::fetch(const std::string& path, std::function<void(policies::OriginResult)> done) {
-  impl_->fetch(path, std::move(done));
+  impl_->fetch(path, {}, std::move(done));
+}
+
+void HttpOrigin::fetchConditional(const std::string& path, const std::string& validator,
+                                  std::function<void(policies::OriginResult)> done) {
+  impl_->fetch(path, validator, std::move(done));
 }
 
 size_t HttpOrigin::inFlight() const { return impl_->in_flight; }

@@ -32,16 +32,53 @@ redis.call('DEL', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1)lua";
 
-// KEYS: data, lease. ARGV: token, lock_ttl_ms, fresh_above_ms. For a refresh: a value that is
-// fresh again (PTTL above fresh_above_ms, or no TTL) -> {1, value, pttl}; else take the lease.
+// KEYS: data, lease, meta. ARGV: token, lock_ttl_ms, fresh_above_ms. For a refresh: a value
+// that is fresh again (PTTL above fresh_above_ms, or no TTL) -> {1, value, pttl}; else take the
+// lease -> {3, validator}: the validator kept in meta ("<sha1hex of the value><validator>"),
+// only while that digest is the value's (a client's write since makes the refresh a plain GET),
+// else false.
 constexpr std::string_view kRefreshLookup = R"lua(
 local v = redis.call('GET', KEYS[1])
 if v then
   local t = redis.call('PTTL', KEYS[1])
   if t == -1 or t > tonumber(ARGV[3]) then return {1, v, t} end
 end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {3} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local m = redis.call('GET', KEYS[3])
+  if v and m and string.sub(m, 1, 40) == redis.sha1hex(v) then return {3, string.sub(m, 41)} end
+  return {3, false}
+end
 return {4, redis.call('PTTL', KEYS[2])})lua";
+
+// KEYS: data, lease, meta. ARGV: token, value, ttl_ms, validator. kCommit, then meta set to
+// sha1hex(value) .. validator with the same TTL (or deleted: no validator), in the same step.
+constexpr std::string_view kCommitValidated = R"lua(
+if ARGV[1] == '' then
+  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 0 end
+else
+  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+if ARGV[4] == '' then
+  redis.call('DEL', KEYS[3])
+else
+  redis.call('SET', KEYS[3], redis.sha1hex(ARGV[2]) .. ARGV[4], 'PX', ARGV[3])
+end
+return 1)lua";
+
+// KEYS: data, lease, meta. ARGV: token, ttl_ms. After a 304: only while token holds the lease
+// (deleted) and meta's digest is still the value's (no write since the validated one), PEXPIRE
+// the value and meta. The value itself is neither read out nor rewritten. 1 = extended.
+constexpr std::string_view kExtend = R"lua(
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+local m = redis.call('GET', KEYS[3])
+local v = redis.call('GET', KEYS[1])
+if not m or not v or string.sub(m, 1, 40) ~= redis.sha1hex(v) then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return 1)lua";
 
 // KEYS: negative, lease. ARGV: token, ttl_ms (0: nothing to remember, just release).
 constexpr std::string_view kNegative = R"lua(
@@ -91,6 +128,14 @@ policies::LookupResult FillStore::decodeLookup(std::string_view reply) {
       out.kind = Kind::kNegative;
       break;
     case 3:
+      if (ok && n == 2) {  // refreshLookup: the validator, or nil
+        std::string_view validator;
+        bool nil = false;
+        ok = rd.bulk(&validator, &nil);
+        out.validator.assign(validator);
+      } else {
+        ok = ok && n == 1;
+      }
       out.kind = Kind::kLeaseWon;
       break;
     case 4:
@@ -124,7 +169,7 @@ void FillStore::refreshLookup(const policies::FillKeys& keys, const std::string&
                               std::function<void(policies::LookupResult)> done) {
   const std::string ttl = std::to_string(lock_ttl_ms > 0 ? lock_ttl_ms : 1);
   const std::string fresh = std::to_string(fresh_above_ms);
-  eval(kRefreshLookup, {keys.data, keys.lease}, {token, ttl, fresh},
+  eval(kRefreshLookup, {keys.data, keys.lease, keys.meta}, {token, ttl, fresh},
        [done = std::move(done)](std::string_view reply) { done(decodeLookup(reply)); });
 }
 
@@ -132,6 +177,21 @@ void FillStore::commit(const policies::FillKeys& keys, const std::string& token,
                        const std::string& value, int64_t ttl_ms, std::function<void(bool)> done) {
   const std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 1);
   eval(kCommit, {keys.data, keys.lease}, {token, value, ttl},
+       [done = std::move(done)](std::string_view reply) { done(reply == ":1\r\n"); });
+}
+
+void FillStore::commitValidated(const policies::FillKeys& keys, const std::string& token,
+                                const std::string& value, int64_t ttl_ms,
+                                const std::string& validator, std::function<void(bool)> done) {
+  const std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 1);
+  eval(kCommitValidated, {keys.data, keys.lease, keys.meta}, {token, value, ttl, validator},
+       [done = std::move(done)](std::string_view reply) { done(reply == ":1\r\n"); });
+}
+
+void FillStore::extend(const policies::FillKeys& keys, const std::string& token, int64_t ttl_ms,
+                       std::function<void(bool)> done) {
+  const std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 1);
+  eval(kExtend, {keys.data, keys.lease, keys.meta}, {token, ttl},
        [done = std::move(done)](std::string_view reply) { done(reply == ":1\r\n"); });
 }
 
