@@ -187,7 +187,8 @@ struct FillEngine::Impl {
     f->joinable = p.single_flight != config::SingleFlight::kOff;
     f->refresh = refresh;
     f->fresh_above_ms = fresh_above_ms;
-    if (refresh || p.single_flight == config::SingleFlight::kDistributed) f->token = newLeaseToken(random);
+    if (refresh || p.single_flight == config::SingleFlight::kDistributed)
+      f->token = newLeaseToken(random);
     f->wait_deadline_ns = clock.monoNs() + p.wait_ms * kNsPerMs;
     if (waiter) {
       waiter_flight[waiter->id] = f->id;
@@ -233,7 +234,7 @@ struct FillEngine::Impl {
       }
       case LookupResult::Kind::kLeaseWon:
         ++c.lease_wins;
-        if (f->refresh && f->policy.ttl_from_origin) f->validator = r.validator;
+        if (f->refresh && f->policy.ttl_from_origin) f->validator = metaValidator(r.validator);
         callOrigin(f);
         return;
       case LookupResult::Kind::kMissing:
@@ -306,12 +307,9 @@ struct FillEngine::Impl {
       onOrigin(f->id, step, OriginResult{OriginResult::Kind::kError, {}, "no origin", {}});
       return;
     }
-    auto cb = guarded([this, id = f->id, step](OriginResult r) { onOrigin(id, step, std::move(r)); });
-    if (f->validator.empty()) {
-      f->policy.origin->fetch(f->path, std::move(cb));
-    } else {
-      f->policy.origin->fetchConditional(f->path, f->validator, std::move(cb));
-    }
+    f->policy.origin->fetchConditional(  // no validator (most fills): a plain GET
+        f->path, f->validator,
+        guarded([this, id = f->id, step](OriginResult r) { onOrigin(id, step, std::move(r)); }));
   }
 
   void recordLatency(Flight& f) {
@@ -345,8 +343,8 @@ struct FillEngine::Impl {
           ++c.not_stored;
           releaseLease(*f);
         } else if (p.ttl_from_origin) {
-          store.commitValidated(f->keys, f->token, o.value, t.ttl_ms, httpValidator(r.headers),
-                                commitDone(f->state));
+          store.commitValidated(f->keys, f->token, o.value, t.ttl_ms,
+                                encodeMeta(t, httpValidator(r.headers)), commitDone(f->state));
         } else {
           store.commit(f->keys, f->token, o.value, t.ttl_ms, commitDone(f->state));
         }
@@ -378,17 +376,18 @@ struct FillEngine::Impl {
     }
   }
 
-  // 304 to a refresh: the stored value is current. Its TTL (and its validator's) moves in Redis
-  // only if that value is still the one validated; waiters get the value they would have had.
+  // 304 to a refresh: the stored value is current. Its TTL (and its meta key's, with the 304's
+  // windows and validator, if any) moves only while that value is still the one validated.
+  // Waiters (stale-if-error) get their stale value, which is that value.
   void onNotModified(const std::shared_ptr<Flight>& f, const HttpCacheHeaders& h) {
     recordLatency(*f);
     const FillTtl t = fillTtl(f->policy, h, clock.unixMs(), random);
+    const std::string v = httpValidator(h);
     if (f->validator.empty() || f->revoked || !t.store) {
       releaseLease(*f);  // a 304 we did not ask for, or one that says "do not keep it"
     } else {
-      store.extend(f->keys, f->token, t.ttl_ms, guarded([s = f->state](bool extended) {
-                     if (extended) ++s->counters->revalidated;
-                   }));
+      store.extend(f->keys, f->token, t.ttl_ms, encodeMeta(t, v.empty() ? f->validator : v),
+                   guarded([s = f->state](bool ok) { s->counters->revalidated += ok ? 1 : 0; }));
     }
     answer(f->id, nullptr, f->validator.empty() ? "status 304" : "not modified");
   }
@@ -498,9 +497,10 @@ uint64_t FillEngine::onMiss(const FillPolicy& p, std::string_view key, const std
       return wid;
     }
   }
-  // With a stale value the data key still exists: it must be replaced, not SET NX.
+  // With a stale value the data key still exists: it must be replaced, not SET NX. Under
+  // ttl.from_origin the value's window is its own, unknown here: always refresh.
   const bool refresh = stale != nullptr;
-  m.startFlight(p, key, path, refresh, p.window_ms(), std::move(w));
+  m.startFlight(p, key, path, refresh, p.ttl_from_origin ? INT64_MAX : p.window_ms(), std::move(w));
   return wid;
 }
 
@@ -516,18 +516,21 @@ void FillEngine::detach(uint64_t waiter) {
 }
 
 FillEngine::HitAction FillEngine::onHit(const FillPolicy& p, std::string_view key,
-                                        const std::string& path, int64_t pttl_ms) {
+                                        const std::string& path, int64_t pttl_ms,
+                                        const ValueWindows* windows) {
   Impl& m = *impl_;
   if (pttl_ms < 0) return HitAction::kServe;  // no TTL: nothing to refresh
   PolicyState& s = m.state(p.name);
-  const int64_t soft_remaining = pttl_ms - p.window_ms();
+  const int64_t swr = windows != nullptr ? windows->swr_ms : p.swr_ms;
+  const int64_t sie = windows != nullptr ? windows->sie_ms : p.sie_ms;
+  const int64_t soft_remaining = pttl_ms - std::max(swr, sie);
   HitAction action = HitAction::kServe;
   bool start = false;
   if (soft_remaining <= 0) {
-    if (p.swr_ms > 0 && -soft_remaining <= p.swr_ms) {
+    if (swr > 0 && -soft_remaining <= swr) {
       action = HitAction::kServeStale;
       start = !m.anyFlight(key);
-    } else if (p.sie_ms > 0 && -soft_remaining <= p.sie_ms) {
+    } else if (sie > 0 && -soft_remaining <= sie) {
       action = HitAction::kWaitRefresh;
     }
   } else if (p.xfetch && p.beta > 0 && s.delta_ms > 0 && !m.anyFlight(key)) {

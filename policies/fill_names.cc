@@ -78,9 +78,9 @@ void appendFillKey(std::string& out, std::string_view kind, const SipKey& names,
   for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kHex[(d >> shift) & 0xf]);
 }
 
-// Fixed keys that derive a deployment's digest keys (lease, negative entry, validator; two halves each)
-// from its secret. Any fixed values do: the secret is what must be unpredictable. Changing them
-// renames every internal key (a deployment's corrals must all run the same scheme).
+// Fixed keys that derive a deployment's digest keys (lease, negative entry, validator; two halves
+// each) from its secret. Any fixed values do: the secret is what must be unpredictable. Changing
+// them renames every internal key (a deployment's corrals must all run the same scheme).
 constexpr SipKey kDeriveLease0{0x6c6c69663a6c6172ULL, 0x0000657361656c3aULL};
 constexpr SipKey kDeriveLease1{0x6c6c69663a6c6172ULL, 0x0001657361656c3aULL};
 constexpr SipKey kDeriveNeg0{0x6c6c69663a6c6172ULL, 0x000000000067656eULL};

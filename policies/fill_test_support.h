@@ -119,12 +119,13 @@ class FakeStore : public Store {
     int64_t ttl_ms = 0;
     bool negative = false;
     std::function<void(bool)> done;
-    std::optional<std::string> validator;  // set by commitValidated
+    std::optional<std::string> meta;  // set by commitValidated
   };
   struct Extend {
     FillKeys keys;
     std::string token;
     int64_t ttl_ms = 0;
+    std::string meta;
     std::function<void(bool)> done;
   };
   struct Release {
@@ -152,13 +153,13 @@ class FakeStore : public Store {
     releases.push_back({keys, token});
   }
   void commitValidated(const FillKeys& keys, const std::string& token, const std::string& value,
-                       int64_t ttl_ms, const std::string& validator,
+                       int64_t ttl_ms, const std::string& meta,
                        std::function<void(bool)> done) override {
-    commits.push_back({keys, token, value, ttl_ms, false, std::move(done), validator});
+    commits.push_back({keys, token, value, ttl_ms, false, std::move(done), meta});
   }
   void extend(const FillKeys& keys, const std::string& token, int64_t ttl_ms,
-              std::function<void(bool)> done) override {
-    extends.push_back({keys, token, ttl_ms, std::move(done)});
+              const std::string& meta, std::function<void(bool)> done) override {
+    extends.push_back({keys, token, ttl_ms, meta, std::move(done)});
   }
 
   // Answers lookup i (each exactly once).
@@ -173,7 +174,8 @@ class FakeStore : public Store {
     r.error = std::move(error);
     done(r);
   }
-  // Answers lookup i: lease won, with the validator refreshLookup found beside the value.
+  // Answers lookup i: lease won, with what refreshLookup found in the meta key after the digest
+  // ("<swr>:<sie>:<validator>").
   void answerWon(size_t i, std::string validator) {
     REQUIRE(i < lookups.size());
     REQUIRE(lookups[i].done);

@@ -191,8 +191,12 @@ bool pathSafe(std::string_view path) {
 policies::HttpCacheHeaders readCacheHeaders(const evkeyvalq* headers) {
   policies::HttpCacheHeaders h;
   const std::pair<const char*, std::string*> wanted[] = {
-      {"Cache-Control", &h.cache_control}, {"Expires", &h.expires}, {"Date", &h.date},
-      {"Age", &h.age},                     {"ETag", &h.etag},       {"Last-Modified", &h.last_modified},
+      {"Cache-Control", &h.cache_control},
+      {"Expires", &h.expires},
+      {"Date", &h.date},
+      {"Age", &h.age},
+      {"ETag", &h.etag},
+      {"Last-Modified", &h.last_modified},
   };
   for (const evkeyval* kv = headers->tqh_first; kv != nullptr; kv = kv->next.tqe_next) {
     for (const auto& [name, out] : wanted) {

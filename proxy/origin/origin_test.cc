@@ -257,7 +257,8 @@ TEST_CASE("origin: caching headers come back; validators make conditional GETs; 
   for (const std::string validator : {"E\"v1\"", "LSun, 06 Nov 1994 08:49:37 GMT"}) {
     Results res;
     o.fetchConditional("/v1/etag", validator, res.sink());
-    REQUIRE(runUntil(f.base, [&] { return !res.got.empty(); }, 2000));
+    REQUIRE(runUntil(
+        f.base, [&] { return !res.got.empty(); }, 2000));
     CHECK(res.got[0].kind == OriginResult::Kind::kNotModified);
     CHECK(res.got[0].body.empty());
     CHECK(res.got[0].headers.cache_control == "max-age=60, stale-if-error=5");
@@ -265,7 +266,8 @@ TEST_CASE("origin: caching headers come back; validators make conditional GETs; 
   CHECK(hasHeader(f.server->last_headers, "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT"));
   Results stale;
   o.fetchConditional("/v1/etag", "E\"v0\"", stale.sink());
-  REQUIRE(runUntil(f.base, [&] { return !stale.got.empty(); }, 2000));
+  REQUIRE(runUntil(
+      f.base, [&] { return !stale.got.empty(); }, 2000));
   CHECK(stale.got[0].kind == OriginResult::Kind::kValue);
   CHECK(hasHeader(f.server->last_headers, "If-None-Match: \"v0\""));
 }

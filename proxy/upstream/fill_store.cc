@@ -34,9 +34,9 @@ return 1)lua";
 
 // KEYS: data, lease, meta. ARGV: token, lock_ttl_ms, fresh_above_ms. For a refresh: a value
 // that is fresh again (PTTL above fresh_above_ms, or no TTL) -> {1, value, pttl}; else take the
-// lease -> {3, validator}: the validator kept in meta ("<sha1hex of the value><validator>"),
-// only while that digest is the value's (a client's write since makes the refresh a plain GET),
-// else false.
+// lease -> {3, meta}: what meta holds after "<sha1hex of the value>" (policies::encodeMeta:
+// windows and validator), only while that digest is the value's (a write since makes the
+// refresh a plain GET), else false.
 constexpr std::string_view kRefreshLookup = R"lua(
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -50,8 +50,8 @@ if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
 end
 return {4, redis.call('PTTL', KEYS[2])})lua";
 
-// KEYS: data, lease, meta. ARGV: token, value, ttl_ms, validator. kCommit, then meta set to
-// sha1hex(value) .. validator with the same TTL (or deleted: no validator), in the same step.
+// KEYS: data, lease, meta. ARGV: token, value, ttl_ms, meta. kCommit, then meta set to
+// sha1hex(value) .. meta with the same TTL, in the same step.
 constexpr std::string_view kCommitValidated = R"lua(
 if ARGV[1] == '' then
   if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 0 end
@@ -60,16 +60,13 @@ else
   redis.call('DEL', KEYS[2])
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 end
-if ARGV[4] == '' then
-  redis.call('DEL', KEYS[3])
-else
-  redis.call('SET', KEYS[3], redis.sha1hex(ARGV[2]) .. ARGV[4], 'PX', ARGV[3])
-end
+redis.call('SET', KEYS[3], redis.sha1hex(ARGV[2]) .. ARGV[4], 'PX', ARGV[3])
 return 1)lua";
 
-// KEYS: data, lease, meta. ARGV: token, ttl_ms. After a 304: only while token holds the lease
-// (deleted) and meta's digest is still the value's (no write since the validated one), PEXPIRE
-// the value and meta. The value itself is neither read out nor rewritten. 1 = extended.
+// KEYS: data, lease, meta. ARGV: token, ttl_ms, meta. After a 304: only while token holds the
+// lease (deleted) and meta's digest is still the value's (no write since the validated one),
+// PEXPIRE the value and rewrite meta (digest kept, new windows / validator) with that TTL. The
+// value is hashed in Redis, never sent or rewritten. 1 = extended.
 constexpr std::string_view kExtend = R"lua(
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
@@ -77,7 +74,7 @@ local m = redis.call('GET', KEYS[3])
 local v = redis.call('GET', KEYS[1])
 if not m or not v or string.sub(m, 1, 40) ~= redis.sha1hex(v) then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[3], string.sub(m, 1, 40) .. ARGV[3], 'PX', ARGV[2])
 return 1)lua";
 
 // KEYS: negative, lease. ARGV: token, ttl_ms (0: nothing to remember, just release).
@@ -181,17 +178,17 @@ void FillStore::commit(const policies::FillKeys& keys, const std::string& token,
 }
 
 void FillStore::commitValidated(const policies::FillKeys& keys, const std::string& token,
-                                const std::string& value, int64_t ttl_ms,
-                                const std::string& validator, std::function<void(bool)> done) {
+                                const std::string& value, int64_t ttl_ms, const std::string& meta,
+                                std::function<void(bool)> done) {
   const std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 1);
-  eval(kCommitValidated, {keys.data, keys.lease, keys.meta}, {token, value, ttl, validator},
+  eval(kCommitValidated, {keys.data, keys.lease, keys.meta}, {token, value, ttl, meta},
        [done = std::move(done)](std::string_view reply) { done(reply == ":1\r\n"); });
 }
 
 void FillStore::extend(const policies::FillKeys& keys, const std::string& token, int64_t ttl_ms,
-                       std::function<void(bool)> done) {
+                       const std::string& meta, std::function<void(bool)> done) {
   const std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 1);
-  eval(kExtend, {keys.data, keys.lease, keys.meta}, {token, ttl},
+  eval(kExtend, {keys.data, keys.lease, keys.meta}, {token, ttl, meta},
        [done = std::move(done)](std::string_view reply) { done(reply == ":1\r\n"); });
 }
 

@@ -213,7 +213,8 @@ def test_etag_304_refresh_moves_no_body_and_extends_the_ttl(redis_server, corral
         assert cl.cmd("GET", "item:hot") == body
         assert redis_server.cmd("KEYS", "__corral:val:*") == [meta.encode()]
         stored_meta = redis_server.cmd("GET", meta)
-        assert stored_meta.endswith(b'E"v1"') and len(stored_meta) == 40 + 5, stored_meta
+        # sha1 of the value, then the windows (the policy's) and the ETag
+        assert stored_meta[40:] == b'30000:0:E"v1"', stored_meta
         for period in range(1, 4):
             time.sleep(1.1)  # past the 1 s soft TTL: the next hit refreshes in the background
             low = redis_server.cmd("PTTL", "item:hot")
@@ -232,6 +233,44 @@ def test_etag_304_refresh_moves_no_body_and_extends_the_ttl(redis_server, corral
     assert fill_event(c, "refreshes") == 3
 
 
+def test_origin_windows_replace_the_policys(redis_server, corral_factory, origin):
+    # The policy has no freshness window; the origin gives its answer one.
+    origin.routes["win"] = {"headers": [("Cache-Control",
+                                         "max-age=1, Stale-While-Revalidate=\"3\"")],
+                            "etag": '"w1"', "body": b"w" * 100}
+    c = corral_factory(config(redis_server.port, origin.url, ttl={"min": "1s"}))
+    with c.client() as cl:
+        assert cl.cmd("GET", "item:win") == b"w" * 100
+        pttl = redis_server.cmd("PTTL", "item:win")
+        assert 3500 <= pttl <= 4000, pttl  # 1 s + the origin's 3 s window
+        time.sleep(1.2)
+        assert cl.cmd("GET", "item:win") == b"w" * 100  # stale, served, refreshed behind
+        wait_until(lambda: fill_event(c, "revalidated") == 1, 3, what="a 304 revalidation")
+        assert redis_server.cmd("PTTL", "item:win") > 3500
+    assert fill_event(c, "stale_served") == 1
+    assert origin.stat("win", "conditional") == 1
+
+
+def test_a_client_write_through_corral_drops_the_validator(redis_server, corral_factory,
+                                                         origin):
+    origin.routes["w"] = {"headers": [("Cache-Control", "max-age=1")], "etag": '"c1"',
+                          "body": b"origin"}
+    c = corral_factory(config(redis_server.port, origin.url, ttl={"min": "1s"},
+                              freshness={"stale_while_revalidate": "5s"}))
+    meta = meta_key(SECRET, "item:w")
+    with c.client() as cl:
+        assert cl.cmd("GET", "item:w") == b"origin"
+        assert redis_server.cmd("EXISTS", meta) == 1
+        assert cl.cmd("SET", "item:w", "client", "PX", "1500") == "OK"
+        wait_until(lambda: redis_server.cmd("EXISTS", meta) == 0, 2, what="validator deleted")
+        time.sleep(1.1)  # the client's value is past its soft TTL under the policy's window
+        assert cl.cmd("GET", "item:w") == b"client"
+        wait_until(lambda: redis_server.cmd("GET", "item:w") == b"origin", 3,
+                   what="the refresh's 200")
+    assert origin.stat("w", "conditional") == 0  # the client's value was never "validated"
+    assert origin.stat("w", "ok") == 2
+
+
 def test_a_write_between_validation_and_304_is_not_extended(redis_server, corral_factory,
                                                             origin):
     origin.routes["raced"] = {"headers": [("Cache-Control", "max-age=1")], "etag": '"r1"',
@@ -245,7 +284,7 @@ def test_a_write_between_validation_and_304_is_not_extended(redis_server, corral
         assert origin.seen_304.wait(3)
         # Another app writes Redis directly while the 304 is on its way (KEEPTTL: the TTL
         # stays where it was, below the soft TTL).
-        assert redis_server.cmd("SET", "item:raced", "mine", "KEEPTTL") == b"OK"
+        assert redis_server.cmd("SET", "item:raced", "mine", "KEEPTTL") == "OK"
         wait_until(lambda: origin.stat("raced", "not_modified") == 1, 3, what="the 304")
         time.sleep(0.3)
         assert redis_server.cmd("GET", "item:raced") == b"mine"
