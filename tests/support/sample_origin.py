@@ -15,8 +15,8 @@ Routes (GET unless noted):
                           Every request here is counted (per path, as sent: still
                           percent-encoded), then sleeps latency_ms, then may fail (503) when
                           fail is on or a draw under fail_rate says so.
-    /_stats               {"calls": total, "paths": {path: n}, "bytes": body bytes sent by
-                          /v1 routes, "not_modified": 304s sent, "config": {...}}
+    /_stats               {"calls": total, "paths": {path: n}, "bytes": body bytes of
+                          the /v1 routes' 200 answers, "not_modified": 304s sent, "config": {...}}
     /_reset   (GET, POST) zero the counts
     /_config?latency_ms=50&fail=0|1&fail_rate=0.1&doc_bytes=4096&doc_max_age=2
                           change behaviour at runtime; returns it
