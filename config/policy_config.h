@@ -76,6 +76,9 @@ struct TtlSpec {
   TtlOnViolation on_violation = TtlOnViolation::kFix;
   double jitter = 0.10;  // fraction in [0, 1): ttl * (1 - U(0, jitter)); "10%" or 0.1
   bool jitter_client = false;
+  // ttl.from_origin (fill policies): the origin's Cache-Control / Expires / Age set a filled
+  // value's TTL, clamped to [min, max]; default applies when the answer has none.
+  bool from_origin = false;
   // Not YAML: set by the policy compiler. Added to the (jittered) default TTL corral gives a
   // client write, so that a value a client writes to a fill policy with a freshness window
   // lives as long as a filled one (soft TTL + window) and is not refreshed at once.

@@ -100,6 +100,10 @@ const std::vector<Loader::PolicyField>& Loader::policyFields() {
       {"ttl.jitter_client",
        [](L l, S s, N k, N v, P p) { return l.boolean(k, v, p, &s.ttl.jitter_client); },
        [](S d, C s) { d.ttl.jitter_client = s.ttl.jitter_client; }},
+      {"ttl.from_origin",
+       [](L l, S s, N k, N v, P p) { return l.boolean(k, v, p, &s.ttl.from_origin); },
+       [](S d, C s) { d.ttl.from_origin = s.ttl.from_origin; },
+       "is not allowed in defaults: it needs fill, so it belongs to each fill policy"},
       {"fill.origin",
        [](L l, S s, N k, N v, P p) {
          // Whether origins has this entry is checked after the walk (checkLayer).

@@ -34,7 +34,7 @@ policies:
     priority: 5
     naming: {max_key_bytes: 1KiB}
     ttl: {default: 10m, min: 1m, max: 1h, require: true, on_violation: fix, jitter: 0.2,
-          jitter_client: true}
+          jitter_client: true, from_origin: true}
     fill: {origin: users, path: "/v1/users/<id>", commands: [GET, mget], on_error: error,
            max_value_bytes: 1MiB, decode: {json-field: profile}}
     negative: {ttl: 30s}
@@ -111,6 +111,7 @@ TEST_CASE("policies: a file with every policy field parses into exact values") {
   CHECK(u.ttl.on_violation == TtlOnViolation::kFix);
   CHECK(u.ttl.jitter == doctest::Approx(0.2));  // the policy's own, over the defaults' 10%
   CHECK(u.ttl.jitter_client);
+  CHECK(u.ttl.from_origin);
   CHECK(u.fill.origin == "users");
   CHECK(u.fill.path == "/v1/users/<id>");
   CHECK(u.fill.commands == std::vector<std::string>{"get", "mget"});
@@ -164,6 +165,7 @@ TEST_CASE("policies: a file with every policy field parses into exact values") {
   CHECK(s.ttl.on_violation == TtlOnViolation::kFix);
   CHECK(s.ttl.jitter == doctest::Approx(0.1));
   CHECK_FALSE(s.ttl.jitter_client);
+  CHECK_FALSE(s.ttl.from_origin);
   CHECK(s.fill.origin.empty());
   CHECK(s.fill.path.empty());
   CHECK(s.fill.commands == std::vector<std::string>{"get"});
@@ -266,6 +268,8 @@ TEST_CASE("policy fields: every rule, with its exact error") {
        {"t.yaml:2:47: policies[0].ttl.require: must be true or false (got yes)"}},
       {pol("ttl: {jitter_client: 1}"),
        {"t.yaml:2:53: policies[0].ttl.jitter_client: must be true or false (got 1)"}},
+      {pol("ttl: {from_origin: yes please}"),
+       {"t.yaml:2:51: policies[0].ttl.from_origin: must be true or false (got yes please)"}},
       {pol("ttl: {on_violation: clamp}"),
        {"t.yaml:2:52: policies[0].ttl.on_violation: must be one of fix, reject, audit (got "
         "clamp)"}},

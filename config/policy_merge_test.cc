@@ -79,6 +79,9 @@ TEST_CASE("defaults: errors are reported once, at their own position") {
             "match",
             "t.yaml:2:12: defaults.rate_limits: is not allowed in defaults: limit names are "
             "unique, so a limit for every key belongs in global.rate_limits"});
+  CHECK(errorsOf("defaults: {ttl: {from_origin: true}}\n" + p) ==
+        std::vector<std::string>{"t.yaml:1:18: defaults.ttl.from_origin: is not allowed in "
+                                 "defaults: it needs fill, so it belongs to each fill policy"});
   CHECK(errorsOf("defaults: [ttl]\n" + p) ==
         std::vector<std::string>{"t.yaml:1:11: defaults: must be a mapping of policy fields, like "
                                  "{ttl: {jitter: 10%}} (got a list)"});

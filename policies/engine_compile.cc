@@ -163,6 +163,11 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
     cp.audit = p.mode == config::PolicyMode::kAudit;
     cp.off = p.mode == config::PolicyMode::kOff;
     cp.max_key_bytes = p.max_key_bytes;
+    if (ttl.from_origin && p.fill.origin.empty()) {
+      errors->push_back(config::configError(
+          p.where, path + ".ttl.from_origin",
+          "needs fill: the TTL comes from the answers of the policy's fill origin"));
+    }
     if (!p.fill.origin.empty()) {
       const config::OriginSpec* origin = nullptr;
       for (const auto& o : c.origins) {
@@ -186,6 +191,9 @@ std::shared_ptr<const PolicySet> PolicySet::compile(const config::PolicyConfig& 
         f->origin_timeout_ms = origin->timeout.count();
         f->ttl_ms = ttl.default_ttl->count();
         f->jitter = ttl.jitter;
+        f->ttl_from_origin = ttl.from_origin;
+        f->ttl_min_ms = ttl.min ? ttl.min->count() : 0;
+        f->ttl_max_ms = ttl.max ? ttl.max->count() : 0;
         f->negative_ttl_ms = p.negative_ttl.count();
         f->single_flight = p.stampede.single_flight.value_or(config::SingleFlight::kLocal);
         f->lock_ttl_ms =

@@ -520,8 +520,19 @@ void PolicySet::planFills(const Request& r, Decision& out) const {
       if (r.traits.hget) f.field.assign(r.args[2]);
       return;
     }
-    f.with_pttl = first->fill->window_ms() > 0 || first->fill->xfetch;
-    if (f.with_pttl) {
+    f.with_pttl =
+        first->fill->window_ms() > 0 || first->fill->xfetch || first->fill->ttl_from_origin;
+    if (first->fill->ttl_from_origin) {
+      // The value, its PTTL and the freshness windows the origin gave it (kept beside it).
+      out.scratch.clear();
+      first->fill->names.appendMeta(out.scratch, f.key);
+      codec::appendArrayHeader(f.request, 5);
+      codec::appendBulk(f.request, "EVAL");
+      codec::appendBulk(f.request, kGetWithPttlWindowsScript);
+      codec::appendBulk(f.request, "2");
+      codec::appendBulk(f.request, f.key);
+      codec::appendBulk(f.request, out.scratch);
+    } else if (f.with_pttl) {
       // One atomic read of the value and its remaining TTL (freshness needs both).
       codec::appendArrayHeader(f.request, 4);
       codec::appendBulk(f.request, "EVAL");
@@ -559,6 +570,13 @@ void PolicySet::planFills(const Request& r, Decision& out) const {
     if (p->distributed) {
       out.scratch.clear();
       p->fill->names.appendLease(out.scratch, key);
+      out.lease_deletes.add({"DEL", out.scratch});
+    }
+    if (p->fill->ttl_from_origin) {
+      // The validator and windows kept beside the value describe the origin's answer, not the
+      // client's: the next refresh is a plain GET, and hits use the policy's windows.
+      out.scratch.clear();
+      p->fill->names.appendMeta(out.scratch, key);
       out.lease_deletes.add({"DEL", out.scratch});
     }
   }

@@ -120,5 +120,19 @@ TEST_CASE("engine: hash fills refuse string commands, decode and freshness") {
   CHECK(compileErrors(fresh) == std::vector<std::string>{want});
 }
 
+TEST_CASE("engine: hash fills refuse ttl.from_origin; string fills take it") {
+  PolicyConfig hash = hashConfig({"hget", "hgetall"});
+  hash.policies[0].ttl.from_origin = true;
+  CHECK(compileErrors(hash) ==
+        std::vector<std::string>{"policies[0].ttl.from_origin: is not supported with HGETALL/HGET "
+                                 "fills yet (the TTL of a hash fill is ttl.default)"});
+  PolicyConfig str = hashConfig({"get"});
+  str.policies[0].ttl.from_origin = true;
+  Registry reg;
+  std::vector<config::ConfigError> errors;
+  CHECK(PolicySet::compile(str, reg, &errors) != nullptr);
+  CHECK(errors.empty());
+}
+
 }  // namespace
 }  // namespace corral::policies::enginetest

@@ -101,6 +101,43 @@ TEST_CASE("engine: fill compile errors") {
   CHECK(errors[0].message == "<uid> is not a placeholder of user:<id:u64>:<part:enum(card|full)>");
 }
 
+TEST_CASE("engine: ttl.from_origin and its clamps reach the fill policy; it needs fill") {
+  PolicyConfig cfg = fillConfig();
+  cfg.policies[0].ttl.from_origin = true;
+  cfg.policies[0].ttl.min = config::Millis(2000);
+  cfg.policies[0].ttl.max = config::Millis(300000);
+  {
+    Fixture f(cfg);
+    CHECK(f.run({"GET", "user:7:card"}) == Verdict::kForward);
+    REQUIRE(f.d.fill.policy != nullptr);
+    CHECK(f.d.fill.policy->ttl_from_origin);
+    CHECK(f.d.fill.policy->ttl_min_ms == 2000);
+    CHECK(f.d.fill.policy->ttl_max_ms == 300000);
+    CHECK(f.d.fill.policy->ttl_ms == 60000);
+    // The hit reads the value's windows beside it: EVAL <script> 2 <key> <meta key>.
+    CHECK(f.d.fill.with_pttl);
+    const std::string meta = FillKeyNames(kSecret).keys("user:7:card").meta;
+    CHECK(meta.rfind("__corral:val:{user:7:card}:", 0) == 0);
+    const std::string script(kGetWithPttlWindowsScript);
+    CHECK(f.d.fill.request == "*5\r\n$4\r\nEVAL\r\n$" + std::to_string(script.size()) + "\r\n" +
+                                  script + "\r\n$1\r\n2\r\n$11\r\nuser:7:card\r\n$" +
+                                  std::to_string(meta.size()) + "\r\n" + meta + "\r\n");
+    // A client write deletes the lease and the meta key (its validator is not the client's).
+    CHECK(f.run({"SET", "user:7:card", "v"}) == Verdict::kRewrite);
+    REQUIRE(f.d.lease_deletes.size() == 2);
+    CHECK(f.d.lease_deletes.command(1) ==
+          "*2\r\n$3\r\nDEL\r\n$" + std::to_string(meta.size()) + "\r\n" + meta + "\r\n");
+  }
+  Registry reg;
+  std::vector<config::ConfigError> errors;
+  cfg.policies[0].fill.origin.clear();
+  CHECK(PolicySet::compile(cfg, reg, &errors) == nullptr);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].format() ==
+        "test.yaml:10:3: policies[0].ttl.from_origin: needs fill: the TTL comes from the answers "
+        "of the policy's fill origin");
+}
+
 TEST_CASE("engine: a client SET under a fill policy with a freshness window gets the window") {
   PolicyConfig cfg = fillConfig();
   cfg.policies[0].ttl.jitter = 0;

@@ -11,6 +11,7 @@
 //     └───────────┘ ──won / missing──> [origin]          │ dropped
 //                      ──200──> commit (async), answer   │
 //                      ──404──> commitNegative, nil      │
+//                      ──304──> extend, stale to waiters │
 //                      ──error──> release, stale/on_error┘
 //   Each flight has its own deadline timer (lookup/wait phase: wait_ms + margin; origin phase:
 //   origin timeout + margin), so it ends even if neither the store nor the origin answers.
@@ -33,7 +34,8 @@
 #include <utility>
 #include <vector>
 
-#include "policies/ttl.h"
+#include "policies/fill_flight.h"
+#include "policies/fill_freshness.h"
 
 namespace corral::policies {
 
@@ -43,7 +45,7 @@ constexpr int64_t kNsPerMs = 1'000'000;
 // Slack past the origin timeout (the origin's own timer should fire first and report
 // "timeout") and past the last lease lookup (the store's command timeout should answer).
 constexpr int64_t kDeadlineMarginMs = 100;
-constexpr int64_t kPollFirstMs = 2;  // lease-wait polling backoff: 2, 4, 8, 10, 10, ...
+using fill_internal::kPollFirstMs;  // lease-wait polling backoff: 2, 4, 8, 10, 10, ...
 // Small on purpose: a loser learns of the winner's value at most this late (p99 target: origin
 // latency + 20 ms), and a poll is one cheap script call on the primary.
 constexpr int64_t kPollMaxMs = 10;
@@ -63,49 +65,10 @@ std::string oneLine(std::string s) {
 
 }  // namespace
 
-namespace {
-
-struct PolicyState {
-  FillCounters own;               // used when the engine has no counter source
-  FillCounters* counters = &own;  // never null
-  double delta_ms = 0;            // fill latency moving average
-  bool has_delta = false;
-};
-
-struct Waiter {
-  uint64_t id = 0;
-  FillEngine::Done done;
-  std::optional<std::string> stale;  // served if the fill fails (stale-if-error)
-};
-
-enum class Phase : uint8_t {
-  kLookup,  // a store lookup is outstanding
-  kWait,    // another corral holds the lease; a poll timer is armed
-  kOrigin,  // the origin call is outstanding
-};
-
-struct Flight {
-  uint64_t id = 0;
-  uint64_t step = 0;  // bumped by every lookup / poll / origin call; older replies are dropped
-  Phase phase = Phase::kLookup;
-  FillPolicy policy;  // a copy: a policy reload does not change a running flight
-  PolicyState* state = nullptr;
-  std::string path;
-  FillKeys keys;
-  std::string token;  // empty: no lease, commit with SET NX semantics (off / local fills)
-  bool joinable = false;
-  bool refresh = false;  // the data key may hold the value being replaced: refreshLookup
-  int64_t fresh_above_ms = 0;
-  bool revoked = false;
-  std::vector<Waiter> waiters;
-  int64_t wait_deadline_ns = 0;
-  int64_t backoff_ms = kPollFirstMs;
-  int64_t origin_start_ns = 0;
-  std::optional<uint64_t> deadline_timer;
-  std::optional<uint64_t> poll_timer;
-};
-
-}  // namespace
+using fill_internal::Flight;
+using fill_internal::Phase;
+using fill_internal::PolicyState;
+using fill_internal::Waiter;
 
 struct FillEngine::Impl {
   Impl(Store& s, Timer& t, const Clock& c, Random& r) : store(s), timer(t), clock(c), random(r) {}
@@ -154,20 +117,6 @@ struct FillEngine::Impl {
     return nullptr;
   }
 
-  // A fleet-unique lease token: 16 random bytes as 32 hex digits (4 draws of 32 bits).
-  std::string newToken() {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string t;
-    t.reserve(32);
-    for (int i = 0; i < 4; ++i) {
-      double u = random.uniform();
-      if (!(u >= 0.0 && u < 1.0)) u = 0.0;  // a broken Random must not overflow the cast
-      auto v = static_cast<uint32_t>(u * 4294967296.0);
-      for (int s = 28; s >= 0; s -= 4) t.push_back(kHex[(v >> s) & 0xF]);
-    }
-    return t;
-  }
-
   template <class F>
   auto guarded(F f) {
     return [w = std::weak_ptr<int>(alive), f = std::move(f)](auto&&... args) mutable {
@@ -202,7 +151,8 @@ struct FillEngine::Impl {
     f->joinable = p.single_flight != config::SingleFlight::kOff;
     f->refresh = refresh;
     f->fresh_above_ms = fresh_above_ms;
-    if (refresh || p.single_flight == config::SingleFlight::kDistributed) f->token = newToken();
+    if (refresh || p.single_flight == config::SingleFlight::kDistributed)
+      f->token = newLeaseToken(random);
     f->wait_deadline_ns = clock.monoNs() + p.wait_ms * kNsPerMs;
     if (waiter) {
       waiter_flight[waiter->id] = f->id;
@@ -248,6 +198,7 @@ struct FillEngine::Impl {
       }
       case LookupResult::Kind::kLeaseWon:
         ++c.lease_wins;
+        if (f->refresh && f->policy.ttl_from_origin) f->validator = metaValidator(r.validator);
         callOrigin(f);
         return;
       case LookupResult::Kind::kMissing:
@@ -317,12 +268,12 @@ struct FillEngine::Impl {
     f->origin_start_ns = clock.monoNs();
     armDeadline(*f, f->policy.origin_timeout_ms + kDeadlineMarginMs);
     if (f->policy.origin == nullptr) {
-      onOrigin(f->id, step, OriginResult{OriginResult::Kind::kError, {}, "no origin"});
+      onOrigin(f->id, step, OriginResult{OriginResult::Kind::kError, {}, "no origin", {}});
       return;
     }
-    f->policy.origin->fetch(f->path, guarded([this, id = f->id, step](OriginResult r) {
-                              onOrigin(id, step, std::move(r));
-                            }));
+    f->policy.origin->fetchConditional(  // no validator (most fills): a plain GET
+        f->path, f->validator,
+        guarded([this, id = f->id, step](OriginResult r) { onOrigin(id, step, std::move(r)); }));
   }
 
   void recordLatency(Flight& f) {
@@ -351,12 +302,17 @@ struct FillEngine::Impl {
         FillOutcome o;
         o.kind = FillOutcome::Kind::kValue;
         o.value = std::move(r.body);
-        if ((p.max_value_bytes > 0 && o.value.size() > p.max_value_bytes) || f->revoked) {
+        c.origin_bytes += o.value.size();
+        const FillTtl t = fillTtl(p, r.headers, clock.unixMs(), random);
+        if ((p.max_value_bytes > 0 && o.value.size() > p.max_value_bytes) || f->revoked ||
+            !t.store) {
           ++c.not_stored;
           releaseLease(*f);
+        } else if (p.ttl_from_origin) {
+          store.commitValidated(f->keys, f->token, o.value, t.ttl_ms,
+                                encodeMeta(t, httpValidator(r.headers)), commitDone(f->state));
         } else {
-          const int64_t ttl = jitterMs(p.ttl_ms, p.jitter, random) + p.window_ms();
-          store.commit(f->keys, f->token, o.value, ttl, commitDone(f->state));
+          store.commit(f->keys, f->token, o.value, t.ttl_ms, commitDone(f->state));
         }
         // Waiters are answered now, not when the commit is acknowledged. A later lookup on
         // the same connection runs after the commit in Redis, so it sees the value.
@@ -374,6 +330,9 @@ struct FillEngine::Impl {
         answer(id, &o, {});
         return;
       }
+      case OriginResult::Kind::kNotModified:
+        onNotModified(f, r.headers);
+        return;
       case OriginResult::Kind::kError:
         // Not recorded in delta: an immediate "overloaded" would pull it toward zero.
         ++c.fill_errors;
@@ -381,6 +340,22 @@ struct FillEngine::Impl {
         answer(id, nullptr, r.error.empty() ? std::string("error") : r.error);
         return;
     }
+  }
+
+  // 304 to a refresh: the stored value is current. Its TTL (and its meta key's, with the 304's
+  // windows and validator, if any) moves only while that value is still the one validated.
+  // Waiters (stale-if-error) get their stale value, which is that value.
+  void onNotModified(const std::shared_ptr<Flight>& f, const HttpCacheHeaders& h) {
+    recordLatency(*f);
+    const FillTtl t = fillTtl(f->policy, h, clock.unixMs(), random);
+    const std::string v = httpValidator(h);
+    if (f->validator.empty() || f->revoked || !t.store) {
+      releaseLease(*f);  // a 304 we did not ask for, or one that says "do not keep it"
+    } else {
+      store.extend(f->keys, f->token, t.ttl_ms, encodeMeta(t, v.empty() ? f->validator : v),
+                   guarded([s = f->state](bool ok) { s->counters->revalidated += ok ? 1 : 0; }));
+    }
+    answer(f->id, nullptr, f->validator.empty() ? "status 304" : "not modified");
   }
 
   std::function<void(bool)> commitDone(PolicyState* s) {
@@ -489,9 +464,10 @@ uint64_t FillEngine::onMiss(const FillPolicy& p, std::string_view key, const std
       return wid;
     }
   }
-  // With a stale value the data key still exists: it must be replaced, not SET NX.
+  // With a stale value the data key still exists: it must be replaced, not SET NX. Under
+  // ttl.from_origin the value's window is its own, unknown here: always refresh.
   const bool refresh = stale != nullptr;
-  m.startFlight(p, key, path, refresh, p.window_ms(), std::move(w));
+  m.startFlight(p, key, path, refresh, p.ttl_from_origin ? INT64_MAX : p.window_ms(), std::move(w));
   return wid;
 }
 
@@ -507,18 +483,21 @@ void FillEngine::detach(uint64_t waiter) {
 }
 
 FillEngine::HitAction FillEngine::onHit(const FillPolicy& p, std::string_view key,
-                                        const std::string& path, int64_t pttl_ms) {
+                                        const std::string& path, int64_t pttl_ms,
+                                        const ValueWindows* windows) {
   Impl& m = *impl_;
   if (pttl_ms < 0) return HitAction::kServe;  // no TTL: nothing to refresh
   PolicyState& s = m.state(p.name);
-  const int64_t soft_remaining = pttl_ms - p.window_ms();
+  const int64_t swr = windows != nullptr ? windows->swr_ms : p.swr_ms;
+  const int64_t sie = windows != nullptr ? windows->sie_ms : p.sie_ms;
+  const int64_t soft_remaining = pttl_ms - std::max(swr, sie);
   HitAction action = HitAction::kServe;
   bool start = false;
   if (soft_remaining <= 0) {
-    if (p.swr_ms > 0 && -soft_remaining <= p.swr_ms) {
+    if (swr > 0 && -soft_remaining <= swr) {
       action = HitAction::kServeStale;
       start = !m.anyFlight(key);
-    } else if (p.sie_ms > 0 && -soft_remaining <= p.sie_ms) {
+    } else if (sie > 0 && -soft_remaining <= sie) {
       action = HitAction::kWaitRefresh;
     }
   } else if (p.xfetch && p.beta > 0 && s.delta_ms > 0 && !m.anyFlight(key)) {

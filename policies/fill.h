@@ -35,6 +35,7 @@
 #include "config/policy_config.h"
 #include "policies/clock.h"
 #include "policies/fill_decode.h"
+#include "policies/http_freshness.h"
 #include "policies/siphash.h"
 #include "policies/template.h"
 
@@ -59,6 +60,9 @@ struct FillKeys {
   std::string lease;     // "__corral:lease:{tag}:<digest>" holds the winner's token, PX lock_ttl
   std::string negative;  // "__corral:neg:{tag}:<digest>" present while a 404 is remembered
   bool hash = false;     // the data key is a hash (fill_decode.h): values are HGETALL's reply
+  // "__corral:val:{tag}:<digest>" (ttl.from_origin): the origin's validator of the value, as
+  // sha1hex(value) + httpValidator(), with the value's TTL (see fill_freshness.h)
+  std::string meta;
 };
 
 // The internal key names of one deployment. Every corral given the same secret names a key's
@@ -77,17 +81,31 @@ class FillKeyNames {
   FillKeys keys(std::string_view key) const;
   void appendLease(std::string& out, std::string_view key) const;  // no allocation when warm
   void appendNegative(std::string& out, std::string_view key) const;
+  void appendMeta(std::string& out, std::string_view key) const;
 
  private:
   FillKeyNames() = default;
   SipKey lease_;
   SipKey negative_;
+  SipKey meta_;
 };
+
+// A fleet-unique lease token: 16 random bytes as 32 hex digits (4 draws of 32 bits).
+std::string newLeaseToken(Random& random);
 
 // What a GET under freshness rules runs instead of GET: the value and its PTTL in one atomic
 // step (EVAL <script> 1 <key>), so a fill policy can tell a stale value from a fresh one.
 inline constexpr std::string_view kGetWithPttlScript =
     "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
+// The same under ttl.from_origin (EVAL <script> 2 <key> <meta key>): {value, pttl} or, when the
+// meta key holds windows ("<40 hex digest><swr_ms>:<sie_ms>:<validator>", fill_freshness.h),
+// {value, pttl, swr_ms, sie_ms}. The digest is not checked here (it would hash the value on
+// every hit); a client's write through corral deletes the meta key instead.
+inline constexpr std::string_view kGetWithPttlWindowsScript =
+    "local v = redis.call('GET', KEYS[1]) local t = redis.call('PTTL', KEYS[1]) "
+    "if v then local m = redis.call('GET', KEYS[2]) if m then "
+    "local s, e = string.match(m, '^(%d+):(%d+):', 41) "
+    "if s then return {v, t, tonumber(s), tonumber(e)} end end end return {v, t}";
 
 // fill.path with "<name>" replaced by the key's capture of that name, percent-encoded so that no
 // key can change the path's structure: RFC 3986 unreserved bytes are kept, everything else
@@ -103,10 +121,12 @@ bool fillPathValid(std::string_view path_template, const std::vector<std::string
 
 // What an origin answered.
 struct OriginResult {
-  enum class Kind : uint8_t { kValue, kNotFound, kError };
+  // kNotModified: 304 to a conditional request (fetchConditional): the stored value is current.
+  enum class Kind : uint8_t { kValue, kNotFound, kError, kNotModified };
   Kind kind = Kind::kError;
-  std::string body;   // kValue
-  std::string error;  // kError: one short reason: "timeout", "status 503", "overloaded", ...
+  std::string body;          // kValue
+  std::string error;         // kError: one short reason: "timeout", "status 503", "overloaded", ...
+  HttpCacheHeaders headers;  // kValue, kNotModified: the caching headers of the answer
 };
 
 // An HTTP origin (proxy/origin implements it with evhttp).
@@ -116,6 +136,14 @@ class Origin {
   // GET base_url + path. done runs exactly once on the caller's thread, possibly before
   // fetch returns (e.g. "overloaded" when max_in_flight requests are already running).
   virtual void fetch(const std::string& path, std::function<void(OriginResult)> done) = 0;
+  // fetch() with the validator of the stored value (httpValidator: "E<etag>" sent as
+  // If-None-Match, "L<date>" as If-Modified-Since; "": a plain fetch): a 304 answers
+  // kNotModified. An origin that cannot send conditional requests may ignore the validator.
+  virtual void fetchConditional(const std::string& path, const std::string& validator,
+                                std::function<void(OriginResult)> done) {
+    (void)validator;
+    fetch(path, std::move(done));
+  }
 };
 
 // What the store's lookup script found.
@@ -132,6 +160,9 @@ struct LookupResult {
   std::string value;
   int64_t pttl = -1;
   std::string error;
+  // refreshLookup's kLeaseWon: what keys.meta holds after the digest (encodeMeta), only while
+  // the digest is the value's; else empty.
+  std::string validator;
 };
 
 // Redis, for fills (the proxy runs these as scripts on the primary). For keys.hash the value
@@ -161,6 +192,17 @@ class Store {
   // commit must overwrite the existing value, which only the token-checked commit does.
   virtual void refreshLookup(const FillKeys& keys, const std::string& token, int64_t lock_ttl_ms,
                              int64_t fresh_above_ms, std::function<void(LookupResult)> done) = 0;
+  // commit() for ttl.from_origin: also sets keys.meta to sha1hex(value) + meta with the same
+  // TTL in the same step.
+  // meta: what follows the digest (encodeMeta: windows and validator).
+  virtual void commitValidated(const FillKeys& keys, const std::string& token,
+                               const std::string& value, int64_t ttl_ms, const std::string& meta,
+                               std::function<void(bool written)> done) = 0;
+  // After a 304: only while token holds the lease (deleted here) and keys.meta's digest is
+  // still the data key's value: PEXPIRE the value to ttl_ms without touching it, and set
+  // keys.meta to the same digest + meta with that TTL.
+  virtual void extend(const FillKeys& keys, const std::string& token, int64_t ttl_ms,
+                      const std::string& meta, std::function<void(bool extended)> done) = 0;
 };
 
 // Deferred calls on the worker's loop.
@@ -191,12 +233,24 @@ struct FillPolicy {
   double beta = 1.0;
   config::FillOnError on_error = config::FillOnError::kNil;
   uint64_t max_value_bytes = 0;  // 0 = no limit; larger bodies are served, not stored
-  bool audit = false;            // mode audit: count the fill it would make, never fill
-  FillDecode decode;             // fill.decode, or kHash for HGETALL / HGET fills
+  // ttl.from_origin: the origin's caching headers set the TTL (fill_freshness.h), clamped to
+  // [ttl_min_ms, ttl_max_ms] (0: no bound); validators are kept for conditional refreshes.
+  bool ttl_from_origin = false;
+  int64_t ttl_min_ms = 0;
+  int64_t ttl_max_ms = 0;
+  bool audit = false;  // mode audit: count the fill it would make, never fill
+  FillDecode decode;   // fill.decode, or kHash for HGETALL / HGET fills
   // How the lease and negative entry of a key are named (global.fill_secret).
   FillKeyNames names = FillKeyNames::processDefault();
   // The TTL to store: ttl_ms jittered, plus the freshness window (physical = soft + window).
   int64_t window_ms() const { return swr_ms > sie_ms ? swr_ms : sie_ms; }
+};
+
+// The freshness windows of one stored value when the origin chose them (ttl.from_origin:
+// stale-while-revalidate / stale-if-error), read back beside the value on a hit.
+struct ValueWindows {
+  int64_t swr_ms = 0;
+  int64_t sie_ms = 0;
 };
 
 // What the waiting client gets.
@@ -254,6 +308,8 @@ struct FillCounters {
   FillCount wait_timeouts;  // lease waits that ended without a value (waiters: on_error)
   FillCount worker_waits;   // coalesced waiters whose flight ran on another worker
   FillCount worker_wakes;   // workers handed a flight's result by the worker that ran it
+  FillCount revalidated;    // 304 answers that extended the stored value (no body moved)
+  FillCount origin_bytes;   // body bytes received from the origin (200 answers)
   // Origin latency of fills (200 and 404 answers), a Prometheus histogram.
   static constexpr size_t kLatencyBuckets = 10;
   static constexpr int64_t kLatencyBoundsMs[kLatencyBuckets] = {5,   10,  25,   50,   100,
@@ -297,8 +353,9 @@ class FillEngine {
     kWaitRefresh,  // past soft expiry, no stale_while_revalidate but stale_if_error: call
                    // onMiss(..., &value, ...) and serve what it gives (the value if it fails)
   };
+  // windows: the value's own (ttl.from_origin), else nullptr: the policy's.
   HitAction onHit(const FillPolicy& p, std::string_view key, const std::string& path,
-                  int64_t pttl_ms);
+                  int64_t pttl_ms, const ValueWindows* windows = nullptr);
   // A client wrote or deleted key through this corral: an in-flight fill of it must not store
   // its value (its waiters still get it). The proxy also deletes the lease in Redis.
   void revoke(std::string_view key);

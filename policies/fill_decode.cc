@@ -378,6 +378,12 @@ void compileFillShape(const config::PolicySpec& p, const std::string& path, bool
         "stale_while_revalidate, stale_if_error and early_refresh are not supported with "
         "HGETALL/HGET fills yet"));
   }
+  if (f.ttl_from_origin) {
+    // Validators and 304 revalidation are kept beside string values only (fill_freshness.h).
+    errors->push_back(config::configError(
+        p.where, path + ".ttl.from_origin",
+        "is not supported with HGETALL/HGET fills yet (the TTL of a hash fill is ttl.default)"));
+  }
 }
 
 }  // namespace corral::policies

@@ -9,7 +9,9 @@
 //   A's flight of k ends --FlightObserver::onFlightEnd--> FlightTable::finish(k, A, g): the
 //     entry goes, and each follower worker is posted the result on its own loop (Post):
 //     value / nil / failure; on a failure each waiter gets its stale value if it has one, else
-//     the leader's on_error answer
+//     the leader's on_error answer. A 304 (ttl.from_origin's revalidation of a refresh) ends
+//     the flight as a failure too: the waiters of a refresh hold the stale value, which is the
+//     value just revalidated (the leader extends its TTL once)
 //   a client write of k on any worker --revoke--> this worker's flights, and the entry's
 //     revoked flag, which the leader reads before it stores what the origin sent
 //   a worker whose loop ends --stop()--> the entries it leads go; their followers are told

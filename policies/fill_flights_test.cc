@@ -139,6 +139,41 @@ TEST_CASE("flights: a 404 and an origin failure reach every worker's waiters") {
   CHECK(t.table.size() == 0);
 }
 
+TEST_CASE("flights: a 304 to a shared refresh: every worker's waiters get their stale value") {
+  // ttl.from_origin: clients in the stale-if-error window wait for the refresh (onMiss with
+  // their stale value). A 304 never crosses workers as such: the flight ends without an
+  // answer, and each waiter serves the value it holds, the one just revalidated.
+  Two t;
+  FillPolicy p = t.policy();
+  p.ttl_from_origin = true;
+  p.on_error = FillOnError::kError;
+  const std::string stale = "v1";
+  t.w0.miss(p, 1, &stale);
+  t.w1.miss(p, 2, &stale);
+  t.w1.miss(p, 3);  // no stale value (the key expired meanwhile): on_error, as for any failure
+  CHECK(t.table.size() == 1);
+  REQUIRE(t.w0.env.store.lookups.size() == 1);
+  CHECK(t.w1.env.store.lookups.empty());
+  t.w0.env.store.answerWon(0, "0:20000:E\"e1\"");
+  REQUIRE(t.w0.env.origin.requests.size() == 1);
+  CHECK(t.w0.env.origin.requests[0].validator == "E\"e1\"");
+  OriginResult r;
+  r.kind = OKind::kNotModified;
+  r.headers.cache_control = "max-age=30";
+  t.w0.env.origin.completeWith(0, r);
+  REQUIRE(t.w0.env.store.extends.size() == 1);  // the leader extends, once
+  CHECK(t.w0.env.store.commits.empty());
+  CHECK(t.w1.run() == 1);
+  REQUIRE(t.w0.env.got.size() == 1);
+  REQUIRE(t.w1.env.got.size() == 2);
+  checkValue(t.w0.env.got[0], 1, "v1");
+  checkValue(t.w1.env.got[0], 2, "v1");
+  checkError(t.w1.env.got[1], 3, "FILLERR users-api not modified");
+  CHECK(t.w0.env.c().fill_errors == 0);
+  CHECK(t.table.size() == 0);
+  CHECK(t.w0.env.origin.requests.size() == 1);
+}
+
 TEST_CASE("flights: a write on another worker revokes the flight; its waiters still get it") {
   Two t;
   const FillPolicy p = t.policy();

@@ -78,25 +78,29 @@ void appendFillKey(std::string& out, std::string_view kind, const SipKey& names,
   for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kHex[(d >> shift) & 0xf]);
 }
 
-// Fixed keys that derive a deployment's two digest keys (lease, negative entry; two halves each)
-// from its secret. Any fixed values do: the secret is what must be unpredictable. Changing them
-// renames every internal key (a deployment's corrals must all run the same scheme).
+// Fixed keys that derive a deployment's digest keys (lease, negative entry, validator; two halves
+// each) from its secret. Any fixed values do: the secret is what must be unpredictable. Changing
+// them renames every internal key (a deployment's corrals must all run the same scheme).
 constexpr SipKey kDeriveLease0{0x6c6c69663a6c6172ULL, 0x0000657361656c3aULL};
 constexpr SipKey kDeriveLease1{0x6c6c69663a6c6172ULL, 0x0001657361656c3aULL};
 constexpr SipKey kDeriveNeg0{0x6c6c69663a6c6172ULL, 0x000000000067656eULL};
 constexpr SipKey kDeriveNeg1{0x6c6c69663a6c6172ULL, 0x000100000067656eULL};
+constexpr SipKey kDeriveMeta0{0x6c6c69663a6c6172ULL, 0x000000006c61763aULL};
+constexpr SipKey kDeriveMeta1{0x6c6c69663a6c6172ULL, 0x000100006c61763aULL};
 
 }  // namespace
 
 FillKeyNames::FillKeyNames(std::string_view secret)
     : lease_{sipHash24(kDeriveLease0, secret), sipHash24(kDeriveLease1, secret)},
-      negative_{sipHash24(kDeriveNeg0, secret), sipHash24(kDeriveNeg1, secret)} {}
+      negative_{sipHash24(kDeriveNeg0, secret), sipHash24(kDeriveNeg1, secret)},
+      meta_{sipHash24(kDeriveMeta0, secret), sipHash24(kDeriveMeta1, secret)} {}
 
 const FillKeyNames& FillKeyNames::processDefault() {
   static const FillKeyNames kNames = [] {
     FillKeyNames n;
     n.lease_ = randomSipKey();
     n.negative_ = randomSipKey();
+    n.meta_ = randomSipKey();
     return n;
   }();
   return kNames;
@@ -107,6 +111,7 @@ FillKeys FillKeyNames::keys(std::string_view key) const {
   k.data = std::string(key);
   appendLease(k.lease, key);
   appendNegative(k.negative, key);
+  appendMeta(k.meta, key);
   return k;
 }
 
@@ -116,6 +121,23 @@ void FillKeyNames::appendLease(std::string& out, std::string_view key) const {
 
 void FillKeyNames::appendNegative(std::string& out, std::string_view key) const {
   appendFillKey(out, "neg", negative_, key);
+}
+
+std::string newLeaseToken(Random& random) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string t;
+  t.reserve(32);
+  for (int i = 0; i < 4; ++i) {
+    double u = random.uniform();
+    if (!(u >= 0.0 && u < 1.0)) u = 0.0;  // a broken Random must not overflow the cast
+    auto v = static_cast<uint32_t>(u * 4294967296.0);
+    for (int s = 28; s >= 0; s -= 4) t.push_back(kHex[(v >> s) & 0xF]);
+  }
+  return t;
+}
+
+void FillKeyNames::appendMeta(std::string& out, std::string_view key) const {
+  appendFillKey(out, "val", meta_, key);
 }
 
 namespace {

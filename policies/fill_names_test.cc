@@ -148,5 +148,19 @@ TEST_CASE("fill: no key can change the origin path's structure (defect 12a)") {
   CHECK(path("/v1/users/<id>", {{"id", ""}}) == "<none>");
 }
 
+TEST_CASE("fill names: the validator key shares the slot, differs from the others") {
+  const FillKeys a = FillKeyNames("secret-one-0123456789").keys("cart:{7}:items");
+  const FillKeys b = FillKeyNames("secret-two-0123456789").keys("cart:{7}:items");
+  CHECK(a.meta.rfind("__corral:val:{7}:", 0) == 0);
+  CHECK(a.meta.size() == std::string_view("__corral:val:{7}:").size() + 16);
+  CHECK(a.meta != b.meta);  // a digest under the secret
+  // Its own derived key: the digest differs from the lease's and the negative entry's.
+  CHECK(a.meta.substr(a.meta.size() - 16) != a.lease.substr(a.lease.size() - 16));
+  CHECK(a.meta.substr(a.meta.size() - 16) != a.negative.substr(a.negative.size() - 16));
+  std::string appended;
+  FillKeyNames("secret-one-0123456789").appendMeta(appended, "cart:{7}:items");
+  CHECK(appended == a.meta);
+}
+
 }  // namespace
 }  // namespace corral::policies

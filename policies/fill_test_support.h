@@ -119,6 +119,14 @@ class FakeStore : public Store {
     int64_t ttl_ms = 0;
     bool negative = false;
     std::function<void(bool)> done;
+    std::optional<std::string> meta;  // set by commitValidated
+  };
+  struct Extend {
+    FillKeys keys;
+    std::string token;
+    int64_t ttl_ms = 0;
+    std::string meta;
+    std::function<void(bool)> done;
   };
   struct Release {
     FillKeys keys;
@@ -135,14 +143,23 @@ class FakeStore : public Store {
   }
   void commit(const FillKeys& keys, const std::string& token, const std::string& value,
               int64_t ttl_ms, std::function<void(bool)> done) override {
-    commits.push_back({keys, token, value, ttl_ms, false, std::move(done)});
+    commits.push_back({keys, token, value, ttl_ms, false, std::move(done), std::nullopt});
   }
   void commitNegative(const FillKeys& keys, const std::string& token, int64_t ttl_ms,
                       std::function<void(bool)> done) override {
-    commits.push_back({keys, token, {}, ttl_ms, true, std::move(done)});
+    commits.push_back({keys, token, {}, ttl_ms, true, std::move(done), std::nullopt});
   }
   void release(const FillKeys& keys, const std::string& token) override {
     releases.push_back({keys, token});
+  }
+  void commitValidated(const FillKeys& keys, const std::string& token, const std::string& value,
+                       int64_t ttl_ms, const std::string& meta,
+                       std::function<void(bool)> done) override {
+    commits.push_back({keys, token, value, ttl_ms, false, std::move(done), meta});
+  }
+  void extend(const FillKeys& keys, const std::string& token, int64_t ttl_ms,
+              const std::string& meta, std::function<void(bool)> done) override {
+    extends.push_back({keys, token, ttl_ms, meta, std::move(done)});
   }
 
   // Answers lookup i (each exactly once).
@@ -157,6 +174,18 @@ class FakeStore : public Store {
     r.error = std::move(error);
     done(r);
   }
+  // Answers lookup i: lease won, with what refreshLookup found in the meta key after the digest
+  // ("<swr>:<sie>:<validator>").
+  void answerWon(size_t i, std::string validator) {
+    REQUIRE(i < lookups.size());
+    REQUIRE(lookups[i].done);
+    auto done = std::move(lookups[i].done);
+    lookups[i].done = nullptr;
+    LookupResult r;
+    r.kind = LKind::kLeaseWon;
+    r.validator = std::move(validator);
+    done(r);
+  }
   void answerLast(LKind kind, std::string value = {}) {
     REQUIRE(!lookups.empty());
     answer(lookups.size() - 1, kind, std::move(value));
@@ -165,6 +194,7 @@ class FakeStore : public Store {
   std::vector<Lookup> lookups;
   std::vector<Commit> commits;
   std::vector<Release> releases;
+  std::vector<Extend> extends;
 
  private:
   const FakeClock& clock_;
@@ -175,9 +205,22 @@ class FakeOrigin : public Origin {
   struct Request {
     std::string path;
     std::function<void(OriginResult)> done;
+    std::string validator;  // fetchConditional's
   };
   void fetch(const std::string& path, std::function<void(OriginResult)> done) override {
-    requests.push_back({path, std::move(done)});
+    requests.push_back({path, std::move(done), {}});
+  }
+  void fetchConditional(const std::string& path, const std::string& validator,
+                        std::function<void(OriginResult)> done) override {
+    requests.push_back({path, std::move(done), validator});
+  }
+  // Answers request i with a whole OriginResult (headers, 304).
+  void completeWith(size_t i, OriginResult r) {
+    REQUIRE(i < requests.size());
+    REQUIRE(requests[i].done);
+    auto done = std::move(requests[i].done);
+    requests[i].done = nullptr;
+    done(std::move(r));
   }
   void complete(size_t i, OKind kind, std::string text = {}) {
     REQUIRE(i < requests.size());

@@ -35,7 +35,7 @@ int statusOf(std::string_view error) {
 
 OriginBreaker::Outcome GuardedOrigin::classify(const OriginResult& r) {
   using O = OriginBreaker::Outcome;
-  if (r.kind != OriginResult::Kind::kError) return O::kSuccess;
+  if (r.kind != OriginResult::Kind::kError) return O::kSuccess;  // 200, 304, 404
   const std::string_view e = r.error;
   if (const int code = statusOf(e); code != 0) {
     return code >= 500 || code == 429 ? O::kFailure : O::kSuccess;
@@ -76,9 +76,15 @@ GuardedOrigin::~GuardedOrigin() {
 }
 
 void GuardedOrigin::fetch(const std::string& path, std::function<void(OriginResult)> done) {
+  fetchConditional(path, {}, std::move(done));
+}
+
+void GuardedOrigin::fetchConditional(const std::string& path, const std::string& validator,
+                                     std::function<void(OriginResult)> done) {
   const uint64_t id = next_id_++;
   Call& c = calls_[id];
   c.path = path;
+  c.validator = validator;
   c.done = std::move(done);
   c.deadline_ns = clock_.monoNs() + spec_.timeout.count() * kNsPerMs;
   startAttempt(id);
@@ -105,7 +111,7 @@ void GuardedOrigin::startAttempt(uint64_t id) {
   const uint32_t n = c.attempts;
   auto w = std::weak_ptr<int>(alive_);
   // c may be gone after this call (a synchronous answer finishes it): do not touch it.
-  inner_.attempt(c.path, timeout_ms, [this, w, id, n](OriginResult r) {
+  inner_.attempt(c.path, c.validator, timeout_ms, [this, w, id, n](OriginResult r) {
     if (w.expired()) return;
     auto found = calls_.find(id);
     if (found == calls_.end() || found->second.attempts != n) return;

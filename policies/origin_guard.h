@@ -1,8 +1,8 @@
 // Retries and the circuit breaker around an origin: what a fill's origin call goes through.
 //
-//   FillEngine --fetch(path)--> GuardedOrigin
+//   FillEngine --fetch(path) / fetchConditional(path, validator)--> GuardedOrigin
 //      breaker.admit? reject ........................................ done(kError "open") at once
-//      attempt(path, min(per_try_timeout, time left)) --> AttemptOrigin (HttpOrigin)
+//      attempt(path, validator, min(per_try_timeout, time left)) --> AttemptOrigin (HttpOrigin)
 //         answer --classify--> breaker.record(success | failure | neutral)
 //         failure (connect, timeout, reset, 5xx, 429), attempts left, time left after the backoff,
 //         retry budget allows --> Timer.after(jittered backoff) --> breaker.admit? --> attempt ...
@@ -37,9 +37,10 @@ namespace corral::policies {
 class AttemptOrigin {
  public:
   virtual ~AttemptOrigin() = default;
-  // GET base_url + path, ending by timeout_ms (> 0). done runs exactly once on the caller's
-  // thread, maybe before attempt returns.
-  virtual void attempt(const std::string& path, int64_t timeout_ms,
+  // GET base_url + path, ending by timeout_ms (> 0), conditional on validator as in
+  // Origin::fetchConditional ("": a plain GET). done runs exactly once on the caller's thread,
+  // maybe before attempt returns.
+  virtual void attempt(const std::string& path, const std::string& validator, int64_t timeout_ms,
                        std::function<void(OriginResult)> done) = 0;
 };
 
@@ -72,8 +73,12 @@ class GuardedOrigin final : public Origin {
   GuardedOrigin& operator=(const GuardedOrigin&) = delete;
 
   void fetch(const std::string& path, std::function<void(OriginResult)> done) override;
+  // Every attempt (retries too) carries the validator; a 304 (kNotModified) is a success for
+  // the breaker and is never retried.
+  void fetchConditional(const std::string& path, const std::string& validator,
+                        std::function<void(OriginResult)> done) override;
 
-  // What an answer says about the origin: alive (200, 404, another 4xx, a body too large),
+  // What an answer says about the origin: alive (200, 304, 404, another 4xx, a body too large),
   // failing (connect error, timeout, reset, 5xx, 429: retried), or no news (nothing was sent:
   // "overloaded", "bad path", ...).
   static OriginBreaker::Outcome classify(const OriginResult& r);
@@ -86,6 +91,7 @@ class GuardedOrigin final : public Origin {
  private:
   struct Call {
     std::string path;
+    std::string validator;  // "" or httpValidator()'s, sent with every attempt
     std::function<void(OriginResult)> done;
     uint32_t attempts = 0;  // started
     int64_t deadline_ns = 0;

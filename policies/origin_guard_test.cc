@@ -164,12 +164,13 @@ class FakeAttempts : public AttemptOrigin {
  public:
   struct Call {
     std::string path;
+    std::string validator;
     int64_t timeout_ms;
     std::function<void(OriginResult)> done;
   };
-  void attempt(const std::string& path, int64_t timeout_ms,
+  void attempt(const std::string& path, const std::string& validator, int64_t timeout_ms,
                std::function<void(OriginResult)> done) override {
-    calls.push_back({path, timeout_ms, std::move(done)});
+    calls.push_back({path, validator, timeout_ms, std::move(done)});
   }
   void answer(size_t i, OriginResult r) {
     auto done = std::move(calls.at(i).done);
@@ -180,8 +181,8 @@ class FakeAttempts : public AttemptOrigin {
   std::vector<Call> calls;
 };
 
-OriginResult err(const char* e) { return OriginResult{OriginResult::Kind::kError, {}, e}; }
-OriginResult ok(const char* body) { return OriginResult{OriginResult::Kind::kValue, body, {}}; }
+OriginResult err(const char* e) { return OriginResult{OriginResult::Kind::kError, {}, e, {}}; }
+OriginResult ok(const char* body) { return OriginResult{OriginResult::Kind::kValue, body, {}, {}}; }
 
 struct GuardFixture {
   FakeClock clock;
@@ -207,7 +208,9 @@ struct GuardFixture {
 
 TEST_CASE("classify: what is a failure, what is retried") {
   CHECK(GuardedOrigin::classify(ok("v")) == Outcome::kSuccess);
-  CHECK(GuardedOrigin::classify(OriginResult{OriginResult::Kind::kNotFound, {}, {}}) ==
+  CHECK(GuardedOrigin::classify(OriginResult{OriginResult::Kind::kNotModified, {}, {}, {}}) ==
+        Outcome::kSuccess);
+  CHECK(GuardedOrigin::classify(OriginResult{OriginResult::Kind::kNotFound, {}, {}, {}}) ==
         Outcome::kSuccess);
   for (const char* f :
        {"status 500", "status 503", "status 429", "timeout", "connect failed", "connection reset",
@@ -276,7 +279,7 @@ TEST_CASE("guard: at most `attempts` requests; a 404 or 400 is not retried") {
   CHECK(f.timer.pending() == 0);
 
   g.fetch("/b", f.collect());
-  f.inner.answer(3, OriginResult{OriginResult::Kind::kNotFound, {}, {}});
+  f.inner.answer(3, OriginResult{OriginResult::Kind::kNotFound, {}, {}, {}});
   g.fetch("/c", f.collect());
   f.inner.answer(4, err("status 400"));
   CHECK(f.inner.calls.size() == 5);
@@ -380,6 +383,56 @@ TEST_CASE("guard: retries stop at an open breaker, with the last answer") {
   CHECK(f.inner.calls.size() == 1);
   REQUIRE(f.answers.size() == 1);
   CHECK(f.answers[0].error == "status 503");
+}
+
+TEST_CASE("guard: conditional fetches keep their validator on every attempt; a 304 succeeds") {
+  GuardFixture f;
+  f.spec.breaker = breakerSpec(2, 500, 1);
+  GuardedOrigin g(f.inner, f.health, f.spec, f.timer, f.clock, f.random);
+  const OriginResult not_modified{OriginResult::Kind::kNotModified, {}, {}, {}};
+
+  // A 503 is retried like a plain fetch's, with the same validator; the 304 ends the fill.
+  g.fetchConditional("/a", "E\"v1\"", f.collect());
+  REQUIRE(f.inner.calls.size() == 1);
+  CHECK(f.inner.calls[0].validator == "E\"v1\"");
+  f.inner.answer(0, err("status 503"));
+  f.timer.advance(10);
+  REQUIRE(f.inner.calls.size() == 2);
+  CHECK(f.inner.calls[1].path == "/a");
+  CHECK(f.inner.calls[1].validator == "E\"v1\"");
+  f.inner.answer(1, not_modified);
+  REQUIRE(f.answers.size() == 1);
+  CHECK(f.answers[0].kind == OriginResult::Kind::kNotModified);
+  CHECK(static_cast<uint64_t>(f.health.retry_success) == 1);
+  CHECK(f.timer.pending() == 0);
+
+  // A 304 at once: no retry. It also ends the run of failures: one more 503 does not open the
+  // breaker (2 consecutive failures would), so that fetch is retried.
+  g.fetchConditional("/b", "LSun, 06 Dec 2026 10:00:00 GMT", f.collect());
+  REQUIRE(f.inner.calls.size() == 3);
+  CHECK(f.inner.calls[2].validator == "LSun, 06 Dec 2026 10:00:00 GMT");
+  f.inner.answer(2, not_modified);
+  REQUIRE(f.answers.size() == 2);
+  CHECK(f.answers[1].kind == OriginResult::Kind::kNotModified);
+  CHECK(f.timer.pending() == 0);
+  g.fetch("/c", f.collect());
+  REQUIRE(f.inner.calls.size() == 4);
+  CHECK(f.inner.calls[3].validator.empty());  // a plain fetch sends none
+  f.inner.answer(3, err("status 503"));
+  CHECK(f.health.breaker.state() == State::kClosed);
+  f.timer.advance(10);
+  REQUIRE(f.inner.calls.size() == 5);
+  f.inner.answer(4, err("status 503"));  // the second in a row: open
+  CHECK(f.health.breaker.state() == State::kOpen);
+  f.timer.advance(20);
+  REQUIRE(f.answers.size() == 3);
+  CHECK(f.answers[2].error == "status 503");
+
+  // An open breaker refuses conditional fetches like plain ones, without a request.
+  g.fetchConditional("/d", "E\"v2\"", f.collect());
+  CHECK(f.inner.calls.size() == 5);
+  REQUIRE(f.answers.size() == 4);
+  CHECK(f.answers[3].error == "open");
 }
 
 TEST_CASE("guard: destroyed with a backoff pending: nothing runs later") {

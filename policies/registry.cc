@@ -190,7 +190,8 @@ void Registry::appendMetrics(std::string& out) const {
        "refused at once by max_in_flight), fill_errors, coalesced "
        "waiters, lease_wins, lease_losses, stale_served, negative_hits, would_fill (audit), "
        "not_stored, refreshes, store_errors, wait_timeouts, worker_waits (coalesced waiters "
-       "whose flight ran on another worker), worker_wakes (workers handed a flight's result).");
+       "whose flight ran on another worker), worker_wakes (workers handed a flight's result), "
+       "revalidated (304s that extended the stored value).");
   for (const auto& [name, c] : fills_) {
     const std::pair<const char*, const FillCount*> rows[] = {
         {"fills", &c.fills},
@@ -207,10 +208,16 @@ void Registry::appendMetrics(std::string& out) const {
         {"wait_timeouts", &c.wait_timeouts},
         {"worker_waits", &c.worker_waits},
         {"worker_wakes", &c.worker_wakes},
+        {"revalidated", &c.revalidated},
     };
     for (const auto& [event, v] : rows) {
       line("corral_fill_events_total", plabel(name, "event", event), *v);
     }
+  }
+  head("corral_fill_origin_bytes_total", "counter",
+       "Body bytes of the origin's 200 answers to fills per policy (a 304 moves none).");
+  for (const auto& [name, c] : fills_) {
+    line("corral_fill_origin_bytes_total", plabel(name, nullptr, nullptr), c.origin_bytes);
   }
   head("corral_fill_origin_duration_seconds", "histogram",
        "Origin latency of fills (answers 200 and 404) per policy.");

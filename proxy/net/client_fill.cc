@@ -34,15 +34,17 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
     }
     return;
   }
-  // {value, pttl}: "*2\r\n$<n>\r\n<value>\r\n:<pttl>\r\n" or "*2\r\n$-1\r\n:-2\r\n".
+  // {value, pttl}: "*2\r\n$<n>\r\n<value>\r\n:<pttl>\r\n" or "*2\r\n$-1\r\n:-2\r\n";
+  // under ttl.from_origin maybe {value, pttl, swr_ms, sie_ms}: the value's own windows.
   codec::FrameReader rd(reply);
   int64_t n = 0;
   std::string_view value;
   std::string_view bulk;  // the value's whole encoding, what a GET would have answered
   bool nil = false;
   int64_t pttl = -1;
-  if (!(rd.array(&n) && n == 2 && rd.bulk(&value, &nil, &bulk) && rd.integer(&pttl) &&
-        rd.atEnd())) {
+  policies::ValueWindows windows;
+  if (!(rd.array(&n) && (n == 2 || n == 4) && rd.bulk(&value, &nil, &bulk) && rd.integer(&pttl) &&
+        (n == 2 || (rd.integer(&windows.swr_ms) && rd.integer(&windows.sie_ms))) && rd.atEnd())) {
     // An error (e.g. WRONGTYPE): the client sees Redis's text without the script's suffix
     // (" script: <sha>, on @user_script:1."), as if it had sent GET itself.
     const size_t cut = reply.find(" script: ");
@@ -61,7 +63,8 @@ void Client::onFillReply(uint64_t idx, uint64_t seq, std::string_view reply) {
     return;
   }
   const policies::FillPolicy& p = worker_.policies().localFillPolicy(*f->policy, *f->set);
-  switch (worker_.policies().fillEngine().onHit(p, f->key, f->path, pttl)) {
+  switch (worker_.policies().fillEngine().onHit(p, f->key, f->path, pttl,
+                                                n == 4 ? &windows : nullptr)) {
     case policies::FillEngine::HitAction::kServe:
     case policies::FillEngine::HitAction::kServeStale:
       onUpstreamReply(seq, bulk);

@@ -1,6 +1,8 @@
-// Origin request headers and their secret files (see header_values.h).
+// Origin request headers and their secret files, validators and response caching headers (see
+// header_values.h).
 #include "proxy/origin/header_values.h"
 
+#include <event2/keyvalq_struct.h>
 #include <strings.h>
 #include <sys/stat.h>
 
@@ -131,6 +133,43 @@ void RequestHeaders::apply(evkeyvalq* out, int64_t now_ms) const {
       evhttp_add_header(out, e.name.c_str(), e.value.c_str());
     }
   }
+}
+
+void addValidator(evkeyvalq* out, const std::string& validator) {
+  if (validator.size() < 2) return;
+  // It replaces a configured header of the same name (origins.<name>.headers).
+  evhttp_remove_header(out, "If-None-Match");
+  evhttp_remove_header(out, "If-Modified-Since");
+  // The validator came from the origin's own ETag / Last-Modified (CR, LF and NUL dropped by
+  // httpValidator), so it cannot inject a header line.
+  if (validator[0] == 'E') {
+    evhttp_add_header(out, "If-None-Match", validator.c_str() + 1);
+  } else if (validator[0] == 'L') {
+    evhttp_add_header(out, "If-Modified-Since", validator.c_str() + 1);
+  }
+}
+
+// The caching headers of a response (policies::HttpCacheHeaders). A header sent on several
+// lines is joined with ", " (RFC 9110 5.3); for Expires, Date and Age that makes a value that
+// does not parse, which the freshness rules read as "stale", as RFC 9111 allows.
+policies::HttpCacheHeaders readCacheHeaders(const evkeyvalq* headers) {
+  policies::HttpCacheHeaders h;
+  const std::pair<const char*, std::string*> wanted[] = {
+      {"Cache-Control", &h.cache_control},
+      {"Expires", &h.expires},
+      {"Date", &h.date},
+      {"Age", &h.age},
+      {"ETag", &h.etag},
+      {"Last-Modified", &h.last_modified},
+  };
+  for (const evkeyval* kv = headers->tqh_first; kv != nullptr; kv = kv->next.tqe_next) {
+    for (const auto& [name, out] : wanted) {
+      if (strcasecmp(kv->key, name) != 0) continue;
+      if (!out->empty()) out->append(", ");
+      out->append(kv->value);
+    }
+  }
+  return h;
 }
 
 }  // namespace corral::origin

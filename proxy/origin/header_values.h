@@ -1,5 +1,6 @@
 // The request headers of an origin (origins.<name>.headers), with values from the config, the
-// environment (read at load) or a file re-read when it changes.
+// environment (read at load) or a file re-read when it changes; a conditional request's
+// validator header; the caching headers read from a response.
 //
 //   HttpOrigin::fetch --apply(headers)--> each header: literal | env value | FileValue::get()
 //   FileValue::get: at most once a second stat(path) (size, mtime, inode); changed? read it again
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "config/policy_config.h"
+#include "policies/http_freshness.h"
 
 namespace corral::origin {
 
@@ -60,5 +62,13 @@ class RequestHeaders {
   bool user_agent_ = false;  // configured
   bool accept_ = false;
 };
+
+// A conditional request's header from policies::httpValidator's text: "E<etag>" ->
+// If-None-Match, "L<date>" -> If-Modified-Since; "" adds nothing.
+void addValidator(evkeyvalq* out, const std::string& validator);
+
+// The caching headers of a response (Cache-Control, Expires, Date, Age, ETag, Last-Modified),
+// for policies/http_freshness.
+policies::HttpCacheHeaders readCacheHeaders(const evkeyvalq* headers);
 
 }  // namespace corral::origin

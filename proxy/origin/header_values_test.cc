@@ -3,6 +3,7 @@
 #include "proxy/origin/header_values.h"
 
 #include <doctest/doctest.h>
+#include <event2/http.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -45,6 +46,23 @@ TEST_CASE("FileValue: re-read after a change, at most once a second; bad content
   CHECK(v->get(15'000) == "five");
   CHECK(v->reloads() == 2);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("addValidator: If-None-Match or If-Modified-Since, replacing a configured one") {
+  evhttp_request* req = evhttp_request_new(nullptr, nullptr);
+  REQUIRE(req != nullptr);
+  evkeyvalq* out = evhttp_request_get_output_headers(req);
+  evhttp_add_header(out, "If-None-Match", "\"configured\"");
+  addValidator(out, "");  // a plain GET: headers untouched
+  CHECK(std::string(evhttp_find_header(out, "If-None-Match")) == "\"configured\"");
+  addValidator(out, "E\"v1\"");
+  CHECK(std::string(evhttp_find_header(out, "If-None-Match")) == "\"v1\"");
+  CHECK(evhttp_find_header(out, "If-Modified-Since") == nullptr);
+  addValidator(out, "LSun, 06 Dec 2026 10:00:00 GMT");
+  CHECK(evhttp_find_header(out, "If-None-Match") == nullptr);
+  CHECK(std::string(evhttp_find_header(out, "If-Modified-Since")) ==
+        "Sun, 06 Dec 2026 10:00:00 GMT");
+  evhttp_request_free(req);
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 //     idle Conn? take the most recently used : new Conn (evhttp_connection + deadline timer)
 //     evhttp_make_request(GET prefix/path) + evtimer(spec.timeout)
 //        |
-//        +-- onResponse(req)   200 -> kValue, 404 -> kNotFound, else "status <n>";
+//        +-- onResponse(req)   200 -> kValue, 304 -> kNotModified (both with the caching
+//        |                     headers), 404 -> kNotFound, else "status <n>";
 //        |                     the Conn goes back to the idle list (keep-alive)
 //        +-- onError + onResponse(NULL) / onResponse(code 0): "connect failed", "timeout", ...;
 //        |                     the Conn is retired (evhttp_connection freed from the reaper)
@@ -230,8 +231,9 @@ struct HttpOrigin::Impl {
 
   ~Impl();
 
-  void fetch(const std::string& path, std::chrono::milliseconds deadline,
-             std::function<void(OriginResult)> done);
+  // validator: "" (a plain GET), "E<etag>" (If-None-Match) or "L<date>" (If-Modified-Since).
+  void fetch(const std::string& path, const std::string& validator,
+             std::chrono::milliseconds deadline, std::function<void(OriginResult)> done);
   Conn* newConn();
   void finish(Conn* c, OriginResult result, bool keep);
   void retire(Conn* c, bool free_now);
@@ -308,7 +310,8 @@ HttpOrigin::Impl::Conn* HttpOrigin::Impl::newConn() {
   return conns.back().get();
 }
 
-void HttpOrigin::Impl::fetch(const std::string& path, std::chrono::milliseconds deadline,
+void HttpOrigin::Impl::fetch(const std::string& path, const std::string& validator,
+                             std::chrono::milliseconds deadline,
                              std::function<void(OriginResult)> done) {
   if (!valid) return done(errorResult("bad base_url"));
   if (!pathSafe(path)) return done(errorResult("bad path"));
@@ -334,6 +337,7 @@ void HttpOrigin::Impl::fetch(const std::string& path, std::chrono::milliseconds 
   evhttp_add_header(out, "Host", url.host_header.c_str());
   evhttp_add_header(out, "Connection", "keep-alive");
   headers->apply(out, nowMs());
+  addValidator(out, validator);
 
   // State first: evhttp_make_request may call onResponse before it returns (a failed DNS
   // lookup or immediate connect error does).
@@ -491,6 +495,10 @@ void HttpOrigin::Impl::onResponse(evhttp_request* req, void* arg) {
     size_t n = evbuffer_get_length(in);
     r.body.resize(n);
     if (n > 0) evbuffer_copyout(in, r.body.data(), n);
+    r.headers = readCacheHeaders(evhttp_request_get_input_headers(req));
+  } else if (code == 304) {
+    r.kind = OriginResult::Kind::kNotModified;
+    r.headers = readCacheHeaders(evhttp_request_get_input_headers(req));
   } else if (code == 404) {
     r.kind = OriginResult::Kind::kNotFound;
   } else {
@@ -550,15 +558,21 @@ HttpOrigin::HttpOrigin(event_base* base, evdns_base* dns, const config::OriginSp
 HttpOrigin::~HttpOrigin() = default;
 
 void HttpOrigin::fetch(const std::string& path, std::function<void(policies::OriginResult)> done) {
-  impl_->fetch(path, impl_->timeout, std::move(done));
+  impl_->fetch(path, {}, impl_->timeout, std::move(done));
 }
 
-void HttpOrigin::attempt(const std::string& path, int64_t timeout_ms,
+void HttpOrigin::fetchConditional(const std::string& path, const std::string& validator,
+                                  std::function<void(policies::OriginResult)> done) {
+  impl_->fetch(path, validator, impl_->timeout, std::move(done));
+}
+
+void HttpOrigin::attempt(const std::string& path, const std::string& validator, int64_t timeout_ms,
                          std::function<void(policies::OriginResult)> done) {
   // Never longer than the origin's timeout: libevent's own timeout (timeout + margin, set per
   // connection) must stay the later one.
   impl_->fetch(
-      path, std::min(impl_->timeout, std::chrono::milliseconds(std::max<int64_t>(1, timeout_ms))),
+      path, validator,
+      std::min(impl_->timeout, std::chrono::milliseconds(std::max<int64_t>(1, timeout_ms))),
       std::move(done));
 }
 

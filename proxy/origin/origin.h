@@ -36,12 +36,16 @@ class HttpOrigin final : public policies::Origin, public policies::AttemptOrigin
 
   // GET base_url + path with spec.timeout; at most spec.max_in_flight at once, more get
   // OriginResult{kError, "overloaded"} at once (a bulkhead: a slow origin cannot absorb every
-  // worker's memory). 200 -> kValue, 404 -> kNotFound, anything else -> kError ("status 503",
+  // worker's memory). 200 -> kValue, 304 -> kNotModified (each with its caching headers),
+  // 404 -> kNotFound, anything else -> kError ("status 503",
   // "timeout", "connect failed", "body too large"). done runs on this loop's thread.
   void fetch(const std::string& path, std::function<void(policies::OriginResult)> done) override;
-  // fetch with a shorter deadline for this request (policies::GuardedOrigin's retries give
-  // each attempt the time left of the fill); capped at spec.timeout.
-  void attempt(const std::string& path, int64_t timeout_ms,
+  // fetch() with If-None-Match / If-Modified-Since from the validator; 304 -> kNotModified.
+  void fetchConditional(const std::string& path, const std::string& validator,
+                        std::function<void(policies::OriginResult)> done) override;
+  // fetchConditional with a shorter deadline for this request (policies::GuardedOrigin's
+  // retries give each attempt the time left of the fill); capped at spec.timeout.
+  void attempt(const std::string& path, const std::string& validator, int64_t timeout_ms,
                std::function<void(policies::OriginResult)> done) override;
 
   size_t inFlight() const;     // requests started and not yet answered

@@ -151,6 +151,23 @@ class TestServer {
       timeval tv{self->slow_ms / 1000, static_cast<suseconds_t>((self->slow_ms % 1000) * 1000)};
       evtimer_add(p->timer, &tv);
       self->slow_.push_back(std::move(p));
+    } else if (endsWith(target, "/etag")) {
+      // A 304 when the request carries the ETag (or a Last-Modified date) it was given.
+      evkeyvalq* in = evhttp_request_get_input_headers(req);
+      evkeyvalq* out = evhttp_request_get_output_headers(req);
+      const char* inm = evhttp_find_header(in, "If-None-Match");
+      const char* ims = evhttp_find_header(in, "If-Modified-Since");
+      evhttp_add_header(out, "Cache-Control", "max-age=60");
+      evhttp_add_header(out, "cache-control", "stale-if-error=5");  // a second line
+      evhttp_add_header(out, "Age", "7");
+      if ((inm != nullptr && std::string(inm) == "\"v1\"") ||
+          (ims != nullptr && std::string(ims) == "Sun, 06 Nov 1994 08:49:37 GMT")) {
+        evhttp_send_reply(req, 304, "Not Modified", nullptr);
+      } else {
+        evhttp_add_header(out, "ETag", "\"v1\"");
+        evhttp_add_header(out, "Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT");
+        reply(req, 200, "tagged");
+      }
     } else if (endsWith(target, "/big")) {
       reply(req, 200, std::string(1u << 20, 'b'));
     } else if (endsWith(target, "/huge")) {
@@ -222,6 +239,37 @@ bool hasHeader(const std::vector<std::string>& headers, const std::string& line)
     if (h == line) return true;
   }
   return false;
+}
+
+TEST_CASE("origin: caching headers come back; validators make conditional GETs; 304") {
+  Fixture f;
+  HttpOrigin o(f.base, nullptr, f.spec());
+  OriginResult first = fetchOne(f, o, "/v1/etag");
+  CHECK(first.kind == OriginResult::Kind::kValue);
+  CHECK(first.body == "tagged");
+  CHECK(first.headers.cache_control == "max-age=60, stale-if-error=5");
+  CHECK(first.headers.etag == "\"v1\"");
+  CHECK(first.headers.last_modified == "Sun, 06 Nov 1994 08:49:37 GMT");
+  CHECK(first.headers.age == "7");
+  for (const auto& h : f.server->last_headers) {
+    CHECK(h.rfind("If-", 0) != 0);  // a plain fetch is unconditional
+  }
+  for (const std::string validator : {"E\"v1\"", "LSun, 06 Nov 1994 08:49:37 GMT"}) {
+    Results res;
+    o.fetchConditional("/v1/etag", validator, res.sink());
+    REQUIRE(runUntil(
+        f.base, [&] { return !res.got.empty(); }, 2000));
+    CHECK(res.got[0].kind == OriginResult::Kind::kNotModified);
+    CHECK(res.got[0].body.empty());
+    CHECK(res.got[0].headers.cache_control == "max-age=60, stale-if-error=5");
+  }
+  CHECK(hasHeader(f.server->last_headers, "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT"));
+  Results stale;
+  o.fetchConditional("/v1/etag", "E\"v0\"", stale.sink());
+  REQUIRE(runUntil(
+      f.base, [&] { return !stale.got.empty(); }, 2000));
+  CHECK(stale.got[0].kind == OriginResult::Kind::kValue);
+  CHECK(hasHeader(f.server->last_headers, "If-None-Match: \"v0\""));
 }
 
 TEST_CASE("origin: 200 is a value, 404 not found, anything else an error") {

@@ -32,16 +32,50 @@ redis.call('DEL', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1)lua";
 
-// KEYS: data, lease. ARGV: token, lock_ttl_ms, fresh_above_ms. For a refresh: a value that is
-// fresh again (PTTL above fresh_above_ms, or no TTL) -> {1, value, pttl}; else take the lease.
+// KEYS: data, lease, meta. ARGV: token, lock_ttl_ms, fresh_above_ms. For a refresh: a value
+// that is fresh again (PTTL above fresh_above_ms, or no TTL) -> {1, value, pttl}; else take the
+// lease -> {3, meta}: what meta holds after "<sha1hex of the value>" (policies::encodeMeta:
+// windows and validator), only while that digest is the value's (a write since makes the
+// refresh a plain GET), else false.
 constexpr std::string_view kRefreshLookup = R"lua(
 local v = redis.call('GET', KEYS[1])
 if v then
   local t = redis.call('PTTL', KEYS[1])
   if t == -1 or t > tonumber(ARGV[3]) then return {1, v, t} end
 end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {3} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local m = redis.call('GET', KEYS[3])
+  if v and m and string.sub(m, 1, 40) == redis.sha1hex(v) then return {3, string.sub(m, 41)} end
+  return {3, false}
+end
 return {4, redis.call('PTTL', KEYS[2])})lua";
+
+// KEYS: data, lease, meta. ARGV: token, value, ttl_ms, meta. kCommit, then meta set to
+// sha1hex(value) .. meta with the same TTL, in the same step.
+constexpr std::string_view kCommitValidated = R"lua(
+if ARGV[1] == '' then
+  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 0 end
+else
+  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+redis.call('SET', KEYS[3], redis.sha1hex(ARGV[2]) .. ARGV[4], 'PX', ARGV[3])
+return 1)lua";
+
+// KEYS: data, lease, meta. ARGV: token, ttl_ms, meta. After a 304: only while token holds the
+// lease (deleted) and meta's digest is still the value's (no write since the validated one),
+// PEXPIRE the value and rewrite meta (digest kept, new windows / validator) with that TTL. The
+// value is hashed in Redis, never sent or rewritten. 1 = extended.
+constexpr std::string_view kExtend = R"lua(
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+local m = redis.call('GET', KEYS[3])
+local v = redis.call('GET', KEYS[1])
+if not m or not v or string.sub(m, 1, 40) ~= redis.sha1hex(v) then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[3], string.sub(m, 1, 40) .. ARGV[3], 'PX', ARGV[2])
+return 1)lua";
 
 // KEYS: negative, lease. ARGV: token, ttl_ms (0: nothing to remember, just release).
 constexpr std::string_view kNegative = R"lua(
@@ -91,6 +125,14 @@ policies::LookupResult FillStore::decodeLookup(std::string_view reply) {
       out.kind = Kind::kNegative;
       break;
     case 3:
+      if (ok && n == 2) {  // refreshLookup: the validator, or nil
+        std::string_view validator;
+        bool nil = false;
+        ok = rd.bulk(&validator, &nil);
+        out.validator.assign(validator);
+      } else {
+        ok = ok && n == 1;
+      }
       out.kind = Kind::kLeaseWon;
       break;
     case 4:
@@ -128,7 +170,7 @@ void FillStore::refreshLookup(const policies::FillKeys& keys, const std::string&
   }
   const std::string ttl = std::to_string(lock_ttl_ms > 0 ? lock_ttl_ms : 1);
   const std::string fresh = std::to_string(fresh_above_ms);
-  eval(kRefreshLookup, {keys.data, keys.lease}, {token, ttl, fresh},
+  eval(kRefreshLookup, {keys.data, keys.lease, keys.meta}, {token, ttl, fresh},
        [done = std::move(done)](std::string_view reply) { done(decodeLookup(reply)); });
 }
 
@@ -137,6 +179,21 @@ void FillStore::commit(const policies::FillKeys& keys, const std::string& token,
   if (keys.hash) return commitHash(keys, token, value, ttl_ms, std::move(done));
   const std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 1);
   eval(kCommit, {keys.data, keys.lease}, {token, value, ttl},
+       [done = std::move(done)](std::string_view reply) { done(reply == ":1\r\n"); });
+}
+
+void FillStore::commitValidated(const policies::FillKeys& keys, const std::string& token,
+                                const std::string& value, int64_t ttl_ms, const std::string& meta,
+                                std::function<void(bool)> done) {
+  const std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 1);
+  eval(kCommitValidated, {keys.data, keys.lease, keys.meta}, {token, value, ttl, meta},
+       [done = std::move(done)](std::string_view reply) { done(reply == ":1\r\n"); });
+}
+
+void FillStore::extend(const policies::FillKeys& keys, const std::string& token, int64_t ttl_ms,
+                       const std::string& meta, std::function<void(bool)> done) {
+  const std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 1);
+  eval(kExtend, {keys.data, keys.lease, keys.meta}, {token, ttl, meta},
        [done = std::move(done)](std::string_view reply) { done(reply == ":1\r\n"); });
 }
 

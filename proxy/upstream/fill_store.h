@@ -34,6 +34,11 @@ class FillStore final : public policies::Store {
   void commitNegative(const policies::FillKeys& keys, const std::string& token, int64_t ttl_ms,
                       std::function<void(bool)> done) override;
   void release(const policies::FillKeys& keys, const std::string& token) override;
+  void commitValidated(const policies::FillKeys& keys, const std::string& token,
+                       const std::string& value, int64_t ttl_ms, const std::string& meta,
+                       std::function<void(bool)> done) override;
+  void extend(const policies::FillKeys& keys, const std::string& token, int64_t ttl_ms,
+              const std::string& meta, std::function<void(bool)> done) override;
   void refreshLookup(const policies::FillKeys& keys, const std::string& token, int64_t lock_ttl_ms,
                      int64_t fresh_above_ms,
                      std::function<void(policies::LookupResult)> done) override;

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 _MASK = (1 << 64) - 1
 
-# (k0, k1) pairs that derive the digest keys from the secret: lease halves, negative halves.
+# (k0, k1) pairs that derive the digest keys from the secret: lease, negative, validator halves.
 _DERIVE_LEASE = ((0x6c6c69663a6c6172, 0x0000657361656c3a), (0x6c6c69663a6c6172, 0x0001657361656c3a))
 _DERIVE_NEG = ((0x6c6c69663a6c6172, 0x000000000067656e), (0x6c6c69663a6c6172, 0x000100000067656e))
+_DERIVE_META = ((0x6c6c69663a6c6172, 0x000000006c61763a), (0x6c6c69663a6c6172, 0x000100006c61763a))
 
 
 def _rotl(x: int, b: int) -> int:
@@ -80,6 +81,11 @@ def lease_key(secret: str | bytes, key: str | bytes) -> str:
 
 def negative_key(secret: str | bytes, key: str | bytes) -> str:
     return _name("neg", _DERIVE_NEG, secret, key)
+
+
+def meta_key(secret: str | bytes, key: str | bytes) -> str:
+    """The validator kept beside a ttl.from_origin value: sha1 hex of the value + "E<etag>"."""
+    return _name("val", _DERIVE_META, secret, key)
 
 
 def _self_test() -> None:

@@ -6,14 +6,20 @@ r"""A small HTTP origin for corral's fills: for integration tests (import it) an
            --GET /v1/users/fail-3-->             503
 
 Routes (GET unless noted):
+    /v1/docs/<id>         200 with a fixed body of doc_bytes (4096) bytes, ETag "<id>-1" and
+                          Cache-Control: max-age=<doc_max_age> (2); a request whose
+                          If-None-Match names that ETag gets 304 without a body (the
+                          conditional refreshes of ttl.from_origin). Counted like the rest.
     /v1/<anything>/<id>   200 JSON {"id": <id>, "n": <calls of this path>, "at": <unix time>};
                           ids starting with "missing" -> 404, with "fail" -> 503.
                           Every request here is counted (per path, as sent: still
                           percent-encoded), then sleeps latency_ms, then may fail (503) when
                           fail is on or a draw under fail_rate says so.
-    /_stats               {"calls": total, "paths": {path: n}, "config": {...}}
+    /_stats               {"calls": total, "paths": {path: n}, "bytes": body bytes of
+                          the /v1 routes' 200 answers, "not_modified": 304s sent, "config": {...}}
     /_reset   (GET, POST) zero the counts
-    /_config?latency_ms=50&fail=0|1&fail_rate=0.1   change behaviour at runtime; returns it
+    /_config?latency_ms=50&fail=0|1&fail_rate=0.1&doc_bytes=4096&doc_max_age=2
+                          change behaviour at runtime; returns it
     anything else         404, not counted
 
 By hand:
@@ -57,6 +63,15 @@ class _State:
         self.latency_ms = float(latency_ms)
         self.fail = False
         self.fail_rate = float(fail_rate)
+        self.bytes = 0
+        self.not_modified = 0
+        self.doc_bytes = 4096
+        self.doc_max_age = 2
+
+    def sent(self, n: int, not_modified: bool = False) -> None:
+        with self.lock:
+            self.bytes += n
+            self.not_modified += 1 if not_modified else 0
 
     def count(self, path: str) -> int:
         with self.lock:
@@ -67,20 +82,29 @@ class _State:
 
     def config(self) -> Dict[str, Any]:
         with self.lock:
-            return {"latency_ms": self.latency_ms, "fail": self.fail, "fail_rate": self.fail_rate}
+            return {"latency_ms": self.latency_ms, "fail": self.fail, "fail_rate": self.fail_rate,
+                    "doc_bytes": self.doc_bytes, "doc_max_age": self.doc_max_age}
 
     def stats(self) -> Dict[str, Any]:
         with self.lock:
-            return {"calls": self.total, "paths": dict(self.paths)}
+            return {"calls": self.total, "paths": dict(self.paths), "bytes": self.bytes,
+                    "not_modified": self.not_modified}
 
     def reset(self) -> None:
         with self.lock:
             self.total = 0
             self.paths.clear()
+            self.bytes = 0
+            self.not_modified = 0
 
     def set(self, latency_ms: Optional[float] = None, fail: Optional[bool] = None,
-            fail_rate: Optional[float] = None) -> None:
+            fail_rate: Optional[float] = None, doc_bytes: Optional[int] = None,
+            doc_max_age: Optional[int] = None) -> None:
         with self.lock:
+            if doc_bytes is not None:
+                self.doc_bytes = max(0, int(doc_bytes))
+            if doc_max_age is not None:
+                self.doc_max_age = max(0, int(doc_max_age))
             if latency_ms is not None:
                 self.latency_ms = max(0.0, float(latency_ms))
             if fail is not None:
@@ -134,13 +158,34 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.server.quiet:
             super().log_message(format, *args)
 
-    def _reply(self, code: int, body: Any) -> None:
+    def _reply(self, code: int, body: Any, counted: bool = False) -> None:
         data = (json.dumps(body) + "\n").encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        if counted:
+            self.server.state.sent(len(data))
+
+    def _doc(self, item: str, cfg: Dict[str, Any]) -> None:
+        """/v1/docs/<id>: a body that never changes, with a validator (see the module doc)."""
+        etag = f'"{item}-1"'
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.send_header("Cache-Control", f"max-age={cfg['doc_max_age']}")
+            self.end_headers()
+            self.server.state.sent(0, not_modified=True)
+            return
+        data = (item.encode() * (cfg["doc_bytes"] // max(1, len(item)) + 1))[:cfg["doc_bytes"]]
+        self.send_response(200)
+        self.send_header("ETag", etag)
+        self.send_header("Cache-Control", f"max-age={cfg['doc_max_age']}")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.server.state.sent(len(data))
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         path, _, query = self.path.partition("?")
@@ -155,7 +200,9 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 state.set(latency_ms=float(q["latency_ms"][0]) if "latency_ms" in q else None,
                           fail=q["fail"][0] not in ("0", "false", "") if "fail" in q else None,
-                          fail_rate=float(q["fail_rate"][0]) if "fail_rate" in q else None)
+                          fail_rate=float(q["fail_rate"][0]) if "fail_rate" in q else None,
+                          doc_bytes=int(q["doc_bytes"][0]) if "doc_bytes" in q else None,
+                          doc_max_age=int(q["doc_max_age"][0]) if "doc_max_age" in q else None)
             except ValueError as e:
                 return self._reply(400, {"error": str(e)})
             return self._reply(200, state.config())
@@ -168,12 +215,14 @@ class _Handler(BaseHTTPRequestHandler):
         if cfg["latency_ms"] > 0:
             time.sleep(cfg["latency_ms"] / 1000.0)
         item = unquote(parts[-1])
+        if parts[2] == "docs" and len(parts) == 4:
+            return self._doc(item, cfg)
         if item.startswith("missing"):
             return self._reply(404, {"error": "not found", "id": item})
         if item.startswith("fail") or cfg["fail"] or (
                 cfg["fail_rate"] > 0 and random.random() < cfg["fail_rate"]):
             return self._reply(503, {"error": "unavailable", "id": item})
-        return self._reply(200, {"id": item, "n": n, "at": round(time.time(), 3)})
+        return self._reply(200, {"id": item, "n": n, "at": round(time.time(), 3)}, counted=True)
 
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)

@@ -7,6 +7,7 @@
 #     --> stampede.py (asyncio, raw RESP), which starts the corrals of each scenario itself:
 #         storms: N simultaneous GETs of one missing key over M corrals, per single_flight mode
 #         hot:    one key read in a loop for 3 TTL periods (stale_while_revalidate, xfetch)
+#         revalidate: a hot key refreshed every TTL with / without ETag revalidation (bytes)
 #         stale:  a SET through corral racing a fill, 1,000 rounds, 2 corrals (distributed)
 #     --> tables on stdout; raw CSVs, configs, corral logs and /metrics in OUT_DIR
 #
@@ -15,7 +16,7 @@
 #   MODES ["distributed local off"]  LATENCY_MS [50] origin latency for storms and hot key
 #   HOT_CLIENTS [20]  HOT_M [2] corrals for the hot key  STALE_ROUNDS [1000]
 #   STALE_LATENCY_MS [20]  STALE_CONTROL [200]: rounds of each stale control (0: none)
-#   PHASES ["storms hot stale"]  PORT_BASE [17460] (redis: PORT_BASE, origin: PORT_BASE+1;
+#   PHASES ["storms hot revalidate stale"]  PORT_BASE [17460] (redis: PORT_BASE, origin: PORT_BASE+1;
 #   corrals bind port 0)  CORRAL_BIN [build/release/cmd/corral/corral]
 #   BENCH_BUILD [1]: build the release preset first  OUT_DIR [build/bench/stampede-<time>]
 # The default run takes about 70 s on 2 cores, plus the build.
@@ -36,7 +37,7 @@ hot_m=${HOT_M:-2}
 stale_rounds=${STALE_ROUNDS:-1000}
 stale_latency_ms=${STALE_LATENCY_MS:-20}
 stale_control=${STALE_CONTROL:-200}
-phases=${PHASES:-"storms hot stale"}
+phases=${PHASES:-"storms hot revalidate stale"}
 port_base=${PORT_BASE:-17460}
 corral_bin=${CORRAL_BIN:-$root/build/release/cmd/corral/corral}
 out=${OUT_DIR:-$root/build/bench/stampede-$(date +%Y%m%d-%H%M%S)}

@@ -10,6 +10,8 @@ r"""The stampede benchmark's driver: starts corrals, drives raw-RESP clients, pr
                key (the client + proxy floor, no origin)
       hot:     ttl 2s jitter 0; 20 looping clients on one key for 3 TTL periods; origin calls
                read at each period boundary; nil replies and GETs over 30 ms counted
+      revalidate: (revalidate.py) a hot key refreshed every TTL with and without ETag
+               revalidation (ttl.from_origin); origin body bytes per TTL period
       stale:   2 corrals, distributed; per round a fresh key: GET on corral A (a fill), SET on
                corral B at a random moment in the fill window; once both replied and the lease
                is gone, GET straight from Redis: it must hold the writer's value
@@ -38,7 +40,10 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from typing import Any, Dict, List, Optional, Tuple
+
+import revalidate  # the "revalidate" phase (ETag revalidation vs plain refreshes)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "support"))
@@ -783,6 +788,10 @@ async def amain(a: argparse.Namespace) -> int:
                 + table(["freshness", "M", "GETs", "calls/period", "mean", "nil",
                          f">{a.slow_ms:g}ms", "errors", "p99 ms", "max ms", "max age ms",
                          "versions", "target met"], rows))
+        if "revalidate" in a.phases:
+            out.append(await revalidate.phase(b, types.SimpleNamespace(
+                connect_many=connect_many, resp=resp, log=log, table=table,
+                FILL_SECRET=FILL_SECRET)))
         if "stale" in a.phases:
             rows = await b.stale()
             out.append(
@@ -812,7 +821,7 @@ def main() -> int:
     p.add_argument("--origin-port", type=int, required=True)
     p.add_argument("--corral-bin", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--phases", default="storms hot stale")
+    p.add_argument("--phases", default="storms hot revalidate stale")
     p.add_argument("--storms", type=int, default=5)
     p.add_argument("--ns", default="100 1000")
     p.add_argument("--ms", default="1 4")
@@ -825,6 +834,8 @@ def main() -> int:
     p.add_argument("--hot-ttl", type=int, default=2)
     p.add_argument("--hot-periods", type=int, default=3)
     p.add_argument("--slow-ms", type=float, default=30)
+    p.add_argument("--reval-periods", type=int, default=5)
+    p.add_argument("--doc-bytes", type=int, default=16384)
     p.add_argument("--stale-rounds", type=int, default=1000)
     p.add_argument("--stale-latency-ms", type=float, default=20)
     p.add_argument("--stale-grace-ms", type=float, default=5)
