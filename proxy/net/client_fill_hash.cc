@@ -85,7 +85,7 @@ void Client::onHashFillReply(uint64_t seq, std::unique_ptr<FillReq> f, std::stri
   }
   const policies::FillPolicy& p = worker_.policies().localFillPolicy(*f->policy, *f->set);
   std::shared_ptr<FillReq> req(std::move(f));
-  worker_.policies().fillEngine().onMiss(
+  worker_.policies().sharedFill().onMiss(
       p, req->key, req->path, nullptr,
       [this, seq, req](const policies::FillOutcome& o) { onHashFillDone(seq, *req, o); });
 }

@@ -146,13 +146,15 @@ def storm(port, n, cmd, resp3):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["1worker", "2workers"])
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 @pytest.mark.parametrize("single_flight", ["local", "distributed"])
 def test_hgetall_storm_fills_once_and_answers_like_redis(redis_server, corral_factory, origin,
-                                                         resp3, single_flight):
+                                                         resp3, single_flight, workers):
     origin.route("/v1/users/9", DOC_TEXT, delay=0.3)
     c = corral_factory(config(redis_server.port, origin.url,
-                              [hash_policy(stampede={"single_flight": single_flight})]))
+                              [hash_policy(stampede={"single_flight": single_flight})],
+                              workers=workers))
     replies = storm(c.port, 50, ["HGETALL", "user:9"], resp3)
     assert origin.calls("/v1/users/9") == 1
     # What Redis itself answers for the stored hash, in the same protocol.
