@@ -9,6 +9,8 @@
 #         hot:    one key read in a loop for 3 TTL periods (stale_while_revalidate, xfetch)
 #         revalidate: a hot key refreshed every TTL with / without ETag revalidation (bytes)
 #         stale:  a SET through corral racing a fill, 1,000 rounds, 2 corrals (distributed)
+#         storm5xx: the origin answers 503 for 4 s under 200 clients missing distinct keys,
+#                 per origin setup (no retry, retry + budget, + breaker, + stale-if-error)
 #     --> tables on stdout; raw CSVs, configs, corral logs and /metrics in OUT_DIR
 #
 # Environment (defaults in brackets):
@@ -16,10 +18,12 @@
 #   MODES ["distributed local off"]  LATENCY_MS [50] origin latency for storms and hot key
 #   HOT_CLIENTS [20]  HOT_M [2] corrals for the hot key  STALE_ROUNDS [1000]
 #   STALE_LATENCY_MS [20]  STALE_CONTROL [200]: rounds of each stale control (0: none)
-#   PHASES ["storms hot revalidate stale"]  PORT_BASE [17460] (redis: PORT_BASE, origin: PORT_BASE+1;
-#   corrals bind port 0)  CORRAL_BIN [build/release/cmd/corral/corral]
+#   STORM5XX_CLIENTS [200]  STORM5XX_SECONDS [4]  STORM5XX_INTERVAL_MS [200]: each client's
+#   GET period  STORM5XX_OPEN_FOR_MS [2000]: breaker.open_for
+#   PHASES ["storms hot revalidate stale storm5xx"]  PORT_BASE [17460] (redis: PORT_BASE,
+#   origin: PORT_BASE+1; corrals bind port 0)  CORRAL_BIN [build/release/cmd/corral/corral]
 #   BENCH_BUILD [1]: build the release preset first  OUT_DIR [build/bench/stampede-<time>]
-# The default run takes about 70 s on 2 cores, plus the build.
+# The default run takes about 2.5 minutes on 2 cores, plus the build.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
@@ -37,7 +41,11 @@ hot_m=${HOT_M:-2}
 stale_rounds=${STALE_ROUNDS:-1000}
 stale_latency_ms=${STALE_LATENCY_MS:-20}
 stale_control=${STALE_CONTROL:-200}
-phases=${PHASES:-"storms hot revalidate stale"}
+storm5xx_clients=${STORM5XX_CLIENTS:-200}
+storm5xx_seconds=${STORM5XX_SECONDS:-4}
+storm5xx_interval_ms=${STORM5XX_INTERVAL_MS:-200}
+storm5xx_open_for_ms=${STORM5XX_OPEN_FOR_MS:-2000}
+phases=${PHASES:-"storms hot revalidate stale storm5xx"}
 port_base=${PORT_BASE:-17460}
 corral_bin=${CORRAL_BIN:-$root/build/release/cmd/corral/corral}
 out=${OUT_DIR:-$root/build/bench/stampede-$(date +%Y%m%d-%H%M%S)}
@@ -73,7 +81,7 @@ fi
 # File descriptors: the driver holds max(NS) client sockets and a corral may hold them all
 # (M=1) plus its origin connections. Raise the soft limit towards the hard one when short.
 max_n=0
-for n in $ns; do if ((n > max_n)); then max_n=$n; fi; done
+for n in $ns $storm5xx_clients; do if ((n > max_n)); then max_n=$n; fi; done
 want_fds=$((max_n * 2 + 1024))
 soft=$(ulimit -Sn)
 if [[ $soft != unlimited ]] && ((soft < want_fds)); then
@@ -121,7 +129,9 @@ wait_http "$origin_port" /_stats
   echo "open files: $(ulimit -Sn)"
   echo "storms=$storms ns=\"$ns\" ms=\"$ms\" modes=\"$modes\" latency_ms=$latency_ms" \
     "hot_clients=$hot_clients hot_m=$hot_m stale_rounds=$stale_rounds" \
-    "stale_latency_ms=$stale_latency_ms phases=\"$phases\""
+    "stale_latency_ms=$stale_latency_ms storm5xx_clients=$storm5xx_clients" \
+    "storm5xx_seconds=$storm5xx_seconds storm5xx_interval_ms=$storm5xx_interval_ms" \
+    "storm5xx_open_for_ms=$storm5xx_open_for_ms phases=\"$phases\""
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "out: $out"
 } | tee "$out/meta.txt" >&2
@@ -137,7 +147,9 @@ fi
   --corral-bin "$corral_bin" --out "$out" --phases "$phases" --storms "$storms" --ns "$ns" \
   --ms "$ms" --modes "$modes" --latency-ms "$latency_ms" --hot-clients "$hot_clients" \
   --hot-m "$hot_m" --stale-rounds "$stale_rounds" --stale-latency-ms "$stale_latency_ms" \
-  --stale-control "$stale_control" >"$out/report.txt" &
+  --stale-control "$stale_control" --storm5xx-clients "$storm5xx_clients" \
+  --storm5xx-seconds "$storm5xx_seconds" --storm5xx-interval-ms "$storm5xx_interval_ms" \
+  --storm5xx-open-for-ms "$storm5xx_open_for_ms" >"$out/report.txt" &
 driver=$!
 pids+=("$driver")
 rc=0
