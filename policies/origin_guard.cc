@@ -99,6 +99,7 @@ void GuardedOrigin::startAttempt(uint64_t id) {
   const OriginBreaker::Admit admit = health_.breaker.admit(spec_.breaker, now);
   if (admit == OriginBreaker::Admit::kReject) {
     // A retry that meets an open breaker ends with the answer it was retrying.
+    if (c.attempts > 0) ++health_.retry_breaker_open;
     finish(id, c.last ? std::move(*c.last) : errorResult("open"));
     return;
   }
@@ -170,7 +171,8 @@ void appendOriginMetrics(std::string& out, const std::deque<OriginHealth>& origi
   constexpr S kStates[] = {S::kClosed, S::kOpen, S::kHalfOpen};
   head("corral_origin_retries_total", "counter",
        "Fill retries per origin by result: success or failure (the retry's own answer), "
-       "out_of_time (due, but not made: the fill's deadline was too near).");
+       "out_of_time (due, but not made: the fill's deadline was too near), breaker_open (due, "
+       "but not made: the breaker had opened).");
   for (const OriginHealth& h : origins) {
     if (!h.retry_used.load(std::memory_order_relaxed)) continue;
     line("corral_origin_retries_total", h.name, "result", "success",
@@ -179,6 +181,8 @@ void appendOriginMetrics(std::string& out, const std::deque<OriginHealth>& origi
          std::to_string(static_cast<uint64_t>(h.retry_failure)));
     line("corral_origin_retries_total", h.name, "result", "out_of_time",
          std::to_string(static_cast<uint64_t>(h.retry_out_of_time)));
+    line("corral_origin_retries_total", h.name, "result", "breaker_open",
+         std::to_string(static_cast<uint64_t>(h.retry_breaker_open)));
   }
   head("corral_origin_retry_budget_exhausted_total", "counter",
        "Retries not made because the origin's retry budget was spent.");

@@ -54,7 +54,8 @@ struct OriginHealth {
   std::atomic<bool> breaker_used{false};  // ... with breaker:
   FillCount retry_success;                // retries made whose answer was not a failure
   FillCount retry_failure;                // retries made that failed too
-  FillCount retry_out_of_time;  // retries due but not made: the fill's deadline was too near
+  FillCount retry_out_of_time;   // retries due but not made: the fill's deadline was too near
+  FillCount retry_breaker_open;  // retries due but not made: the breaker had opened meanwhile
 };
 
 // Prometheus text of every origin's retry and breaker metrics (corral_origin_*).

@@ -383,6 +383,8 @@ TEST_CASE("guard: retries stop at an open breaker, with the last answer") {
   CHECK(f.inner.calls.size() == 1);
   REQUIRE(f.answers.size() == 1);
   CHECK(f.answers[0].error == "status 503");
+  CHECK(static_cast<uint64_t>(f.health.retry_breaker_open) == 1);  // due, not made
+  CHECK(static_cast<uint64_t>(f.health.retry_failure) == 0);
 }
 
 TEST_CASE("guard: conditional fetches keep their validator on every attempt; a 304 succeeds") {
