@@ -149,8 +149,12 @@ def test_runtime_packages_cover_what_corral_links():
             q = subprocess.run(["dpkg", "-S", lib], capture_output=True, text=True, timeout=10)
         assert q.returncode == 0, f"no package owns {lib}: {q.stderr}"
         owner = q.stdout.split(":", 1)[0].strip()
-        if owner in SANITIZER_RUNTIMES:  # CI tests the asan build too; release links none
-            continue
+        if owner in SANITIZER_RUNTIMES:
+            # The asan build (clang, no --as-needed) also links libraries the gcc builds drop,
+            # such as libevent-2.1 that pkg-config's libevent_openssl names: its link list is
+            # not the image's. scripts/test.sh's debug run checks the gcc link list the
+            # release image has.
+            pytest.skip("a sanitizer build: the debug build's run checks the image's link list")
         assert owner in pkgs or owner in base, f"{lib} comes from {owner}, not in the image"
         used.add(owner)
     for p in pkgs:
