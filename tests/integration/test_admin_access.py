@@ -8,7 +8,6 @@
   SIGTERM started the drain.
 """
 
-import http.client
 import os
 import signal
 import subprocess
@@ -17,21 +16,16 @@ import time
 import pytest
 
 from cluster_upstream import REDIS_PROCESS
-from harness import (Corral, RedisServer, RespError, corral_bin, corral_config, free_port,
-                     wait_until)
+from harness import (Corral, RedisServer, RespError, admin_request, corral_bin, corral_config,
+                     free_port, wait_until)
 
 TOKEN = "it-token-7f3a9c1e5b"
 
 
 def request(c: Corral, path: str, headers=None) -> tuple:
     """(status, headers as a dict with lower-case names, body) of GET path on c's admin port."""
-    conn = http.client.HTTPConnection("127.0.0.1", c.admin_port, timeout=3)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        r = conn.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
-    finally:
-        conn.close()
+    status, hdrs, body = admin_request(c.admin_port, path, headers)
+    return status, hdrs, body.decode()
 
 
 def token_config(redis_port: int) -> dict:

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chromium import chromium, page_numbers, png_size_and_pixels
-from harness import RespConn, RespError, corral_config, to_yaml, wait_until
+from harness import RespConn, RespError, admin_request, corral_config, to_yaml, wait_until
 from sample_origin import SampleOrigin
 
 pytestmark = pytest.mark.single_node("one corral and one redis-server; the page is the subject")
@@ -105,29 +104,6 @@ def buckets(m: dict, family: str, extra: str = "") -> list:
 # HTTP helpers
 
 
-def admin_get(port: int, path: str, headers: dict = None, timeout: float = 5.0):
-    """(status, {header: value}, body bytes) of an HTTP/1.0 GET on 127.0.0.1:port."""
-    lines = [f"GET {path} HTTP/1.0", "Host: 127.0.0.1"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.settimeout(timeout)
-        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        data = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    first, *rest = head.decode("latin-1").split("\r\n")
-    hdrs = {}
-    for h in rest:
-        k, _, v = h.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    return int(first.split(" ", 2)[1]), hdrs, body
-
-
 class Gatekeeper:
     """An HTTP server standing for an admin port whose /policies needs `Bearer TOKEN` (as with
     admin.token_env): /dashboard and /metrics are corral's own, /policies is corral's only with
@@ -160,7 +136,7 @@ class Gatekeeper:
                 if self.path == "/policies" and gate.token and auth != f"Bearer {gate.token}":
                     status, hdrs, body = 401, {"content-type": "text/plain"}, b"token required\n"
                 else:
-                    status, hdrs, body = admin_get(gate.admin_port, self.path)
+                    status, hdrs, body = admin_request(gate.admin_port, self.path)
                     if self.path == "/metrics":
                         body += gate.extra_metrics
                 self.send_response(status)
@@ -274,7 +250,7 @@ def test_dashboard_page_and_headers(redis_server, corral_factory):
     """The page served is dashboard.html byte for byte, as text/html, under a CSP that allows no
     other origin and exactly the page's own inline script and style (by their SHA-256)."""
     c = corral_factory(to_yaml(corral_config(redis_server.port)) + "\n")
-    status, hdrs, body = admin_get(c.admin_port, "/dashboard")
+    status, hdrs, body = admin_request(c.admin_port, "/dashboard")
     assert status == 200, (status, body[:200])
     with open(PAGE_FILE, "rb") as f:
         assert body == f.read(), "served page differs from proxy/admin/dashboard.html"
@@ -292,7 +268,7 @@ def test_dashboard_page_and_headers(redis_server, corral_factory):
     text = body.decode()
     assert not re.search(r"""(src|href|action)\s*=|url\(|@import|https?://|["']//""", text), \
         re.search(r"""(src|href|action)\s*=|url\(|@import|https?://|["']//.{0,40}""", text)
-    assert admin_get(c.admin_port, "/dashboard/x")[0] == 404
+    assert admin_request(c.admin_port, "/dashboard/x")[0] == 404
 
 
 def test_dashboard_numbers_match_metrics(redis_server, corral_factory):

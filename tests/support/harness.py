@@ -671,6 +671,33 @@ SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
                      "UndefinedBehaviorSanitizer", "runtime error:")
 
 
+def admin_request(port: int, path: str, headers: Optional[dict] = None,
+                  timeout: float = 3.0) -> tuple:
+    """(status, {lower-case header: value}, body bytes) of an HTTP/1.0 GET of path on
+    127.0.0.1:port (bounded by timeout); status 0 when no HTTP answer came."""
+    lines = [f"GET {path} HTTP/1.0", "Host: 127.0.0.1"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/"):
+        return 0, {}, body
+    first, *rest = head.decode("latin-1").split("\r\n")
+    hdrs = {}
+    for h in rest:
+        k, _, v = h.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return int(first.split(" ", 2)[1]), hdrs, body
+
+
 class Corral:
     """Runs $CORRAL_BIN with a config written to a temp dir; waits for the ready file.
 
@@ -790,18 +817,7 @@ class Corral:
     def http_get(self, path: str, timeout: float = 3.0) -> tuple:
         """(status, body) of GET path on the admin endpoint (HTTP/1.0, bounded)."""
         assert self.admin_port, "admin endpoint not configured (no 'admin' line in ready file)"
-        with socket.create_connection(("127.0.0.1", self.admin_port), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
-            data = b""
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+        status, _, body = admin_request(self.admin_port, path, timeout=timeout)
         return status, body.decode("utf-8", "replace")
 
     def metrics(self) -> dict:
